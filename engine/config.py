@@ -1,0 +1,314 @@
+"""Run configuration: TOML mapped onto frozen dataclasses.
+
+Every key has a type and a default; unknown keys, wrong types and bad values are
+refused with the key's dotted path and what was expected. Relative paths are
+taken from the current working directory. ``config_to_toml`` writes the resolved
+config back, and that text is stored in every output file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from engine.errors import ConfigError
+from engine.grid import Grid
+
+__all__ = [
+    "ComputeConfig",
+    "Config",
+    "DataConfig",
+    "DirectionsConfig",
+    "GridConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "config_from_dict",
+    "config_to_toml",
+    "load_config",
+]
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = field(
+        default="digits_cnn",
+        metadata=_doc("built-in name, 'pkg.module:callable' or 'path/to/file.py:callable'"),
+    )
+    checkpoint: str = field(
+        default="",
+        metadata=_doc("state dict file, or 'recipe:NAME' (trained once on digits and cached)"),
+    )
+    kwargs: Mapping[str, Any] = field(
+        default_factory=dict, metadata=_doc("keyword arguments for the model builder")
+    )
+    seed: int = field(default=0, metadata=_doc("initialisation seed when there is no checkpoint"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = field(
+        default="digits",
+        metadata=_doc("built-in name, or a callable returning a torch Dataset (the train split)"),
+    )
+    test_dataset: str = field(
+        default="", metadata=_doc("callable returning the test split of a user data set")
+    )
+    splits: tuple[Literal["train", "test"], ...] = field(
+        default=("train", "test"), metadata=_doc("splits to evaluate at each grid point")
+    )
+    batch_size: int = field(
+        default=1024, metadata=_doc("evaluation batch size (does not change the numbers)")
+    )
+    loss: Literal["crossentropy", "mse"] = field(
+        default="crossentropy", metadata=_doc("'mse' is MSE on softmax outputs, as the reference")
+    )
+
+
+@dataclass(frozen=True)
+class DirectionsConfig:
+    kind: Literal["random", "interpolate", "file"] = field(
+        default="random", metadata=_doc("where the directions come from")
+    )
+    type: Literal["auto", "weights", "states"] = field(
+        default="auto",
+        metadata=_doc(
+            "'states' also moves BN running statistics; auto: states for interpolation "
+            "of a BN model, else weights"
+        ),
+    )
+    norm: Literal["filter", "layer", "weight", "none"] = field(
+        default="filter", metadata=_doc("normalisation of random directions")
+    )
+    ignore: Literal["biasbn", "none"] = field(
+        default="biasbn", metadata=_doc("'biasbn' zeroes the direction on 1-D tensors")
+    )
+    seed: int = field(default=0, metadata=_doc("seed of the CPU generator for random directions"))
+    same: bool = field(default=False, metadata=_doc("use the x direction for y as well"))
+    file: str = field(default="", metadata=_doc("direction file to use (kind = 'file')"))
+    target: str = field(
+        default="", metadata=_doc("second model's checkpoint (kind = 'interpolate')")
+    )
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    x: str = field(default="-1:1:51", metadata=_doc("'min:max:num'"))
+    y: str = field(default="", metadata=_doc("'min:max:num'; empty for a 1D surface"))
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    device: str = field(default="auto", metadata=_doc("'auto', 'cpu', 'cuda' or 'cuda:N'"))
+    flush_seconds: float = field(
+        default=2.0, metadata=_doc("finished points reach the file at least this often")
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = field(
+        default="", metadata=_doc("surface file; default '<config name>.h5' (or --out)")
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    directions: DirectionsConfig = field(default_factory=DirectionsConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @property
+    def parsed_grid(self) -> Grid:
+        return Grid.parse(self.grid.x, self.grid.y)
+
+    def identity(self) -> dict[str, Any]:
+        """The parts that decide a surface's values (a resume must match them)."""
+        d = config_to_dict(self)
+        d.pop("compute")
+        d.pop("output")
+        d["data"].pop("batch_size")
+        return d
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (Mapping, dict):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"Expected `{key}` to be {_type_name(tp)}, but got {value!r}.")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise bad
+        item = typing.get_args(tp)[0]
+        return tuple(_convert(v, item, f"{key}[{n}]") for n, v in enumerate(value))
+    if origin in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise bad
+        return types.MappingProxyType(dict(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug, not user input
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(
+                f"Unknown config key `{dotted}`; expected one of: "
+                + ", ".join(f"{prefix}{n}" for n in names)
+                + "."
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"Expected `{dotted}` to be a table, but got {value!r}.")
+            kwargs[key] = _build(tp, value, f"{dotted}.")
+        else:
+            kwargs[key] = _convert(value, tp, dotted)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    _ = cfg.parsed_grid  # raises on a bad grid spec
+    d, data = cfg.directions, cfg.data
+    if data.batch_size < 1:
+        raise ConfigError(f"Expected `data.batch_size` >= 1, but got {data.batch_size}.")
+    if not data.splits:
+        raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
+    if len(set(data.splits)) != len(data.splits):
+        raise ConfigError(f"Expected `data.splits` without repeats, but got {list(data.splits)}.")
+    if cfg.compute.flush_seconds <= 0:
+        raise ConfigError("Expected `compute.flush_seconds` > 0.")
+    if d.kind == "file" and not d.file:
+        raise ConfigError("Expected `directions.file` to name a direction file (kind = 'file').")
+    if d.kind == "interpolate":
+        if not d.target:
+            raise ConfigError(
+                "Expected `directions.target` to name the second model's checkpoint "
+                "(kind = 'interpolate')."
+            )
+        if cfg.grid.y:
+            raise ConfigError(
+                "Expected `grid.y` to be empty: interpolation between two models is 1D."
+            )
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Build and validate a ``Config`` from nested mappings (as read from TOML)."""
+    cfg = _build(Config, data, "")
+    _validate(cfg)
+    return cfg
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"Expected `--set` as 'section.key=value', but got {item!r}.")
+    key, raw = item.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # bare strings such as -1:1:21 or runs/model.pt
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML file (or start from the defaults) and apply ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"Config file not found: {p}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"Cannot read config file {p}: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"Config file {p} is not valid TOML: {e}") from None
+    for item in overrides:
+        keys, value = _parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"Cannot set `{item.split('=')[0]}`: `{k}` is not a table.")
+        node[keys[-1]] = value
+    return config_from_dict(data)
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dicts (tuples as lists) suitable for TOML."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def config_to_toml(cfg: Config) -> str:
+    return tomli_w.dumps(config_to_dict(cfg))
+
+
+def iter_keys() -> list[tuple[str, str, Any]]:
+    """Every config key as ``(dotted name, doc, default)``, for docs and tests."""
+    out = []
+    for name, section in typing.get_type_hints(Config).items():
+        for f in dataclasses.fields(section):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append((f"{name}.{f.name}", f.metadata.get("doc", ""), default))
+    return out

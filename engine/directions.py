@@ -1,0 +1,222 @@
+"""Directions in parameter space: seeded random (filter-normalised), interpolation, files.
+
+A direction is a list of tensors aligned with the model's *targets*:
+``model.parameters()`` order for type ``weights``, ``state_dict()`` order for
+``states`` (BN running statistics included), exactly as the reference's direction
+files are laid out. Random directions are drawn on the CPU from their own
+``torch.Generator``, so a seed gives the same numbers on every device; one
+generator draws x then y, so the x direction of a 2D run equals that of a 1D run.
+
+Choices, where the reference left one open: integer state entries (BN's
+``num_batches_tracked``) never move (their direction is 0); with ``ignore='none'``
+a 1-D tensor's direction is a copy of the tensor itself, as in the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import ConfigError, LandscapeError
+
+__all__ = [
+    "DirectionSet",
+    "Perturbation",
+    "direction_hash",
+    "has_batchnorm",
+    "interpolation_direction",
+    "load_directions",
+    "normalize_direction",
+    "random_direction",
+    "save_directions",
+    "targets",
+]
+
+DirType = Literal["weights", "states"]
+Norm = Literal["filter", "layer", "weight", "none"]
+
+
+def targets(model: nn.Module, dir_type: DirType) -> list[tuple[str, torch.Tensor]]:
+    """The live tensors a direction moves, named, in the reference's order."""
+    if dir_type == "weights":
+        return [(n, p.detach()) for n, p in model.named_parameters()]
+    return [(n, t.detach()) for n, t in model.state_dict(keep_vars=True).items()]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def normalize_direction(d: torch.Tensor, w: torch.Tensor, norm: Norm) -> None:
+    """Scale ``d`` in place against the weights ``w`` (a tensor with 2+ dims)."""
+    if norm == "filter":
+        # Each slice along dim 0 (a filter, or a row of a linear layer) gets its weights' norm.
+        dn = d.flatten(1).norm(dim=1)
+        wn = w.flatten(1).norm(dim=1)
+        d.mul_((wn / (dn + 1e-10)).view(-1, *([1] * (d.dim() - 1))))
+    elif norm == "layer":
+        d.mul_(w.norm() / (d.norm() + 1e-10))
+    elif norm == "weight":
+        d.mul_(w)
+
+
+def random_direction(
+    model: nn.Module,
+    dir_type: DirType,
+    norm: Norm,
+    ignore: Literal["biasbn", "none"],
+    generator: torch.Generator,
+) -> list[torch.Tensor]:
+    """One Gaussian direction (float32, CPU) normalised against the model's tensors."""
+    out = []
+    for _, t in targets(model, dir_type):
+        w = t.detach().float().cpu()
+        # Always draw, even for tensors zeroed below, so options never shift the stream.
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float32)
+        if not torch.is_floating_point(t):
+            d.zero_()
+        elif w.dim() <= 1:
+            if ignore == "biasbn":
+                d.zero_()
+            else:
+                d.copy_(w)
+        else:
+            normalize_direction(d, w, norm)
+        out.append(d)
+    return out
+
+
+def interpolation_direction(
+    model: nn.Module, other: nn.Module, dir_type: DirType
+) -> list[torch.Tensor]:
+    """``other - model`` per tensor (not normalised): model at 0, other at 1."""
+    out = []
+    for (_, a), (_, b) in zip(targets(model, dir_type), targets(other, dir_type), strict=True):
+        if torch.is_floating_point(a):
+            out.append((b.float().cpu() - a.float().cpu()).contiguous())
+        else:
+            out.append(torch.zeros(a.shape, dtype=torch.float32))
+    return out
+
+
+@dataclass
+class DirectionSet:
+    """The x (and for 2D, y) direction plus what describes them."""
+
+    x: list[torch.Tensor]
+    y: list[torch.Tensor] | None
+    dir_type: DirType
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def check_fits(self, model: nn.Module, source: str) -> None:
+        """Refuse directions whose tensors do not fit the model, naming the first misfit."""
+        named = targets(model, self.dir_type)
+        for axis, dirs in (("xdirection", self.x), ("ydirection", self.y)):
+            if dirs is None:
+                continue
+            what = "parameters" if self.dir_type == "weights" else "state_dict entries"
+            if len(dirs) != len(named):
+                raise LandscapeError(
+                    f"direction file {source} does not fit the model: {axis} has {len(dirs)} "
+                    f"tensors, the model has {len(named)} {what} (directions.type = "
+                    f"'{self.dir_type}')"
+                )
+            for k, (d, (name, t)) in enumerate(zip(dirs, named, strict=True)):
+                if tuple(d.shape) != tuple(t.shape):
+                    raise LandscapeError(
+                        f"direction file {source} does not fit the model: {axis}/{k} has shape "
+                        f"{tuple(d.shape)}, the model's {name!r} has {tuple(t.shape)}"
+                    )
+
+
+def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) -> str:
+    """Content hash of the directions (shapes and float32 bytes), independent of the file."""
+    h = hashlib.sha256()
+    for axis, dirs in (("x", x), ("y", y)):
+        for d in dirs or ():
+            a = np.ascontiguousarray(d.detach().cpu().numpy().astype(np.float32))
+            h.update(f"{axis}{a.shape}".encode())
+            h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def save_directions(path: str | Path, ds: DirectionSet) -> None:
+    """Write a direction file in the reference layout (groups of datasets '0'..'N-1')."""
+    with h5py.File(path, "w") as f:
+        for axis, dirs in (("xdirection", ds.x), ("ydirection", ds.y)):
+            if dirs is None:
+                continue
+            g = f.create_group(axis)
+            for k, d in enumerate(dirs):
+                g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
+        f.attrs["format"] = "tui-landscape-directions"
+        f.attrs["type"] = ds.dir_type
+        for k, v in ds.attrs.items():
+            f.attrs[k] = v
+
+
+def load_directions(path: str | Path, dir_type: DirType | None = None) -> DirectionSet:
+    """Read a direction file, ours or the reference's; ``dir_type`` overrides the stored one."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"`directions.file`: direction file not found: {p}")
+    try:
+        with h5py.File(p, "r") as f:
+            if "xdirection" not in f:
+                raise LandscapeError(f"{p} is not a direction file (no 'xdirection' group)")
+
+            def read(axis: str) -> list[torch.Tensor] | None:
+                if axis not in f:
+                    return None
+                g = f[axis]
+                n = len(g)
+                if sorted(g.keys()) != sorted(str(k) for k in range(n)):
+                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'{n - 1}'")
+                return [
+                    torch.from_numpy(np.asarray(g[str(k)][()], dtype=np.float32)) for k in range(n)
+                ]
+
+            x, y = read("xdirection"), read("ydirection")
+            attrs = {k: v for k, v in f.attrs.items() if k not in ("format", "type")}
+            stored = f.attrs.get("type")
+    except OSError as e:
+        raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
+    assert x is not None  # checked above
+    t = dir_type or (str(stored) if stored in ("weights", "states") else "weights")
+    return DirectionSet(x, y, t, attrs)  # type: ignore[arg-type]
+
+
+class Perturbation:
+    """Moves a model's tensors in place to ``base + a * dx + b * dy``.
+
+    The base weights and the directions are copied to the model's device once;
+    each point is then a few fused in-place ops, with no model rebuilt or file read.
+    """
+
+    def __init__(self, model: nn.Module, ds: DirectionSet) -> None:
+        live = targets(model, ds.dir_type)
+        ys = ds.y if ds.y is not None else [None] * len(ds.x)
+        self._items = []
+        for (_, t), dx, dy in zip(live, ds.x, ys, strict=True):
+            if not torch.is_floating_point(t):
+                continue  # BN counters never move
+            dev = dict(device=t.device, dtype=t.dtype)
+            self._items.append((t, t.clone(), dx.to(**dev), None if dy is None else dy.to(**dev)))
+
+    @torch.no_grad()
+    def set(self, a: float, b: float = 0.0) -> None:
+        for t, base, dx, dy in self._items:
+            torch.add(base, dx, alpha=a, out=t)
+            if dy is not None and b != 0.0:
+                t.add_(dy, alpha=b)
+
+    def reset(self) -> None:
+        self.set(0.0, 0.0)

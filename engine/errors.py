@@ -1,0 +1,17 @@
+"""Errors a user can cause, each carrying the process exit code it should end with.
+
+The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class LandscapeError(Exception):
+    """A run-time problem caused by the user's input (exit code 1)."""
+
+    exit_code = 1
+
+
+class ConfigError(LandscapeError):
+    """A usage problem: bad config, bad grid spec, unknown name, missing input file (exit 2)."""
+
+    exit_code = 2

@@ -1,0 +1,81 @@
+"""The model registry: ``@register_model`` keyed by function name, and one parser for specs."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.errors import ConfigError, LandscapeError
+from engine.imports import is_callable_spec, load_callable
+
+__all__ = ["ModelInfo", "build_model", "create_model", "list_models", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    fn: Callable[..., nn.Module]
+    input_shape: tuple[int, ...]
+    doc: str
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    input_shape: tuple[int, ...],
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name; ``input_shape`` is one sample's shape."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _REGISTRY:
+            warnings.warn(f"model {fn.__name__!r} registered twice", stacklevel=2)
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[fn.__name__] = ModelInfo(
+            fn.__name__, fn, tuple(input_shape), doc[0] if doc else ""
+        )
+        return fn
+
+    return deco
+
+
+def list_models() -> list[ModelInfo]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model; ``None`` keyword values are dropped so defaults stay."""
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"Unknown architecture {name!r} in `model.arch`; expected one of "
+            f"{', '.join(sorted(_REGISTRY))}, or 'module:callable' / 'file.py:callable'."
+        )
+    return _REGISTRY[name].fn(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> nn.Module:
+    """Build ``arch`` (built-in or user callable) with initial weights drawn from ``seed``."""
+    kwargs = dict(kwargs or {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # a model without checkpoint is reproducible too
+        if is_callable_spec(arch):
+            fn = load_callable(arch, "model.arch")
+            try:
+                model = fn(**kwargs)
+            except Exception as e:
+                raise LandscapeError(f"`model.arch` {arch!r} raised {type(e).__name__}: {e}") from e
+        else:
+            try:
+                model = create_model(arch, **kwargs)
+            except TypeError as e:
+                raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise LandscapeError(
+            f"`model.arch` {arch!r} returned {type(model).__name__}, expected a torch nn.Module."
+        )
+    return model

@@ -1,0 +1,201 @@
+"""Text rendering of landscapes with plotext: size contract, NaN handling, geometry."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import plotext as plt
+import pytest
+
+from tui_landscape.plots.terminal import (
+    MIN_MARKER,
+    contour_levels,
+    contour_map,
+    curve_plot,
+    iso_lines,
+)
+
+BRAILLE = re.compile("[\u2801-\u28ff]")  # U+2800 is the blank braille cell, not a drawn dot
+MIN_RE = re.compile(r"min (\S+) at \((\S+), (\S+)\)")
+
+
+def grid(nx: int = 15, ny: int = 9, x0: float = 0.0, y0: float = 0.0):
+    x, y = np.linspace(-1, 1, nx), np.linspace(-1, 1, ny)
+    xx, yy = np.meshgrid(x, y)
+    return x, y, (xx - x0) ** 2 + 2 * (yy - y0) ** 2
+
+
+def canvas(out: str) -> list[str]:
+    """The rows inside the plot frame, without the frame and the tick labels."""
+    rows = out.split("\n")
+    top = next(i for i, r in enumerate(rows) if "┌" in r)
+    bottom = next(i for i, r in enumerate(rows) if "└" in r)
+    left = rows[top].index("┌") + 1
+    right = rows[top].index("┐")
+    return [r[left:right] for r in rows[top + 1 : bottom]]
+
+
+def assert_plain(out: str, width: int, height: int) -> None:
+    # plotext's real contract (with limit_size off): exactly `height` rows, each exactly
+    # `width` characters; we strip the trailing newline build() adds.
+    assert "\x1b" not in out
+    lines = out.split("\n")
+    assert len(lines) == height
+    assert all(len(line) == width for line in lines), {len(line) for line in lines}
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (50, 12), (120, 40)])
+def test_contour_size_and_no_ansi(width: int, height: int) -> None:
+    x, y, z = grid()
+    assert_plain(contour_map(x, y, z, width=width, height=height, color=False), width, height)
+
+
+def test_colour_output_has_ansi_and_same_geometry() -> None:
+    x, y, z = grid()
+    out = contour_map(x, y, z, width=60, height=16)
+    assert "\x1b[38;2;" in out  # per-level RGB colours
+    assert_plain(re.sub(r"\x1b\[[0-9;]*m", "", out), 60, 16)
+
+
+def test_no_color_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    x, y, z = grid()
+    assert "\x1b" not in contour_map(x, y, z)
+    assert "\x1b" not in curve_plot(x, {"loss": z[0]})
+
+
+def test_paraboloid_min_title_and_isolines() -> None:
+    x, y, z = grid(15, 9)
+    out = contour_map(x, y, z, width=70, height=20, color=False, title="parab")
+    m = MIN_RE.search(out.split("\n")[0])
+    assert m is not None and out.startswith(" ") and "parab" in out.split("\n")[0]
+    value, mx, my = map(float, m.groups())
+    assert value == pytest.approx(0.0, abs=1e-9)
+    assert (mx, my) == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert "levels " in out.split("\n")[0]
+    assert BRAILLE.search("".join(canvas(out)))
+
+
+def test_min_marker_drawn_where_the_minimum_is() -> None:
+    # Off-centre minimum at (0.5, 0.25): the marker must land in the upper-right quadrant,
+    # which also checks that y grows upwards and x to the right.
+    x, y, z = grid(15, 9, x0=0.5, y0=0.25)
+    rows = canvas(contour_map(x, y, z, width=60, height=20, color=False))
+    hits = [(r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == MIN_MARKER]
+    assert len(hits) == 1
+    r, c = hits[0]
+    assert c / len(rows[0]) == pytest.approx(0.75, abs=0.08)
+    assert r / (len(rows) - 1) == pytest.approx(0.375, abs=0.1)
+    no_mark = canvas(contour_map(x, y, z, width=60, height=20, color=False, mark_min=False))
+    assert MIN_MARKER not in "".join(no_mark)
+
+
+def test_nan_patch_is_skipped() -> None:
+    x, y, z = grid(31, 21)
+    z[5:15, 8:22] = np.nan  # a hole around the minimum, e.g. failed evaluations
+    out = contour_map(x, y, z, width=80, height=24, color=False)
+    assert_plain(out, 80, 24)
+    m = MIN_RE.search(out)
+    assert m is not None and float(m.group(1)) > 0  # the true minimum is inside the hole
+    rows = canvas(out)
+    # The centre of the hole has no iso-line through it (NaN is not drawn as zero).
+    centre = [row[len(row) // 2 - 3 : len(row) // 2 + 3] for row in rows[9:13]]
+    assert not BRAILLE.search("".join(centre))
+
+
+def test_all_nan_and_constant_do_not_crash() -> None:
+    x, y, z = grid()
+    out = contour_map(x, y, np.full_like(z, np.nan), width=50, height=10, color=False)
+    assert_plain(out, 50, 10)
+    assert "no finite values" in out
+    out = contour_map(x, y, np.ones_like(z), width=50, height=10, color=False)
+    assert_plain(out, 50, 10)
+    assert "constant" in out
+
+
+@pytest.mark.parametrize("shape", [(1, 15), (9, 1), (1, 1)])
+def test_single_row_or_column_falls_back_to_curve(shape: tuple[int, int]) -> None:
+    ny, nx = shape
+    x, y, z = grid(nx, ny)
+    out = contour_map(x, y, z, width=50, height=12, color=False)
+    assert_plain(out, 50, 12)
+    assert MIN_RE.search(out)
+
+
+def test_levels_int_and_sequence() -> None:
+    z = np.array([[0.0, 1.0], [2.0, np.nan]])
+    assert np.allclose(contour_levels(z, 3), [0.5, 1.0, 1.5])
+    assert len(contour_levels(z)) == 10
+    assert np.allclose(contour_levels(z, [1.5, np.nan, 0.5]), [0.5, 1.5])
+    assert contour_levels(np.full((2, 2), np.nan)).size == 0
+    x, y, zz = grid()
+    out = contour_map(x, y, zz, levels=[0.5, 1.0], color=False)
+    assert "levels 0.5..1" in out
+
+
+def test_iso_line_geometry_circle() -> None:
+    x = y = np.linspace(-2, 2, 41)
+    xx, yy = np.meshgrid(x, y)
+    (xs, ys), (xe, _) = iso_lines(x, y, xx**2 + yy**2, [1.0, 10.0])
+    ok = np.isfinite(xs)
+    assert ok.sum() > 20
+    assert np.allclose(np.hypot(xs[ok], ys[ok]), 1.0, atol=0.01)
+    assert xe.size == 0  # level outside the data: nothing to draw
+
+
+def test_iso_lines_joined_by_nan() -> None:
+    # Two separate wells -> two loops at the same level, joined into one NaN-separated array.
+    x = np.linspace(-2, 2, 41)
+    y = np.linspace(-1, 1, 21)
+    xx, yy = np.meshgrid(x, y)
+    z = np.minimum((xx - 1) ** 2, (xx + 1) ** 2) + yy**2
+    ((xs, ys),) = iso_lines(x, y, z, [0.25])
+    assert np.isnan(xs).sum() == 1 and np.isnan(ys).sum() == 1
+    left, right = np.split(xs, [int(np.flatnonzero(np.isnan(xs))[0])])
+    assert {np.sign(np.nanmean(left)), np.sign(np.nanmean(right))} == {-1.0, 1.0}
+
+
+def test_plotext_breaks_lines_at_nan() -> None:
+    # contour_map relies on this: one plot() call per level with NaN between polylines.
+    plt.clear_figure()
+    plt.limit_size(False, False)
+    plt.plotsize(40, 8)
+    plt.theme("clear")
+    plt.plot([0.0, 1.0, np.nan, 3.0, 4.0], [0.0, 0.0, np.nan, 0.0, 0.0], marker="braille")
+    plt.xlim(0, 4)
+    plt.ylim(-1, 1)
+    rows = canvas(re.sub(r"\x1b\[[0-9;]*m", "", plt.build()))
+    mid = "".join(row[len(row) // 2 - 2 : len(row) // 2 + 2] for row in rows)
+    assert not BRAILLE.search(mid)
+    assert BRAILLE.search("".join(rows))
+
+
+def test_curve_plot_with_nan_gap() -> None:
+    t = np.arange(30.0)
+    loss = np.exp(-t / 8)
+    loss[10:14] = np.nan
+    acc = 100 - 60 * np.exp(-t / 8)
+    acc[-3:] = np.nan
+    out = curve_plot(
+        t,
+        {"train": loss, "test": 1.1 * loss},
+        {"acc": acc},
+        width=70,
+        height=18,
+        color=False,
+        title="digits",
+    )
+    assert_plain(out, 70, 18)
+    assert "digits" in out and "accuracy (%)" in out
+    assert out.count("train") == 1  # legend label only on the first run
+    assert "├" in out  # right-hand axis ticks
+    # A coloured run keeps a single colour across the gap.
+    coloured = curve_plot(t, {"train": loss}, width=70, height=18)
+    assert len(set(re.findall(r"\x1b\[38;[0-9;]*m", coloured))) == 1
+
+
+def test_curve_plot_all_nan_and_single_point() -> None:
+    t = np.arange(5.0)
+    assert_plain(curve_plot(t, {"a": np.full(5, np.nan)}, color=False), 80, 20)
+    assert_plain(curve_plot(t[:1], {"a": np.ones(1)}, {"b": np.ones(1)}, color=False), 80, 20)

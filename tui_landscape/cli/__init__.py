@@ -1,0 +1,57 @@
+"""The ``tui-landscape`` command line: thin commands over ``engine``.
+
+Errors a user can cause end in one line on stderr and exit code 2 (usage) or 1
+(run time); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tui_landscape import __version__
+from tui_landscape.cli import compute, demo, info
+from tui_landscape.cli.common import State
+
+app = typer.Typer(
+    name="tui-landscape",
+    help="Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tui-landscape {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log what happens.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = State(debug=debug, verbose=verbose)
+
+
+app.command("compute")(compute.compute)
+app.command("info")(info.info)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""What the commands share: the global state, error handling and the progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from engine.errors import LandscapeError
+from engine.run import Job, PointResult, Summary
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class State:
+    debug: bool = False
+    verbose: bool = False
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
+
+
+@contextlib.contextmanager
+def user_errors(ctx: typer.Context) -> Iterator[None]:
+    """Turn a ``LandscapeError`` into one line on stderr and its exit code."""
+    try:
+        yield
+    except LandscapeError as e:
+        if state(ctx).debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def fmt_point(coords: tuple[float, float], ndim: int) -> str:
+    a, b = coords
+    return f"x={a:.4g}" if ndim == 1 else f"(x={a:.4g}, y={b:.4g})"
+
+
+def run_with_progress(job: Job, label: str = "computing") -> Summary:
+    """Run ``job`` with a live bar (points, points/s, ETA); plain lines when not a terminal."""
+    todo = job.total - job.done
+    if job.resumed:
+        console.print(
+            f"Resuming {job.path}: {job.done}/{job.total} points already done, {todo} to go.",
+            highlight=False,
+        )
+    if todo == 0:
+        return job.summary(0, 0.0)
+    start = time.perf_counter()
+    rate = TextColumn("{task.fields[rate]}")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        rate,
+        TimeRemainingColumn(),
+        TextColumn("→ {task.fields[out]}"),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+    last_log = [start]
+
+    def on_point(r: PointResult) -> None:
+        n = job.done - (job.total - todo)
+        pps = n / max(time.perf_counter() - start, 1e-9)
+        progress.update(task, advance=1, rate=f"{pps:.1f} pt/s")
+        now = time.perf_counter()
+        if not console.is_terminal and (now - last_log[0] >= 10 or n == todo):
+            # Scheduler logs get a line every 10 s instead of a redrawn bar.
+            eta = (todo - n) / pps if pps > 0 else float("nan")
+            print(
+                f"{label}: {job.done}/{job.total} points, {pps:.1f} pt/s, ETA {eta:.0f} s",
+                file=sys.stdout,
+                flush=True,
+            )
+            last_log[0] = now
+
+    with progress:
+        task = progress.add_task(
+            label, total=job.total, completed=job.done, rate="", out=str(job.path)
+        )
+        return job.run(on_point)
+
+
+def print_summary(s: Summary, ndim: int) -> None:
+    pps = s.computed / s.seconds if s.seconds > 0 else float("nan")
+    head = (
+        f"Computed {s.computed} points in {s.seconds:.1f} s ({pps:.1f} pt/s)"
+        if s.computed
+        else "Nothing to compute: the surface is already complete"
+    )
+    console.print(f"{head}; {s.done}/{s.total} done.", highlight=False)
+    console.print(
+        f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.",
+        highlight=False,
+    )
+    console.print(f"Surface: {s.path}", highlight=False)

@@ -1,0 +1,43 @@
+"""``tui-landscape compute CONFIG``: compute a 1D or 2D loss surface into an HDF5 file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.config import load_config
+from engine.run import prepare
+from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
+
+
+def compute(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Surface file to write (.h5).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing surface instead of resuming.")
+    ] = False,
+) -> None:
+    """Compute loss and accuracy surfaces; the same command again resumes an unfinished run."""
+    with user_errors(ctx):
+        cfg = load_config(config, set_ or [])
+        path = out or Path(cfg.output.path or f"{config.stem}.h5")
+        job = prepare(cfg, path, overwrite=overwrite)
+        try:
+            summary = run_with_progress(job)
+        except KeyboardInterrupt:
+            console.print(
+                f"Interrupted: {job.done}/{job.total} points saved in {job.path}; "
+                "run the same command to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+        print_summary(summary, job.grid.ndim)

@@ -1,0 +1,68 @@
+"""``tui-landscape info FILE.h5``: what a surface file holds (ours or the reference's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from engine.storage import read_surface
+from tui_landscape.cli.common import console, fmt_point, user_errors
+
+
+def info(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Surface file (.h5).", show_default=False)],
+    config: Annotated[
+        bool, typer.Option("--config", help="Print only the stored config (TOML).")
+    ] = False,
+) -> None:
+    """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
+    with user_errors(ctx):
+        s = read_surface(file)
+    if config:
+        typer.echo(s.attrs.get("config", "").rstrip() or "# no config stored (reference file)")
+        return
+    g = s.grid
+    grid = f"x {g.x.spec()}" + (f", y {g.y.spec()}" if g.y is not None else "")
+    kind = f"{g.ndim}D, {' x '.join(str(n) for n in reversed(s.shape))} points"
+    layout = (
+        f"tui-landscape format v{s.attrs.get('format_version')}"
+        if s.layout == "tui-landscape"
+        else "reference (tomgoldstein/loss-landscape)"
+    )
+    center = g.center_index()
+    cell = np.unravel_index(center, s.shape)
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("file", str(s.path))
+    t.add_row("layout", layout)
+    t.add_row("grid", f"{grid} ({kind})")
+    pct = 100.0 * s.n_done / s.completed.size
+    t.add_row("completed", f"{s.n_done}/{s.completed.size} ({pct:.0f}%)")
+    for key in ("created", "updated", "tool_version", "device", "dir_type"):
+        if key in s.attrs:
+            t.add_row(key.replace("_", " "), str(s.attrs[key]))
+    if s.dir_file:
+        t.add_row("directions", s.dir_file)
+    if "dir_file_sha256" in s.attrs:
+        t.add_row("directions hash", str(s.attrs["dir_file_sha256"]))
+    console.print(t)
+    st = Table(title=None, header_style="bold")
+    for col in ("surface", "min", "at", "max", f"center {fmt_point(g.point(center), g.ndim)}"):
+        st.add_column(col, justify="right" if col != "surface" else "left")
+    for name, z in s.values.items():
+        finite = np.isfinite(z)
+        if finite.any():
+            k = int(np.nanargmin(np.where(finite, z, np.nan)))
+            lo, hi = f"{z.ravel()[k]:.6g}", f"{np.nanmax(np.where(finite, z, np.nan)):.6g}"
+            at = fmt_point(g.point(k), g.ndim)
+        else:
+            lo = hi = at = "-"
+        c = z[cell]
+        st.add_row(name, lo, at, hi, "unfinished" if np.isnan(c) else f"{c:.6g}")
+    console.print(st)
