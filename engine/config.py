@@ -65,6 +65,9 @@ class DataConfig:
     test_dataset: str = field(
         default="", metadata=_doc("callable returning the test split of a user data set")
     )
+    root: str = field(
+        default="data", metadata=_doc("folder of a torchvision-format data set (not digits)")
+    )
     splits: tuple[Literal["train", "test"], ...] = field(
         default=("train", "test"), metadata=_doc("splits to evaluate at each grid point")
     )

@@ -135,6 +135,9 @@ def _read_open(p: Path, f: h5py.File) -> Surface:
         first = next((n for n in names if n.endswith("_loss")), names[0])
         done = raw[first] != UNFINISHED
     values = {n: np.where(done, a, np.nan) for n, a in raw.items()}
+    if not ours:
+        # Each reference array marks its own unfinished points too (a test split run later).
+        values = {n: np.where(a == UNFINISHED, np.nan, a) for n, a in values.items()}
     dir_file = ""
     if "dir_file" in f:
         v = f["dir_file"][()]

@@ -38,9 +38,16 @@ def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        # weights_only refuses pickled classes ("Unsupported global: ..."); else it is not one.
+        bad = [
+            ln[ln.index("Unsupported global") :].split(" was not")[0]
+            for ln in str(e).splitlines()
+            if "Unsupported global" in ln
+        ]
+        if not bad:
+            raise LandscapeError(f"{p} is not a readable PyTorch checkpoint") from e
         raise LandscapeError(
-            f"checkpoint {p} cannot be loaded safely with weights_only=True ({first})"
+            f"checkpoint {p} cannot be loaded safely with weights_only=True: {bad[0]}"
         ) from e
     except Exception as e:
         raise LandscapeError(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,11 +43,13 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
     """Turn a ``LandscapeError`` into one line on stderr and its exit code."""
     try:
         yield
-    except LandscapeError as e:
+    except (LandscapeError, OSError) as e:
+        # OSError here is the user's too: a full disk, a folder without write permission.
         if state(ctx).debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(e.exit_code) from None
+        code = e.exit_code if isinstance(e, LandscapeError) else 1
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code) from None
 
 
 def fmt_point(coords: tuple[float, float], ndim: int) -> str:

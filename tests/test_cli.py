@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from engine.errors import LandscapeError
+from engine.models import build_model
+from tests.conftest import REPO
+from tui_landscape.cli import app
+
+runner = CliRunner()
+SMALL = ["--set", "grid.x=-1:1:3", "--set", "grid.y=-1:1:3"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version():
+    r = invoke("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("tui-landscape ")
+
+
+def test_compute_then_info(chdir_tmp):
+    cfg = REPO / "sample_configs" / "digits_2d.toml"
+    r = invoke("compute", cfg, *SMALL, "--out", "s.h5")
+    assert r.exit_code == 0, r.output
+    assert "Computed 9 points" in r.stdout and "Minimum train_loss" in r.stdout
+    assert (chdir_tmp / "s.h5").exists() and (chdir_tmp / "s.directions.h5").exists()
+    again = invoke("compute", cfg, *SMALL, "--out", "s.h5")
+    assert again.exit_code == 0 and "already complete" in again.stdout
+    info = invoke("info", "s.h5")
+    assert info.exit_code == 0, info.output
+    for text in (
+        "tui-landscape format v1",
+        "9/9 (100%)",
+        "train_loss",
+        "test_acc",
+        "center (x=0, y=0)",
+    ):
+        assert text in info.stdout
+    stored = invoke("info", "s.h5", "--config")
+    assert 'x = "-1:1:3"' in stored.stdout and "[directions]" in stored.stdout
+
+
+def test_default_output_name_comes_from_the_config(chdir_tmp):
+    shutil.copy(REPO / "sample_configs" / "digits_2d.toml", chdir_tmp / "mine.toml")
+    r = invoke("compute", "mine.toml", "--set", "grid.x=-1:1:2", "--set", "grid.y=")
+    assert r.exit_code == 0, r.output
+    assert (chdir_tmp / "mine.h5").exists()
+
+
+def test_info_reads_reference_files(tmp_path):
+    x = np.linspace(-1, 1, 3)
+    with h5py.File(tmp_path / "ref.h5", "w") as h:
+        h["xcoordinates"], h["ycoordinates"] = x, x
+        h["train_loss"] = np.arange(9.0).reshape(3, 3) + 1
+    r = invoke("info", tmp_path / "ref.h5")
+    assert r.exit_code == 0, r.output
+    assert "reference" in r.stdout and "9/9" in r.stdout
+
+
+def test_demo_prints_plots(tmp_path):
+    r = invoke("demo", "--out", tmp_path, "--points", "5")
+    assert r.exit_code == 0, r.output
+    assert any(0x2800 <= ord(c) <= 0x28FF for c in r.stdout)  # braille iso-lines and curves
+    assert "train loss, 2D" in r.stdout and "1D slice" in r.stdout
+    assert (tmp_path / "demo_2d.h5").exists() and (tmp_path / "demo_1d.h5").exists()
+
+
+def _bad_inputs(tmp):
+    (tmp / "unknown_key.toml").write_text("[model]\narhc = 'digits_cnn'\n")
+    (tmp / "text.h5").write_text("not hdf5")
+    torch.save(build_model("digits_mlp").state_dict(), tmp / "mlp.pt")
+    with h5py.File(tmp / "dirs.h5", "w") as h:
+        g = h.create_group("xdirection")
+        for k, p in enumerate(build_model("digits_mlp").parameters()):
+            g[str(k)] = np.zeros(tuple(p.shape), dtype=np.float32)
+    cfg = REPO / "sample_configs" / "digits_2d.toml"
+    return [
+        (["compute", tmp / "missing.toml"], 2, "Config file not found"),
+        (["compute", tmp / "unknown_key.toml"], 2, "Unknown config key `model.arhc`"),
+        (["compute", cfg, "--set", "grid.x=-1:1:0"], 2, "Expected `grid.x` to be 'min:max:num'"),
+        (["compute", cfg, "--set", "grid.y=a:b:c"], 2, "Expected `grid.y` to be 'min:max:num'"),
+        (
+            ["compute", cfg, "--set", "model.arch=resnet9000"],
+            2,
+            "Unknown architecture 'resnet9000'",
+        ),
+        (["compute", cfg, "--set", "data.dataset=cifar11"], 2, "Unknown data set 'cifar11'"),
+        (["compute", cfg, "--set", f"model.checkpoint={tmp / 'no.pt'}"], 2, "checkpoint not found"),
+        (
+            ["compute", cfg, "--set", f"model.checkpoint={tmp / 'mlp.pt'}"],
+            1,
+            "does not fit the model",
+        ),
+        (
+            [
+                "compute",
+                cfg,
+                "--set",
+                "directions.kind=file",
+                "--set",
+                f"directions.file={tmp / 'dirs.h5'}",
+            ],
+            1,
+            "direction file",
+        ),
+        (
+            [
+                "compute",
+                cfg,
+                "--set",
+                "directions.kind=file",
+                "--set",
+                f"directions.file={tmp / 'text.h5'}",
+            ],
+            1,
+            "not a readable HDF5 file",
+        ),
+        (["compute", cfg, "--out", tmp / "text.h5"], 1, "not an HDF5 file"),
+        (["compute", cfg, "--out", tmp / "out.txt"], 2, "Expected the output to end in .h5"),
+        (["info", tmp / "missing.h5"], 2, "surface file not found"),
+        (["info", tmp / "text.h5"], 1, "not an HDF5 file"),
+    ]
+
+
+def test_every_bad_input_is_one_line_and_its_exit_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args, code, fragment in _bad_inputs(tmp_path):
+        r = invoke(*args)
+        where = " ".join(map(str, args))
+        assert r.exit_code == code, (where, r.output)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (where, r.stderr)
+        assert fragment in lines[0], (where, lines[0])
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "digits_2d.h5").exists()  # no half-made output from any of them
+
+
+def test_truncated_file(tmp_path):
+    x = np.linspace(-1, 1, 31)
+    with h5py.File(tmp_path / "big.h5", "w") as h:
+        h["xcoordinates"], h["ycoordinates"] = x, x
+        h["train_loss"] = np.ones((31, 31))
+    data = (tmp_path / "big.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
+    r = invoke("info", tmp_path / "cut.h5")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_exception(tmp_path):
+    r = invoke("--debug", "info", tmp_path / "x.h5")
+    assert isinstance(r.exception, LandscapeError)
+    with pytest.raises(LandscapeError):
+        raise r.exception

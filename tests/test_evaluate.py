@@ -1,0 +1,47 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.data import Split, digits_splits
+from engine.evaluate import Stats, evaluate
+from engine.models import build_model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    m = build_model("digits_cnn", seed=1).eval()
+    return m, digits_splits()["test"]
+
+
+def test_batch_size_does_not_change_the_numbers(setup):
+    m, split = setup
+    ref = evaluate(m, split, len(split))
+    for bs in (1, 7, 64, 1000):
+        st = evaluate(m, split, bs)
+        assert st.loss == pytest.approx(ref.loss, rel=1e-6)
+        assert st.correct == ref.correct and st.count == len(split)
+
+
+def test_against_a_plain_computation(setup):
+    m, split = setup
+    with torch.no_grad():
+        logits = m(split.x)
+    st = evaluate(m, split, 50)
+    assert st.loss == pytest.approx(F.cross_entropy(logits, split.y).item(), rel=1e-5)
+    assert st.acc == pytest.approx(100.0 * (logits.argmax(1) == split.y).float().mean().item())
+    # The reference's MSE: nn.MSELoss() (mean over classes) of softmax against one-hot.
+    mse = F.mse_loss(logits.softmax(1), F.one_hot(split.y, 10).float()).item()
+    assert evaluate(m, split, 50, "mse").loss == pytest.approx(mse, rel=1e-5)
+
+
+def test_stats_merge_exactly():
+    a, b = Stats(3.0, 2.0, 4), Stats(1.0, 1.0, 2)
+    assert (a + b).loss == pytest.approx(4.0 / 6) and (a + b).acc == pytest.approx(50.0)
+
+
+def test_model_left_in_eval_mode_is_used_as_is(setup):
+    m, split = setup
+    s = Split(split.x[:10], split.y[:10])
+    before = [b.clone() for b in m.buffers()]
+    evaluate(m, s, 3)
+    assert all(torch.equal(x, y) for x, y in zip(before, m.buffers(), strict=True))
