@@ -25,7 +25,8 @@ def test_engine_source_imports_no_ui_package():
 def test_importing_the_engine_loads_no_ui_module():
     code = (
         "import sys, pkgutil, importlib, engine\n"
-        "for m in pkgutil.walk_packages(engine.__path__, 'engine.'): importlib.import_module(m.name)\n"
+        "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
+        "    importlib.import_module(m.name)\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {UI!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -85,7 +85,8 @@ def test_user_models_by_file_and_module(tmp_path, monkeypatch):
         """
         from torch import nn
         def make(hidden=8):
-            return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+            layers = [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)]
+            return nn.Sequential(*layers)
         def not_a_model():
             return 3
         """

@@ -15,7 +15,7 @@ def f(x, y):
 
 
 def write_reference_file(path, x, y, unfinished=()):
-    """As the reference's crunch does: (nx, ny) arrays filled in meshgrid flat order, -1 unfinished."""
+    """Like the reference's crunch: (nx, ny) arrays filled in meshgrid flat order, -1 unfinished."""
     xx, yy = np.meshgrid(x, y)
     with h5py.File(path, "w") as h:
         h["xcoordinates"] = x
