@@ -55,7 +55,9 @@ def batch_stats(
         # The reference: nn.MSELoss() (mean over classes) on softmax vs one-hot, per sample.
         onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
         total = F.mse_loss(logits.softmax(-1), onehot, reduction="sum") / logits.shape[-1]
-    return total, (logits.argmax(-1) == y).sum()
+    # argmax ranks NaN highest; a sample whose logits are not finite is never correct.
+    correct = (logits.argmax(-1) == y) & torch.isfinite(logits).all(-1)
+    return total, correct.sum()
 
 
 @torch.inference_mode()

@@ -71,6 +71,7 @@ class Summary:
     min_name: str
     min_value: float
     min_coords: tuple[float, float]
+    non_finite: int  # finished points whose first surface is NaN or inf (a result, kept as is)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -274,12 +275,15 @@ class Job:
         name = names[0]
         z = np.where(self.writer.completed, self.writer.arrays[name], np.nan)
         finite = np.isfinite(z)
+        non_finite = int((self.writer.completed & ~finite).sum())
         if finite.any():
             k = int(np.nanargmin(np.where(finite, z, np.nan)))
             value, coords = float(z.ravel()[k]), self.grid.point(k)
         else:
             value, coords = float("nan"), (float("nan"), float("nan"))
-        return Summary(self.path, self.total, self.done, computed, seconds, name, value, coords)
+        return Summary(
+            self.path, self.total, self.done, computed, seconds, name, value, coords, non_finite
+        )
 
 
 def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:

@@ -45,3 +45,11 @@ def test_model_left_in_eval_mode_is_used_as_is(setup):
     before = [b.clone() for b in m.buffers()]
     evaluate(m, s, 3)
     assert all(torch.equal(x, y) for x, y in zip(before, m.buffers(), strict=True))
+
+
+def test_non_finite_logits_are_never_correct():
+    from engine.evaluate import batch_stats
+
+    logits = torch.tensor([[float("nan")] * 3, [0.0, 5.0, 0.0], [float("inf"), 0.0, 0.0]])
+    total, correct = batch_stats(logits, torch.tensor([0, 1, 0]))
+    assert correct.item() == 1 and torch.isnan(total)

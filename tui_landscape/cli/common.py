@@ -117,4 +117,10 @@ def print_summary(s: Summary, ndim: int) -> None:
         f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.",
         highlight=False,
     )
+    if s.non_finite:
+        console.print(
+            f"{s.non_finite} finished points have a NaN or infinite {s.min_name} "
+            "(stored as such; shown as gaps).",
+            highlight=False,
+        )
     console.print(f"Surface: {s.path}", highlight=False)

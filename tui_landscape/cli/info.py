@@ -53,7 +53,15 @@ def info(
         t.add_row("directions hash", str(s.attrs["dir_file_sha256"]))
     console.print(t)
     st = Table(title=None, header_style="bold")
-    for col in ("surface", "min", "at", "max", f"center {fmt_point(g.point(center), g.ndim)}"):
+    cols = (
+        "surface",
+        "min",
+        "at",
+        "max",
+        "NaN/inf",
+        f"center {fmt_point(g.point(center), g.ndim)}",
+    )
+    for col in cols:
         st.add_column(col, justify="right" if col != "surface" else "left")
     for name, z in s.values.items():
         finite = np.isfinite(z)
@@ -63,6 +71,8 @@ def info(
             at = fmt_point(g.point(k), g.ndim)
         else:
             lo = hi = at = "-"
+        bad = str(int((s.completed & ~finite).sum()))
         c = z[cell]
-        st.add_row(name, lo, at, hi, "unfinished" if np.isnan(c) else f"{c:.6g}")
+        center_text = "unfinished" if not s.completed[cell] else f"{c:.6g}"
+        st.add_row(name, lo, at, hi, bad, center_text)
     console.print(st)
