@@ -41,7 +41,7 @@ def test_compute_then_info(chdir_tmp):
         "9/9 (100%)",
         "train_loss",
         "test_acc",
-        "center (x=0, y=0)",
+        "(x=0, y=0), the grid point nearest 0",
     ):
         assert text in info.stdout
     stored = invoke("info", "s.h5", "--config")

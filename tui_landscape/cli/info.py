@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich import box
 from rich.table import Table
 
 from engine.storage import read_surface
@@ -38,7 +39,7 @@ def info(
     cell = np.unravel_index(center, s.shape)
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
-    t.add_column()
+    t.add_column(overflow="fold")
     t.add_row("file", str(s.path))
     t.add_row("layout", layout)
     t.add_row("grid", f"{grid} ({kind})")
@@ -51,28 +52,20 @@ def info(
         t.add_row("directions", s.dir_file)
     if "dir_file_sha256" in s.attrs:
         t.add_row("directions hash", str(s.attrs["dir_file_sha256"]))
+    t.add_row("center", f"{fmt_point(g.point(center), g.ndim)}, the grid point nearest 0")
     console.print(t)
-    st = Table(title=None, header_style="bold")
-    cols = (
-        "surface",
-        "min",
-        "at",
-        "max",
-        "NaN/inf",
-        f"center {fmt_point(g.point(center), g.ndim)}",
-    )
-    for col in cols:
-        st.add_column(col, justify="right" if col != "surface" else "left")
+    st = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for col in ("surface", "min", "at", "max", "NaN/inf", "center"):
+        st.add_column(col, justify="left" if col == "surface" else "right", no_wrap=True)
     for name, z in s.values.items():
         finite = np.isfinite(z)
         if finite.any():
             k = int(np.nanargmin(np.where(finite, z, np.nan)))
-            lo, hi = f"{z.ravel()[k]:.6g}", f"{np.nanmax(np.where(finite, z, np.nan)):.6g}"
-            at = fmt_point(g.point(k), g.ndim)
+            lo, hi = f"{z.ravel()[k]:.5g}", f"{np.nanmax(np.where(finite, z, np.nan)):.5g}"
+            at = ", ".join(f"{c:.3g}" for c in g.point(k)[: g.ndim])
         else:
             lo = hi = at = "-"
         bad = str(int((s.completed & ~finite).sum()))
-        c = z[cell]
-        center_text = "unfinished" if not s.completed[cell] else f"{c:.6g}"
+        center_text = "unfinished" if not s.completed[cell] else f"{z[cell]:.5g}"
         st.add_row(name, lo, at, hi, bad, center_text)
     console.print(st)
