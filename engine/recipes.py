@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ from engine.models import build_model
 __all__ = ["RECIPES", "Recipe", "cache_dir", "recipe_checkpoint", "train_classifier"]
 
 PREFIX = "recipe:"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def recipe_checkpoint(spec: str) -> Path:
     path = cache_dir() / f"{name}-{_key(r)}.pt"
     if path.is_file():
         return path
+    log.info("training %s on the embedded digits data (first use, cached in %s)", spec, path)
     splits = digits_splits()
     torch_threads = torch.get_num_threads()
     model = build_model(r.arch, r.kwargs, seed=r.seed)
@@ -129,4 +132,5 @@ def recipe_checkpoint(spec: str) -> Path:
     os.close(fd)
     torch.save({"state_dict": model.state_dict(), "acc": acc, "epoch": r.epochs}, tmp)
     os.replace(tmp, path)
+    log.debug("%s: test accuracy %.2f%%", spec, acc)
     return path

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from engine.errors import LandscapeError
 from engine.models import build_model
+from engine.recipes import recipe_checkpoint
 from tests.conftest import REPO
 from tui_landscape.cli import app
 
@@ -132,6 +133,7 @@ def _bad_inputs(tmp):
 
 def test_every_bad_input_is_one_line_and_its_exit_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    recipe_checkpoint("recipe:digits_cnn")  # trained already, so stderr holds only the error
     for args, code, fragment in _bad_inputs(tmp_path):
         r = invoke(*args)
         where = " ".join(map(str, args))

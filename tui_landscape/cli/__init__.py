@@ -25,6 +25,16 @@ app = typer.Typer(
 )
 
 
+class _Formatter(logging.Formatter):
+    """Plain lines for information; a 'warning:' prefix where it matters."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {msg}"
+        return msg
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tui-landscape {__version__}")
@@ -41,9 +51,10 @@ def _root(
     ] = False,
 ) -> None:
     """Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal."""
+    handler = logging.StreamHandler()  # stderr: stdout carries results only
+    handler.setFormatter(_Formatter())
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if verbose or debug else logging.INFO, handlers=[handler]
     )
     ctx.obj = State(debug=debug, verbose=verbose)
 
