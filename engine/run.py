@@ -198,8 +198,7 @@ def _existing(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
     if not out.exists():
         return None
     if overwrite:
-        out.unlink()
-        return None
+        return None  # replaced atomically once everything else has been checked
     s = read_surface(out)
     hint = "pass --overwrite to replace it, or choose another --out"
     if s.layout != "tui-landscape":
@@ -302,6 +301,11 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         dir_file = Path(existing.dir_file)
         if not dir_file.is_absolute():
             dir_file = out.parent / dir_file
+        if not dir_file.is_file():
+            raise LandscapeError(
+                f"direction file {dir_file} named by {out} is missing; restore it, "
+                "or pass --overwrite to start again"
+            )
         ds = load_directions(dir_file)
         ds.y = ds.y if grid.ndim == 2 else None
         if direction_hash(ds.x, ds.y) != existing.attrs.get("dir_file_sha256"):

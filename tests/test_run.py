@@ -176,3 +176,27 @@ def test_weights_are_restored_after_a_run(tmp_path):
     job.run()
     after = [t for _, t in targets(job.landscape.model, "weights")]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_overwrite_keeps_the_old_file_until_the_new_run_is_valid(tmp_path):
+    out = tmp_path / "s.h5"
+    run([*MLP, "grid.x=-1:1:3"], out)
+    with pytest.raises(ConfigError):
+        prepare(
+            load_config(None, [*MLP, "grid.x=-1:1:5", "model.checkpoint=none.pt"]),
+            out,
+            overwrite=True,
+        )
+    assert read_surface(out).n_done == 3
+
+
+def test_resume_needs_its_direction_file(tmp_path):
+    out = tmp_path / "s.h5"
+    sets = [*MLP, "grid.x=-1:1:3"]
+    job = prepare(load_config(None, sets), out)
+    points = job.points()
+    next(points)
+    points.close()
+    directions_path(out).unlink()
+    with pytest.raises(LandscapeError, match="is missing; restore it"):
+        prepare(load_config(None, sets), out)

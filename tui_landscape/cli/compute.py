@@ -30,7 +30,11 @@ def compute(
     with user_errors(ctx):
         cfg = load_config(config, set_ or [])
         path = out or Path(cfg.output.path or f"{config.stem}.h5")
-        job = prepare(cfg, path, overwrite=overwrite)
+        try:
+            job = prepare(cfg, path, overwrite=overwrite)
+        except KeyboardInterrupt:
+            console.print("Interrupted before the first point; nothing was written.")
+            raise typer.Exit(130) from None
         try:
             summary = run_with_progress(job)
         except KeyboardInterrupt:
