@@ -30,6 +30,7 @@ __all__ = [
     "GridConfig",
     "ModelConfig",
     "OutputConfig",
+    "TrainConfig",
     "config_from_dict",
     "config_to_toml",
     "load_config",
@@ -66,7 +67,24 @@ class DataConfig:
         default="", metadata=_doc("callable returning the test split of a user data set")
     )
     root: str = field(
-        default="data", metadata=_doc("folder of a torchvision-format data set (not digits)")
+        default="data", metadata=_doc("folder of a torchvision-format data set or image folder")
+    )
+    download: bool = field(
+        default=False, metadata=_doc("download a missing torchvision data set into data.root")
+    )
+    raw: bool = field(default=False, metadata=_doc("turn input normalisation off"))
+    subset: int = field(
+        default=0, metadata=_doc("evaluate a fixed random subset of N samples per split (0: all)")
+    )
+    subset_seed: int = field(default=0, metadata=_doc("seed that picks the subset"))
+    image_size: int = field(
+        default=32, metadata=_doc("imagefolder: images are resized to this square size")
+    )
+    mean: tuple[float, ...] = field(
+        default=(), metadata=_doc("per-channel mean for normalisation (empty: the data set's)")
+    )
+    std: tuple[float, ...] = field(
+        default=(), metadata=_doc("per-channel std for normalisation (empty: the data set's)")
     )
     splits: tuple[Literal["train", "test"], ...] = field(
         default=("train", "test"), metadata=_doc("splits to evaluate at each grid point")
@@ -120,6 +138,33 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata=_doc("'sgd' or 'adam'"))
+    lr: float = field(default=0.1, metadata=_doc("initial learning rate"))
+    momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
+    nesterov: bool = field(default=False, metadata=_doc("Nesterov momentum (SGD)"))
+    weight_decay: float = field(default=0.0005, metadata=_doc("L2 weight decay"))
+    batch_size: int = field(default=128, metadata=_doc("training batch size"))
+    epochs: int = field(default=300, metadata=_doc("number of epochs"))
+    schedule: Literal["step", "cosine", "constant"] = field(
+        default="step",
+        metadata=_doc(
+            "'step': x lr_decay after 50%, 75% and 11/12 of the epochs, as the reference"
+        ),
+    )
+    lr_decay: float = field(default=0.1, metadata=_doc("factor of each step of 'step'"))
+    save_every: int = field(default=1, metadata=_doc("write model_{epoch}.pt every N epochs"))
+    seed: int = field(
+        default=0, metadata=_doc("seed of initialisation, shuffling and augmentation")
+    )
+    augment: Literal["auto", "none", "crop_flip"] = field(
+        default="auto",
+        metadata=_doc("'crop_flip': random crop (padding 4) and flip; auto: crop_flip on CIFAR"),
+    )
+    out: str = field(default="", metadata=_doc("run folder; default 'runs/<config name>'"))
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     path: str = field(
         default="", metadata=_doc("surface file; default '<config name>.h5' (or --out)")
@@ -134,6 +179,7 @@ class Config:
     grid: GridConfig = field(default_factory=GridConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
     def parsed_grid(self) -> Grid:
@@ -144,6 +190,7 @@ class Config:
         d = config_to_dict(self)
         d.pop("compute")
         d.pop("output")
+        d.pop("train")
         d["data"].pop("batch_size")
         return d
 
@@ -224,12 +271,30 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
 def _validate(cfg: Config) -> None:
     _ = cfg.parsed_grid  # raises on a bad grid spec
     d, data = cfg.directions, cfg.data
+    if data.subset < 0:
+        raise ConfigError(f"Expected `data.subset` >= 0 (0 means all), but got {data.subset}.")
+    if data.image_size < 1:
+        raise ConfigError(f"Expected `data.image_size` >= 1, but got {data.image_size}.")
+    if len(data.mean) != len(data.std):
+        raise ConfigError("Expected `data.mean` and `data.std` to have the same length.")
+    if any(v <= 0 for v in data.std):
+        raise ConfigError("Expected every `data.std` value > 0.")
     if data.batch_size < 1:
         raise ConfigError(f"Expected `data.batch_size` >= 1, but got {data.batch_size}.")
     if not data.splits:
         raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
     if len(set(data.splits)) != len(data.splits):
         raise ConfigError(f"Expected `data.splits` without repeats, but got {list(data.splits)}.")
+    t = cfg.train
+    for key, value in (
+        ("train.batch_size", t.batch_size),
+        ("train.epochs", t.epochs),
+        ("train.save_every", t.save_every),
+    ):
+        if value < 1:
+            raise ConfigError(f"Expected `{key}` >= 1, but got {value}.")
+    if t.lr <= 0:
+        raise ConfigError(f"Expected `train.lr` > 0, but got {t.lr}.")
     if cfg.compute.flush_seconds <= 0:
         raise ConfigError("Expected `compute.flush_seconds` > 0.")
     if d.kind == "file" and not d.file:

@@ -1,17 +1,29 @@
-"""Evaluation data, decoded once into tensors.
+"""Data sets, decoded and normalised once into tensors.
 
-Built-in: ``digits``, scikit-learn's bundled 8x8 handwritten digits (1,797 real
-images, no network). Split: every fifth sample (index % 5 == 0) is test (360),
-the rest train (1,437). Pixels 0..16 are scaled to [0, 1] and standardised with
-the fixed constants ``DIGITS_MEAN`` and ``DIGITS_STD`` (mean and std of the train
-split). User data sets: ``data.dataset = 'pkg.mod:fn'`` returning a torch
-``Dataset`` of ``(input, label)`` pairs, and ``data.test_dataset`` likewise.
+Every loader returns ``{'train': Split, 'test': Split}`` of float inputs and integer labels;
+per-sample transforms never run again after loading, and evaluation never augments.
+
+- ``digits``: scikit-learn's bundled 8x8 digits (1,797 real images, no network). Every fifth
+  sample (index % 5 == 0) is test (360), the rest train (1,437); pixels / 16, then
+  standardised with ``DIGITS_MEAN`` / ``DIGITS_STD`` (of the train split).
+- ``cifar10``, ``cifar100``: the torchvision folders ``cifar-10-batches-py`` and
+  ``cifar-100-python`` under ``data.root``, read directly (no md5 pass over 170 MB); CIFAR-10
+  is normalised exactly as the reference code does.
+- ``mnist``, ``fashionmnist``: the torchvision folders ``MNIST/raw``, ``FashionMNIST/raw``.
+- ``imagefolder``: ``data.root/train`` and ``data.root/test`` (or ``val``) in torchvision's
+  ImageFolder layout, resized to ``data.image_size``.
+- User data sets: ``data.dataset = 'pkg.mod:fn'`` returning a torch ``Dataset`` of
+  ``(input, label)`` pairs, and ``data.test_dataset`` likewise.
+
+Nothing is downloaded unless ``data.download = true``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,10 +33,34 @@ from engine.config import DataConfig
 from engine.errors import ConfigError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
 
-__all__ = ["DIGITS_MEAN", "DIGITS_STD", "Split", "digits_splits", "load_splits"]
+__all__ = [
+    "BUILTIN",
+    "DIGITS_MEAN",
+    "DIGITS_STD",
+    "NORMALIZATION",
+    "Split",
+    "digits_splits",
+    "load_splits",
+]
 
 DIGITS_MEAN = 0.3052  # of x / 16 over the train split, rounded
 DIGITS_STD = 0.3763
+
+# Per-channel (mean, std) of inputs scaled to [0, 1]. CIFAR-10's are the reference code's.
+NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "digits": ((DIGITS_MEAN,), (DIGITS_STD,)),
+    "cifar10": (
+        (125.3 / 255, 123.0 / 255, 113.9 / 255),
+        (63.0 / 255, 62.1 / 255, 66.7 / 255),
+    ),
+    "cifar100": (
+        (129.3 / 255, 124.1 / 255, 112.4 / 255),
+        (68.2 / 255, 65.4 / 255, 70.4 / 255),
+    ),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashionmnist": ((0.2860,), (0.3530,)),
+    "imagefolder": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
 
 
 @dataclass(frozen=True)
@@ -41,21 +77,115 @@ class Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
-def digits_splits(raw: bool = False) -> dict[str, Split]:
+def _normalize(x: torch.Tensor, name: str, cfg: DataConfig | None) -> torch.Tensor:
+    """Standardise ``x`` (N, C, H, W in [0, 1]) per channel, unless ``data.raw``."""
+    if cfg is not None and cfg.raw:
+        return x
+    mean, std = (cfg.mean, cfg.std) if cfg is not None and cfg.mean else NORMALIZATION[name]
+    if len(mean) not in (1, x.shape[1]):
+        raise ConfigError(
+            f"`data.mean` has {len(mean)} values but the images have {x.shape[1]} channels."
+        )
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def digits_splits(raw: bool = False, cfg: DataConfig | None = None) -> dict[str, Split]:
     """The embedded digits data as ``{'train': Split, 'test': Split}``."""
     from sklearn.datasets import load_digits  # imported here: sklearn is slow to import
 
     bunch = load_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     if not raw:
-        x = (x - DIGITS_MEAN) / DIGITS_STD
+        x = _normalize(x, "digits", cfg)
     y = torch.from_numpy(bunch.target.astype(np.int64))
     test = torch.arange(len(y)) % 5 == 0
     return {"train": Split(x[~test], y[~test]), "test": Split(x[test], y[test])}
 
 
+def _missing(what: str, looked: Path, cfg: DataConfig) -> ConfigError:
+    return ConfigError(
+        f"{what} not found: looked in {looked}; set `data.root` to the folder that holds it, "
+        "or `data.download = true` to download it there"
+    )
+
+
+def _cifar(cfg: DataConfig, hundred: bool) -> dict[str, Split]:
+    name = "cifar100" if hundred else "cifar10"
+    folder = Path(cfg.root) / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    if not folder.is_dir():
+        if not cfg.download:
+            raise _missing("CIFAR-100" if hundred else "CIFAR-10", folder, cfg)
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR100 if hundred else torchvision.datasets.CIFAR10
+        cls(cfg.root, train=True, download=True)
+        cls(cfg.root, train=False, download=True)
+    files = (
+        {"train": ["train"], "test": ["test"]}
+        if hundred
+        else {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    )
+    out = {}
+    for split in cfg.splits:
+        xs, ys = [], []
+        for fname in files[split]:
+            path = folder / fname
+            if not path.is_file():
+                raise LandscapeError(f"{name}: {path} is missing; the folder is incomplete")
+            try:
+                with open(path, "rb") as f:
+                    # The torchvision layout: Python pickles of {'data', 'labels'|'fine_labels'}.
+                    batch = pickle.load(f, encoding="latin1")
+                xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch["fine_labels" if hundred else "labels"]))
+            except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+                raise LandscapeError(f"{name}: {path} is not a CIFAR batch ({e})") from e
+        x = torch.from_numpy(np.concatenate(xs)).float().div_(255)
+        out[split] = Split(_normalize(x, name, cfg), torch.from_numpy(np.concatenate(ys)).long())
+    return out
+
+
+def _mnist(cfg: DataConfig, fashion: bool) -> dict[str, Split]:
+    import torchvision
+
+    name = "fashionmnist" if fashion else "mnist"
+    cls = torchvision.datasets.FashionMNIST if fashion else torchvision.datasets.MNIST
+    out = {}
+    for split in cfg.splits:
+        try:
+            ds = cls(cfg.root, train=split == "train", download=cfg.download)
+        except RuntimeError:
+            raise _missing(cls.__name__, Path(cfg.root) / cls.__name__ / "raw", cfg) from None
+        x = ds.data.float().div_(255).unsqueeze(1)
+        out[split] = Split(_normalize(x, name, cfg), torch.as_tensor(ds.targets).long())
+    return out
+
+
+def _imagefolder(cfg: DataConfig) -> dict[str, Split]:
+    import torchvision
+    from torchvision import transforms
+
+    root = Path(cfg.root)
+    tf = transforms.Compose(
+        [transforms.Resize((cfg.image_size, cfg.image_size)), transforms.ToTensor()]
+    )
+    out = {}
+    for split in cfg.splits:
+        names = ["train"] if split == "train" else ["test", "val"]
+        folder = next((root / n for n in names if (root / n).is_dir()), None)
+        if folder is None:
+            raise ConfigError(
+                f"imagefolder: no {' or '.join(names)} folder in {root} (set `data.root`)"
+            )
+        s = _tensorize(torchvision.datasets.ImageFolder(str(folder), transform=tf), "data.root")
+        out[split] = Split(_normalize(s.x, "imagefolder", cfg), s.y)
+    return out
+
+
 def _tensorize(ds: Dataset, key: str) -> Split:
-    """Run a user Dataset once and stack it; per-sample transforms never run again."""
+    """Run a Dataset once and stack it; per-sample transforms never run again."""
     try:
         n = len(ds)  # type: ignore[arg-type]
     except TypeError:
@@ -88,11 +218,36 @@ def _user_split(spec: str, key: str) -> Split:
     return _tensorize(ds, key)
 
 
-BUILTIN: dict[str, Callable[[], dict[str, Split]]] = {"digits": digits_splits}
+BUILTIN: dict[str, Callable[[DataConfig], dict[str, Split]]] = {
+    "digits": lambda cfg: digits_splits(cfg.raw, cfg),
+    "cifar10": lambda cfg: _cifar(cfg, hundred=False),
+    "cifar100": lambda cfg: _cifar(cfg, hundred=True),
+    "mnist": lambda cfg: _mnist(cfg, fashion=False),
+    "fashionmnist": lambda cfg: _mnist(cfg, fashion=True),
+    "imagefolder": _imagefolder,
+}
 
 
-def load_splits(cfg: DataConfig) -> dict[str, Split]:
-    """Load the splits named in ``cfg.splits`` (on the CPU), each decoded once."""
+def subset_indices(n: int, size: int, seed: int) -> torch.Tensor:
+    """A fixed random subset of ``size`` of ``range(n)``, in increasing order."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[: min(size, n)].sort().values
+
+
+def _take_subset(splits: dict[str, Split], cfg: DataConfig) -> dict[str, Split]:
+    if not cfg.subset:
+        return splits
+    out = {}
+    for name, s in splits.items():
+        idx = subset_indices(len(s), cfg.subset, cfg.subset_seed)
+        out[name] = Split(s.x[idx], s.y[idx])
+    return out
+
+
+def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[str, Split]:
+    """Load the splits named in ``cfg.splits`` (or ``splits``) on the CPU, each decoded once."""
+    if splits is not None:
+        cfg = replace(cfg, splits=tuple(splits))
     if is_callable_spec(cfg.dataset):
         if cfg.test_dataset and not is_callable_spec(cfg.test_dataset):
             raise ConfigError(
@@ -108,7 +263,7 @@ def load_splits(cfg: DataConfig) -> dict[str, Split]:
             out["train"] = _user_split(cfg.dataset, "data.dataset")
         if "test" in cfg.splits:
             out["test"] = _user_split(cfg.test_dataset, "data.test_dataset")
-        return out
+        return _take_subset(out, cfg)
     if cfg.dataset not in BUILTIN:
         raise ConfigError(
             f"Unknown data set {cfg.dataset!r} in `data.dataset`; expected one of "
@@ -116,5 +271,5 @@ def load_splits(cfg: DataConfig) -> dict[str, Split]:
         )
     if cfg.test_dataset:
         raise ConfigError("`data.test_dataset` is only for user data sets given as callables.")
-    splits = BUILTIN[cfg.dataset]()
-    return {name: splits[name] for name in cfg.splits}
+    loaded = BUILTIN[cfg.dataset](cfg)
+    return _take_subset({name: loaded[name] for name in cfg.splits}, cfg)

@@ -1,10 +1,10 @@
 """Named training recipes on the embedded digits data, trained once and cached.
 
-``model.checkpoint = "recipe:digits_cnn"`` makes the demo and the sample configs
-work on a fresh install with no files to fetch: the first use trains the model on
-the CPU (seconds, deterministic for a given torch build) and caches the
-checkpoint in ``$TUI_LANDSCAPE_CACHE`` (default ``~/.cache/tui-landscape``) in
-the reference's ``{'state_dict', 'acc', 'epoch'}`` layout.
+``model.checkpoint = "recipe:digits_cnn"`` makes the demo and the sample configs work on a
+fresh install with no files to fetch: the first use trains the model on the CPU with
+``engine.train.Training`` (seconds, deterministic for a given torch build) and caches the
+checkpoint in ``$TUI_LANDSCAPE_CACHE`` (default ``~/.cache/tui-landscape``) in the
+reference's ``{'state_dict', 'acc', 'epoch'}`` layout.
 """
 
 from __future__ import annotations
@@ -13,21 +13,19 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from engine.data import Split, digits_splits
+from engine.config import TrainConfig
+from engine.data import digits_splits
 from engine.errors import ConfigError
-from engine.evaluate import evaluate
 from engine.models import build_model
+from engine.train import Training, save_checkpoint
 
-__all__ = ["RECIPES", "Recipe", "cache_dir", "recipe_checkpoint", "train_classifier"]
+__all__ = ["RECIPES", "Recipe", "cache_dir", "recipe_checkpoint"]
 
 PREFIX = "recipe:"
 log = logging.getLogger(__name__)
@@ -36,26 +34,27 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Recipe:
     arch: str
-    batch_size: int
-    epochs: int
-    lr: float
+    train: TrainConfig
     doc: str
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    seed: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _sgd(batch_size: int, epochs: int, lr: float = 0.05) -> TrainConfig:
+    return TrainConfig(
+        lr=lr, batch_size=batch_size, epochs=epochs, weight_decay=0.0, schedule="constant"
+    )
 
 
 _W = {"width": 8}  # explicit, so a change of the builder's default renames the cache file
 RECIPES: dict[str, Recipe] = {
-    "digits_cnn": Recipe("digits_cnn", 32, 8, 0.05, "the demo's model: SGD, batch 32", kwargs=_W),
+    "digits_cnn": Recipe("digits_cnn", _sgd(32, 8), "the demo's model: SGD, batch 32", _W),
     "digits_cnn_small_batch": Recipe(
-        "digits_cnn", 16, 20, 0.05, "small-batch minimizer (batch 16)", kwargs=_W
+        "digits_cnn", _sgd(16, 20), "small-batch minimizer (batch 16)", _W
     ),
     "digits_cnn_large_batch": Recipe(
-        "digits_cnn", 512, 20, 0.05, "large-batch minimizer (batch 512), same epochs", kwargs=_W
+        "digits_cnn", _sgd(512, 20), "large-batch minimizer (batch 512), same epochs", _W
     ),
-    "digits_mlp": Recipe("digits_mlp", 32, 10, 0.05, "MLP without batch norm: SGD, batch 32"),
+    "digits_mlp": Recipe("digits_mlp", _sgd(32, 10), "MLP without batch norm: SGD, batch 32"),
 }
 
 
@@ -65,31 +64,6 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "tui-landscape"
-
-
-def train_classifier(
-    model: nn.Module,
-    train: Split,
-    *,
-    batch_size: int,
-    epochs: int,
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-) -> nn.Module:
-    """Plain SGD with cross-entropy; the shuffling comes from its own seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(train), generator=g)
-        for start in range(0, len(train), batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-            opt.step()
-    return model.eval()
 
 
 def _key(r: Recipe) -> str:
@@ -111,26 +85,13 @@ def recipe_checkpoint(spec: str) -> Path:
     if path.is_file():
         return path
     log.info("training %s on the embedded digits data (first use, cached in %s)", spec, path)
-    splits = digits_splits()
-    torch_threads = torch.get_num_threads()
-    model = build_model(r.arch, r.kwargs, seed=r.seed)
-    train_classifier(
-        model,
-        splits["train"],
-        batch_size=r.batch_size,
-        epochs=r.epochs,
-        lr=r.lr,
-        momentum=r.momentum,
-        weight_decay=r.weight_decay,
-        seed=r.seed,
-    )
-    torch.set_num_threads(torch_threads)
-    acc = evaluate(model, splits["test"], 1024).acc
+    model = build_model(r.arch, r.kwargs, seed=r.train.seed)
+    training = Training(model, digits_splits(), r.train, torch.device("cpu"), augment=False)
+    result = None
+    for _ in range(r.train.epochs):
+        result = training.epoch()
+    assert result is not None  # epochs >= 1
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written to a temporary file and renamed, so concurrent first uses never see half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save({"state_dict": model.state_dict(), "acc": acc, "epoch": r.epochs}, tmp)
-    os.replace(tmp, path)
-    log.debug("%s: test accuracy %.2f%%", spec, acc)
+    save_checkpoint(path, training.model.eval(), r.train.epochs, result.test_acc)
+    log.debug("%s: test accuracy %.2f%%", spec, result.test_acc)
     return path

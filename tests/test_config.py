@@ -9,7 +9,7 @@ from engine.config import config_from_dict, config_to_toml, iter_keys, load_conf
 from engine.errors import ConfigError
 from tests.conftest import REPO
 
-SAMPLES = sorted((REPO / "sample_configs").glob("*.toml"))
+SAMPLES = sorted((REPO / "sample_configs").rglob("*.toml"))
 
 
 def test_there_are_sample_configs():
