@@ -9,12 +9,10 @@ from engine.errors import ConfigError, LandscapeError
 from engine.models import build_model, list_models, load_checkpoint, read_state_dict
 
 
-def test_builtin_models_run():
+def test_builtin_digits_models_are_registered():
+    # Forward passes of every model, zoo included, are in test_zoo.py.
     names = {m.name for m in list_models()}
-    assert {"digits_cnn", "digits_mlp"} <= names
-    for info in list_models():
-        out = build_model(info.name).eval()(torch.zeros(2, *info.input_shape))
-        assert out.shape == (2, 10) and torch.isfinite(out).all()
+    assert {"digits_cnn", "digits_mlp", "digits_resnet20", "digits_resnet20_noshort"} <= names
 
 
 def test_seed_makes_initialisation_reproducible():

@@ -151,8 +151,8 @@ def _register_cifar(depth: int, k: int = 1) -> None:
             return CifarResNet(_d, 16 * _k, _s, num_classes)
 
         build.__name__ = name
-        what = "ResNet" if k == 1 else f"Wide-ResNet (k={k})"
-        build.__doc__ = f"CIFAR {what}-{depth}" + ("" if short else " without skip connections")
+        what = f"ResNet-{depth}" if k == 1 else f"Wide-ResNet-{depth} (k={k})"
+        build.__doc__ = f"CIFAR {what}" + ("" if short else " without skip connections")
         register_model(_CIFAR)(build)
 
 
