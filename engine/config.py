@@ -135,6 +135,22 @@ class ComputeConfig:
     flush_seconds: float = field(
         default=2.0, metadata=_doc("finished points reach the file at least this often")
     )
+    precision: Literal["fp32", "bf16", "fp16"] = field(
+        default="fp32", metadata=_doc("autocast precision of the forward pass")
+    )
+    channels_last: bool = field(default=False, metadata=_doc("channels-last memory layout"))
+    compile: bool = field(
+        default=False, metadata=_doc("torch.compile the model (falls back to eager on failure)")
+    )
+    points_per_batch: int | Literal["auto"] = field(
+        default="auto",
+        metadata=_doc(
+            "grid points per forward pass (torch.func.vmap); auto: timed on GPU, 1 on CPU"
+        ),
+    )
+    preview: bool = field(
+        default=False, metadata=_doc("compute every 4th point of each axis first, then the rest")
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +216,8 @@ class Config:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin is tuple:
@@ -213,6 +231,13 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arm in typing.get_args(tp):
+            try:
+                return _convert(value, arm, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"Expected `{key}` to be {_type_name(tp)}, but got {value!r}.")
     bad = ConfigError(f"Expected `{key}` to be {_type_name(tp)}, but got {value!r}.")
     if origin is Literal:
         if value not in typing.get_args(tp):
@@ -295,6 +320,9 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"Expected `{key}` >= 1, but got {value}.")
     if t.lr <= 0:
         raise ConfigError(f"Expected `train.lr` > 0, but got {t.lr}.")
+    ppb = cfg.compute.points_per_batch
+    if ppb != "auto" and ppb < 1:
+        raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
     if cfg.compute.flush_seconds <= 0:
         raise ConfigError("Expected `compute.flush_seconds` > 0.")
     if d.kind == "file" and not d.file:

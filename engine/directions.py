@@ -205,11 +205,13 @@ class Perturbation:
         live = targets(model, ds.dir_type)
         ys = ds.y if ds.y is not None else [None] * len(ds.x)
         self._items = []
-        for (_, t), dx, dy in zip(live, ds.x, ys, strict=True):
+        self.names: list[str] = []
+        for (name, t), dx, dy in zip(live, ds.x, ys, strict=True):
             if not torch.is_floating_point(t):
                 continue  # BN counters never move
             dev = dict(device=t.device, dtype=t.dtype)
             self._items.append((t, t.clone(), dx.to(**dev), None if dy is None else dy.to(**dev)))
+            self.names.append(name)
 
     @torch.no_grad()
     def set(self, a: float, b: float = 0.0) -> None:
@@ -220,3 +222,14 @@ class Perturbation:
 
     def reset(self) -> None:
         self.set(0.0, 0.0)
+
+    def stacked(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The moved tensors at K points at once, each of shape ``(K, *shape)``."""
+        out = {}
+        for name, (_, base, dx, dy) in zip(self.names, self._items, strict=True):
+            shape = (-1,) + (1,) * base.dim()
+            v = base + a.to(base).view(shape) * dx
+            if dy is not None:
+                v = v + b.to(base).view(shape) * dy
+            out[name] = v
+        return out

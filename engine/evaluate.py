@@ -7,6 +7,8 @@ depend on the batch size beyond float rounding, and merges across workers.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,30 +49,58 @@ class Stats:
 def batch_stats(
     logits: torch.Tensor, y: torch.Tensor, loss: LossName = "crossentropy"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and number of correct predictions of one batch (as 0-d tensors)."""
+    """Summed loss and number of correct predictions of one batch.
+
+    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the sums are over B,
+    so the results have shape ``()`` or ``(K,)``.
+    """
     logits = logits.float()
+    lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
+    flat, yy = logits.reshape(-1, c), y.repeat(math.prod(lead))
     if loss == "crossentropy":
-        total = F.cross_entropy(logits, y, reduction="sum")
+        per = F.cross_entropy(flat, yy, reduction="none")
     else:
         # The reference: nn.MSELoss() (mean over classes) on softmax vs one-hot, per sample.
-        onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
-        total = F.mse_loss(logits.softmax(-1), onehot, reduction="sum") / logits.shape[-1]
+        onehot = F.one_hot(yy, c).to(flat.dtype)
+        per = (flat.softmax(-1) - onehot).pow(2).mean(-1)
     # argmax ranks NaN highest; a sample whose logits are not finite is never correct.
-    correct = (logits.argmax(-1) == y) & torch.isfinite(logits).all(-1)
-    return total, correct.sum()
+    correct = (flat.argmax(-1) == yy) & torch.isfinite(flat).all(-1)
+    return per.view(*lead, b).sum(-1), correct.view(*lead, b).sum(-1)
+
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: Split, batch_size: int, loss: LossName = "crossentropy"
-) -> Stats:
-    """Evaluate ``model`` (already in eval mode, on the split's device) over all of ``split``."""
-    loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
+    model: nn.Module | Forward,
+    split: Split,
+    batch_size: int,
+    loss: LossName = "crossentropy",
+    precision: torch.dtype | None = None,
+) -> Stats | list[Stats]:
+    """Evaluate ``model`` (in eval mode, on the split's device) over all of ``split``.
+
+    ``model`` may return ``(K, B, C)`` logits for K grid points at once (see
+    ``engine.run.Landscape``); then one ``Stats`` per point is returned. ``precision``
+    runs the forward pass under autocast; the loss is always summed in float32/float64.
+    """
+    dev = split.x.device
+    loss_sum = correct = None
     for start in range(0, len(split), batch_size):
         xb = split.x[start : start + batch_size]
         yb = split.y[start : start + batch_size]
-        s, c = batch_stats(model(xb), yb, loss)
-        loss_sum += s.double()
-        correct += c
-    return Stats(float(loss_sum), float(correct), len(split))
+        with torch.autocast(
+            dev.type, dtype=precision or torch.float32, enabled=precision is not None
+        ):
+            logits = model(xb)
+        s, c = batch_stats(logits, yb, loss)
+        loss_sum = s.double() if loss_sum is None else loss_sum + s.double()
+        correct = c if correct is None else correct + c
+    assert loss_sum is not None and correct is not None  # splits are never empty
+    if loss_sum.dim() == 0:
+        return Stats(float(loss_sum), float(correct), len(split))
+    return [
+        Stats(float(ls), float(cc), len(split))
+        for ls, cc in zip(loss_sum.tolist(), correct.tolist(), strict=True)
+    ]

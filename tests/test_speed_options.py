@@ -1,0 +1,93 @@
+"""Batched grid points, preview order, precision, layout and compile give the plain surface."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import load_config
+from engine.run import prepare
+from engine.storage import read_surface
+from tests.conftest import REPO
+
+BASE = ["model.checkpoint=recipe:digits_cnn", "grid.x=-1:1:5", "grid.y=-1:1:3"]
+
+
+def surface(tmp_path, name, extra):
+    job = prepare(load_config(None, [*BASE, *extra]), tmp_path / f"{name}.h5")
+    job.run()
+    return read_surface(tmp_path / f"{name}.h5")
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    return surface(tmp_path_factory.mktemp("plain"), "plain", [])
+
+
+@pytest.mark.parametrize("dir_type", ["weights", "states"])
+def test_batched_points_equal_one_at_a_time(tmp_path, plain, dir_type):
+    extra = [f"directions.type={dir_type}"]
+    ref = plain if dir_type == "weights" else surface(tmp_path, "one", extra)
+    batched = surface(tmp_path, "batched", [*extra, "compute.points_per_batch=4"])
+    for name, z in ref.values.items():
+        np.testing.assert_allclose(batched.values[name], z, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_preview_gives_the_same_surface_coarse_points_first(tmp_path, plain):
+    cfg = load_config(None, [*BASE, "compute.preview=true", "grid.x=-1:1:9", "grid.y=-1:1:5"])
+    job = prepare(cfg, tmp_path / "order.h5")
+    order = job.todo()
+    nx = 9
+    coarse = [k for k in range(45) if (k % nx) % 4 == 0 and (k // nx) % 4 == 0]
+    assert order[: len(coarse)] == coarse and sorted(order) == list(range(45))
+    job.writer.close()
+    pre = surface(tmp_path, "preview", ["compute.preview=true"])
+    for name, z in plain.values.items():
+        np.testing.assert_array_equal(pre.values[name], z)
+
+
+def test_bf16_center_within_one_percent(tmp_path, plain):
+    bf = surface(tmp_path, "bf16", ["compute.precision=bf16"])
+    assert bf.values["train_loss"][1, 2] == pytest.approx(
+        plain.values["train_loss"][1, 2], rel=0.01
+    )
+    assert bf.values["test_acc"][1, 2] == pytest.approx(plain.values["test_acc"][1, 2], abs=1.0)
+
+
+def test_channels_last_gives_the_same_numbers(tmp_path, plain):
+    cl = surface(tmp_path, "cl", ["compute.channels_last=true"])
+    for name, z in plain.values.items():
+        np.testing.assert_allclose(cl.values[name], z, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_falls_back_to_eager(tmp_path, plain, monkeypatch, caplog):
+    def broken(*a, **k):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with caplog.at_level(logging.WARNING):
+        s = surface(tmp_path, "compiled", ["compute.compile=true"])
+    assert "torch.compile failed (RuntimeError: no compiler here); running eager" in caplog.text
+    np.testing.assert_array_equal(s.values["train_loss"], plain.values["train_loss"])
+
+
+@pytest.mark.parametrize("case", ["resnet20", "digits"])
+def test_benchmark_runs(case):
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "bench_surface.py"),
+        "--case",
+        case,
+        "--tiny",
+        "--points",
+        "2",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for text in ("(a) ours", "(b) floor", "(c) reference algorithm", "ours / floor"):
+        assert text in r.stdout, r.stdout
