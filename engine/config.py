@@ -208,6 +208,7 @@ class Config:
         d.pop("output")
         d.pop("train")
         d["data"].pop("batch_size")
+        d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
         return d
 
 
@@ -323,8 +324,20 @@ def _validate(cfg: Config) -> None:
     ppb = cfg.compute.points_per_batch
     if ppb != "auto" and ppb < 1:
         raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
-    if cfg.compute.flush_seconds <= 0:
-        raise ConfigError("Expected `compute.flush_seconds` > 0.")
+    if not (0 < cfg.compute.flush_seconds < float("inf")):
+        raise ConfigError("Expected `compute.flush_seconds` to be a finite number > 0.")
+    for key, seed in (
+        ("model.seed", cfg.model.seed),
+        ("directions.seed", d.seed),
+        ("data.subset_seed", data.subset_seed),
+        ("train.seed", cfg.train.seed),
+    ):
+        if not 0 <= seed < 2**63:
+            raise ConfigError(f"Expected `{key}` between 0 and 2**63 - 1, but got {seed}.")
+    if d.target and d.kind != "interpolate":
+        raise ConfigError("`directions.target` is only used with directions.kind = 'interpolate'.")
+    if d.file and d.kind != "file":
+        raise ConfigError("`directions.file` is only used with directions.kind = 'file'.")
     if d.kind == "file" and not d.file:
         raise ConfigError("Expected `directions.file` to name a direction file (kind = 'file').")
     if d.kind == "interpolate":

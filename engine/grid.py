@@ -52,6 +52,9 @@ def parse_axis(spec: str, key: str = "grid.x") -> Axis:
     return Axis(lo, hi, num)
 
 
+MAX_POINTS = 4_000_000  # 2000 x 2000; the in-memory surfaces alone then take ~160 MB
+
+
 @dataclass(frozen=True)
 class Grid:
     """A 1D grid (``y is None``) or a 2D grid."""
@@ -61,7 +64,13 @@ class Grid:
 
     @classmethod
     def parse(cls, x: str, y: str = "") -> Grid:
-        return cls(parse_axis(x, "grid.x"), parse_axis(y, "grid.y") if y else None)
+        g = cls(parse_axis(x, "grid.x"), parse_axis(y, "grid.y") if y else None)
+        if g.size > MAX_POINTS:
+            raise ConfigError(
+                f"Expected at most {MAX_POINTS:,} grid points, but `grid.x` and `grid.y` give "
+                f"{g.size:,}; a typo in num?"
+            )
+        return g
 
     @property
     def ndim(self) -> int:

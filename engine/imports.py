@@ -42,6 +42,8 @@ def load_callable(spec: str, key: str) -> Callable[..., Any]:
             sys.modules.pop(mod_name, None)
             raise ConfigError(f"`{key}`: importing {path} failed: {type(e).__name__}: {e}") from e
     else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules beside the user
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as e:

@@ -10,6 +10,7 @@ config against the same output again resumes: only unfinished points are compute
 from __future__ import annotations
 
 import logging
+import os
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from engine.evaluate import evaluate
 from engine.grid import Grid
 from engine.models import build_model, load_checkpoint
 from engine.recipes import PREFIX as RECIPE_PREFIX
-from engine.recipes import recipe_checkpoint
+from engine.recipes import RECIPES, recipe_checkpoint
 from engine.storage import SURFACE_NAMES, Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,15 @@ def resolve_device(spec: str) -> torch.device:
     return dev
 
 
-def _checkpoint_path(spec: str) -> str:
-    return str(recipe_checkpoint(spec)) if spec.startswith(RECIPE_PREFIX) else spec
+def _checkpoint_path(spec: str, arch: str, key: str) -> str:
+    if not spec.startswith(RECIPE_PREFIX):
+        return spec
+    recipe = RECIPES.get(spec.removeprefix(RECIPE_PREFIX))
+    if recipe is not None and recipe.arch != arch:
+        raise ConfigError(
+            f"`{key}` = {spec!r} is a checkpoint of {recipe.arch!r}, but `model.arch` is {arch!r}."
+        )
+    return str(recipe_checkpoint(spec))
 
 
 def load_model(
@@ -111,7 +119,7 @@ def load_model(
     model = build_model(cfg.model.arch, cfg.model.kwargs, seed=cfg.model.seed)
     ckpt = cfg.model.checkpoint if checkpoint is None else checkpoint
     if ckpt:
-        load_checkpoint(model, _checkpoint_path(ckpt), key)
+        load_checkpoint(model, _checkpoint_path(ckpt, cfg.model.arch, key), key)
     return model.eval()
 
 
@@ -291,6 +299,9 @@ def _existing(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
     except (tomllib.TOMLDecodeError, LandscapeError):
         raise LandscapeError(f"{out} exists but its stored config cannot be read; {hint}") from None
     mine, theirs = cfg.identity(), stored.identity()
+    if "auto" in (mine["directions"]["type"], theirs["directions"]["type"]):
+        # 'auto' resolves from the model and kind, which are compared too: compare the result.
+        mine["directions"]["type"] = theirs["directions"]["type"] = s.attrs.get("dir_type")
     if mine != theirs:
         diff = next(
             f"{sec}.{k}: {theirs[sec].get(k)!r} in the file vs {mine[sec].get(k)!r} now"
@@ -349,7 +360,14 @@ class Job:
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
                 coords = [self.grid.point(k) for k in chunk]
-                results = self.landscape.evaluate_many(coords)
+                try:
+                    results = self.landscape.evaluate_many(coords)
+                except Exception as e:
+                    first = str(e).splitlines()[0] if str(e) else ""
+                    raise LandscapeError(
+                        f"evaluating the point at {coords[0]} failed: {type(e).__name__}: {first} "
+                        f"(finished points are saved in {self.path})"
+                    ) from e
                 for k, ab, values in zip(chunk, coords, results, strict=True):
                     self.writer.record(k, values)
                     yield PointResult(k, ab, values)
@@ -395,8 +413,10 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         raise ConfigError(f"output folder does not exist: {out.parent}")
     grid = cfg.parsed_grid
     device = resolve_device(cfg.compute.device)
-    existing = _existing(out, cfg, overwrite)
+    if not os.access(out.parent, os.W_OK):
+        raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
     model = load_model(cfg)
+    existing = _existing(out, cfg, overwrite)
     splits = load_splits(cfg.data)
     if existing is not None:
         dir_file = Path(existing.dir_file)

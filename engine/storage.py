@@ -15,6 +15,7 @@ a completion mask and provenance attributes (see ``docs/surface-format.md``):
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ def read_surface(path: str | Path) -> Surface:
     try:
         if not h5py.is_hdf5(p):
             raise LandscapeError(f"{p} is not an HDF5 file")
-        f = h5py.File(p, "r")
+        f = _open(p, "r")
     except OSError as e:
         raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
     try:
@@ -149,65 +150,107 @@ def _read_open(p: Path, f: h5py.File) -> Surface:
 class SurfaceWriter:
     """The one writer of a surface file: holds the arrays and flushes them to disk.
 
-    ``create`` starts a fresh file; ``resume`` reopens one of ours. ``record``
-    stores a finished point in memory; ``flush`` writes the arrays and mask.
+    ``create`` starts a fresh file; ``resume`` reopens one of ours. ``record`` stores a
+    finished point in memory; ``flush`` opens the file, writes the arrays and the mask, and
+    closes it again, so ``info`` can read the file while a run goes on. A sidecar
+    ``FILE.lock`` (``flock``) is held for the writer's life: a second writer is refused.
     """
 
-    def __init__(self, path: Path, f: h5py.File, grid: Grid, names: list[str]) -> None:
-        self.path, self._f, self.grid, self.names = path, f, grid, names
-        self.completed = np.asarray(f[MASK][()]).astype(bool).reshape(grid.shape)
-        self.arrays = {n: np.asarray(f[n][()], dtype=np.float64).reshape(grid.shape) for n in names}
+    def __init__(self, path: Path, grid: Grid, names: list[str]) -> None:
+        self.path, self.grid, self.names = path, grid, names
+        self._lock = _acquire_lock(path)
+        try:
+            with _open(path, "r") as f:
+                self.completed = np.asarray(f[MASK][()]).astype(bool).reshape(grid.shape)
+                self.arrays = {
+                    n: np.asarray(f[n][()], dtype=np.float64).reshape(grid.shape) for n in names
+                }
+        except BaseException:
+            self._lock.close()
+            raise
+        self._dirty = False
 
     @classmethod
     def create(
         cls, path: str | Path, grid: Grid, names: list[str], attrs: dict[str, Any], dir_file: str
     ) -> SurfaceWriter:
         p = Path(path)
+        lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
         tmp = p.with_name(p.name + ".tmp")
-        # Built beside the target and renamed, so a crash never leaves a half-made header.
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("xcoordinates", data=grid.x.coordinates())
-            if grid.y is not None:
-                f.create_dataset("ycoordinates", data=grid.y.coordinates())
-            for n in names:
-                f.create_dataset(n, data=np.full(grid.shape, UNFINISHED, dtype=np.float64))
-            f.create_dataset(MASK, data=np.zeros(grid.shape, dtype=np.uint8))
-            f.create_dataset("dir_file", data=dir_file)
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["tool_version"] = __version__
-            f.attrs["created"] = _now()
-            f.attrs["updated"] = f.attrs["created"]
-            for k, v in attrs.items():
-                f.attrs[k] = v
-        os.replace(tmp, p)
-        return cls(p, h5py.File(p, "r+"), grid, names)
+        try:
+            # Built beside the target and renamed, so a crash never leaves a half-made header.
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("xcoordinates", data=grid.x.coordinates())
+                if grid.y is not None:
+                    f.create_dataset("ycoordinates", data=grid.y.coordinates())
+                for n in names:
+                    f.create_dataset(n, data=np.full(grid.shape, UNFINISHED, dtype=np.float64))
+                f.create_dataset(MASK, data=np.zeros(grid.shape, dtype=np.uint8))
+                f.create_dataset("dir_file", data=dir_file)
+                f.attrs["format"] = FORMAT
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["tool_version"] = __version__
+                f.attrs["created"] = _now()
+                f.attrs["updated"] = f.attrs["created"]
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+            os.replace(tmp, p)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            lock.close()
+        return cls(p, grid, names)
 
     @classmethod
     def resume(cls, surface: Surface) -> SurfaceWriter:
         names = [n for n in SURFACE_NAMES if n in surface.values]
-        return cls(surface.path, h5py.File(surface.path, "r+"), surface.grid, names)
+        return cls(surface.path, surface.grid, names)
 
     def record(self, index: int, values: dict[str, float]) -> None:
         cell = np.unravel_index(index, self.grid.shape)
         for n in self.names:
             self.arrays[n][cell] = values[n]
         self.completed[cell] = True
+        self._dirty = True
 
     def flush(self) -> None:
-        for n in self.names:
-            self._f[n][...] = self.arrays[n]
-        self._f[MASK][...] = self.completed.astype(np.uint8)
-        self._f.attrs["updated"] = _now()
-        self._f.flush()
+        if not self._dirty:
+            return
+        with _open(self.path, "r+") as f:
+            for n in self.names:
+                f[n][...] = self.arrays[n]
+            f[MASK][...] = self.completed.astype(np.uint8)
+            f.attrs["updated"] = _now()
+        self._dirty = False
 
     def close(self) -> None:
-        if self._f.id.valid:
-            self.flush()
-            self._f.close()
+        if not self._lock.closed:
+            try:
+                self.flush()
+            finally:
+                self._lock.close()
 
     def __enter__(self) -> SurfaceWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    # HDF5's own lock would refuse `info` while a run writes; our lock file guards writers.
+    return h5py.File(path, mode, locking=False)
+
+
+def _acquire_lock(path: Path):
+    """Hold ``PATH.lock`` exclusively, or refuse: another process writes this surface."""
+    lock = open(path.with_name(path.name + ".lock"), "a+")  # noqa: SIM115  (held open)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise LandscapeError(
+            f"{path} is being computed by another process; wait for it or choose another --out"
+        ) from None
+    return lock

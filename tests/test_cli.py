@@ -87,7 +87,24 @@ def _bad_inputs(tmp):
         (["compute", tmp / "missing.toml"], 2, "Config file not found"),
         (["compute", tmp / "unknown_key.toml"], 2, "Unknown config key `model.arhc`"),
         (["compute", cfg, "--set", "grid.x=-1:1:0"], 2, "Expected `grid.x` to be 'min:max:num'"),
-        (["compute", cfg, "--set", "grid.y=a:b:c"], 2, "Expected `grid.y` to be 'min:max:num'"),
+        (["compute", cfg, "--set", "grid.y=a:b:c"], 2, "but got 'a:b:c'"),
+        (
+            ["compute", cfg, "--set", "grid.x=-1:1:3000", "--set", "grid.y=-1:1:3000"],
+            2,
+            "at most 4,000,000 grid points",
+        ),
+        (
+            ["compute", cfg, "--set", "directions.seed=99999999999999999999"],
+            2,
+            "Expected `directions.seed` between 0 and 2**63 - 1",
+        ),
+        (
+            ["compute", cfg, "--set", "model.arch=digits_mlp"],
+            2,
+            "'recipe:digits_cnn' is a checkpoint of 'digits_cnn'",
+        ),
+        (["compute", cfg, "--set", "directions.target=x.pt"], 2, "only used with"),
+        (["compute", cfg, "--set", "model.checkpoint=."], 2, "not a file"),
         (
             ["compute", cfg, "--set", "model.arch=resnet9000"],
             2,
@@ -143,6 +160,53 @@ def test_every_bad_input_is_one_line_and_its_exit_code(tmp_path, monkeypatch):
         assert fragment in lines[0], (where, lines[0])
         assert "Traceback" not in r.output
     assert not (tmp_path / "digits_2d.h5").exists()  # no half-made output from any of them
+
+
+FLAKY = """
+from torch import nn
+
+
+class Flaky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 6:
+            raise RuntimeError("boom")
+        return self.lin(x.flatten(1))
+"""
+
+
+def test_a_model_that_fails_mid_run_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nets.py").write_text(FLAKY)
+    args = [
+        "compute",
+        REPO / "sample_configs" / "digits_1d.toml",
+        "--set",
+        "model.arch=nets.py:Flaky",
+        "--set",
+        "model.checkpoint=",
+        "--set",
+        "grid.x=-1:1:5",
+        "--out",
+        "f.h5",
+    ]
+    r = invoke(*args)
+    assert r.exit_code == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "evaluating the point at" in lines[0] and "boom" in lines[0]
+    assert "finished points are saved" in lines[0]
+    (tmp_path / "nets.py").write_text(
+        "from torch import nn\ndef five():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 5))\n"
+    )
+    args[3] = "model.arch=nets.py:five"
+    r = invoke(*args[:-2], "--out", "g.h5")
+    assert r.exit_code == 1 and "cannot evaluate the" in r.stderr and "Target 5" in r.stderr
 
 
 def test_truncated_file(tmp_path):

@@ -102,6 +102,13 @@ def test_a_fresh_run_never_overwrites_other_work(tmp_path):
         prepare(load_config(None, [*MLP, "grid.x=-1:1:3"]), tmp_path / "foreign.h5")
 
 
+def test_resume_ignores_split_order_and_auto_type(tmp_path):
+    sets = [*MLP, "grid.x=-1:1:3", "data.splits=['train', 'test']"]
+    run(sets, tmp_path / "s.h5")
+    again = [*MLP, "grid.x=-1:1:3", "data.splits=['test', 'train']", "directions.type=weights"]
+    assert prepare(load_config(None, again), tmp_path / "s.h5").run().computed == 0
+
+
 def test_direction_files_ours_and_the_references(tmp_path):
     sets = [*MLP, "grid.x=-1:1:3", "grid.y=-1:1:3"]
     base = run(sets, tmp_path / "a.h5")

@@ -79,6 +79,21 @@ def test_round_trip_with_mask_and_zero_loss(tmp_path):
     assert s.values["train_loss"][i, j] == pytest.approx(f(s.x[j], s.y[i]))
 
 
+def test_one_writer_and_readers_while_it_writes(tmp_path):
+    g = Grid.parse("0:1:3")
+    w = SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], {}, "d.h5")
+    w.record(0, {"train_loss": 1.5})
+    w.flush()
+    s = read_surface(tmp_path / "w.h5")  # `info` while a run goes on
+    assert s.n_done == 1 and s.values["train_loss"][0] == 1.5
+    with pytest.raises(LandscapeError, match="being computed by another process"):
+        SurfaceWriter.resume(s)
+    with pytest.raises(LandscapeError, match="being computed by another process"):
+        SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], {}, "d.h5")
+    w.close()
+    SurfaceWriter.resume(read_surface(tmp_path / "w.h5")).close()
+
+
 def test_nan_and_inf_survive(tmp_path):
     g = Grid.parse("0:1:3")
     w = SurfaceWriter.create(tmp_path / "n.h5", g, ["train_loss"], {}, "d.h5")

@@ -33,8 +33,10 @@ def _is_state_dict(obj: object) -> bool:
 def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str, torch.Tensor]:
     """Load a checkpoint file and return its state dict with wrapper prefixes removed."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"`{key}`: checkpoint not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"`{key}`: not a file: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -67,6 +67,8 @@ def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 
             fn = load_callable(arch, "model.arch")
             try:
                 model = fn(**kwargs)
+            except TypeError as e:
+                raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {e}") from None
             except Exception as e:
                 raise LandscapeError(f"`model.arch` {arch!r} raised {type(e).__name__}: {e}") from e
         else:

@@ -20,6 +20,7 @@ app = typer.Typer(
     help="Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click errors: "Error: ..." lines, no boxed panels
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -67,4 +68,7 @@ app.command("models")(models.models)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command's own handling (e.g. while importing torch)
+        raise SystemExit(130) from None

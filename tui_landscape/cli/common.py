@@ -23,8 +23,9 @@ from rich.progress import (
 from engine.errors import LandscapeError
 from engine.run import Job, PointResult, Summary
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: ':name:' in paths and grid specs ('a:b:c') must print as typed.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,13 @@ def print_summary(s: Summary, ndim: int) -> None:
         else "Nothing to compute: the surface is already complete"
     )
     console.print(f"{head}; {s.done}/{s.total} done.", highlight=False)
-    console.print(
-        f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.",
-        highlight=False,
-    )
+    if s.min_value == s.min_value:  # not NaN: some finished point has a finite value
+        console.print(
+            f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.",
+            highlight=False,
+        )
+    elif s.done:
+        console.print(f"No finished point has a finite {s.min_name}.", highlight=False)
     if s.non_finite:
         console.print(
             f"{s.non_finite} finished points have a NaN or infinite {s.min_name} "

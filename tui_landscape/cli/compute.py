@@ -14,10 +14,17 @@ from tui_landscape.cli.common import console, print_summary, run_with_progress, 
 
 def compute(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="TOML config file.", show_default=False)
+    ],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable)."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Override a config key, e.g. grid.x=-1:1:11; values are TOML (repeatable).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Surface file to write (.h5).")
@@ -26,7 +33,11 @@ def compute(
         bool, typer.Option("--overwrite", help="Replace an existing surface instead of resuming.")
     ] = False,
 ) -> None:
-    """Compute loss and accuracy surfaces; the same command again resumes an unfinished run."""
+    """Compute loss and accuracy surfaces; the same command again resumes an unfinished run.
+
+    The config keys are listed in the README (and sample_configs/ has examples). Exit codes:
+    0 done, 1 run-time error, 2 usage error, 130 interrupted (finished points are saved).
+    """
     with user_errors(ctx):
         cfg = load_config(config, set_ or [])
         path = out or Path(cfg.output.path or f"{config.stem}.h5")

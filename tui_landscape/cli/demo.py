@@ -25,7 +25,12 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the surface files.")] = Path(
         "tui-landscape-demo"
     ),
-    points: Annotated[int, typer.Option(help="Grid points per axis of the 2D surface.")] = 21,
+    points: Annotated[
+        int, typer.Option(min=2, max=201, help="Grid points per axis of the 2D surface.")
+    ] = 21,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Recompute surfaces already in --out.")
+    ] = False,
 ) -> None:
     """Train a small CNN on digits (once, cached), compute a 2D and a 1D surface, plot them."""
     with user_errors(ctx):
@@ -47,7 +52,7 @@ def demo(
                 f"directions (seed 0) → {path}",
                 highlight=False,
             )
-            job = prepare(cfg, path)
+            job = prepare(cfg, path, overwrite=overwrite)
             summary = run_with_progress(job, f"demo {name}")
             print_summary(summary, job.grid.ndim)
         width = max(40, min(shutil.get_terminal_size((100, 30)).columns, 100))

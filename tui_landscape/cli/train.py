@@ -17,10 +17,17 @@ from tui_landscape.cli.common import console, user_errors
 
 def train(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="TOML config file.", show_default=False)
+    ],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable)."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Override a config key, e.g. grid.x=-1:1:11; values are TOML (repeatable).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default train.out).")
