@@ -8,8 +8,10 @@ model, data, batch size and grid points, in the same run:
     python benchmarks/bench_surface.py --case resnet56 --device cuda   # 10,000 images, on a GPU
     python benchmarks/bench_surface.py --case resnet20 --tiny      # seconds; run by the tests
 
-Methods: (a) ours (engine.run.Landscape: tensors moved in place, data on the device once, loss
-and accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over the
+Methods, where (a) and (b) run interleaved point by point in one process so that drift in
+the machine's speed hits both alike (their peak memory is then shared): (a) ours
+(``engine.run.Landscape``: tensors moved in place, data on the device once, loss and
+accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over the
 same data in eval and inference mode at the same batch size; (c) the reference's algorithm
 written naively here: per point the weights are set from CPU copies of the directions and a
 DataLoader runs a per-sample ToTensor/Normalize transform over uint8 images, with a ``.item()``
@@ -84,7 +86,8 @@ def time_points(fn, points, device) -> list[float]:
     return out
 
 
-def method_ours(model, splits, images, labels, bs, device, points):
+def method_ours_and_floor(model, splits, images, labels, bs, device, points):
+    """(a) and (b) interleaved point by point in one process, so drift hits both alike."""
     from engine.config import load_config
     from engine.directions import DirectionSet, random_direction
     from engine.run import Landscape
@@ -94,20 +97,30 @@ def method_ours(model, splits, images, labels, bs, device, points):
     dy = random_direction(model, "weights", "filter", "biasbn", g)
     cfg = load_config(None, [f"data.batch_size={bs}"])
     land = Landscape(model, splits, DirectionSet(dx, dy, "weights"), cfg, device)
-    return time_points(land.evaluate, points, device)
-
-
-def method_floor(model, splits, images, labels, bs, device, points):
-    model = model.to(device)
-    data = [s.x.to(device) for s in splits.values()]
+    data = [s.x for s in land.splits.values()]
 
     @torch.inference_mode()
-    def one(a, b):
+    def floor(a, b):
+        land.perturbation.set(a, b)  # the same weights as ours; setting them is not timed
+        sync(device)
+        t = time.perf_counter()
         for x in data:
             for i in range(0, len(x), bs):
                 model(x[i : i + bs])
+        sync(device)
+        return time.perf_counter() - t
 
-    return time_points(one, points, device)
+    land.evaluate(*points[0])  # warm-up of both paths
+    floor(*points[0])
+    ours, floors = [], []
+    for a, b in points:
+        sync(device)
+        t = time.perf_counter()
+        land.evaluate(a, b)
+        sync(device)
+        ours.append(time.perf_counter() - t)
+        floors.append(floor(a, b))
+    return ours, floors
 
 
 def method_reference(model, splits, images, labels, bs, device, points):
@@ -171,8 +184,7 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points):
 
 
 RUNNERS = {
-    "a": method_ours,
-    "b": method_floor,
+    "ab": method_ours_and_floor,
     "c": method_reference,
     "d": method_loss_landscapes,
 }
@@ -194,11 +206,9 @@ def child(args) -> None:
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
     n_images = sum(len(s) for s in splits.values())
-    print(
-        json.dumps(
-            {"sec": statistics.median(times), "images": n_images, "peak_mb": peak, "batch": bs}
-        )
-    )
+    series = times if isinstance(times, tuple) else (times,)
+    secs = [statistics.median(t) for t in series]
+    print(json.dumps({"sec": secs, "images": n_images, "peak_mb": peak, "batch": bs}))
 
 
 def main() -> None:
@@ -214,7 +224,9 @@ def main() -> None:
     if args.method:
         return child(args)
     results = {}
-    for m in args.methods:
+    groups = ["ab" if "a" in args.methods or "b" in args.methods else ""]
+    groups += [m for m in args.methods if m in "cd"]
+    for m in filter(None, groups):
         cmd = [
             sys.executable,
             __file__,
@@ -233,9 +245,11 @@ def main() -> None:
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"({m}) {METHODS[m]}: not run ({last})")
+            print(f"({m}) {METHODS.get(m, 'ours and floor')}: not run ({last})")
             continue
-        results[m] = json.loads(r.stdout.strip().splitlines()[-1])
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        for name, sec in zip(m, res["sec"], strict=True):
+            results[name] = {**res, "sec": sec}
     print(
         f"case {args.case} on {args.device}, torch {torch.__version__}, "
         f"{torch.get_num_threads() if not args.threads else args.threads} threads, "

@@ -46,13 +46,13 @@ class Stats:
         )
 
 
-def batch_stats(
+def sample_stats(
     logits: torch.Tensor, y: torch.Tensor, loss: LossName = "crossentropy"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and number of correct predictions of one batch.
+    """Per-sample loss (float32) and correctness (bool) of one batch.
 
-    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the sums are over B,
-    so the results have shape ``()`` or ``(K,)``.
+    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the results have
+    shape ``(B,)`` or ``(K, B)``.
     """
     logits = logits.float()
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
@@ -65,13 +65,55 @@ def batch_stats(
         per = (flat.softmax(-1) - onehot).pow(2).mean(-1)
     # argmax ranks NaN highest; a sample whose logits are not finite is never correct.
     correct = (flat.argmax(-1) == yy) & torch.isfinite(flat).all(-1)
-    return per.view(*lead, b).sum(-1), correct.view(*lead, b).sum(-1)
+    return per.view(*lead, b), correct.view(*lead, b)
+
+
+def batch_stats(
+    logits: torch.Tensor, y: torch.Tensor, loss: LossName = "crossentropy"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and number of correct predictions of one batch (shape ``()`` or ``(K,)``)."""
+    per, correct = sample_stats(logits, y, loss)
+    return per.sum(-1), correct.sum(-1)
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.inference_mode()
+def per_sample(
+    model: nn.Module | Forward,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    loss: LossName = "crossentropy",
+    precision: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample loss and correctness over all of ``x``, ``(N,)`` or ``(K, N)``, unsynchronised.
+
+    ``model`` may return ``(K, B, C)`` logits for K grid points at once. ``precision`` runs
+    the forward pass under autocast; losses are kept in float32.
+    """
+    losses, correct = [], []
+    dev = x.device.type
+    for start in range(0, len(y), batch_size):
+        with torch.autocast(dev, dtype=precision or torch.float32, enabled=precision is not None):
+            logits = model(x[start : start + batch_size])
+        per, ok = sample_stats(logits, y[start : start + batch_size], loss)
+        losses.append(per)
+        correct.append(ok)
+    return torch.cat(losses, -1), torch.cat(correct, -1)
+
+
+def stats_of(losses: torch.Tensor, correct: torch.Tensor) -> Stats | list[Stats]:
+    """Sum per-sample results (in float64) into ``Stats``, one per leading index if any."""
+    n = losses.shape[-1]
+    ls = losses.double().sum(-1).tolist()
+    cs = correct.sum(-1).tolist()
+    if losses.dim() == 1:
+        return Stats(float(ls), float(cs), n)
+    return [Stats(float(a), float(b), n) for a, b in zip(ls, cs, strict=True)]
+
+
 def evaluate(
     model: nn.Module | Forward,
     split: Split,
@@ -79,28 +121,5 @@ def evaluate(
     loss: LossName = "crossentropy",
     precision: torch.dtype | None = None,
 ) -> Stats | list[Stats]:
-    """Evaluate ``model`` (in eval mode, on the split's device) over all of ``split``.
-
-    ``model`` may return ``(K, B, C)`` logits for K grid points at once (see
-    ``engine.run.Landscape``); then one ``Stats`` per point is returned. ``precision``
-    runs the forward pass under autocast; the loss is always summed in float32/float64.
-    """
-    dev = split.x.device
-    loss_sum = correct = None
-    for start in range(0, len(split), batch_size):
-        xb = split.x[start : start + batch_size]
-        yb = split.y[start : start + batch_size]
-        with torch.autocast(
-            dev.type, dtype=precision or torch.float32, enabled=precision is not None
-        ):
-            logits = model(xb)
-        s, c = batch_stats(logits, yb, loss)
-        loss_sum = s.double() if loss_sum is None else loss_sum + s.double()
-        correct = c if correct is None else correct + c
-    assert loss_sum is not None and correct is not None  # splits are never empty
-    if loss_sum.dim() == 0:
-        return Stats(float(loss_sum), float(correct), len(split))
-    return [
-        Stats(float(ls), float(cc), len(split))
-        for ls, cc in zip(loss_sum.tolist(), correct.tolist(), strict=True)
-    ]
+    """Evaluate ``model`` (in eval mode, on the split's device) over all of ``split``."""
+    return stats_of(*per_sample(model, split.x, split.y, batch_size, loss, precision))

@@ -34,7 +34,7 @@ from engine.directions import (
     save_directions,
 )
 from engine.errors import ConfigError, LandscapeError
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, per_sample, stats_of
 from engine.grid import Grid
 from engine.models import build_model, load_checkpoint
 from engine.recipes import PREFIX as RECIPE_PREFIX
@@ -192,6 +192,19 @@ class Landscape:
             if c.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.splits[k] = Split(x, s.y.to(device))
+        # All splits in one pass per point (eval mode: each sample's logits are independent of
+        # its batch), then summed per split: fewer, fuller forward calls.
+        self.segments, start = [], 0
+        for k, s in self.splits.items():
+            self.segments.append((k, start, start + len(s)))
+            start += len(s)
+        if len(self.splits) == 1:
+            self.all = next(iter(self.splits.values()))
+        else:
+            self.all = Split(
+                torch.cat([s.x for s in self.splits.values()]),
+                torch.cat([s.y for s in self.splits.values()]),
+            )
         self.perturbation = Perturbation(self.model, ds)
         self.batch_size, self.loss = cfg.data.batch_size, cfg.data.loss
         self.precision = PRECISION[c.precision]
@@ -231,11 +244,17 @@ class Landscape:
         s = self.splits[name]
         return Split(s.x[:2], s.y[:2])
 
+    def _pass(self, forward: Callable[[torch.Tensor], torch.Tensor]):
+        """One pass over all splits; per split a ``Stats`` (or a list of K of them)."""
+        losses, correct = per_sample(
+            forward, self.all.x, self.all.y, self.batch_size, self.loss, self.precision
+        )
+        return {name: stats_of(losses[..., a:b], correct[..., a:b]) for name, a, b in self.segments}
+
     def evaluate(self, a: float, b: float) -> dict[str, float]:
         self.perturbation.set(a, b)
         out = {}
-        for name, split in self.splits.items():
-            st = evaluate(self.forward, split, self.batch_size, self.loss, self.precision)
+        for name, st in self._pass(self.forward).items():
             out[f"{name}_loss"], out[f"{name}_acc"] = st.loss, st.acc
         return out
 
@@ -257,10 +276,7 @@ class Landscape:
 
         batched = vmap(one, in_dims=(0, None))
         out: list[dict[str, float]] = [{} for _ in coords]
-        for name, split in self.splits.items():
-            stats = evaluate(
-                lambda x: batched(moved, x), split, self.batch_size, self.loss, self.precision
-            )
+        for name, stats in self._pass(lambda x: batched(moved, x)).items():
             for d, st in zip(out, stats, strict=True):
                 d[f"{name}_loss"], d[f"{name}_acc"] = st.loss, st.acc
         return out
