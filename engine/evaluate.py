@@ -7,6 +7,7 @@ depend on the batch size beyond float rounding, and merges across workers.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,15 +57,19 @@ def sample_stats(
     """
     logits = logits.float()
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
-    flat, yy = logits.reshape(-1, c), y.repeat(math.prod(lead))
+    flat = logits.reshape(-1, c)
+    yy = y.repeat(math.prod(lead)) if lead else y
     if loss == "crossentropy":
         per = F.cross_entropy(flat, yy, reduction="none")
+        # argmax ranks NaN highest; a NaN or inf logit makes this sample's loss non-finite,
+        # and such a sample is never correct (one check on B values instead of B x C).
+        finite = torch.isfinite(per)
     else:
         # The reference: nn.MSELoss() (mean over classes) on softmax vs one-hot, per sample.
         onehot = F.one_hot(yy, c).to(flat.dtype)
         per = (flat.softmax(-1) - onehot).pow(2).mean(-1)
-    # argmax ranks NaN highest; a sample whose logits are not finite is never correct.
-    correct = (flat.argmax(-1) == yy) & torch.isfinite(flat).all(-1)
+        finite = torch.isfinite(flat).all(-1)
+    correct = (flat.argmax(-1) == yy) & finite
     return per.view(*lead, b), correct.view(*lead, b)
 
 
@@ -94,14 +99,19 @@ def per_sample(
     the forward pass under autocast; losses are kept in float32.
     """
     losses, correct = [], []
-    dev = x.device.type
     for start in range(0, len(y), batch_size):
-        with torch.autocast(dev, dtype=precision or torch.float32, enabled=precision is not None):
+        with _autocast(x.device.type, precision):
             logits = model(x[start : start + batch_size])
         per, ok = sample_stats(logits, y[start : start + batch_size], loss)
         losses.append(per)
         correct.append(ok)
     return torch.cat(losses, -1), torch.cat(correct, -1)
+
+
+def _autocast(device_type: str, precision: torch.dtype | None):
+    if precision is None:
+        return contextlib.nullcontext()  # entering a disabled autocast still costs per batch
+    return torch.autocast(device_type, dtype=precision)
 
 
 def stats_of(losses: torch.Tensor, correct: torch.Tensor) -> Stats | list[Stats]:
