@@ -11,6 +11,12 @@ class LandscapeError(Exception):
     exit_code = 1
 
 
+def describe(e: BaseException) -> str:
+    """``Type: first line of the message``: a foreign exception as part of one error line."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
 class ConfigError(LandscapeError):
     """A usage problem: bad config, bad grid spec, unknown name, missing input file (exit 2)."""
 

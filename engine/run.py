@@ -33,7 +33,7 @@ from engine.directions import (
     random_direction,
     save_directions,
 )
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, stats_of
 from engine.grid import Grid
 from engine.models import build_model, load_checkpoint
@@ -224,10 +224,9 @@ class Landscape:
             try:
                 evaluate(self.model, self._head(name), 2, self.loss)
             except Exception as e:
-                first = str(e).splitlines()[0] if str(e) else ""
                 raise LandscapeError(
                     f"the model cannot evaluate the {name} split (inputs of shape "
-                    f"{tuple(self.splits[name].x.shape[1:])}): {type(e).__name__}: {first}"
+                    f"{tuple(self.splits[name].x.shape[1:])}): {describe(e)}"
                 ) from e
         if self.compile:
             try:
@@ -235,8 +234,7 @@ class Landscape:
                 evaluate(compiled, self._head(next(iter(self.splits))), 2, self.loss)
                 self.forward = compiled
             except Exception as e:  # torch.compile fails in many environment-specific ways
-                first = str(e).splitlines()[0] if str(e) else ""
-                log.warning("torch.compile failed (%s: %s); running eager", type(e).__name__, first)
+                log.warning("torch.compile failed (%s); running eager", describe(e))
         if self._auto:
             self.points_per_batch = self._time_points_per_batch()
 
@@ -379,9 +377,8 @@ class Job:
                 try:
                     results = self.landscape.evaluate_many(coords)
                 except Exception as e:
-                    first = str(e).splitlines()[0] if str(e) else ""
                     raise LandscapeError(
-                        f"evaluating the point at {coords[0]} failed: {type(e).__name__}: {first} "
+                        f"evaluating the point at {coords[0]} failed: {describe(e)} "
                         f"(finished points are saved in {self.path})"
                     ) from e
                 for k, ab, values in zip(chunk, coords, results, strict=True):

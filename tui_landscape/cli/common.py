@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +26,19 @@ from engine.errors import LandscapeError
 from engine.run import Job, PointResult, Summary
 
 # emoji=False: ':name:' in paths and grid specs ('a:b:c') must print as typed.
+ConfigArg = Annotated[
+    Path, typer.Argument(metavar="CONFIG", help="TOML config file.", show_default=False)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. grid.x=-1:1:11; values are TOML (repeatable).",
+    ),
+]
+
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 

@@ -9,23 +9,20 @@ import typer
 
 from engine.config import load_config
 from engine.run import prepare
-from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
+from tui_landscape.cli.common import (
+    ConfigArg,
+    SetOption,
+    console,
+    print_summary,
+    run_with_progress,
+    user_errors,
+)
 
 
 def compute(
     ctx: typer.Context,
-    config: Annotated[
-        Path, typer.Argument(metavar="CONFIG", help="TOML config file.", show_default=False)
-    ],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            "-s",
-            metavar="KEY=VALUE",
-            help="Override a config key, e.g. grid.x=-1:1:11; values are TOML (repeatable).",
-        ),
-    ] = None,
+    config: ConfigArg,
+    set_: SetOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Surface file to write (.h5).")
     ] = None,

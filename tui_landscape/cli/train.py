@@ -12,23 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engine.config import load_config
 from engine.run import resolve_device
 from engine.train import EpochResult, Training, run_folder, train_run
-from tui_landscape.cli.common import console, user_errors
+from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
 
 
 def train(
     ctx: typer.Context,
-    config: Annotated[
-        Path, typer.Argument(metavar="CONFIG", help="TOML config file.", show_default=False)
-    ],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            "-s",
-            metavar="KEY=VALUE",
-            help="Override a config key, e.g. grid.x=-1:1:11; values are TOML (repeatable).",
-        ),
-    ] = None,
+    config: ConfigArg,
+    set_: SetOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default train.out).")
     ] = None,
