@@ -112,28 +112,26 @@ def test_crop_flip_moves_windows():
 
 
 def test_train_then_compute_from_the_cli(chdir_tmp):
-    preset = REPO / "sample_configs" / "paper" / "digits_cnn_sgd_bs16_wd0.toml"
+    preset = str(REPO / "sample_configs" / "paper" / "digits_cnn_sgd_bs16_wd0.toml")
     runner = CliRunner()
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            str(preset),
-            "--set",
-            "train.epochs=2",
-            "--set",
-            "data.subset=300",
-            "--set",
-            "train.out=run",
-        ],
-    )
+    train = [
+        "train",
+        preset,
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "data.subset=300",
+        "--set",
+        "train.out=run",
+    ]
+    r = runner.invoke(app, train)
     assert r.exit_code == 0, r.output
     assert "epoch    2/2" in r.stdout and (chdir_tmp / "run" / "model_2.pt").exists()
     r = runner.invoke(
         app,
         [
             "compute",
-            str(preset),
+            preset,
             "--set",
             "model.checkpoint=run/model_2.pt",
             "--set",
@@ -147,17 +145,5 @@ def test_train_then_compute_from_the_cli(chdir_tmp):
         ],
     )
     assert r.exit_code == 0, r.output
-    again = runner.invoke(
-        app,
-        [
-            "train",
-            str(preset),
-            "--set",
-            "train.epochs=2",
-            "--set",
-            "data.subset=300",
-            "--set",
-            "train.out=run",
-        ],
-    )
+    again = runner.invoke(app, train)
     assert again.exit_code == 1 and "--resume" in again.stderr
