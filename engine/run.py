@@ -454,11 +454,15 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     landscape.check()
     if existing is not None:
         return Job(SurfaceWriter.resume(existing), landscape, grid, cfg)
+    save = None
     if cfg.directions.kind == "file":
         dir_file = Path(cfg.directions.file).resolve()
     else:
         dir_file = directions_path(out)
-        save_directions(dir_file, ds)
+
+        def save() -> None:  # under the output's lock: never rewrite another run's directions
+            save_directions(dir_file, ds)
+
     stored = (
         dir_file.name
         if dir_file.resolve().parent == out.resolve().parent
@@ -470,5 +474,5 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         "dir_type": ds.dir_type,
         "device": str(device),
     }
-    writer = SurfaceWriter.create(out, grid, landscape.names(), attrs, stored)
+    writer = SurfaceWriter.create(out, grid, landscape.names(), attrs, stored, on_locked=save)
     return Job(writer, landscape, grid, cfg)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import fcntl
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,21 @@ class SurfaceWriter:
 
     @classmethod
     def create(
-        cls, path: str | Path, grid: Grid, names: list[str], attrs: dict[str, Any], dir_file: str
+        cls,
+        path: str | Path,
+        grid: Grid,
+        names: list[str],
+        attrs: dict[str, Any],
+        dir_file: str,
+        on_locked: Callable[[], None] | None = None,
     ) -> SurfaceWriter:
+        """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside)."""
         p = Path(path)
         lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
         tmp = p.with_name(p.name + ".tmp")
         try:
+            if on_locked is not None:
+                on_locked()
             # Built beside the target and renamed, so a crash never leaves a half-made header.
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("xcoordinates", data=grid.x.coordinates())

@@ -126,3 +126,16 @@ def test_bad_files(tmp_path):
         h["xcoordinates"] = np.zeros(3)
     with pytest.raises(LandscapeError, match="format version 99"):
         read_surface(tmp_path / "future.h5")
+
+
+def test_a_refused_second_run_leaves_the_first_runs_directions_alone(tmp_path):
+    from engine.config import load_config
+    from engine.run import directions_path, prepare
+
+    sets = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp", "grid.x=-1:1:3"]
+    job = prepare(load_config(None, sets), tmp_path / "s.h5")
+    before = directions_path(tmp_path / "s.h5").read_bytes()
+    with pytest.raises(LandscapeError, match="being computed by another process"):
+        prepare(load_config(None, [*sets, "directions.seed=5"]), tmp_path / "s.h5", overwrite=True)
+    assert directions_path(tmp_path / "s.h5").read_bytes() == before
+    job.run()
