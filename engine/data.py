@@ -219,7 +219,7 @@ def _user_split(spec: str, key: str) -> Split:
 
 
 BUILTIN: dict[str, Callable[[DataConfig], dict[str, Split]]] = {
-    "digits": lambda cfg: digits_splits(cfg.raw, cfg),
+    "digits": lambda cfg: digits_splits(cfg=cfg),  # _normalize honours cfg.raw
     "cifar10": lambda cfg: _cifar(cfg, hundred=False),
     "cifar100": lambda cfg: _cifar(cfg, hundred=True),
     "mnist": lambda cfg: _mnist(cfg, fashion=False),

@@ -1,8 +1,9 @@
 """Loss and accuracy over a whole split: sufficient statistics that merge exactly.
 
-``batch_stats`` is the pure part (sums for one batch); ``evaluate`` accumulates
-them on the device and synchronises once. Sums, not means, so the result does not
-depend on the batch size beyond float rounding, and merges across workers.
+``sample_stats`` is the pure part (per-sample loss and correctness of one batch);
+``per_sample`` runs it over all data without synchronising, and ``stats_of`` sums the
+results in float64 once. Sums, not means, so the result does not depend on the batch size
+beyond float rounding, and merges across workers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 
 from engine.data import Split
 
-__all__ = ["Stats", "batch_stats", "evaluate"]
+__all__ = ["Stats", "evaluate", "per_sample", "sample_stats", "stats_of"]
 
 LossName = Literal["crossentropy", "mse"]
 
@@ -71,14 +72,6 @@ def sample_stats(
         finite = torch.isfinite(flat).all(-1)
     correct = (flat.argmax(-1) == yy) & finite
     return per.view(*lead, b), correct.view(*lead, b)
-
-
-def batch_stats(
-    logits: torch.Tensor, y: torch.Tensor, loss: LossName = "crossentropy"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and number of correct predictions of one batch (shape ``()`` or ``(K,)``)."""
-    per, correct = sample_stats(logits, y, loss)
-    return per.sum(-1), correct.sum(-1)
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -48,8 +48,8 @@ def test_model_left_in_eval_mode_is_used_as_is(setup):
 
 
 def test_non_finite_logits_are_never_correct():
-    from engine.evaluate import batch_stats
+    from engine.evaluate import sample_stats
 
     logits = torch.tensor([[float("nan")] * 3, [0.0, 5.0, 0.0], [float("inf"), 0.0, 0.0]])
-    total, correct = batch_stats(logits, torch.tensor([0, 1, 0]))
-    assert correct.item() == 1 and torch.isnan(total)
+    per, correct = sample_stats(logits, torch.tensor([0, 1, 0]))
+    assert correct.sum().item() == 1 and torch.isnan(per.sum())
