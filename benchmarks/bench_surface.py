@@ -86,18 +86,26 @@ def time_points(fn, points, device) -> list[float]:
     return out
 
 
-def method_ours_and_floor(model, splits, images, labels, bs, device, points):
+def method_ours_and_floor(model, splits, images, labels, bs, device, points, overrides):
     """(a) and (b) interleaved point by point in one process, so drift hits both alike."""
     from engine.config import load_config
     from engine.directions import DirectionSet, random_direction
+    from engine.evaluate import autocast
     from engine.run import Landscape
 
     g = torch.Generator().manual_seed(0)
     dx = random_direction(model, "weights", "filter", "biasbn", g)
     dy = random_direction(model, "weights", "filter", "biasbn", g)
-    cfg = load_config(None, [f"data.batch_size={bs}"])
+    cfg = load_config(None, [f"data.batch_size={bs}", *overrides])
     land = Landscape(model, splits, DirectionSet(dx, dy, "weights"), cfg, device)
-    data = [s.x for s in land.splits.values()]
+    land.check()  # layout fallback, compile, and the timing of points_per_batch = 'auto'
+    k = land.points_per_batch
+    print(
+        f"ours: precision {cfg.compute.precision}, channels_last {land.channels_last}, "
+        f"points_per_batch {k}, compiled {land.forward is not land.model}",
+        file=sys.stderr,
+    )
+    data = [land.all.x]  # the same forward calls as ours: splits joined, same layout
 
     @torch.inference_mode()
     def floor(a, b):
@@ -106,24 +114,28 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points):
         t = time.perf_counter()
         for x in data:
             for i in range(0, len(x), bs):
-                model(x[i : i + bs])
+                with autocast(device.type, land.precision):
+                    land.model(x[i : i + bs])
         sync(device)
         return time.perf_counter() - t
 
-    land.evaluate(*points[0])  # warm-up of both paths
+    # Ours takes the points K at a time (K = points_per_batch); its time per point is the
+    # time of each group divided by K, so that both columns are seconds per grid point.
+    groups = [points[i : i + k] for i in range(0, len(points), k)]
+    land.evaluate_many(groups[0])  # warm-up of both paths
     floor(*points[0])
     ours, floors = [], []
-    for a, b in points:
+    for group in groups:
         sync(device)
         t = time.perf_counter()
-        land.evaluate(a, b)
+        land.evaluate_many(group)
         sync(device)
-        ours.append(time.perf_counter() - t)
-        floors.append(floor(a, b))
+        ours += [(time.perf_counter() - t) / len(group)] * len(group)
+        floors += [floor(a, b) for a, b in group]
     return ours, floors
 
 
-def method_reference(model, splits, images, labels, bs, device, points):
+def method_reference(model, splits, images, labels, bs, device, points, overrides):
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
@@ -163,7 +175,7 @@ def method_reference(model, splits, images, labels, bs, device, points):
     return time_points(one, points, device)
 
 
-def method_loss_landscapes(model, splits, images, labels, bs, device, points):
+def method_loss_landscapes(model, splits, images, labels, bs, device, points, overrides):
     import loss_landscapes
     import loss_landscapes.metrics
 
@@ -198,7 +210,7 @@ def child(args) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = RUNNERS[args.method](
-        model, splits, images, labels, bs, device, grid_points(args.points)
+        model, splits, images, labels, bs, device, grid_points(args.points), args.set
     )
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
@@ -219,6 +231,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--methods", default="abcd", help="subset of 'abcd' to run")
     p.add_argument("--tiny", action="store_true", help="64 images, batch 32 (for the tests)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for ours and the floor, e.g. compute.precision=bf16",
+    )
     p.add_argument("--method", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.method:
@@ -242,7 +261,11 @@ def main() -> None:
             str(args.threads),
         ]
         cmd += ["--tiny"] if args.tiny else []
+        cmd += [f"--set={o}" for o in args.set]
         r = subprocess.run(cmd, capture_output=True, text=True)
+        for line in r.stderr.splitlines():
+            if line.startswith("ours:"):
+                print(line)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["?"])[-1]
             print(f"({m}) {METHODS.get(m, 'ours and floor')}: not run ({last})")
@@ -253,7 +276,7 @@ def main() -> None:
     print(
         f"case {args.case} on {args.device}, torch {torch.__version__}, "
         f"{torch.get_num_threads() if not args.threads else args.threads} threads, "
-        f"median of {args.points} points"
+        f"median of {args.points} points" + "".join(f", {o}" for o in args.set)
     )
     print(f"{'method':<24}{'s/point':>10}{'points/s':>10}{'images/s':>12}{'peak MB':>10}")
     for m, r in results.items():

@@ -138,7 +138,10 @@ class ComputeConfig:
     precision: Literal["fp32", "bf16", "fp16"] = field(
         default="fp32", metadata=_doc("autocast precision of the forward pass")
     )
-    channels_last: bool = field(default=False, metadata=_doc("channels-last memory layout"))
+    channels_last: bool | Literal["auto"] = field(
+        default="auto",
+        metadata=_doc("channels-last layout for 4-D inputs; auto: on when the model has a Conv2d"),
+    )
     compile: bool = field(
         default=False, metadata=_doc("torch.compile the model (falls back to eager on failure)")
     )
