@@ -154,6 +154,18 @@ class ComputeConfig:
     preview: bool = field(
         default=False, metadata=_doc("compute every 4th point of each axis first, then the rest")
     )
+    workers: int | Literal["auto"] = field(
+        default="auto",
+        metadata=_doc("worker processes; auto: one per device in compute.devices or per GPU"),
+    )
+    devices: tuple[str, ...] = field(
+        default=(), metadata=_doc("devices of the workers, e.g. ['cuda:0', 'cuda:2']")
+    )
+    retries: int = field(default=2, metadata=_doc("tries after a point's first failure"))
+    restarts: int = field(default=3, metadata=_doc("worker restarts allowed in one run"))
+    checkpoint_seconds: float = field(
+        default=60.0, metadata=_doc("how often the journal is folded into the HDF5 file")
+    )
 
 
 @dataclass(frozen=True)
@@ -329,6 +341,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
     if not (0 < cfg.compute.flush_seconds < float("inf")):
         raise ConfigError("Expected `compute.flush_seconds` to be a finite number > 0.")
+    if not (0 < cfg.compute.checkpoint_seconds < float("inf")):
+        raise ConfigError("Expected `compute.checkpoint_seconds` to be a finite number > 0.")
+    w = cfg.compute.workers
+    if w != "auto" and not 1 <= w <= 1024:
+        raise ConfigError(f"Expected `compute.workers` to be 1..1024 or 'auto', but got {w}.")
+    for key in ("retries", "restarts"):
+        if (value := getattr(cfg.compute, key)) < 0:
+            raise ConfigError(f"Expected `compute.{key}` >= 0, but got {value}.")
     for key, seed in (
         ("model.seed", cfg.model.seed),
         ("directions.seed", d.seed),

@@ -37,11 +37,14 @@ from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, stats_of
 from engine.grid import Grid
 from engine.models import build_model, load_checkpoint
+from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
 from engine.storage import SURFACE_NAMES, Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
+
+ABORT_AFTER_FAILURES = 10  # a run whose first points all fail stops instead of trying them all
 
 __all__ = [
     "Job",
@@ -49,20 +52,28 @@ __all__ = [
     "PointResult",
     "Summary",
     "directions_path",
+    "landscape_from_files",
     "load_model",
     "make_directions",
     "prepare",
     "resolve_device",
+    "worker_devices",
 ]
 
 
 @dataclass(frozen=True)
 class PointResult:
-    """One finished grid point: flat index, coordinates and its values."""
+    """One grid point's end, with the run's progress: what a live view needs.
+
+    ``values`` is empty and ``error`` set for a point that failed on every try.
+    """
 
     index: int
     coords: tuple[float, float]
     values: dict[str, float]
+    done: int = 0
+    total: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class Summary:
     min_value: float
     min_coords: tuple[float, float]
     non_finite: int  # finished points whose first surface is NaN or inf (a result, kept as is)
+    failed: dict[int, str]  # flat index -> error of points that failed on every try
+    workers: int = 1
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -164,6 +177,34 @@ def make_directions(cfg: Config, model: nn.Module, grid: Grid) -> DirectionSet:
 
 
 PRECISION = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def worker_devices(cfg: Config) -> list[str]:
+    """One device per worker: ``compute.devices`` cycled, or every GPU, or the one device."""
+    c = cfg.compute
+    devices = [str(resolve_device(d)) for d in c.devices]
+    if not devices:
+        dev = resolve_device(c.device)
+        if c.device in ("auto", "cuda") and dev.type == "cuda":
+            devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        else:
+            devices = [str(dev)]
+    n = len(devices) if c.workers == "auto" else int(c.workers)
+    return [devices[i % len(devices)] for i in range(n)]
+
+
+def landscape_from_files(config_toml: str, dir_file: str, dir_type: str, device: str) -> Landscape:
+    """Rebuild a run's evaluation from its resolved config and direction file (in a worker)."""
+    cfg = config_from_dict(tomllib.loads(config_toml))
+    model = load_model(cfg)
+    ds = load_directions(dir_file, dir_type)
+    if cfg.parsed_grid.ndim == 1:
+        ds.y = None
+    elif ds.y is None:
+        ds.y = ds.x  # directions.same with a file that holds one direction
+    land = Landscape(model, load_splits(cfg.data), ds, cfg, torch.device(device))
+    land.check()
+    return land
 
 
 class Landscape:
@@ -345,13 +386,26 @@ def _existing(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
 
 
 class Job:
-    """A prepared run: call ``run`` to evaluate the unfinished points."""
+    """A prepared run: call ``run`` (or iterate ``points``) to evaluate the unfinished points.
+
+    With one worker the points are evaluated in this process; with more, a ``Pool`` of
+    spawned workers evaluates them and this process only records results.
+    """
 
     def __init__(
-        self, writer: SurfaceWriter, landscape: Landscape, grid: Grid, cfg: Config
+        self,
+        writer: SurfaceWriter,
+        landscape: Landscape,
+        grid: Grid,
+        cfg: Config,
+        dir_file: Path | None = None,
+        devices: list[str] | None = None,
     ) -> None:
         self.writer, self.landscape, self.grid, self.cfg = writer, landscape, grid, cfg
+        self.dir_file = dir_file
+        self.devices = devices or [str(next(iter(landscape.splits.values())).x.device)]
         self.resumed = bool(writer.completed.any())
+        self.pool: Pool | None = None
 
     @property
     def path(self) -> Path:
@@ -382,30 +436,71 @@ class Job:
 
         return [k for k in todo if coarse(k)] + [k for k in todo if not coarse(k)]
 
+    def _outcomes(self, todo: list[int]) -> Iterator[Outcome]:
+        c = self.cfg.compute
+        if len(self.devices) == 1:
+            return evaluate_local(
+                self.landscape.evaluate_many,
+                self.grid.point,
+                todo,
+                self.landscape.points_per_batch,
+                c.retries,
+            )
+        if self.dir_file is None:
+            raise LandscapeError("a worker pool needs the run's direction file")
+        cpu_workers = sum(1 for d in self.devices if d == "cpu")
+        threads = max(1, torch.get_num_threads() // max(1, cpu_workers))
+        specs = [
+            WorkerSpec(
+                config_toml=config_to_toml(self.cfg),
+                dir_file=str(self.dir_file),
+                dir_type=self.landscape.ds.dir_type,
+                device=d,
+                threads=threads if d == "cpu" else 1,
+            )
+            for d in self.devices
+        ]
+        self.pool = Pool(specs, self.grid.point, c.retries, c.restarts)
+        return self.pool.run(todo)
+
     def points(self) -> Iterator[PointResult]:
-        """Evaluate and record each unfinished point; the file is flushed as they go."""
-        last = time.monotonic()
-        todo = self.todo()
-        step = self.landscape.points_per_batch
+        """Evaluate and record each unfinished point, yielding each as it finishes.
+
+        Recorded points are appended to the journal (durable) at least every
+        ``compute.flush_seconds`` and folded into the HDF5 file every
+        ``compute.checkpoint_seconds`` and at the end, also on an error or Ctrl-C.
+        """
+        c = self.cfg.compute
+        last_flush = last_checkpoint = time.monotonic()
+        ok = bad = 0
+        outcomes = self._outcomes(self.todo())
         try:
-            for start in range(0, len(todo), step):
-                chunk = todo[start : start + step]
-                coords = [self.grid.point(k) for k in chunk]
-                try:
-                    results = self.landscape.evaluate_many(coords)
-                except Exception as e:
-                    raise LandscapeError(
-                        f"evaluating the point at {coords[0]} failed: {describe(e)} "
-                        f"(finished points are saved in {self.path})"
-                    ) from e
-                for k, ab, values in zip(chunk, coords, results, strict=True):
-                    self.writer.record(k, values)
-                    yield PointResult(k, ab, values)
+            for o in outcomes:
+                coords = self.grid.point(o.index)
+                if o.values is None:
+                    bad += 1
+                    self.writer.record_failure(o.index, o.error or "unknown error")
+                    if ok == 0 and bad >= ABORT_AFTER_FAILURES:
+                        raise LandscapeError(
+                            f"evaluating the point at {coords} failed: {o.error} "
+                            f"(and the {bad - 1} points before it; finished points are saved "
+                            f"in {self.path})"
+                        )
+                else:
+                    ok += 1
+                    self.writer.record(o.index, o.values)
+                yield PointResult(o.index, coords, o.values or {}, self.done, self.total, o.error)
                 now = time.monotonic()
-                if now - last >= self.cfg.compute.flush_seconds:
+                if now - last_checkpoint >= c.checkpoint_seconds:
+                    self.writer.checkpoint()
+                    last_flush = last_checkpoint = now
+                elif now - last_flush >= c.flush_seconds:
                     self.writer.flush()
-                    last = now
+                    last_flush = now
         finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()  # stops the pool's workers
             self.landscape.perturbation.reset()
             self.writer.close()
 
@@ -413,7 +508,7 @@ class Job:
         t0 = time.perf_counter()
         computed = 0
         for r in self.points():
-            computed += 1
+            computed += r.error is None
             if on_point is not None:
                 on_point(r)
         return self.summary(computed, time.perf_counter() - t0)
@@ -430,7 +525,17 @@ class Job:
         else:
             value, coords = float("nan"), (float("nan"), float("nan"))
         return Summary(
-            self.path, self.total, self.done, computed, seconds, name, value, coords, non_finite
+            self.path,
+            self.total,
+            self.done,
+            computed,
+            seconds,
+            name,
+            value,
+            coords,
+            non_finite,
+            dict(self.writer.failed),
+            len(self.devices),
         )
 
 
@@ -443,6 +548,9 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         raise ConfigError(f"output folder does not exist: {out.parent}")
     grid = cfg.parsed_grid
     device = resolve_device(cfg.compute.device)
+    devices = worker_devices(cfg)
+    if len(devices) > 1:
+        device = torch.device("cpu")  # the parent only checks the setup; workers evaluate
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
     model = load_model(cfg)
@@ -470,7 +578,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     landscape = Landscape(model, splits, ds, cfg, device)
     landscape.check()
     if existing is not None:
-        return Job(SurfaceWriter.resume(existing), landscape, grid, cfg)
+        return Job(SurfaceWriter.resume(existing), landscape, grid, cfg, dir_file, devices)
     save = None
     if cfg.directions.kind == "file":
         dir_file = Path(cfg.directions.file).resolve()
@@ -489,7 +597,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         "config": config_to_toml(cfg),
         "dir_file_sha256": direction_hash(ds.x, ds.y),
         "dir_type": ds.dir_type,
-        "device": str(device),
+        "device": ", ".join(devices) if len(devices) > 1 else str(device),
     }
     writer = SurfaceWriter.create(out, grid, landscape.names(), attrs, stored, on_locked=save)
-    return Job(writer, landscape, grid, cfg)
+    return Job(writer, landscape, grid, cfg, dir_file, devices)

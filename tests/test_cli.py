@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from engine.errors import LandscapeError
 from engine.models import build_model
 from engine.recipes import recipe_checkpoint
+from engine.storage import read_surface
 from tests.conftest import REPO
 from tui_landscape.cli import app
 
@@ -38,7 +39,7 @@ def test_compute_then_info(chdir_tmp):
     info = invoke("info", "s.h5")
     assert info.exit_code == 0, info.output
     for text in (
-        "tui-landscape format v1",
+        "tui-landscape format v2",
         "9/9 (100%)",
         "train_loss",
         "test_acc",
@@ -180,7 +181,7 @@ class Flaky(nn.Module):
 """
 
 
-def test_a_model_that_fails_mid_run_is_one_line(tmp_path, monkeypatch):
+def test_points_that_fail_are_reported_and_the_rest_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "nets.py").write_text(FLAKY)
     args = [
@@ -198,8 +199,13 @@ def test_a_model_that_fails_mid_run_is_one_line(tmp_path, monkeypatch):
     r = invoke(*args)
     assert r.exit_code == 1, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "evaluating the point at" in lines[0] and "boom" in lines[0]
-    assert "finished points are saved" in lines[0]
+    assert len(lines) == 1 and "3 of 5 points failed on every try" in lines[0], lines
+    assert "RuntimeError: boom" in lines[0] and "finished points are saved" in lines[0]
+    s = read_surface(tmp_path / "f.h5")
+    assert s.n_done == 2 and sorted(s.failed) == [2, 3, 4]
+    assert s.failed[2] == "RuntimeError: boom"
+    info = invoke("info", "f.h5")
+    assert "3 points; first at x=0: RuntimeError: boom" in info.stdout
     (tmp_path / "nets.py").write_text(
         "from torch import nn\ndef five():\n"
         "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 5))\n"

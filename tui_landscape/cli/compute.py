@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from engine.config import load_config
+from engine.errors import LandscapeError
 from engine.run import prepare
 from tui_landscape.cli.common import (
     ConfigArg,
     SetOption,
     console,
+    fmt_point,
     print_summary,
     run_with_progress,
     user_errors,
@@ -53,3 +55,10 @@ def compute(
             )
             raise typer.Exit(130) from None
         print_summary(summary, job.grid.ndim)
+        if summary.failed:
+            k, error = min(summary.failed.items())
+            raise LandscapeError(
+                f"{len(summary.failed)} of {summary.total} points failed on every try (first at "
+                f"{fmt_point(job.grid.point(k), job.grid.ndim)}: {error}); the finished points "
+                f"are saved in {job.path}; run the same command to try the failed ones again"
+            )

@@ -45,6 +45,11 @@ def info(
     t.add_row("grid", f"{grid} ({kind})")
     pct = 100.0 * s.n_done / s.completed.size
     t.add_row("completed", f"{s.n_done}/{s.completed.size} ({pct:.0f}%)")
+    if s.failed:
+        k, error = min(s.failed.items())
+        t.add_row(
+            "failed", f"{len(s.failed)} points; first at {fmt_point(g.point(k), g.ndim)}: {error}"
+        )
     for key in ("created", "updated", "tool_version", "device", "dir_type"):
         if key in s.attrs:
             t.add_row(key.replace("_", " "), str(s.attrs[key]))

@@ -1,0 +1,224 @@
+"""The worker pool, the journal and faults: same surfaces as one process, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.config import load_config
+from engine.run import prepare
+from engine.storage import SurfaceWriter, journal_path, read_surface
+from tests.conftest import REPO
+
+# An untrained digits CNN (no recipe to train) on a small grid: seconds per surface.
+BASE = [
+    "model.checkpoint=",
+    "grid.x=-1:1:5",
+    "grid.y=-1:1:4",
+    "compute.device=cpu",
+    "compute.flush_seconds=0.05",
+    "compute.checkpoint_seconds=0.2",
+]
+DIGITS_2D = REPO / "sample_configs" / "digits_2d.toml"
+
+
+def surface_of(path: Path, cfg_path: Path = DIGITS_2D, overrides=(), on_point=None):
+    cfg = load_config(cfg_path, [*BASE, *overrides])
+    job = prepare(cfg, path)
+    summary = job.run(on_point)
+    return read_surface(path), summary, job
+
+
+def same(a, b) -> None:
+    assert np.array_equal(a.completed, b.completed)
+    assert a.values.keys() == b.values.keys()
+    for n in a.values:
+        np.testing.assert_array_equal(a.values[n], b.values[n], err_msg=n)  # NaN == NaN here
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return surface_of(tmp_path_factory.mktemp("single") / "one.h5")[0]
+
+
+def test_two_workers_give_the_single_process_surface(tmp_path, single):
+    s, summary, _ = surface_of(tmp_path / "two.h5", overrides=["compute.workers=2"])
+    assert summary.workers == 2 and summary.done == summary.total == 20
+    assert not journal_path(tmp_path / "two.h5").exists()  # folded at the end
+    same(s, single)
+    assert s.attrs["device"] == "cpu, cpu"
+
+
+def test_a_killed_worker_is_replaced_and_the_surface_completes(tmp_path, single):
+    killed = []
+
+    def kill_one(r):
+        if not killed:
+            w = job_ref[0].pool.workers[0]
+            os.kill(w.proc.pid, signal.SIGKILL)
+            killed.append(w.proc.pid)
+
+    cfg = load_config(DIGITS_2D, [*BASE, "compute.workers=2"])
+    job = prepare(cfg, tmp_path / "k.h5")
+    job_ref = [job]
+    summary = job.run(kill_one)
+    assert killed and job.pool.restarted >= 1
+    assert summary.done == 20 and not summary.failed
+    same(read_surface(tmp_path / "k.h5"), single)
+
+
+FRAGILE = """
+import torch
+from torch import nn
+
+
+class Fragile(nn.Module):
+    '''Raises (or gives NaN) once its weights are moved far from where they started.'''
+
+    def __init__(self, mode="raise"):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(64, 10)
+        self.register_buffer("start", self.lin.weight.detach().clone())
+        self.mode = mode
+
+    def forward(self, x):
+        far = (self.lin.weight - self.start).norm() > 0.75 * self.start.norm()
+        out = self.lin(x.flatten(1))
+        if bool(far):
+            if self.mode == "raise":
+                raise RuntimeError("too far")
+            return out * float("nan")
+        return out
+"""
+
+
+def fragile_surface(tmp_path: Path, mode: str, workers: int) -> tuple:
+    (tmp_path / "nets.py").write_text(FRAGILE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        cfg = load_config(
+            REPO / "sample_configs" / "digits_1d.toml",
+            [
+                "model.arch=nets:Fragile",
+                f"model.kwargs={{mode = '{mode}'}}",
+                "model.checkpoint=",
+                "grid.x=-1:1:5",
+                "compute.device=cpu",
+                "compute.retries=1",
+                f"compute.workers={workers}",
+            ],
+        )
+        job = prepare(cfg, tmp_path / f"{mode}{workers}.h5")
+        summary = job.run()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("nets", None)
+    return read_surface(job.path), summary
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_point_that_raises_is_reported_failed_and_the_rest_finish(tmp_path, workers, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the workers import nets.py too
+    s, summary = fragile_surface(tmp_path, "raise", workers)
+    # x = -1 and x = 1 move the weights by their own norm: past 0.75 of it, they raise.
+    assert sorted(summary.failed) == [0, 4] and summary.done == 3
+    assert summary.failed[0] == "RuntimeError: too far"
+    assert sorted(s.failed) == [0, 4] and list(s.completed) == [False, True, True, True, False]
+
+
+def test_nan_results_survive_the_journal_and_the_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    s, summary = fragile_surface(tmp_path, "nan", 1)
+    assert not summary.failed and summary.non_finite == 2
+    assert s.completed.all()
+    assert np.isnan(s.values["train_loss"][[0, 4]]).all()
+    assert np.isfinite(s.values["train_loss"][1:4]).all()
+
+
+def test_the_journal_is_read_and_a_torn_line_ignored(tmp_path):
+    cfg = load_config(DIGITS_2D, BASE)
+    job = prepare(cfg, tmp_path / "j.h5")
+    w = job.writer
+    nan = float("nan")
+    w.record(3, dict.fromkeys(w.names, nan))
+    w.record(5, {n: 1.5 for n in w.names})
+    w.record_failure(7, "RuntimeError: x")
+    w.flush()
+    # A process killed while writing a line leaves it without its newline.
+    with open(journal_path(w.path), "ab") as f:
+        f.write(b'{"k": 9, "v": {"train_lo')
+    s = read_surface(w.path)  # a reader sees journalled points before any checkpoint
+    assert s.n_done == 2 and s.completed.ravel()[[3, 5]].all()
+    assert np.isnan(s.values["train_loss"].ravel()[3]) and s.failed == {7: "RuntimeError: x"}
+    # The writer is 'killed' (lock released without a checkpoint); a resume folds the journal.
+    os.close(w._journal)
+    w._lock.close()
+    again = SurfaceWriter.resume(read_surface(w.path))
+    assert again.completed.ravel()[[3, 5]].all() and again.failed == {7: "RuntimeError: x"}
+    again.close()
+    assert not journal_path(w.path).exists()
+    s = read_surface(w.path)
+    assert s.n_done == 2 and np.isnan(s.values["test_acc"].ravel()[3])
+    assert s.values["test_acc"].ravel()[5] == 1.5 and s.failed == {7: "RuntimeError: x"}
+
+
+def test_a_journal_of_another_file_is_ignored(tmp_path):
+    cfg = load_config(DIGITS_2D, BASE)
+    job = prepare(cfg, tmp_path / "a.h5")
+    job.writer.close()
+    journal_path(tmp_path / "a.h5").write_text('{"id": "someone-else"}\n{"k": 1, "v": {}}\n')
+    assert read_surface(tmp_path / "a.h5").n_done == 0
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_surface(tmp_path):
+    """Five SIGKILLs at random moments (start-up, evaluation, checkpoints), a resume after
+    each, then the run to its end: the file opens cleanly after every kill, no finished point
+    is lost, and the result equals an uninterrupted run."""
+    overrides = [*BASE, "grid.x=-1:1:15", "grid.y=-1:1:15"]
+    reference = tmp_path / "ref.h5"
+    cfg = load_config(DIGITS_2D, overrides)
+    prepare(cfg, reference).run()
+    out = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
+    for o in overrides:
+        cmd += ["--set", o]
+    rng = random.Random(0)
+    done, progressed = [0], 0
+
+    def stamp() -> tuple:
+        return tuple(
+            (p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else None
+            for p in (out, journal_path(out))
+        )
+
+    for kill in range(5):
+        before = stamp()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill % 2 == 0:  # while it evaluates: once the file or the journal changes
+            while stamp() == before and proc.poll() is None:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.4))
+        else:  # anywhere from start-up on
+            time.sleep(rng.uniform(0.5, 4.0))
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        s = read_surface(out)  # opens cleanly after every kill
+        assert s.n_done >= done[-1]
+        progressed += s.n_done > done[-1]
+        done.append(s.n_done)
+    print("points done after each kill:", done)
+    assert progressed >= 2, f"too few kills landed mid-evaluation: points done {done}"
+    assert done[-1] < 225
+    final = subprocess.run(cmd, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    same(read_surface(out), read_surface(reference))
