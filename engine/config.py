@@ -133,7 +133,7 @@ class GridConfig:
 class ComputeConfig:
     device: str = field(default="auto", metadata=_doc("'auto', 'cpu', 'cuda' or 'cuda:N'"))
     flush_seconds: float = field(
-        default=2.0, metadata=_doc("finished points reach the file at least this often")
+        default=2.0, metadata=_doc("finished points reach the journal at least this often")
     )
     precision: Literal["fp32", "bf16", "fp16"] = field(
         default="fp32", metadata=_doc("autocast precision of the forward pass")

@@ -182,7 +182,12 @@ PRECISION = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def worker_devices(cfg: Config) -> list[str]:
     """One device per worker: ``compute.devices`` cycled, or every GPU, or the one device."""
     c = cfg.compute
-    devices = [str(resolve_device(d)) for d in c.devices]
+    devices = []
+    for d in c.devices:
+        try:
+            devices.append(str(resolve_device(d)))
+        except ConfigError as e:
+            raise ConfigError(f"in `compute.devices`: {e}") from None
     if not devices:
         dev = resolve_device(c.device)
         if c.device in ("auto", "cuda") and dev.type == "cuda":
@@ -463,17 +468,19 @@ class Job:
         self.pool = Pool(specs, self.grid.point, c.retries, c.restarts)
         return self.pool.run(todo)
 
-    def points(self) -> Iterator[PointResult]:
+    def points(self, outcomes: Iterator[Outcome] | None = None) -> Iterator[PointResult]:
         """Evaluate and record each unfinished point, yielding each as it finishes.
 
         Recorded points are appended to the journal (durable) at least every
         ``compute.flush_seconds`` and folded into the HDF5 file every
         ``compute.checkpoint_seconds`` and at the end, also on an error or Ctrl-C.
+        ``outcomes`` replaces this job's own evaluation (a distributed run's gathered results).
         """
         c = self.cfg.compute
         last_flush = last_checkpoint = time.monotonic()
         ok = bad = 0
-        outcomes = self._outcomes(self.todo())
+        if outcomes is None:
+            outcomes = self._outcomes(self.todo())
         try:
             for o in outcomes:
                 coords = self.grid.point(o.index)
@@ -504,10 +511,14 @@ class Job:
             self.landscape.perturbation.reset()
             self.writer.close()
 
-    def run(self, on_point: Callable[[PointResult], None] | None = None) -> Summary:
+    def run(
+        self,
+        on_point: Callable[[PointResult], None] | None = None,
+        outcomes: Iterator[Outcome] | None = None,
+    ) -> Summary:
         t0 = time.perf_counter()
         computed = 0
-        for r in self.points():
+        for r in self.points(outcomes):
             computed += r.error is None
             if on_point is not None:
                 on_point(r)

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 
 from engine.errors import LandscapeError
+from engine.pool import Outcome
 from engine.run import Job, PointResult, Summary
 
 # emoji=False: ':name:' in paths and grid specs ('a:b:c') must print as typed.
@@ -73,7 +74,9 @@ def fmt_point(coords: tuple[float, float], ndim: int) -> str:
     return f"x={a:.4g}" if ndim == 1 else f"(x={a:.4g}, y={b:.4g})"
 
 
-def run_with_progress(job: Job, label: str = "computing") -> Summary:
+def run_with_progress(
+    job: Job, label: str = "computing", outcomes: Iterator[Outcome] | None = None
+) -> Summary:
     """Run ``job`` with a live bar (points, points/s, ETA); plain lines when not a terminal."""
     todo = job.total - job.done
     if job.resumed:
@@ -118,7 +121,7 @@ def run_with_progress(job: Job, label: str = "computing") -> Summary:
         task = progress.add_task(
             label, total=job.total, completed=job.done, rate="", out=str(job.path)
         )
-        return job.run(on_point)
+        return job.run(on_point, outcomes)
 
 
 def print_summary(s: Summary, ndim: int) -> None:
