@@ -222,3 +222,33 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_surface(t
     final = subprocess.run(cmd, capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     same(read_surface(out), read_surface(reference))
+
+
+def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
+    out = tmp_path / "c.h5"
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
+    for o in [*BASE, "grid.x=-1:1:11", "grid.y=-1:1:11", "compute.workers=2"]:
+        cmd += ["--set", o]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    while proc.poll() is None and not (out.exists() and read_surface(out).n_done > 0):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "run the same command to resume" in " ".join(stdout.split())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # no worker outlives the parent
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes are still running after Ctrl-C")
+    s = read_surface(out)
+    assert 0 < s.n_done < 121
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and read_surface(out).n_done == 121, r.stderr
