@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from tui_landscape import __version__
-from tui_landscape.cli import compute, demo, info, models, train
+from tui_landscape.cli import compare, compute, demo, info, models, plot, train
 from tui_landscape.cli.common import State
 
 app = typer.Typer(
@@ -62,6 +62,8 @@ def _root(
 
 app.command("compute")(compute.compute)
 app.command("info")(info.info)
+app.command("plot")(plot.plot)
+app.command("compare")(compare.compare)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)

@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from engine.sharpness import format_sharpness, sharpness
 from engine.storage import read_surface
 from tui_landscape.cli.common import console, fmt_point, user_errors
 
@@ -74,3 +75,9 @@ def info(
         center_text = "unfinished" if not s.completed[cell] else f"{z[cell]:.5g}"
         st.add_row(name, lo, at, hi, bad, center_text)
     console.print(st)
+    loss = next((n for n in s.values if n.endswith("_loss")), None)
+    if loss is not None and np.isfinite(s.values[loss]).any():
+        sh = sharpness(s.x, s.y, s.values[loss])
+        console.print(f"sharpness of {loss} (docs/sharpness.md):", highlight=False)
+        for line in format_sharpness(sh):
+            console.print(f"  {line}", highlight=False)

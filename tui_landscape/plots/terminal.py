@@ -17,7 +17,17 @@ import contourpy
 import numpy as np
 import plotext as plt
 
-__all__ = ["contour_levels", "contour_map", "curve_plot", "iso_lines"]
+from engine.errors import ConfigError
+
+__all__ = [
+    "contour_levels",
+    "contour_map",
+    "curve_plot",
+    "heat_map",
+    "iso_lines",
+    "parse_levels",
+    "scale_limits",
+]
 
 DEFAULT_LEVELS = 10
 MIN_MARKER = "x"
@@ -64,7 +74,9 @@ def _start(width: int, height: int, title: str, xlabel: str) -> None:
     # "clear" drops plotext's white canvas so the plot sits on the terminal's own background.
     plt.theme("clear")
     # plotext silently drops a title wider than the plot instead of cutting it, so cut it here.
-    plt.title(title if len(title) <= width else title[: width - 1] + "…")
+    # plotext drops a title wider than the plot area (the width less the y-axis ticks).
+    room = width - 8
+    plt.title(title if len(title) <= room else title[: room - 1] + "…")
     plt.xlabel(xlabel)
 
 
@@ -97,6 +109,138 @@ def contour_levels(z: np.ndarray, levels: int | Sequence[float] | None = None) -
     return np.sort(lv[np.isfinite(lv)])
 
 
+def parse_levels(spec: str | None) -> int | np.ndarray | None:
+    """``--levels``: 'vmin:vmax:step' (the reference's form, vmax excluded as in its
+    ``arange``), or a count of evenly spaced levels; None or '' for the default."""
+    if not spec:
+        return None
+    if ":" not in spec:
+        try:
+            n = int(spec)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(
+                f"Expected `--levels` to be 'vmin:vmax:step' or a count >= 1, but got {spec!r}."
+            )
+        return n
+    try:
+        lo, hi, step = (float(v) for v in spec.split(":"))
+    except ValueError:
+        lo = hi = step = float("nan")
+    if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
+        raise ConfigError(
+            f"Expected `--levels` to be 'vmin:vmax:step' with vmax > vmin and step > 0, "
+            f"but got {spec!r}."
+        )
+    if (hi - lo) / step > 1000:
+        raise ConfigError(f"`--levels` {spec!r} gives more than 1000 levels; use a larger step.")
+    return np.arange(lo, hi, step)
+
+
+def scale_limits(arrays: Sequence[np.ndarray], log: bool = False) -> tuple[float, float] | None:
+    """One (vmin, vmax) over the finite values of all arrays (positive ones for a log scale)."""
+    vals = [a[np.isfinite(a) & ((a > 0) if log else True)] for a in map(np.asarray, arrays)]
+    vals = [v for v in vals if v.size]
+    if not vals:
+        return None
+    return float(min(v.min() for v in vals)), float(max(v.max() for v in vals))
+
+
+def _sample(x: np.ndarray, y: np.ndarray, z: np.ndarray, cols: int, rows: int) -> np.ndarray:
+    """``z`` resampled by nearest grid point to ``rows`` x ``cols`` cells, top row = max y."""
+    j = np.rint(np.linspace(0, len(x) - 1, cols)).astype(int)
+    i = np.rint(np.linspace(len(y) - 1, 0, rows)).astype(int)
+    return z[np.ix_(i, j)]
+
+
+def heat_map(
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    bands: Sequence[float] | None = None,
+    width: int = 80,
+    height: int = 24,
+    title: str = "",
+    xlabel: str = "x",
+    ylabel: str = "y",
+    color: bool = True,
+) -> str:
+    """Heat map of ``z`` (``(ny, nx)``) in half-block cells: two grid rows per text row.
+
+    ``bands`` (level values) turn it into a filled contour map: each cell takes the colour of
+    the band its value falls in. Missing points (NaN, inf) stay blank. Without colour the
+    cells are shade characters, one grid row per text row.
+    """
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    z = np.asarray(z, dtype=float).reshape(len(y), len(x))
+    color = _use_color(color)
+    lim = scale_limits([z], log)
+    lo, hi = lim if lim else (0.0, 1.0)
+    lo = lo if vmin is None else vmin
+    hi = hi if vmax is None else vmax
+    tf = np.log10 if log else (lambda v: v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_lo, t_hi = tf(max(lo, 1e-300) if log else lo), tf(max(hi, 1e-300) if log else hi)
+    span = (t_hi - t_lo) or 1.0
+    margin = 9
+    cols, text_rows = max(width - margin, 4), max(height - 4, 2)
+    rows = 2 * text_rows if color else text_rows
+    grid = _sample(x, y, z, cols, rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.clip((tf(grid) - t_lo) / span, 0.0, 1.0)
+    missing = ~np.isfinite(grid) | ~np.isfinite(t) | (log & (grid <= 0))
+    n_colors = 64
+    if bands is not None and len(bands):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            edges = (tf(np.asarray(bands, dtype=float)) - t_lo) / span
+        k = np.searchsorted(edges, t, side="right")
+        t = (k / max(len(edges), 1)).clip(0, 1)
+        n_colors = len(edges) + 1
+    palette = _ramp(n_colors)
+    idx = np.rint(np.nan_to_num(t) * (n_colors - 1)).astype(int)
+    lines = [title[:width]] if title else []
+    ylab = [f"{y.max():.3g}", "", f"{y.min():.3g}"]
+    shades = ".:-=+*#%@"
+    for r in range(text_rows):
+        label = ylab[0] if r == 0 else ylab[2] if r == text_rows - 1 else ""
+        out = [f"{label:>{margin - 2}} │"]
+        for c in range(cols):
+            if not color:
+                out.append(" " if missing[r, c] else shades[int(t[r, c] * (len(shades) - 1))])
+                continue
+            top, bot = (2 * r, c), (2 * r + 1, c)
+            if missing[top] and missing[bot]:
+                out.append(" ")
+            elif missing[top]:
+                out.append(_fg(palette[idx[bot]]) + "▄\x1b[0m")
+            elif missing[bot]:
+                out.append(_fg(palette[idx[top]]) + "▀\x1b[0m")
+            else:
+                out.append(_fg(palette[idx[top]]) + _bg(palette[idx[bot]]) + "▀\x1b[0m")
+        lines.append("".join(out))
+    xl, xr = f"{x.min():.3g}", f"{x.max():.3g}"
+    lines.append(" " * (margin - 1) + "└" + "─" * cols)
+    lines.append(" " * margin + xl + xlabel.center(max(cols - len(xl) - len(xr), 0)) + xr)
+    bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
+    bar = bar + "\x1b[0m" if color else shades
+    scale = f"{ylabel} │ colour: {lo:.4g} {bar} {hi:.4g}" + (" (log)" if log else "")
+    lines.append(scale)
+    return "\n".join(lines)
+
+
+def _fg(rgb: tuple[int, int, int]) -> str:
+    return f"\x1b[38;2;{rgb[0]};{rgb[1]};{rgb[2]}m"
+
+
+def _bg(rgb: tuple[int, int, int]) -> str:
+    return f"\x1b[48;2;{rgb[0]};{rgb[1]};{rgb[2]}m"
+
+
 def iso_lines(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: Sequence[float]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -126,11 +270,13 @@ def contour_map(
     ylabel: str = "y",
     mark_min: bool = True,
     color: bool = True,
+    path: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """Braille iso-line map of ``z`` (shape ``(ny, nx)``, ``z[i, j]`` at ``(x[j], y[i])``).
 
     The title reports the minimum (value and location) and the level range. A grid with one row
-    or column is drawn as a curve of ``z`` along the other axis instead.
+    or column is drawn as a curve of ``z`` along the other axis instead. ``path`` (xs, ys)
+    overlays a trajectory (a training path projected on the plane), start 'o', end '*'.
     """
     x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
     z = np.asarray(z, dtype=float).reshape(len(y), len(x))
@@ -167,6 +313,11 @@ def contour_map(
     for k, (xs, ys) in enumerate(iso_lines(x, y, z, lv) if lv.size else []):
         if xs.size:  # plotext cannot take an empty series
             plt.plot(xs.tolist(), ys.tolist(), marker="braille", color=colors[k] if color else None)
+    if path is not None and len(path[0]):
+        px, py = (np.asarray(p, dtype=float).ravel() for p in path)
+        plt.plot(px.tolist(), py.tolist(), marker="dot", color="magenta+" if color else None)
+        plt.scatter([px[0]], [py[0]], marker="o", color="default" if color else None)
+        plt.scatter([px[-1]], [py[-1]], marker="*", color="default" if color else None)
     if mark_min and np.isfinite(z).any():
         # Drawn last so the marker sits on top of any iso-line crossing the same cell.
         # Terminal foreground in bold: visible on dark and light backgrounds alike.
@@ -177,8 +328,9 @@ def contour_map(
             color="default" if color else None,
             style="bold" if color else None,
         )
-    plt.xlim(*_limits(x))
-    plt.ylim(*_limits(y))
+    xs, ys = (x, y) if path is None else (np.r_[x, path[0]], np.r_[y, path[1]])
+    plt.xlim(*_limits(xs))
+    plt.ylim(*_limits(ys))
     return _finish(color)
 
 

@@ -1,0 +1,223 @@
+"""Sharpness numbers of a loss surface around its minimum (pure numpy).
+
+A surface is ``z`` of shape ``(nx,)`` over ``x`` (1D) or ``(ny, nx)`` over ``x, y`` with
+``z[i, j]`` the value at ``(x[j], y[i])`` (see ``engine/grid.py``). Non-finite values (NaN for
+unfinished or failed points, +-inf for diverged ones) are missing data: they are skipped
+everywhere, never read as zero. ``docs/sharpness.md`` states each definition.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from engine.errors import ConfigError, LandscapeError, describe
+
+__all__ = ["AxisSharpness", "Sharpness", "format_sharpness", "sharpness"]
+
+# Points whose distance to the minimum equals `radius` up to rounding of the grid coordinates
+# (linspace gives 0.25000000000000006 for 0.25) still count as "within radius".
+_RADIUS_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class AxisSharpness:
+    """Sharpness along one axis, on the grid line through the minimum."""
+
+    axis: str  # "x" or "y"
+    curvature: float  # 2*c2 of a least-squares quadratic over +-fit grid steps; NaN if < 3 points
+    width: float  # length of the contiguous sub-(min + margin) run through the minimum
+    open_ended: bool  # that run reaches the last finite point on at least one side
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    """Minimum of a surface and how sharp the surface is around it."""
+
+    min_value: float
+    min_coords: tuple[float, ...]  # (x,) in 1D, (x, y) in 2D
+    axes: tuple[AxisSharpness, ...]  # one per axis with at least 2 points, x first
+    margin: float
+    radius: float
+    mean_increase: float  # mean of (L - min) over finite points within `radius`; NaN if none
+    fit: int = 2  # half-width in grid steps of the curvature fit (format_sharpness reports it)
+
+
+def sharpness(
+    x: ArrayLike,
+    y: ArrayLike | None,
+    z: ArrayLike,
+    *,
+    margin: float = 0.1,
+    radius: float = 0.25,
+    fit: int = 2,
+) -> Sharpness:
+    """Minimum, per-axis curvature and basin width, and mean increase near the minimum.
+
+    ``y`` is None for a 1D surface. Raises ``ConfigError`` for a bad ``margin``, ``radius`` or
+    ``fit`` and ``LandscapeError`` for mismatched shapes or a surface without a finite value.
+    """
+    _check_options(margin, radius, fit)
+    xs = _coordinates(x, "x")
+    zs = _array(z, "z")
+    if y is None:
+        if zs.shape != (xs.size,):
+            raise LandscapeError(
+                f"Expected a 1D `z` of shape (nx,) = ({xs.size},) to match x, but got {zs.shape}."
+            )
+        ys = None
+    else:
+        ys = _coordinates(y, "y")
+        if zs.shape != (ys.size, xs.size):
+            raise LandscapeError(
+                f"Expected a 2D `z` of shape (ny, nx) = ({ys.size}, {xs.size}) to match y and x, "
+                f"but got {zs.shape}."
+            )
+
+    finite = np.isfinite(zs)
+    if not finite.any():
+        raise LandscapeError("The surface has no finite value (every point is NaN or inf).")
+    # argmin over finite values only; ties go to the first point in C order.
+    flat = np.where(finite, zs, np.inf).ravel()
+    k = int(np.argmin(flat))
+    min_value = float(flat[k])
+
+    if ys is None:
+        j = k
+        min_coords = (float(xs[j]),)
+        lines = [("x", xs, zs, j)]
+        dist = np.abs(xs - xs[j])
+    else:
+        i, j = divmod(k, xs.size)
+        min_coords = (float(xs[j]), float(ys[i]))
+        lines = [("x", xs, zs[i, :], j), ("y", ys, zs[:, j], i)]
+        dist = np.hypot(xs[np.newaxis, :] - xs[j], ys[:, np.newaxis] - ys[i])
+
+    axes = tuple(
+        _axis(name, coords, line, idx, min_value, margin, fit)
+        for name, coords, line, idx in lines
+        if coords.size >= 2
+    )
+
+    near = finite & (dist <= radius * (1.0 + _RADIUS_RTOL))
+    mean_increase = float(np.mean(zs[near] - min_value)) if near.any() else math.nan
+    return Sharpness(
+        min_value=min_value,
+        min_coords=min_coords,
+        axes=axes,
+        margin=float(margin),
+        radius=float(radius),
+        mean_increase=mean_increase,
+        fit=int(fit),
+    )
+
+
+def format_sharpness(s: Sharpness) -> list[str]:
+    """Short human-readable lines, numbers with 4 significant digits."""
+    names = ("x", "y")
+    where = ", ".join(f"{n}={_num(c)}" for n, c in zip(names, s.min_coords, strict=False))
+    lines = [f"min {_num(s.min_value)} at ({where})"]
+    if s.axes:
+        fits = ", ".join(f"{a.axis} {_num(a.curvature)}" for a in s.axes)
+        lines.append(f"curvature {fits} (quadratic fit, +-{s.fit} points)")
+        widths = ", ".join(f"{a.axis} {_num(a.width)}{'+' if a.open_ended else ''}" for a in s.axes)
+        note = " (+ = reaches the grid edge)" if any(a.open_ended for a in s.axes) else ""
+        lines.append(f"basin width (loss <= min + {_num(s.margin)}): {widths}{note}")
+    lines.append(f"mean increase within r={_num(s.radius)}: {_num(s.mean_increase)}")
+    return lines
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _axis(
+    name: str,
+    coords: np.ndarray,
+    line: np.ndarray,
+    idx: int,
+    min_value: float,
+    margin: float,
+    fit: int,
+) -> AxisSharpness:
+    """Curvature and basin width along one grid line through the minimum at ``line[idx]``."""
+    finite = np.isfinite(line)
+
+    # Curvature: window by grid steps (not by count of finite points), so a gap of missing
+    # points narrows the fit instead of silently widening it.
+    lo, hi = max(0, idx - fit), min(line.size, idx + fit + 1)
+    window = np.arange(lo, hi)[finite[lo:hi]]
+    if window.size >= 3:
+        d = coords[window] - coords[idx]  # centred on the minimum: c1, c2 are local
+        design = np.stack([np.ones_like(d), d, d * d], axis=1)
+        coef = np.linalg.lstsq(design, line[window], rcond=None)[0]
+        curvature = float(2.0 * coef[2])
+    else:
+        curvature = math.nan
+
+    # Width: walk the finite points outwards (missing points are skipped, not read as a wall).
+    pos = np.flatnonzero(finite)
+    vals = line[pos]
+    k = int(np.searchsorted(pos, idx))
+    threshold = min_value + margin
+    left, left_open = _run_end(coords[pos], vals, k, -1, threshold)
+    right, right_open = _run_end(coords[pos], vals, k, +1, threshold)
+    return AxisSharpness(
+        axis=name,
+        curvature=curvature,
+        width=float(abs(right - left)),
+        open_ended=left_open or right_open,
+    )
+
+
+def _run_end(
+    coords: np.ndarray, vals: np.ndarray, k: int, step: int, threshold: float
+) -> tuple[float, bool]:
+    """Where the sub-threshold run from ``k`` ends going ``step``; True if it hit the edge."""
+    m = k
+    while 0 <= m + step < vals.size and vals[m + step] <= threshold:
+        m += step
+    if not 0 <= m + step < vals.size:
+        return float(coords[m]), True  # no point beyond: stop at the edge, extent unknown
+    a_in, a_out = float(coords[m]), float(coords[m + step])
+    l_in, l_out = float(vals[m]), float(vals[m + step])
+    # l_in <= threshold < l_out, so the crossing lies in [a_in, a_out).
+    return a_in + (threshold - l_in) / (l_out - l_in) * (a_out - a_in), False
+
+
+def _check_options(margin: float, radius: float, fit: int) -> None:
+    # `not x >= 0` (rather than `x < 0`) also rejects NaN.
+    if not margin >= 0:
+        raise ConfigError(f"Expected `margin` >= 0, but got {margin}.")
+    if not radius > 0:
+        raise ConfigError(f"Expected `radius` > 0, but got {radius}.")
+    if isinstance(fit, bool) or not isinstance(fit, int | np.integer) or fit < 1:
+        raise ConfigError(f"Expected `fit` to be an integer >= 1, but got {fit!r}.")
+
+
+def _array(values: ArrayLike, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise LandscapeError(f"Expected `{name}` to be an array of numbers ({describe(e)}).") from e
+
+
+def _coordinates(values: ArrayLike, name: str) -> np.ndarray:
+    a = _array(values, name)
+    if a.ndim != 1 or a.size == 0:
+        raise LandscapeError(f"Expected `{name}` to be a non-empty 1D array, but got {a.shape}.")
+    if not np.isfinite(a).all():
+        raise LandscapeError(f"Expected every `{name}` coordinate to be finite.")
+    step = np.diff(a)
+    # Widths interpolate between neighbours, which needs the coordinates in order.
+    if a.size > 1 and not ((step > 0).all() or (step < 0).all()):
+        raise LandscapeError(f"Expected `{name}` coordinates to be strictly monotonic.")
+    return a
+
+
+def _num(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    return f"{v + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0

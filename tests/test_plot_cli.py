@@ -1,0 +1,192 @@
+"""`plot` and `compare` on every kind of file: ours and the reference's, 1D and 2D, square or
+not, with NaN and unfinished points; exports; the shared scale of `compare`."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from engine.grid import Grid
+from engine.storage import SurfaceWriter, read_surface
+from tui_landscape.cli import app
+from tui_landscape.plots.views import render, render_compare, shared_levels
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def paraboloid(nx: int, ny: int | None, a: float = 1.0, b: float = 2.0):
+    x = np.linspace(-1, 1, nx)
+    if ny is None:
+        return x, None, a * x**2 + 0.1
+    y = np.linspace(-1, 1, ny)
+    X, Y = np.meshgrid(x, y)
+    return x, y, a * X**2 + b * Y**2 + 0.1
+
+
+def reference_file(path, nx, ny, *, eig=False, a=1.0):
+    """A file as the reference writes it: (nx, ny)-allocated arrays, -1 where unfinished."""
+    x, y, z = paraboloid(nx, ny, a)
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"] = x
+        if y is not None:
+            f["ycoordinates"] = y
+        flat = z.ravel().copy()
+        flat[1] = -1  # one unfinished point
+        shape = (nx,) if y is None else (nx, ny)  # the reference's allocation
+        f["train_loss"] = flat.reshape(shape)
+        f["train_acc"] = (100 - flat).reshape(shape)
+        if eig:
+            f["max_eig"] = (10 + z).ravel().reshape(shape)
+            f["min_eig"] = (-z).ravel().reshape(shape)
+    return path
+
+
+def our_file(path, nx, ny, *, nan_at=(), unfinished=()):
+    g = Grid.parse(f"-1:1:{nx}", f"-1:1:{ny}" if ny else "")
+    x, y, z = paraboloid(nx, ny)
+    names = ["train_loss", "train_acc"]
+    with SurfaceWriter.create(path, g, names, {}, "d.h5") as w:
+        for k, v in enumerate(z.ravel()):
+            if k in unfinished:
+                continue
+            v = float("nan") if k in nan_at else float(v)
+            w.record(k, {"train_loss": v, "train_acc": 50.0})
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    return {
+        "square": our_file(tmp_path / "sq.h5", 9, 9, nan_at={3}, unfinished={5, 6}),
+        "wide": our_file(tmp_path / "wide.h5", 11, 5, nan_at={0}),
+        "one": our_file(tmp_path / "one.h5", 15, None, unfinished={2}),
+        "ref": reference_file(tmp_path / "ref.h5", 7, 7),
+        "ref_wide": reference_file(tmp_path / "refw.h5", 8, 5, eig=True),
+        "ref_1d": reference_file(tmp_path / "ref1.h5", 9, None),
+    }
+
+
+@pytest.mark.parametrize("kind", ["auto", "contour", "filled", "heatmap", "curve"])
+@pytest.mark.parametrize("name", ["square", "wide", "one", "ref", "ref_wide", "ref_1d"])
+def test_every_kind_draws_every_file(files, kind, name):
+    r = invoke("plot", files[name], "--kind", kind, "--width", 70, "--height", 16)
+    assert r.exit_code == 0, r.output
+    assert "min " in r.stdout
+
+
+def test_missing_points_are_drawn_as_missing_not_zero(tmp_path):
+    # Everything unfinished except two points of value 5: zero must not appear as a minimum.
+    g = Grid.parse("-1:1:5", "-1:1:5")
+    with SurfaceWriter.create(tmp_path / "m.h5", g, ["train_loss"], {}, "d.h5") as w:
+        w.record(0, {"train_loss": 5.0})
+        w.record(24, {"train_loss": 6.0})
+    s = read_surface(tmp_path / "m.h5")
+    text = render(s, "train_loss", "heatmap", width=40, height=10, color=False)
+    assert "colour: 5 " in text and "0 " not in text.split("colour:")[1]
+    body = "\n".join(text.splitlines()[1:-3])
+    assert body.count(".") + body.count("@") > 0 and " " in body  # blanks where missing
+    assert "min 5 at (-1, -1)" in render(s, "train_loss", width=60, height=14, color=False)
+
+
+def test_a_one_point_wide_grid_draws(tmp_path):
+    # Our grids have num >= 2; the reference's can have one row (ycoordinates of length 1).
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = np.linspace(-1, 1, 7), np.zeros(1)
+        f["train_loss"] = (1.0 + np.arange(7.0)).reshape(7, 1)
+    for kind in ("auto", "heatmap", "filled"):
+        r = invoke("plot", tmp_path / "r.h5", "--kind", kind, "--width", 60)
+        assert r.exit_code == 0, r.output
+
+
+def test_ratio_map_uses_the_references_fixed_scale(files):
+    r = invoke("plot", files["ref_wide"], "--kind", "ratio", "--width", 60, "--height", 12)
+    assert r.exit_code == 0, r.output
+    assert "colour: 0 " in r.stdout and " 0.5" in r.stdout
+    r = invoke("plot", files["square"], "--kind", "ratio", "--width", 60)
+    assert r.exit_code == 2 and "no Hessian eigenvalues" in r.stderr
+
+
+def test_training_path_over_contours_with_pc_labels(files, tmp_path):
+    with h5py.File(tmp_path / "proj.h5", "w") as f:
+        f["proj_xcoord"] = np.array([0.8, 0.5, 0.2, 0.0])
+        f["proj_ycoord"] = np.array([0.6, 0.3, 0.1, 0.0])
+        f["explained_variance_ratio_"] = np.array([0.6123, 0.2001])
+    r = invoke("plot", files["square"], "--path", tmp_path / "proj.h5", "--width", 80)
+    assert r.exit_code == 0, r.output
+    assert "1st PC: 61.23 %" in r.stdout and "2nd PC: 20.01 %" in r.stdout
+
+
+def test_levels_in_the_references_form_and_bad_levels(files):
+    r = invoke("plot", files["square"], "--levels", "0.1:3:0.5", "--width", 70)
+    assert r.exit_code == 0 and "levels 0.1..2.6" in r.stdout, r.output
+    for bad in ("1:0:0.1", "a:b:c", "0:1:0", "-3"):
+        r = invoke("plot", files["square"], "--levels", bad)
+        assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.output)
+
+
+def test_unknown_surface_and_kind_are_one_line(files):
+    r = invoke("plot", files["square"], "--surface", "test_loss")
+    assert r.exit_code == 2 and "has no surface 'test_loss'" in r.stderr
+    r = invoke("plot", files["square"], "--kind", "pie")
+    assert r.exit_code == 2 and "--kind" in r.stderr
+
+
+def test_sharpness_is_printed_for_loss_surfaces(files):
+    r = invoke("plot", files["wide"], "--width", 60)
+    assert "curvature x 2, y 4" in r.stdout  # the paraboloid x^2 + 2 y^2, fitted exactly
+
+
+def test_compare_shares_one_scale_and_names_the_sharper(tmp_path):
+    flat = reference_file(tmp_path / "flat.h5", 9, 9, a=0.5)
+    sharp = reference_file(tmp_path / "sharp.h5", 9, 9, a=4.0)
+    s = [read_surface(flat), read_surface(sharp)]
+    lv = shared_levels([x.values["train_loss"] for x in s], None)
+    texts = render_compare(s, "train_loss", width=100, height=14, color=False)
+    for t in texts:
+        assert f"levels {lv[0]:.3g}..{lv[-1]:.3g}" in t  # the same levels in both maps
+    r = invoke("compare", flat, sharp, "--width", 60)
+    assert r.exit_code == 0, r.output
+    assert "sharpest by mean rise within r=0.25: sharp.h5; flattest: flat.h5" in r.stdout
+    heat = invoke("compare", flat, sharp, "--kind", "heatmap", "--width", 60)
+    scales = re.findall(r"colour: (\S+) .* (\S+)$", heat.stdout, re.M)
+    assert len(scales) == 2 and scales[0] == scales[1]
+
+
+def test_compare_refuses_1d_with_2d_and_overlays_1d(files):
+    r = invoke("compare", files["one"], files["square"])
+    assert r.exit_code == 2 and "cannot compare 1D and 2D" in r.stderr
+    r = invoke("compare", files["one"], files["ref_1d"], "--width", 60)
+    assert r.exit_code == 0 and "one.h5" in r.stdout and "ref1.h5" in r.stdout, r.output
+    r = invoke("compare", files["one"])
+    assert r.exit_code == 2
+
+
+def test_vtp_export_from_plot(files, tmp_path):
+    r = invoke("plot", files["wide"], "--export", tmp_path / "s.vtp")
+    assert r.exit_code == 0, r.output
+    piece = ET.parse(tmp_path / "s.vtp").getroot().find(".//Piece")
+    assert piece is not None and int(piece.get("NumberOfPoints")) > 0
+
+
+def test_png_export_from_plot_and_compare(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    r = invoke("plot", files["wide"], "--export", tmp_path / "s.png", "--dpi", 50)
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "s.png").size == (300, 225)
+    r = invoke("plot", files["one"], "--export", tmp_path / "c.svg")
+    assert r.exit_code == 0 and (tmp_path / "c.svg").read_bytes().lstrip().startswith(b"<")
+    r = invoke("compare", files["ref"], files["square"], "--export", tmp_path / "cmp.png")
+    assert r.exit_code == 0 and (tmp_path / "cmp.png").exists(), r.output
+    r = invoke("plot", files["wide"], "--kind", "surface3d", "--export", tmp_path / "3d.png")
+    assert r.exit_code == 0, r.output

@@ -1,0 +1,134 @@
+"""``tui-landscape compare A.h5 B.h5 ...``: minimizers side by side on one scale, with numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich import box
+from rich.table import Table
+
+from engine.errors import ConfigError, LandscapeError
+from engine.sharpness import sharpness
+from engine.storage import read_surface
+from tui_landscape.cli.common import console, user_errors
+from tui_landscape.cli.plot import (
+    DpiOpt,
+    ExportOpt,
+    HeightOpt,
+    KindOpt,
+    LevelsOpt,
+    LogOpt,
+    MarginOpt,
+    RadiusOpt,
+    SurfaceOpt,
+    WidthOpt,
+    terminal_width,
+)
+from tui_landscape.plots.terminal import parse_levels
+from tui_landscape.plots.views import render_compare, shared_levels, surface_values
+
+
+def compare(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Two or more surface files.")],
+    surface: SurfaceOpt = "train_loss",
+    kind: KindOpt = "auto",
+    levels: LevelsOpt = None,
+    log: LogOpt = False,
+    width: WidthOpt = 0,
+    height: HeightOpt = 20,
+    export: ExportOpt = None,
+    dpi: DpiOpt = 150,
+    margin: MarginOpt = 0.1,
+    radius: RadiusOpt = 0.25,
+) -> None:
+    """Draw several surfaces on one colour scale and one set of levels, and say which is sharper.
+
+    The table gives, per file, the minimum and where it is, the curvature at the minimum along
+    each axis (quadratic fit), the basin's width (loss within min + margin) and the mean loss
+    increase within a radius of the minimum (docs/sharpness.md).
+    """
+    with user_errors(ctx):
+        if len(files) < 2:
+            raise ConfigError("compare needs two or more surface files")
+        surfaces = [read_surface(f) for f in files]
+        lv = parse_levels(levels)
+        _note_grids(surfaces)
+        if export is not None:
+            out = _export(surfaces, surface, kind, lv, log, export, dpi)
+            console.print(f"Wrote {out}", highlight=False)
+        else:
+            for text in render_compare(
+                surfaces,
+                surface,
+                kind,
+                levels=lv,
+                log=log,
+                width=terminal_width(width),
+                height=height,
+                color=console.is_terminal,
+            ):
+                typer.echo(text)
+        if surface.endswith("_loss"):
+            _table(surfaces, surface, margin, radius)
+
+
+def _note_grids(surfaces) -> None:
+    specs = {s.path.name: s.grid for s in surfaces}
+    if len({(g.x, g.y) for g in specs.values()}) > 1:
+        text = "; ".join(
+            f"{n}: x {g.x.spec()}" + (f", y {g.y.spec()}" if g.y is not None else "")
+            for n, g in specs.items()
+        )
+        console.print(
+            f"note: the grids differ ({text}); one colour scale, own axes", highlight=False
+        )
+
+
+def _table(surfaces, name: str, margin: float, radius: float) -> None:
+    t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    cols = ["file", "min", "at", "curvature", "basin width", f"mean rise r={radius:g}"]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "file" else "right", no_wrap=True)
+    rises = {}
+    for s in surfaces:
+        try:
+            sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
+        except LandscapeError as e:
+            t.add_row(s.path.name, "-", "-", "-", "-", str(e)[:30])
+            continue
+        at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
+        curv = ", ".join(f"{a.axis} {a.curvature:.4g}" for a in sh.axes)
+        wid = ", ".join(f"{a.axis} {a.width:.3g}{'+' if a.open_ended else ''}" for a in sh.axes)
+        t.add_row(s.path.name, f"{sh.min_value:.4g}", at, curv, wid, f"{sh.mean_increase:.4g}")
+        rises[s.path.name] = sh.mean_increase
+    console.print(t)
+    console.print(
+        f"basin width: the span along each axis where {name} <= min + {margin:g} ('+': it reaches "
+        "the grid's edge)",
+        highlight=False,
+    )
+    finite = {k: v for k, v in rises.items() if np.isfinite(v)}
+    if len(finite) >= 2:
+        order = sorted(finite, key=finite.get, reverse=True)
+        console.print(
+            f"sharpest by mean rise within r={radius:g}: {order[0]}; flattest: {order[-1]}",
+            highlight=False,
+        )
+
+
+def _export(surfaces, name, kind, levels, log, out: Path, dpi) -> Path:
+    from tui_landscape.plots import export as ex
+
+    if out.suffix == ".vtp":
+        raise ConfigError("compare exports .png, .svg or .pdf; export .vtp from `plot`")
+    zs = [surface_values(s, name) for s in surfaces]
+    lv = None if levels is None or isinstance(levels, int) else list(levels)
+    if lv is None and surfaces[0].y is not None and kind in ("auto", "contour", "filled"):
+        lv = list(shared_levels(zs, levels))
+    k = "contour" if kind == "auto" else kind
+    items = [(s.path.name, s.x, s.y, z) for s, z in zip(surfaces, zs, strict=True)]
+    return ex.export_compare(out, items, kind=k, levels=lv, log=log, dpi=dpi)
