@@ -52,7 +52,7 @@ def reference_file(path, nx, ny, *, eig=False, a=1.0):
 
 def our_file(path, nx, ny, *, nan_at=(), unfinished=()):
     g = Grid.parse(f"-1:1:{nx}", f"-1:1:{ny}" if ny else "")
-    x, y, z = paraboloid(nx, ny)
+    _, _, z = paraboloid(nx, ny)
     names = ["train_loss", "train_acc"]
     with SurfaceWriter.create(path, g, names, {}, "d.h5") as w:
         for k, v in enumerate(z.ravel()):

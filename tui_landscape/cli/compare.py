@@ -8,6 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from engine.errors import ConfigError, LandscapeError
@@ -90,25 +91,35 @@ def _note_grids(surfaces) -> None:
 
 def _table(surfaces, name: str, margin: float, radius: float) -> None:
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-    cols = ["file", "min", "at", "curvature", "basin width", f"mean rise r={radius:g}"]
+    cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", f"rise r={radius:g}"]
     for c in cols:
-        t.add_column(c, justify="left" if c == "file" else "right", no_wrap=True)
+        if c == "file":  # long names fold (past 40 characters); numbers never do
+            longest = max(len(s.path.name) for s in surfaces)
+            t.add_column(c, overflow="fold", min_width=min(longest, 40))
+        else:
+            t.add_column(c, justify="right", no_wrap=True)
     rises = {}
     for s in surfaces:
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
         except LandscapeError as e:
-            t.add_row(s.path.name, "-", "-", "-", "-", str(e)[:30])
+            t.add_row(s.path.name, "-", "-", "-", "-", "-", "-", str(e))
             continue
+        axes = {a.axis: a for a in sh.axes}
+        curv = [f"{axes[k].curvature:.4g}" if k in axes else "-" for k in "xy"]
+        wid = [
+            f"{axes[k].width:.3g}{'+' if axes[k].open_ended else ''}" if k in axes else "-"
+            for k in "xy"
+        ]
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
-        curv = ", ".join(f"{a.axis} {a.curvature:.4g}" for a in sh.axes)
-        wid = ", ".join(f"{a.axis} {a.width:.3g}{'+' if a.open_ended else ''}" for a in sh.axes)
-        t.add_row(s.path.name, f"{sh.min_value:.4g}", at, curv, wid, f"{sh.mean_increase:.4g}")
+        t.add_row(s.path.name, f"{sh.min_value:.4g}", at, *curv, *wid, f"{sh.mean_increase:.4g}")
         rises[s.path.name] = sh.mean_increase
-    console.print(t)
+    # Piped output (logs, CI) is not bound to 80 columns: every number stays on the line.
+    (console if console.is_terminal else Console(width=140, emoji=False)).print(t)
     console.print(
-        f"basin width: the span along each axis where {name} <= min + {margin:g} ('+': it reaches "
-        "the grid's edge)",
+        f"curv: second derivative at the minimum (quadratic fit); width: the span where {name} "
+        f"<= min + {margin:g} ('+': it reaches the grid's edge); rise: mean increase of {name} "
+        f"within r={radius:g} of the minimum (docs/sharpness.md)",
         highlight=False,
     )
     finite = {k: v for k, v in rises.items() if np.isfinite(v)}

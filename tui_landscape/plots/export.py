@@ -181,7 +181,8 @@ def _value_range(
     if log and lo <= 0:
         raise ConfigError(f"a log scale needs a positive vmin, got {lo:g}")
     if hi < lo:
-        raise ConfigError(f"vmin ({lo:g}) must not be above vmax ({hi:g})")
+        which = "" if vmin is not None and vmax is not None else " (from the data)"
+        raise ConfigError(f"vmin ({lo:g}) must not be above vmax ({hi:g}){which}")
     if hi == lo:  # a constant surface still needs a range to draw
         if log:
             return lo / 2, hi * 2
@@ -209,7 +210,9 @@ def surface_levels(
         lv = np.unique(np.asarray(levels, dtype=float).ravel())
         lv = lv[np.isfinite(lv) & ((lv > 0) if log else True)]
         if lv.size == 0:
-            raise ConfigError("no usable contour levels given" + (" for a log scale" if log else ""))
+            raise ConfigError(
+                "no usable contour levels given" + (" for a log scale" if log else "")
+            )
         return lv
     lo, hi = _value_range(_finite([np.asarray(values)], log), vmin, vmax, log)
     if log:
@@ -243,9 +246,16 @@ class _Scale:
             self.levels = np.linspace(lo, hi, 11)
         else:
             self.levels = surface_levels(finite, levels=levels, vmin=vmin, vmax=vmax, log=self.log)
-            lo = float(vmin) if vmin is not None else float(self.levels[0])
-            hi = float(vmax) if vmax is not None else float(self.levels[-1])
-            if hi <= lo:  # one given level
+            lo, hi = float(self.levels[0]), float(self.levels[-1])
+            if finite.size:
+                # Colours reach down to the lowest point (the basin is what a reader looks at)
+                # and up to the data's top, but no higher than the reference's vmax of 10 unless
+                # the levels go there: exploded corners are clipped as in plot_2D.py.
+                lo = min(lo, float(finite.min()))
+                hi = max(hi, min(float(finite.max()), REF_VMAX))
+            lo = float(vmin) if vmin is not None else lo
+            hi = float(vmax) if vmax is not None else hi
+            if hi <= lo:  # one given level, or a constant surface
                 lo, hi = _value_range(np.array([lo]), None, None, self.log)
         self.lo, self.hi = lo, hi
         if self.log:
@@ -271,7 +281,8 @@ def _argmin(z: np.ndarray) -> tuple[int, ...] | None:
 
 
 def _no_data(ax: Any) -> None:
-    ax.text(0.5, 0.5, "no finished points", ha="center", va="center", transform=ax.transAxes)
+    text = getattr(ax, "text2D", ax.text)  # a 3D axes' text() wants x, y and z
+    text(0.5, 0.5, "no finished points", ha="center", va="center", transform=ax.transAxes)
 
 
 def _line(ax: Any, t: np.ndarray, v: np.ndarray, **style: Any) -> Any:
@@ -289,7 +300,7 @@ def _line(ax: Any, t: np.ndarray, v: np.ndarray, **style: Any) -> Any:
 
 def _set_log(ax: Any, arrays: Sequence[np.ndarray]) -> None:
     _finite(arrays, log=True)  # raises when nothing is positive
-    ax.set_yscale("log")
+    ax.set_yscale("log", nonpositive="mask")
 
 
 def _xlim(ax: Any, *ts: np.ndarray) -> None:
@@ -316,7 +327,7 @@ def _curve_panel(
         v = np.abs(v)
     line = _line(ax, t, v, color=color or "tab:blue", lw=1.2, label=label, marker=".", ms=4)
     if scale.log:
-        ax.set_yscale("log")
+        ax.set_yscale("log", nonpositive="mask")
     if mark_min and not scale.ratio and (k := _argmin(v)) is not None:
         ax.plot(t[k[0]], v[k[0]], marker="*", ms=11, color="tab:red", linestyle="none", zorder=5)
     if scale.empty:
@@ -387,7 +398,9 @@ def _surface3d(ax: Any, x: np.ndarray, y: np.ndarray, zm: Any, scale: _Scale, zl
         Y,
         zplot,
         cmap=scale.cmap,
-        norm=mpl.colors.Normalize(np.log10(scale.lo), np.log10(scale.hi)) if scale.log else scale.norm,
+        norm=mpl.colors.Normalize(np.log10(scale.lo), np.log10(scale.hi))
+        if scale.log
+        else scale.norm,
         rcount=min(ny, 120),
         ccount=min(nx, 120),
         linewidth=0,
@@ -409,6 +422,9 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
         kw.update(shrink=0.6, pad=0.1)
     if kind != "filled":  # contourf carries its own extend
         kw["extend"] = scale.extend
+    if scale.log:
+        ticker = _mpl().ticker
+        kw.update(ticks=ticker.LogLocator(subs=(1.0, 2.0, 5.0)), format="%.3g")
     fig.colorbar(mappable, **kw)
 
 
@@ -472,8 +488,9 @@ def export_curve(
     if log:
         _set_log(ax, list(series_l.values()))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(left_label, color="tab:blue" if twin else None)
+    ax.set_ylabel(left_label)
     if twin:
+        ax.yaxis.label.set_color("tab:blue")
         ax.tick_params("y", colors="tab:blue")
         ax2 = ax.twinx()
         handles += draw(ax2, series_r, "tab:red", "Reds")
@@ -531,9 +548,17 @@ def export_surface(
     else:
         ax = fig.add_subplot(projection="3d") if kind == "surface3d" else fig.add_subplot()
         m = _surface_panel(
-            ax, xa, ya, za, kind, scale,
-            xlabel=xlabel, ylabel=ylabel, zlabel=label, mark_min=mark_min,
-        )  # fmt: skip
+            ax,
+            xa,
+            ya,
+            za,
+            kind,
+            scale,
+            xlabel=xlabel,
+            ylabel=ylabel,
+            zlabel=label,
+            mark_min=mark_min,
+        )
         if kind != "contour":  # the reference's contour plot has labels on its lines instead
             _colorbar(fig, m, ax, scale, label, kind)
     if title:
@@ -557,23 +582,30 @@ def export_path(
 ) -> Path:
     """An optimisation path ``(px, py)`` in PCA coordinates over the surface's contours, as the
     reference's ``plot_contour_trajectory``. ``explained`` holds the two explained-variance
-    ratios (0..1) shown on the axes as "1st PC: 61.23 %". Start and end are marked."""
+    ratios (0..1) shown on the axes as "1st PC: 61.23 %" (NaN: not known, no percentage). Start
+    and end are marked."""
     target, fmt = _target(path)
     xa, ya, za = _grid(x, y, z)
     pxa, pya = _vector(px, "px"), _vector(py, "py")
     if pxa.size != pya.size:
         raise ValueError(f"px has {pxa.size} points but py has {pya.size}")
     ex = np.asarray(explained, dtype=float).ravel()
-    if ex.size != 2 or not np.all(np.isfinite(ex)) or ex.min() < 0 or ex.max() > 1:
+    known = np.isfinite(ex)
+    if ex.size != 2 or np.any(ex[known] < 0) or np.any(ex[known] > 1):
         raise ValueError(f"explained must be two ratios in 0..1, got {explained!r}")
     fig = _figure(size, dpi)
     ax = fig.add_subplot()
     scale = _Scale([za], "contour", levels, None, None, False)
     if _as_curve(xa, ya, za, "", "") is None and not scale.empty:
         cs = ax.contour(
-            xa, ya, np.ma.masked_invalid(za), levels=scale.levels, cmap=scale.cmap,
-            norm=scale.norm, linewidths=0.8,
-        )  # fmt: skip
+            xa,
+            ya,
+            np.ma.masked_invalid(za),
+            levels=scale.levels,
+            cmap=scale.cmap,
+            norm=scale.norm,
+            linewidths=0.8,
+        )
         if cs.levels.size:
             ax.clabel(cs, inline=True, fontsize=6, fmt="%.3g")
     ax.plot(pxa, pya, color="tab:red", marker=".", ms=5, lw=1.0, label="path", zorder=4)
@@ -582,8 +614,9 @@ def export_path(
         s, e = ok[0], ok[-1]
         ax.plot(pxa[s], pya[s], "o", ms=8, color="tab:green", mec="black", label="start", zorder=5)
         ax.plot(pxa[e], pya[e], "*", ms=13, color="gold", mec="black", label="end", zorder=5)
-    ax.set_xlabel(f"1st PC: {ex[0] * 100:.2f} %")
-    ax.set_ylabel(f"2nd PC: {ex[1] * 100:.2f} %")
+    # NaN (explained variance not recorded) leaves the percentage off.
+    ax.set_xlabel(f"1st PC: {ex[0] * 100:.2f} %" if known[0] else "1st PC")
+    ax.set_ylabel(f"2nd PC: {ex[1] * 100:.2f} %" if known[1] else "2nd PC")
     ax.legend(loc="best", fontsize="small")
     if title:
         ax.set_title(title)
@@ -639,9 +672,16 @@ def export_compare(
         ax = fig.add_subplot()
         for i, (name, t, v, _) in enumerate(curves):
             _curve_panel(
-                ax, t, v, scale, xlabel=curves[0][3], zlabel=label, mark_min=False,
-                label=name, color=f"C{i % 10}",
-            )  # fmt: skip
+                ax,
+                t,
+                v,
+                scale,
+                xlabel=curves[0][3],
+                zlabel=label,
+                mark_min=False,
+                label=name,
+                color=f"C{i % 10}",
+            )
         _xlim(ax, *(c[1] for c in curves))
         if scale.ratio:
             ax.set_ylim(bottom=0)
@@ -660,9 +700,17 @@ def export_compare(
     for ax, (name, xa, ya, za) in zip(axes, grids, strict=True):
         assert ya is not None
         mappable = _surface_panel(
-            ax, xa, ya, za, kind, scale,
-            xlabel=xlabel, ylabel=ylabel, zlabel=label, mark_min=True,
-        )  # fmt: skip
+            ax,
+            xa,
+            ya,
+            za,
+            kind,
+            scale,
+            xlabel=xlabel,
+            ylabel=ylabel,
+            zlabel=label,
+            mark_min=True,
+        )
         ax.set_title(name)
     if kind == "surface3d":  # one z range too, so the heights compare
         lims = [ax.get_zlim() for ax in axes]

@@ -102,6 +102,8 @@ def shared_levels(arrays: Sequence[np.ndarray], levels: int | np.ndarray | None)
     if levels is not None and not isinstance(levels, int | np.integer):
         return np.asarray(levels, dtype=float)
     joined = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    if levels is None and (lv := _default_levels(joined)) is not None:
+        return lv
     return contour_levels(joined, levels)
 
 

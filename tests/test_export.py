@@ -1,0 +1,416 @@
+"""Publication figures (tui_landscape.plots.export): formats, sizes, kinds, NaN, compare, path."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import ConfigError
+from tui_landscape.plots import export as E
+
+pytest.importorskip("matplotlib")
+from matplotlib.image import imread
+
+SMALL = {"size": (3.0, 2.0), "dpi": 60}  # 180 x 120 px: fast, still a real figure
+
+
+def _grid(nx: int, ny: int, nan: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.linspace(-1.0, 1.0, nx)
+    y = np.linspace(-0.5, 1.0, ny)
+    X, Y = np.meshgrid(x, y)
+    z = 0.2 + X**2 + 2.0 * Y**2 + 0.3 * X * Y
+    if nan:
+        z[1, 2] = np.nan
+        z[-1, -1] = np.nan
+    return x, y, z
+
+
+GRIDS = {
+    "square": _grid(9, 9),
+    "nonsquare": _grid(7, 4),
+    "nan": _grid(9, 9, nan=True),
+    "row": _grid(7, 1),
+    "column": _grid(1, 5),
+}
+
+
+def _png(path: Path, size: tuple[float, float], dpi: float) -> np.ndarray:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = imread(path)
+    assert img.shape[:2] == (round(size[1] * dpi), round(size[0] * dpi))
+    return img[..., :3]
+
+
+def _non_white(img: np.ndarray) -> float:
+    return float((img.min(axis=2) < 0.98).mean())
+
+
+def _coloured(img: np.ndarray) -> float:
+    """Share of saturated pixels: the viridis surface, not the grey 3D panes or black text."""
+    return float((img.max(axis=2) - img.min(axis=2) > 0.16).mean())
+
+
+@pytest.fixture
+def figs(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The matplotlib figures each export call saves, to inspect what was drawn."""
+    seen: list = []
+    save = E._save
+
+    def spy(fig, *args, **kwargs):
+        seen.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(E, "_save", spy)
+    return seen
+
+
+# --- every kind on every grid ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+@pytest.mark.parametrize("kind", E.KINDS)
+def test_surface_every_kind_and_grid(tmp_path: Path, kind: str, grid: str, figs: list) -> None:
+    x, y, z = GRIDS[grid]
+    if kind == "ratio":
+        z = z / 8
+    out = E.export_surface(tmp_path / f"{kind}.png", x, y, z, kind=kind, title=kind, **SMALL)
+    assert out == tmp_path / f"{kind}.png"
+    img = _png(out, SMALL["size"], SMALL["dpi"])
+    assert _non_white(img) > 0.05
+    ax = figs[-1].axes[0]
+    if grid in ("row", "column"):  # one point wide: a curve, never a contour
+        assert ax.name == "rectilinear" and not ax.collections
+        line = ax.get_lines()[0]
+        assert len(line.get_xdata()) == z.size
+    else:
+        assert ax.name == ("3d" if kind == "surface3d" else "rectilinear")
+        assert ax.collections
+
+
+def test_default_size_and_dpi(tmp_path: Path) -> None:
+    x, y, z = GRIDS["nonsquare"]
+    img = _png(E.export_surface(tmp_path / "a.png", x, y, z), (6, 4.5), 150)
+    assert img.shape[:2] == (675, 900)
+    _png(E.export_surface(tmp_path / "b.png", x, y, z, size=(4, 3), dpi=100), (4, 3), 100)
+
+
+def test_surface3d_is_not_blank(tmp_path: Path) -> None:
+    x, y, z = GRIDS["nan"]
+    img = _png(E.export_surface(tmp_path / "s.png", x, y, z, kind="surface3d"), (6, 4.5), 150)
+    assert _non_white(img) > 0.05
+    # The old Axes3D(fig) figure shows only its colour bar (~3.5 % coloured); ours the surface.
+    assert _coloured(img) > 0.08
+
+
+def test_log_scale(tmp_path: Path, figs: list) -> None:
+    x, y, z = GRIDS["nan"]
+    for kind in ("filled", "heatmap", "surface3d", "contour"):
+        E.export_surface(tmp_path / f"{kind}.png", x, y, z * 100, kind=kind, log=True, **SMALL)
+    from matplotlib.colors import LogNorm
+
+    assert isinstance(figs[1].axes[0].collections[0].norm, LogNorm)
+    with pytest.raises(ConfigError, match="positive"):
+        E.export_surface(tmp_path / "neg.png", x, y, -z, kind="filled", log=True, **SMALL)
+
+
+# --- NaN is missing, never zero --------------------------------------------------------------
+
+
+def test_nan_is_masked_not_zero(tmp_path: Path, figs: list) -> None:
+    x, y, z = GRIDS["nan"]
+    E.export_surface(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
+    mesh = figs[-1].axes[0].collections[0]
+    arr = mesh.get_array()
+    assert np.ma.is_masked(arr)
+    assert np.array_equal(np.ma.getmaskarray(arr).reshape(z.shape), np.isnan(z))
+    assert mesh.norm.vmin >= np.nanmin(z) - 1e-12  # a NaN drawn as 0 would pull the scale down
+
+    # Missing cells are left blank (white), a colour no viridis cell has.
+    full = _png(
+        E.export_surface(tmp_path / "f.png", *_grid(2, 2), kind="heatmap", **SMALL),
+        SMALL["size"],
+        SMALL["dpi"],
+    )
+    xg, yg, zg = _grid(2, 2)
+    zg[0, 1] = np.nan
+    hole = _png(
+        E.export_surface(tmp_path / "n.png", xg, yg, zg, kind="heatmap", **SMALL),
+        SMALL["size"],
+        SMALL["dpi"],
+    )
+    white = lambda im: float((im.min(axis=2) > 0.98).mean())  # noqa: E731
+    assert white(hole) > white(full) + 0.1
+
+
+def test_all_nan_surface_still_draws(tmp_path: Path) -> None:
+    x, y, z = GRIDS["square"]
+    for kind in E.KINDS:
+        _png(
+            E.export_surface(
+                tmp_path / f"{kind}.png", x, y, np.full_like(z, np.nan), kind=kind, **SMALL
+            ),
+            SMALL["size"],
+            SMALL["dpi"],
+        )
+
+
+def test_heatmap_orientation_and_extent(tmp_path: Path, figs: list) -> None:
+    x = np.array([0.0, 1.0, 2.0])
+    y = np.array([10.0, 20.0])
+    z = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # z[i, j] at (x[j], y[i])
+    E.export_surface(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
+    ax = figs[-1].axes[0]
+    mesh = ax.collections[0]
+    coords = mesh.get_coordinates()  # cell corners, (ny+1, nx+1, 2)
+    centres = (coords[:-1, :-1] + coords[1:, 1:]) / 2
+    values = mesh.get_array().reshape(z.shape)
+    for i in range(2):
+        for j in range(3):
+            assert tuple(centres[i, j]) == pytest.approx((x[j], y[i]))
+            assert values[i, j] == z[i, j]
+    assert ax.get_xlim() == pytest.approx((-0.5, 2.5))
+    assert ax.get_ylim() == pytest.approx((5.0, 25.0))  # y grows upwards
+    star = ax.get_lines()[-1]  # the minimum, z[0, 0], marked at (x[0], y[0])
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (0.0, 10.0)
+
+
+def test_ratio_map_fixed_scale(tmp_path: Path, figs: list) -> None:
+    r = E.eig_ratio([-1.0, 2.0, 3.0, np.nan], [4.0, -8.0, 0.0, 1.0])
+    assert r[:2] == pytest.approx([0.25, 0.25]) and np.isnan(r[2:]).all()
+
+    x, y, _ = GRIDS["nonsquare"]
+    z = np.full((y.size, x.size), -0.1)  # |ratio| = 0.1 -> 0.2 of the fixed 0..0.5 scale
+    img = _png(
+        E.export_surface(tmp_path / "r.png", x, y, z, kind="ratio", **SMALL),
+        SMALL["size"],
+        SMALL["dpi"],
+    )
+    mesh = figs[-1].axes[0].collections[0]
+    assert (mesh.norm.vmin, mesh.norm.vmax) == (0.0, 0.5)
+    from matplotlib import colormaps
+
+    want = np.array(colormaps["viridis"](0.2)[:3])
+    assert (np.abs(img - want).max(axis=2) < 0.02).mean() > 0.3
+
+
+# --- levels ----------------------------------------------------------------------------------
+
+
+def test_levels() -> None:
+    ref = E.surface_levels(np.array([0.0, 2.3, np.nan, 5.2]))
+    assert ref[0] == pytest.approx(0.1) and np.diff(ref) == pytest.approx(0.5)
+    assert ref[-1] == pytest.approx(5.1)
+    far = E.surface_levels(np.array([50.0, np.nan, 60.0]))
+    assert far.size == 15 and far[0] == 50.0 and far[-1] == 60.0
+    small = E.surface_levels(np.array([0.001, 0.02]))  # only one reference level would fit
+    assert small.size == 15 and small[0] == pytest.approx(0.001)
+    logl = E.surface_levels(np.array([0.01, -1.0, 100.0]), log=True)
+    assert logl[0] == pytest.approx(0.01) and logl[-1] == pytest.approx(100.0)
+    assert np.diff(np.log10(logl)) == pytest.approx(np.full(14, 4 / 14))
+    assert list(E.surface_levels(np.ones(3), levels=[3, 1, 2])) == [1.0, 2.0, 3.0]
+    assert E.surface_levels(np.ones(4)).size > 1  # a constant surface still gets a range
+    clipped = E.surface_levels(np.array([0.0, 20.0]), vmin=2, vmax=6)
+    assert clipped[0] == pytest.approx(2.1) and clipped[-1] == pytest.approx(5.6)
+
+
+# --- formats and files -----------------------------------------------------------------------
+
+
+def test_svg_pdf_and_suffixes(tmp_path: Path) -> None:
+    x, y, z = GRIDS["nonsquare"]
+    svg = E.export_surface(tmp_path / "a.svg", x, y, z, kind="filled", **SMALL).read_bytes()
+    assert svg.startswith(b"<?xml") and b"<svg" in svg[:1000]
+    pdf = E.export_surface(tmp_path / "a.pdf", x, y, z, kind="surface3d", **SMALL).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    _png(E.export_surface(tmp_path / "UP.PNG", x, y, z, **SMALL), SMALL["size"], SMALL["dpi"])
+    with pytest.raises(ConfigError, match=r"\.png, \.svg, \.pdf"):
+        E.export_surface(tmp_path / "a.jpg", x, y, z)
+    with pytest.raises(ConfigError, match=r"\.png, \.svg, \.pdf"):
+        E.export_curve(tmp_path / "noext", x, {"loss": x})
+    with pytest.raises(ConfigError, match="contour, filled, heatmap, surface3d, ratio"):
+        E.export_surface(tmp_path / "a.png", x, y, z, kind="wireframe")
+    with pytest.raises(ValueError, match=r"expected \(ny, nx\)"):
+        E.export_surface(tmp_path / "a.png", x, y, z.T)
+
+
+def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y, z = GRIDS["square"]
+    target = tmp_path / "sub" / "fig.png"
+    E.export_surface(target, x, y, z, **SMALL)
+    E.export_surface(target, x, y, z, kind="heatmap", **SMALL)  # overwrites in place
+    assert [p.name for p in target.parent.iterdir()] == ["fig.png"]
+    before = target.read_bytes()
+
+    from matplotlib.figure import Figure
+
+    def broken(self, fname, **kwargs):
+        Path(fname).write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        E.export_surface(target, x, y, z, **SMALL)
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["fig.png"]
+
+
+# --- 1D curves -------------------------------------------------------------------------------
+
+
+def test_curve_with_nan(tmp_path: Path, figs: list) -> None:
+    x = np.linspace(-1, 1, 21)
+    loss = 1 + x**2
+    loss[[3, 5, 6]] = np.nan  # point 4 stands alone between gaps
+    acc = 90 - 10 * x**2
+    acc[10] = np.nan
+    out = E.export_curve(
+        tmp_path / "c.png", x, {"train": loss, "test": loss + 0.2}, {"train acc": acc}, title="1D"
+    )
+    _png(out, (6, 4.5), 150)
+    ax, ax2 = figs[-1].axes
+    first = ax.get_lines()[0]
+    assert np.isnan(first.get_ydata()[3])  # a gap, not a zero
+    lone = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1]
+    assert lone and lone[0].get_xdata()[0] == x[4]
+    assert ax2.get_ylim() == (0, 100)
+    assert ax.get_ylabel() == "loss" and ax2.get_ylabel() == "accuracy (%)"
+    assert len(ax.get_legend().get_texts()) == 3
+    E.export_curve(tmp_path / "log.svg", x, {"loss": loss}, log=True, **SMALL)
+    assert figs[-1].axes[0].get_yscale() == "log" and len(figs[-1].axes) == 1
+    with pytest.raises(ValueError, match="points"):
+        E.export_curve(tmp_path / "bad.png", x, {"loss": loss[:5]})
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["contour", "filled", "heatmap", "surface3d"])
+def test_compare_shared_scale(tmp_path: Path, kind: str, figs: list) -> None:
+    x, y, z = GRIDS["square"]
+    xn, yn, zn = GRIDS["nan"]
+    surfaces = [("sgd", x, y, z), ("adam", xn, yn, 3 * zn), ("big", *GRIDS["nonsquare"])]
+    for n in (2, 3) if kind in ("contour", "surface3d") else (3,):
+        size = (3.0 * n, 2.5)
+        _png(
+            E.export_compare(tmp_path / f"c{n}.png", surfaces[:n], kind=kind, size=size, dpi=60),
+            size,
+            60,
+        )
+        fig = figs[-1]
+        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        assert [ax.get_title() for ax in panels] == ["sgd", "adam", "big"][:n]
+        norms = {(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in panels}
+        assert len(norms) == 1  # one colour scale
+        lo, hi = norms.pop()
+        assert lo <= np.nanmin(z) + 0.1 and hi > np.nanmax(z) + 1  # spans both surfaces
+        if kind in ("contour", "filled"):
+            levels = {tuple(ax.collections[0].levels) for ax in panels}
+            assert len(levels) == 1  # one set of levels
+        if kind == "surface3d":
+            assert len({ax.get_zlim() for ax in panels}) == 1
+        assert len(fig.axes) == n + 1  # one colour bar for all
+
+
+def test_compare_levels_and_default_size(tmp_path: Path, figs: list) -> None:
+    x, y, z = GRIDS["square"]
+    out = E.export_compare(
+        tmp_path / "c.png",
+        [("a", x, y, z), ("b", x, y, z + 1)],
+        levels=[0.5, 1, 2, 3],
+        vmin=0,
+        vmax=4,
+        dpi=40,
+    )
+    img = imread(out)
+    w, h = figs[-1].get_size_inches()
+    assert img.shape[:2] == (round(h * 40), round(w * 40)) and w > h
+    ax = figs[-1].axes[0]
+    assert list(ax.collections[0].levels) == [0.5, 1, 2, 3]
+    assert (ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) == (0, 4)
+
+
+def test_compare_curves(tmp_path: Path, figs: list) -> None:
+    x = np.linspace(-1, 1, 11)
+    a = 1 + x**2
+    a[2] = np.nan
+    xr, yr, zr = GRIDS["row"]
+    out = E.export_compare(
+        tmp_path / "c.png", [("a", x, None, a), ("b", x, None, 2 * a), ("row", xr, yr, zr)], **SMALL
+    )
+    _png(out, SMALL["size"], SMALL["dpi"])
+    (ax,) = figs[-1].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "row"]
+    with pytest.raises(ConfigError, match="1D"):
+        E.export_compare(tmp_path / "m.png", [("a", x, None, a), ("s", *GRIDS["square"])])
+
+
+# --- PCA path --------------------------------------------------------------------------------
+
+
+def test_path_plot(tmp_path: Path, figs: list) -> None:
+    x, y, z = GRIDS["nan"]
+    t = np.linspace(0, 1, 15)
+    px, py = 0.8 * np.cos(5 * t) * (1 - t), 0.5 * np.sin(5 * t) * (1 - t)
+    out = E.export_path(tmp_path / "p.png", x, y, z, px, py, explained=(0.6123, 0.2001))
+    _png(out, (6, 4.5), 150)
+    ax = figs[-1].axes[0]
+    assert ax.get_xlabel() == "1st PC: 61.23 %" and ax.get_ylabel() == "2nd PC: 20.01 %"
+    assert ax.collections  # the contours
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert lines["path"].get_marker() == "." and len(lines["path"].get_xdata()) == 15
+    assert lines["start"].get_xdata()[0] == px[0] and lines["end"].get_xdata()[0] == px[-1]
+    assert lines["start"].get_marker() != lines["end"].get_marker()
+    assert lines["start"].get_color() != lines["end"].get_color()
+    # A one-row surface has no contours, but the path is still drawn.
+    row = E.export_path(tmp_path / "r.pdf", *GRIDS["row"], px, py, explained=(0.5, 0.1))
+    assert row.read_bytes()[:5] == b"%PDF-"
+    assert not figs[-1].axes[0].collections and len(figs[-1].axes[0].get_lines()) == 3
+    E.export_path(tmp_path / "u.png", x, y, z, px, py, explained=(np.nan, np.nan), **SMALL)
+    assert (figs[-1].axes[0].get_xlabel(), figs[-1].axes[0].get_ylabel()) == ("1st PC", "2nd PC")
+    with pytest.raises(ValueError, match="ratios"):
+        E.export_path(tmp_path / "p.png", x, y, z, px, py, explained=(61.2, 20.0))
+
+
+# --- matplotlib missing ----------------------------------------------------------------------
+
+
+def _expect_missing(tmp_path: Path) -> None:
+    x, y, z = GRIDS["square"]
+    calls = [
+        lambda: E.export_surface(tmp_path / "a.png", x, y, z),
+        lambda: E.export_curve(tmp_path / "a.png", x, {"loss": x}),
+        lambda: E.export_compare(tmp_path / "a.png", [("a", x, y, z), ("b", x, y, z)]),
+        lambda: E.export_path(tmp_path / "a.png", x, y, z, x, x, explained=(0.5, 0.2)),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigError) as info:
+            call()
+        msg = str(info.value)
+        assert msg == (
+            "matplotlib is needed for --export; "
+            "install it with: pip install 'tui-landscape[export]'"
+        )
+        assert "\n" not in msg and info.value.exit_code == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_matplotlib_sys_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    _expect_missing(tmp_path)
+
+
+def test_missing_matplotlib_import_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    _expect_missing(tmp_path)
