@@ -53,6 +53,7 @@ class WorkerSpec:
     dir_type: str
     device: str
     threads: int
+    quiet: bool = False  # send the worker's stdout and stderr to /dev/null (under a TUI)
 
 
 Evaluator = Callable[[list[tuple[float, float]]], list[dict[str, float]]]
@@ -108,6 +109,10 @@ def evaluate_local(
 def _worker(conn: Connection, spec: WorkerSpec) -> None:
     """A worker process: build the evaluation once, then evaluate the chunks it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if spec.quiet:  # a warning printed on the terminal would tear a running TUI's screen
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
     import torch
 
     torch.set_num_threads(spec.threads)

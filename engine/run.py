@@ -411,6 +411,7 @@ class Job:
         self.devices = devices or [str(next(iter(landscape.splits.values())).x.device)]
         self.resumed = bool(writer.completed.any())
         self.pool: Pool | None = None
+        self.quiet_workers = False  # a TUI sets it: workers' output must not reach the screen
 
     @property
     def path(self) -> Path:
@@ -462,6 +463,7 @@ class Job:
                 dir_type=self.landscape.ds.dir_type,
                 device=d,
                 threads=threads if d == "cpu" else 1,
+                quiet=self.quiet_workers,
             )
             for d in self.devices
         ]

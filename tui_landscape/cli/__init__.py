@@ -12,13 +12,13 @@ from typing import Annotated
 import typer
 
 from tui_landscape import __version__
-from tui_landscape.cli import compare, compute, demo, info, models, plot, train
+from tui_landscape.cli import compare, compute, demo, info, models, plot, train, tui
 from tui_landscape.cli.common import State
 
 app = typer.Typer(
     name="tui-landscape",
     help="Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # a bare `tui-landscape` opens the app
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click errors: "Error: ..." lines, no boxed panels
     add_completion=False,
@@ -58,12 +58,15 @@ def _root(
         level=logging.DEBUG if verbose or debug else logging.INFO, handlers=[handler]
     )
     ctx.obj = State(debug=debug, verbose=verbose)
+    if ctx.invoked_subcommand is None:
+        tui.tui(ctx, None)
 
 
 app.command("compute")(compute.compute)
 app.command("info")(info.info)
 app.command("plot")(plot.plot)
 app.command("compare")(compare.compare)
+app.command("tui")(tui.tui)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)

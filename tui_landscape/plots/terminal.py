@@ -271,6 +271,7 @@ def contour_map(
     mark_min: bool = True,
     color: bool = True,
     path: tuple[np.ndarray, np.ndarray] | None = None,
+    cursor: tuple[float, float] | None = None,
 ) -> str:
     """Braille iso-line map of ``z`` (shape ``(ny, nx)``, ``z[i, j]`` at ``(x[j], y[i])``).
 
@@ -318,6 +319,8 @@ def contour_map(
         plt.plot(px.tolist(), py.tolist(), marker="dot", color="magenta+" if color else None)
         plt.scatter([px[0]], [py[0]], marker="o", color="default" if color else None)
         plt.scatter([px[-1]], [py[-1]], marker="*", color="default" if color else None)
+    if cursor is not None:
+        plt.scatter([cursor[0]], [cursor[1]], marker="+", color="red+" if color else None)
     if mark_min and np.isfinite(z).any():
         # Drawn last so the marker sits on top of any iso-line crossing the same cell.
         # Terminal foreground in bold: visible on dark and light backgrounds alike.

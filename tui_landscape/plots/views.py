@@ -137,6 +137,7 @@ def render(
     color: bool = True,
     trajectory: Trajectory | None = None,
     title: str | None = None,
+    cursor: tuple[float, float] | None = None,
 ) -> str:
     """One surface of a file drawn as ``kind`` (auto: a curve in 1D, a contour map in 2D)."""
     if kind not in KINDS:
@@ -175,6 +176,7 @@ def render(
             ylabel=ylabel,
             color=color,
             path=path,
+            cursor=cursor,
         )
     bands = None
     if kind == "filled":

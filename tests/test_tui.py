@@ -1,0 +1,234 @@
+"""The Textual app, driven by Pilot: every flow waits on conditions and workers, never sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.widgets import Button, DataTable, Input, RichLog
+
+from engine.config import load_config
+from engine.grid import Grid
+from engine.run import prepare
+from engine.storage import SurfaceWriter, read_surface
+from tests.conftest import REPO
+from tui_landscape.app import create_app
+from tui_landscape.screens.browser import BrowserScreen
+from tui_landscape.screens.compare import CompareScreen
+from tui_landscape.screens.help import HelpScreen
+from tui_landscape.screens.plot import PlotScreen
+from tui_landscape.screens.setup import SetupScreen
+
+
+def small_file(path: Path, a: float = 1.0, unfinished=()) -> Path:
+    g = Grid.parse("-1:1:9", "-1:1:7")
+    x, y = g.x.coordinates(), g.y.coordinates()
+    X, Y = np.meshgrid(x, y)
+    z = a * X**2 + 2 * Y**2 + 0.05
+    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+        for k, v in enumerate(z.ravel()):
+            if k not in unfinished:
+                w.record(k, {"train_loss": float(v), "train_acc": 90.0 - float(v)})
+    return path
+
+
+def sync(fn):
+    """Run an async test with asyncio (no pytest plugin needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    """Wait until ``condition()`` holds, letting the app run; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+@sync
+async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
+    f = small_file(tmp_path / "s.h5", unfinished={0})
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        screen = app.screen
+        status = screen.query_one("#status")
+        assert "train_loss at (x=0, y=0) = 0.05" in str(status.render())
+        await pilot.press("right", "up")
+        # x^2 + 2 y^2 + 0.05 at (0.25, 1/3)
+        assert "(x=0.25, y=0.3333) = 0.334722" in str(status.render())
+        await pilot.press("s")
+        assert screen.view.name_ == "train_acc" and "train_acc at" in str(status.render())
+        for _ in range(3):
+            await pilot.press("k")
+        assert screen.view.kind == "heatmap"
+        await pilot.press("r")
+        assert screen.view.slice == "row" and "at y=" in str(screen.view.render())
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+@sync
+async def test_browser_lists_marks_compares_and_deletes(tmp_path):
+    small_file(tmp_path / "a.h5", a=0.5)
+    small_file(tmp_path / "b.h5", a=4.0)
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[1] == "a.h5" and row[2] == "ours 2D" and row[3] == "9 x 7" and row[5] == "100%"
+        await pilot.press("space", "down", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        numbers = str(app.screen.query_one("#numbers").render())
+        assert "a.h5: min 0.05" in numbers and "b.h5: min 0.05" in numbers
+        await pilot.press("escape")
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert not (tmp_path / "b.h5").exists() and (tmp_path / "a.h5").exists()
+
+
+def setup_config(tmp_path: Path, grid: str = "-1:1:4") -> Path:
+    cfg = load_config(
+        REPO / "sample_configs" / "digits_2d.toml",
+        ["model.checkpoint=", f"grid.x={grid}", f"grid.y={grid}", "compute.device=cpu"],
+    )
+    from engine.config import config_to_toml
+
+    p = tmp_path / "setup.toml"
+    p.write_text(config_to_toml(cfg))
+    return p
+
+
+@sync
+async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchanged(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        run = s.query_one("#run", Button)
+        await wait_for(pilot, lambda: not run.disabled)
+        s.query_one("#grid-x", Input).value = "1:-1:5"  # min > max: refused where it is typed
+        await wait_for(pilot, lambda: run.disabled)
+        assert "grid.x" in str(s.query_one("#err-grid-x").render())
+        s.query_one("#grid-x", Input).value = "-1:1:4"
+        await wait_for(pilot, lambda: not run.disabled)
+        s.query_one("#out", Input).value = str(tmp_path / "tui.h5")
+        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
+        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: (tmp_path / "tui.h5").exists())
+        await app.workers.wait_for_complete()
+        await wait_for(
+            pilot, lambda: any("Done" in str(line) for line in s.query_one(RichLog).lines)
+        )
+        assert s.query_one("#live").surface.completed.all()
+    done = read_surface(tmp_path / "tui.h5")
+    assert done.n_done == 16
+    # Headless parity: the saved setup, run by `compute`, gives the same surface.
+    r = subprocess.run(
+        [sys.executable, "-m", "tui_landscape", "compute", "saved.toml", "--out", "cli.h5"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cli = read_surface(tmp_path / "cli.h5")
+    for n in done.values:
+        np.testing.assert_array_equal(done.values[n], cli.values[n])
+
+
+@sync
+async def test_cancelling_a_run_leaves_a_file_that_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path, "-1:1:15"))
+    out = tmp_path / "c.h5"
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        s.query_one("#out", Input).value = str(out)
+        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: s.job is not None and s.job.done >= 3)
+        await pilot.press("ctrl+c")
+        await app.workers.wait_for_complete()
+    partial = read_surface(out)
+    assert 3 <= partial.n_done < 225
+    job = prepare(load_config(tmp_path / "setup.toml", ["grid.x=-1:1:15", "grid.y=-1:1:15"]), out)
+    assert job.resumed
+    job.run()
+    assert read_surface(out).n_done == 225
+
+
+def test_plot_screen_snapshot(snap_compare, tmp_path):
+    f = small_file(tmp_path / "snap.h5")
+    assert snap_compare(create_app(f), terminal_size=(100, 30))
+
+
+def test_browser_snapshot(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the title shows the folder: keep it the same in every run
+    small_file(tmp_path / "one.h5")
+    small_file(tmp_path / "two.h5", a=3.0, unfinished={1, 2, 3})
+    # The browser shows creation times: fix them so the snapshot does not change by the second.
+    for p in (tmp_path / "one.h5", tmp_path / "two.h5"):
+        import h5py
+
+        with h5py.File(p, "r+") as h:
+            h.attrs["created"] = "2026-01-01T00:00:00+00:00"
+    assert snap_compare(create_app(Path(".")), terminal_size=(110, 20))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_real_app_in_tmux_shows_the_plot_and_the_footer(tmp_path):
+    f = small_file(tmp_path / "t.h5")
+    session = f"tl{int(time.time() * 1000) % 10**8}"
+    cmd = f"{sys.executable} -m tui_landscape tui {f}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", cmd],
+                   check=True)  # fmt: skip
+    try:
+        deadline, screen = time.monotonic() + 60, ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                    capture_output=True, text=True).stdout  # fmt: skip
+            if "train_loss at" in screen and "Surface" in screen:
+                break
+            time.sleep(0.2)
+        assert "t.h5: train_loss" in screen and "min 0.05" in screen, screen
+        assert "Surface" in screen and "Kind" in screen  # the footer's keys
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@sync
+async def test_a_worker_pool_runs_inside_the_app(tmp_path, monkeypatch):
+    """Spawning inside a running Textual app needs the resource tracker started before it."""
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path, "-1:1:3"))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        s.query_one("#compute-workers", Input).value = "2"
+        s.query_one("#out", Input).value = str(tmp_path / "pool.h5")
+        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: (tmp_path / "pool.h5").exists())
+        await app.workers.wait_for_complete()
+    assert read_surface(tmp_path / "pool.h5").n_done == 9

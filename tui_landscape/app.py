@@ -1,0 +1,70 @@
+"""The Textual app: a file browser, plot views, comparisons, and a setup screen that runs.
+
+``create_app`` is shared by the CLI and the tests. What opens first depends on the target: a
+folder opens the browser, a surface file the plot view, a TOML config the setup screen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from tui_landscape.screens.browser import BrowserScreen
+from tui_landscape.screens.help import HelpScreen
+from tui_landscape.screens.plot import PlotScreen
+from tui_landscape.screens.setup import SetupScreen
+
+__all__ = ["LandscapeApp", "create_app"]
+
+
+class LandscapeApp(App):
+    """tui-landscape's terminal app."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-landscape"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("b", "browser", "Files"),
+        Binding("n", "setup", "New surface"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, target: Path | None = None) -> None:
+        super().__init__()
+        self.target = Path(target) if target is not None else Path.cwd()
+        self.no_color = bool(os.environ.get("NO_COLOR"))
+
+    def on_mount(self) -> None:
+        t = self.target
+        folder = t if t.is_dir() else t.parent
+        self.push_screen(BrowserScreen(folder))
+        if t.suffix in (".h5", ".hdf5"):
+            self.push_screen(PlotScreen(t))
+        elif t.suffix == ".toml":
+            self.push_screen(SetupScreen(t))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_browser(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_setup(self) -> None:
+        self.push_screen(SetupScreen())
+
+
+def create_app(target: str | Path | None = None) -> LandscapeApp:
+    """The app opened at ``target``: a folder, a surface file (.h5) or a config (.toml).
+
+    Call it before the app runs: it starts multiprocessing's resource tracker, which a worker
+    pool needs and which cannot start inside a running Textual app (it passes stderr's file
+    descriptor to the tracker, and Textual replaces stderr with an object whose fileno() is -1).
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    return LandscapeApp(Path(target) if target else None)

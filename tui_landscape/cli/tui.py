@@ -1,0 +1,35 @@
+"""``tui-landscape tui [CONFIG.toml | FILE.h5 | FOLDER]``: open the terminal app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.errors import ConfigError
+from tui_landscape.cli.common import user_errors
+
+
+def tui(
+    ctx: typer.Context,
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="A config (.toml) to set up, a surface (.h5) to view, or a folder."),
+    ] = None,
+) -> None:
+    """Open the app: browse surface files, view and compare them, set up and run new ones."""
+    with user_errors(ctx):
+        if target is not None and not target.exists():
+            raise ConfigError(f"not found: {target}")
+        if (
+            target is not None
+            and target.is_file()
+            and target.suffix not in (".toml", ".h5", ".hdf5")
+        ):
+            raise ConfigError(
+                f"Expected a .toml config, a .h5 surface or a folder, but got {target}"
+            )
+        from tui_landscape.app import create_app
+
+        create_app(target).run()

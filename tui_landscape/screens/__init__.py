@@ -1,0 +1,1 @@
+"""The app's screens: plot view, file browser, comparison, setup and run, help."""

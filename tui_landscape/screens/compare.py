@@ -1,0 +1,90 @@
+"""Two or more surfaces side by side on one scale, with their sharpness numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from engine.errors import LandscapeError
+from engine.sharpness import sharpness
+from engine.storage import read_surface
+from tui_landscape.plots.views import render_compare, surface_values
+
+__all__ = ["CompareScreen"]
+
+
+class CompareScreen(Screen):
+    """Side by side (one shared set of levels or colour range); s switches the surface."""
+
+    BINDINGS = [
+        Binding("s", "next_surface", "Surface"),
+        Binding("k", "next_kind", "Kind"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+    KINDS = ("auto", "filled", "heatmap")
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = [Path(p) for p in paths]
+        self.name_, self.kind = "train_loss", "auto"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="panes"):
+            for k in range(len(self.paths)):
+                yield Static(id=f"pane{k}", classes="pane")
+        yield Static(id="numbers")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "compare: " + ", ".join(p.name for p in self.paths)
+        self.surfaces = [read_surface(p) for p in self.paths]
+        self.call_after_refresh(self.redraw)
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        if not hasattr(self, "surfaces"):
+            return
+        panes = list(self.query(".pane"))
+        w = max(panes[0].size.width, 30) if panes else 40
+        h = max(panes[0].size.height, 10) if panes else 16
+        try:
+            texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
+                                   color=not self.app.no_color)  # fmt: skip
+        except LandscapeError as e:
+            texts = [str(e)] + [""] * (len(panes) - 1)
+        if len(texts) == 1:  # 1D files are overlaid on one plot
+            texts = texts + [""] * (len(panes) - 1)
+        for pane, text in zip(panes, texts, strict=False):
+            pane.update(Text.from_ansi(text))
+        lines = []
+        for s in self.surfaces:
+            try:
+                sh = sharpness(s.x, s.y, surface_values(s, self.name_))
+                curv = ", ".join(f"{a.axis} {a.curvature:.4g}" for a in sh.axes)
+                lines.append(
+                    f"{s.path.name}: min {sh.min_value:.4g}, curvature {curv}, "
+                    f"mean rise r={sh.radius:g} {sh.mean_increase:.4g}"
+                )
+            except LandscapeError as e:
+                lines.append(f"{s.path.name}: {e}")
+        self.query_one("#numbers", Static).update("\n".join(lines))
+
+    def action_next_surface(self) -> None:
+        names = [n for n in self.surfaces[0].values if all(n in s.values for s in self.surfaces)]
+        self.name_ = (
+            names[(names.index(self.name_) + 1) % len(names)] if self.name_ in names else names[0]
+        )
+        self.redraw()
+
+    def action_next_kind(self) -> None:
+        self.kind = self.KINDS[(self.KINDS.index(self.kind) + 1) % len(self.KINDS)]
+        self.redraw()

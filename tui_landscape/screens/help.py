@@ -1,0 +1,33 @@
+"""The help screen (?): every key of the current screen and what the app does."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# tui-landscape
+
+Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
+
+| where | keys |
+|---|---|
+| everywhere | `?` help, `ctrl+p` commands, `q` quit, `b` file browser, `n` new surface |
+| browser | `enter` open, `space` mark, `c` compare marked, `d` delete, `f5` refresh |
+| plot | `s` surface, `k` kind, `l` log scale, arrows: cursor, `r` / `c` slice, `f5` reload |
+| setup | `ctrl+r` run, `ctrl+s` save the config as TOML, `ctrl+c` cancel a run, `esc` back |
+
+Unfinished points are drawn as missing. A surface being computed fills in live; a cancelled
+run is resumed by running it again (or `tui-landscape compute CONFIG`).
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
