@@ -80,7 +80,7 @@ class BrowserScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"tui-landscape: {self.folder}"
+        self.title = f"tui-landscape: {self.folder.resolve().name or self.folder.resolve()}/"
         table = self.query_one(DataTable)
         table.add_columns("", "file", "kind", "grid", "surfaces", "done", "created")
         self.action_refresh()
