@@ -132,6 +132,9 @@ async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchang
         assert "grid.x" in str(s.query_one("#err-grid-x").render())
         s.query_one("#grid-x", Input).value = "-1:1:4"
         await wait_for(pilot, lambda: not run.disabled)
+        log = s.query_one(RichLog)
+        await pilot.press("ctrl+e")  # time one point
+        await wait_for(pilot, lambda: any("ms per point" in str(line) for line in log.lines))
         s.query_one("#out", Input).value = str(tmp_path / "tui.h5")
         s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
         await pilot.press("ctrl+s")

@@ -27,6 +27,7 @@ __all__ = [
     "KINDS",
     "Trajectory",
     "eigen_ratio",
+    "has_trajectory",
     "read_trajectory",
     "render",
     "render_compare",
@@ -95,6 +96,15 @@ def read_trajectory(path: str | Path, surface: Surface | None = None) -> Traject
             ev = None  # the labels then say "PC" without a percentage
     explained = None if ev is None else (float(ev[0]), float(ev[1]))
     return Trajectory(x, y, explained)
+
+
+def has_trajectory(path: str | Path) -> bool:
+    """Whether a file holds a projected path (``proj_xcoord`` and ``proj_ycoord``)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return "proj_xcoord" in f and "proj_ycoord" in f
+    except OSError:
+        return False
 
 
 def shared_levels(arrays: Sequence[np.ndarray], levels: int | np.ndarray | None) -> np.ndarray:

@@ -15,7 +15,13 @@ from engine.errors import LandscapeError
 from engine.sharpness import format_sharpness, sharpness
 from engine.storage import Surface, read_surface
 from tui_landscape.plots.terminal import curve_plot
-from tui_landscape.plots.views import Trajectory, read_trajectory, render, surface_values
+from tui_landscape.plots.views import (
+    Trajectory,
+    has_trajectory,
+    read_trajectory,
+    render,
+    surface_values,
+)
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -31,6 +37,7 @@ class PlotView(Static):
         self.name_ = "train_loss"
         self.kind = "auto"
         self.log_scale = False
+        self.levels: int | None = None  # None: the default levels
         self.cursor: tuple[int, int] | None = None  # (i, j) grid cell
         self.slice: str | None = None  # None, "row" or "column" through the cursor
         self.trajectory: Trajectory | None = None
@@ -54,7 +61,8 @@ class PlotView(Static):
                     i, j = self.cursor
                     cur = (float(s.x[j]), float(s.y[i]))
                 text = render(
-                    s, self.name_, self.kind, log=self.log_scale, width=w, height=h, color=color,
+                    s, self.name_, self.kind, levels=self.levels, log=self.log_scale, width=w,
+                    height=h, color=color,
                     trajectory=self.trajectory, cursor=cur,
                 )  # fmt: skip
         except LandscapeError as e:
@@ -78,6 +86,8 @@ class PlotScreen(Screen):
         Binding("s", "next_surface", "Surface"),
         Binding("k", "next_kind", "Kind"),
         Binding("l", "toggle_log", "Log"),
+        Binding("plus,equals_sign", "levels(2)", "More levels"),
+        Binding("minus", "levels(-2)", "Fewer levels", show=False),
         Binding("up", "move(1, 0)", "Cursor", show=False),
         Binding("down", "move(-1, 0)", show=False),
         Binding("left", "move(0, -1)", show=False),
@@ -123,8 +133,11 @@ class PlotScreen(Screen):
             v.cursor = tuple(int(k) for k in np.unravel_index(s.grid.center_index(), s.shape))
             if s.y is None:
                 v.cursor = (0, v.cursor[0])
-        if self.trajectory_path is not None:
-            v.trajectory = read_trajectory(self.trajectory_path, s)
+        traj = self.trajectory_path
+        if traj is None and s.layout == "tui-landscape" and has_trajectory(self.path):
+            traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
+        if traj is not None:
+            v.trajectory = read_trajectory(traj, s)
         v.redraw()
         self.update_status()
 
@@ -161,6 +174,12 @@ class PlotScreen(Screen):
         v.slice = None
         v.redraw()
         self.notify(f"kind: {v.kind}", timeout=1.5)
+
+    def action_levels(self, step: int) -> None:
+        v = self.view
+        v.levels = min(max((v.levels or 10) + step, 2), 40)
+        v.redraw()
+        self.notify(f"{v.levels} levels", timeout=1.5)
 
     def action_toggle_log(self) -> None:
         self.view.log_scale = not self.view.log_scale

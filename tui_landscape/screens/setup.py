@@ -17,10 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.suggester import SuggestFromList
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select
 
 from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
+from engine.models import list_models
 from engine.storage import Surface
 from tui_landscape.screens.plot import PlotView
 
@@ -71,6 +73,7 @@ class SetupScreen(Screen):
         Binding("ctrl+r", "run", "Run"),
         Binding("ctrl+c", "cancel", "Cancel run", priority=True),
         Binding("ctrl+s", "save", "Save TOML"),
+        Binding("ctrl+e", "estimate", "Estimate time"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -97,6 +100,9 @@ class SetupScreen(Screen):
                         opts = list(choices) if value in choices else [value, *choices]
                         yield Select([(c, c) for c in opts], value=value, allow_blank=False,
                                      id=_wid(key))  # fmt: skip
+                    elif key == "model.arch":
+                        names = [m.name for m in list_models()]
+                        yield Input(value=value, id=_wid(key), suggester=SuggestFromList(names))
                     else:
                         yield Input(value=value, id=_wid(key))
                     yield Label("", id=f"err-{_wid(key)}", classes="field-error")
@@ -164,6 +170,41 @@ class SetupScreen(Screen):
         path.write_text(config_to_toml(cfg))
         self.log_line(f"Saved {path}: run it with `tui-landscape compute {path} --out FILE.h5`")
         self.notify(f"Saved {path}")
+
+    def action_estimate(self) -> None:
+        cfg = self.validate()
+        if cfg is not None:
+            self.log_line("Timing one point (loading the model and data first)...")
+            self.estimate(cfg)
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def estimate(self, cfg: Config) -> None:
+        """Seconds per point from timing the center point once (after one warm-up)."""
+        from engine.data import load_splits
+        from engine.run import Landscape, load_model, make_directions, resolve_device
+
+        post = self.app.call_from_thread
+        try:
+            model = load_model(cfg)
+            grid = cfg.parsed_grid
+            land = Landscape(
+                model, load_splits(cfg.data), make_directions(cfg, model, grid), cfg,
+                resolve_device(cfg.compute.device),
+            )  # fmt: skip
+            land.check()
+            land.evaluate(0.0, 0.0)
+            t = time.perf_counter()
+            land.evaluate(0.0, 0.0)
+            sec = time.perf_counter() - t
+        except LandscapeError as e:
+            post(self.log_line, f"error: {e}")
+            return
+        total = sec * grid.size
+        post(
+            self.log_line,
+            f"Estimate: {sec * 1000:.1f} ms per point, about {total:.0f} s for {grid.size} "
+            "points in one process",
+        )
 
     def log_line(self, text: str) -> None:
         self.query_one("#log", RichLog).write(text)
