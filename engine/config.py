@@ -99,7 +99,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class DirectionsConfig:
-    kind: Literal["random", "interpolate", "file"] = field(
+    kind: Literal["random", "interpolate", "file", "pca"] = field(
         default="random", metadata=_doc("where the directions come from")
     )
     type: Literal["auto", "weights", "states"] = field(
@@ -120,6 +120,9 @@ class DirectionsConfig:
     file: str = field(default="", metadata=_doc("direction file to use (kind = 'file')"))
     target: str = field(
         default="", metadata=_doc("second model's checkpoint (kind = 'interpolate')")
+    )
+    checkpoints: str = field(
+        default="", metadata=_doc("folder or glob of a training run's checkpoints (kind = 'pca')")
     )
 
 
@@ -214,7 +217,8 @@ class Config:
 
     @property
     def parsed_grid(self) -> Grid:
-        return Grid.parse(self.grid.x, self.grid.y)
+        """The grid; an ``auto`` axis (PCA: fitted to the path) is -1:1 until resolved."""
+        return Grid.parse(*(_unauto(v) for v in (self.grid.x, self.grid.y)))
 
     def identity(self) -> dict[str, Any]:
         """The parts that decide a surface's values (a resume must match them)."""
@@ -309,9 +313,47 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def auto_points(spec: str) -> int | None:
+    """Points of an ``auto`` / ``auto:N`` axis (fitted to a PCA path), None for others."""
+    if not spec.startswith("auto"):
+        return None
+    rest = spec[4:]
+    if rest == "":
+        return AUTO_POINTS
+    try:
+        return int(rest.removeprefix(":")) if rest.startswith(":") else -1
+    except ValueError:
+        return -1
+
+
+AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
+
+
+def _unauto(spec: str) -> str:
+    n = auto_points(spec)
+    return spec if n is None else f"-1:1:{n}"
+
+
 def _validate(cfg: Config) -> None:
-    _ = cfg.parsed_grid  # raises on a bad grid spec
     d, data = cfg.directions, cfg.data
+    for key, spec in (("grid.x", cfg.grid.x), ("grid.y", cfg.grid.y)):
+        n = auto_points(spec)
+        if n is not None and d.kind != "pca":
+            raise ConfigError(
+                f"`{key}` = {spec!r}: an automatic range needs directions.kind = 'pca'."
+            )
+        if n is not None and n < 2:
+            raise ConfigError(
+                f"Expected `{key}` to be 'auto' or 'auto:N' with N >= 2, but got {spec!r}."
+            )
+    _ = cfg.parsed_grid  # raises on a bad grid spec
+    if d.kind == "pca":
+        if not d.checkpoints:
+            raise ConfigError(
+                "`directions.kind` = 'pca' needs `directions.checkpoints` (a folder or glob)."
+            )
+        if not cfg.grid.y:
+            raise ConfigError("`directions.kind` = 'pca' gives two directions: set `grid.y` too.")
     if data.subset < 0:
         raise ConfigError(f"Expected `data.subset` >= 0 (0 means all), but got {data.subset}.")
     if data.image_size < 1:

@@ -15,7 +15,7 @@ a 1-D tensor's direction is a copy of the tensor itself, as in the reference.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -148,8 +148,15 @@ def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) 
     return "sha256:" + h.hexdigest()
 
 
-def save_directions(path: str | Path, ds: DirectionSet) -> None:
-    """Write a direction file in the reference layout (groups of datasets '0'..'N-1')."""
+def save_directions(
+    path: str | Path, ds: DirectionSet, *, extras: Mapping[str, np.ndarray] | None = None
+) -> None:
+    """Write a direction file in the reference layout (groups of datasets '0'..'N-1').
+
+    ``extras`` become root datasets beside the groups, as the reference's PCA direction
+    files hold ``explained_variance_ratio_``, ``singular_values_`` and ``explained_variance_``;
+    ``load_directions`` reads only the groups, so it ignores them.
+    """
     with h5py.File(path, "w") as f:
         for axis, dirs in (("xdirection", ds.x), ("ydirection", ds.y)):
             if dirs is None:
@@ -157,6 +164,10 @@ def save_directions(path: str | Path, ds: DirectionSet) -> None:
             g = f.create_group(axis)
             for k, d in enumerate(dirs):
                 g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
+        for name, value in (extras or {}).items():
+            if name in ("xdirection", "ydirection"):
+                raise ValueError(f"Expected an extra dataset name other than {name!r}.")
+            f.create_dataset(name, data=np.asarray(value))
         f.attrs["format"] = "tui-landscape-directions"
         f.attrs["type"] = ds.dir_type
         for k, v in ds.attrs.items():

@@ -84,6 +84,7 @@ class Rank:
             try:
                 self.job = prepare(self.cfg, out, overwrite=overwrite)
                 msg = {
+                    "grid": self.job.grid,  # an automatic (PCA) range is resolved here
                     "todo": self.job.todo(),
                     "dir_file": str(self.job.dir_file),
                     "dir_type": self.job.landscape.ds.dir_type,
@@ -99,7 +100,7 @@ class Rank:
         if "error" in msg:
             cls = ConfigError if msg["exit_code"] == ConfigError.exit_code else LandscapeError
             raise cls(msg["error"])
-        self.todo = msg["todo"]
+        self.todo, self.grid = msg["todo"], msg["grid"]
         if self.job is not None:
             self.land = self.job.landscape
         else:
@@ -113,7 +114,7 @@ class Rank:
         mine = self.todo[self.rank :: self.world]
         per_round = max(POINTS_PER_ROUND, self.land.points_per_batch)
         rounds = math.ceil(math.ceil(len(self.todo) / self.world) / per_round)
-        grid = self.cfg.parsed_grid
+        grid = self.grid
         for r in range(rounds):
             chunk = mine[r * per_round : (r + 1) * per_round]
             done = list(

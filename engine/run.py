@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import Config, config_from_dict, config_to_toml
+from engine.config import Config, GridConfig, auto_points, config_from_dict, config_to_toml
 from engine.data import Split, load_splits
 from engine.directions import (
     DirectionSet,
@@ -35,7 +35,7 @@ from engine.directions import (
 )
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, stats_of
-from engine.grid import Grid
+from engine.grid import Axis, Grid, parse_axis
 from engine.models import build_model, load_checkpoint
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.recipes import PREFIX as RECIPE_PREFIX
@@ -44,6 +44,7 @@ from engine.storage import SURFACE_NAMES, Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
 
+PATH_MARGIN = 0.25  # of the path's span, around a PCA path on an automatic grid
 ABORT_AFTER_FAILURES = 10  # a run whose first points all fail stops instead of trying them all
 
 __all__ = [
@@ -131,6 +132,10 @@ def load_model(
     """Build ``model.arch`` and load ``checkpoint`` (default ``model.checkpoint``) into it."""
     model = build_model(cfg.model.arch, cfg.model.kwargs, seed=cfg.model.seed)
     ckpt = cfg.model.checkpoint if checkpoint is None else checkpoint
+    if not ckpt and checkpoint is None and cfg.directions.kind == "pca":
+        from engine.trajectory import find_checkpoints
+
+        ckpt = str(find_checkpoints(cfg.directions.checkpoints)[-1])  # the path's end
     if ckpt:
         load_checkpoint(model, _checkpoint_path(ckpt, cfg.model.arch, key), key)
     return model.eval()
@@ -165,6 +170,8 @@ def make_directions(cfg: Config, model: nn.Module, grid: Grid) -> DirectionSet:
             ds.y = None
         return ds
     attrs = {"kind": d.kind, "norm": d.norm, "ignore": d.ignore, "seed": d.seed}
+    if d.kind == "pca":
+        return _pca_directions(cfg, model, dir_type)
     if d.kind == "interpolate":
         other = load_model(cfg, d.target, "directions.target")
         return DirectionSet(interpolation_direction(model, other, dir_type), None, dir_type, attrs)
@@ -174,6 +181,46 @@ def make_directions(cfg: Config, model: nn.Module, grid: Grid) -> DirectionSet:
     if grid.ndim == 2:
         y = x if d.same else random_direction(model, dir_type, d.norm, d.ignore, g)
     return DirectionSet(x, y, dir_type, attrs)
+
+
+def _pca_directions(cfg: Config, model: nn.Module, dir_type: str) -> DirectionSet:
+    """The trajectory's two principal directions; the result rides along as ``ds.pca``."""
+    from engine.trajectory import find_checkpoints, pca_directions
+
+    d = cfg.directions
+    checkpoints = find_checkpoints(d.checkpoints)
+    final = None
+    if cfg.model.checkpoint and not cfg.model.checkpoint.startswith(RECIPE_PREFIX):
+        final = Path(cfg.model.checkpoint)
+    step = [0]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done >= step[0]:  # about ten lines, whatever the length
+            log.info("PCA: read %d of %d checkpoint files", done, total)
+            step[0] = done + max(1, total // 10)
+
+    log.info("PCA over %d checkpoints from %s", len(checkpoints), d.checkpoints)
+    res = pca_directions(
+        model, checkpoints, final, dir_type=dir_type, ignore=d.ignore, progress=progress
+    )
+    ds = res.direction_set()
+    ds.pca = res  # type: ignore[attr-defined]
+    return ds
+
+
+def fit_grid(coords: np.ndarray, grid_cfg: GridConfig, margin: float = PATH_MARGIN) -> Grid:
+    """A grid covering the projected path with ``margin`` of its span on each side, for each
+    axis given as ``auto`` / ``auto:N``; the other axis keeps its range."""
+    axes = []
+    for k, spec in enumerate((grid_cfg.x, grid_cfg.y)):
+        n = auto_points(spec)
+        if n is None:
+            axes.append(parse_axis(spec, ("grid.x", "grid.y")[k]))
+            continue
+        lo, hi = float(coords[:, k].min()), float(coords[:, k].max())
+        span = hi - lo if hi > lo else max(abs(lo), 1.0)
+        axes.append(Axis(lo - margin * span, hi + margin * span, n))
+    return Grid(axes[0], axes[1])
 
 
 PRECISION = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -580,6 +627,8 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
             )
         ds = load_directions(dir_file)
         ds.y = ds.y if grid.ndim == 2 else None
+        if auto_points(cfg.grid.x) is not None or auto_points(cfg.grid.y) is not None:
+            grid = existing.grid  # the range fitted to the path when the file was made
         if direction_hash(ds.x, ds.y) != existing.attrs.get("dir_file_sha256"):
             raise LandscapeError(
                 f"direction file {dir_file} changed since {out} was started; "
@@ -588,6 +637,9 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         ds.check_fits(model, str(dir_file))
     else:
         ds = make_directions(cfg, model, grid)
+    pca = getattr(ds, "pca", None)
+    if pca is not None and existing is None:
+        grid = fit_grid(pca.coords_cos, cfg.grid)
     landscape = Landscape(model, splits, ds, cfg, device)
     landscape.check()
     if existing is not None:
@@ -599,7 +651,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         dir_file = directions_path(out)
 
         def save() -> None:  # under the output's lock: never rewrite another run's directions
-            save_directions(dir_file, ds)
+            save_directions(dir_file, ds, extras=pca.extras() if pca is not None else None)
 
     stored = (
         dir_file.name
@@ -612,5 +664,16 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         "dir_type": ds.dir_type,
         "device": ", ".join(devices) if len(devices) > 1 else str(device),
     }
-    writer = SurfaceWriter.create(out, grid, landscape.names(), attrs, stored, on_locked=save)
+    extras = {}
+    if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
+        extras = {
+            "proj_xcoord": pca.coords_cos[:, 0],
+            "proj_ycoord": pca.coords_cos[:, 1],
+            "proj_xcoord_lsq": pca.coords_lsq[:, 0],
+            "proj_ycoord_lsq": pca.coords_lsq[:, 1],
+            **pca.extras(),
+        }
+    writer = SurfaceWriter.create(
+        out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras
+    )
     return Job(writer, landscape, grid, cfg, dir_file, devices)

@@ -258,8 +258,12 @@ class SurfaceWriter:
         attrs: dict[str, Any],
         dir_file: str,
         on_locked: Callable[[], None] | None = None,
+        extras: dict[str, np.ndarray] | None = None,
     ) -> SurfaceWriter:
-        """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside)."""
+        """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside).
+
+        ``extras`` are further root datasets (a PCA surface's projected path).
+        """
         p = Path(path)
         lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
         tmp = p.with_name(p.name + ".tmp")
@@ -275,6 +279,8 @@ class SurfaceWriter:
                     f.create_dataset(n, data=np.full(grid.shape, UNFINISHED, dtype=np.float64))
                 f.create_dataset(MASK, data=np.zeros(grid.shape, dtype=np.uint8))
                 f.create_dataset("dir_file", data=dir_file)
+                for name, value in (extras or {}).items():
+                    f.create_dataset(name, data=np.asarray(value))
                 f.attrs["format"] = FORMAT
                 f.attrs["format_version"] = FORMAT_VERSION
                 f.attrs["tool_version"] = __version__

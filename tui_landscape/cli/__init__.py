@@ -12,7 +12,17 @@ from typing import Annotated
 import typer
 
 from tui_landscape import __version__
-from tui_landscape.cli import compare, compute, demo, info, models, plot, train, tui
+from tui_landscape.cli import (
+    compare,
+    compute,
+    demo,
+    info,
+    models,
+    plot,
+    train,
+    trajectory,
+    tui,
+)
 from tui_landscape.cli.common import State
 
 app = typer.Typer(
@@ -67,6 +77,7 @@ app.command("info")(info.info)
 app.command("plot")(plot.plot)
 app.command("compare")(compare.compare)
 app.command("tui")(tui.tui)
+app.command("trajectory")(trajectory.trajectory)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)

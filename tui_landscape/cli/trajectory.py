@@ -1,0 +1,74 @@
+"""``tui-landscape trajectory CONFIG``: a training path's PCA plane, the path on it, the surface."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.config import load_config
+from engine.run import prepare
+from engine.storage import read_surface
+from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
+from tui_landscape.cli.compute import _compute
+from tui_landscape.cli.plot import terminal_width
+from tui_landscape.plots.views import read_trajectory, render
+
+
+def trajectory(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Surface file (.h5).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace, not resume.")] = False,
+    projection: Annotated[
+        Path | None,
+        typer.Option("--projection", help="Also write the path in the reference's layout."),
+    ] = None,
+) -> None:
+    """PCA directions of the checkpoints in `directions.checkpoints`, the path projected on
+    them, and the loss surface of that plane (grid fitted to the path unless `grid` is set).
+
+    The same as `compute` with `directions.kind = "pca"`; afterwards it prints the explained
+    variance and draws the path over the contours.
+    """
+    with user_errors(ctx):
+        sets = [*(set_ or [])]
+        try:
+            given = "grid" in tomllib.loads(config.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            given = False  # load_config below reports the problem
+        if not given and not any(o.startswith("grid.") for o in sets):
+            sets += ["grid.x=auto", "grid.y=auto"]  # no grid given: fit it to the path
+        cfg = load_config(config, [*sets, "directions.kind=pca"])
+        path = out or Path(cfg.output.path or f"{config.stem}.h5")
+        _compute(lambda p, o: prepare(cfg, p, overwrite=o), path, overwrite, None)
+        s = read_surface(path)
+        t = read_trajectory(path, s)
+        if t.explained is not None:
+            a, b = (100 * v for v in t.explained)
+            console.print(
+                f"Explained variance: 1st PC {a:.2f} %, 2nd PC {b:.2f} % (together {a + b:.2f} %)",
+                highlight=False,
+            )
+        if projection is not None:
+            import numpy as np
+
+            from engine.trajectory import write_projection
+
+            write_projection(
+                projection, np.c_[t.x, t.y], None if t.explained is None else np.array(t.explained)
+            )
+            console.print(f"Projection: {projection}", highlight=False)
+        typer.echo(
+            render(
+                s,
+                "train_loss",
+                width=terminal_width(0),
+                height=24,
+                color=console.is_terminal,
+                trajectory=t,
+            )
+        )
