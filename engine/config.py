@@ -28,6 +28,7 @@ __all__ = [
     "DataConfig",
     "DirectionsConfig",
     "GridConfig",
+    "HessianConfig",
     "ModelConfig",
     "OutputConfig",
     "TrainConfig",
@@ -99,7 +100,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class DirectionsConfig:
-    kind: Literal["random", "interpolate", "file", "pca"] = field(
+    kind: Literal["random", "interpolate", "file", "pca", "hessian"] = field(
         default="random", metadata=_doc("where the directions come from")
     )
     type: Literal["auto", "weights", "states"] = field(
@@ -123,6 +124,10 @@ class DirectionsConfig:
     )
     checkpoints: str = field(
         default="", metadata=_doc("folder or glob of a training run's checkpoints (kind = 'pca')")
+    )
+    pair: Literal["max_min", "top2"] = field(
+        default="max_min",
+        metadata=_doc("kind = 'hessian': top and most negative eigenvector, or the top two"),
     )
 
 
@@ -199,6 +204,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class HessianConfig:
+    enabled: bool = field(
+        default=False, metadata=_doc("also map the Hessian's extreme eigenvalues at every point")
+    )
+    tol: float = field(default=1e-3, metadata=_doc("relative tolerance of the eigenvalues"))
+    params: Literal["2d", "all"] = field(
+        default="2d", metadata=_doc("'2d': tensors with 2+ dims, as the reference; or 'all'")
+    )
+    split: Literal["train", "test"] = field(
+        default="train", metadata=_doc("the split whose mean loss the Hessian is of")
+    )
+    trace_samples: int = field(
+        default=50, metadata=_doc("Hutchinson samples for the trace at the center (0: skip)")
+    )
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     path: str = field(
         default="", metadata=_doc("surface file; default '<config name>.h5' (or --out)")
@@ -213,6 +235,7 @@ class Config:
     grid: GridConfig = field(default_factory=GridConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    hessian: HessianConfig = field(default_factory=HessianConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -227,6 +250,7 @@ class Config:
         d.pop("output")
         d.pop("train")
         d["data"].pop("batch_size")
+        d["hessian"].pop("trace_samples")  # a summary at the center, not a surface value
         d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
         return d
 
@@ -383,6 +407,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
     if not (0 < cfg.compute.flush_seconds < float("inf")):
         raise ConfigError("Expected `compute.flush_seconds` to be a finite number > 0.")
+    h = cfg.hessian
+    if not (0 < h.tol < 1):
+        raise ConfigError(f"Expected `hessian.tol` in (0, 1), but got {h.tol}.")
+    if h.trace_samples < 0:
+        raise ConfigError(f"Expected `hessian.trace_samples` >= 0, but got {h.trace_samples}.")
+    if (h.enabled or cfg.directions.kind == "hessian") and h.split not in cfg.data.splits:
+        raise ConfigError(
+            f"`hessian.split` = {h.split!r} must be one of `data.splits` ({list(cfg.data.splits)})."
+        )
     if not (0 < cfg.compute.checkpoint_seconds < float("inf")):
         raise ConfigError("Expected `compute.checkpoint_seconds` to be a finite number > 0.")
     w = cfg.compute.workers

@@ -16,12 +16,20 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.config import Config, GridConfig, auto_points, config_from_dict, config_to_toml
+from engine.config import (
+    Config,
+    GridConfig,
+    HessianConfig,
+    auto_points,
+    config_from_dict,
+    config_to_toml,
+)
 from engine.data import Split, load_splits
 from engine.directions import (
     DirectionSet,
@@ -36,11 +44,19 @@ from engine.directions import (
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, stats_of
 from engine.grid import Axis, Grid, parse_axis
+from engine.hessian import (
+    MeanLossHVP,
+    eigenvector_directions,
+    extreme_eigenvalues,
+    hessian_params,
+    hutchinson_trace,
+    snake_order,
+)
 from engine.models import build_model, load_checkpoint
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
-from engine.storage import SURFACE_NAMES, Surface, SurfaceWriter, read_surface
+from engine.storage import HESSIAN_NAMES, SURFACE_NAMES, Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +188,8 @@ def make_directions(cfg: Config, model: nn.Module, grid: Grid) -> DirectionSet:
     attrs = {"kind": d.kind, "norm": d.norm, "ignore": d.ignore, "seed": d.seed}
     if d.kind == "pca":
         return _pca_directions(cfg, model, dir_type)
+    if d.kind == "hessian":
+        return _hessian_directions(cfg, model, dir_type, attrs)
     if d.kind == "interpolate":
         other = load_model(cfg, d.target, "directions.target")
         return DirectionSet(interpolation_direction(model, other, dir_type), None, dir_type, attrs)
@@ -206,6 +224,23 @@ def _pca_directions(cfg: Config, model: nn.Module, dir_type: str) -> DirectionSe
     ds = res.direction_set()
     ds.pca = res  # type: ignore[attr-defined]
     return ds
+
+
+def _hessian_directions(
+    cfg: Config, model: nn.Module, dir_type: str, attrs: dict[str, Any]
+) -> DirectionSet:
+    """Eigenvectors of the Hessian at the model: the axes on which saddles show."""
+    h = cfg.hessian
+    split = load_splits(cfg.data, [h.split])[h.split]
+    hvp = MeanLossHVP(
+        model.eval(), split, cfg.data.batch_size, cfg.data.loss,
+        params=hessian_params(model, h.params),
+    )  # fmt: skip
+    ex = extreme_eigenvalues(hvp, h.tol)
+    log.info("Hessian at the model: lambda_max %.5g, lambda_min %.5g", ex.lmax, ex.lmin)
+    x, y = eigenvector_directions(model, hvp, ex, dir_type, pair=cfg.directions.pair)
+    attrs = {**attrs, "pair": cfg.directions.pair, "lmax": ex.lmax, "lmin": ex.lmin}
+    return DirectionSet(x, y if cfg.parsed_grid.ndim == 2 else None, dir_type, attrs)
 
 
 def fit_grid(coords: np.ndarray, grid_cfg: GridConfig, margin: float = PATH_MARGIN) -> Grid:
@@ -293,6 +328,10 @@ class Landscape:
         self.points_per_batch = 1 if c.points_per_batch == "auto" else int(c.points_per_batch)
         # vmap over convolutions was slower than a loop on CPU; 'auto' times it on a GPU only.
         self._auto = c.points_per_batch == "auto" and device.type == "cuda"
+        self.hessian = cfg.hessian if cfg.hessian.enabled else None
+        self._previous = None  # the last point's eigenvectors: the next point's warm start
+        if self.hessian is not None:
+            self.points_per_batch, self._auto = 1, False  # one point at a time, warm-started
 
     def _place(self, channels_last: bool) -> None:
         """Lay out the model and data, join the splits, and set up the perturbation."""
@@ -320,7 +359,36 @@ class Landscape:
 
     def names(self) -> list[str]:
         """Surface names in the file's order: train before test, loss before accuracy."""
-        return [n for n in SURFACE_NAMES if n.split("_")[0] in self.splits]
+        names = [n for n in SURFACE_NAMES if n.split("_")[0] in self.splits]
+        return names + (list(HESSIAN_NAMES) if self.hessian is not None else [])
+
+    def hvp(self) -> MeanLossHVP:
+        """Hessian-vector products of the mean loss of ``hessian.split``, at the current weights."""
+        h = self.hessian or HessianConfig()
+        return MeanLossHVP(
+            self.model,
+            self.splits[h.split],
+            self.batch_size,
+            self.loss,
+            params=hessian_params(self.model, h.params),
+        )
+
+    def eigenvalues(self, a: float, b: float) -> dict[str, float]:
+        """lambda_max and lambda_min at (a, b), warm-started from the previous point."""
+        self.perturbation.set(a, b)
+        ex = extreme_eigenvalues(self.hvp(), self.hessian.tol, start=self._previous)
+        self._previous = ex
+        return {"max_eig": ex.lmax, "min_eig": ex.lmin, "hvp_products": float(ex.products)}
+
+    def center_summary(self, samples: int) -> dict[str, float]:
+        """lambda_max, lambda_min and the Hutchinson trace (with its standard error) at 0."""
+        self.perturbation.reset()
+        hvp = self.hvp()
+        ex = extreme_eigenvalues(hvp, (self.hessian or HessianConfig()).tol)
+        out = {"lmax": ex.lmax, "lmin": ex.lmin}
+        if samples:
+            out["trace"], out["trace_se"] = hutchinson_trace(hvp, samples)
+        return out
 
     def check(self) -> None:
         """Run two samples through the model so a misfit fails before any file is written."""
@@ -368,6 +436,8 @@ class Landscape:
 
     def evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
         """Evaluate K points; one batched pass when ``points_per_batch`` > 1."""
+        if self.hessian is not None:
+            return [self.evaluate(a, b) | self.eigenvalues(a, b) for a, b in coords]
         if len(coords) == 1 or self.points_per_batch == 1:
             return [self.evaluate(a, b) for a, b in coords]
         from torch.func import functional_call, vmap
@@ -479,6 +549,11 @@ class Job:
         first, so a live view shows the whole shape early; the values do not depend on order.
         """
         todo = [int(k) for k in np.flatnonzero(~self.writer.completed.ravel())]
+        if self.cfg.hessian.enabled:
+            # Snake order: each point is its predecessor's neighbour, for warm starts.
+            left = set(todo)
+            ny = 1 if self.grid.y is None else self.grid.y.num
+            return [k for k in snake_order(self.grid.x.num, ny) if k in left]
         if not self.cfg.compute.preview:
             return todo
         nx = self.grid.x.num

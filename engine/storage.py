@@ -43,6 +43,7 @@ from engine.grid import Axis, Grid
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "HESSIAN_NAMES",
     "SURFACE_NAMES",
     "Surface",
     "SurfaceWriter",
@@ -52,6 +53,8 @@ __all__ = [
 FORMAT = "tui-landscape-surface"
 FORMAT_VERSION = 2
 SURFACE_NAMES = ("train_loss", "train_acc", "test_loss", "test_acc")
+# Hessian runs: the reference's eigenvalue names, and the Hessian-vector products per point.
+HESSIAN_NAMES = ("max_eig", "min_eig", "hvp_products")
 UNFINISHED = -1.0  # what the reference writes at points not computed yet
 MASK = "completed"
 FAILED_INDEX, FAILED_ERROR = "failed_index", "failed_error"
@@ -152,7 +155,7 @@ def _read_open(p: Path, f: h5py.File) -> Surface:
         else None
     )
     shape = (len(x),) if y is None else (len(y), len(x))
-    names = [n for n in SURFACE_NAMES if n in f] + [n for n in ("max_eig", "min_eig") if n in f]
+    names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in f]
     if not names:
         raise LandscapeError(f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)})")
     raw: dict[str, np.ndarray] = {}
@@ -301,7 +304,7 @@ class SurfaceWriter:
 
     @classmethod
     def resume(cls, surface: Surface) -> SurfaceWriter:
-        names = [n for n in SURFACE_NAMES if n in surface.values]
+        names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in surface.values]
         return cls(surface.path, surface.grid, names)
 
     def record(self, index: int, values: dict[str, float]) -> None:

@@ -16,6 +16,7 @@ from tui_landscape.cli import (
     compare,
     compute,
     demo,
+    hessian,
     info,
     models,
     plot,
@@ -78,6 +79,7 @@ app.command("plot")(plot.plot)
 app.command("compare")(compare.compare)
 app.command("tui")(tui.tui)
 app.command("trajectory")(trajectory.trajectory)
+app.command("hessian")(hessian.hessian)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)

@@ -1,0 +1,378 @@
+"""Hessian eigenvalue maps: Hessian-vector products of the mean loss and its extreme eigenvalues.
+
+``MeanLossHVP`` multiplies a vector by the Hessian of the *mean* loss over a split (the
+reference code sums per-batch Hessians, so its eigenvalues grow with the number of batches);
+``extreme_eigenvalues`` finds lambda_max and lambda_min from those products. Method ``cold``
+is the reference's: ARPACK ``eigsh(k=1)`` for the dominant eigenvalue from a random start,
+then again on ``H - 0.51 * lmax * I`` for the other end. Method ``warm`` is a thick-restart
+Lanczos in float64 that takes both ends from one Krylov space, tests convergence after every
+product (ARPACK builds ``ncv`` = 20 vectors before its first test, twice per point), and
+starts from the neighbouring grid point's eigenvectors; ``snake_order`` visits a grid so that
+each point's neighbour comes just before it. The Hessian is taken over tensors with 2+ dims
+by default, as in the reference.
+
+Tolerance: a Ritz value is accepted when its residual norm ``||H y - theta y||`` is at most
+``tol * max(|lmax|, |lmin|)``. For a symmetric matrix that puts an eigenvalue within that
+distance, and Ritz values lie inside the spectrum, so an extreme Ritz value errs only towards
+the middle. Like ARPACK's, the test cannot see an eigenvalue the Krylov space has not picked
+up yet: a minimum number of products (and noise in warm starts) guards against stopping at
+the extreme eigenvalue's neighbour. On the digits CNN's 11x11 map lmin and lmax stayed within
+5.4e-4 of the radius of the reference's, and where they differed most ours was the lower
+lmin, so the more accurate one (``benchmarks/bench_hessian.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.linalg import eigh
+from scipy.sparse.linalg import LinearOperator, eigsh
+from torch import nn
+from torch.func import functional_call, grad, jvp, vjp
+
+from engine.data import Split
+from engine.directions import targets
+from engine.errors import ConfigError, describe
+
+__all__ = [
+    "Extremes",
+    "MeanLossHVP",
+    "eigenvector_directions",
+    "extreme_eigenvalues",
+    "hessian_params",
+    "hutchinson_trace",
+    "snake_order",
+]
+
+log = logging.getLogger(__name__)
+
+REFERENCE_SHIFT = 0.51  # the reference's shift for the smallest eigenvalue: H - 0.51 * lmax * I
+_KRYLOV = 40  # Lanczos basis size before a thick restart (float64, 40 x n numbers)
+_KEEP = 4  # Ritz vectors kept at each end on a restart
+_MAX_PRODUCTS = 2000  # per point, for a spectrum that never converges (NaN weights, say)
+_START_NOISE = 0.5  # weight of a random unit vector mixed into a warm start (see _start_vector)
+# Fewest products before convergence is accepted. From a random start, as many as ARPACK's
+# default basis (ncv = 20) builds before its first test: an eigenvalue close to the extreme one
+# needs some steps to show up at all, and stopping earlier can return its neighbour.
+_MIN_COLD = 20
+_MIN_WARM = 8
+
+
+def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
+    """Names of the parameters the Hessian is over: ``2d`` (2+ dims, the reference's) or ``all``."""
+    if which not in ("2d", "all"):
+        raise ConfigError(f"Expected `which` to be '2d' or 'all', but got {which!r}.")
+    return [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (which == "all" or p.dim() > 1)
+    ]
+
+
+def _loss_sum(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Summed loss of one batch, as ``engine.evaluate`` defines it per sample."""
+    if loss == "crossentropy":
+        return F.cross_entropy(logits, y, reduction="sum")
+    onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    return (logits.softmax(-1) - onehot).pow(2).mean(-1).sum()
+
+
+class MeanLossHVP:
+    """Hessian-vector products of the MEAN loss over a split (batches weighted by size).
+
+    The model runs in eval mode (BN uses its running statistics) through
+    ``torch.func.functional_call`` with the chosen parameters as inputs, read at call time: the
+    products follow weights moved in place (``engine.directions.Perturbation``). ``mode``: ``fwd``
+    is forward-over-reverse ``jvp(grad(f))``, ``rev`` reverse-over-reverse ``vjp(grad(f))``,
+    ``auto`` is ``fwd`` and switches to ``rev`` for good if an op lacks forward-mode AD.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        split: Split,
+        batch_size: int,
+        loss: str = "crossentropy",
+        params: list[str] | None = None,
+        mode: str = "auto",
+    ) -> None:
+        if mode not in ("auto", "fwd", "rev"):
+            raise ConfigError(f"Expected `mode` to be 'auto', 'fwd' or 'rev', but got {mode!r}.")
+        if loss not in ("crossentropy", "mse"):
+            raise ConfigError(f"Expected `loss` to be 'crossentropy' or 'mse', but got {loss!r}.")
+        if batch_size < 1 or len(split) == 0:
+            raise ConfigError(
+                f"Expected a non-empty split and `batch_size` >= 1, but got {len(split)} samples "
+                f"and batch size {batch_size}."
+            )
+        self.model = model.eval()
+        live = dict(model.named_parameters())
+        self.names = hessian_params(model) if params is None else list(params)
+        unknown = [k for k in self.names if k not in live]
+        if unknown or not self.names:
+            raise ConfigError(
+                f"Expected `params` to name parameters of the model, but got {unknown or '[]'}; "
+                f"it has {list(live)}."
+            )
+        self.shapes = [live[k].shape for k in self.names]
+        self.numels = [live[k].numel() for k in self.names]
+        self.n = int(sum(self.numels))
+        self.products = 0
+        self.device, self.dtype = live[self.names[0]].device, live[self.names[0]].dtype
+        self.split = split.to(self.device)
+        self.batch_size, self.loss = batch_size, loss
+        self.mode = "rev" if mode == "rev" else "fwd"
+        self._auto = mode == "auto"
+
+    def params_flat(self) -> torch.Tensor:
+        """The current values of the Hessian's parameters, flattened in ``names`` order."""
+        live = dict(self.model.named_parameters())
+        return torch.cat([live[k].detach().reshape(-1) for k in self.names])
+
+    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat vector as one tensor per Hessian parameter."""
+        parts = v.split(self.numels)
+        return {k: p.view(s) for k, p, s in zip(self.names, parts, self.shapes, strict=True)}
+
+    def __call__(self, v: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``H v`` for a flat vector ``v`` of length ``n``; float64 in and out."""
+        vt = torch.as_tensor(v).reshape(-1)
+        if vt.numel() != self.n:
+            raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
+        tangents = self.unflatten(vt.to(self.device, self.dtype))
+        live = dict(self.model.named_parameters())
+        primals = {k: live[k].detach() for k in self.names}
+        # The other parameters enter as constants, so no autograd graph is built for them.
+        fixed = {k: p.detach() for k, p in live.items() if k not in primals}
+        total = len(self.split)
+        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for start in range(0, total, self.batch_size):
+            x = self.split.x[start : start + self.batch_size]
+            y = self.split.y[start : start + self.batch_size]
+
+            def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
+                logits = functional_call(self.model, {**p, **fixed}, (x,))
+                # Each batch's sum over the whole count: the passes add up to the mean loss.
+                return _loss_sum(logits, y, self.loss) / total
+
+            hv = self._hvp(f, primals, tangents)
+            out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
+        self.products += 1
+        return out.cpu().numpy()
+
+    def _hvp(self, f, primals, tangents) -> dict[str, torch.Tensor]:
+        if self.mode == "fwd":
+            try:
+                return jvp(grad(f), (primals,), (tangents,))[1]
+            except (RuntimeError, NotImplementedError) as e:
+                if not self._auto:
+                    raise
+                log.warning(
+                    "forward-mode AD failed (%s); using reverse-over-reverse HVPs", describe(e)
+                )
+                self.mode = "rev"
+        _, pullback = vjp(grad(f), primals)
+        return pullback(tangents)[0]
+
+    def operator(self, shift: float = 0.0) -> LinearOperator:
+        """``H - shift * I`` as a scipy operator in float64."""
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            v = np.asarray(v, dtype=np.float64).reshape(-1)
+            return self(v) - shift * v if shift else self(v)
+
+        return LinearOperator((self.n, self.n), matvec=matvec, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Extremes:
+    """The extreme eigenpairs at one point and the products they cost."""
+
+    lmax: float
+    lmin: float
+    vmax: np.ndarray  # unit eigenvectors (float64), the next point's warm start
+    vmin: np.ndarray
+    products: int
+
+
+def extreme_eigenvalues(
+    hvp: MeanLossHVP,
+    tol: float = 1e-3,
+    start: Extremes | None = None,
+    seed: int = 0,
+    method: str = "warm",
+) -> Extremes:
+    """lambda_max and lambda_min of the Hessian at the model's current weights.
+
+    ``warm``: one Lanczos run for both ends, started from ``start``'s eigenvectors when given
+    (else from a seeded random vector). ``cold``: the reference's two ``eigsh`` runs from seeded
+    random starts, at tolerance ``tol``.
+    """
+    if method not in ("warm", "cold"):
+        raise ConfigError(f"Expected `method` to be 'warm' or 'cold', but got {method!r}.")
+    if not tol > 0:
+        raise ConfigError(f"Expected `tol` > 0, but got {tol!r}.")
+    before = hvp.products
+    rng = np.random.default_rng(seed)
+    if method == "cold":
+        lmax, lmin, vmax, vmin = _reference_extremes(hvp, tol, rng)
+    else:
+        v0 = _start_vector(hvp.n, start, rng)
+        least = _MIN_COLD if start is None else _MIN_WARM
+        lmax, lmin, vmax, vmin = _lanczos_extremes(hvp, hvp.n, v0, tol, min_products=least)
+    return Extremes(float(lmax), float(lmin), vmax, vmin, hvp.products - before)
+
+
+def _reference_extremes(hvp: MeanLossHVP, tol: float, rng: np.random.Generator):
+    """The reference's algorithm (``min_max_hessian_eigs``), with seeded start vectors.
+
+    ``eigsh`` with its default ``which='LM'``: on ``H - 0.51 lmax I`` the largest magnitude
+    is the smallest eigenvalue (``'LA'`` there would find lmax again). ARPACK's own start is
+    uniform in [-1, 1); it is drawn here from ``rng`` so that a seed repeats a run.
+    """
+    n = hvp.n
+    vals, vecs = eigsh(hvp.operator(), k=1, which="LM", tol=tol, v0=rng.uniform(-1, 1, n))
+    lmax, vmax = float(vals[0]), vecs[:, 0]
+    shift = REFERENCE_SHIFT * lmax
+    vals, vecs = eigsh(hvp.operator(shift), k=1, which="LM", tol=tol, v0=rng.uniform(-1, 1, n))
+    lmin, vmin = float(vals[0]) + shift, vecs[:, 0]
+    if lmax <= 0 and lmin > 0:  # the first run found the negative end (the reference's swap)
+        lmax, lmin, vmax, vmin = lmin, lmax, vmin, vmax
+    return lmax, lmin, vmax, vmin
+
+
+def _start_vector(n: int, start: Extremes | None, rng: np.random.Generator) -> np.ndarray:
+    """A Lanczos start: both previous eigenvectors plus some noise, or noise alone.
+
+    ``span{v0, H v0}`` holds both eigenvectors when they are exact, so a Krylov space grown
+    from their sum converges fast while they change little between neighbours. The noise keeps
+    every eigenvector in that space, so an eigenvalue that overtakes the previous extreme
+    between points can still be found (0.1 to 1.0 cost the same products on the digits CNN).
+    """
+    r = rng.standard_normal(n)
+    r /= np.linalg.norm(r)
+    if start is None or start.vmax.shape != (n,):
+        return r
+    return start.vmax + start.vmin + _START_NOISE * r
+
+
+def _lanczos_extremes(
+    op: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    v0: np.ndarray,
+    tol: float,
+    krylov: int = _KRYLOV,
+    keep: int = _KEEP,
+    max_products: int = _MAX_PRODUCTS,
+    min_products: int = 1,
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Thick-restart Lanczos in float64 for both extreme eigenpairs of a symmetric ``op``.
+
+    Full reorthogonalisation (twice, DGKS) keeps the basis orthonormal, so the projected
+    matrix ``T = Q^T H Q`` is built from the Gram-Schmidt coefficients and the residual of a
+    Ritz pair ``(theta, Q s)`` is ``|beta * s[-1]|``. The convergence test runs after every
+    product. On a full basis, the ``keep`` Ritz vectors at each end and the newest Lanczos
+    vector become the new basis (Wu and Simon's thick restart; the Lanczos relation holds).
+    """
+    krylov = max(2, min(krylov, n))
+    keep = max(1, min(keep, (krylov - 1) // 2))
+    q = np.zeros((krylov, n))
+    t = np.zeros((krylov, krylov))
+    q[0] = v0 / np.linalg.norm(v0)
+    m, products = 1, 0  # basis size; the newest vector q[m - 1] is the one expanded
+    while True:
+        j = m - 1
+        w = np.asarray(op(q[j]), dtype=np.float64).reshape(-1)
+        products += 1
+        h = q[:m] @ w
+        w -= h @ q[:m]
+        h2 = q[:m] @ w
+        w -= h2 @ q[:m]
+        h += h2
+        t[:m, j] = h
+        t[j, :m] = h
+        beta = float(np.linalg.norm(w))
+        theta, s = eigh(t[:m, :m])
+        scale = max(abs(theta[0]), abs(theta[-1]), np.finfo(np.float64).tiny)
+        res = np.abs(beta * s[-1])
+        done = res[0] <= tol * scale and res[-1] <= tol * scale and products >= min_products
+        # beta ~ 0: the basis spans an invariant subspace, its Ritz pairs are exact.
+        if done or beta <= 1e-12 * scale or m == n or products >= max_products:
+            if not done:
+                log.info("Lanczos stopped after %d products with residuals %s", products, res)
+            ritz = s[:, [-1, 0]].T @ q[:m]
+            vmax, vmin = (v / np.linalg.norm(v) for v in ritz)
+            return float(theta[-1]), float(theta[0]), vmax, vmin
+        if m < krylov:
+            q[m] = w / beta
+            m += 1
+            continue
+        idx = [*range(keep), *range(m - keep, m)]
+        q[: 2 * keep] = s[:, idx].T @ q[:m]
+        t[:] = 0.0
+        t[range(2 * keep), range(2 * keep)] = theta[idx]
+        q[2 * keep] = w / beta
+        m = 2 * keep + 1
+
+
+def snake_order(nx: int, ny: int) -> list[int]:
+    """Flat indices ``i * nx + j`` row by row, alternating direction: each step is a neighbour."""
+    if nx < 1 or ny < 1:
+        raise ConfigError(f"Expected nx, ny >= 1, but got {nx}, {ny}.")
+    order = []
+    for i in range(ny):
+        cols = range(nx) if i % 2 == 0 else range(nx - 1, -1, -1)
+        order.extend(i * nx + j for j in cols)
+    return order
+
+
+def hutchinson_trace(hvp: MeanLossHVP, samples: int = 100, seed: int = 0) -> tuple[float, float]:
+    """Hutchinson's estimate of ``tr H`` from Rademacher vectors, and its standard error."""
+    if samples < 2:
+        raise ConfigError(f"Expected `samples` >= 2, but got {samples}.")
+    rng = np.random.default_rng(seed)
+    vals = np.empty(samples)
+    for k in range(samples):
+        z = rng.integers(0, 2, hvp.n).astype(np.float64) * 2.0 - 1.0
+        vals[k] = z @ hvp(z)
+    return float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(samples))
+
+
+def eigenvector_directions(
+    model: nn.Module,
+    hvp: MeanLossHVP,
+    ex: Extremes,
+    dir_type: str = "weights",
+    pair: str = "max_min",
+    tol: float = 1e-4,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Directions (x, y) along Hessian eigenvectors, laid out as ``targets(model, dir_type)``.
+
+    ``max_min``: the top and the most negative eigenvector from ``ex``; ``top2``: the two
+    largest, from ``eigsh(k=2)`` at ``tol``. Each direction has unit norm in total (float32,
+    CPU); tensors outside the Hessian's parameters get zeros.
+    """
+    if pair not in ("max_min", "top2"):
+        raise ConfigError(f"Expected `pair` to be 'max_min' or 'top2', but got {pair!r}.")
+    if dir_type not in ("weights", "states"):
+        raise ConfigError(f"Expected `dir_type` to be 'weights' or 'states', but got {dir_type!r}.")
+    if pair == "max_min":
+        vx, vy = ex.vmax, ex.vmin
+    else:
+        vals, vecs = eigsh(hvp.operator(), k=2, which="LA", tol=tol, v0=ex.vmax)
+        order = np.argsort(vals)[::-1]
+        vx, vy = vecs[:, order[0]], vecs[:, order[1]]
+
+    def layout(v: np.ndarray) -> list[torch.Tensor]:
+        parts = hvp.unflatten(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)))
+        return [
+            parts[name].clone() if name in parts else torch.zeros(t.shape, dtype=torch.float32)
+            for name, t in targets(model, dir_type)  # type: ignore[arg-type]
+        ]
+
+    return layout(vx), layout(vy)

@@ -1,0 +1,85 @@
+"""Hessian maps through the ordinary run: file layout, orientation, CLI, curvature directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from engine.config import load_config
+from engine.hessian import extreme_eigenvalues
+from engine.run import prepare
+from engine.storage import read_surface
+from tui_landscape.cli import app
+
+SMALL = [
+    "model.arch=digits_mlp",
+    "model.kwargs={hidden = 16}",
+    "data.subset=200",
+    'data.splits=["train"]',
+    "grid.x=-1:1:3",
+    "grid.y=-0.5:0.5:2",  # non-square: orientation shows
+    "hessian.enabled=true",
+    "hessian.trace_samples=5",
+    "compute.device=cpu",
+]
+
+
+def test_eigenvalue_maps_are_stored_in_the_grids_orientation(tmp_path):
+    cfg = load_config(None, SMALL)
+    job = prepare(cfg, tmp_path / "h.h5")
+    assert job.todo() == [0, 1, 2, 5, 4, 3]  # snake order, for warm starts
+    job.run()
+    s = read_surface(tmp_path / "h.h5")
+    assert s.values["max_eig"].shape == (2, 3) and s.completed.all()
+    assert (s.values["hvp_products"] > 0).all()
+    # Z[i, j] is at (x[j], y[i]): recompute one off-center point directly.
+    land = job.landscape
+    i, j = 1, 0
+    land.perturbation.set(float(s.x[j]), float(s.y[i]))
+    ex = extreme_eigenvalues(land.hvp(), 1e-6)
+    assert s.values["max_eig"][i, j] == pytest.approx(ex.lmax, rel=1e-2)
+    assert s.values["min_eig"][i, j] == pytest.approx(ex.lmin, rel=5e-2, abs=1e-3)
+    assert s.values["max_eig"][i, j] >= s.values["min_eig"][i, j]
+
+
+def test_hessian_command_prints_the_center_and_the_ratio_map(tmp_path):
+    sets = []
+    for o in SMALL:
+        sets += ["--set", o]
+    r = CliRunner().invoke(app, ["hessian", "--out", str(tmp_path / "c.h5"), *sets,
+                                 str(tmp_path / "none.toml")])  # fmt: skip
+    assert r.exit_code == 2  # a missing config file is one clear line
+    cfgfile = tmp_path / "c.toml"
+    cfgfile.write_text("")
+    r = CliRunner().invoke(app, ["hessian", str(cfgfile), "--out", str(tmp_path / "c.h5"), *sets])
+    assert r.exit_code == 0, r.output
+    assert "At the center: lambda_max" in r.stdout and "Hutchinson" in r.stdout
+    assert "ratio" in r.stdout and "colour: 0 " in r.stdout
+    p = CliRunner().invoke(app, ["plot", str(tmp_path / "c.h5"), "--kind", "ratio"])
+    assert p.exit_code == 0, p.output
+
+
+def test_hessian_directions_are_the_top_and_bottom_eigenvectors(tmp_path):
+    cfg = load_config(None, [*SMALL[:-2], "directions.kind=hessian", "grid.x=-0.02:0.02:3",
+                             "grid.y=-0.02:0.02:3"])  # fmt: skip
+    job = prepare(cfg, tmp_path / "d.h5")
+    ds = job.landscape.perturbation
+    x = torch.cat([d.reshape(-1) for d in job.landscape.ds.x])
+    assert float(x.norm()) == pytest.approx(1.0, rel=1e-4)
+    job.run()
+    s = read_surface(tmp_path / "d.h5")
+    # The axes are the eigenvectors: v' H v along them is lambda_max and lambda_min.
+    land = job.landscape
+    land.perturbation.reset()
+    hvp = land.hvp()
+    names = [n for n, _ in land.model.named_parameters()]
+    lmax, lmin = (float(land.ds.attrs[k]) for k in ("lmax", "lmin"))
+    for axis, want in ((land.ds.x, lmax), (land.ds.y, lmin)):
+        parts = dict(zip(names, axis, strict=True))
+        v = torch.cat([parts[n].reshape(-1) for n in hvp.names]).double().numpy()
+        assert float(v @ hvp(v)) == pytest.approx(want, rel=1e-3, abs=1e-5)
+    assert lmin < 0 < lmax  # an untrained model sits on a saddle
+    z = s.values["train_loss"]
+    assert np.isfinite(z).all() and ds is not None
