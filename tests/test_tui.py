@@ -235,3 +235,26 @@ async def test_a_worker_pool_runs_inside_the_app(tmp_path, monkeypatch):
         await wait_for(pilot, lambda: (tmp_path / "pool.h5").exists())
         await app.workers.wait_for_complete()
     assert read_surface(tmp_path / "pool.h5").n_done == 9
+
+
+@sync
+async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "model_3.pt").write_bytes(b"")
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        models = s.query_one("#model-list")
+        assert any("digits_mlp  (" in str(label) for label, _ in models._options)
+        models.value = "digits_mlp"
+        await wait_for(pilot, lambda: s.query_one("#model-arch", Input).value == "digits_mlp")
+        await pilot.press("ctrl+o")
+        from tui_landscape.screens.picker import FilePicker
+
+        await wait_for(pilot, lambda: isinstance(app.screen, FilePicker))
+        app.screen.dismiss(tmp_path / "runs" / "model_3.pt")  # as Enter on the file does
+        await wait_for(
+            pilot, lambda: s.query_one("#model-checkpoint", Input).value.endswith("model_3.pt")
+        )

@@ -12,6 +12,7 @@ from engine.models.registry import (
     build_model,
     create_model,
     list_models,
+    parameter_count,
     register_model,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_checkpoint",
+    "parameter_count",
     "read_state_dict",
     "register_model",
 ]

@@ -13,7 +13,14 @@ from torch import nn
 from engine.errors import ConfigError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
 
-__all__ = ["ModelInfo", "build_model", "create_model", "list_models", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "build_model",
+    "create_model",
+    "list_models",
+    "parameter_count",
+    "register_model",
+]
 
 
 @dataclass(frozen=True)
@@ -81,3 +88,9 @@ def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 
             f"`model.arch` {arch!r} returned {type(model).__name__}, expected a torch nn.Module."
         )
     return model
+
+
+def parameter_count(name: str) -> int:
+    """Parameters of a built-in model, built on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in create_model(name).parameters())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from rich import box
 from rich.table import Table
 
-from engine.models import create_model, list_models
+from engine.models import list_models, parameter_count
 from tui_landscape.cli.common import console
 
 
@@ -16,8 +15,6 @@ def models() -> None:
     for col in ("name", "parameters", "input", "description"):
         t.add_column(col, justify="right" if col == "parameters" else "left")
     for info in list_models():
-        # Built on the meta device: counting 54M parameters allocates nothing.
-        with torch.device("meta"):
-            n = sum(p.numel() for p in create_model(info.name).parameters())
+        n = parameter_count(info.name)
         t.add_row(info.name, f"{n:,}", "x".join(map(str, info.input_shape)), info.doc)
     console.print(t)

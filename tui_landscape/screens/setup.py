@@ -22,8 +22,9 @@ from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, R
 
 from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
-from engine.models import list_models
+from engine.models import list_models, parameter_count
 from engine.storage import Surface
+from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
 
 __all__ = ["FIELDS", "SetupScreen"]
@@ -75,6 +76,7 @@ class SetupScreen(Screen):
         Binding("ctrl+c", "cancel", "Cancel run", priority=True),
         Binding("ctrl+s", "save", "Save TOML"),
         Binding("ctrl+e", "estimate", "Estimate time"),
+        Binding("ctrl+o", "pick_checkpoint", "Pick checkpoint"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -103,7 +105,15 @@ class SetupScreen(Screen):
                                      id=_wid(key))  # fmt: skip
                     elif key == "model.arch":
                         names = [m.name for m in list_models()]
+                        yield Select(
+                            [(f"{n}  ({parameter_count(n):,} parameters)", n) for n in names],
+                            prompt="built-in models", id="model-list",
+                        )  # fmt: skip
                         yield Input(value=value, id=_wid(key), suggester=SuggestFromList(names))
+                    elif key == "model.checkpoint":
+                        with Horizontal(classes="with-button"):
+                            yield Input(value=value, id=_wid(key))
+                            yield Button("…", id="pick-checkpoint")
                     else:
                         yield Input(value=value, id=_wid(key))
                     yield Label("", id=f"err-{_wid(key)}", classes="field-error")
@@ -155,12 +165,26 @@ class SetupScreen(Screen):
             self.validate()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "model-list" and isinstance(event.value, str):
+            self.query_one("#model-arch", Input).value = event.value
         self.validate()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        {"run": self.action_run, "cancel": self.action_cancel, "save": self.action_save}[
-            event.button.id
-        ]()
+        {
+            "run": self.action_run,
+            "cancel": self.action_cancel,
+            "save": self.action_save,
+            "pick-checkpoint": self.action_pick_checkpoint,
+        }[event.button.id]()
+
+    def action_pick_checkpoint(self) -> None:
+        """Choose the checkpoint in a file tree (from the current directory)."""
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.query_one("#model-checkpoint", Input).value = str(path)
+
+        self.app.push_screen(FilePicker(Path.cwd()), chosen)
 
     def action_save(self) -> None:
         cfg = self.validate()
