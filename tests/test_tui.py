@@ -258,3 +258,12 @@ async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkey
         await wait_for(
             pilot, lambda: s.query_one("#model-checkpoint", Input).value.endswith("model_3.pt")
         )
+
+
+def test_bare_command_without_a_terminal_prints_the_help():
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    r = CliRunner().invoke(app, [])
+    assert r.exit_code == 0 and "Usage" in r.stdout and "compute" in r.stdout

@@ -7,6 +7,7 @@ Errors a user can cause end in one line on stderr and exit code 2 (usage) or 1
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -70,6 +71,9 @@ def _root(
     )
     ctx.obj = State(debug=debug, verbose=verbose)
     if ctx.invoked_subcommand is None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            typer.echo(ctx.get_help())  # no terminal for an app (a pipe, a script): the help
+            raise typer.Exit()
         tui.tui(ctx, None)
 
 
