@@ -42,7 +42,9 @@ class Sharpness:
     axes: tuple[AxisSharpness, ...]  # one per axis with at least 2 points, x first
     margin: float
     radius: float
-    mean_increase: float  # mean of (L - min) over finite points within `radius`; NaN if none
+    mean_increase: (
+        float  # mean of (L - min) over finite points within `radius`; NaN if only the min
+    )
     fit: int = 2  # half-width in grid steps of the curvature fit (format_sharpness reports it)
 
 
@@ -103,7 +105,9 @@ def sharpness(
     )
 
     near = finite & (dist <= radius * (1.0 + _RADIUS_RTOL))
-    mean_increase = float(np.mean(zs[near] - min_value)) if near.any() else math.nan
+    # The minimum alone says nothing about the rise around it: a grid coarser than the radius
+    # gets NaN ("not measurable here"), not a mean of one zero that reads as perfectly flat.
+    mean_increase = float(np.mean(zs[near] - min_value)) if near.sum() > 1 else math.nan
     return Sharpness(
         min_value=min_value,
         min_coords=min_coords,
@@ -126,7 +130,10 @@ def format_sharpness(s: Sharpness) -> list[str]:
         widths = ", ".join(f"{a.axis} {_num(a.width)}{'+' if a.open_ended else ''}" for a in s.axes)
         note = " (+ = reaches the grid edge)" if any(a.open_ended for a in s.axes) else ""
         lines.append(f"basin width (loss <= min + {_num(s.margin)}): {widths}{note}")
-    lines.append(f"mean increase within r={_num(s.radius)}: {_num(s.mean_increase)}")
+    rise = _num(s.mean_increase)
+    if not math.isfinite(s.mean_increase):
+        rise += " (no grid point within r of the minimum: a finer grid or a larger --radius)"
+    lines.append(f"mean increase within r={_num(s.radius)}: {rise}")
     return lines
 
 

@@ -240,6 +240,7 @@ def test_svg_pdf_and_suffixes(tmp_path: Path) -> None:
 def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     x, y, z = GRIDS["square"]
     target = tmp_path / "sub" / "fig.png"
+    target.parent.mkdir()  # exports never create folders (a typo would make them silently)
     E.export_surface(target, x, y, z, **SMALL)
     E.export_surface(target, x, y, z, kind="heatmap", **SMALL)  # overwrites in place
     assert [p.name for p in target.parent.iterdir()] == ["fig.png"]

@@ -190,3 +190,32 @@ def test_png_export_from_plot_and_compare(files, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "cmp.png").exists(), r.output
     r = invoke("plot", files["wide"], "--kind", "surface3d", "--export", tmp_path / "3d.png")
     assert r.exit_code == 0, r.output
+
+
+def test_a_grid_coarser_than_the_radius_has_no_mean_rise_and_compare_falls_back(tmp_path):
+    from engine.sharpness import format_sharpness, sharpness
+
+    a = reference_file(tmp_path / "a.h5", 5, 5, a=0.5)  # step 0.5 > r = 0.25
+    b = reference_file(tmp_path / "b.h5", 5, 5, a=4.0)
+    s = read_surface(a)
+    sh = sharpness(s.x, s.y, s.values["train_loss"])
+    assert np.isnan(sh.mean_increase)
+    assert "no grid point within r" in format_sharpness(sh)[-1]
+    r = invoke("compare", a, b, "--width", 60)
+    assert "sharpest by mean curvature: b.h5; flattest: a.h5" in " ".join(r.stdout.split())
+    same = reference_file(tmp_path / "c.h5", 9, 9)
+    twin = reference_file(tmp_path / "d.h5", 9, 9)
+    r = invoke("compare", same, twin, "--width", 60)
+    assert "tie" in r.stdout and "sharpest by" not in r.stdout
+
+
+def test_compare_1d_with_2d_says_only_the_error(files):
+    r = invoke("compare", files["square"], files["one"])
+    assert r.exit_code == 2 and "note:" not in r.stdout
+
+
+def test_export_into_a_missing_folder_is_refused(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    r = invoke("plot", files["wide"], "--export", tmp_path / "no" / "such" / "f.png")
+    assert r.exit_code == 2 and "output folder does not exist" in r.stderr
+    assert not (tmp_path / "no").exists()

@@ -7,7 +7,9 @@ Errors a user can cause end in one line on stderr and exit code 2 (usage) or 1
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -70,6 +72,8 @@ def _root(
         level=logging.DEBUG if verbose or debug else logging.INFO, handlers=[handler]
     )
     ctx.obj = State(debug=debug, verbose=verbose)
+    # torch.func's internals warn about torch.jit.script on every run: not the user's concern.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     if ctx.invoked_subcommand is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             typer.echo(ctx.get_help())  # no terminal for an app (a pipe, a script): the help
@@ -94,3 +98,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # outside a command's own handling (e.g. while importing torch)
         raise SystemExit(130) from None
+    except BrokenPipeError:  # `tui-landscape plot F | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

@@ -60,6 +60,8 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
     """Turn a ``LandscapeError`` into one line on stderr and its exit code."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader of a pipe left (`| head`): main() ends quietly
     except (LandscapeError, OSError) as e:
         # OSError here is the user's too: a full disk, a folder without write permission.
         if state(ctx).debug:

@@ -57,6 +57,12 @@ def compare(
             raise ConfigError("compare needs two or more surface files")
         surfaces = [read_surface(f) for f in files]
         lv = parse_levels(levels)
+        if len({s.y is None for s in surfaces}) > 1:
+            ones = ", ".join(str(s.path) for s in surfaces if s.y is None)
+            twos = ", ".join(str(s.path) for s in surfaces if s.y is not None)
+            raise ConfigError(
+                f"cannot compare 1D and 2D surfaces on one scale (1D: {ones}; 2D: {twos})"
+            )
         _note_grids(surfaces)
         if export is not None:
             out = _export(surfaces, surface, kind, lv, log, export, dpi)
@@ -98,7 +104,8 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
             t.add_column(c, overflow="fold", min_width=min(longest, 40))
         else:
             t.add_column(c, justify="right", no_wrap=True)
-    rises = {}
+    rises: dict[str, float] = {}
+    curvatures: dict[str, float] = {}
     for s in surfaces:
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
@@ -114,6 +121,9 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
         t.add_row(s.path.name, f"{sh.min_value:.4g}", at, *curv, *wid, f"{sh.mean_increase:.4g}")
         rises[s.path.name] = sh.mean_increase
+        curvatures[s.path.name] = (
+            float(np.mean([a.curvature for a in sh.axes])) if sh.axes else np.nan
+        )
     # Piped output (logs, CI) is not bound to 80 columns: every number stays on the line.
     (console if console.is_terminal else Console(width=140, emoji=False)).print(t)
     console.print(
@@ -122,13 +132,23 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
         f"within r={radius:g} of the minimum (docs/sharpness.md)",
         highlight=False,
     )
-    finite = {k: v for k, v in rises.items() if np.isfinite(v)}
-    if len(finite) >= 2:
+    console.print(_verdict(rises, curvatures, radius), highlight=False)
+
+
+def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: float) -> str:
+    """Which file is sharpest: by the mean rise, else by the mean curvature; ties said so."""
+    for values, what in ((rises, f"mean rise within r={radius:g}"), (curvatures, "mean curvature")):
+        finite = {k: v for k, v in values.items() if np.isfinite(v)}
+        if len(finite) < 2:
+            continue
         order = sorted(finite, key=finite.get, reverse=True)
-        console.print(
-            f"sharpest by mean rise within r={radius:g}: {order[0]}; flattest: {order[-1]}",
-            highlight=False,
-        )
+        hi, lo = finite[order[0]], finite[order[-1]]
+        if np.isclose(hi, lo, rtol=1e-9, atol=0.0):
+            return f"no difference in {what}: {', '.join(order)} tie"
+        return f"sharpest by {what}: {order[0]}; flattest: {order[-1]}"
+    return (
+        "sharpest: not measurable (too few finite numbers; try a finer grid or a larger --radius)"
+    )
 
 
 def _export(surfaces, name, kind, levels, log, out: Path, dpi) -> Path:

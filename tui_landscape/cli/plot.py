@@ -11,7 +11,7 @@ import typer
 from engine.errors import ConfigError
 from engine.sharpness import format_sharpness, sharpness
 from engine.storage import read_surface
-from tui_landscape.cli.common import console, user_errors
+from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.terminal import parse_levels
 from tui_landscape.plots.views import read_trajectory, render, surface_values
 
@@ -91,6 +91,8 @@ def plot(
             return
         if kind == "surface3d":
             raise ConfigError("`--kind surface3d` is for --export only")
+        if s.y is None and kind not in ("auto", "curve", "ratio"):
+            err_console.print(f"note: {file} is a 1D surface; drawn as a curve", highlight=False)
         text = render(
             s,
             surface,

@@ -101,7 +101,8 @@ def _figure(size: Sequence[float], dpi: float) -> Any:
 
 def _save(fig: Any, path: Path, fmt: str, dpi: float) -> Path:
     """Write ``fig`` to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():  # a typo in the folder must not create folders silently
+        raise ConfigError(f"output folder does not exist: {path.parent}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         # No bbox_inches="tight": the file must be exactly size * dpi pixels.

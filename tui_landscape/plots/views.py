@@ -223,7 +223,12 @@ def _curve(
 ) -> str:
     """1D: every loss on the left axis and every accuracy on the right, as the reference."""
     if z.ndim == 2:  # a grid one point wide along y, or kind=curve on a 2D file: the middle row
-        z = z[z.shape[0] // 2]
+        row = z.shape[0] // 2
+        z = z[row]
+        if s.y is not None and len(s.y) > 1:
+            label = f"{label} (the row at y={s.y[row]:.3g})"
+            return curve_plot(s.x, {name: z}, width=width, height=height, title=label,
+                              color=color, left_label=name)  # fmt: skip
     if name.endswith("_loss") or name.endswith("_acc"):
         left = {n: v for n, v in s.values.items() if n.endswith("_loss") and v.ndim == 1}
         right = {n: v for n, v in s.values.items() if n.endswith("_acc") and v.ndim == 1}
