@@ -184,15 +184,21 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points, ov
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
     model = model.to(device)
     steps = max(3, int(np.sqrt(len(points))))
+    times = []
     with torch.no_grad():
         metric(model)  # warm-up
-        sync(device)
-        t = time.perf_counter()
-        # Its 'filter' normalisation divides by zero on BN models (loss-landscapes 3.0.6);
-        # 'model' normalisation costs the same per point.
-        loss_landscapes.random_plane(model, metric, distance=1, steps=steps, normalization="model")
-        sync(device)
-    return [(time.perf_counter() - t) / steps**2]
+        # One plane is one timing; three planes give a median, as (a) and (b) have one.
+        for _ in range(3):
+            sync(device)
+            t = time.perf_counter()
+            # Its 'filter' normalisation divides by zero on BN models (loss-landscapes 3.0.6);
+            # 'model' normalisation costs the same per point.
+            loss_landscapes.random_plane(
+                model, metric, distance=1, steps=steps, normalization="model"
+            )
+            sync(device)
+            times.append((time.perf_counter() - t) / steps**2)
+    return times
 
 
 RUNNERS = {
