@@ -184,11 +184,10 @@ class Pool:
         w.conn, w.ready, w.busy, w.inflight = parent, False, False, set()
 
     def _chunk_size(self, w: _Worker, remaining: int) -> int:
-        share = math.ceil(remaining / (2 * len(self.workers)))
-        cap = share if w.sec_per_point is None else int(CHUNK_SECONDS / w.sec_per_point)
         if w.sec_per_point is None:
-            cap = self.step  # a first, small chunk measures the worker's speed
-        size = max(self.step, min(share, cap))
+            return self.step  # a first, small chunk measures the worker's speed
+        share = math.ceil(remaining / (2 * len(self.workers)))
+        size = max(self.step, min(share, int(CHUNK_SECONDS / w.sec_per_point)))
         return math.ceil(size / self.step) * self.step
 
     def run(self, todo: list[int]) -> Iterator[Outcome]:

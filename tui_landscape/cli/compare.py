@@ -29,7 +29,12 @@ from tui_landscape.cli.plot import (
     terminal_width,
 )
 from tui_landscape.plots.terminal import parse_levels
-from tui_landscape.plots.views import render_compare, shared_levels, surface_values
+from tui_landscape.plots.views import (
+    render_compare,
+    require_one_ndim,
+    shared_levels,
+    surface_values,
+)
 
 
 def compare(
@@ -57,12 +62,7 @@ def compare(
             raise ConfigError("compare needs two or more surface files")
         surfaces = [read_surface(f) for f in files]
         lv = parse_levels(levels)
-        if len({s.y is None for s in surfaces}) > 1:
-            ones = ", ".join(str(s.path) for s in surfaces if s.y is None)
-            twos = ", ".join(str(s.path) for s in surfaces if s.y is not None)
-            raise ConfigError(
-                f"cannot compare 1D and 2D surfaces on one scale (1D: {ones}; 2D: {twos})"
-            )
+        require_one_ndim(surfaces)  # before the grid note, which would contradict it
         _note_grids(surfaces)
         if export is not None:
             out = _export(surfaces, surface, kind, lv, log, export, dpi)

@@ -31,6 +31,7 @@ __all__ = [
     "read_trajectory",
     "render",
     "render_compare",
+    "require_one_ndim",
     "shared_levels",
     "surface_values",
 ]
@@ -266,25 +267,15 @@ def render_compare(
 
     1D files are overlaid on one set of axes. Mixing 1D and 2D files is refused.
     """
-    dims = {s.path: 1 if s.y is None else 2 for s in surfaces}
-    if len(set(dims.values())) > 1:
-        ones = ", ".join(str(p) for p, d in dims.items() if d == 1)
-        twos = ", ".join(str(p) for p, d in dims.items() if d == 2)
-        raise ConfigError(
-            f"cannot compare 1D and 2D surfaces on one scale (1D: {ones}; 2D: {twos})"
-        )
+    require_one_ndim(surfaces)
     zs = [surface_values(s, name) for s in surfaces]
     if surfaces[0].y is None:
-        series = {_label(s, surfaces): z for s, z in zip(surfaces, zs, strict=True)}
         xs = np.unique(np.concatenate([s.x for s in surfaces]))
-        aligned = {
-            k: np.interp(xs, s.x, z, left=np.nan, right=np.nan) if len(s.x) > 1 else z
-            for (k, z), s in zip(series.items(), surfaces, strict=True)
-        }
-        exact = {
-            k: np.where(np.isin(xs, s.x), v, np.nan)  # only real points: no interpolated values
-            for (k, v), s in zip(aligned.items(), surfaces, strict=True)
-        }
+        exact = {}
+        for s, z in zip(surfaces, zs, strict=True):
+            v = np.full(len(xs), np.nan)  # each file's own points only: nothing interpolated
+            v[np.searchsorted(xs, s.x)] = z
+            exact[_label(s, surfaces)] = v
         return [
             curve_plot(
                 xs, exact, width=width, height=height, title=name, color=color, left_label=name
@@ -313,6 +304,16 @@ def render_compare(
             )
         )
     return out
+
+
+def require_one_ndim(surfaces: Sequence[Surface]) -> None:
+    """Refuse a mix of 1D and 2D surfaces: they cannot share one scale."""
+    if len({s.y is None for s in surfaces}) > 1:
+        ones = ", ".join(str(s.path) for s in surfaces if s.y is None)
+        twos = ", ".join(str(s.path) for s in surfaces if s.y is not None)
+        raise ConfigError(
+            f"cannot compare 1D and 2D surfaces on one scale (1D: {ones}; 2D: {twos})"
+        )
 
 
 def _label(s: Surface, all_: Sequence[Surface]) -> str:

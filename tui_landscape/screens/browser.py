@@ -23,14 +23,12 @@ def describe_file(p: Path) -> tuple[str, str, str, str, str]:
         s = read_surface(p)
     except LandscapeError as e:
         return (f"unreadable: {e}"[:60], "", "", "", "")
-    g = s.grid
     grid = f"{len(s.x)}" + (f" x {len(s.y)}" if s.y is not None else "")
     kind = "ours" if s.layout == "tui-landscape" else "reference"
     pct = f"{100 * s.n_done / s.completed.size:.0f}%"
     created = str(s.attrs.get("created", ""))
     if not created:
         created = dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds")
-    del g
     return (f"{kind} {'2D' if s.y is not None else '1D'}", grid, ", ".join(s.values), pct, created)
 
 
