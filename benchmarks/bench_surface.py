@@ -22,6 +22,7 @@ evaluates loss only, on the same data given as one batch.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import statistics
@@ -74,23 +75,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_points(fn, points, device) -> list[float]:
-    fn(*points[0])  # warm-up: allocator, kernels, caches
-    sync(device)
-    out = []
-    for a, b in points:
-        t = time.perf_counter()
-        fn(a, b)
-        sync(device)
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def method_ours_and_floor(model, splits, images, labels, bs, device, points, overrides):
-    """(a) and (b) interleaved point by point in one process, so drift hits both alike."""
+def make_ours(model, splits, bs, device, overrides):
+    """Our ``Landscape`` on ``model`` with the benchmark's directions (drawn from seed 0)."""
     from engine.config import load_config
     from engine.directions import DirectionSet, random_direction
-    from engine.evaluate import autocast
     from engine.run import Landscape
 
     g = torch.Generator().manual_seed(0)
@@ -99,9 +87,53 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points, ove
     cfg = load_config(None, [f"data.batch_size={bs}", *overrides])
     land = Landscape(model, splits, DirectionSet(dx, dy, "weights"), cfg, device)
     land.check()  # layout fallback, compile, and the timing of points_per_batch = 'auto'
+    return land
+
+
+def time_ours(land, points, device) -> list[float]:
+    """Seconds per point of ours over ``points``, taken K at a time (K = points_per_batch):
+    each point of a group gets the group's time divided by K."""
+    k = land.points_per_batch
+    out = []
+    for i in range(0, len(points), k):
+        group = points[i : i + k]
+        sync(device)
+        t = time.perf_counter()
+        land.evaluate_many(group)
+        sync(device)
+        out += [(time.perf_counter() - t) / len(group)] * len(group)
+    return out
+
+
+def paired(base, ours_fn, points, device) -> tuple[list[float], list[float], list[float]]:
+    """Per point, the baseline and ours in turn (alternating which goes first): the times of
+    each and the ratio baseline / ours of every pair, taken seconds apart on this machine."""
+    base_t, ours_t, ratios = [], [], []
+    for i, (a, b) in enumerate(points):
+        first = i % 2 == 0
+        if first:
+            ours_t += ours_fn([(a, b)])
+        base_t.append(base(a, b))
+        if not first:
+            ours_t += ours_fn([(a, b)])
+        ratios.append(base_t[-1] / ours_t[-1])
+    return base_t, ours_t, ratios
+
+
+def peak_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def method_ours_and_floor(model, splits, images, labels, bs, device, points, overrides):
+    """(a) and (b) interleaved in one process, so that drift hits both alike."""
+    from engine.evaluate import autocast
+
+    land = make_ours(model, splits, bs, device, overrides)
     k = land.points_per_batch
     print(
-        f"ours: precision {cfg.compute.precision}, channels_last {land.channels_last}, "
+        f"ours: precision {land.precision or 'fp32'}, channels_last {land.channels_last}, "
         f"points_per_batch {k}, compiled {land.forward is not land.model}",
         file=sys.stderr,
     )
@@ -119,26 +151,28 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points, ove
         sync(device)
         return time.perf_counter() - t
 
-    # Ours takes the points K at a time (K = points_per_batch); its time per point is the
-    # time of each group divided by K, so that both columns are seconds per grid point.
+    # K grid points per group (K = points_per_batch); the floor runs each point of a group.
     groups = [points[i : i + k] for i in range(0, len(points), k)]
     land.evaluate_many(groups[0])  # warm-up of both paths
     floor(*points[0])
-    ours, floors = [], []
-    for group in groups:
-        sync(device)
-        t = time.perf_counter()
-        land.evaluate_many(group)
-        sync(device)
-        ours += [(time.perf_counter() - t) / len(group)] * len(group)
-        floors += [floor(a, b) for a, b in group]
-    return ours, floors
+    ours, floors, ratios = [], [], []
+    for j, group in enumerate(groups):
+        if j % 2:
+            f = [floor(a, b) for a, b in group]
+        o = time_ours(land, group, device)
+        if not j % 2:
+            f = [floor(a, b) for a, b in group]
+        ours += o
+        floors += f
+        ratios += [x / y for x, y in zip(o, f, strict=True)]
+    return {"sec": [ours, floors], "ratio": {"b": ratios}, "peak_mb": peak_mb(device)}
 
 
 def method_reference(model, splits, images, labels, bs, device, points, overrides):
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
+    mine = copy.deepcopy(model)  # ours on its own copy: the reference re-binds p.data
     c = next(iter(images.values())).shape[1]
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5] * c, [0.25] * c)])
 
@@ -161,6 +195,8 @@ def method_reference(model, splits, images, labels, bs, device, points, override
     dy = [torch.randn(w.shape, generator=g) for w in weights]
 
     def one(a, b):
+        sync(device)
+        t = time.perf_counter()
         for p, w, d0, d1 in zip(params, weights, dx, dy, strict=True):
             p.data = w + (d0 * a + d1 * b).to(device)
         with torch.no_grad():
@@ -171,34 +207,52 @@ def method_reference(model, splits, images, labels, bs, device, points, override
                     out = model(x)
                     total += F.cross_entropy(out, y).item() * len(y)
                     correct += out.argmax(1).eq(y).sum().item()
+        sync(device)
+        return time.perf_counter() - t
 
-    return time_points(one, points, device)
+    one(*points[0])  # warm-up
+    peak = peak_mb(device)  # the reference's own, before ours is built beside it
+    land = make_ours(mine, splits, bs, device, overrides)
+    time_ours(land, points[:1], device)  # warm-up
+    ref, _, ratios = paired(one, lambda pts: time_ours(land, pts, device), points, device)
+    return {"sec": [ref], "ratio": {"c": ratios}, "peak_mb": peak}
 
 
 def method_loss_landscapes(model, splits, images, labels, bs, device, points, overrides):
     import loss_landscapes
     import loss_landscapes.metrics
 
+    mine = copy.deepcopy(model)
     x = torch.cat([s.x for s in splits.values()]).to(device)
     y = torch.cat([s.y for s in splits.values()]).to(device)
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
     model = model.to(device)
     steps = max(3, int(np.sqrt(len(points))))
-    times = []
+
+    @torch.no_grad()
+    def plane(_a=None, _b=None) -> float:
+        sync(device)
+        t = time.perf_counter()
+        # Its 'filter' normalisation divides by zero on BN models (loss-landscapes 3.0.6);
+        # 'model' normalisation costs the same per point.
+        loss_landscapes.random_plane(model, metric, distance=1, steps=steps, normalization="model")
+        sync(device)
+        return (time.perf_counter() - t) / steps**2
+
     with torch.no_grad():
         metric(model)  # warm-up
-        # One plane is one timing; three planes give a median, as (a) and (b) have one.
-        for _ in range(3):
-            sync(device)
-            t = time.perf_counter()
-            # Its 'filter' normalisation divides by zero on BN models (loss-landscapes 3.0.6);
-            # 'model' normalisation costs the same per point.
-            loss_landscapes.random_plane(
-                model, metric, distance=1, steps=steps, normalization="model"
-            )
-            sync(device)
-            times.append((time.perf_counter() - t) / steps**2)
-    return times
+    plane()
+    peak = peak_mb(device)
+    land = make_ours(mine, splits, bs, device, overrides)
+    same = grid_points(steps**2)  # ours over as many points as one of its planes
+
+    def ours_plane(_):
+        return [statistics.mean(time_ours(land, same, device))]
+
+    ours_plane(None)  # warm-up
+    # One plane is one timing; five planes, each paired with ours over as many points.
+    ll, _, ratios = paired(plane, ours_plane, [(0.0, 0.0)] * 5, device)
+    return {"sec": [ll], "ratio": {"d": ratios}, "peak_mb": peak}
 
 
 RUNNERS = {
@@ -215,18 +269,12 @@ def child(args) -> None:
     model, splits, images, labels, bs = setup(args.case, args.tiny)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = RUNNERS[args.method](
+    res = RUNNERS[args.method](
         model, splits, images, labels, bs, device, grid_points(args.points), args.set
     )
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
-    n_images = sum(len(s) for s in splits.values())
-    series = times if isinstance(times, tuple) else (times,)
-    secs = [statistics.median(t) for t in series]
-    print(json.dumps({"sec": secs, "images": n_images, "peak_mb": peak, "batch": bs}))
+    res["sec"] = [statistics.median(t) for t in res["sec"]]
+    res["images"] = sum(len(s) for s in splits.values())
+    print(json.dumps(res))
 
 
 def main() -> None:
@@ -248,7 +296,7 @@ def main() -> None:
     args = p.parse_args()
     if args.method:
         return child(args)
-    results = {}
+    results, ratios = {}, {}
     groups = ["ab" if "a" in args.methods or "b" in args.methods else ""]
     groups += [m for m in args.methods if m in "cd"]
     for m in filter(None, groups):
@@ -279,6 +327,7 @@ def main() -> None:
         res = json.loads(r.stdout.strip().splitlines()[-1])
         for name, sec in zip(m, res["sec"], strict=True):
             results[name] = {**res, "sec": sec}
+        ratios.update(res["ratio"])
     print(
         f"case {args.case} on {args.device}, torch {torch.__version__}, "
         f"{torch.get_num_threads() if not args.threads else args.threads} threads, "
@@ -290,16 +339,24 @@ def main() -> None:
             f"({m}) {METHODS[m]:<20}{r['sec']:>10.4f}{1 / r['sec']:>10.2f}"
             f"{r['images'] / r['sec']:>12.0f}{r['peak_mb']:>10.0f}"
         )
-    if "a" in results:
-        a = results["a"]["sec"]
-        for m, text in (
-            ("b", "ours / floor"),
-            ("c", "reference / ours"),
-            ("d", "loss-landscapes / ours"),
-        ):
-            if m in results:
-                ratio = a / results[m]["sec"] if m == "b" else results[m]["sec"] / a
-                print(f"{text:<24}{ratio:>10.2f}x")
+    # Each ratio is the median over pairs timed back to back in one process (ours against
+    # the floor per point; against (c) per point; against (d) per plane of as many points),
+    # so that the machine's drift between processes and minutes cancels.
+    if ratios:
+        print("ratios: medians over pairs timed back to back in one process (the rows above")
+        print("        come from separate processes, minutes apart)")
+    for m, text in (
+        ("b", "ours / floor"),
+        ("c", "reference / ours"),
+        ("d", "loss-landscapes / ours"),
+    ):
+        if m in ratios:
+            q = ratios[m]
+            lo, hi = np.percentile(q, [25, 75]) if len(q) > 1 else (q[0], q[0])
+            print(
+                f"{text:<24}{statistics.median(q):>10.2f}x"
+                f"   (median of {len(q)} pairs, quartiles {lo:.2f}-{hi:.2f})"
+            )
 
 
 if __name__ == "__main__":

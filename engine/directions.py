@@ -46,9 +46,7 @@ Norm = Literal["filter", "layer", "weight", "none"]
 
 def targets(model: nn.Module, dir_type: DirType) -> list[tuple[str, torch.Tensor]]:
     """The live tensors a direction moves, named, in the reference's order."""
-    if dir_type == "weights":
-        return [(n, p.detach()) for n, p in model.named_parameters()]
-    return [(n, t.detach()) for n, t in model.state_dict(keep_vars=True).items()]
+    return [(n, t.detach()) for n, t in _live_tensors(model, dir_type)]
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -208,44 +206,42 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
 class Perturbation:
     """Moves a model's tensors in place to ``base + a * dx + b * dy``.
 
-    The base weights and the directions are copied to the model's device once;
-    each point is then a few fused in-place ops, with no model rebuilt or file read.
+    The moved tensors are re-pointed into one flat buffer per dtype, with the base weights
+    and the directions in flat buffers of the same layout beside it, all on the model's
+    device. A point is then two fused ops over each buffer, with no model rebuilt, no file
+    read and no per-tensor launch. Tensors keep their identity, shape and strides
+    (channels-last included), so the model runs unchanged. A tensor listed twice (tied
+    weights in a ``state_dict``) ends up in its last slot: the last entry wins, as when the
+    reference loads such a state dict.
     """
 
     def __init__(self, model: nn.Module, ds: DirectionSet) -> None:
-        live = targets(model, ds.dir_type)
+        live = _live_tensors(model, ds.dir_type)
         ys = ds.y if ds.y is not None else [None] * len(ds.x)
-        self._items = []
-        self.names: list[str] = []
-        for (name, t), dx, dy in zip(live, ds.x, ys, strict=True):
-            if not torch.is_floating_point(t):
-                continue  # BN counters never move
-
-            # Directions in the tensor's own layout (channels-last too), so the in-place
-            # updates run over matching strides.
-            def like(d: torch.Tensor, t: torch.Tensor = t) -> torch.Tensor:
-                return torch.empty_like(t).copy_(d)
-
-            self._items.append((t, t.clone(), like(dx), None if dy is None else like(dy)))
-            self.names.append(name)
-
-        # Flat lists for the multi-tensor (foreach) kernels: a point costs three fused
-        # launches instead of two per tensor, which was the overhead of small models on a GPU.
-        self._live = [it[0] for it in self._items]
-        self._base = [it[1] for it in self._items]
-        self._dx = [it[2] for it in self._items]
-        self._y_live = [it[0] for it in self._items if it[3] is not None]
-        self._dy = [it[3] for it in self._items if it[3] is not None]
+        moved = [
+            (name, t, dx, dy)
+            for (name, t), dx, dy in zip(live, ds.x, ys, strict=True)
+            if torch.is_floating_point(t)  # BN counters never move
+        ]
+        self.names: list[str] = [m[0] for m in moved]
+        self._has_y = ds.y is not None
+        self._groups: list[_FlatGroup] = []
+        for dtype in dict.fromkeys(t.dtype for _, t, _, _ in moved):
+            self._groups.append(_FlatGroup([m[1:] for m in moved if m[1].dtype == dtype]))
+        # Per-tensor views in the model's order, for ``stacked``.
+        views = {id(t): v for g in self._groups for t, v in zip(g.tensors, g.views, strict=True)}
+        self._items = [views[id(t)] for _, t, _, _ in moved]
 
     @torch.no_grad()
     def set(self, a: float, b: float = 0.0) -> None:
-        if not self._live:
-            return
-        torch._foreach_copy_(self._live, self._base)
-        if a != 0.0:
-            torch._foreach_add_(self._live, self._dx, alpha=a)
-        if b != 0.0 and self._dy:
-            torch._foreach_add_(self._y_live, self._dy, alpha=b)
+        for g in self._groups:
+            g.check()
+            if a != 0.0:
+                torch.add(g.base, g.dx, alpha=a, out=g.live)
+            else:
+                g.live.copy_(g.base)
+            if b != 0.0 and self._has_y:
+                g.live.add_(g.dy, alpha=b)
 
     def reset(self) -> None:
         self.set(0.0, 0.0)
@@ -253,10 +249,81 @@ class Perturbation:
     def stacked(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
         """The moved tensors at K points at once, each of shape ``(K, *shape)``."""
         out = {}
-        for name, (_, base, dx, dy) in zip(self.names, self._items, strict=True):
+        for name, (base, dx, dy) in zip(self.names, self._items, strict=True):
             shape = (-1,) + (1,) * base.dim()
             v = base + a.to(base).view(shape) * dx
             if dy is not None:
                 v = v + b.to(base).view(shape) * dy
             out[name] = v
         return out
+
+
+class _FlatGroup:
+    """Tensors of one dtype re-pointed into a flat buffer, with flat base and directions."""
+
+    def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> None:
+        t0 = items[0][0]
+        # Dense tensors keep their strides (channels-last too); any other gets contiguous ones.
+        layouts = [
+            (t.shape, t.stride() if _dense(t) else _contiguous_strides(t.shape))
+            for t, _, _ in items
+        ]
+        offsets = np.cumsum([0] + [t.numel() for t, _, _ in items]).tolist()
+        n = offsets[-1]
+        self.live = torch.empty(n, dtype=t0.dtype, device=t0.device)
+        self.base = torch.empty_like(self.live)
+        self.dx = torch.empty_like(self.live)
+        has_y = items[0][2] is not None
+        self.dy = torch.empty_like(self.live) if has_y else None
+
+        def view(flat: torch.Tensor, k: int) -> torch.Tensor:
+            shape, stride = layouts[k]
+            return flat.as_strided(shape, stride, offsets[k])
+
+        self.tensors, self.views = [], []
+        with torch.no_grad():
+            for k, (t, dx, dy) in enumerate(items):
+                view(self.live, k).copy_(t)
+                view(self.base, k).copy_(t)
+                view(self.dx, k).copy_(dx)
+                if self.dy is not None:
+                    view(self.dy, k).copy_(dy)
+                t.data = view(self.live, k)  # the model's tensor now lives in the buffer
+                self.tensors.append(t)
+                self.views.append(
+                    (view(self.base, k), view(self.dx, k), None if dy is None else view(self.dy, k))
+                )
+        self._ptrs = [t.data_ptr() for t in self.tensors]
+
+    def check(self) -> None:
+        """Refuse to move a buffer the model no longer uses (e.g. after ``model.to()``)."""
+        if any(t.data_ptr() != p for t, p in zip(self.tensors, self._ptrs, strict=True)):
+            raise RuntimeError(
+                "the model's tensors were replaced after the perturbation was set up; "
+                "create the Perturbation again"
+            )
+
+
+def _live_tensors(model: nn.Module, dir_type: DirType) -> list[tuple[str, torch.Tensor]]:
+    """The model's own tensors (not detached aliases) in the order of ``targets``."""
+    if dir_type == "weights":
+        return list(model.named_parameters())
+    return list(model.state_dict(keep_vars=True).items())
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """True when ``t`` covers exactly ``numel`` elements of memory (no gaps, no overlap)."""
+    step = 1
+    for stride, size in sorted((s, n) for n, s in zip(t.shape, t.stride(), strict=True) if n > 1):
+        if stride != step:  # each stride must be the product of the sizes inside it
+            return False
+        step *= size
+    return True

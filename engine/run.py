@@ -42,7 +42,7 @@ from engine.directions import (
     save_directions,
 )
 from engine.errors import ConfigError, LandscapeError, describe
-from engine.evaluate import evaluate, per_sample, stats_of
+from engine.evaluate import evaluate, per_sample, segment_stats
 from engine.grid import Axis, Grid, parse_axis
 from engine.hessian import (
     MeanLossHVP,
@@ -344,10 +344,7 @@ class Landscape:
         }
         # All splits in one pass per point (eval mode: each sample's logits are independent of
         # its batch), then summed per split: fewer, fuller forward calls.
-        self.segments, start = [], 0
-        for k, s in self.splits.items():
-            self.segments.append((k, start, start + len(s)))
-            start += len(s)
+        self.counts = tuple(len(s) for s in self.splits.values())
         if len(self.splits) == 1:
             self.all = next(iter(self.splits.values()))
         else:
@@ -398,13 +395,23 @@ class Landscape:
             except Exception as e:  # e.g. a .view() that needs NCHW strides
                 log.info("channels-last layout failed (%s); using the default", describe(e))
                 self._place(False)
-        for name in self.splits:
+        for name, split in self.splits.items():
             try:
+                with torch.inference_mode():
+                    classes = self.model(self._head(name).x).shape[-1]
+                top = int(split.y.max()) if len(split) else -1
+                if top >= classes:
+                    raise LandscapeError(
+                        f"the model gives {classes} outputs per sample, but the {name} split "
+                        f"has labels up to {top}: the model does not fit the data's classes"
+                    )
                 evaluate(self.model, self._head(name), 2, self.loss)
+            except LandscapeError:
+                raise
             except Exception as e:
                 raise LandscapeError(
                     f"the model cannot evaluate the {name} split (inputs of shape "
-                    f"{tuple(self.splits[name].x.shape[1:])}): {describe(e)}"
+                    f"{tuple(split.x.shape[1:])}): {describe(e)}"
                 ) from e
         if self.compile:
             try:
@@ -425,7 +432,7 @@ class Landscape:
         losses, correct = per_sample(
             forward, self.all.x, self.all.y, self.batch_size, self.loss, self.precision
         )
-        return {name: stats_of(losses[..., a:b], correct[..., a:b]) for name, a, b in self.segments}
+        return dict(zip(self.splits, segment_stats(losses, correct, self.counts), strict=True))
 
     def evaluate(self, a: float, b: float) -> dict[str, float]:
         self.perturbation.set(a, b)

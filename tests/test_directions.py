@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import h5py
 import numpy as np
 import pytest
@@ -153,3 +155,31 @@ def test_misfit_names_the_first_tensor(tmp_path):
     mlp = build_model("digits_mlp")
     with pytest.raises(LandscapeError, match="tensors, the model has"):
         DirectionSet(_draw(mlp), None, "weights").check_fits(m, "d.h5")
+
+
+def test_perturbation_keeps_identity_and_channels_last_strides():
+    m = _model().to(memory_format=torch.channels_last)
+    ref = copy.deepcopy(m)
+    params = dict(m.named_parameters())
+    strides = {n: p.stride() for n, p in params.items()}
+    ds = DirectionSet(_draw(m), _draw(m, seed=1), "weights")
+    x = torch.randn(4, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+    p = Perturbation(m, ds)
+    assert dict(m.named_parameters()) == params  # the same Parameter objects
+    assert {n: t.stride() for n, t in m.named_parameters()} == strides
+    p.set(0.4, -0.2)
+    with torch.no_grad():
+        moved = m(x)
+    # A copy moved with plain per-tensor arithmetic gives the same output.
+    with torch.no_grad():
+        for t, dx, dy in zip(ref.parameters(), ds.x, ds.y, strict=True):
+            t.add_(0.4 * dx).add_(-0.2 * dy)
+        torch.testing.assert_close(moved, ref(x))
+
+
+def test_perturbation_refuses_a_model_whose_tensors_were_replaced():
+    m = _model()
+    p = Perturbation(m, DirectionSet(_draw(m), None, "weights"))
+    m.to(torch.float64)  # re-binds every parameter: the buffer no longer backs the model
+    with pytest.raises(RuntimeError, match="replaced after the perturbation"):
+        p.set(0.5)

@@ -53,3 +53,38 @@ def test_non_finite_logits_are_never_correct():
     logits = torch.tensor([[float("nan")] * 3, [0.0, 5.0, 0.0], [float("inf"), 0.0, 0.0]])
     per, correct = sample_stats(logits, torch.tensor([0, 1, 0]))
     assert correct.sum().item() == 1 and torch.isnan(per.sum())
+
+
+def test_sample_stats_match_torch_cross_entropy_and_argmax():
+    from engine.evaluate import sample_stats
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 200, 10, generator=g) * 5
+    logits[0, :20] = 1.0  # ties everywhere: the first maximal class is the prediction
+    y = torch.randint(0, 10, (200,), generator=g)
+    per, correct = sample_stats(logits, y)
+    for k in range(3):
+        torch.testing.assert_close(
+            per[k], F.cross_entropy(logits[k], y, reduction="none"), rtol=1e-6, atol=1e-6
+        )
+        assert torch.equal(correct[k], logits[k].argmax(-1) == y)
+
+
+def test_segment_stats_sum_each_split_and_keep_nan_in_its_own():
+    from engine.evaluate import segment_stats, stats_of
+
+    losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    correct = torch.tensor([True, False, True, True, False, False])
+    a, b = segment_stats(losses, correct, (4, 2))
+    assert (a.loss_sum, a.correct, a.count) == (10.0, 3.0, 4)
+    assert (b.loss_sum, b.correct, b.count) == (11.0, 0.0, 2)
+    assert stats_of(losses, correct) == Stats(21.0, 3.0, 6)
+    losses[1] = float("nan")
+    a, b = segment_stats(losses, correct, (4, 2))
+    assert a.loss != a.loss and b.loss_sum == 11.0  # NaN stays in the first split
+    # K rows (grid points at once): per split, a list of K Stats.
+    rows = segment_stats(
+        torch.stack([losses, losses * 2]), torch.stack([correct, ~correct]), (4, 2)
+    )
+    assert [s.loss_sum for s in rows[1]] == [11.0, 22.0]
+    assert [s.correct for s in rows[1]] == [0.0, 2.0]
