@@ -1,22 +1,26 @@
 """Seconds per grid point: ours against the floor, the reference's algorithm and loss-landscapes.
 
-One command per case; each method runs in its own process (clean peak memory), all on the same
-model, data, batch size and grid points, in the same run:
+One command per case, all methods on the same model, data, batch size and grid points, in
+the same run:
 
     python benchmarks/bench_surface.py --case digits               # digits CNN, embedded data
     python benchmarks/bench_surface.py --case resnet20             # ResNet-20, 2,000 CIFAR-shaped
     python benchmarks/bench_surface.py --case resnet56 --device cuda   # 10,000 images, on a GPU
     python benchmarks/bench_surface.py --case resnet20 --tiny      # seconds; run by the tests
 
-Methods, where (a) and (b) run interleaved point by point in one process so that drift in
-the machine's speed hits both alike (their peak memory is then shared): (a) ours
-(``engine.run.Landscape``: tensors moved in place, data on the device once, loss and
-accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over the
-same data in eval and inference mode at the same batch size; (c) the reference's algorithm
+Methods: (a) ours (``engine.run.Landscape``: tensors moved in place, data on the device once,
+loss and accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over
+the same data in eval and inference mode at the same batch size; (c) the reference's algorithm
 written naively here: per point the weights are set from CPU copies of the directions and a
 DataLoader runs a per-sample ToTensor/Normalize transform over uint8 images, with a ``.item()``
 per batch; (d) ``loss_landscapes.random_plane`` (``pip install loss-landscapes``), which
 evaluates loss only, on the same data given as one batch.
+
+(a)+(b), (c) and (d) each run in a process of their own (their peak memory is measured
+before anything else is built there). The ratios are paired: in each of those processes ours
+runs beside the baseline, point by point (a plane at a time for (d)), alternating which goes
+first, and a ratio is the median over the pairs. Timings of separate processes on a shared
+virtual machine drifted by 1.5x within minutes; pairs taken a few milliseconds apart do not.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# points: the default number of grid points timed; more where a point takes milliseconds,
+# so that the median over pairs is steady.
 CASES = {
-    "digits": {"arch": "digits_cnn", "n": None, "batch": 1024},
-    "resnet20": {"arch": "resnet20", "n": 2000, "batch": 500},
-    "resnet56": {"arch": "resnet56", "n": 10000, "batch": 1000},
+    "digits": {"arch": "digits_cnn", "n": None, "batch": 1024, "points": 49},
+    "resnet20": {"arch": "resnet20", "n": 2000, "batch": 500, "points": 9},
+    "resnet56": {"arch": "resnet56", "n": 10000, "batch": 1000, "points": 9},
 }
 METHODS = {"a": "ours", "b": "floor", "c": "reference algorithm", "d": "loss-landscapes"}
 
@@ -281,7 +287,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--case", choices=sorted(CASES), default="digits")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--points", type=int, default=9, help="grid points timed per method")
+    p.add_argument(
+        "--points", type=int, help="grid points timed per method (default: 49 digits, 9 others)"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--methods", default="abcd", help="subset of 'abcd' to run")
     p.add_argument("--tiny", action="store_true", help="64 images, batch 32 (for the tests)")
@@ -294,6 +302,7 @@ def main() -> None:
     )
     p.add_argument("--method", help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.points = args.points or CASES[args.case]["points"]
     if args.method:
         return child(args)
     results, ratios = {}, {}
