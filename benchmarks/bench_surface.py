@@ -113,7 +113,7 @@ def time_ours(land, points, device) -> list[float]:
 
 def paired(base, ours_fn, points, device) -> tuple[list[float], list[float], list[float]]:
     """Per point, the baseline and ours in turn (alternating which goes first): the times of
-    each and the ratio baseline / ours of every pair, taken seconds apart on this machine."""
+    each and the ratio baseline / ours of every pair, timed back to back."""
     base_t, ours_t, ratios = [], [], []
     for i, (a, b) in enumerate(points):
         first = i % 2 == 0

@@ -224,7 +224,6 @@ class Perturbation:
             if torch.is_floating_point(t)  # BN counters never move
         ]
         self.names: list[str] = [m[0] for m in moved]
-        self._has_y = ds.y is not None
         self._groups: list[_FlatGroup] = []
         for dtype in dict.fromkeys(t.dtype for _, t, _, _ in moved):
             self._groups.append(_FlatGroup([m[1:] for m in moved if m[1].dtype == dtype]))
@@ -240,7 +239,7 @@ class Perturbation:
                 torch.add(g.base, g.dx, alpha=a, out=g.live)
             else:
                 g.live.copy_(g.base)
-            if b != 0.0 and self._has_y:
+            if b != 0.0 and g.dy is not None:
                 g.live.add_(g.dy, alpha=b)
 
     def reset(self) -> None:
@@ -263,9 +262,10 @@ class _FlatGroup:
 
     def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> None:
         t0 = items[0][0]
-        # Dense tensors keep their strides (channels-last too); any other gets contiguous ones.
+        # Tensors keep their strides where those cover their memory without gaps (contiguous
+        # or channels-last); any other gets contiguous ones (from a meta tensor: no memory).
         layouts = [
-            (t.shape, t.stride() if _dense(t) else _contiguous_strides(t.shape))
+            (t.shape, t.stride() if _dense(t) else torch.empty(t.shape, device="meta").stride())
             for t, _, _ in items
         ]
         offsets = np.cumsum([0] + [t.numel() for t, _, _ in items]).tolist()
@@ -311,19 +311,9 @@ def _live_tensors(model: nn.Module, dir_type: DirType) -> list[tuple[str, torch.
     return list(model.state_dict(keep_vars=True).items())
 
 
-def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(strides))
-
-
 def _dense(t: torch.Tensor) -> bool:
-    """True when ``t`` covers exactly ``numel`` elements of memory (no gaps, no overlap)."""
-    step = 1
-    for stride, size in sorted((s, n) for n, s in zip(t.shape, t.stride(), strict=True) if n > 1):
-        if stride != step:  # each stride must be the product of the sizes inside it
-            return False
-        step *= size
-    return True
+    """Contiguous in the default or a channels-last layout: no gaps, no overlap."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    return t.is_contiguous() or (
+        t.dim() in formats and t.is_contiguous(memory_format=formats[t.dim()])
+    )
