@@ -202,7 +202,9 @@ def test_browser_snapshot(snap_compare, tmp_path, monkeypatch):
 def test_the_real_app_in_tmux_shows_the_plot_and_the_footer(tmp_path):
     f = small_file(tmp_path / "t.h5")
     session = f"tl{int(time.time() * 1000) % 10**8}"
-    cmd = f"{sys.executable} -m tui_landscape tui {f}"
+    # Under pytest, readline has put COLUMNS=80 and LINES=24 in the C environment, which the
+    # pane would inherit and the app would believe over the pane's real 100x30.
+    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m tui_landscape tui {f}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", cmd],
                    check=True)  # fmt: skip
     try:
@@ -210,11 +212,12 @@ def test_the_real_app_in_tmux_shows_the_plot_and_the_footer(tmp_path):
         while time.monotonic() < deadline:
             screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
                                     capture_output=True, text=True).stdout  # fmt: skip
-            if "train_loss at" in screen and "Surface" in screen:
+            if "train_loss at" in screen and "q Quit" in screen:
                 break
             time.sleep(0.2)
         assert "t.h5: train_loss" in screen and "min 0.05" in screen, screen
-        assert "Surface" in screen and "Kind" in screen  # the footer's keys
+        footer = screen.rstrip().splitlines()[-1]
+        assert "s Surface" in footer and "esc Back" in footer and "q Quit" in footer, footer
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

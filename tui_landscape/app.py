@@ -28,7 +28,7 @@ class LandscapeApp(App):
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("b", "browser", "Files"),
-        Binding("n", "setup", "New surface"),
+        Binding("n", "setup", "New"),
         Binding("q", "quit", "Quit"),
     ]
 

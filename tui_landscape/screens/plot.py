@@ -86,15 +86,15 @@ class PlotScreen(Screen):
         Binding("s", "next_surface", "Surface"),
         Binding("k", "next_kind", "Kind"),
         Binding("l", "toggle_log", "Log"),
-        Binding("plus,equals_sign", "levels(2)", "More levels"),
+        Binding("plus,equals_sign", "levels(2)", "Levels"),
         Binding("minus", "levels(-2)", "Fewer levels", show=False),
         Binding("up", "move(1, 0)", "Cursor", show=False),
         Binding("down", "move(-1, 0)", show=False),
         Binding("left", "move(0, -1)", show=False),
         Binding("right", "move(0, 1)", show=False),
-        Binding("r", "slice('row')", "Row slice"),
-        Binding("c", "slice('column')", "Column slice"),
-        Binding("f5", "reload", "Reload"),
+        Binding("r", "slice('row')", "Row"),
+        Binding("c", "slice('column')", "Column"),
+        Binding("f5", "reload", "Reload", show=False),  # in help (?)
         Binding("escape", "app.pop_screen", "Back"),
     ]
     KINDS = ("auto", "contour", "filled", "heatmap")
@@ -108,7 +108,8 @@ class PlotScreen(Screen):
         yield Header()
         yield PlotView(id="plot")
         yield Static(id="status")
-        yield Footer()
+        # Without the palette hint every key fits in 100 columns; ctrl+p still opens it.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"tui-landscape: {self.path.name}"
