@@ -88,3 +88,20 @@ def test_segment_stats_sum_each_split_and_keep_nan_in_its_own():
     )
     assert [s.loss_sum for s in rows[1]] == [11.0, 22.0]
     assert [s.correct for s in rows[1]] == [0.0, 2.0]
+
+
+def test_small_losses_are_as_precise_as_torch_cross_entropy():
+    """Near a minimum the losses are tiny; a float32 log-sum-exp less the true logit would
+    lose them to cancellation (about 1e-6 absolute on logits near 12)."""
+    from engine.evaluate import sample_stats
+
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 10, (2000,), generator=g)
+    logits = torch.randn(2000, 10, generator=g)
+    logits[torch.arange(2000), y] += 12.0  # confident and right: losses near 1e-4
+    exact = F.cross_entropy(logits.double(), y, reduction="none")
+    torch_error = (F.cross_entropy(logits, y, reduction="none").double() - exact).abs().max()
+    per, correct = sample_stats(logits, y)
+    assert (per.double() - exact).abs().max() <= torch_error * 1.01
+    assert per.double().mean().item() == pytest.approx(exact.mean().item(), rel=1e-4)
+    assert correct.all()
