@@ -18,15 +18,15 @@ evaluates loss only, on the same data given as one batch.
 
 (a)+(b), (c) and (d) each run in a process of their own (their peak memory is measured
 before anything else is built there). The ratios are paired: in each of those processes ours
-runs beside the baseline, point by point (a plane at a time for (d)), alternating which goes
-first, and a ratio is the median over the pairs. Timings of separate processes on a shared
+runs beside the baseline on its own model, point by point (K points at a time where ours
+batches K; a plane at a time for (d)), alternating which goes first, and a ratio is the median
+over the pairs. Timings of separate processes on a shared
 virtual machine drifted by 1.5x within minutes; pairs taken a few milliseconds apart do not.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import resource
 import statistics
@@ -96,34 +96,32 @@ def make_ours(model, splits, bs, device, overrides):
     return land
 
 
-def time_ours(land, points, device) -> list[float]:
-    """Seconds per point of ours over ``points``, taken K at a time (K = points_per_batch):
-    each point of a group gets the group's time divided by K."""
+def time_ours(land, group, device) -> float:
+    """Seconds per point of ours over one group of K points (K = points_per_batch)."""
+    sync(device)
+    t = time.perf_counter()
+    land.evaluate_many(group)
+    sync(device)
+    return (time.perf_counter() - t) / len(group)
+
+
+def groups_of(land, points) -> list[list[tuple[float, float]]]:
+    """The points K at a time, as ours evaluates them (K = points_per_batch)."""
     k = land.points_per_batch
-    out = []
-    for i in range(0, len(points), k):
-        group = points[i : i + k]
-        sync(device)
-        t = time.perf_counter()
-        land.evaluate_many(group)
-        sync(device)
-        out += [(time.perf_counter() - t) / len(group)] * len(group)
-    return out
+    return [points[i : i + k] for i in range(0, len(points), k)]
 
 
-def paired(base, ours_fn, points, device) -> tuple[list[float], list[float], list[float]]:
-    """Per point, the baseline and ours in turn (alternating which goes first): the times of
-    each and the ratio baseline / ours of every pair, timed back to back."""
-    base_t, ours_t, ratios = [], [], []
-    for i, (a, b) in enumerate(points):
-        first = i % 2 == 0
-        if first:
-            ours_t += ours_fn([(a, b)])
-        base_t.append(base(a, b))
-        if not first:
-            ours_t += ours_fn([(a, b)])
-        ratios.append(base_t[-1] / ours_t[-1])
-    return base_t, ours_t, ratios
+def paired(base, ours, groups) -> tuple[list[float], list[float]]:
+    """Per group, the baseline and ours in turn, alternating which goes first: the seconds
+    per point of each, timed back to back so that the machine's drift hits both alike."""
+    base_t, ours_t = [], []
+    for i, group in enumerate(groups):
+        if i % 2 == 0:
+            ours_t.append(ours(group))
+        base_t.append(base(group))
+        if i % 2 == 1:
+            ours_t.append(ours(group))
+    return base_t, ours_t
 
 
 def peak_mb(device) -> float:
@@ -132,7 +130,7 @@ def peak_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def method_ours_and_floor(model, splits, images, labels, bs, device, points, overrides):
+def method_ours_and_floor(model, splits, images, labels, bs, device, points, overrides, fresh):
     """(a) and (b) interleaved in one process, so that drift hits both alike."""
     from engine.evaluate import autocast
 
@@ -157,28 +155,23 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points, ove
         sync(device)
         return time.perf_counter() - t
 
-    # K grid points per group (K = points_per_batch); the floor runs each point of a group.
-    groups = [points[i : i + k] for i in range(0, len(points), k)]
+    # The floor runs each point of a group of K, ours the group in one call.
+    groups = groups_of(land, points)
     land.evaluate_many(groups[0])  # warm-up of both paths
     floor(*points[0])
-    ours, floors, ratios = [], [], []
-    for j, group in enumerate(groups):
-        if j % 2:
-            f = [floor(a, b) for a, b in group]
-        o = time_ours(land, group, device)
-        if not j % 2:
-            f = [floor(a, b) for a, b in group]
-        ours += o
-        floors += f
-        ratios += [x / y for x, y in zip(o, f, strict=True)]
+    floors, ours = paired(
+        lambda g: statistics.mean(floor(a, b) for a, b in g),
+        lambda g: time_ours(land, g, device),
+        groups,
+    )
+    ratios = [o / f for o, f in zip(ours, floors, strict=True)]
     return {"sec": [ours, floors], "ratio": {"b": ratios}, "peak_mb": peak_mb(device)}
 
 
-def method_reference(model, splits, images, labels, bs, device, points, overrides):
+def method_reference(model, splits, images, labels, bs, device, points, overrides, fresh):
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
-    mine = copy.deepcopy(model)  # ours on its own copy: the reference re-binds p.data
     c = next(iter(images.values())).shape[1]
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5] * c, [0.25] * c)])
 
@@ -218,17 +211,22 @@ def method_reference(model, splits, images, labels, bs, device, points, override
 
     one(*points[0])  # warm-up
     peak = peak_mb(device)  # the reference's own, before ours is built beside it
-    land = make_ours(mine, splits, bs, device, overrides)
-    time_ours(land, points[:1], device)  # warm-up
-    ref, _, ratios = paired(one, lambda pts: time_ours(land, pts, device), points, device)
+    land = make_ours(fresh(), splits, bs, device, overrides)  # its own model: this one moved
+    groups = groups_of(land, points)
+    time_ours(land, groups[0], device)  # warm-up
+    ref, ours = paired(
+        lambda g: statistics.mean(one(a, b) for a, b in g),
+        lambda g: time_ours(land, g, device),
+        groups,
+    )
+    ratios = [r / o for r, o in zip(ref, ours, strict=True)]
     return {"sec": [ref], "ratio": {"c": ratios}, "peak_mb": peak}
 
 
-def method_loss_landscapes(model, splits, images, labels, bs, device, points, overrides):
+def method_loss_landscapes(model, splits, images, labels, bs, device, points, overrides, fresh):
     import loss_landscapes
     import loss_landscapes.metrics
 
-    mine = copy.deepcopy(model)
     x = torch.cat([s.x for s in splits.values()]).to(device)
     y = torch.cat([s.y for s in splits.values()]).to(device)
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
@@ -236,7 +234,7 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points, ov
     steps = max(3, int(np.sqrt(len(points))))
 
     @torch.no_grad()
-    def plane(_a=None, _b=None) -> float:
+    def plane(_=None) -> float:
         sync(device)
         t = time.perf_counter()
         # Its 'filter' normalisation divides by zero on BN models (loss-landscapes 3.0.6);
@@ -248,16 +246,17 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points, ov
     with torch.no_grad():
         metric(model)  # warm-up
     plane()
-    peak = peak_mb(device)
-    land = make_ours(mine, splits, bs, device, overrides)
-    same = grid_points(steps**2)  # ours over as many points as one of its planes
+    peak = peak_mb(device)  # its own, before ours is built beside it
+    land = make_ours(fresh(), splits, bs, device, overrides)  # random_plane moved this one
+    same = groups_of(land, grid_points(steps**2))  # ours over as many points as a plane
 
-    def ours_plane(_):
-        return [statistics.mean(time_ours(land, same, device))]
+    def ours_plane(_) -> float:
+        return statistics.mean(time_ours(land, g, device) for g in same)
 
     ours_plane(None)  # warm-up
     # One plane is one timing; five planes, each paired with ours over as many points.
-    ll, _, ratios = paired(plane, ours_plane, [(0.0, 0.0)] * 5, device)
+    ll, ours = paired(plane, ours_plane, [None] * 5)
+    ratios = [x / o for x, o in zip(ll, ours, strict=True)]
     return {"sec": [ll], "ratio": {"d": ratios}, "peak_mb": peak}
 
 
@@ -275,8 +274,13 @@ def child(args) -> None:
     model, splits, images, labels, bs = setup(args.case, args.tiny)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    from engine.models import build_model
+
+    def fresh():  # the same model again (seed 0), for ours beside a baseline that moved its own
+        return build_model(CASES[args.case]["arch"], seed=0).eval()
+
     res = RUNNERS[args.method](
-        model, splits, images, labels, bs, device, grid_points(args.points), args.set
+        model, splits, images, labels, bs, device, grid_points(args.points), args.set, fresh
     )
     res["sec"] = [statistics.median(t) for t in res["sec"]]
     res["images"] = sum(len(s) for s in splits.values())

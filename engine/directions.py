@@ -210,26 +210,37 @@ class Perturbation:
     and the directions in flat buffers of the same layout beside it, all on the model's
     device. A point is then two fused ops over each buffer, with no model rebuilt, no file
     read and no per-tensor launch. Tensors keep their identity, shape and strides
-    (channels-last included), so the model runs unchanged. A tensor listed twice (tied
-    weights in a ``state_dict``) ends up in its last slot: the last entry wins, as when the
-    reference loads such a state dict.
+    (channels-last included), and autograd still sees each move; but they now live in new
+    memory, so an alias taken before (``p.detach()``) no longer follows the model. A tensor
+    listed twice (tied weights in a ``state_dict``) moves by the sum of its directions, as
+    the reference's ``set_states`` adds both to one tensor.
     """
 
     def __init__(self, model: nn.Module, ds: DirectionSet) -> None:
         live = _live_tensors(model, ds.dir_type)
         ys = ds.y if ds.y is not None else [None] * len(ds.x)
-        moved = [
-            (name, t, dx, dy)
-            for (name, t), dx, dy in zip(live, ds.x, ys, strict=True)
-            if torch.is_floating_point(t)  # BN counters never move
+        self.names: list[str] = []
+        merged: dict[int, list] = {}  # id(tensor) -> [tensor, dx, dy], tied entries summed
+        slot: list[int] = []  # per name, the id of its tensor
+        for (name, t), dx, dy in zip(live, ds.x, ys, strict=True):
+            if not torch.is_floating_point(t):
+                continue  # BN counters never move
+            self.names.append(name)
+            slot.append(id(t))
+            if id(t) in merged:
+                m = merged[id(t)]
+                m[1] = m[1] + dx
+                m[2] = None if dy is None else m[2] + dy
+            else:
+                merged[id(t)] = [t, dx, dy]
+        items = list(merged.values())
+        self._groups = [
+            _FlatGroup([it for it in items if it[0].dtype == dtype])
+            for dtype in dict.fromkeys(it[0].dtype for it in items)
         ]
-        self.names: list[str] = [m[0] for m in moved]
-        self._groups: list[_FlatGroup] = []
-        for dtype in dict.fromkeys(t.dtype for _, t, _, _ in moved):
-            self._groups.append(_FlatGroup([m[1:] for m in moved if m[1].dtype == dtype]))
-        # Per-tensor views in the model's order, for ``stacked``.
+        # Per name, views of its base and directions, for ``stacked``.
         views = {id(t): v for g in self._groups for t, v in zip(g.tensors, g.views, strict=True)}
-        self._items = [views[id(t)] for _, t, _, _ in moved]
+        self._items = [views[k] for k in slot]
 
     @torch.no_grad()
     def set(self, a: float, b: float = 0.0) -> None:
@@ -241,6 +252,8 @@ class Perturbation:
                 g.live.copy_(g.base)
             if b != 0.0 and g.dy is not None:
                 g.live.add_(g.dy, alpha=b)
+            # The writes went through the buffer, not the tensors: tell autograd they moved.
+            torch.autograd.graph.increment_version(g.tensors)
 
     def reset(self) -> None:
         self.set(0.0, 0.0)
@@ -257,10 +270,13 @@ class Perturbation:
         return out
 
 
+_ALIGN_BYTES = 256  # each tensor starts where the CUDA allocator would start it
+
+
 class _FlatGroup:
     """Tensors of one dtype re-pointed into a flat buffer, with flat base and directions."""
 
-    def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> None:
+    def __init__(self, items: list[list]) -> None:
         t0 = items[0][0]
         # Tensors keep their strides where those cover their memory without gaps (contiguous
         # or channels-last); any other gets contiguous ones (from a meta tensor: no memory).
@@ -268,13 +284,17 @@ class _FlatGroup:
             (t.shape, t.stride() if _dense(t) else torch.empty(t.shape, device="meta").stride())
             for t, _, _ in items
         ]
-        offsets = np.cumsum([0] + [t.numel() for t, _, _ in items]).tolist()
-        n = offsets[-1]
-        self.live = torch.empty(n, dtype=t0.dtype, device=t0.device)
-        self.base = torch.empty_like(self.live)
-        self.dx = torch.empty_like(self.live)
-        has_y = items[0][2] is not None
-        self.dy = torch.empty_like(self.live) if has_y else None
+        # Slots aligned as the allocator aligns tensors, so that kernels needing aligned
+        # weights (vectorised loads, cuDNN) see the same alignment as before; gaps stay 0.
+        align = max(1, _ALIGN_BYTES // t0.element_size())
+        offsets, n = [], 0
+        for t, _, _ in items:
+            offsets.append(n)
+            n += -(-t.numel() // align) * align
+        self.live = torch.zeros(n, dtype=t0.dtype, device=t0.device)
+        self.base = torch.zeros_like(self.live)
+        self.dx = torch.zeros_like(self.live)
+        self.dy = torch.zeros_like(self.live) if items[0][2] is not None else None
 
         def view(flat: torch.Tensor, k: int) -> torch.Tensor:
             shape, stride = layouts[k]

@@ -399,11 +399,16 @@ class Landscape:
             try:
                 with torch.inference_mode():
                     classes = self.model(self._head(name).x).shape[-1]
-                top = int(split.y.max()) if len(split) else -1
+                low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
                 if top >= classes:
                     raise LandscapeError(
                         f"the model gives {classes} outputs per sample, but the {name} split "
                         f"has labels up to {top}: the model does not fit the data's classes"
+                    )
+                if low < 0:
+                    raise LandscapeError(
+                        f"the {name} split has a negative label ({low}); labels must be class "
+                        f"indices 0..{classes - 1}"
                     )
                 evaluate(self.model, self._head(name), 2, self.loss)
             except LandscapeError:

@@ -183,3 +183,28 @@ def test_perturbation_refuses_a_model_whose_tensors_were_replaced():
     m.to(torch.float64)  # re-binds every parameter: the buffer no longer backs the model
     with pytest.raises(RuntimeError, match="replaced after the perturbation"):
         p.set(0.5)
+
+
+def test_tied_state_entries_move_by_the_sum_of_their_directions():
+    """The reference's set_states adds every state_dict entry's direction to one tensor."""
+    lin = torch.nn.Linear(3, 3)
+    m = torch.nn.Sequential(lin, torch.nn.ReLU(), lin)  # '0.weight' and '2.weight' are one
+    d = _draw(m, "states", ignore="none")
+    w0, b0 = lin.weight.detach().clone(), lin.bias.detach().clone()
+    p = Perturbation(m, DirectionSet(d, None, "states"))
+    p.set(0.5)
+    torch.testing.assert_close(lin.weight.detach(), w0 + 0.5 * (d[0] + d[2]))
+    torch.testing.assert_close(lin.bias.detach(), b0 + 0.5 * (d[1] + d[3]))
+    stacked = p.stacked(torch.tensor([0.5]), torch.tensor([0.0]))
+    torch.testing.assert_close(stacked["2.weight"][0], lin.weight.detach())
+
+
+def test_moves_are_seen_by_autograd_and_slots_are_aligned():
+    m = _model()
+    p = Perturbation(m, DirectionSet(_draw(m), _draw(m, seed=1), "weights"))
+    w = m.features[0].weight
+    before = w._version
+    p.set(0.1, 0.2)
+    assert w._version > before  # a graph built before the move would refuse to backpropagate
+    base = min(t.data_ptr() for t in m.parameters())
+    assert all((t.data_ptr() - base) % 256 == 0 for t in m.parameters())

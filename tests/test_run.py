@@ -207,3 +207,22 @@ def test_resume_needs_its_direction_file(tmp_path):
     directions_path(out).unlink()
     with pytest.raises(LandscapeError, match="is missing; restore it"):
         prepare(load_config(None, sets), out)
+
+
+@pytest.mark.parametrize(("labels", "message"), [(10, "labels up to 10"), (-1, "negative label")])
+def test_labels_outside_the_model_outputs_are_refused_in_one_line(labels, message):
+    from engine.data import Split, digits_splits
+    from engine.directions import DirectionSet, random_direction
+    from engine.models import build_model
+    from engine.run import Landscape
+
+    m = build_model("digits_mlp", seed=0)
+    s = digits_splits()["test"]
+    y = s.y.clone()
+    y[7] = labels
+    ds = DirectionSet(
+        random_direction(m, "weights", "filter", "biasbn", torch.Generator()), None, "weights"
+    )
+    land = Landscape(m, {"test": Split(s.x, y)}, ds, load_config(None, []), torch.device("cpu"))
+    with pytest.raises(LandscapeError, match=message):
+        land.check()
