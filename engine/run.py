@@ -396,9 +396,10 @@ class Landscape:
                 log.info("channels-last layout failed (%s); using the default", describe(e))
                 self._place(False)
         for name, split in self.splits.items():
+            head = self._head(name)
             try:
                 with torch.inference_mode():
-                    classes = self.model(self._head(name).x).shape[-1]
+                    classes = self.model(head.x).shape[-1]
                 low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
                 if top >= classes:
                     raise LandscapeError(
@@ -410,7 +411,7 @@ class Landscape:
                         f"the {name} split has a negative label ({low}); labels must be class "
                         f"indices 0..{classes - 1}"
                     )
-                evaluate(self.model, self._head(name), 2, self.loss)
+                evaluate(self.model, head, 2, self.loss)
             except LandscapeError:
                 raise
             except Exception as e:
