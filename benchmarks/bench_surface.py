@@ -8,7 +8,7 @@ the same run:
     python benchmarks/bench_surface.py --case resnet56 --device cuda   # 10,000 images, on a GPU
     python benchmarks/bench_surface.py --case resnet20 --tiny      # seconds; run by the tests
 
-Methods: (a) ours (``engine.run.Landscape``: tensors moved in place, data on the device once,
+Methods: (a) ours (``engine.landscape.Landscape``: tensors moved in place, data on the device once,
 loss and accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over
 the same data in eval and inference mode at the same batch size; (c) the reference's algorithm
 written naively here: per point the weights are set from CPU copies of the directions and a
@@ -85,7 +85,7 @@ def make_ours(model, splits, bs, device, overrides):
     """Our ``Landscape`` on ``model`` with the benchmark's directions (drawn from seed 0)."""
     from engine.config import load_config
     from engine.directions import DirectionSet, random_direction
-    from engine.run import Landscape
+    from engine.landscape import Landscape
 
     g = torch.Generator().manual_seed(0)
     dx = random_direction(model, "weights", "filter", "biasbn", g)

@@ -31,9 +31,11 @@ import torch
 import torch.distributed as dist
 
 from engine.config import Config, config_to_toml
+from engine.devices import rank_device
 from engine.errors import ConfigError, LandscapeError
+from engine.landscape import landscape_from_files
 from engine.pool import Outcome, evaluate_local
-from engine.run import Job, landscape_from_files, prepare
+from engine.run import Job, prepare
 
 __all__ = ["Rank", "launched"]
 
@@ -53,12 +55,7 @@ class Rank:
         self.world = int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_RANK", "0"))
         c = cfg.compute
-        if c.devices:
-            device = torch.device(c.devices[local % len(c.devices)])
-        elif c.device in ("auto", "cuda") and torch.cuda.is_available():
-            device = torch.device("cuda", local % torch.cuda.device_count())
-        else:
-            device = torch.device(c.device if c.device != "auto" else "cpu")
+        device = rank_device(cfg, local)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         self.device = device

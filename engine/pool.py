@@ -117,7 +117,7 @@ def _worker(conn: Connection, spec: WorkerSpec) -> None:
 
     torch.set_num_threads(spec.threads)
     try:
-        from engine.run import landscape_from_files
+        from engine.landscape import landscape_from_files
 
         land = landscape_from_files(spec.config_toml, spec.dir_file, spec.dir_type, spec.device)
     except Exception as e:

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from engine.build import directions_path, load_model
 from engine.config import load_config
 from engine.data import load_splits
 from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
-from engine.run import directions_path, load_model, prepare
+from engine.run import prepare
 from engine.storage import read_surface
 
 MLP = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp"]
@@ -213,8 +214,8 @@ def test_resume_needs_its_direction_file(tmp_path):
 def test_labels_outside_the_model_outputs_are_refused_in_one_line(labels, message):
     from engine.data import Split, digits_splits
     from engine.directions import DirectionSet, random_direction
+    from engine.landscape import Landscape
     from engine.models import build_model
-    from engine.run import Landscape
 
     m = build_model("digits_mlp", seed=0)
     s = digits_splits()["test"]

@@ -129,8 +129,9 @@ def test_bad_files(tmp_path):
 
 
 def test_a_refused_second_run_leaves_the_first_runs_directions_alone(tmp_path):
+    from engine.build import directions_path
     from engine.config import load_config
-    from engine.run import directions_path, prepare
+    from engine.run import prepare
 
     sets = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp", "grid.x=-1:1:3"]
     job = prepare(load_config(None, sets), tmp_path / "s.h5")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from engine.build import load_model
 from engine.config import load_config
 from engine.evaluate import evaluate
-from engine.run import load_model
 from engine.storage import read_surface
 from engine.train import train_run
 from tui_landscape.cli import app

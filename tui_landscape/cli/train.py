@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.config import load_config
-from engine.run import resolve_device
+from engine.devices import resolve_device
 from engine.train import EpochResult, Training, run_folder, train_run
 from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
 

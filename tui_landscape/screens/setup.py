@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,7 +22,6 @@ from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, R
 from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
 from engine.models import list_models, parameter_count
-from engine.storage import Surface
 from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
 
@@ -205,29 +203,18 @@ class SetupScreen(Screen):
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def estimate(self, cfg: Config) -> None:
         """Seconds per point from timing the center point once (after one warm-up)."""
-        from engine.data import load_splits
-        from engine.run import Landscape, load_model, make_directions, resolve_device
+        from engine.run import time_point
 
         post = self.app.call_from_thread
         try:
-            model = load_model(cfg)
-            grid = cfg.parsed_grid
-            land = Landscape(
-                model, load_splits(cfg.data), make_directions(cfg, model, grid), cfg,
-                resolve_device(cfg.compute.device),
-            )  # fmt: skip
-            land.check()
-            land.evaluate(0.0, 0.0)
-            t = time.perf_counter()
-            land.evaluate(0.0, 0.0)
-            sec = time.perf_counter() - t
+            sec, size = time_point(cfg)
         except LandscapeError as e:
             post(self.log_line, f"error: {e}")
             return
-        total = sec * grid.size
+        total = sec * size
         post(
             self.log_line,
-            f"Estimate: {sec * 1000:.1f} ms per point, about {total:.0f} s for {grid.size} "
+            f"Estimate: {sec * 1000:.1f} ms per point, about {total:.0f} s for {size} "
             "points in one process",
         )
 
@@ -300,13 +287,7 @@ class SetupScreen(Screen):
         job = getattr(self, "_job_for_view", None)
         if job is None:
             return
-        w = job.writer
-        values = {n: np.where(w.completed, a, np.nan) for n, a in w.arrays.items()}
-        g = job.grid
-        surface = Surface(
-            job.path, "tui-landscape", g.x.coordinates(),
-            None if g.y is None else g.y.coordinates(), values, w.completed.copy(),
-        )  # fmt: skip
+        surface = job.snapshot()
         view = self.query_one("#live", PlotView)
         view.surface = surface
         view.redraw()

@@ -1,0 +1,195 @@
+"""Building what a run evaluates: the model with its checkpoint, the directions, the grid.
+
+Each function takes the resolved config and checks what it builds against the model, so a
+misfit fails before any file is written. ``make_directions`` covers every
+``directions.kind``; a PCA run's result (explained variance, the projected path) is a field of
+``Directions``, and ``fit_grid`` fits an automatic grid around that path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.config import Config, GridConfig, auto_points
+from engine.data import load_splits
+from engine.directions import (
+    DirectionSet,
+    has_batchnorm,
+    interpolation_direction,
+    load_directions,
+    random_direction,
+)
+from engine.errors import ConfigError, LandscapeError
+from engine.grid import Axis, Grid, parse_axis
+from engine.hessian import (
+    MeanLossHVP,
+    eigenvector_directions,
+    extreme_eigenvalues,
+    hessian_params,
+)
+from engine.models import build_model, load_checkpoint
+from engine.recipes import PREFIX as RECIPE_PREFIX
+from engine.recipes import RECIPES, recipe_checkpoint
+
+if TYPE_CHECKING:
+    from engine.trajectory import PCAResult
+
+log = logging.getLogger(__name__)
+
+PATH_MARGIN = 0.25  # of the path's span, around a PCA path on an automatic grid
+
+__all__ = ["Directions", "directions_path", "fit_grid", "load_model", "make_directions"]
+
+
+def _checkpoint_path(spec: str, arch: str, key: str) -> str:
+    if not spec.startswith(RECIPE_PREFIX):
+        return spec
+    recipe = RECIPES.get(spec.removeprefix(RECIPE_PREFIX))
+    if recipe is not None and recipe.arch != arch:
+        raise ConfigError(
+            f"`{key}` = {spec!r} is a checkpoint of {recipe.arch!r}, but `model.arch` is {arch!r}."
+        )
+    return str(recipe_checkpoint(spec))
+
+
+def load_model(
+    cfg: Config, checkpoint: str | None = None, key: str = "model.checkpoint"
+) -> nn.Module:
+    """Build ``model.arch`` and load ``checkpoint`` (default ``model.checkpoint``) into it."""
+    model = build_model(cfg.model.arch, cfg.model.kwargs, seed=cfg.model.seed)
+    ckpt = cfg.model.checkpoint if checkpoint is None else checkpoint
+    if not ckpt and checkpoint is None and cfg.directions.kind == "pca":
+        from engine.trajectory import find_checkpoints
+
+        ckpt = str(find_checkpoints(cfg.directions.checkpoints)[-1])  # the path's end
+    if ckpt:
+        load_checkpoint(model, _checkpoint_path(ckpt, cfg.model.arch, key), key)
+    return model.eval()
+
+
+def directions_path(out: Path) -> Path:
+    """Where a run writes its directions: ``surface.h5`` -> ``surface.directions.h5``."""
+    return out.with_name(out.name.removesuffix(".h5") + ".directions.h5")
+
+
+@dataclass(frozen=True)
+class Directions:
+    """What a run moves the model along: the direction set, the grid it spans and, for
+    ``directions.kind = 'pca'``, the trajectory PCA that made them."""
+
+    ds: DirectionSet
+    grid: Grid
+    pca: PCAResult | None = None  # explained variance and the path's coordinates on the plane
+
+
+def make_directions(cfg: Config, model: nn.Module, grid: Grid | None = None) -> Directions:
+    """The directions the config asks for, checked against the model, on ``grid`` (default
+    ``grid.x``/``grid.y``; a PCA run fits ``auto`` axes around its path)."""
+    grid = cfg.parsed_grid if grid is None else grid
+    ds, pca = _direction_set(cfg, model, grid)
+    if pca is not None:
+        grid = fit_grid(pca.coords_cos, cfg.grid)
+    return Directions(ds, grid, pca)
+
+
+def _direction_set(
+    cfg: Config, model: nn.Module, grid: Grid
+) -> tuple[DirectionSet, PCAResult | None]:
+    d = cfg.directions
+    dir_type = d.type
+    if dir_type == "auto":
+        dir_type = "states" if d.kind == "interpolate" and has_batchnorm(model) else "weights"
+    if d.kind == "file":
+        ds = load_directions(d.file, None if d.type == "auto" else dir_type)
+        n_weights = sum(1 for _ in model.parameters())
+        # A reference file carries no type: it is 'states' when it counts state entries.
+        if d.type == "auto" and len(ds.x) != n_weights and len(ds.x) == len(model.state_dict()):
+            ds.dir_type = "states"
+        ds.check_fits(model, d.file)
+        if grid.ndim == 2 and ds.y is None:
+            if not d.same:
+                raise LandscapeError(
+                    f"direction file {d.file} has no ydirection; a 2D grid needs one "
+                    "(or set directions.same = true)"
+                )
+            ds.y = ds.x
+        if grid.ndim == 1:
+            ds.y = None
+        return ds, None
+    attrs = {"kind": d.kind, "norm": d.norm, "ignore": d.ignore, "seed": d.seed}
+    if d.kind == "pca":
+        pca = _pca(cfg, model, dir_type)
+        return pca.direction_set(), pca
+    if d.kind == "hessian":
+        return _hessian_directions(cfg, model, dir_type, attrs), None
+    if d.kind == "interpolate":
+        other = load_model(cfg, d.target, "directions.target")
+        x = interpolation_direction(model, other, dir_type)
+        return DirectionSet(x, None, dir_type, attrs), None
+    g = torch.Generator().manual_seed(d.seed)
+    x = random_direction(model, dir_type, d.norm, d.ignore, g)
+    y = None
+    if grid.ndim == 2:
+        y = x if d.same else random_direction(model, dir_type, d.norm, d.ignore, g)
+    return DirectionSet(x, y, dir_type, attrs), None
+
+
+def _pca(cfg: Config, model: nn.Module, dir_type: str) -> PCAResult:
+    """The PCA of the training path in ``directions.checkpoints``, with progress lines."""
+    from engine.trajectory import find_checkpoints, pca_directions
+
+    d = cfg.directions
+    checkpoints = find_checkpoints(d.checkpoints)
+    final = None
+    if cfg.model.checkpoint and not cfg.model.checkpoint.startswith(RECIPE_PREFIX):
+        final = Path(cfg.model.checkpoint)
+    step = [0]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done >= step[0]:  # about ten lines, whatever the length
+            log.info("PCA: read %d of %d checkpoint files", done, total)
+            step[0] = done + max(1, total // 10)
+
+    log.info("PCA over %d checkpoints from %s", len(checkpoints), d.checkpoints)
+    return pca_directions(
+        model, checkpoints, final, dir_type=dir_type, ignore=d.ignore, progress=progress
+    )
+
+
+def _hessian_directions(
+    cfg: Config, model: nn.Module, dir_type: str, attrs: dict[str, Any]
+) -> DirectionSet:
+    """Eigenvectors of the Hessian at the model: the axes on which saddles show."""
+    h = cfg.hessian
+    split = load_splits(cfg.data, [h.split])[h.split]
+    hvp = MeanLossHVP(
+        model.eval(), split, cfg.data.batch_size, cfg.data.loss,
+        params=hessian_params(model, h.params),
+    )  # fmt: skip
+    ex = extreme_eigenvalues(hvp, h.tol)
+    log.info("Hessian at the model: lambda_max %.5g, lambda_min %.5g", ex.lmax, ex.lmin)
+    x, y = eigenvector_directions(model, hvp, ex, dir_type, pair=cfg.directions.pair)
+    attrs = {**attrs, "pair": cfg.directions.pair, "lmax": ex.lmax, "lmin": ex.lmin}
+    return DirectionSet(x, y if cfg.parsed_grid.ndim == 2 else None, dir_type, attrs)
+
+
+def fit_grid(coords: np.ndarray, grid_cfg: GridConfig, margin: float = PATH_MARGIN) -> Grid:
+    """A grid covering the projected path with ``margin`` of its span on each side, for each
+    axis given as ``auto`` / ``auto:N``; the other axis keeps its range."""
+    axes = []
+    for k, spec in enumerate((grid_cfg.x, grid_cfg.y)):
+        n = auto_points(spec)
+        if n is None:
+            axes.append(parse_axis(spec, ("grid.x", "grid.y")[k]))
+            continue
+        lo, hi = float(coords[:, k].min()), float(coords[:, k].max())
+        span = hi - lo if hi > lo else max(abs(lo), 1.0)
+        axes.append(Axis(lo - margin * span, hi + margin * span, n))
+    return Grid(axes[0], axes[1])

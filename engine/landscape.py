@@ -1,0 +1,241 @@
+"""The evaluator: a model on its device, its data there once, and the directions that move it.
+
+``Landscape.evaluate(a, b)`` gives every surface's value at one grid point;
+``landscape_from_files`` rebuilds the same evaluator in a pool worker or torchrun rank from a
+run's resolved config and direction file. The run (``engine.run``) decides which points.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from engine.build import load_model
+from engine.config import Config, HessianConfig, config_from_dict
+from engine.data import Split, load_splits
+from engine.devices import PRECISION
+from engine.directions import DirectionSet, Perturbation, load_directions
+from engine.errors import LandscapeError, describe
+from engine.evaluate import evaluate, per_sample, segment_stats
+from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
+from engine.storage import HESSIAN_NAMES, SURFACE_NAMES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Landscape", "landscape_from_files"]
+
+
+def landscape_from_files(config_toml: str, dir_file: str, dir_type: str, device: str) -> Landscape:
+    """Rebuild a run's evaluation from its resolved config and direction file (in a worker)."""
+    cfg = config_from_dict(tomllib.loads(config_toml))
+    model = load_model(cfg)
+    ds = load_directions(dir_file, dir_type)
+    if cfg.parsed_grid.ndim == 1:
+        ds.y = None
+    elif ds.y is None:
+        ds.y = ds.x  # directions.same with a file that holds one direction
+    land = Landscape(model, load_splits(cfg.data), ds, cfg, torch.device(device))
+    land.check()
+    return land
+
+
+class Landscape:
+    """A model on its device, its data there once, and the directions that move it.
+
+    ``evaluate(a, b)`` moves the model's tensors in place and runs one pass over each split;
+    ``evaluate_many`` evaluates K points in one pass with ``torch.func.functional_call`` under
+    ``vmap`` (K stacked copies of the moved tensors), which fills a GPU better for small models.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: dict[str, Split],
+        ds: DirectionSet,
+        cfg: Config,
+        device: torch.device,
+    ) -> None:
+        c = cfg.compute
+        self.model = model.to(device).eval()
+        self.ds = ds
+        self.splits = {k: Split(s.x.to(device), s.y.to(device)) for k, s in splits.items()}
+        four_d = all(s.x.dim() == 4 for s in self.splits.values())
+        has_conv = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        # Channels-last made the digits CNN 2x and ResNet-20 1.5x faster on CPU (max pooling
+        # and mkldnn convolutions in NCHW are slow there); 'auto' turns it on for conv nets
+        # and check() turns it off again for a model that cannot run in it.
+        self._layout_auto = c.channels_last == "auto"
+        self._place(four_d and (c.channels_last is True or (self._layout_auto and has_conv)))
+        self.batch_size, self.loss = cfg.data.batch_size, cfg.data.loss
+        self.precision = PRECISION[c.precision]
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.compile = c.compile
+        self.points_per_batch = 1 if c.points_per_batch == "auto" else int(c.points_per_batch)
+        # vmap over convolutions was slower than a loop on CPU; 'auto' times it on a GPU only.
+        self._auto = c.points_per_batch == "auto" and device.type == "cuda"
+        self.hessian = cfg.hessian if cfg.hessian.enabled else None
+        self._previous = None  # the last point's eigenvectors: the next point's warm start
+        if self.hessian is not None:
+            self.points_per_batch, self._auto = 1, False  # one point at a time, warm-started
+
+    def _place(self, channels_last: bool) -> None:
+        """Lay out the model and data, join the splits, and set up the perturbation."""
+        self.channels_last = channels_last
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=fmt)
+        self.splits = {
+            k: Split(s.x.contiguous(memory_format=fmt) if s.x.dim() == 4 else s.x, s.y)
+            for k, s in self.splits.items()
+        }
+        # All splits in one pass per point (eval mode: each sample's logits are independent of
+        # its batch), then summed per split: fewer, fuller forward calls.
+        self.counts = tuple(len(s) for s in self.splits.values())
+        if len(self.splits) == 1:
+            self.all = next(iter(self.splits.values()))
+        else:
+            self.all = Split(
+                torch.cat([s.x for s in self.splits.values()]),
+                torch.cat([s.y for s in self.splits.values()]),
+            )
+        self.perturbation = Perturbation(self.model, self.ds)
+
+    def names(self) -> list[str]:
+        """Surface names in the file's order: train before test, loss before accuracy."""
+        names = [n for n in SURFACE_NAMES if n.split("_")[0] in self.splits]
+        return names + (list(HESSIAN_NAMES) if self.hessian is not None else [])
+
+    def hvp(self) -> MeanLossHVP:
+        """Hessian-vector products of the mean loss of ``hessian.split``, at the current weights."""
+        h = self.hessian or HessianConfig()
+        return MeanLossHVP(
+            self.model,
+            self.splits[h.split],
+            self.batch_size,
+            self.loss,
+            params=hessian_params(self.model, h.params),
+        )
+
+    def eigenvalues(self, a: float, b: float) -> dict[str, float]:
+        """lambda_max and lambda_min at (a, b), warm-started from the previous point."""
+        self.perturbation.set(a, b)
+        ex = extreme_eigenvalues(self.hvp(), self.hessian.tol, start=self._previous)
+        self._previous = ex
+        return {"max_eig": ex.lmax, "min_eig": ex.lmin, "hvp_products": float(ex.products)}
+
+    def center_summary(self, samples: int) -> dict[str, float]:
+        """lambda_max, lambda_min and the Hutchinson trace (with its standard error) at 0."""
+        self.perturbation.reset()
+        hvp = self.hvp()
+        ex = extreme_eigenvalues(hvp, (self.hessian or HessianConfig()).tol)
+        out = {"lmax": ex.lmax, "lmin": ex.lmin}
+        if samples:
+            out["trace"], out["trace_se"] = hutchinson_trace(hvp, samples)
+        return out
+
+    def check(self) -> None:
+        """Run two samples through the model so a misfit fails before any file is written."""
+        if self.channels_last and self._layout_auto:
+            try:
+                evaluate(self.model, self._head(next(iter(self.splits))), 2, self.loss)
+            except Exception as e:  # e.g. a .view() that needs NCHW strides
+                log.info("channels-last layout failed (%s); using the default", describe(e))
+                self._place(False)
+        for name, split in self.splits.items():
+            head = self._head(name)
+            try:
+                with torch.inference_mode():
+                    classes = self.model(head.x).shape[-1]
+                low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
+                if top >= classes:
+                    raise LandscapeError(
+                        f"the model gives {classes} outputs per sample, but the {name} split "
+                        f"has labels up to {top}: the model does not fit the data's classes"
+                    )
+                if low < 0:
+                    raise LandscapeError(
+                        f"the {name} split has a negative label ({low}); labels must be class "
+                        f"indices 0..{classes - 1}"
+                    )
+                evaluate(self.model, head, 2, self.loss)
+            except LandscapeError:
+                raise
+            except Exception as e:
+                raise LandscapeError(
+                    f"the model cannot evaluate the {name} split (inputs of shape "
+                    f"{tuple(split.x.shape[1:])}): {describe(e)}"
+                ) from e
+        if self.compile:
+            try:
+                compiled = torch.compile(self.model)
+                evaluate(compiled, self._head(next(iter(self.splits))), 2, self.loss)
+                self.forward = compiled
+            except Exception as e:  # torch.compile fails in many environment-specific ways
+                log.warning("torch.compile failed (%s); running eager", describe(e))
+        if self._auto:
+            self.points_per_batch = self._time_points_per_batch()
+
+    def _head(self, name: str) -> Split:
+        s = self.splits[name]
+        return Split(s.x[:2], s.y[:2])
+
+    def _pass(self, forward: Callable[[torch.Tensor], torch.Tensor]):
+        """One pass over all splits; per split a ``Stats`` (or a list of K of them)."""
+        losses, correct = per_sample(
+            forward, self.all.x, self.all.y, self.batch_size, self.loss, self.precision
+        )
+        return dict(zip(self.splits, segment_stats(losses, correct, self.counts), strict=True))
+
+    def evaluate(self, a: float, b: float) -> dict[str, float]:
+        self.perturbation.set(a, b)
+        out = {}
+        for name, st in self._pass(self.forward).items():
+            out[f"{name}_loss"], out[f"{name}_acc"] = st.loss, st.acc
+        return out
+
+    def evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
+        """Evaluate K points; one batched pass when ``points_per_batch`` > 1."""
+        if self.hessian is not None:
+            return [self.evaluate(a, b) | self.eigenvalues(a, b) for a, b in coords]
+        if len(coords) == 1 or self.points_per_batch == 1:
+            return [self.evaluate(a, b) for a, b in coords]
+        from torch.func import functional_call, vmap
+
+        self.perturbation.reset()
+        dev = next(iter(self.splits.values())).x.device
+        a = torch.tensor([c[0] for c in coords], device=dev)
+        b = torch.tensor([c[1] for c in coords], device=dev)
+        moved = self.perturbation.stacked(a, b)
+        fixed = {k: v for k, v in self.model.state_dict(keep_vars=True).items() if k not in moved}
+
+        def one(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.model, {**params, **fixed}, (x,))
+
+        batched = vmap(one, in_dims=(0, None))
+        out: list[dict[str, float]] = [{} for _ in coords]
+        for name, stats in self._pass(lambda x: batched(moved, x)).items():
+            for d, st in zip(out, stats, strict=True):
+                d[f"{name}_loss"], d[f"{name}_acc"] = st.loss, st.acc
+        return out
+
+    def _time_points_per_batch(self, candidates: tuple[int, ...] = (1, 2, 4, 8, 16)) -> int:
+        """The K with the least time per point on a quick trial at the center."""
+        best, best_t = 1, float("inf")
+        for k in candidates:
+            self.points_per_batch = k
+            try:
+                self.evaluate_many([(0.0, 0.0)] * k)  # warm-up
+                t = time.perf_counter()
+                self.evaluate_many([(0.0, 0.0)] * k)
+                per = (time.perf_counter() - t) / k
+            except RuntimeError as e:  # out of memory, an op without a batching rule
+                log.info("points_per_batch=%d not usable: %s", k, e)
+                break
+            if per < best_t:
+                best, best_t = k, per
+        log.info("points_per_batch: chose %d (%.4f s per point)", best, best_t)
+        return best
