@@ -46,9 +46,22 @@ def test_checkpoint_shapes(tmp_path, shape):
 
 
 def test_old_checkpoints_without_bn_counters_load(tmp_path):
-    sd = {k: v for k, v in build_model("digits_cnn").state_dict().items() if "num_batches" not in k}
+    """PyTorch < 0.4.1 saved BatchNorm without ``num_batches_tracked``: every other entry loads
+    and the counters keep the model's own values."""
+    src = build_model("digits_cnn", seed=1)
+    with torch.no_grad():
+        for m in src.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # statistics a fresh model does not have
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    sd = {k: v for k, v in src.state_dict().items() if "num_batches" not in k}
+    assert len(sd) < len(src.state_dict())  # the model does have BN counters to leave out
     torch.save(sd, tmp_path / "old.t7")
-    load_checkpoint(build_model("digits_cnn"), tmp_path / "old.t7")
+    dst = build_model("digits_cnn", seed=2)
+    counters = {k: v.clone() for k, v in dst.state_dict().items() if "num_batches" in k}
+    load_checkpoint(dst, tmp_path / "old.t7")
+    for k, v in dst.state_dict().items():
+        assert torch.equal(v, counters[k] if k in counters else sd[k]), k
 
 
 def test_misfit_checkpoint_is_one_line(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from engine.distributed import Rank
 from engine.errors import LandscapeError
 from engine.pool import Outcome
 from engine.run import Job, PointResult, Summary
@@ -148,3 +149,43 @@ def print_summary(s: Summary, ndim: int) -> None:
             highlight=False,
         )
     console.print(f"Surface: {s.path}", highlight=False)
+
+
+def run_job(
+    prepare_job: Callable[[Path, bool], Job | None],
+    path: Path,
+    overwrite: bool,
+    rank: Rank | None = None,
+) -> None:
+    """Prepare a job with ``prepare_job(path, overwrite)``, run it with progress and report:
+    what ``compute``, ``hessian`` and ``trajectory`` share. Under torchrun (``rank``) only
+    rank 0 gets a job; the other ranks evaluate the points rank 0 sends."""
+    try:
+        job = prepare_job(path, overwrite)
+    except KeyboardInterrupt:
+        console.print("Interrupted before the first point; nothing was written.")
+        raise typer.Exit(130) from None
+    if job is None:  # a rank other than 0: it evaluates, rank 0 reports
+        rank.work()
+        return
+    if rank is not None:
+        console.print(
+            f"{rank.world} ranks ({rank.device.type}); rank 0 writes {job.path}", highlight=False
+        )
+    try:
+        summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
+    except KeyboardInterrupt:
+        console.print(
+            f"Interrupted: {job.done}/{job.total} points saved in {job.path}; "
+            "run the same command to resume.",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    print_summary(summary, job.grid.ndim)
+    if summary.failed:
+        k, error = min(summary.failed.items())
+        raise LandscapeError(
+            f"{len(summary.failed)} of {summary.total} points failed on every try (first at "
+            f"{fmt_point(job.grid.point(k), job.grid.ndim)}: {error}); the finished points "
+            f"are saved in {job.path}; run the same command to try the failed ones again"
+        )

@@ -10,8 +10,7 @@ import typer
 from engine.config import load_config
 from engine.run import prepare
 from engine.storage import read_surface
-from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
-from tui_landscape.cli.compute import _compute
+from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
 from tui_landscape.plots.views import render
 
@@ -42,7 +41,7 @@ def hessian(
             console.print(text, highlight=False)
             return job
 
-        _compute(prepare_and_summarise, path, overwrite, None)
+        run_job(prepare_and_summarise, path, overwrite, None)
         s = read_surface(path)
         width, color = terminal_width(0), console.is_terminal
         typer.echo(render(s, "ratio", width=width, height=20, color=color))

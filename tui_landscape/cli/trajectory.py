@@ -11,8 +11,7 @@ import typer
 from engine.config import load_config
 from engine.run import prepare
 from engine.storage import read_surface
-from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
-from tui_landscape.cli.compute import _compute
+from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
 from tui_landscape.plots.views import read_trajectory, render
 
@@ -44,7 +43,7 @@ def trajectory(
             sets += ["grid.x=auto", "grid.y=auto"]  # no grid given: fit it to the path
         cfg = load_config(config, [*sets, "directions.kind=pca"])
         path = out or Path(cfg.output.path or f"{config.stem}.h5")
-        _compute(lambda p, o: prepare(cfg, p, overwrite=o), path, overwrite, None)
+        run_job(lambda p, o: prepare(cfg, p, overwrite=o), path, overwrite, None)
         s = read_surface(path)
         t = read_trajectory(path, s)
         if t.explained is not None:
