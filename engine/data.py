@@ -137,14 +137,42 @@ def _cifar(cfg: DataConfig, hundred: bool) -> dict[str, Split]:
             try:
                 with open(path, "rb") as f:
                     # The torchvision layout: Python pickles of {'data', 'labels'|'fine_labels'}.
-                    batch = pickle.load(f, encoding="latin1")
+                    batch = _CifarUnpickler(f, encoding="latin1").load()
+                if not isinstance(batch, dict):
+                    raise ValueError(f"a {type(batch).__name__}, not a dict")
                 xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
                 ys.append(np.asarray(batch["fine_labels" if hundred else "labels"]))
-            except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+            except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
                 raise LandscapeError(f"{name}: {path} is not a CIFAR batch ({e})") from e
         x = torch.from_numpy(np.concatenate(xs)).float().div_(255)
         out[split] = Split(_normalize(x, name, cfg), torch.from_numpy(np.concatenate(ys)).long())
     return out
+
+
+# What a CIFAR batch pickle may refer to: numpy arrays (as pickled by numpy 1.x and 2.x, any
+# protocol) and bytes. Anything else would run code of the file's choosing when loaded.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles the builtins and numpy types of the CIFAR format, and refuses anything else."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which a CIFAR batch never does; not loaded"
+            )
+        return super().find_class(module, name)
 
 
 def _mnist(cfg: DataConfig, fashion: bool) -> dict[str, Split]:

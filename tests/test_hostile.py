@@ -1,0 +1,66 @@
+"""Hostile input: files that others wrote, planted to run code or to break a reader.
+
+Each case ends in one clear line (a ``LandscapeError``) and does nothing the file asks for.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from engine.config import DataConfig
+from engine.data import load_splits
+from engine.errors import LandscapeError
+from tests.test_datasets import write_cifar10
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a planted 'CIFAR batch' would do."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cifar_batch_with_a_code_payload_is_refused_and_not_run(tmp_path):
+    write_cifar10(tmp_path)
+    marker = tmp_path / "payload-ran"
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    with open(batch, "wb") as f:
+        pickle.dump({"data": _Payload(marker), "labels": []}, f)
+    with pytest.raises(LandscapeError) as e:
+        load_splits(DataConfig(dataset="cifar10", root=str(tmp_path)))
+    msg = str(e.value)
+    assert str(batch) in msg and "is not a CIFAR batch" in msg and "system" in msg
+    assert "\n" not in msg
+    assert not marker.exists()
+
+
+def test_cifar_batch_that_is_not_a_dict_is_one_line(tmp_path):
+    write_cifar10(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump([1, 2, 3], f)
+    with pytest.raises(LandscapeError, match="is not a CIFAR batch .a list, not a dict."):
+        load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), splits=("test",)))
+
+
+@pytest.mark.parametrize(("protocol", "numpy1"), [(2, True), (2, False), (4, False), (5, False)])
+def test_cifar_batches_of_every_protocol_and_numpy_load(tmp_path, protocol, numpy1):
+    """The real files are protocol-2 pickles made with numpy 1.x (``numpy.core``)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        raw = pickle.dumps({"data": data, "labels": [3, 7], "batch_label": name}, protocol)
+        if numpy1:  # protocol 2 names globals as text lines, so the name can be swapped
+            raw = raw.replace(b"numpy._core", b"numpy.core")
+            assert b"numpy.core.multiarray\n_reconstruct" in raw
+        (folder / name).write_bytes(raw)
+    s = load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), raw=True))
+    assert s["test"].y.tolist() == [3, 7]
+    np.testing.assert_allclose(s["test"].x.flatten(1).numpy() * 255, data, atol=1e-3)
