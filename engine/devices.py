@@ -36,7 +36,10 @@ def resolve_device(spec: str) -> torch.device:
             raise ConfigError(
                 f"`compute.device` = {spec!r}, but only {n} CUDA device(s) exist (cuda:0..{n - 1})."
             )
-    elif dev.type != "cpu" and dev.type != "mps":
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"`compute.device` = {spec!r}, but this machine has no MPS device.")
+    elif dev.type != "cpu":
         raise ConfigError(f"`compute.device` = {spec!r} is not supported; use 'cpu' or 'cuda'.")
     return dev
 

@@ -49,7 +49,16 @@ def parse_axis(spec: str, key: str = "grid.x") -> Axis:
         raise ConfigError(f"{expected}, but got {spec!r} (num must be an integer).") from None
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi or num < 2:
         raise ConfigError(f"{expected}, but got {spec!r}.")
-    return Axis(lo, hi, num)
+    axis = Axis(lo, hi, num)
+    if num <= MAX_POINTS:  # a larger count is refused by Grid.parse without building it
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = axis.coordinates()
+        # -1e308:1e308 overflows the span to inf; a span near float spacing repeats points
+        if not (np.isfinite(c).all() and (np.diff(c) > 0).all()):
+            raise ConfigError(
+                f"{expected}, but got {spec!r}: its points are not finite and distinct in float64."
+            )
+    return axis
 
 
 MAX_POINTS = 4_000_000  # 2000 x 2000; the in-memory surfaces alone then take ~160 MB

@@ -149,7 +149,14 @@ class Landscape:
             head = self._head(name)
             try:
                 with torch.inference_mode():
-                    classes = self.model(head.x).shape[-1]
+                    shape = tuple(self.model(head.x).shape)
+                if len(shape) != 2 or shape[0] != len(head):
+                    # every point would fail, and be recorded as failed, for the same reason
+                    raise LandscapeError(
+                        f"the model gives outputs of shape {shape} for a batch of {len(head)} "
+                        f"samples of the {name} split; expected ({len(head)}, classes)"
+                    )
+                classes = shape[1]
                 low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
                 if top >= classes:
                     raise LandscapeError(

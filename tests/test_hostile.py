@@ -64,3 +64,62 @@ def test_cifar_batches_of_every_protocol_and_numpy_load(tmp_path, protocol, nump
     s = load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), raw=True))
     assert s["test"].y.tolist() == [3, 7]
     np.testing.assert_allclose(s["test"].x.flatten(1).numpy() * 255, data, atol=1e-3)
+
+
+@pytest.mark.parametrize("spec", ["-1e308:1e308:5", "1:1.0000000000000002:5", "0:5e-324:4"])
+def test_grid_whose_points_are_not_finite_and_distinct_is_refused(spec):
+    from engine.errors import ConfigError
+    from engine.grid import parse_axis
+
+    with pytest.raises(ConfigError, match="not finite and distinct") as e:
+        parse_axis(spec)
+    assert "`grid.x`" in str(e.value)
+
+
+@pytest.mark.parametrize("spec", ["mps", "xla", "cuda:7"])
+def test_a_device_this_machine_lacks_is_one_line(spec):
+    from engine.devices import resolve_device
+    from engine.errors import ConfigError
+
+    if spec == "mps":
+        import torch
+
+        if torch.backends.mps.is_available():
+            pytest.skip("this machine has an MPS device")
+    with pytest.raises(ConfigError, match="`compute.device`") as e:
+        resolve_device(spec)
+    assert "\n" not in str(e.value)
+
+
+class _WrongBatch:
+    """A model that returns one row whatever the batch: every point would fail alike."""
+
+    @staticmethod
+    def make():
+        import torch
+        from torch import nn
+
+        class M(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(64, 10)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1)).mean(0, keepdim=True)
+
+        torch.manual_seed(0)
+        return M()
+
+
+def test_a_model_whose_output_has_the_wrong_batch_size_is_refused_before_any_file(tmp_path):
+    from engine.config import load_config
+    from engine.run import prepare
+
+    cfg = load_config(None, ["model.arch=tests.test_hostile:wrong_batch_model", "grid.x=-1:1:5"])
+    with pytest.raises(LandscapeError, match=r"outputs of shape \(1, 10\) for a batch of 2"):
+        prepare(cfg, tmp_path / "s.h5")
+    assert not list(tmp_path.iterdir())
+
+
+def wrong_batch_model():
+    return _WrongBatch.make()
