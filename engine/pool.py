@@ -106,9 +106,24 @@ def evaluate_local(
                 yield Outcome(k, None, error)
 
 
-def _worker(conn: Connection, spec: WorkerSpec) -> None:
+PARENT_POLL_SECONDS = 0.5  # how soon a worker whose parent died notices and exits
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as its parent is gone (killed with SIGKILL, say): the pipe
+    only tells a worker that is between chunks, and a chunk may take seconds."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(0)  # nothing to clean up: the parent alone writes files
+
+
+def _worker(conn: Connection, spec: WorkerSpec, parent: int | None = None) -> None:
     """A worker process: build the evaluation once, then evaluate the chunks it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if parent is not None:
+        import threading
+
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     if spec.quiet:  # a warning printed on the terminal would tear a running TUI's screen
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
@@ -123,11 +138,14 @@ def _worker(conn: Connection, spec: WorkerSpec) -> None:
     except Exception as e:
         conn.send(("fatal", describe(e)))
         return
-    conn.send(("ready", None))
-    while (points := conn.recv()) is not None:
-        for ks, res in _evaluate_chunk(land.evaluate_many, land.points_per_batch, points):
-            conn.send(("error", ks, res) if isinstance(res, str) else ("result", ks, res))
-        conn.send(("idle", None))
+    try:
+        conn.send(("ready", None))
+        while (points := conn.recv()) is not None:
+            for ks, res in _evaluate_chunk(land.evaluate_many, land.points_per_batch, points):
+                conn.send(("error", ks, res) if isinstance(res, str) else ("result", ks, res))
+            conn.send(("idle", None))
+    except (EOFError, OSError):  # the parent is gone (BrokenPipe, reset): end quietly
+        os._exit(0)
 
 
 @dataclass(eq=False)
@@ -168,7 +186,7 @@ class Pool:
     def _start(self, w: _Worker) -> None:
         parent, child = self._ctx.Pipe()
         w.proc = self._ctx.Process(
-            target=_worker, args=(child, w.spec), name=f"tui-landscape-worker-{w.slot}"
+            target=_worker, args=(child, w.spec, os.getpid()), name=f"tui-landscape-worker-{w.slot}"
         )
         env = {"OMP_NUM_THREADS": str(w.spec.threads), "MKL_NUM_THREADS": str(w.spec.threads)}
         old_env = {k: os.environ.get(k) for k in env}

@@ -252,3 +252,30 @@ def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
     assert 0 < s.n_done < 121
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0 and read_surface(out).n_done == 121, r.stderr
+
+
+def test_workers_end_at_once_and_quietly_when_the_parent_is_killed(tmp_path):
+    out = tmp_path / "k.h5"
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
+    for o in [*BASE, "grid.x=-1:1:21", "grid.y=-1:1:21", "compute.workers=2"]:
+        cmd += ["--set", o]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    while proc.poll() is None and not (out.exists() and read_surface(out).n_done > 0):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)  # the parent only: its workers are left to notice
+    proc.wait()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("workers outlived their killed parent by 5 s")
+    assert time.monotonic() - t0 < 3
+    stderr = proc.stderr.read()  # every writer (the workers too) has closed the pipe
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
