@@ -123,3 +123,42 @@ def test_a_model_whose_output_has_the_wrong_batch_size_is_refused_before_any_fil
 
 def wrong_batch_model():
     return _WrongBatch.make()
+
+
+def _tui(*args):
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    return CliRunner().invoke(app, ["tui", *map(str, args)])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[grid]\nz = 1\n", "grid.z"), ("[grid\n", "is not valid TOML")],
+)
+def test_app_with_a_bad_config_is_one_line_before_it_starts(tmp_path, text, expected):
+    (tmp_path / "bad.toml").write_text(text)
+    r = _tui(tmp_path / "bad.toml")
+    assert r.exit_code == 2 and expected in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_app_with_a_damaged_surface_is_one_line_before_it_starts(tmp_path):
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    r = _tui(tmp_path / "bad.h5")
+    assert r.exit_code == 1 and "bad.h5" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_app_that_ended_on_an_unhandled_error_exits_non_zero(tmp_path, monkeypatch):
+    import tui_landscape.app
+
+    class Crashed:
+        return_code = 1  # what Textual sets after it prints an unhandled exception
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(tui_landscape.app, "create_app", lambda target: Crashed())
+    assert _tui(tmp_path).exit_code == 1

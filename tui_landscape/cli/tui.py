@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from engine.config import load_config
 from engine.errors import ConfigError
+from engine.storage import read_surface
 from tui_landscape.cli.common import user_errors
 
 
@@ -30,6 +32,14 @@ def tui(
             raise ConfigError(
                 f"Expected a .toml config, a .h5 surface or a folder, but got {target}"
             )
+        # A broken target is one line here, not a crash inside the running app.
+        if target is not None and target.suffix == ".toml":
+            load_config(target, [])
+        elif target is not None and target.is_file():
+            read_surface(target)
         from tui_landscape.app import create_app
 
-        create_app(target).run()
+        app = create_app(target)
+        app.run()
+    if app.return_code:  # an unhandled error inside the app (Textual printed it on exit)
+        raise typer.Exit(app.return_code)
