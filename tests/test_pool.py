@@ -224,6 +224,18 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_surface(t
     same(read_surface(out), read_surface(reference))
 
 
+def group_lifetime(pgid: int, limit: float) -> float | None:
+    """Seconds until no process of the group is left, or None if some outlive ``limit``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
 def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
     out = tmp_path / "c.h5"
     cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
@@ -239,14 +251,7 @@ def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "run the same command to resume" in " ".join(stdout.split())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # no worker outlives the parent
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    if group_lifetime(proc.pid, 10) is None:  # no worker outlives the parent
         pytest.fail("worker processes are still running after Ctrl-C")
     s = read_surface(out)
     assert 0 < s.n_done < 121
@@ -267,15 +272,7 @@ def test_workers_end_at_once_and_quietly_when_the_parent_is_killed(tmp_path):
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)  # the parent only: its workers are left to notice
     proc.wait()
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 5:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("workers outlived their killed parent by 5 s")
-    assert time.monotonic() - t0 < 3
+    lived = group_lifetime(proc.pid, 5)
+    assert lived is not None and lived < 3, f"workers outlived their killed parent: {lived}"
     stderr = proc.stderr.read()  # every writer (the workers too) has closed the pipe
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
