@@ -262,7 +262,9 @@ class ComputeConfig(_Section):
         metadata=_doc("finished points reach the journal at least this often", identity=False),
     )
     precision: Literal["fp32", "bf16", "fp16"] = field(
-        default="fp32", metadata=_doc("autocast precision of the forward pass", identity=False)
+        # Part of the identity: bf16 moves losses by up to ~1%, so a resume must not mix it in.
+        default="fp32",
+        metadata=_doc("autocast precision of the forward pass"),
     )
     channels_last: bool | Literal["auto"] = field(
         default="auto",

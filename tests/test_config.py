@@ -104,7 +104,7 @@ EVERY_KEY_SET = {
 }
 # The keys that change no computed value: a resume may differ in them.
 NOT_IDENTITY = {
-    *(f"compute.{k}" for k in EVERY_KEY_SET["compute"]),
+    *(f"compute.{k}" for k in EVERY_KEY_SET["compute"] if k != "precision"),
     "output.path",
     *(f"train.{k}" for k in EVERY_KEY_SET["train"]),
     "data.batch_size",
@@ -161,7 +161,8 @@ def test_identity_is_every_key_not_marked_otherwise():
     cfg = every_key_set()
     cfg = dataclasses.replace(cfg, directions=dataclasses.replace(cfg.directions, target="b.pt"))
     ident = cfg.identity()
-    assert set(ident) == {"model", "data", "directions", "grid", "hessian"}
+    assert set(ident) == {"model", "data", "directions", "grid", "compute", "hessian"}
+    assert ident["compute"] == {"precision": "bf16"}
     for dotted, _, _ in iter_keys():
         changes_identity = _without(cfg, dotted).identity() != ident
         assert changes_identity == (dotted not in NOT_IDENTITY), dotted
