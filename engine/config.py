@@ -425,12 +425,14 @@ class Config:
     def identity(self) -> dict[str, Any]:
         """The parts that decide a surface's values (a resume must match them): every key
         whose metadata does not say ``identity=False``, by section; sections left empty
-        (compute, output, train) are dropped."""
+        (output, train) are dropped."""
         plain = config_to_dict(self)
         d: dict[str, Any] = {}
         for sec in dataclasses.fields(self):
             keys = dataclasses.fields(getattr(self, sec.name))
-            kept = {f.name: plain[sec.name][f.name] for f in keys if f.metadata["identity"]}
+            kept = {
+                f.name: plain[sec.name][f.name] for f in keys if f.metadata.get("identity", True)
+            }
             if kept:
                 d[sec.name] = kept
         d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
