@@ -1,9 +1,11 @@
 """Run configuration: TOML mapped onto frozen dataclasses.
 
-Every key has a type and a default; unknown keys, wrong types and bad values are
-refused with the key's dotted path and what was expected. Relative paths are
-taken from the current working directory. ``config_to_toml`` writes the resolved
-config back, and that text is stored in every output file.
+Every key has a type, a default and metadata: ``doc`` (its help, shown by the app) and
+``identity`` (False for keys that change no computed value; ``Config.identity`` follows it).
+Unknown keys and wrong types are refused with the key's dotted path and what was expected;
+bad values by each section's ``check``, next to its dataclass. Relative paths are taken from
+the current working directory. ``config_to_toml`` writes the resolved config back, and that
+text is stored in every output file.
 """
 
 from __future__ import annotations
@@ -38,12 +40,59 @@ __all__ = [
 ]
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
+def _doc(text: str, *, identity: bool = True) -> dict[str, Any]:
+    """A key's metadata: ``doc`` is its help (README, app labels); ``identity=False`` marks a
+    key that changes no computed value (how, where or how often), so a resume may differ in it.
+    A new key is part of the identity unless it says otherwise: refusing a resume is safe."""
+    return {"doc": text, "identity": identity}
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"Expected `{key}` >= {low}, but got {value}.")
+
+
+def _finite_positive(key: str, value: float) -> None:
+    if not (0 < value < float("inf")):
+        raise ConfigError(f"Expected `{key}` to be a finite number > 0.")
+
+
+def _seed(key: str, value: int) -> None:
+    if not 0 <= value < 2**63:
+        raise ConfigError(f"Expected `{key}` between 0 and 2**63 - 1, but got {value}.")
+
+
+def auto_points(spec: str) -> int | None:
+    """Points of an ``auto`` / ``auto:N`` axis (fitted to a PCA path), None for others."""
+    if not spec.startswith("auto"):
+        return None
+    rest = spec[4:]
+    if rest == "":
+        return AUTO_POINTS
+    try:
+        return int(rest.removeprefix(":")) if rest.startswith(":") else -1
+    except ValueError:
+        return -1
+
+
+AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
+
+
+def _unauto(spec: str) -> str:
+    n = auto_points(spec)
+    return spec if n is None else f"-1:1:{n}"
+
+
+class _Section:
+    """Base of the config sections: ``check`` refuses bad values of the section's own keys."""
+
+    def check(self, cfg: Config) -> None:
+        """Raise ``ConfigError`` naming the key; ``cfg`` is the whole config, for the few
+        checks that need another section's value."""
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Section):
     arch: str = field(
         default="digits_cnn",
         metadata=_doc("built-in name, 'pkg.module:callable' or 'path/to/file.py:callable'"),
@@ -57,9 +106,12 @@ class ModelConfig:
     )
     seed: int = field(default=0, metadata=_doc("initialisation seed when there is no checkpoint"))
 
+    def check(self, cfg: Config) -> None:
+        _seed("model.seed", self.seed)
+
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Section):
     dataset: str = field(
         default="digits",
         metadata=_doc("built-in name, or a callable returning a torch Dataset (the train split)"),
@@ -91,15 +143,33 @@ class DataConfig:
         default=("train", "test"), metadata=_doc("splits to evaluate at each grid point")
     )
     batch_size: int = field(
-        default=1024, metadata=_doc("evaluation batch size (does not change the numbers)")
+        default=1024,
+        metadata=_doc("evaluation batch size (does not change the numbers)", identity=False),
     )
     loss: Literal["crossentropy", "mse"] = field(
         default="crossentropy", metadata=_doc("'mse' is MSE on softmax outputs, as the reference")
     )
 
+    def check(self, cfg: Config) -> None:
+        if self.subset < 0:
+            raise ConfigError(f"Expected `data.subset` >= 0 (0 means all), but got {self.subset}.")
+        _at_least("data.image_size", self.image_size, 1)
+        if len(self.mean) != len(self.std):
+            raise ConfigError("Expected `data.mean` and `data.std` to have the same length.")
+        if any(v <= 0 for v in self.std):
+            raise ConfigError("Expected every `data.std` value > 0.")
+        _at_least("data.batch_size", self.batch_size, 1)
+        if not self.splits:
+            raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
+        if len(set(self.splits)) != len(self.splits):
+            raise ConfigError(
+                f"Expected `data.splits` without repeats, but got {list(self.splits)}."
+            )
+        _seed("data.subset_seed", self.subset_seed)
+
 
 @dataclass(frozen=True)
-class DirectionsConfig:
+class DirectionsConfig(_Section):
     kind: Literal["random", "interpolate", "file", "pca", "hessian"] = field(
         default="random", metadata=_doc("where the directions come from")
     )
@@ -130,81 +200,178 @@ class DirectionsConfig:
         metadata=_doc("kind = 'hessian': top and most negative eigenvector, or the top two"),
     )
 
+    def check(self, cfg: Config) -> None:
+        if self.kind == "pca":
+            if not self.checkpoints:
+                raise ConfigError(
+                    "`directions.kind` = 'pca' needs `directions.checkpoints` (a folder or glob)."
+                )
+            if not cfg.grid.y:
+                raise ConfigError(
+                    "`directions.kind` = 'pca' gives two directions: set `grid.y` too."
+                )
+        _seed("directions.seed", self.seed)
+        if self.target and self.kind != "interpolate":
+            raise ConfigError(
+                "`directions.target` is only used with directions.kind = 'interpolate'."
+            )
+        if self.file and self.kind != "file":
+            raise ConfigError("`directions.file` is only used with directions.kind = 'file'.")
+        if self.kind == "file" and not self.file:
+            raise ConfigError(
+                "Expected `directions.file` to name a direction file (kind = 'file')."
+            )
+        if self.kind == "interpolate":
+            if not self.target:
+                raise ConfigError(
+                    "Expected `directions.target` to name the second model's checkpoint "
+                    "(kind = 'interpolate')."
+                )
+            if cfg.grid.y:
+                raise ConfigError(
+                    "Expected `grid.y` to be empty: interpolation between two models is 1D."
+                )
+
 
 @dataclass(frozen=True)
-class GridConfig:
+class GridConfig(_Section):
     x: str = field(default="-1:1:51", metadata=_doc("'min:max:num'"))
     y: str = field(default="", metadata=_doc("'min:max:num'; empty for a 1D surface"))
 
+    def check(self, cfg: Config) -> None:
+        for key, spec in (("grid.x", self.x), ("grid.y", self.y)):
+            n = auto_points(spec)
+            if n is not None and cfg.directions.kind != "pca":
+                raise ConfigError(
+                    f"`{key}` = {spec!r}: an automatic range needs directions.kind = 'pca'."
+                )
+            if n is not None and n < 2:
+                raise ConfigError(
+                    f"Expected `{key}` to be 'auto' or 'auto:N' with N >= 2, but got {spec!r}."
+                )
+        _ = cfg.parsed_grid  # raises on a bad grid spec
+
 
 @dataclass(frozen=True)
-class ComputeConfig:
-    device: str = field(default="auto", metadata=_doc("'auto', 'cpu', 'cuda' or 'cuda:N'"))
+class ComputeConfig(_Section):
+    device: str = field(
+        default="auto", metadata=_doc("'auto', 'cpu', 'cuda' or 'cuda:N'", identity=False)
+    )
     flush_seconds: float = field(
-        default=2.0, metadata=_doc("finished points reach the journal at least this often")
+        default=2.0,
+        metadata=_doc("finished points reach the journal at least this often", identity=False),
     )
     precision: Literal["fp32", "bf16", "fp16"] = field(
-        default="fp32", metadata=_doc("autocast precision of the forward pass")
+        # Part of the identity: bf16 moves losses by up to ~1%, so a resume must not mix it in.
+        default="fp32",
+        metadata=_doc("autocast precision of the forward pass"),
     )
     channels_last: bool | Literal["auto"] = field(
         default="auto",
-        metadata=_doc("channels-last layout for 4-D inputs; auto: on when the model has a Conv2d"),
+        metadata=_doc(
+            "channels-last layout for 4-D inputs; auto: on when the model has a Conv2d",
+            identity=False,
+        ),
     )
     compile: bool = field(
-        default=False, metadata=_doc("torch.compile the model (falls back to eager on failure)")
+        default=False,
+        metadata=_doc("torch.compile the model (falls back to eager on failure)", identity=False),
     )
     points_per_batch: int | Literal["auto"] = field(
         default="auto",
         metadata=_doc(
-            "grid points per forward pass (torch.func.vmap); auto: timed on GPU, 1 on CPU"
+            "grid points per forward pass (torch.func.vmap); auto: timed on GPU, 1 on CPU",
+            identity=False,
         ),
     )
     preview: bool = field(
-        default=False, metadata=_doc("compute every 4th point of each axis first, then the rest")
+        default=False,
+        metadata=_doc("compute every 4th point of each axis first, then the rest", identity=False),
     )
     workers: int | Literal["auto"] = field(
         default="auto",
-        metadata=_doc("worker processes; auto: one per device in compute.devices or per GPU"),
+        metadata=_doc(
+            "worker processes; auto: one per device in compute.devices or per GPU", identity=False
+        ),
     )
     devices: tuple[str, ...] = field(
-        default=(), metadata=_doc("devices of the workers, e.g. ['cuda:0', 'cuda:2']")
+        default=(),
+        metadata=_doc("devices of the workers, e.g. ['cuda:0', 'cuda:2']", identity=False),
     )
-    retries: int = field(default=2, metadata=_doc("tries after a point's first failure"))
-    restarts: int = field(default=3, metadata=_doc("worker restarts allowed in one run"))
+    retries: int = field(
+        default=2, metadata=_doc("tries after a point's first failure", identity=False)
+    )
+    restarts: int = field(
+        default=3, metadata=_doc("worker restarts allowed in one run", identity=False)
+    )
     checkpoint_seconds: float = field(
-        default=60.0, metadata=_doc("how often the journal is folded into the HDF5 file")
+        default=60.0,
+        metadata=_doc("how often the journal is folded into the HDF5 file", identity=False),
     )
+
+    def check(self, cfg: Config) -> None:
+        ppb = self.points_per_batch
+        if ppb != "auto" and ppb < 1:
+            raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
+        _finite_positive("compute.flush_seconds", self.flush_seconds)
+        _finite_positive("compute.checkpoint_seconds", self.checkpoint_seconds)
+        w = self.workers
+        if w != "auto" and not 1 <= w <= 1024:
+            raise ConfigError(f"Expected `compute.workers` to be 1..1024 or 'auto', but got {w}.")
+        _at_least("compute.retries", self.retries, 0)
+        _at_least("compute.restarts", self.restarts, 0)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata=_doc("'sgd' or 'adam'"))
-    lr: float = field(default=0.1, metadata=_doc("initial learning rate"))
-    momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
-    nesterov: bool = field(default=False, metadata=_doc("Nesterov momentum (SGD)"))
-    weight_decay: float = field(default=0.0005, metadata=_doc("L2 weight decay"))
-    batch_size: int = field(default=128, metadata=_doc("training batch size"))
-    epochs: int = field(default=300, metadata=_doc("number of epochs"))
+class TrainConfig(_Section):
+    optimizer: Literal["sgd", "adam"] = field(
+        default="sgd", metadata=_doc("'sgd' or 'adam'", identity=False)
+    )
+    lr: float = field(default=0.1, metadata=_doc("initial learning rate", identity=False))
+    momentum: float = field(default=0.9, metadata=_doc("SGD momentum", identity=False))
+    nesterov: bool = field(default=False, metadata=_doc("Nesterov momentum (SGD)", identity=False))
+    weight_decay: float = field(default=0.0005, metadata=_doc("L2 weight decay", identity=False))
+    batch_size: int = field(default=128, metadata=_doc("training batch size", identity=False))
+    epochs: int = field(default=300, metadata=_doc("number of epochs", identity=False))
     schedule: Literal["step", "cosine", "constant"] = field(
         default="step",
         metadata=_doc(
-            "'step': x lr_decay after 50%, 75% and 11/12 of the epochs, as the reference"
+            "'step': x lr_decay after 50%, 75% and 11/12 of the epochs, as the reference",
+            identity=False,
         ),
     )
-    lr_decay: float = field(default=0.1, metadata=_doc("factor of each step of 'step'"))
-    save_every: int = field(default=1, metadata=_doc("write model_{epoch}.pt every N epochs"))
+    lr_decay: float = field(
+        default=0.1, metadata=_doc("factor of each step of 'step'", identity=False)
+    )
+    save_every: int = field(
+        default=1, metadata=_doc("write model_{epoch}.pt every N epochs", identity=False)
+    )
     seed: int = field(
-        default=0, metadata=_doc("seed of initialisation, shuffling and augmentation")
+        default=0,
+        metadata=_doc("seed of initialisation, shuffling and augmentation", identity=False),
     )
     augment: Literal["auto", "none", "crop_flip"] = field(
         default="auto",
-        metadata=_doc("'crop_flip': random crop (padding 4) and flip; auto: crop_flip on CIFAR"),
+        metadata=_doc(
+            "'crop_flip': random crop (padding 4) and flip; auto: crop_flip on CIFAR",
+            identity=False,
+        ),
     )
-    out: str = field(default="", metadata=_doc("run folder; default 'runs/<config name>'"))
+    out: str = field(
+        default="", metadata=_doc("run folder; default 'runs/<config name>'", identity=False)
+    )
+
+    def check(self, cfg: Config) -> None:
+        _at_least("train.batch_size", self.batch_size, 1)
+        _at_least("train.epochs", self.epochs, 1)
+        _at_least("train.save_every", self.save_every, 1)
+        if self.lr <= 0:
+            raise ConfigError(f"Expected `train.lr` > 0, but got {self.lr}.")
+        _seed("train.seed", self.seed)
 
 
 @dataclass(frozen=True)
-class HessianConfig:
+class HessianConfig(_Section):
     enabled: bool = field(
         default=False, metadata=_doc("also map the Hessian's extreme eigenvalues at every point")
     )
@@ -216,14 +383,26 @@ class HessianConfig:
         default="train", metadata=_doc("the split whose mean loss the Hessian is of")
     )
     trace_samples: int = field(
-        default=50, metadata=_doc("Hutchinson samples for the trace at the center (0: skip)")
+        default=50,
+        metadata=_doc("Hutchinson samples for the trace at the center (0: skip)", identity=False),
     )
+
+    def check(self, cfg: Config) -> None:
+        if not (0 < self.tol < 1):
+            raise ConfigError(f"Expected `hessian.tol` in (0, 1), but got {self.tol}.")
+        _at_least("hessian.trace_samples", self.trace_samples, 0)
+        splits = cfg.data.splits
+        if (self.enabled or cfg.directions.kind == "hessian") and self.split not in splits:
+            raise ConfigError(
+                f"`hessian.split` = {self.split!r} must be one of `data.splits` ({list(splits)})."
+            )
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(_Section):
     path: str = field(
-        default="", metadata=_doc("surface file; default '<config name>.h5' (or --out)")
+        default="",
+        metadata=_doc("surface file; default '<config name>.h5' (or --out)", identity=False),
     )
 
 
@@ -244,15 +423,25 @@ class Config:
         return Grid.parse(*(_unauto(v) for v in (self.grid.x, self.grid.y)))
 
     def identity(self) -> dict[str, Any]:
-        """The parts that decide a surface's values (a resume must match them)."""
-        d = config_to_dict(self)
-        d.pop("compute")
-        d.pop("output")
-        d.pop("train")
-        d["data"].pop("batch_size")
-        d["hessian"].pop("trace_samples")  # a summary at the center, not a surface value
+        """The parts that decide a surface's values (a resume must match them): every key
+        whose metadata does not say ``identity=False``, by section; sections left empty
+        (output, train) are dropped."""
+        plain = config_to_dict(self)
+        d: dict[str, Any] = {}
+        for sec in dataclasses.fields(self):
+            keys = dataclasses.fields(getattr(self, sec.name))
+            kept = {
+                f.name: plain[sec.name][f.name] for f in keys if f.metadata.get("identity", True)
+            }
+            if kept:
+                d[sec.name] = kept
         d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
         return d
+
+    def check(self) -> None:
+        """Refuse bad values: each section checks its own keys, in the order of the file."""
+        for sec in dataclasses.fields(self):
+            getattr(self, sec.name).check(self)
 
 
 # --- conversion ------------------------------------------------------------------------------
@@ -337,123 +526,10 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def auto_points(spec: str) -> int | None:
-    """Points of an ``auto`` / ``auto:N`` axis (fitted to a PCA path), None for others."""
-    if not spec.startswith("auto"):
-        return None
-    rest = spec[4:]
-    if rest == "":
-        return AUTO_POINTS
-    try:
-        return int(rest.removeprefix(":")) if rest.startswith(":") else -1
-    except ValueError:
-        return -1
-
-
-AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
-
-
-def _unauto(spec: str) -> str:
-    n = auto_points(spec)
-    return spec if n is None else f"-1:1:{n}"
-
-
-def _validate(cfg: Config) -> None:
-    d, data = cfg.directions, cfg.data
-    for key, spec in (("grid.x", cfg.grid.x), ("grid.y", cfg.grid.y)):
-        n = auto_points(spec)
-        if n is not None and d.kind != "pca":
-            raise ConfigError(
-                f"`{key}` = {spec!r}: an automatic range needs directions.kind = 'pca'."
-            )
-        if n is not None and n < 2:
-            raise ConfigError(
-                f"Expected `{key}` to be 'auto' or 'auto:N' with N >= 2, but got {spec!r}."
-            )
-    _ = cfg.parsed_grid  # raises on a bad grid spec
-    if d.kind == "pca":
-        if not d.checkpoints:
-            raise ConfigError(
-                "`directions.kind` = 'pca' needs `directions.checkpoints` (a folder or glob)."
-            )
-        if not cfg.grid.y:
-            raise ConfigError("`directions.kind` = 'pca' gives two directions: set `grid.y` too.")
-    if data.subset < 0:
-        raise ConfigError(f"Expected `data.subset` >= 0 (0 means all), but got {data.subset}.")
-    if data.image_size < 1:
-        raise ConfigError(f"Expected `data.image_size` >= 1, but got {data.image_size}.")
-    if len(data.mean) != len(data.std):
-        raise ConfigError("Expected `data.mean` and `data.std` to have the same length.")
-    if any(v <= 0 for v in data.std):
-        raise ConfigError("Expected every `data.std` value > 0.")
-    if data.batch_size < 1:
-        raise ConfigError(f"Expected `data.batch_size` >= 1, but got {data.batch_size}.")
-    if not data.splits:
-        raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
-    if len(set(data.splits)) != len(data.splits):
-        raise ConfigError(f"Expected `data.splits` without repeats, but got {list(data.splits)}.")
-    t = cfg.train
-    for key, value in (
-        ("train.batch_size", t.batch_size),
-        ("train.epochs", t.epochs),
-        ("train.save_every", t.save_every),
-    ):
-        if value < 1:
-            raise ConfigError(f"Expected `{key}` >= 1, but got {value}.")
-    if t.lr <= 0:
-        raise ConfigError(f"Expected `train.lr` > 0, but got {t.lr}.")
-    ppb = cfg.compute.points_per_batch
-    if ppb != "auto" and ppb < 1:
-        raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
-    if not (0 < cfg.compute.flush_seconds < float("inf")):
-        raise ConfigError("Expected `compute.flush_seconds` to be a finite number > 0.")
-    h = cfg.hessian
-    if not (0 < h.tol < 1):
-        raise ConfigError(f"Expected `hessian.tol` in (0, 1), but got {h.tol}.")
-    if h.trace_samples < 0:
-        raise ConfigError(f"Expected `hessian.trace_samples` >= 0, but got {h.trace_samples}.")
-    if (h.enabled or cfg.directions.kind == "hessian") and h.split not in cfg.data.splits:
-        raise ConfigError(
-            f"`hessian.split` = {h.split!r} must be one of `data.splits` ({list(cfg.data.splits)})."
-        )
-    if not (0 < cfg.compute.checkpoint_seconds < float("inf")):
-        raise ConfigError("Expected `compute.checkpoint_seconds` to be a finite number > 0.")
-    w = cfg.compute.workers
-    if w != "auto" and not 1 <= w <= 1024:
-        raise ConfigError(f"Expected `compute.workers` to be 1..1024 or 'auto', but got {w}.")
-    for key in ("retries", "restarts"):
-        if (value := getattr(cfg.compute, key)) < 0:
-            raise ConfigError(f"Expected `compute.{key}` >= 0, but got {value}.")
-    for key, seed in (
-        ("model.seed", cfg.model.seed),
-        ("directions.seed", d.seed),
-        ("data.subset_seed", data.subset_seed),
-        ("train.seed", cfg.train.seed),
-    ):
-        if not 0 <= seed < 2**63:
-            raise ConfigError(f"Expected `{key}` between 0 and 2**63 - 1, but got {seed}.")
-    if d.target and d.kind != "interpolate":
-        raise ConfigError("`directions.target` is only used with directions.kind = 'interpolate'.")
-    if d.file and d.kind != "file":
-        raise ConfigError("`directions.file` is only used with directions.kind = 'file'.")
-    if d.kind == "file" and not d.file:
-        raise ConfigError("Expected `directions.file` to name a direction file (kind = 'file').")
-    if d.kind == "interpolate":
-        if not d.target:
-            raise ConfigError(
-                "Expected `directions.target` to name the second model's checkpoint "
-                "(kind = 'interpolate')."
-            )
-        if cfg.grid.y:
-            raise ConfigError(
-                "Expected `grid.y` to be empty: interpolation between two models is 1D."
-            )
-
-
 def config_from_dict(data: Mapping[str, Any]) -> Config:
     """Build and validate a ``Config`` from nested mappings (as read from TOML)."""
     cfg = _build(Config, data, "")
-    _validate(cfg)
+    cfg.check()
     return cfg
 
 

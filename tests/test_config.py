@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -32,11 +33,145 @@ def test_defaults_and_overrides():
     assert cfg.directions.norm == "filter" and cfg.directions.ignore == "biasbn"
 
 
-def test_round_trip_through_toml():
-    cfg = load_config(None, ["grid.x=-1:1:9", "data.splits=['train']", "model.kwargs={width=4}"])
-    back = config_from_dict(tomllib.loads(config_to_toml(cfg)))
-    assert back == cfg or back.identity() == cfg.identity()
-    assert dict(back.model.kwargs) == {"width": 4}
+# Every key away from its default but `directions.target` (the test below checks that), and the
+# whole config valid: a target is refused unless kind = 'interpolate', which refuses a file.
+EVERY_KEY_SET = {
+    "model": {
+        "arch": "digits_mlp",
+        "checkpoint": "a.pt",
+        "kwargs": {"width": 4, "inner": {"sizes": [1, 2], "scale": 0.5}},
+        "seed": 3,
+    },
+    "data": {
+        "dataset": "cifar10",
+        "test_dataset": "mod:test_split",
+        "root": "d",
+        "download": True,
+        "raw": True,
+        "subset": 100,
+        "subset_seed": 5,
+        "image_size": 28,
+        "mean": [0.5, 0.25],
+        "std": [0.25, 1],  # an integer in a list of floats
+        "splits": ["test"],
+        "batch_size": 7,
+        "loss": "mse",
+    },
+    "directions": {
+        "kind": "file",
+        "type": "states",
+        "norm": "layer",
+        "ignore": "none",
+        "seed": 9,
+        "same": True,
+        "file": "dirs.h5",
+        "target": "",
+        "checkpoints": "runs/*.pt",
+        "pair": "top2",
+    },
+    "grid": {"x": "-2:2:5", "y": "-1:1:3"},
+    "compute": {
+        "device": "cpu",
+        "flush_seconds": 0.5,
+        "precision": "bf16",
+        "channels_last": True,
+        "compile": True,
+        "points_per_batch": 4,
+        "preview": True,
+        "workers": 2,
+        "devices": ["cuda:0", "cuda:2"],
+        "retries": 1,
+        "restarts": 0,
+        "checkpoint_seconds": 30,  # an integer for a float key
+    },
+    "output": {"path": "o.h5"},
+    "hessian": {"enabled": True, "tol": 0.01, "params": "all", "split": "test", "trace_samples": 0},
+    "train": {
+        "optimizer": "adam",
+        "lr": 1,
+        "momentum": 0.5,
+        "nesterov": True,
+        "weight_decay": 0.0,
+        "batch_size": 64,
+        "epochs": 3,
+        "schedule": "cosine",
+        "lr_decay": 0.5,
+        "save_every": 2,
+        "seed": 4,
+        "augment": "none",
+        "out": "r",
+    },
+}
+# The keys that change no computed value: a resume may differ in them.
+NOT_IDENTITY = {
+    *(f"compute.{k}" for k in EVERY_KEY_SET["compute"] if k != "precision"),
+    "output.path",
+    *(f"train.{k}" for k in EVERY_KEY_SET["train"]),
+    "data.batch_size",
+    "hessian.trace_samples",
+}
+
+
+def every_key_set():
+    return config_from_dict(EVERY_KEY_SET)
+
+
+def test_the_every_key_config_sets_every_key():
+    cfg = every_key_set()
+    same = [k for k, _, default in iter_keys() if _get(cfg, k) == default]
+    assert same == ["directions.target"], f"set these keys in EVERY_KEY_SET: {same}"
+
+
+def _get(cfg, dotted: str):
+    sec, key = dotted.split(".")
+    return getattr(getattr(cfg, sec), key)
+
+
+def _without(cfg, dotted: str):
+    """``cfg`` with one key back at its default (unchecked: identity() needs no valid config)."""
+    sec, key = dotted.split(".")
+    section = getattr(cfg, sec)
+    default = type(section)()
+    return dataclasses.replace(
+        cfg, **{sec: dataclasses.replace(section, **{key: getattr(default, key)})}
+    )
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: load_config(None), every_key_set], ids=["defaults", "all"]
+)
+def test_round_trip_through_toml(make):
+    cfg = make()
+    text = config_to_toml(cfg)
+    back = config_from_dict(tomllib.loads(text))
+    assert back == cfg
+    assert config_to_toml(back) == text  # a fixed point: nothing is re-typed on the way back
+
+
+def test_round_trip_keeps_types():
+    back = config_from_dict(tomllib.loads(config_to_toml(every_key_set())))
+    assert dict(back.model.kwargs) == EVERY_KEY_SET["model"]["kwargs"]
+    # Integers given for float keys are stored as floats, so they come back as floats.
+    assert type(back.train.lr) is float and type(back.compute.checkpoint_seconds) is float
+    assert back.data.std == (0.25, 1.0) and type(back.data.std[1]) is float
+    assert back.compute.devices == ("cuda:0", "cuda:2") and back.data.splits == ("test",)
+
+
+def test_identity_is_every_key_not_marked_otherwise():
+    cfg = every_key_set()
+    cfg = dataclasses.replace(cfg, directions=dataclasses.replace(cfg.directions, target="b.pt"))
+    ident = cfg.identity()
+    assert set(ident) == {"model", "data", "directions", "grid", "compute", "hessian"}
+    assert ident["compute"] == {"precision": "bf16"}
+    for dotted, _, _ in iter_keys():
+        changes_identity = _without(cfg, dotted).identity() != ident
+        assert changes_identity == (dotted not in NOT_IDENTITY), dotted
+
+
+def test_identity_ignores_the_order_of_splits():
+    a = load_config(None, ["data.splits=['train', 'test']"])
+    b = load_config(None, ["data.splits=['test', 'train']"])
+    assert a != b and a.identity() == b.identity()
 
 
 @pytest.mark.parametrize(

@@ -270,3 +270,156 @@ def test_bare_command_without_a_terminal_prints_the_help():
 
     r = CliRunner().invoke(app, [])
     assert r.exit_code == 0 and "Usage" in r.stdout and "compute" in r.stdout
+
+
+def _shown_keys() -> set[str]:
+    """The dotted keys of the config sections the setup shows, read from the dataclasses."""
+    import dataclasses
+    import typing
+
+    from engine.config import Config
+    from tui_landscape.screens.setup import SECTIONS
+
+    hints = typing.get_type_hints(Config)
+    return {f"{s}.{f.name}" for s in SECTIONS for f in dataclasses.fields(hints[s])}
+
+
+@sync
+async def test_setup_offers_every_directions_kind_the_config_accepts(tmp_path, monkeypatch):
+    import typing
+
+    from textual.widgets import Select
+
+    from engine.config import DirectionsConfig
+
+    monkeypatch.chdir(tmp_path)
+    accepted = typing.get_args(typing.get_type_hints(DirectionsConfig)["kind"])
+    assert "hessian" in accepted
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        kind = s.query_one("#directions-kind", Select)
+        assert [value for _, value in kind._options] == list(accepted)
+        run = s.query_one("#run", Button)
+        await wait_for(pilot, lambda: not run.disabled)
+        kind.value = "hessian"  # the choice the hand-written list lacked
+        await wait_for(pilot, lambda: s.cfg is not None and s.cfg.directions.kind == "hessian")
+        assert not run.disabled
+
+
+@sync
+async def test_setup_has_one_field_per_key_of_its_sections(tmp_path, monkeypatch):
+    from textual.widgets import Select
+
+    from tui_landscape.screens.setup import SECTIONS
+
+    monkeypatch.chdir(tmp_path)
+    assert SECTIONS == ("model", "data", "directions", "grid", "compute", "hessian")
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        widgets = [w for sec in SECTIONS for w in s.query_one(f"#sec-{sec}").query("Input, Select")]
+        ids = {w.id for w in widgets} - {"model-list"}  # the built-in model names, beside arch
+        assert ids == {k.replace(".", "-") for k in _shown_keys()}
+        # A finite type is a Select of exactly its values; anything else is typed.
+        for f in s.fields:
+            widget = s.query_one(f"#{f.wid}")
+            if f.choices is None:
+                assert isinstance(widget, Input), f.key
+            else:
+                assert isinstance(widget, Select), f.key
+                offered = {value for _, value in widget._options}
+                assert (
+                    {f.text(c) for c in f.choices}
+                    <= offered
+                    <= {f.text(c) for c in f.choices} | {widget.value}
+                ), f.key
+        # A list of Literals offers its non-empty subsets, the whole list first.
+        splits = next(f for f in s.fields if f.key == "data.splits")
+        texts = [splits.text(c) for c in splits.choices]
+        assert texts == ['["train", "test"]', '["train"]', '["test"]']
+
+
+def test_a_new_config_key_becomes_a_setup_field():
+    """A key added to a section's dataclass is a field, its widget and doc from the key."""
+    import dataclasses
+    from typing import Literal
+
+    from engine.config import Config, DataConfig
+    from tui_landscape.screens.setup import setup_fields
+
+    colour = dataclasses.field(default="red", metadata={"doc": "a new key"})
+    Data = dataclasses.make_dataclass(
+        "Data", [("colour", Literal["red", "blue"], colour)], bases=(DataConfig,), frozen=True
+    )
+    New = dataclasses.make_dataclass(
+        "New", [("data", Data, dataclasses.field(default_factory=Data))], bases=(Config,),
+        frozen=True,
+    )  # fmt: skip
+    fields = {f.key: f for f in setup_fields(["data"], New)}
+    assert set(fields) == {k for k in _shown_keys() if k.startswith("data.")} | {"data.colour"}
+    f = fields["data.colour"]
+    assert (f.wid, f.doc, f.choices) == ("data-colour", "a new key", ("red", "blue"))
+
+
+@sync
+async def test_setup_names_bad_values_under_their_field_and_explains_the_focused_one(
+    tmp_path, monkeypatch
+):
+    from textual.widgets import Collapsible
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        run = s.query_one("#run", Button)
+        await wait_for(pilot, lambda: not run.disabled)
+        err = s.query_one("#err-data-subset")
+        s.query_one("#data-subset", Input).value = "many"  # a wrong type, named as the CLI does
+        await wait_for(pilot, lambda: run.disabled)
+        assert "Expected `data.subset` to be an integer, but got 'many'." in str(err.render())
+        s.query_one("#data-subset", Input).value = "0"
+        await wait_for(pilot, lambda: not run.disabled and not err.display)
+        # An error in a folded section unfolds it.
+        compute = s.query_one("#sec-compute", Collapsible)
+        assert compute.collapsed
+        s.query_one("#compute-workers", Input).value = "0"
+        await wait_for(pilot, lambda: run.disabled)
+        assert "Expected `compute.workers` to be 1..1024 or 'auto'" in str(
+            s.query_one("#err-compute-workers").render()
+        )
+        assert not compute.collapsed
+        s.query_one("#grid-y", Input).focus()
+        doc = s.query_one("#field-doc")
+        await wait_for(
+            pilot, lambda: "grid.y: 'min:max:num'; empty for a 1D surface" in str(doc.render())
+        )
+
+
+@sync
+async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_path, monkeypatch):
+    """Every field's text reads back as its value, and the sections not shown are kept."""
+    monkeypatch.chdir(tmp_path)
+    opened = setup_config(tmp_path)
+    cfg = load_config(
+        opened,
+        ["model.kwargs={width=4}", "data.mean=[0.5]", "data.std=[0.25]", "data.download=true",
+         "data.splits=['test', 'train']", "compute.devices=['cpu']", "compute.channels_last=true",
+         "compute.flush_seconds=0.5", "hessian.tol=0.01", "train.epochs=7", "output.path=o.h5",
+         "data.root='2024'"],  # a name that reads as a number in TOML
+    )  # fmt: skip
+    from engine.config import config_to_toml
+
+    opened.write_text(config_to_toml(cfg))
+    app = create_app(opened)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: (tmp_path / "saved.toml").exists())
+    assert load_config(tmp_path / "saved.toml") == cfg

@@ -1,69 +1,160 @@
-"""Set up a surface (model, data, directions, grid), run it live, save it as TOML.
+"""Set up a surface, run it live, save it as TOML.
 
-Every field maps to one config key; the whole setup is validated by the engine's own config
-loader on each change, and the error is shown under the field it names. The run goes through
-the engine's result stream (``Job.points``) in a worker thread; the plot redraws from the
-recorded points at most five times a second.
+The fields are built from the config's dataclasses: one line per key of the shown sections,
+grouped by section, its widget chosen by the key's type (a finite type, a ``Literal``, a bool or
+a list of Literals, is a Select of exactly its values; anything else an Input, read as TOML) and
+its ``doc`` as tooltip and as the line shown for the focused field. So a new config key appears
+here without an edit. The whole setup is validated by the engine's own config checks on each
+change, and the error is shown under the field it names. The run goes through the engine's
+result stream (``Job.points``) in a worker thread; the plot redraws from the recorded points at
+most five times a second.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
+import re
 import time
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select
+from textual.widgets import (
+    Button,
+    Collapsible,
+    Footer,
+    Header,
+    Input,
+    Label,
+    ProgressBar,
+    RichLog,
+    Select,
+)
 
-from engine.config import Config, config_to_toml, load_config
+from engine.config import Config, config_from_dict, config_to_dict, config_to_toml, load_config
+from engine.data import BUILTIN as DATASETS
 from engine.errors import LandscapeError
 from engine.models import list_models, parameter_count
 from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
 
-__all__ = ["FIELDS", "SetupScreen"]
+__all__ = ["SECTIONS", "SetupField", "SetupScreen", "setup_fields"]
 
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashionmnist", "imagefolder")
-# (config key, label, choices or None for free text)
-FIELDS: list[tuple[str, str, tuple[str, ...] | None]] = [
-    ("model.arch", "model", None),
-    ("model.checkpoint", "checkpoint", None),
-    ("data.dataset", "data set", DATASETS),
-    ("data.root", "data root", None),
-    ("data.splits", "splits", ('["train", "test"]', '["train"]', '["test"]')),
-    ("directions.kind", "directions", ("random", "interpolate", "file", "pca")),
-    ("directions.norm", "norm", ("filter", "layer", "weight", "none")),
-    ("directions.ignore", "ignore", ("biasbn", "none")),
-    ("directions.type", "type", ("auto", "weights", "states")),
-    ("directions.seed", "seed", None),
-    ("directions.target", "target ckpt", None),
-    ("directions.file", "direction file", None),
-    ("directions.checkpoints", "checkpoints (pca)", None),
-    ("grid.x", "grid x", None),
-    ("grid.y", "grid y", None),
-    ("compute.device", "device", None),
-    ("compute.workers", "workers", None),
-    ("compute.preview", "preview", ("false", "true")),
-]
+# The config sections the setup shows. Not shown: `output` (the output file field below does its
+# work) and `train` (the `train` command's keys, which change no surface).
+SECTIONS = ("model", "data", "directions", "grid", "compute", "hessian")
+FOLDED = ("compute", "hessian")  # start collapsed: how to run, and an optional extra map
+MAX_SUBSET_CHOICES = 4  # a list of up to 4 choices is a Select of its subsets (15 at most)
 REDRAW_SECONDS = 0.2  # at most five redraws a second while points stream in
 
 
-def _wid(key: str) -> str:
-    return key.replace(".", "-")
+def _finite(tp: Any) -> tuple[Any, ...] | None:
+    """Every value of a finite type (Literal, bool, or a union of them), else None."""
+    if tp is bool:
+        return (False, True)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        arms = [_finite(a) for a in typing.get_args(tp)]
+        return None if None in arms else tuple(itertools.chain.from_iterable(arms))
+    if origin is tuple:  # tuple[Literal[...], ...]: the non-empty subsets, in declared order
+        items = _finite(typing.get_args(tp)[0])
+        if items is None or len(items) > MAX_SUBSET_CHOICES:
+            return None
+        n = len(items)
+        return tuple(c for r in range(n, 0, -1) for c in itertools.combinations(items, r))
+    return None
 
 
-def _value_of(cfg: Config, key: str) -> str:
-    sec, k = key.split(".")
-    v = getattr(getattr(cfg, sec), k)
+def _toml(v: Any) -> str:
+    """A value as an inline TOML value (what a user would type after ``--set key=``)."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, tuple):
-        return "[" + ", ".join(f'"{e}"' for e in v) + "]"
-    return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a TOML basic string
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml(x)}" for k, x in v.items()) + "}"
+    return repr(v)  # int or float; repr of a float is TOML too ('1e-05', 'inf')
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+@dataclass(frozen=True)
+class SetupField:
+    """One config key as a setup field."""
+
+    key: str  # dotted config key
+    doc: str  # the key's ``doc`` metadata
+    type: Any  # the key's annotated type
+    choices: tuple[Any, ...] | None  # the values of a finite type, offered in a Select
+
+    @property
+    def wid(self) -> str:
+        """The widget id: the dotted key with '-' for '.'."""
+        return self.key.replace(".", "-")
+
+    @property
+    def section(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """The key within its section, the field's label."""
+        return self.key.split(".", 1)[1]
+
+    def text(self, value: Any) -> str:
+        """How a config value reads in the field: strings as typed, the rest as TOML."""
+        return value if isinstance(value, str) else _toml(value)
+
+    def parse(self, text: str) -> Any:
+        """The config value of the field's text, left for the config's own checks to judge."""
+        if self.type is str:
+            return text  # a path or name, never TOML (so '0' or 'true' stay strings)
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text  # bare words such as auto; a wrong type is named by the config
+
+
+def setup_fields(sections: Iterable[str] = SECTIONS, config: type = Config) -> list[SetupField]:
+    """A field for every key of the given sections of ``config``, in declaration order."""
+    hints = typing.get_type_hints(config)
+    out = []
+    for name in sections:
+        section = hints[name]
+        types_ = typing.get_type_hints(section)
+        for f in dataclasses.fields(section):
+            tp = types_[f.name]
+            out.append(SetupField(f"{name}.{f.name}", f.metadata.get("doc", ""), tp, _finite(tp)))
+    return out
+
+
+def _suggester(f: SetupField) -> SuggestFromList | None:
+    """Completions: built-in model and data set names, and the words of a mixed type ('auto')."""
+    if f.key == "model.arch":
+        return SuggestFromList([m.name for m in list_models()])
+    if f.key == "data.dataset":
+        return SuggestFromList(list(DATASETS))
+    words = [a for a in typing.get_args(f.type) if typing.get_origin(a) is Literal]
+    choices = [str(c) for a in words for c in typing.get_args(a)]
+    return SuggestFromList(choices) if choices else None
 
 
 class SetupScreen(Screen):
@@ -81,6 +172,8 @@ class SetupScreen(Screen):
     def __init__(self, config: Path | None = None) -> None:
         super().__init__()
         self.config_path = config
+        self.fields = setup_fields()
+        self._hidden: dict[str, Any] = {}  # the sections not shown, as read
         self.cfg: Config | None = None
         self.job = None
         self.cancel_requested = False
@@ -91,64 +184,101 @@ class SetupScreen(Screen):
             None, ["model.arch=digits_cnn", "model.checkpoint=recipe:digits_cnn",
                    "grid.x=-1:1:11", "grid.y=-1:1:11", "compute.device=auto"]
         )  # fmt: skip
+        # Sections the setup does not show are kept as they were read, and saved with the rest.
+        self._hidden = {k: v for k, v in config_to_dict(base).items() if k not in SECTIONS}
         yield Header()
         with Horizontal():
-            with VerticalScroll(id="fields"):
-                for key, label, choices in FIELDS:
-                    value = _value_of(base, key)
-                    yield Label(f"{label}  [{key}]", classes="field-label")
-                    if choices:
-                        opts = list(choices) if value in choices else [value, *choices]
-                        yield Select([(c, c) for c in opts], value=value, allow_blank=False,
-                                     id=_wid(key))  # fmt: skip
-                    elif key == "model.arch":
-                        names = [m.name for m in list_models()]
-                        yield Select(
-                            [(f"{n}  ({parameter_count(n):,} parameters)", n) for n in names],
-                            prompt="built-in models", id="model-list",
-                        )  # fmt: skip
-                        yield Input(value=value, id=_wid(key), suggester=SuggestFromList(names))
-                    elif key == "model.checkpoint":
-                        with Horizontal(classes="with-button"):
-                            yield Input(value=value, id=_wid(key))
-                            yield Button("…", id="pick-checkpoint")
-                    else:
-                        yield Input(value=value, id=_wid(key))
-                    yield Label("", id=f"err-{_wid(key)}", classes="field-error")
-                yield Label("output file", classes="field-label")
-                yield Input(value=str(base.output.path or "surface.h5"), id="out")
-                yield Label("save setup as", classes="field-label")
-                yield Input(value=str(self.config_path or "setup.toml"), id="save-as")
-                yield Label("", id="summary")
-                with Horizontal(id="buttons"):
-                    yield Button("Run (ctrl+r)", id="run", variant="success", disabled=True)
-                    yield Button("Cancel", id="cancel", disabled=True)
-                    yield Button("Save (ctrl+s)", id="save")
+            with Vertical(id="setup"):
+                with VerticalScroll(id="fields"):
+                    yield from self._sections(base)
+                    with Horizontal(classes="field-row"):
+                        yield Label("output file", classes="field-label")
+                        yield Input(str(base.output.path or "surface.h5"), id="out", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("save setup as", classes="field-label")
+                        yield Input(
+                            str(self.config_path or "setup.toml"), id="save-as", compact=True
+                        )
+                    yield Label("", id="summary")
+                    with Horizontal(id="buttons"):
+                        yield Button("Run (ctrl+r)", id="run", variant="success", disabled=True)
+                        yield Button("Cancel", id="cancel", disabled=True)
+                        yield Button("Save (ctrl+s)", id="save")
+                # below the scrolled fields, so always in view
+                yield Label("tab: next field; the focused one is explained here", id="field-doc")
             with Vertical(id="right"):
                 yield PlotView(id="live")
                 yield ProgressBar(id="progress", show_eta=True)
                 yield RichLog(id="log", max_lines=500, wrap=True)
         yield Footer()
 
+    def _sections(self, base: Config) -> ComposeResult:
+        """The fields, grouped by section in folding groups."""
+        for section in SECTIONS:
+            folded = section in FOLDED
+            with Collapsible(title=section, collapsed=folded, id=f"sec-{section}"):
+                for f in self.fields:
+                    if f.section == section:
+                        yield from self._field(f, getattr(getattr(base, section), f.name))
+
+    def _field(self, f: SetupField, value: Any) -> ComposeResult:
+        """A one-line field (its name beside its widget; the doc as tooltip), and its error."""
+        tip = f"{f.key}: {f.doc}"
+        if f.key == "model.arch":  # the built-in models with their sizes, above the free text
+            names = [m.name for m in list_models()]
+            yield Select(
+                [(f"{n}  ({parameter_count(n):,} parameters)", n) for n in names],
+                prompt="built-in models", id="model-list", compact=True, tooltip=tip,
+            )  # fmt: skip
+        with Horizontal(classes="field-row"):
+            yield Label(f.name, classes="field-label").with_tooltip(tip)
+            if f.choices is not None:  # bools too: 'true' reads in any terminal, a Switch not
+                options = [f.text(c) for c in f.choices]
+                if f.text(value) not in options:
+                    options.insert(0, f.text(value))  # a value typed in a file, e.g. its order
+                yield Select([(o, o) for o in options], value=f.text(value), allow_blank=False,
+                             id=f.wid, compact=True, tooltip=tip)  # fmt: skip
+            else:
+                yield Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
+                            suggester=_suggester(f))  # fmt: skip
+            if f.key == "model.checkpoint":
+                yield Button("…", id="pick-checkpoint", compact=True, tooltip="pick a file")
+        yield Label("", id=f"err-{f.wid}", classes="field-error")
+
     def on_mount(self) -> None:
         self.title = "tui-landscape: new surface"
         self.validate()
 
-    def overrides(self) -> list[str]:
-        """The fields as ``--set`` overrides (TOML values, else taken as strings)."""
-        return [f"{key}={self.query_one(f'#{_wid(key)}').value}" for key, _, _ in FIELDS]
+    def values(self) -> dict[str, Any]:
+        """The setup as nested config mappings: the shown fields over the hidden sections."""
+        data: dict[str, Any] = {k: dict(v) for k, v in self._hidden.items()}
+        for f in self.fields:
+            widget = self.query_one(f"#{f.wid}")
+            if isinstance(widget, Select):
+                # the option text back to its value (a Select's values are the texts)
+                value = next((c for c in f.choices or () if f.text(c) == widget.value), None)
+                value = f.parse(str(widget.value)) if value is None else value
+            else:
+                value = f.parse(widget.value)
+            data.setdefault(f.section, {})[f.name] = value
+        return data
 
     def validate(self) -> Config | None:
         """The setup as the engine sees it; marks the field its first error names."""
-        for key, _, _ in FIELDS:
-            self.query_one(f"#err-{_wid(key)}", Label).update("")
+        for f in self.fields:
+            self._show_error(f"#err-{f.wid}", "")
         try:
-            cfg = load_config(None, self.overrides())
+            cfg = config_from_dict(self.values())
         except LandscapeError as e:
             msg = str(e)
-            key = next((k for k, _, _ in FIELDS if f"`{k}`" in msg), None)
-            target = f"#err-{_wid(key)}" if key else "#summary"
-            self.query_one(target, Label).update(msg)
+            shown = {f.key: f for f in self.fields}
+            named = (k for k in re.findall(r"`([\w.]+)(?:\[\d+\])?`", msg) if k in shown)
+            key = next(named, None)
+            if key is None:
+                self.query_one("#summary", Label).update(msg)
+            else:
+                self._show_error(f"#err-{shown[key].wid}", msg)
+                self.query_one(f"#sec-{shown[key].section}", Collapsible).collapsed = False
             self.query_one("#run", Button).disabled = True
             self.cfg = None
             return None
@@ -157,6 +287,18 @@ class SetupScreen(Screen):
         self.query_one("#run", Button).disabled = self.job is not None
         self.cfg = cfg
         return cfg
+
+    def _show_error(self, selector: str, text: str) -> None:
+        label = self.query_one(selector, Label)
+        label.update(text)
+        label.display = bool(text)  # an empty error takes no line
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focused field's doc, in full, below the fields."""
+        wid = event.widget.id or ""
+        doc = next((f"{f.key}: {f.doc}" for f in self.fields if f.wid == wid), None)
+        if doc is not None:  # a button or a section title keeps the last field's doc
+            self.query_one("#field-doc", Label).update(doc)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id not in ("out", "save-as"):
