@@ -11,6 +11,7 @@ text is stored in every output file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -156,6 +157,9 @@ class DataConfig(_Section):
         _at_least("data.image_size", self.image_size, 1)
         if len(self.mean) != len(self.std):
             raise ConfigError("Expected `data.mean` and `data.std` to have the same length.")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            # NaN passes 'std > 0' by failing every comparison, and gave an all-NaN surface
+            raise ConfigError("Expected every `data.mean` and `data.std` value to be finite.")
         if any(v <= 0 for v in self.std):
             raise ConfigError("Expected every `data.std` value > 0.")
         _at_least("data.batch_size", self.batch_size, 1)
@@ -541,7 +545,20 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # bare strings such as -1:1:21 or runs/model.pt
+    except RecursionError:
+        raise ConfigError(f"`--set {key.strip()}`: the value is nested too deeply.") from None
     return key.strip().split("."), value
+
+
+def parse_toml(text: str, what: str) -> dict[str, Any]:
+    """``tomllib.loads`` with one clear error, also for nesting too deep to parse (tomllib
+    recurses: a file nested thousands deep raised RecursionError)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is not valid TOML: nested too deeply") from None
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
@@ -550,13 +567,12 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
     if path is not None:
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"Config file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"Cannot read config file {p}: {e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"Config file {p} is not valid TOML: {e}") from None
+        data = parse_toml(text, f"Config file {p}")
     for item in overrides:
         keys, value = _parse_override(item)
         node = data

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from engine.build import directions_path, load_model, make_directions
-from engine.config import Config, auto_points, config_from_dict, config_to_toml
+from engine.config import Config, auto_points, config_from_dict, config_to_toml, parse_toml
 from engine.data import load_splits
 from engine.devices import resolve_device, worker_devices
 from engine.directions import DirectionSet, direction_hash, load_directions, save_directions
@@ -83,8 +82,8 @@ def _existing(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
     if s.layout != "tui-landscape":
         raise LandscapeError(f"{out} exists and is not a tui-landscape surface; {hint}")
     try:
-        stored = config_from_dict(tomllib.loads(str(s.attrs.get("config", ""))))
-    except (tomllib.TOMLDecodeError, LandscapeError):
+        stored = config_from_dict(parse_toml(str(s.attrs.get("config", "")), "config"))
+    except LandscapeError:
         raise LandscapeError(f"{out} exists but its stored config cannot be read; {hint}") from None
     mine, theirs = cfg.identity(), stored.identity()
     if "auto" in (mine["directions"]["type"], theirs["directions"]["type"]):

@@ -20,7 +20,6 @@ import csv
 import math
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import Config, TrainConfig, config_from_dict, config_to_dict, config_to_toml
+from engine.config import (
+    Config,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    config_to_toml,
+    parse_toml,
+)
 from engine.data import Split, load_splits
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
@@ -224,9 +230,10 @@ def train_run(
         raise LandscapeError(f"nothing to resume: {last} does not exist")
     if resume:
         try:
-            stored = config_from_dict(tomllib.loads((run_dir / "config.toml").read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise LandscapeError(f"cannot read {run_dir / 'config.toml'}: {e}") from None
+            text = (run_dir / "config.toml").read_text()
+            stored = config_from_dict(parse_toml(text, str(run_dir / "config.toml")))
+        except (OSError, UnicodeDecodeError, LandscapeError) as e:
+            raise LandscapeError(f"cannot resume from {run_dir}: {e}") from None
         if _training_identity(stored) != _training_identity(cfg):
             raise LandscapeError(
                 f"{run_dir} was trained with a different config (model, data or train keys); "

@@ -162,3 +162,36 @@ def test_app_that_ended_on_an_unhandled_error_exits_non_zero(tmp_path, monkeypat
 
     monkeypatch.setattr(tui_landscape.app, "create_app", lambda target: Crashed())
     assert _tui(tmp_path).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["a = " + "[" * 5000 + "]" * 5000, "a = " + "{b = " * 5000 + "1" + "}" * 5000]
+)
+def test_toml_nested_thousands_deep_is_one_line(tmp_path, text):
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    (tmp_path / "deep.toml").write_text(text)
+    r = CliRunner().invoke(app, ["compute", str(tmp_path / "deep.toml")])
+    assert r.exit_code == 2 and "nested too deeply" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_set_value_nested_thousands_deep_is_one_line():
+    from engine.config import load_config
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"`--set data.mean`: the value is nested too deeply"):
+        load_config(None, ["data.mean=" + "[" * 5000 + "]" * 5000])
+
+
+@pytest.mark.parametrize("item", ["data.std=[nan]", "data.mean=[inf]", "data.std=[-inf]"])
+def test_non_finite_normalisation_is_refused(item):
+    from engine.config import load_config
+    from engine.errors import ConfigError
+
+    key = item.split("=")[0]
+    other = "data.mean=[0.5]" if key == "data.std" else "data.std=[0.5]"
+    with pytest.raises(ConfigError, match="value to be finite"):
+        load_config(None, [item, other])
