@@ -54,8 +54,11 @@ class PlotView(Widget):
         self._last: tuple[tuple, tuple, Text] | None = None
 
     def redraw(self) -> None:
-        """Repaint now (kept for callers that change the surface's arrays in place)."""
+        """Draw now, then repaint: the setup screen's interface, kept as it was (it sets
+        ``surface`` and calls this from a worker's callback, so the plot is drawn while the
+        worker waits, as before). Setting state alone also redraws, at the next frame."""
         self._last = None
+        self.render()
         self.refresh()
 
     def render(self) -> Text:
