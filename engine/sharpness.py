@@ -16,7 +16,18 @@ from numpy.typing import ArrayLike
 
 from engine.errors import ConfigError, LandscapeError, describe
 
-__all__ = ["AxisSharpness", "Sharpness", "format_sharpness", "sharpness"]
+__all__ = [
+    "RATIO_SCALE",
+    "AxisSharpness",
+    "Sharpness",
+    "eigen_ratio",
+    "format_sharpness",
+    "sharpness",
+]
+
+# The reference's fixed colour scale for |min_eig / max_eig| (plot_2d_eig_ratio): a ratio above
+# 0.5 already means strong negative curvature, and a fixed scale keeps maps comparable.
+RATIO_SCALE = (0.0, 0.5)
 
 # Points whose distance to the minimum equals `radius` up to rounding of the grid coordinates
 # (linspace gives 0.25000000000000006 for 0.25) still count as "within radius".
@@ -117,6 +128,19 @@ def sharpness(
         mean_increase=mean_increase,
         fit=int(fit),
     )
+
+
+def eigen_ratio(min_eig: ArrayLike, max_eig: ArrayLike) -> np.ndarray:
+    """``|min_eig / max_eig|`` per point, the reference's measure of non-convexity.
+
+    Near 0 the surface is locally convex (the most negative curvature is small against the
+    largest positive one); NaN where either eigenvalue is missing or ``max_eig`` is 0. Shown on
+    ``RATIO_SCALE``.
+    """
+    lo, hi = np.asarray(min_eig, dtype=float), np.asarray(max_eig, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.abs(lo / hi)
+    return np.where(np.isfinite(r), r, np.nan)
 
 
 def format_sharpness(s: Sharpness) -> list[str]:

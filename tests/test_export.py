@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError
+from engine.sharpness import eigen_ratio
 from tui_landscape.plots import export as E
+from tui_landscape.plots.spec import SURFACE_KINDS, levels_for
 
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread
@@ -72,7 +74,7 @@ def figs(monkeypatch: pytest.MonkeyPatch) -> list:
 
 
 @pytest.mark.parametrize("grid", list(GRIDS))
-@pytest.mark.parametrize("kind", E.KINDS)
+@pytest.mark.parametrize("kind", SURFACE_KINDS)
 def test_surface_every_kind_and_grid(tmp_path: Path, kind: str, grid: str, figs: list) -> None:
     x, y, z = GRIDS[grid]
     if kind == "ratio":
@@ -146,16 +148,32 @@ def test_nan_is_masked_not_zero(tmp_path: Path, figs: list) -> None:
     assert white(hole) > white(full) + 0.1
 
 
-def test_all_nan_surface_still_draws(tmp_path: Path) -> None:
+def _plot_area(img: np.ndarray, ax) -> np.ndarray:
+    """The pixels inside ``ax`` (a 2-pixel inset keeps the frame out)."""
+    b, h = ax.get_window_extent(), img.shape[0]
+    return img[int(h - b.y1) + 2 : int(h - b.y0) - 2, int(b.x0) + 2 : int(b.x1) - 2]
+
+
+def test_all_nan_surface_still_draws(tmp_path: Path, figs: list) -> None:
+    """Nothing finished yet: an empty frame that says so, every cell blank, no minimum."""
     x, y, z = GRIDS["square"]
-    for kind in E.KINDS:
-        _png(
-            E.export_surface(
-                tmp_path / f"{kind}.png", x, y, np.full_like(z, np.nan), kind=kind, **SMALL
-            ),
-            SMALL["size"],
-            SMALL["dpi"],
+    for kind in SURFACE_KINDS:
+        out = E.export_surface(
+            tmp_path / f"{kind}.png", x, y, np.full_like(z, np.nan), kind=kind, **SMALL
         )
+        img = _png(out, SMALL["size"], SMALL["dpi"])
+        ax = figs[-1].axes[0]
+        assert [t.get_text() for t in ax.texts] == ["no finished points"], kind
+        assert not ax.get_lines(), kind  # no star: there is no minimum to mark
+        if kind != "surface3d":
+            (mesh,) = ax.collections  # no iso-lines or bands, only the empty frame
+            assert np.ma.getmaskarray(mesh.get_array()).all(), kind  # no NaN drawn as a value
+        # Not one coloured pixel in the plot area (a NaN read as 0 would be painted).
+        assert _coloured(_plot_area(img, ax)) == 0.0, kind
+        # The same figure of finished points is coloured there: the check can fail.
+        E.export_surface(tmp_path / "full.png", x, y, z, kind=kind, **SMALL)
+        full = _png(tmp_path / "full.png", SMALL["size"], SMALL["dpi"])
+        assert _coloured(_plot_area(full, figs[-1].axes[0])) > 0.05, kind
 
 
 def test_heatmap_orientation_and_extent(tmp_path: Path, figs: list) -> None:
@@ -179,7 +197,7 @@ def test_heatmap_orientation_and_extent(tmp_path: Path, figs: list) -> None:
 
 
 def test_ratio_map_fixed_scale(tmp_path: Path, figs: list) -> None:
-    r = E.eig_ratio([-1.0, 2.0, 3.0, np.nan], [4.0, -8.0, 0.0, 1.0])
+    r = eigen_ratio([-1.0, 2.0, 3.0, np.nan], [4.0, -8.0, 0.0, 1.0])
     assert r[:2] == pytest.approx([0.25, 0.25]) and np.isnan(r[2:]).all()
 
     x, y, _ = GRIDS["nonsquare"]
@@ -201,19 +219,19 @@ def test_ratio_map_fixed_scale(tmp_path: Path, figs: list) -> None:
 
 
 def test_levels() -> None:
-    ref = E.surface_levels(np.array([0.0, 2.3, np.nan, 5.2]))
+    ref = levels_for(np.array([0.0, 2.3, np.nan, 5.2]))
     assert ref[0] == pytest.approx(0.1) and np.diff(ref) == pytest.approx(0.5)
     assert ref[-1] == pytest.approx(5.1)
-    far = E.surface_levels(np.array([50.0, np.nan, 60.0]))
+    far = levels_for(np.array([50.0, np.nan, 60.0]))
     assert far.size == 15 and far[0] == 50.0 and far[-1] == 60.0
-    small = E.surface_levels(np.array([0.001, 0.02]))  # only one reference level would fit
+    small = levels_for(np.array([0.001, 0.02]))  # only one reference level would fit
     assert small.size == 15 and small[0] == pytest.approx(0.001)
-    logl = E.surface_levels(np.array([0.01, -1.0, 100.0]), log=True)
+    logl = levels_for(np.array([0.01, -1.0, 100.0]), log=True)
     assert logl[0] == pytest.approx(0.01) and logl[-1] == pytest.approx(100.0)
     assert np.diff(np.log10(logl)) == pytest.approx(np.full(14, 4 / 14))
-    assert list(E.surface_levels(np.ones(3), levels=[3, 1, 2])) == [1.0, 2.0, 3.0]
-    assert E.surface_levels(np.ones(4)).size > 1  # a constant surface still gets a range
-    clipped = E.surface_levels(np.array([0.0, 20.0]), vmin=2, vmax=6)
+    assert list(levels_for(np.ones(3), levels=[3, 1, 2])) == [1.0, 2.0, 3.0]
+    assert levels_for(np.ones(4)).size > 1  # a constant surface still gets a range
+    clipped = levels_for(np.array([0.0, 20.0]), vmin=2, vmax=6)
     assert clipped[0] == pytest.approx(2.1) and clipped[-1] == pytest.approx(5.6)
 
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from engine.grid import Grid
 from engine.storage import SurfaceWriter, read_surface
 from tui_landscape.cli import app
-from tui_landscape.plots.views import render, render_compare, shared_levels
+from tui_landscape.plots.spec import levels_for
+from tui_landscape.plots.views import render, render_compare
 
 runner = CliRunner()
 
@@ -149,7 +150,7 @@ def test_compare_shares_one_scale_and_names_the_sharper(tmp_path):
     flat = reference_file(tmp_path / "flat.h5", 9, 9, a=0.5)
     sharp = reference_file(tmp_path / "sharp.h5", 9, 9, a=4.0)
     s = [read_surface(flat), read_surface(sharp)]
-    lv = shared_levels([x.values["train_loss"] for x in s], None)
+    lv = levels_for(np.concatenate([x.values["train_loss"].ravel() for x in s]))
     texts = render_compare(s, "train_loss", width=100, height=14, color=False)
     for t in texts:
         assert f"levels {lv[0]:.3g}..{lv[-1]:.3g}" in t  # the same levels in both maps
@@ -219,3 +220,63 @@ def test_export_into_a_missing_folder_is_refused(files, tmp_path):
     r = invoke("plot", files["wide"], "--export", tmp_path / "no" / "such" / "f.png")
     assert r.exit_code == 2 and "output folder does not exist" in r.stderr
     assert not (tmp_path / "no").exists()
+
+
+def basin_file(path):
+    """A loss around a sharp minimum: positive and spanning decades (log-spaced levels)."""
+    g = Grid.parse("-1:1:11", "-1:1:9")
+    X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
+    z = 1e-3 + 30 * (X**2 + Y**2) ** 2
+    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+        for k, v in enumerate(z.ravel()):
+            w.record(k, {"train_loss": float(v)})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "levels"),
+    [
+        ("basin", "auto", None),  # log-spaced levels around the minimum
+        ("square", "contour", None),  # the reference's 0.1..10 every 0.5 (NaN and unfinished)
+        ("wide", "filled", None),  # bands: the same levels
+        ("ref", "contour", "4"),  # a count
+        ("square", "auto", "0.3:2.9:0.4"),  # the reference's vmin:vmax:step
+    ],
+)
+def test_the_terminal_plot_and_the_png_of_one_file_draw_the_same_levels(
+    files, tmp_path, monkeypatch, name, kind, levels
+):
+    """`plot FILE` and `plot FILE --export F.png` draw their contours at the same values."""
+    pytest.importorskip("matplotlib")
+    from tui_landscape.plots import export as E
+    from tui_landscape.plots import terminal as T
+
+    path = basin_file(tmp_path / "basin.h5") if name == "basin" else files[name]
+    drawn: dict[str, np.ndarray] = {}
+    iso, heat, save = T.iso_lines, T.heat_map, E._save
+
+    def iso_spy(x, y, z, lv):  # the levels handed to contourpy, one iso-line set each
+        drawn["terminal"] = np.asarray(lv, dtype=float)
+        return iso(x, y, z, lv)
+
+    def heat_spy(*args, bands=None, **kw):  # the band edges of a filled map
+        drawn["terminal"] = np.asarray(bands, dtype=float)
+        return heat(*args, bands=bands, **kw)
+
+    def save_spy(fig, *args, **kw):  # the levels matplotlib drew (contour or contourf)
+        drawn["figure"] = np.asarray(fig.axes[0].collections[0].levels, dtype=float)
+        return save(fig, *args, **kw)
+
+    monkeypatch.setattr(T, "iso_lines", iso_spy)
+    monkeypatch.setattr(T, "heat_map", heat_spy)
+    monkeypatch.setattr(E, "_save", save_spy)
+    opts = ["--kind", kind] + (["--levels", levels] if levels else [])
+    text = invoke("plot", path, *opts, "--width", 100, "--height", 16)
+    assert text.exit_code == 0, text.output
+    r = invoke("plot", path, *opts, "--export", tmp_path / "f.png", "--dpi", 30)
+    assert r.exit_code == 0, r.output
+    lv = drawn["terminal"]
+    assert lv.size >= 4
+    np.testing.assert_allclose(lv, drawn["figure"], rtol=1e-12)
+    if kind != "filled":  # the terminal's title names the levels it drew
+        assert f"levels {lv[0]:.3g}..{lv[-1]:.3g}" in text.stdout

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, LandscapeError
-from engine.sharpness import AxisSharpness, Sharpness, format_sharpness, sharpness
+from engine.sharpness import (
+    RATIO_SCALE,
+    AxisSharpness,
+    Sharpness,
+    eigen_ratio,
+    format_sharpness,
+    sharpness,
+)
 
 # Multiples of 1/8 are exact in binary, so grid points land exactly on the crossings below.
 X = np.arange(-8, 9) * 0.125  # 17 points, -1 .. 1
@@ -258,3 +265,11 @@ def test_format_sharpness_1d_without_open_edge_and_missing_curvature():
     assert lines[2] == "basin width (loss <= min + 0.5): x 1"
     s2 = sharpness([0.0, 1.0], None, [0.0, 1.0])
     assert format_sharpness(s2)[1].startswith("curvature x n/a")
+
+
+def test_eigen_ratio_is_the_absolute_ratio_and_nan_where_undefined():
+    r = eigen_ratio([[-1.0, 2.0], [3.0, np.nan]], [[4.0, -8.0], [0.0, 1.0]])
+    assert r.shape == (2, 2)
+    assert r[0] == pytest.approx([0.25, 0.25])
+    assert np.isnan(r[1]).all()  # max_eig 0 or a missing eigenvalue: no ratio, never inf
+    assert RATIO_SCALE == (0.0, 0.5)

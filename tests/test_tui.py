@@ -84,6 +84,39 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
 
 
 @sync
+async def test_plot_view_state_is_reactive_one_draw_per_change(tmp_path, monkeypatch):
+    """Setting the view's state redraws it (no redraw() call); changes made together draw
+    once, and a repaint without a change draws nothing."""
+    from tui_landscape.screens import plot as plot_screen
+
+    f = small_file(tmp_path / "s.h5")
+    specs = []
+    real = plot_screen.draw
+    monkeypatch.setattr(
+        plot_screen, "draw", lambda spec, **kw: specs.append(spec) or real(spec, **kw)
+    )
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and specs)
+        await pilot.pause()
+        v, n = app.screen.view, len(specs)
+        v.levels, v.kind, v.cursor = 4, "contour", (0, 0)  # three changes at once
+        await wait_for(pilot, lambda: len(specs) > n)
+        await pilot.pause()
+        assert len(specs) == n + 1
+        assert specs[-1].levels.size == 4 and specs[-1].cursor == (-1.0, -1.0)
+        assert "train_loss at (x=-1, y=-1)" in str(app.screen.query_one("#status").render())
+        v.refresh()
+        await pilot.pause()
+        assert len(specs) == n + 1  # the same state and size: the last text is reused
+        v.redraw()  # the setup screen's call still draws
+        await wait_for(pilot, lambda: len(specs) == n + 2)
+        v.slice = "column"
+        await wait_for(pilot, lambda: specs[-1].kind == "curve")
+        assert "at x=-1" in str(v.render())
+
+
+@sync
 async def test_browser_lists_marks_compares_and_deletes(tmp_path):
     small_file(tmp_path / "a.h5", a=0.5)
     small_file(tmp_path / "b.h5", a=4.0)

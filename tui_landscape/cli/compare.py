@@ -28,13 +28,8 @@ from tui_landscape.cli.plot import (
     WidthOpt,
     terminal_width,
 )
-from tui_landscape.plots.terminal import parse_levels
-from tui_landscape.plots.views import (
-    render_compare,
-    require_one_ndim,
-    shared_levels,
-    surface_values,
-)
+from tui_landscape.plots.spec import require_one_ndim, resolve_compare, surface_values
+from tui_landscape.plots.terminal import draw, parse_levels
 
 
 def compare(
@@ -68,17 +63,10 @@ def compare(
             out = _export(surfaces, surface, kind, lv, log, export, dpi)
             console.print(f"Wrote {out}", highlight=False)
         else:
-            for text in render_compare(
-                surfaces,
-                surface,
-                kind,
-                levels=lv,
-                log=log,
-                width=terminal_width(width),
-                height=height,
-                color=console.is_terminal,
-            ):
-                typer.echo(text)
+            specs = resolve_compare(surfaces, surface, kind, levels=lv, log=log)
+            for spec in specs:
+                w = terminal_width(width)
+                typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
         if surface.endswith("_loss"):
             _table(surfaces, surface, margin, radius)
 
@@ -156,10 +144,5 @@ def _export(surfaces, name, kind, levels, log, out: Path, dpi) -> Path:
 
     if out.suffix == ".vtp":
         raise ConfigError("compare exports .png, .svg or .pdf; export .vtp from `plot`")
-    zs = [surface_values(s, name) for s in surfaces]
-    lv = None if levels is None or isinstance(levels, int) else list(levels)
-    if lv is None and surfaces[0].y is not None and kind in ("auto", "contour", "filled"):
-        lv = list(shared_levels(zs, levels))
-    k = "contour" if kind == "auto" else kind
-    items = [(s.path.name, s.x, s.y, z) for s, z in zip(surfaces, zs, strict=True)]
-    return ex.export_compare(out, items, kind=k, levels=lv, log=log, dpi=dpi)
+    specs = resolve_compare(surfaces, name, kind, levels=levels, log=log, figure=True)
+    return ex.export_specs(out, specs, dpi=dpi)

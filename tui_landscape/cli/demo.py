@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from engine.config import load_config
@@ -14,7 +13,8 @@ from engine.recipes import cache_dir
 from engine.run import prepare
 from engine.storage import read_surface
 from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
-from tui_landscape.plots.terminal import contour_map, curve_plot
+from tui_landscape.plots.spec import resolve
+from tui_landscape.plots.terminal import draw
 
 RECIPE = "recipe:digits_cnn"
 BASE = [f"model.checkpoint={RECIPE}", "model.arch=digits_cnn", "directions.seed=0"]
@@ -56,38 +56,15 @@ def demo(
             summary = run_with_progress(job, f"demo {name}")
             print_summary(summary, job.grid.ndim)
         width = max(40, min(shutil.get_terminal_size((100, 30)).columns, 100))
+        # The same plots as `tui-landscape plot` of these files (levels and all).
         s2 = read_surface(out / "demo_2d.h5")
-        z = s2.values["train_loss"]
-        finite = z[np.isfinite(z)]
-        # Losses span decades around a minimum: log-spaced levels show the basin and the walls.
-        levels = np.geomspace(max(finite.min(), 1e-3) * 2, finite.max() * 0.9, 8)
         console.print()
-        typer.echo(
-            contour_map(
-                s2.x,
-                s2.y,
-                z,
-                levels=levels,
-                width=width,
-                height=26,
-                title="train loss, 2D (filter-normalized)",
-                xlabel="x",
-                ylabel="y",
-            )
-        )
+        title = "train loss, 2D (filter-normalized)"
+        typer.echo(draw(resolve(s2, "train_loss", title=title), width=width, height=26))
         s1 = read_surface(out / "demo_1d.h5")
         console.print()
-        typer.echo(
-            curve_plot(
-                s1.x,
-                {"train loss": s1.values["train_loss"], "test loss": s1.values["test_loss"]},
-                {"train acc": s1.values["train_acc"], "test acc": s1.values["test_acc"]},
-                width=width,
-                height=18,
-                title="1D slice along x",
-                xlabel="x",
-            )
-        )
+        spec = resolve(s1, "train_loss", title="1D slice along x")
+        typer.echo(draw(spec, width=width, height=18))
         console.print(
             f"\nNext: [bold]tui-landscape info {out / 'demo_2d.h5'}[/], or "
             "[bold]tui-landscape compute sample_configs/digits_2d.toml[/].",

@@ -8,19 +8,17 @@ from typing import Annotated
 
 import typer
 
-from engine.errors import ConfigError
 from engine.sharpness import format_sharpness, sharpness
 from engine.storage import read_surface
 from tui_landscape.cli.common import console, err_console, user_errors
-from tui_landscape.plots.terminal import parse_levels
-from tui_landscape.plots.views import read_trajectory, render, surface_values
-
-EXPORT_KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
+from tui_landscape.plots.spec import KINDS, check_kind, resolve, surface_values
+from tui_landscape.plots.terminal import draw, parse_levels
+from tui_landscape.plots.views import read_trajectory
 
 SurfaceOpt = Annotated[
     str, typer.Option("--surface", "-s", help="train_loss, train_acc, test_loss, test_acc, ratio.")
 ]
-KindOpt = Annotated[str, typer.Option("--kind", "-k", help=f"One of {', '.join(EXPORT_KINDS)}.")]
+KindOpt = Annotated[str, typer.Option("--kind", "-k", help=f"One of {', '.join(KINDS)}.")]
 LevelsOpt = Annotated[
     str | None,
     typer.Option("--levels", help="'vmin:vmax:step' (the reference's form) or a count."),
@@ -78,10 +76,7 @@ def plot(
     a file instead; the sharpness numbers of loss surfaces are printed below the plot.
     """
     with user_errors(ctx):
-        if kind not in EXPORT_KINDS:
-            raise ConfigError(
-                f"Expected `--kind` to be one of {', '.join(EXPORT_KINDS)}, got {kind!r}."
-            )
+        check_kind(kind)
         s = read_surface(file)
         lv = parse_levels(levels)
         traj = read_trajectory(path, s) if path else None
@@ -89,22 +84,11 @@ def plot(
             out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        if kind == "surface3d":
-            raise ConfigError("`--kind surface3d` is for --export only")
+        spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
         if s.y is None and kind not in ("auto", "curve", "ratio"):
             err_console.print(f"note: {file} is a 1D surface; drawn as a curve", highlight=False)
-        text = render(
-            s,
-            surface,
-            kind,
-            levels=lv,
-            log=log,
-            width=terminal_width(width),
-            height=height,
-            color=console.is_terminal,
-            trajectory=traj,
-        )
-        typer.echo(text)
+        w = terminal_width(width)
+        typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
         if surface.endswith("_loss") and kind != "ratio":
             z = surface_values(s, surface)
             try:
@@ -125,27 +109,5 @@ def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, tr
         return out
     from tui_landscape.plots import export as ex
 
-    lv = None if levels is None or isinstance(levels, int) else list(levels)
-    if s.y is None or kind == "curve":
-        left = {n: v for n, v in s.values.items() if n.endswith("_loss")} or {name: z}
-        right = {n: v for n, v in s.values.items() if n.endswith("_acc")} or None
-        if s.y is not None:
-            left, right = {name: z[z.shape[0] // 2]}, None
-        return ex.export_curve(out, s.x, left, right, title=s.path.name, dpi=dpi, log=log)
-    if traj is not None:
-        return ex.export_path(
-            out,
-            s.x,
-            s.y,
-            z,
-            traj.x,
-            traj.y,
-            explained=traj.explained or (float("nan"),) * 2,
-            levels=lv,
-            title=f"{s.path.name}: {name}",
-            dpi=dpi,
-        )
-    k = "contour" if kind == "auto" else kind
-    return ex.export_surface(
-        out, s.x, s.y, z, kind=k, levels=lv, log=log, title=f"{s.path.name}: {name}", dpi=dpi
-    )
+    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True)
+    return ex.export_spec(out, spec, dpi=dpi)

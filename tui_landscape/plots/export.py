@@ -4,8 +4,9 @@ The same kinds of figure as the reference's ``plot_1D.py``, ``plot_2D.py`` and
 ``plot_trajectory.py`` (Li et al. 2018, tomgoldstein/loss-landscape), with their known faults
 fixed: the 3D surface is made with ``add_subplot(projection="3d")`` (``Axes3D(fig)`` draws a blank
 figure on current matplotlib), heat maps keep their coordinates, extent and orientation (y grows
-upwards), the reference's fixed levels are used only when they fit the data, and missing points
-(NaN: unfinished or failed evaluations) are drawn as missing, never as zero.
+upwards), and missing points (NaN: unfinished or failed evaluations) are drawn as missing, never
+as zero. Kinds, contour levels and colour limits are decided in ``plots.spec`` (the same
+choices as the terminal's); ``export_spec`` draws a resolved ``PlotSpec`` and decides nothing.
 
 Conventions: a 2D surface is ``z`` of shape ``(ny, nx)`` with ``z[i, j]`` at ``(x[j], y[i])``; a 1D
 curve is ``z`` of shape ``(nx,)``. A grid one point wide in either axis is drawn as a curve.
@@ -28,26 +29,26 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
+from tui_landscape.plots.spec import (
+    SURFACE_KINDS,
+    PlotSpec,
+    check_kind,
+    grid_spec,
+    levels_for,
+    limits_for,
+)
 
 __all__ = [
     "FORMATS",
-    "KINDS",
-    "eig_ratio",
     "export_compare",
     "export_curve",
     "export_path",
+    "export_spec",
+    "export_specs",
     "export_surface",
-    "surface_levels",
 ]
 
-KINDS = ("contour", "filled", "heatmap", "surface3d", "ratio")
 FORMATS = (".png", ".svg", ".pdf")
-# plot_2D.py's defaults: contours every 0.5 from 0.1 up to (not including) 10.
-REF_VMIN, REF_VMAX, REF_STEP = 0.1, 10.0, 0.5
-MIN_REF_LEVELS = 5  # fewer reference levels than this inside the data's range: they don't fit
-N_LEVELS = 15
-RATIO_RANGE = (0.0, 0.5)  # plot_2d_eig_ratio's fixed colour scale
-RATIO_LABEL = "|min eig / max eig|"
 CMAP = "viridis"
 _MISSING = "matplotlib is needed for --export; install it with: pip install 'tui-landscape[export]'"
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -159,115 +160,23 @@ def _finite(arrays: Sequence[np.ndarray], log: bool = False) -> np.ndarray:
     return v
 
 
-def eig_ratio(min_eig: Any, max_eig: Any) -> np.ndarray:
-    """``|min_eig / max_eig|`` (the reference's curvature ratio), NaN where undefined."""
-    lo, hi = np.asarray(min_eig, dtype=float), np.asarray(max_eig, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.abs(lo / hi)
-    r[~np.isfinite(r)] = np.nan
-    return r
-
-
-def _value_range(
-    values: np.ndarray, vmin: float | None, vmax: float | None, log: bool
-) -> tuple[float, float]:
-    lo = float(vmin) if vmin is not None else (float(values.min()) if values.size else None)
-    hi = float(vmax) if vmax is not None else (float(values.max()) if values.size else None)
-    if lo is None and hi is None:
-        lo, hi = (1.0, 10.0) if log else (0.0, 1.0)
-    elif lo is None:
-        lo = hi / 10 if log else hi - 1.0
-    elif hi is None:
-        hi = lo * 10 if log else lo + 1.0
-    if log and lo <= 0:
-        raise ConfigError(f"a log scale needs a positive vmin, got {lo:g}")
-    if hi < lo:
-        which = "" if vmin is not None and vmax is not None else " (from the data)"
-        raise ConfigError(f"vmin ({lo:g}) must not be above vmax ({hi:g}){which}")
-    if hi == lo:  # a constant surface still needs a range to draw
-        if log:
-            return lo / 2, hi * 2
-        pad = 0.5 * abs(lo) or 0.5
-        return lo - pad, hi + pad
-    return lo, hi
-
-
-def surface_levels(
-    values: Any,
-    *,
-    levels: Sequence[float] | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    log: bool = False,
-) -> np.ndarray:
-    """Contour levels for ``values`` (any shape; NaN ignored).
-
-    Given ``levels`` are used as they are (sorted). Otherwise the reference's levels (0.1 to 10
-    every 0.5), clipped to the range, when at least a few of them fall inside it, else
-    ``N_LEVELS`` levels evenly spaced between the finite minimum and maximum (or ``vmin`` and
-    ``vmax`` when given). ``log=True`` gives log-spaced levels over the positive values.
-    """
-    if levels is not None:
-        lv = np.unique(np.asarray(levels, dtype=float).ravel())
-        lv = lv[np.isfinite(lv) & ((lv > 0) if log else True)]
-        if lv.size == 0:
-            raise ConfigError(
-                "no usable contour levels given" + (" for a log scale" if log else "")
-            )
-        return lv
-    lo, hi = _value_range(_finite([np.asarray(values)], log), vmin, vmax, log)
-    if log:
-        return np.geomspace(lo, hi, N_LEVELS)
-    ref = np.round(np.arange(REF_VMIN, REF_VMAX, REF_STEP), 10)
-    inside = ref[(ref >= lo) & (ref <= hi)]
-    if inside.size >= MIN_REF_LEVELS:
-        return inside
-    return np.linspace(lo, hi, N_LEVELS)
-
-
 class _Scale:
-    """One colour scale (norm + levels) shared by every panel of a figure."""
+    """A spec's levels and colour limits as matplotlib objects, shared by a figure's panels."""
 
-    def __init__(
-        self,
-        arrays: Sequence[np.ndarray],
-        kind: str,
-        levels: Sequence[float] | None,
-        vmin: float | None,
-        vmax: float | None,
-        log: bool,
-    ) -> None:
+    def __init__(self, spec: PlotSpec, arrays: Sequence[np.ndarray]) -> None:
         mpl = _mpl()
-        self.ratio = kind == "ratio"
-        self.log = log and not self.ratio
+        self.ratio, self.log = spec.ratio, spec.log
         finite = _finite(arrays, self.log)
         self.empty = finite.size == 0
-        if self.ratio:
-            lo, hi = RATIO_RANGE
-            self.levels = np.linspace(lo, hi, 11)
-        else:
-            self.levels = surface_levels(finite, levels=levels, vmin=vmin, vmax=vmax, log=self.log)
-            lo, hi = float(self.levels[0]), float(self.levels[-1])
-            if finite.size:
-                # Colours reach down to the lowest point (the basin is what a reader looks at)
-                # and up to the data's top, but no higher than the reference's vmax of 10 unless
-                # the levels go there: exploded corners are clipped as in plot_2D.py.
-                lo = min(lo, float(finite.min()))
-                hi = max(hi, min(float(finite.max()), REF_VMAX))
-            lo = float(vmin) if vmin is not None else lo
-            hi = float(vmax) if vmax is not None else hi
-            if hi <= lo:  # one given level, or a constant surface
-                lo, hi = _value_range(np.array([lo]), None, None, self.log)
-        self.lo, self.hi = lo, hi
-        if self.log:
-            self.norm = mpl.colors.LogNorm(vmin=lo, vmax=hi)
-        else:
-            self.norm = mpl.colors.Normalize(vmin=lo, vmax=hi)
-        below = finite.size and finite.min() < lo
-        above = finite.size and finite.max() > hi
-        self.extend = {(0, 0): "neither", (1, 0): "min", (0, 1): "max", (1, 1): "both"}[
-            (int(bool(below)), int(bool(above)))
-        ]
+        self.levels = np.asarray(spec.levels, dtype=float)
+        assert spec.vmin is not None and spec.vmax is not None  # a map spec always has limits
+        self.lo, self.hi = float(spec.vmin), float(spec.vmax)
+        norm = mpl.colors.LogNorm if self.log else mpl.colors.Normalize
+        self.norm = norm(vmin=self.lo, vmax=self.hi)
+        # The colour bar shows an arrow where data lies beyond the limits.
+        below = bool(finite.size and finite.min() < self.lo)
+        above = bool(finite.size and finite.max() > self.hi)
+        self.extend = ("neither", "min", "max", "both")[int(below) + 2 * int(above)]
         self.cmap = mpl.colormaps[CMAP]
 
 
@@ -324,12 +233,10 @@ def _curve_panel(
     color: str | None = None,
 ) -> Any:
     """A one-point-wide surface drawn as a curve on the same scale as its 2D siblings."""
-    if scale.ratio:
-        v = np.abs(v)
     line = _line(ax, t, v, color=color or "tab:blue", lw=1.2, label=label, marker=".", ms=4)
     if scale.log:
         ax.set_yscale("log", nonpositive="mask")
-    if mark_min and not scale.ratio and (k := _argmin(v)) is not None:
+    if mark_min and (k := _argmin(v)) is not None:
         ax.plot(t[k[0]], v[k[0]], marker="*", ms=11, color="tab:red", linestyle="none", zorder=5)
     if scale.empty:
         _no_data(ax)
@@ -353,8 +260,6 @@ def _surface_panel(
     mark_min: bool,
 ) -> Any:
     """Draw one 2D surface of ``kind`` on ``ax``; returns the mappable for a colour bar."""
-    if kind == "ratio":
-        z = np.abs(z)
     zm = np.ma.masked_invalid(z)
     if scale.log:
         zm = np.ma.masked_less_equal(zm, 0)
@@ -370,12 +275,12 @@ def _surface_panel(
             ax.clabel(mappable, inline=True, fontsize=7, fmt="%.3g")
     elif kind == "filled":
         mappable = ax.contourf(x, y, zm, levels=scale.levels, extend=scale.extend, **common)
-    elif kind in ("heatmap", "ratio"):
+    elif kind == "heatmap":
         # Cell centres on the grid coordinates: correct extent, y upwards, uneven steps allowed.
         mappable = ax.pcolormesh(x, y, zm, shading="nearest", **common)
     else:  # surface3d
         mappable = _surface3d(ax, x, y, zm, scale, zlabel)
-    if mark_min and kind != "ratio" and (k := _argmin(zm.filled(np.nan))) is not None:
+    if mark_min and (k := _argmin(zm.filled(np.nan))) is not None:
         i, j = k
         if kind == "surface3d":
             zv = np.log10(z[i, j]) if scale.log else z[i, j]
@@ -429,19 +334,170 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
     fig.colorbar(mappable, **kw)
 
 
-def _default_zlabel(kind: str, zlabel: str | None) -> str:
-    if zlabel is not None:
-        return zlabel
-    return RATIO_LABEL if kind == "ratio" else "loss"
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ConfigError(f"unknown plot kind {kind!r}; choose one of: {', '.join(KINDS)}")
+def _path(ax: Any, px: np.ndarray, py: np.ndarray) -> None:
+    """A training path over a map, start and end marked, as plot_contour_trajectory."""
+    ax.plot(px, py, color="tab:red", marker=".", ms=5, lw=1.0, label="path", zorder=4)
+    ok = np.flatnonzero(np.isfinite(px) & np.isfinite(py))
+    if ok.size:
+        s, e = ok[0], ok[-1]
+        ax.plot(px[s], py[s], "o", ms=8, color="tab:green", mec="black", label="start", zorder=5)
+        ax.plot(px[e], py[e], "*", ms=13, color="gold", mec="black", label="end", zorder=5)
+    ax.legend(loc="best", fontsize="small")
 
 
 # ---------------------------------------------------------------------------------------------
-# public API
+# public API: specs
+
+
+def export_spec(
+    path: str | os.PathLike[str],
+    spec: PlotSpec,
+    *,
+    dpi: float = 150,
+    size: Sequence[float] = (6, 4.5),
+) -> Path:
+    """Draw one resolved ``spec`` (``plots.spec``) into ``path`` (.png, .svg or .pdf).
+
+    A map one point wide is drawn as a curve (under a training path: the path alone).
+    Returns the written path."""
+    target, fmt = _target(path)
+    if spec.kind == "curve":
+        return _curve_figure(target, fmt, spec, dpi, size)
+    assert spec.z is not None
+    fig = _figure(size, dpi)
+    scale = _Scale(spec, [spec.z])
+    curve = _as_curve(spec.x, spec.y, spec.z, spec.xlabel, spec.ylabel)
+    if curve is not None:
+        ax = fig.add_subplot()
+        if spec.path is None:
+            t, v, tl = curve
+            _curve_panel(ax, t, v, scale, xlabel=tl, zlabel=spec.zlabel, mark_min=spec.mark_min)
+        else:
+            ax.set_xlabel(spec.xlabel)
+            ax.set_ylabel(spec.ylabel)
+    else:
+        assert spec.y is not None
+        ax = fig.add_subplot(projection="3d") if spec.kind == "surface3d" else fig.add_subplot()
+        m = _surface_panel(
+            ax,
+            spec.x,
+            spec.y,
+            spec.z,
+            spec.kind,
+            scale,
+            xlabel=spec.xlabel,
+            ylabel=spec.ylabel,
+            zlabel=spec.zlabel,
+            mark_min=spec.mark_min,
+        )
+        # The reference's contour plot has labels on its lines instead of a colour bar.
+        if spec.kind != "contour" and spec.path is None:
+            _colorbar(fig, m, ax, scale, spec.zlabel, spec.kind)
+    if spec.path is not None:
+        _path(ax, *(np.asarray(p, dtype=float).ravel() for p in spec.path))
+    if spec.title:
+        ax.set_title(spec.title)
+    return _save(fig, target, fmt, dpi)
+
+
+def export_specs(
+    path: str | os.PathLike[str],
+    specs: Sequence[PlotSpec],
+    *,
+    dpi: float = 150,
+    size: Sequence[float] | None = None,
+    title: str = "",
+) -> Path:
+    """Several map specs side by side in one row on the first one's scale (``resolve_compare``
+    gives them one), each titled with its own title; one curve spec as ``export_spec``."""
+    if not specs:
+        raise ValueError("export_specs needs at least one spec")
+    if specs[0].kind == "curve":
+        if len(specs) > 1:
+            raise ConfigError("curves of several 2D files go in one figure each: use `plot`")
+        return export_spec(path, specs[0], dpi=dpi, size=size or (6, 4.5))
+    target, fmt = _target(path)
+    zs = [s.z for s in specs if s.z is not None]
+    scale = _Scale(specs[0], zs)
+    kind, n = specs[0].kind, len(specs)
+    fig = _figure(size or (3.6 * n + 1.2, 3.8), dpi)
+    kw = {"projection": "3d"} if kind == "surface3d" else {}
+    axes = [fig.add_subplot(1, n, i + 1, **kw) for i in range(n)]
+    mappable = None
+    for ax, spec in zip(axes, specs, strict=True):
+        assert spec.y is not None and spec.z is not None
+        mappable = _surface_panel(
+            ax,
+            spec.x,
+            spec.y,
+            spec.z,
+            kind,
+            scale,
+            xlabel=spec.xlabel,
+            ylabel=spec.ylabel,
+            zlabel=spec.zlabel,
+            mark_min=spec.mark_min,
+        )
+        ax.set_title(spec.title)
+    if kind == "surface3d":  # one z range too, so the heights compare
+        lims = [ax.get_zlim() for ax in axes]
+        for ax in axes:
+            ax.set_zlim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
+    _colorbar(fig, mappable, axes, scale, specs[0].zlabel, kind)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, target, fmt, dpi)
+
+
+def _curve_figure(
+    target: Path, fmt: str, spec: PlotSpec, dpi: float, size: Sequence[float]
+) -> Path:
+    """Curves: ``series`` (loss) on the left axis, ``right`` (accuracy) on a twin right axis,
+    as the reference's ``plot_1d_loss_err``; blue for the left axis, red for the right, one
+    line style per series. NaN points leave gaps."""
+    xa = spec.x
+    series_l, series_r = dict(spec.series), dict(spec.right)
+    fig = _figure(size, dpi)
+    mpl = _mpl()
+    ax = fig.add_subplot()
+
+    def draw(axis: Any, series: dict[str, np.ndarray], base: str, shades: str) -> list[Any]:
+        n = len(series)
+        colors = (
+            [base] * n if n <= len(_LINESTYLES) else mpl.colormaps[shades](np.linspace(1, 0.45, n))
+        )
+        return [
+            _line(axis, xa, v, color=colors[i], lw=1.2, label=k, ls=_LINESTYLES[i % 4])
+            for i, (k, v) in enumerate(series.items())
+        ]
+
+    handles = draw(ax, series_l, "tab:blue", "Blues")
+    if spec.log:
+        _set_log(ax, list(series_l.values()))
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(spec.left_label)
+    if series_r:
+        ax.yaxis.label.set_color("tab:blue")
+        ax.tick_params("y", colors="tab:blue")
+        ax2 = ax.twinx()
+        handles += draw(ax2, series_r, "tab:red", "Reds")
+        ax2.set_ylabel(spec.right_label, color="tab:red")
+        ax2.tick_params("y", colors="tab:red")
+        finite = _finite(list(series_r.values()))
+        if finite.size and finite.min() >= 0 and finite.max() <= 100:
+            ax2.set_ylim(0, 100)  # accuracy in %, as the reference
+    if not _finite([*series_l.values(), *series_r.values()]).size:
+        _no_data(ax)
+    _xlim(ax, xa)
+    if len(handles) > 1:
+        ax.legend(handles=handles, loc="best", fontsize="small")
+    if spec.title:
+        ax.set_title(spec.title)
+    return _save(fig, target, fmt, dpi)
+
+
+# ---------------------------------------------------------------------------------------------
+# public API: arrays (resolved through plots.spec, then drawn as above)
 
 
 def export_curve(
@@ -459,8 +515,7 @@ def export_curve(
     log: bool = False,
 ) -> Path:
     """1D curves: ``left`` series (loss) on the left axis, ``right`` (accuracy) on a twin right
-    axis, as the reference's ``plot_1d_loss_err``; blue for the left axis, red for the right,
-    one line style per series. NaN points leave gaps. Returns the written path."""
+    axis, as the reference's ``plot_1d_loss_err``. Returns the written path."""
     target, fmt = _target(path)
     xa = _vector(x, "x")
     series_l = {k: _vector(v, k) for k, v in left.items()}
@@ -470,44 +525,18 @@ def export_curve(
     for k, v in {**series_l, **series_r}.items():
         if v.size != xa.size:
             raise ValueError(f"series {k!r} has {v.size} points but x has {xa.size}")
-    fig = _figure(size, dpi)
-    mpl = _mpl()
-    ax = fig.add_subplot()
-    twin = bool(series_r)
-
-    def draw(axis: Any, series: dict[str, np.ndarray], base: str, shades: str) -> list[Any]:
-        n = len(series)
-        colors = (
-            [base] * n if n <= len(_LINESTYLES) else mpl.colormaps[shades](np.linspace(1, 0.45, n))
-        )
-        return [
-            _line(axis, xa, v, color=colors[i], lw=1.2, label=k, ls=_LINESTYLES[i % 4])
-            for i, (k, v) in enumerate(series.items())
-        ]
-
-    handles = draw(ax, series_l, "tab:blue", "Blues")
-    if log:
-        _set_log(ax, list(series_l.values()))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(left_label)
-    if twin:
-        ax.yaxis.label.set_color("tab:blue")
-        ax.tick_params("y", colors="tab:blue")
-        ax2 = ax.twinx()
-        handles += draw(ax2, series_r, "tab:red", "Reds")
-        ax2.set_ylabel(right_label, color="tab:red")
-        ax2.tick_params("y", colors="tab:red")
-        finite = _finite(list(series_r.values()))
-        if finite.size and finite.min() >= 0 and finite.max() <= 100:
-            ax2.set_ylim(0, 100)  # accuracy in %, as the reference
-    if not _finite([*series_l.values(), *series_r.values()]).size:
-        _no_data(ax)
-    _xlim(ax, xa)
-    if len(handles) > 1:
-        ax.legend(handles=handles, loc="best", fontsize="small")
-    if title:
-        ax.set_title(title)
-    return _save(fig, target, fmt, dpi)
+    spec = PlotSpec(
+        "curve",
+        xa,
+        series=series_l,
+        right=series_r,
+        log=log,
+        title=title,
+        xlabel=xlabel,
+        left_label=left_label,
+        right_label=right_label,
+    )
+    return _curve_figure(target, fmt, spec, dpi, size)
 
 
 def export_surface(
@@ -531,40 +560,31 @@ def export_surface(
 ) -> Path:
     """One 2D surface as ``kind``: "contour" (labelled iso-lines), "filled" (contourf + colour
     bar), "heatmap" (cells centred on the grid points, colour bar), "surface3d", or "ratio"
-    (``|z|`` as a heat map on the reference's fixed 0 to 0.5 scale; see ``eig_ratio``).
+    (``|z|`` as a heat map on the reference's fixed 0 to 0.5 scale; see
+    ``engine.sharpness.eigen_ratio``). Levels and limits: ``plots.spec.levels_for`` and
+    ``limits_for``.
 
     NaN points are masked. A grid one point wide is drawn as a curve. ``mark_min`` stars the
     lowest finite point. Returns the written path."""
-    _check_kind(kind)
-    target, fmt = _target(path)
+    check_kind(kind, SURFACE_KINDS)
+    _target(path)
     xa, ya, za = _grid(x, y, z)
-    label = _default_zlabel(kind, zlabel)
-    fig = _figure(size, dpi)
-    scale = _Scale([za], kind, levels, vmin, vmax, log)
-    curve = _as_curve(xa, ya, za, xlabel, ylabel)
-    if curve is not None:
-        ax = fig.add_subplot()
-        t, v, tl = curve
-        _curve_panel(ax, t, v, scale, xlabel=tl, zlabel=label, mark_min=mark_min)
-    else:
-        ax = fig.add_subplot(projection="3d") if kind == "surface3d" else fig.add_subplot()
-        m = _surface_panel(
-            ax,
-            xa,
-            ya,
-            za,
-            kind,
-            scale,
-            xlabel=xlabel,
-            ylabel=ylabel,
-            zlabel=label,
-            mark_min=mark_min,
-        )
-        if kind != "contour":  # the reference's contour plot has labels on its lines instead
-            _colorbar(fig, m, ax, scale, label, kind)
-    if title:
-        ax.set_title(title)
-    return _save(fig, target, fmt, dpi)
+    spec = grid_spec(
+        xa,
+        ya,
+        za,
+        kind=kind,
+        levels=levels,
+        vmin=vmin,
+        vmax=vmax,
+        log=log,
+        title=title,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        zlabel=zlabel,
+        mark_min=mark_min,
+    )
+    return export_spec(path, spec, dpi=dpi, size=size)
 
 
 def export_path(
@@ -585,7 +605,7 @@ def export_path(
     reference's ``plot_contour_trajectory``. ``explained`` holds the two explained-variance
     ratios (0..1) shown on the axes as "1st PC: 61.23 %" (NaN: not known, no percentage). Start
     and end are marked."""
-    target, fmt = _target(path)
+    _target(path)
     xa, ya, za = _grid(x, y, z)
     pxa, pya = _vector(px, "px"), _vector(py, "py")
     if pxa.size != pya.size:
@@ -594,34 +614,20 @@ def export_path(
     known = np.isfinite(ex)
     if ex.size != 2 or np.any(ex[known] < 0) or np.any(ex[known] > 1):
         raise ValueError(f"explained must be two ratios in 0..1, got {explained!r}")
-    fig = _figure(size, dpi)
-    ax = fig.add_subplot()
-    scale = _Scale([za], "contour", levels, None, None, False)
-    if _as_curve(xa, ya, za, "", "") is None and not scale.empty:
-        cs = ax.contour(
-            xa,
-            ya,
-            np.ma.masked_invalid(za),
-            levels=scale.levels,
-            cmap=scale.cmap,
-            norm=scale.norm,
-            linewidths=0.8,
-        )
-        if cs.levels.size:
-            ax.clabel(cs, inline=True, fontsize=6, fmt="%.3g")
-    ax.plot(pxa, pya, color="tab:red", marker=".", ms=5, lw=1.0, label="path", zorder=4)
-    ok = np.flatnonzero(np.isfinite(pxa) & np.isfinite(pya))
-    if ok.size:
-        s, e = ok[0], ok[-1]
-        ax.plot(pxa[s], pya[s], "o", ms=8, color="tab:green", mec="black", label="start", zorder=5)
-        ax.plot(pxa[e], pya[e], "*", ms=13, color="gold", mec="black", label="end", zorder=5)
     # NaN (explained variance not recorded) leaves the percentage off.
-    ax.set_xlabel(f"1st PC: {ex[0] * 100:.2f} %" if known[0] else "1st PC")
-    ax.set_ylabel(f"2nd PC: {ex[1] * 100:.2f} %" if known[1] else "2nd PC")
-    ax.legend(loc="best", fontsize="small")
-    if title:
-        ax.set_title(title)
-    return _save(fig, target, fmt, dpi)
+    spec = grid_spec(
+        xa,
+        ya,
+        za,
+        kind="contour",
+        levels=levels,
+        title=title,
+        mark_min=False,
+        xlabel=f"1st PC: {ex[0] * 100:.2f} %" if known[0] else "1st PC",
+        ylabel=f"2nd PC: {ex[1] * 100:.2f} %" if known[1] else "2nd PC",
+        path=(pxa, pya),
+    )
+    return export_spec(path, spec, dpi=dpi, size=size)
 
 
 def export_compare(
@@ -644,11 +650,10 @@ def export_compare(
     levels (from all their finite values unless given), each titled with its label. 1D
     surfaces (``z`` of shape ``(nx,)``, ``y`` ignored, or grids one point wide) are overlaid as
     curves on one axes instead; ``vmin``/``vmax`` then limit the y axis."""
-    _check_kind(kind)
+    check_kind(kind, SURFACE_KINDS)
     target, fmt = _target(path)
     if not surfaces:
         raise ValueError("export_compare needs at least one surface")
-    label = _default_zlabel(kind, zlabel)
     grids: list[tuple[str, np.ndarray, np.ndarray | None, np.ndarray]] = []
     curves: list[tuple[str, np.ndarray, np.ndarray, str]] = []
     for name, x, y, z in surfaces:
@@ -666,58 +671,50 @@ def export_compare(
             curves.append((str(name), *c))
     if curves and len(curves) != len(grids):
         raise ConfigError("cannot compare 1D curves with 2D surfaces in one figure")
-    scale = _Scale([g[3] for g in grids], kind, levels, vmin, vmax, log)
-
-    if curves:
-        fig = _figure(size or (6, 4.5), dpi)
-        ax = fig.add_subplot()
-        for i, (name, t, v, _) in enumerate(curves):
-            _curve_panel(
-                ax,
-                t,
-                v,
-                scale,
-                xlabel=curves[0][3],
-                zlabel=label,
-                mark_min=False,
-                label=name,
-                color=f"C{i % 10}",
-            )
-        _xlim(ax, *(c[1] for c in curves))
-        if scale.ratio:
-            ax.set_ylim(bottom=0)
-        if vmin is not None or vmax is not None:
-            ax.set_ylim(vmin, vmax)
-        ax.legend(loc="best", fontsize="small")
-        if title:
-            ax.set_title(title)
-        return _save(fig, target, fmt, dpi)
-
-    n = len(grids)
-    fig = _figure(size or (3.6 * n + 1.2, 3.8), dpi)
-    kw = {"projection": "3d"} if kind == "surface3d" else {}
-    axes = [fig.add_subplot(1, n, i + 1, **kw) for i in range(n)]
-    mappable = None
-    for ax, (name, xa, ya, za) in zip(axes, grids, strict=True):
-        assert ya is not None
-        mappable = _surface_panel(
-            ax,
-            xa,
-            ya,
-            za,
-            kind,
-            scale,
+    ratio = kind == "ratio"
+    joined = np.concatenate([np.abs(g[3]).ravel() if ratio else g[3].ravel() for g in grids])
+    lv = levels_for(joined, levels, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
+    shared = (lv, limits_for(joined, lv, vmin=vmin, vmax=vmax, log=log, ratio=ratio))
+    specs = [
+        grid_spec(
+            x,
+            y,
+            z,
+            kind=kind,
+            log=log,
+            title=name,
             xlabel=xlabel,
             ylabel=ylabel,
-            zlabel=label,
-            mark_min=True,
+            zlabel=zlabel,
+            scale=shared,
         )
-        ax.set_title(name)
-    if kind == "surface3d":  # one z range too, so the heights compare
-        lims = [ax.get_zlim() for ax in axes]
-        for ax in axes:
-            ax.set_zlim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
-    _colorbar(fig, mappable, axes, scale, label, kind)
+        for name, x, y, z in grids
+    ]
+    if not curves:
+        return export_specs(target, specs, dpi=dpi, size=size, title=title)
+
+    fig = _figure(size or (6, 4.5), dpi)
+    ax = fig.add_subplot()
+    scale = _Scale(specs[0], [g[3] for g in grids])
+    for i, ((name, t, v, _), spec) in enumerate(zip(curves, specs, strict=True)):
+        v = np.abs(v) if spec.ratio else v
+        _curve_panel(
+            ax,
+            t,
+            v,
+            scale,
+            xlabel=curves[0][3],
+            zlabel=spec.zlabel,
+            mark_min=False,
+            label=name,
+            color=f"C{i % 10}",
+        )
+    _xlim(ax, *(c[1] for c in curves))
+    if scale.ratio:
+        ax.set_ylim(bottom=0)
+    if vmin is not None or vmax is not None:
+        ax.set_ylim(vmin, vmax)
+    ax.legend(loc="best", fontsize="small")
     if title:
-        fig.suptitle(title)
+        ax.set_title(title)
     return _save(fig, target, fmt, dpi)

@@ -1,7 +1,9 @@
 """Loss-landscape surfaces and curves rendered as text with plotext.
 
-Used by the CLI (printed directly) and later by the Textual TUI. Everything returns a plain
-string; NaN always means "missing point" (unfinished or failed evaluation) and is skipped.
+``draw`` renders a ``PlotSpec`` (``plots.spec``: kind, levels and limits are decided there,
+never here); the primitives below it take plain arrays. Used by the CLI (printed directly) and
+the Textual app. Everything returns a plain string; NaN always means "missing point"
+(unfinished or failed evaluation) and is skipped.
 
 plotext keeps one global figure, so these functions are not thread-safe: call them from one
 thread (the TUI's worker should serialise renders).
@@ -18,11 +20,13 @@ import numpy as np
 import plotext as plt
 
 from engine.errors import ConfigError
+from tui_landscape.plots.spec import PlotSpec
 
 __all__ = [
     "contour_levels",
     "contour_map",
     "curve_plot",
+    "draw",
     "heat_map",
     "iso_lines",
     "parse_levels",
@@ -304,10 +308,12 @@ def contour_map(
         )
 
     lv = contour_levels(z, levels)
-    if lv.size:
+    if np.isfinite(z).any() and np.nanmin(z) == np.nanmax(z):
+        notes.append("constant")  # levels padded around one value cross nothing
+    elif lv.size:
         notes.append(f"levels {lv[0]:.3g}..{lv[-1]:.3g}")
     elif np.isfinite(z).any():
-        notes.append("constant" if np.nanmin(z) == np.nanmax(z) else "no levels")
+        notes.append("no levels")
     _start(width, height, " | ".join(filter(None, [title, *notes])), xlabel)
     plt.ylabel(ylabel)
     colors = _ramp(len(lv))
@@ -374,3 +380,37 @@ def curve_plot(
             k += 1
     plt.xlim(*_limits(x))
     return _finish(color)
+
+
+def draw(spec: PlotSpec, *, width: int = 80, height: int = 24, color: bool = True) -> str:
+    """``spec`` as text. A log scale is drawn as log10 of the values (plotext has no log
+    colour scale for iso-lines); the levels, limits and series are the spec's."""
+    if spec.kind == "curve":
+        left, label = dict(spec.series), spec.left_label
+        if spec.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                left = {f"log10 {n}": np.where(v > 0, np.log10(v), np.nan) for n, v in left.items()}
+            label = f"log10 {label}"
+        return curve_plot(
+            spec.x, left, dict(spec.right) or None, width=width, height=height, title=spec.title,
+            xlabel=spec.xlabel, left_label=label, right_label=spec.right_label, color=color,
+        )  # fmt: skip
+    assert spec.z is not None and spec.y is not None
+    if spec.kind == "contour":
+        z, lv, title = spec.z, spec.levels, spec.title
+        if spec.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(z > 0, np.log10(z), np.nan)
+            lv, title = np.log10(lv[lv > 0]), f"{title} (log10)"
+        return contour_map(
+            spec.x, spec.y, z, levels=lv, width=width, height=height, title=title,
+            xlabel=spec.xlabel, ylabel=spec.ylabel, mark_min=spec.mark_min, color=color,
+            path=spec.path, cursor=spec.cursor,
+        )  # fmt: skip
+    if spec.kind in ("filled", "heatmap"):
+        return heat_map(
+            spec.x, spec.y, spec.z, vmin=spec.vmin, vmax=spec.vmax, log=spec.log,
+            bands=spec.levels if spec.kind == "filled" else None, width=width, height=height,
+            title=spec.title, xlabel=spec.xlabel, ylabel=spec.ylabel, color=color,
+        )  # fmt: skip
+    raise ConfigError(f"a {spec.kind} plot is for --export only")

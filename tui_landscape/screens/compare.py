@@ -14,7 +14,8 @@ from textual.widgets import Footer, Header, Static
 from engine.errors import LandscapeError
 from engine.sharpness import sharpness
 from engine.storage import read_surface
-from tui_landscape.plots.views import render_compare, surface_values
+from tui_landscape.plots.spec import APP_KINDS, surface_values
+from tui_landscape.plots.views import render_compare
 
 __all__ = ["CompareScreen"]
 
@@ -27,7 +28,7 @@ class CompareScreen(Screen):
         Binding("k", "next_kind", "Kind"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
-    KINDS = ("auto", "filled", "heatmap")
+    KINDS = APP_KINDS
 
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()

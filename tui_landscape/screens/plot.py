@@ -2,81 +2,96 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
 from engine.sharpness import format_sharpness, sharpness
 from engine.storage import Surface, read_surface
-from tui_landscape.plots.terminal import curve_plot
+from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
+from tui_landscape.plots.terminal import draw
 from tui_landscape.plots.views import (
     Trajectory,
     has_trajectory,
     read_trajectory,
-    render,
-    surface_values,
 )
 
 __all__ = ["PlotScreen", "PlotView"]
 
 
-class PlotView(Static):
-    """A surface drawn to the widget's size; redrawn on resize and on every change."""
+class PlotView(Widget):
+    """A surface drawn to the widget's size from its reactive state.
+
+    Setting any state attribute (``surface``, ``name_``, ``kind``, ``levels``, ``log_scale``,
+    ``cursor``, ``slice``, ``trajectory``) or resizing repaints it, and ``render`` is the one
+    path that draws: repaints coalesce to at most one per frame, and a repaint whose state and
+    size did not change reuses the last text (a plot takes tens of milliseconds).
+    """
 
     DEFAULT_CSS = "PlotView { height: 1fr; }"
 
+    # A Surface or Trajectory holds arrays, which `!=` cannot compare: always a new state.
+    surface: reactive[Surface | None] = reactive(None, always_update=True)
+    trajectory: reactive[Trajectory | None] = reactive(None, always_update=True)
+    name_ = reactive("train_loss")
+    kind = reactive("auto")
+    log_scale = reactive(False)
+    levels: reactive[int | None] = reactive(None)  # None: the default levels
+    cursor: reactive[tuple[int, int] | None] = reactive(None)  # (i, j) grid cell
+    slice: reactive[str | None] = reactive(None)  # None, "row" or "column" through the cursor
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.surface: Surface | None = None
-        self.name_ = "train_loss"
-        self.kind = "auto"
-        self.log_scale = False
-        self.levels: int | None = None  # None: the default levels
-        self.cursor: tuple[int, int] | None = None  # (i, j) grid cell
-        self.slice: str | None = None  # None, "row" or "column" through the cursor
-        self.trajectory: Trajectory | None = None
-
-    def on_resize(self) -> None:
-        self.redraw()
+        self._last: tuple[tuple, tuple, Text] | None = None
 
     def redraw(self) -> None:
+        """Draw now, then repaint: the setup screen's interface, kept as it was (it sets
+        ``surface`` and calls this from a worker's callback, so the plot is drawn while the
+        worker waits, as before). Setting state alone also redraws, at the next frame."""
+        self._last = None
+        self.render()
+        self.refresh()
+
+    def render(self) -> Text:
         s = self.surface
         if s is None:
-            self.update("No surface yet.")
-            return
+            return Text("No surface yet.")
         w, h = max(self.size.width, 40), max(self.size.height, 12)
         color = not self.app.no_color
-        try:
-            if self.slice and s.y is not None and self.cursor is not None:
-                text = self._slice(s, w, h, color)
-            else:
-                cur = None
-                if self.cursor is not None and s.y is not None:
-                    i, j = self.cursor
-                    cur = (float(s.x[j]), float(s.y[i]))
-                text = render(
-                    s, self.name_, self.kind, levels=self.levels, log=self.log_scale, width=w,
-                    height=h, color=color,
-                    trajectory=self.trajectory, cursor=cur,
-                )  # fmt: skip
-        except LandscapeError as e:
-            text = str(e)
-        self.update(Text.from_ansi(text))
+        # The arrays are compared by identity (a new Surface is a new state), the rest by value.
+        data = (s, self.trajectory)
+        state = (self.name_, self.kind, self.log_scale, self.levels, self.cursor, self.slice,
+                 w, h, color)  # fmt: skip
+        last = self._last
+        if last is None or not all(map(operator.is_, last[0], data)) or last[1] != state:
+            try:
+                text = draw(self.spec(), width=w, height=h, color=color)
+            except LandscapeError as e:
+                text = str(e)
+            self._last = last = (data, state, Text.from_ansi(text))
+        return last[2]
 
-    def _slice(self, s: Surface, w: int, h: int, color: bool) -> str:
-        z = surface_values(s, self.name_)
-        i, j = self.cursor
-        if self.slice == "row":
-            return curve_plot(s.x, {f"{self.name_} at y={s.y[i]:.3g}": z[i]}, width=w, height=h,
-                              color=color, xlabel="x", left_label=self.name_)  # fmt: skip
-        return curve_plot(s.y, {f"{self.name_} at x={s.x[j]:.3g}": z[:, j]}, width=w, height=h,
-                          color=color, xlabel="y", left_label=self.name_)  # fmt: skip
+    def spec(self) -> PlotSpec:
+        """What the view shows now: the map, or the 1D slice through the cursor."""
+        s = self.surface
+        assert s is not None
+        if self.slice and s.y is not None and self.cursor is not None:
+            return slice_spec(s, self.name_, self.cursor, self.slice)
+        cur = None
+        if self.cursor is not None and s.y is not None:
+            i, j = self.cursor
+            cur = (float(s.x[j]), float(s.y[i]))
+        return resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale,
+                       trajectory=self.trajectory, cursor=cur)  # fmt: skip
 
 
 class PlotScreen(Screen):
@@ -97,7 +112,7 @@ class PlotScreen(Screen):
         Binding("f5", "reload", "Reload", show=False),  # in help (?)
         Binding("escape", "app.pop_screen", "Back"),
     ]
-    KINDS = ("auto", "contour", "filled", "heatmap")
+    KINDS = APP_KINDS
 
     def __init__(self, path: Path, trajectory: Path | None = None) -> None:
         super().__init__()
@@ -113,6 +128,9 @@ class PlotScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = f"tui-landscape: {self.path.name}"
+        # The view redraws itself on any change; the status line follows what it reads.
+        for name in ("surface", "name_", "cursor"):
+            self.watch(self.view, name, self.update_status, init=False)
         self.action_reload()
 
     @property
@@ -127,25 +145,22 @@ class PlotScreen(Screen):
             self.notify(str(e), severity="error")
             return
         v = self.view
-        v.surface = s
-        if v.name_ not in s.values:
-            v.name_ = next(iter(s.values))
-        if v.cursor is None:
-            v.cursor = tuple(int(k) for k in np.unravel_index(s.grid.center_index(), s.shape))
-            if s.y is None:
-                v.cursor = (0, v.cursor[0])
         traj = self.trajectory_path
         if traj is None and s.layout == "tui-landscape" and has_trajectory(self.path):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
             v.trajectory = read_trajectory(traj, s)
-        v.redraw()
-        self.update_status()
+        if v.name_ not in s.values:
+            v.name_ = next(iter(s.values))
+        if v.cursor is None:
+            i, j = (0, *np.unravel_index(s.grid.center_index(), s.shape))[-2:]
+            v.cursor = (int(i), int(j))
+        v.surface = s  # last: the state it is drawn with is complete
 
     def update_status(self) -> None:
         v = self.view
         s = v.surface
-        if s is None:
+        if s is None or v.cursor is None:
             return
         i, j = v.cursor
         z = surface_values(s, v.name_)
@@ -166,25 +181,20 @@ class PlotScreen(Screen):
         v = self.view
         names = list(v.surface.values) + (["ratio"] if "max_eig" in v.surface.values else [])
         v.name_ = names[(names.index(v.name_) + 1) % len(names)] if v.name_ in names else names[0]
-        v.redraw()
-        self.update_status()
 
     def action_next_kind(self) -> None:
         v = self.view
         v.kind = self.KINDS[(self.KINDS.index(v.kind) + 1) % len(self.KINDS)]
         v.slice = None
-        v.redraw()
         self.notify(f"kind: {v.kind}", timeout=1.5)
 
     def action_levels(self, step: int) -> None:
         v = self.view
         v.levels = min(max((v.levels or 10) + step, 2), 40)
-        v.redraw()
         self.notify(f"{v.levels} levels", timeout=1.5)
 
     def action_toggle_log(self) -> None:
         self.view.log_scale = not self.view.log_scale
-        self.view.redraw()
 
     def action_move(self, di: int, dj: int) -> None:
         v = self.view
@@ -193,10 +203,7 @@ class PlotScreen(Screen):
         ny = 1 if v.surface.y is None else len(v.surface.y)
         i, j = v.cursor
         v.cursor = (min(max(i + di, 0), ny - 1), min(max(j + dj, 0), len(v.surface.x) - 1))
-        v.redraw()
-        self.update_status()
 
     def action_slice(self, which: str) -> None:
         v = self.view
         v.slice = None if v.slice == which else which
-        v.redraw()

@@ -1,0 +1,446 @@
+"""What a plot shows, decided once for the terminal and for figures: the plot spec.
+
+``resolve`` turns one surface file and the user's options (kind, surface name, levels, log
+scale, ...) into a ``PlotSpec``; ``resolve_compare`` does the same for several files on one
+scale. The terminal renderer (``plots.terminal.draw``) and the matplotlib one
+(``plots.export.export_spec``) draw a spec and decide nothing themselves, so ``plot``,
+``plot --export``, ``compare``, the app and the demo show the same kind, contour levels and
+colour limits for the same file (as torchmetrics writes the arithmetic once for both forms).
+
+No plotting package is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from engine.errors import ConfigError
+from engine.sharpness import RATIO_SCALE, eigen_ratio
+
+if TYPE_CHECKING:
+    from engine.storage import Surface
+
+__all__ = [
+    "APP_KINDS",
+    "KINDS",
+    "SURFACE_KINDS",
+    "PlotSpec",
+    "check_kind",
+    "grid_spec",
+    "levels_for",
+    "limits_for",
+    "require_one_ndim",
+    "resolve",
+    "resolve_compare",
+    "slice_spec",
+    "surface_values",
+]
+
+KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
+"""Every kind of plot. ``auto``: a curve in 1D, a contour map in 2D, a heat map of the ratio;
+``ratio``: |min_eig / max_eig| as a heat map; ``curve``: 1D (the middle row of a 2D file)."""
+FIGURE_ONLY = ("surface3d",)  # plotext has no 3D view
+# What a 2D grid can be drawn as when the caller passes the values themselves (export_surface).
+SURFACE_KINDS = tuple(k for k in KINDS if k not in ("auto", "curve"))
+# The app's `k` key: the 2D maps (the ratio is a surface on `s`, curves are the `r`/`c` slices).
+APP_KINDS = tuple(k for k in KINDS if k not in (*FIGURE_ONLY, "ratio", "curve"))
+
+# plot_2D.py's defaults: contours every 0.5 from 0.1 up to (not including) 10.
+REF_VMIN, REF_VMAX, REF_STEP = 0.1, 10.0, 0.5
+MIN_REF_LEVELS = 5  # fewer reference levels than this inside the data's range: they don't fit
+N_LEVELS = 15
+# A positive surface spanning this many times its minimum (a loss around a minimum) gets
+# log-spaced levels: linear ones would leave the whole basin inside the lowest one.
+BASIN_SPAN, BASIN_LEVELS = 100.0, 10
+RATIO_LABEL = "|min eig / max eig|"
+
+
+class _Path(Protocol):
+    """A projected training path (``plots.views.Trajectory`` or anything shaped like it)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    explained: tuple[float, float] | None
+
+
+@dataclass(frozen=True, eq=False)
+class PlotSpec:
+    """Everything a renderer needs to draw one plot; every choice is already made.
+
+    A map (``kind`` contour, filled, heatmap, surface3d) has ``z`` of shape ``(ny, nx)`` (or
+    ``(nx,)`` with ``y`` None, drawn as a curve), ``levels`` and colour limits ``vmin``/``vmax``
+    in data units. A curve (``kind`` curve) has ``series`` on the left axis and ``right`` on a
+    twin right axis. NaN is a missing point everywhere.
+    """
+
+    kind: str
+    x: np.ndarray
+    y: np.ndarray | None = None
+    z: np.ndarray | None = None
+    series: Mapping[str, np.ndarray] = field(default_factory=dict)
+    right: Mapping[str, np.ndarray] = field(default_factory=dict)
+    levels: np.ndarray = field(default_factory=lambda: np.empty(0))
+    vmin: float | None = None
+    vmax: float | None = None
+    log: bool = False
+    ratio: bool = False  # z is |min_eig / max_eig| on RATIO_SCALE
+    title: str = ""
+    xlabel: str = "x"
+    ylabel: str = "y"
+    zlabel: str = "loss"
+    left_label: str = "loss"
+    right_label: str = "accuracy (%)"
+    mark_min: bool = True
+    path: tuple[np.ndarray, np.ndarray] | None = None  # a training path over the map
+    cursor: tuple[float, float] | None = None
+
+
+def check_kind(kind: str, allowed: Sequence[str] = KINDS) -> None:
+    """One message for an unknown kind, from every front end."""
+    if kind not in allowed:
+        raise ConfigError(
+            f"Expected the plot kind (`--kind`) to be one of {', '.join(allowed)}, "
+            f"but got {kind!r}."
+        )
+
+
+def surface_values(s: Surface, name: str) -> np.ndarray:
+    """The named surface, or ``ratio`` (|min_eig / max_eig|); one clear error if absent."""
+    if name == "ratio":
+        if "max_eig" not in s.values or "min_eig" not in s.values:
+            raise ConfigError(
+                f"{s.path} has no Hessian eigenvalues (max_eig, min_eig) for a ratio map"
+            )
+        return eigen_ratio(s.values["min_eig"], s.values["max_eig"])
+    if name not in s.values:
+        have = ", ".join([*s.values, *(["ratio"] if "max_eig" in s.values else [])])
+        raise ConfigError(f"{s.path} has no surface {name!r}; it has: {have}")
+    return s.values[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# levels and limits
+
+
+def _finite(values: ArrayLike, log: bool) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if log:
+        positive = v[v > 0]
+        if v.size and not positive.size:
+            raise ConfigError("a log scale needs positive values, but every value is <= 0")
+        v = positive
+    return v
+
+
+def _value_range(
+    values: np.ndarray, vmin: float | None, vmax: float | None, log: bool
+) -> tuple[float, float]:
+    lo = float(vmin) if vmin is not None else (float(values.min()) if values.size else None)
+    hi = float(vmax) if vmax is not None else (float(values.max()) if values.size else None)
+    if lo is None and hi is None:
+        lo, hi = (1.0, 10.0) if log else (0.0, 1.0)
+    elif lo is None:
+        lo = hi / 10 if log else hi - 1.0
+    elif hi is None:
+        hi = lo * 10 if log else lo + 1.0
+    if log and lo <= 0:
+        raise ConfigError(f"a log scale needs a positive vmin, got {lo:g}")
+    if hi < lo:
+        which = "" if vmin is not None and vmax is not None else " (from the data)"
+        raise ConfigError(f"vmin ({lo:g}) must not be above vmax ({hi:g}){which}")
+    if hi == lo:  # a constant surface still needs a range to draw
+        if log:
+            return lo / 2, hi * 2
+        pad = 0.5 * abs(lo) or 0.5
+        return lo - pad, hi + pad
+    return lo, hi
+
+
+def levels_for(
+    values: ArrayLike,
+    levels: int | ArrayLike | None = None,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    ratio: bool = False,
+) -> np.ndarray:
+    """The contour levels of ``values`` (any shape, NaN ignored): the one rule of every plot.
+
+    Given levels are used as they are (sorted; positive ones only on a log scale). A count
+    gives that many levels strictly inside the range, log-spaced on a log scale. Otherwise, in
+    this order: the ratio's fixed scale in steps of 0.05; 15 log-spaced levels on a log scale;
+    10 log-spaced levels strictly inside a positive range spanning over two decades (a loss
+    around its minimum); the reference's levels (0.1 to 10 every 0.5) when at least five fall
+    inside the range; else 15 levels evenly spaced over it. The range is the finite values'
+    (or ``vmin``/``vmax``), padded when constant.
+    """
+    if levels is not None and not isinstance(levels, int | np.integer):
+        lv = np.unique(np.asarray(levels, dtype=float).ravel())
+        lv = lv[np.isfinite(lv) & ((lv > 0) if log and not ratio else True)]
+        if lv.size == 0:
+            raise ConfigError(
+                "no usable contour levels given" + (" for a log scale" if log else "")
+            )
+        return lv
+    log = log and not ratio
+    if ratio:
+        lo = RATIO_SCALE[0] if vmin is None else float(vmin)
+        hi = RATIO_SCALE[1] if vmax is None else float(vmax)
+    else:
+        lo, hi = _value_range(_finite(values, log), vmin, vmax, log)
+    if levels is not None:
+        n = int(levels) + 2
+        return (np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n))[1:-1]
+    if ratio:
+        return np.linspace(lo, hi, 11)
+    if log:
+        return np.geomspace(lo, hi, N_LEVELS)
+    if lo > 0 and hi >= BASIN_SPAN * lo:
+        return np.geomspace(lo, hi, BASIN_LEVELS + 2)[1:-1]
+    ref = np.round(np.arange(REF_VMIN, REF_VMAX, REF_STEP), 10)
+    inside = ref[(ref >= lo) & (ref <= hi)]
+    if inside.size >= MIN_REF_LEVELS:
+        return inside
+    return np.linspace(lo, hi, N_LEVELS)
+
+
+def limits_for(
+    values: ArrayLike,
+    levels: np.ndarray,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    ratio: bool = False,
+) -> tuple[float, float]:
+    """The colour range ``(lo, hi)`` of a map drawn with ``levels``.
+
+    The ratio keeps its fixed scale. Otherwise colours reach down to the lowest point (the
+    basin is what a reader looks at) and up to the data's top, but no higher than the
+    reference's vmax of 10 unless the levels go there: exploded corners are clipped as in
+    plot_2D.py. ``vmin``/``vmax`` win over both.
+    """
+    if ratio:
+        return (
+            RATIO_SCALE[0] if vmin is None else float(vmin),
+            RATIO_SCALE[1] if vmax is None else float(vmax),
+        )
+    finite = _finite(values, log)
+    lo, hi = float(levels[0]), float(levels[-1])
+    if finite.size:
+        lo = min(lo, float(finite.min()))
+        hi = max(hi, min(float(finite.max()), REF_VMAX))
+    lo = float(vmin) if vmin is not None else lo
+    hi = float(vmax) if vmax is not None else hi
+    if hi <= lo:  # one given level, or a constant surface
+        lo, hi = _value_range(np.array([lo]), None, None, log)
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# specs
+
+
+def grid_spec(
+    x: ArrayLike,
+    y: ArrayLike | None,
+    z: ArrayLike,
+    *,
+    kind: str = "auto",
+    levels: int | ArrayLike | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    ratio: bool = False,
+    title: str = "",
+    xlabel: str = "x",
+    ylabel: str = "y",
+    zlabel: str | None = None,
+    mark_min: bool = True,
+    path: tuple[np.ndarray, np.ndarray] | None = None,
+    cursor: tuple[float, float] | None = None,
+    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+) -> PlotSpec:
+    """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
+    eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
+    shares another resolution's scale (compare)."""
+    check_kind(kind, ("auto", *SURFACE_KINDS))
+    ratio = ratio or kind == "ratio"
+    za = np.asarray(z, dtype=float)
+    if ratio:
+        za = np.abs(za)
+    if kind in ("auto", "ratio"):
+        kind = "heatmap" if ratio else "contour"
+    if scale is None:
+        lv = levels_for(za, levels, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
+        lim = limits_for(za, lv, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
+    else:
+        lv, lim = scale
+    return PlotSpec(
+        kind,
+        np.asarray(x, dtype=float),
+        None if y is None else np.asarray(y, dtype=float),
+        za,
+        levels=lv,
+        vmin=lim[0],
+        vmax=lim[1],
+        log=log and not ratio,
+        ratio=ratio,
+        title=title,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        zlabel=zlabel or (RATIO_LABEL if ratio else "loss"),
+        mark_min=mark_min and not ratio,
+        path=path,
+        cursor=cursor,
+    )
+
+
+def _pc_label(axis: int, t: _Path | None, fallback: str) -> str:
+    if t is None:
+        return fallback
+    name = ("1st PC", "2nd PC")[axis]
+    e = None if t.explained is None else t.explained[axis]
+    return name if e is None or not np.isfinite(e) else f"{name}: {100 * e:.2f} %"
+
+
+def _curve(s: Surface, name: str, z: np.ndarray, title: str, log: bool) -> PlotSpec:
+    """1D: every loss on the left axis and every accuracy on the right, as the reference."""
+    if z.ndim == 2:  # a grid one point wide along y, or kind=curve on a 2D file: the middle row
+        row = z.shape[0] // 2
+        z = z[row]
+        if s.y is not None and len(s.y) > 1:
+            title = f"{title} (the row at y={s.y[row]:.3g})"
+            return PlotSpec("curve", s.x, series={name: z}, title=title, left_label=name, log=log)
+    left, right = {name: z}, {}
+    if name.endswith(("_loss", "_acc")):
+        left = {n: v for n, v in s.values.items() if n.endswith("_loss") and v.ndim == 1}
+        right = {n: v for n, v in s.values.items() if n.endswith("_acc") and v.ndim == 1}
+        if not left and not right:
+            left = {name: z}
+    return PlotSpec("curve", s.x, series=left, right=right, title=title, log=log)
+
+
+def resolve(
+    s: Surface,
+    name: str = "train_loss",
+    kind: str = "auto",
+    *,
+    levels: int | ArrayLike | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    trajectory: _Path | None = None,
+    title: str | None = None,
+    cursor: tuple[float, float] | None = None,
+    figure: bool = False,
+    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+) -> PlotSpec:
+    """Surface ``name`` of ``s`` as ``kind``: the one place a plot's choices are made.
+
+    ``figure``: for matplotlib (which alone draws ``surface3d``). ``scale`` shares the levels
+    and colour limits of several files (``resolve_compare``).
+    """
+    check_kind(kind)
+    if kind in FIGURE_ONLY and not figure:
+        raise ConfigError(f"`--kind {kind}` is for --export only")
+    if kind == "ratio":
+        name = "ratio"
+    z = surface_values(s, name)
+    label = f"{s.path.name}: {name}" if title is None else title
+    if s.y is None or kind == "curve":
+        return _curve(s, name, z, label, log)
+    ratio = name == "ratio"
+    return grid_spec(
+        s.x,
+        s.y,
+        z,
+        kind="auto" if kind == "ratio" else kind,
+        levels=levels,
+        vmin=vmin,
+        vmax=vmax,
+        log=log,
+        ratio=ratio,
+        title=label,
+        xlabel=_pc_label(0, trajectory, "x"),
+        ylabel=_pc_label(1, trajectory, "y"),
+        zlabel=None if ratio or name.endswith("_loss") else name,
+        path=None if trajectory is None else (trajectory.x, trajectory.y),
+        cursor=cursor,
+        scale=scale,
+    )
+
+
+def slice_spec(s: Surface, name: str, cell: tuple[int, int], which: str) -> PlotSpec:
+    """The 1D slice of a 2D surface through grid cell ``(i, j)``: its ``row`` or ``column``."""
+    z = surface_values(s, name)
+    i, j = cell
+    assert s.y is not None
+    if which == "row":
+        label, t, v, axis = f"at y={s.y[i]:.3g}", s.x, z[i], "x"
+    else:
+        label, t, v, axis = f"at x={s.x[j]:.3g}", s.y, z[:, j], "y"
+    return PlotSpec("curve", t, series={f"{name} {label}": v}, xlabel=axis, left_label=name)
+
+
+def resolve_compare(
+    surfaces: Sequence[Surface],
+    name: str = "train_loss",
+    kind: str = "auto",
+    *,
+    levels: int | ArrayLike | None = None,
+    log: bool = False,
+    figure: bool = False,
+) -> list[PlotSpec]:
+    """Each surface on one shared scale: the same levels and the same colour range.
+
+    1D files are overlaid as one curve plot (each file's own points only: nothing is
+    interpolated). Mixing 1D and 2D files is refused.
+    """
+    check_kind(kind)
+    require_one_ndim(surfaces)
+    if kind == "ratio":
+        name = "ratio"
+    zs = [surface_values(s, name) for s in surfaces]
+    if surfaces[0].y is None:
+        xs = np.unique(np.concatenate([s.x for s in surfaces]))
+        exact = {}
+        for s, z in zip(surfaces, zs, strict=True):
+            v = np.full(len(xs), np.nan)
+            v[np.searchsorted(xs, s.x)] = z
+            exact[_label(s, surfaces)] = v
+        return [PlotSpec("curve", xs, series=exact, title=name, left_label=name, log=log)]
+    scale = None
+    if kind != "curve":
+        ratio = name == "ratio"
+        joined = np.concatenate([np.asarray(z, dtype=float).ravel() for z in zs])
+        lv = levels_for(joined, levels, log=log, ratio=ratio)
+        scale = (lv, limits_for(joined, lv, log=log, ratio=ratio))
+    out = []
+    for s in surfaces:
+        title = f"{_label(s, surfaces)}: {name}"
+        out.append(resolve(s, name, kind, log=log, figure=figure, scale=scale, title=title))
+    return out
+
+
+def require_one_ndim(surfaces: Sequence[Surface]) -> None:
+    """Refuse a mix of 1D and 2D surfaces: they cannot share one scale."""
+    if len({s.y is None for s in surfaces}) > 1:
+        ones = ", ".join(str(s.path) for s in surfaces if s.y is None)
+        twos = ", ".join(str(s.path) for s in surfaces if s.y is not None)
+        raise ConfigError(
+            f"cannot compare 1D and 2D surfaces on one scale (1D: {ones}; 2D: {twos})"
+        )
+
+
+def _label(s: Surface, all_: Sequence[Surface]) -> str:
+    """The file name, or the path where two files share a name."""
+    names = [t.path.name for t in all_]
+    return s.path.name if names.count(s.path.name) == 1 else str(s.path)
