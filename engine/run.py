@@ -34,15 +34,23 @@ from engine.data import Split, load_splits
 from engine.directions import (
     DirectionSet,
     Perturbation,
-    direction_hash,
     has_batchnorm,
     interpolation_direction,
-    load_directions,
     random_direction,
-    save_directions,
 )
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, segment_stats
+from engine.formats import (
+    HESSIAN_NAMES,
+    SURFACE_NAMES,
+    Surface,
+    SurfaceWriter,
+    direction_hash,
+    load_directions,
+    path_datasets,
+    read_surface,
+    save_directions,
+)
 from engine.grid import Axis, Grid, parse_axis
 from engine.hessian import (
     MeanLossHVP,
@@ -56,7 +64,6 @@ from engine.models import build_model, load_checkpoint
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
-from engine.storage import HESSIAN_NAMES, SURFACE_NAMES, Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
 
@@ -754,13 +761,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     }
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
-        extras = {
-            "proj_xcoord": pca.coords_cos[:, 0],
-            "proj_ycoord": pca.coords_cos[:, 1],
-            "proj_xcoord_lsq": pca.coords_lsq[:, 0],
-            "proj_ycoord_lsq": pca.coords_lsq[:, 1],
-            **pca.extras(),
-        }
+        extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     writer = SurfaceWriter.create(
         out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras
     )

@@ -10,8 +10,8 @@ from engine.data import load_splits
 from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
+from engine.formats import read_surface
 from engine.run import directions_path, load_model, prepare
-from engine.storage import read_surface
 
 MLP = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp"]
 

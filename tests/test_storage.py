@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import SURFACE_FORMAT as FORMAT
+from engine.formats import SurfaceWriter, read_surface
 from engine.grid import Grid
-from engine.storage import FORMAT, SurfaceWriter, read_surface
 
 
 def f(x, y):

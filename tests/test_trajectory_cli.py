@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from engine.config import load_config
 from engine.evaluate import evaluate
+from engine.formats import read_surface
 from engine.run import load_model
-from engine.storage import read_surface
 from engine.train import train_run
 from tui_landscape.cli import app
 

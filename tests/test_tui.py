@@ -15,9 +15,9 @@ import pytest
 from textual.widgets import Button, DataTable, Input, RichLog
 
 from engine.config import load_config
+from engine.formats import SurfaceWriter, read_surface
 from engine.grid import Grid
 from engine.run import prepare
-from engine.storage import SurfaceWriter, read_surface
 from tests.conftest import REPO
 from tui_landscape.app import create_app
 from tui_landscape.screens.browser import BrowserScreen

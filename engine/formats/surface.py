@@ -1,4 +1,4 @@
-"""The surface file format (HDF5): one module owns names, versions, writing and reading.
+"""Surface files (HDF5): writing, reading, and a cheap look at what a file holds.
 
 The layout is the reference code's, so its plotting scripts read our files, plus
 a completion mask and provenance attributes (see ``docs/surface-format.md``):
@@ -13,6 +13,8 @@ a completion mask and provenance attributes (see ``docs/surface-format.md``):
 - root attributes: ``format``, ``format_version``, ``tool_version``, ``created``,
   ``updated``, ``config`` (resolved TOML), ``dir_file_sha256``, ``id``
 
+The names live in ``engine.formats.constants``.
+
 Crash safety: the HDF5 file is never modified in place. Finished points are appended to a
 journal beside it (``FILE.h5.journal``, one JSON line per point, fsynced at least every
 ``compute.flush_seconds``); at checkpoints the journal is folded into a copy of the file that
@@ -25,10 +27,12 @@ from __future__ import annotations
 import datetime as _dt
 import fcntl
 import json
+import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,26 +42,49 @@ import numpy as np
 
 from engine import __version__
 from engine.errors import ConfigError, LandscapeError
+from engine.formats.constants import (
+    ATTR_CREATED,
+    ATTR_DIR_TYPE,
+    ATTR_FORMAT,
+    ATTR_FORMAT_VERSION,
+    ATTR_ID,
+    ATTR_TOOL_VERSION,
+    ATTR_UPDATED,
+    DIR_FILE,
+    DIRECTIONS_SUFFIX,
+    FAILED_ERROR,
+    FAILED_INDEX,
+    HESSIAN_NAMES,
+    JOURNAL_SUFFIX,
+    LAYOUT_OURS,
+    LAYOUT_REFERENCE,
+    LOCK_SUFFIX,
+    MASK,
+    PROJ_X,
+    PROJ_Y,
+    SURFACE_FORMAT,
+    SURFACE_FORMAT_VERSION,
+    SURFACE_NAMES,
+    TMP_SUFFIX,
+    UNFINISHED,
+    XCOORDS,
+    YCOORDS,
+)
 from engine.grid import Axis, Grid
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
     "HESSIAN_NAMES",
     "SURFACE_NAMES",
     "Surface",
+    "SurfaceInfo",
     "SurfaceWriter",
+    "directions_path",
+    "journal_path",
+    "read_journal",
     "read_surface",
+    "sidecars",
+    "surface_info",
 ]
-
-FORMAT = "tui-landscape-surface"
-FORMAT_VERSION = 2
-SURFACE_NAMES = ("train_loss", "train_acc", "test_loss", "test_acc")
-# Hessian runs: the reference's eigenvalue names, and the Hessian-vector products per point.
-HESSIAN_NAMES = ("max_eig", "min_eig", "hvp_products")
-UNFINISHED = -1.0  # what the reference writes at points not computed yet
-MASK = "completed"
-FAILED_INDEX, FAILED_ERROR = "failed_index", "failed_error"
 
 
 def _now() -> str:
@@ -99,25 +126,15 @@ class Surface:
 
 def read_surface(path: str | Path) -> Surface:
     """Open a surface file, ours or the reference's, validating it in order."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"surface file not found: {p}")
-    if not p.is_file():
-        raise ConfigError(f"not a file: {p}")
-    try:
-        if not h5py.is_hdf5(p):
-            raise LandscapeError(f"{p} is not an HDF5 file")
-        f = _open(p, "r")
-    except OSError as e:
-        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
-    try:
-        with f:
-            surface = _read_open(p, f)
-    except (OSError, KeyError, ValueError) as e:
-        raise LandscapeError(f"{p} is damaged or incomplete: {type(e).__name__}: {e}") from None
-    if surface.layout == "tui-landscape":
+    p = _existing_file(path)
+    with _open_checked(p) as f:
+        try:
+            surface = _read_open(p, f, _check(p, f))
+        except (OSError, KeyError, ValueError) as e:
+            raise _damaged(p, e) from None
+    if surface.layout == LAYOUT_OURS:
         # Points finished since the last checkpoint (a run going on, or one that was killed).
-        _apply(surface, read_journal(journal_path(p), str(surface.attrs.get("id", ""))))
+        _apply(surface, read_journal(journal_path(p), str(surface.attrs.get(ATTR_ID, ""))))
     return surface
 
 
@@ -137,61 +154,203 @@ def _apply(s: Surface, records: list[dict[str, Any]]) -> None:
         s.failed.pop(k, None)
 
 
-def _read_open(p: Path, f: h5py.File) -> Surface:
-    ours = f.attrs.get("format") == FORMAT
-    if ours:
-        version = int(f.attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
+@dataclass(frozen=True)
+class _Layout:
+    """What validation found: whose layout, its version, the grid's shape, the surfaces."""
+
+    ours: bool
+    version: int | None
+    shape: tuple[int, ...]
+    names: tuple[str, ...]
+
+
+def _existing_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"surface file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"not a file: {p}")
+    return p
+
+
+@contextmanager
+def _open_checked(p: Path) -> Iterator[h5py.File]:
+    """Open ``p`` read-only, or say in one line that it is not HDF5 or cannot be opened."""
+    try:
+        if not h5py.is_hdf5(p):
+            raise LandscapeError(f"{p} is not an HDF5 file")
+        f = _open(p, "r")
+    except OSError as e:
+        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
+    with f:
+        yield f
+
+
+def _damaged(p: Path, e: BaseException) -> LandscapeError:
+    return LandscapeError(f"{p} is damaged or incomplete: {type(e).__name__}: {e}")
+
+
+def _check(p: Path, f: h5py.File) -> _Layout:
+    """Validate in order, from attributes and shapes only: ours or the reference's, which
+    version, the coordinates, at least one surface, every surface the grid's size."""
+    try:
+        ours = f.attrs.get(ATTR_FORMAT) == SURFACE_FORMAT
+        version = int(f.attrs.get(ATTR_FORMAT_VERSION, 0)) if ours else None
+        if version is not None and version > SURFACE_FORMAT_VERSION:
             raise LandscapeError(
                 f"{p} has surface format version {version}; this tui-landscape "
-                f"({__version__}) reads up to {FORMAT_VERSION}: upgrade it"
+                f"({__version__}) reads up to {SURFACE_FORMAT_VERSION}: upgrade it"
             )
-    if "xcoordinates" not in f:
-        raise LandscapeError(f"{p} is not a surface file (no 'xcoordinates' dataset)")
-    x = np.asarray(f["xcoordinates"][()], dtype=np.float64).reshape(-1)
-    y = (
-        np.asarray(f["ycoordinates"][()], dtype=np.float64).reshape(-1)
-        if "ycoordinates" in f
-        else None
-    )
-    shape = (len(x),) if y is None else (len(y), len(x))
-    names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in f]
-    if not names:
-        raise LandscapeError(f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)})")
-    raw: dict[str, np.ndarray] = {}
-    for n in names:
-        a = np.asarray(f[n][()], dtype=np.float64)
-        if a.size != int(np.prod(shape)):
-            raise LandscapeError(f"{p}: '{n}' has shape {a.shape}, the grid needs {shape}")
-        # Flat order is meshgrid order in both layouts; the reference allocates (nx, ny),
-        # so reshaping its flat data to (ny, nx) puts non-square grids right as well.
-        raw[n] = a.reshape(shape)
-    if ours and MASK in f:
-        done = np.asarray(f[MASK][()]).reshape(shape).astype(bool)
-    else:
-        # The reference marks unfinished points with -1 in the losses.
-        first = next((n for n in names if n.endswith("_loss")), names[0])
-        done = raw[first] != UNFINISHED
+        if XCOORDS not in f:
+            raise LandscapeError(f"{p} is not a surface file (no '{XCOORDS}' dataset)")
+        nx = f[XCOORDS].size
+        shape = (nx,) if YCOORDS not in f else (f[YCOORDS].size, nx)
+        names = tuple(n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in f)
+        if not names:
+            raise LandscapeError(
+                f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)})"
+            )
+        for n in names:
+            if f[n].size != math.prod(shape):
+                raise LandscapeError(f"{p}: '{n}' has shape {f[n].shape}, the grid needs {shape}")
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise _damaged(p, e) from None
+    return _Layout(ours, version, shape, names)
+
+
+def _read_open(p: Path, f: h5py.File, lay: _Layout) -> Surface:
+    ours, shape, names = lay.ours, lay.shape, lay.names
+    x = np.asarray(f[XCOORDS][()], dtype=np.float64).reshape(-1)
+    y = np.asarray(f[YCOORDS][()], dtype=np.float64).reshape(-1) if YCOORDS in f else None
+    # Flat order is meshgrid order in both layouts; the reference allocates (nx, ny),
+    # so reshaping its flat data to (ny, nx) puts non-square grids right as well.
+    raw = {n: np.asarray(f[n][()], dtype=np.float64).reshape(shape) for n in names}
+    done = _done_mask(f, lay, raw)
     values = {n: np.where(done, a, np.nan) for n, a in raw.items()}
     if not ours:
         # Each reference array marks its own unfinished points too (a test split run later).
         values = {n: np.where(a == UNFINISHED, np.nan, a) for n, a in values.items()}
-    dir_file = ""
-    if "dir_file" in f:
-        v = f["dir_file"][()]
-        dir_file = v.decode() if isinstance(v, bytes) else str(v)
-    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    attrs = {k: _text(v) for k, v in f.attrs.items()}
     failed: dict[int, str] = {}
     if ours and FAILED_INDEX in f:
-        errors = [e.decode() if isinstance(e, bytes) else str(e) for e in f[FAILED_ERROR][()]]
+        errors = [_text(e) for e in f[FAILED_ERROR][()]]
         failed = dict(zip((int(k) for k in f[FAILED_INDEX][()]), errors, strict=True))
-    layout = "tui-landscape" if ours else "reference"
-    return Surface(p, layout, x, y, values, done, attrs, dir_file, failed)
+    layout = LAYOUT_OURS if ours else LAYOUT_REFERENCE
+    return Surface(p, layout, x, y, values, done, attrs, _dir_file(f), failed)
+
+
+def _done_mask(f: h5py.File, lay: _Layout, raw: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Finished points: our ``completed`` mask, or where the reference's loss is not -1."""
+    if lay.ours and MASK in f:
+        return np.asarray(f[MASK][()]).reshape(lay.shape).astype(bool)
+    first = next((n for n in lay.names if n.endswith("_loss")), lay.names[0])
+    a = raw[first] if raw is not None else np.asarray(f[first][()], dtype=np.float64)
+    return a.reshape(lay.shape) != UNFINISHED
+
+
+def _text(v: Any) -> Any:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _dir_file(f: h5py.File) -> str:
+    return str(_text(f[DIR_FILE][()])) if DIR_FILE in f else ""
+
+
+@dataclass(frozen=True)
+class SurfaceInfo:
+    """What a surface file holds, read cheaply (``surface_info``): no surface values."""
+
+    path: Path
+    layout: str  # LAYOUT_OURS or LAYOUT_REFERENCE
+    format_version: int | None  # None for the reference's layout
+    shape: tuple[int, ...]  # (nx,) or (ny, nx)
+    names: tuple[str, ...]  # the surfaces present, in SURFACE_NAMES + HESSIAN_NAMES order
+    done: int  # finished points, the journal's included
+    failed: int  # points that raised on every try and are still unfinished
+    created: str  # ISO time, "" where the file does not say (reference files)
+    updated: str
+    dir_file: str
+    dir_type: str  # "weights", "states", or "" where the file does not say
+    has_path: bool  # holds a projected training path (a PCA surface)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def total(self) -> int:
+        return math.prod(self.shape)
+
+
+def surface_info(path: str | Path) -> SurfaceInfo:
+    """Look at a surface file without reading its surfaces: one open, attributes and shapes.
+
+    The one array read is the completion mask (ours: ``completed``, one byte a point; the
+    reference's: its first loss, where -1 marks unfinished points), because no attribute
+    holds the count and adding one would change the files. Our journal, when one is left
+    beside the file (a run going on or killed), is parsed for the points it adds: it holds
+    only the points since the last checkpoint. Raises ``LandscapeError`` with one line for a
+    missing, non-HDF5, foreign or damaged file.
+    """
+    p = _existing_file(path)
+    with _open_checked(p) as f:
+        lay = _check(p, f)
+        try:
+            done = _done_mask(f, lay).reshape(-1)
+            failed = set()
+            if lay.ours and FAILED_INDEX in f:
+                failed = {int(k) for k in f[FAILED_INDEX][()]}
+            a = f.attrs
+            info = dict(
+                created=str(_text(a.get(ATTR_CREATED, ""))),
+                updated=str(_text(a.get(ATTR_UPDATED, ""))),
+                dir_type=str(_text(a.get(ATTR_DIR_TYPE, ""))),
+                dir_file=_dir_file(f),
+                has_path=PROJ_X in f and PROJ_Y in f,
+            )
+            file_id = str(_text(a.get(ATTR_ID, "")))
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise _damaged(p, e) from None
+    if lay.ours:
+        for r in read_journal(journal_path(p), file_id):
+            k = r["k"]
+            if not 0 <= k < done.size:
+                continue
+            if "error" in r:
+                failed.add(k)
+            else:
+                done[k] = True
+                failed.discard(k)
+    layout = LAYOUT_OURS if lay.ours else LAYOUT_REFERENCE
+    n_done = int(done.sum())
+    return SurfaceInfo(p, layout, lay.version, lay.shape, lay.names, n_done, len(failed), **info)
 
 
 def journal_path(path: Path) -> Path:
     """The journal of finished points beside a surface file: ``FILE.h5.journal``."""
-    return path.with_name(path.name + ".journal")
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def directions_path(path: Path) -> Path:
+    """Where a run writes its directions: ``surface.h5`` -> ``surface.directions.h5``."""
+    return path.with_name(path.name.removesuffix(".h5") + DIRECTIONS_SUFFIX)
+
+
+def sidecars(path: str | Path) -> dict[str, Path]:
+    """The side files of a surface file that exist, by kind.
+
+    ``journal`` (points since the last checkpoint), ``lock`` (held while a run writes),
+    ``tmp`` (a checkpoint cut short), and ``directions`` (the direction file a run writes
+    beside its output; other surfaces may name it too, so deleting it is the caller's call).
+    """
+    p = Path(path)
+    candidates = {
+        "journal": journal_path(p),
+        "lock": p.with_name(p.name + LOCK_SUFFIX),
+        "tmp": p.with_name(p.name + TMP_SUFFIX),
+        "directions": directions_path(p),
+    }
+    return {kind: q for kind, q in candidates.items() if q.is_file()}
 
 
 def read_journal(path: Path, file_id: str) -> list[dict[str, Any]]:
@@ -207,7 +366,7 @@ def read_journal(path: Path, file_id: str) -> list[dict[str, Any]]:
         header = json.loads(lines[0])
     except ValueError:
         return []
-    if header.get("id") != file_id:
+    if header.get(ATTR_ID) != file_id:
         return []  # left over from another file of the same name
     records = []
     for line in lines[1:]:
@@ -240,10 +399,10 @@ class SurfaceWriter:
             self.arrays = {n: s.values[n].copy() for n in names}
             self.failed = dict(s.failed)
             # A version-1 file has no id yet: it gets one at its first checkpoint.
-            self.id = str(s.attrs.get("id") or uuid.uuid4().hex)
+            self.id = str(s.attrs.get(ATTR_ID) or uuid.uuid4().hex)
             jpath = journal_path(path)
             ours = _journal_id(jpath) == self.id
-            self._dirty = not s.attrs.get("id") or (ours and bool(read_journal(jpath, self.id)))
+            self._dirty = not s.attrs.get(ATTR_ID) or (ours and bool(read_journal(jpath, self.id)))
             self._pending: list[bytes] = []
             self._journal = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if not ours:
@@ -269,27 +428,27 @@ class SurfaceWriter:
         """
         p = Path(path)
         lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
-        tmp = p.with_name(p.name + ".tmp")
+        tmp = p.with_name(p.name + TMP_SUFFIX)
         try:
             if on_locked is not None:
                 on_locked()
             # Built beside the target and renamed, so a crash never leaves a half-made header.
             with h5py.File(tmp, "w") as f:
-                f.create_dataset("xcoordinates", data=grid.x.coordinates())
+                f.create_dataset(XCOORDS, data=grid.x.coordinates())
                 if grid.y is not None:
-                    f.create_dataset("ycoordinates", data=grid.y.coordinates())
+                    f.create_dataset(YCOORDS, data=grid.y.coordinates())
                 for n in names:
                     f.create_dataset(n, data=np.full(grid.shape, UNFINISHED, dtype=np.float64))
                 f.create_dataset(MASK, data=np.zeros(grid.shape, dtype=np.uint8))
-                f.create_dataset("dir_file", data=dir_file)
+                f.create_dataset(DIR_FILE, data=dir_file)
                 for name, value in (extras or {}).items():
                     f.create_dataset(name, data=np.asarray(value))
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["tool_version"] = __version__
-                f.attrs["created"] = _now()
-                f.attrs["updated"] = f.attrs["created"]
-                f.attrs["id"] = uuid.uuid4().hex  # ties the journal to this file
+                f.attrs[ATTR_FORMAT] = SURFACE_FORMAT
+                f.attrs[ATTR_FORMAT_VERSION] = SURFACE_FORMAT_VERSION
+                f.attrs[ATTR_TOOL_VERSION] = __version__
+                f.attrs[ATTR_CREATED] = _now()
+                f.attrs[ATTR_UPDATED] = f.attrs[ATTR_CREATED]
+                f.attrs[ATTR_ID] = uuid.uuid4().hex  # ties the journal to this file
                 for k, v in attrs.items():
                     f.attrs[k] = v
             _fsync_path(tmp)
@@ -336,7 +495,7 @@ class SurfaceWriter:
         self.flush()
         if not self._dirty:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp = self.path.with_name(self.path.name + TMP_SUFFIX)
         try:
             shutil.copyfile(self.path, tmp)
             with _open(tmp, "r+") as f:
@@ -354,9 +513,9 @@ class SurfaceWriter:
                         data=[self.failed[k] for k in keys],
                         dtype=h5py.string_dtype(),
                     )
-                f.attrs["id"] = self.id
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["updated"] = _now()
+                f.attrs[ATTR_ID] = self.id
+                f.attrs[ATTR_FORMAT_VERSION] = SURFACE_FORMAT_VERSION
+                f.attrs[ATTR_UPDATED] = _now()
             _fsync_path(tmp)
             os.replace(tmp, self.path)
         except BaseException:
@@ -367,7 +526,7 @@ class SurfaceWriter:
 
     def _reset_journal(self) -> None:
         os.ftruncate(self._journal, 0)
-        os.write(self._journal, json.dumps({"id": self.id}).encode() + b"\n")
+        os.write(self._journal, json.dumps({ATTR_ID: self.id}).encode() + b"\n")
         os.fsync(self._journal)
 
     def close(self) -> None:
@@ -392,7 +551,7 @@ def _journal_id(path: Path) -> str | None:
     try:
         with open(path, "rb") as f:
             line = f.readline()
-        return json.loads(line).get("id") if line.endswith(b"\n") else None
+        return json.loads(line).get(ATTR_ID) if line.endswith(b"\n") else None
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -412,7 +571,7 @@ def _open(path: Path, mode: str) -> h5py.File:
 
 def _acquire_lock(path: Path):
     """Hold ``PATH.lock`` exclusively, or refuse: another process writes this surface."""
-    lock = open(path.with_name(path.name + ".lock"), "a+")  # noqa: SIM115  (held open)
+    lock = open(path.with_name(path.name + LOCK_SUFFIX), "a+")  # noqa: SIM115  (held open)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

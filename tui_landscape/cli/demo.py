@@ -10,9 +10,9 @@ import numpy as np
 import typer
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.recipes import cache_dir
 from engine.run import prepare
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
 from tui_landscape.plots.terminal import contour_map, curve_plot
 

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from engine.errors import ConfigError
+from engine.formats import read_surface, read_trajectory
 from engine.sharpness import format_sharpness, sharpness
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.terminal import parse_levels
-from tui_landscape.plots.views import read_trajectory, render, surface_values
+from tui_landscape.plots.views import render, surface_values
 
 EXPORT_KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
 

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label
 
 from engine.errors import LandscapeError
-from engine.storage import read_surface
+from engine.formats import read_surface
 
 __all__ = ["BrowserScreen", "describe_file"]
 

@@ -12,16 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
+from engine.formats import Surface, Trajectory, has_trajectory, read_surface, read_trajectory
 from engine.sharpness import format_sharpness, sharpness
-from engine.storage import Surface, read_surface
 from tui_landscape.plots.terminal import curve_plot
-from tui_landscape.plots.views import (
-    Trajectory,
-    has_trajectory,
-    read_trajectory,
-    render,
-    surface_values,
-)
+from tui_landscape.plots.views import render, surface_values
 
 __all__ = ["PlotScreen", "PlotView"]
 

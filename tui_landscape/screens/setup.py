@@ -22,8 +22,8 @@ from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, R
 
 from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
+from engine.formats import Surface
 from engine.models import list_models, parameter_count
-from engine.storage import Surface
 from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
 
