@@ -49,7 +49,8 @@ def describe_file(p: Path) -> tuple[str, str, str, str, str]:
     try:
         info = surface_info(p)
     except LandscapeError as e:
-        return (f"unreadable: {e}"[:60], "", "", "", "")
+        # The file column names the file: the 60 characters go to what is wrong with it.
+        return (f"unreadable: {str(e).replace(str(p), '').lstrip(': ')}"[:60], "", "", "", "")
     nx = info.shape[-1]
     grid = f"{nx}" + (f" x {info.shape[0]}" if info.ndim == 2 else "")
     kind = "ours" if info.layout == LAYOUT_OURS else "reference"
