@@ -375,19 +375,19 @@ class SurfaceInfo:
 def surface_info(path: str | Path) -> SurfaceInfo:
     """Look at a surface file without reading its surfaces: one open, attributes and shapes.
 
-    The one array read is the completion mask (ours: ``completed``, one byte a point; the
+    The arrays it reads are the completion mask (ours: ``completed``, one byte a point; the
     reference's: its first loss, where -1 marks unfinished points), because no attribute
-    holds the count and adding one would change the files. Our journal, when one is left
-    beside the file (a run going on or killed), is parsed for the points it adds: it holds
-    only the points since the last checkpoint. Raises ``LandscapeError`` with one line for a
-    missing, non-HDF5, foreign or damaged file.
+    holds the count and adding one would change the files, and ``failed_index`` where a
+    point failed. Our journal, when one is left beside the file (a run going on or killed),
+    is parsed for the points it adds: it holds only the points since the last checkpoint.
+    Raises ``LandscapeError`` with one line for a missing, non-HDF5, foreign or damaged file.
     """
     p = _existing_file(path)
     jpath = journal_path(p)
     with _open_low(p) as gid:
-        root = _Root(gid)
-        lay = _check(p, root)
         try:
+            root = _Root(gid)
+            lay = _check(p, root)
             done = _done_mask(root, lay).reshape(-1)
             failed = set()
             if lay.ours and root.has(FAILED_INDEX):
