@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="N (without --devices)")
     p.add_argument("--grid", type=int, default=31, help="points per axis")
     args = p.parse_args()
-    from engine.storage import read_surface
+    from engine.formats import read_surface
 
     pool = (
         ["compute.devices=[" + ",".join(f'"{d}"' for d in args.devices.split(",")) + "]"]

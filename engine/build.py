@@ -23,10 +23,10 @@ from engine.directions import (
     DirectionSet,
     has_batchnorm,
     interpolation_direction,
-    load_directions,
     random_direction,
 )
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import load_directions
 from engine.grid import Axis, Grid, parse_axis
 from engine.hessian import (
     MeanLossHVP,
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PATH_MARGIN = 0.25  # of the path's span, around a PCA path on an automatic grid
 
-__all__ = ["Directions", "directions_path", "fit_grid", "load_model", "make_directions"]
+__all__ = ["Directions", "fit_grid", "load_model", "make_directions"]
 
 
 def _checkpoint_path(spec: str, arch: str, key: str) -> str:
@@ -72,11 +72,6 @@ def load_model(
     if ckpt:
         load_checkpoint(model, _checkpoint_path(ckpt, cfg.model.arch, key), key)
     return model.eval()
-
-
-def directions_path(out: Path) -> Path:
-    """Where a run writes its directions: ``surface.h5`` -> ``surface.directions.h5``."""
-    return out.with_name(out.name.removesuffix(".h5") + ".directions.h5")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Directions in parameter space: seeded random (filter-normalised), interpolation, files.
+"""Directions in parameter space: seeded random (filter-normalised), interpolation.
 
 A direction is a list of tensors aligned with the model's *targets*:
 ``model.parameters()`` order for type ``weights``, ``state_dict()`` order for
@@ -6,6 +6,7 @@ A direction is a list of tensors aligned with the model's *targets*:
 files are laid out. Random directions are drawn on the CPU from their own
 ``torch.Generator``, so a seed gives the same numbers on every device; one
 generator draws x then y, so the x direction of a 2D run equals that of a 1D run.
+Direction files are read and written by ``engine.formats.directions``.
 
 Choices, where the reference left one open: integer state entries (BN's
 ``num_batches_tracked``) never move (their direction is 0); with ``ignore='none'``
@@ -14,29 +15,21 @@ a 1-D tensor's direction is a copy of the tensor itself, as in the reference.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import h5py
-import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import LandscapeError
 
 __all__ = [
     "DirectionSet",
     "Perturbation",
-    "direction_hash",
     "has_batchnorm",
     "interpolation_direction",
-    "load_directions",
     "normalize_direction",
     "random_direction",
-    "save_directions",
     "targets",
 ]
 
@@ -133,74 +126,6 @@ class DirectionSet:
                         f"direction file {source} does not fit the model: {axis}/{k} has shape "
                         f"{tuple(d.shape)}, the model's {name!r} has {tuple(t.shape)}"
                     )
-
-
-def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) -> str:
-    """Content hash of the directions (shapes and float32 bytes), independent of the file."""
-    h = hashlib.sha256()
-    for axis, dirs in (("x", x), ("y", y)):
-        for d in dirs or ():
-            a = np.ascontiguousarray(d.detach().cpu().numpy().astype(np.float32))
-            h.update(f"{axis}{a.shape}".encode())
-            h.update(a.tobytes())
-    return "sha256:" + h.hexdigest()
-
-
-def save_directions(
-    path: str | Path, ds: DirectionSet, *, extras: Mapping[str, np.ndarray] | None = None
-) -> None:
-    """Write a direction file in the reference layout (groups of datasets '0'..'N-1').
-
-    ``extras`` become root datasets beside the groups, as the reference's PCA direction
-    files hold ``explained_variance_ratio_``, ``singular_values_`` and ``explained_variance_``;
-    ``load_directions`` reads only the groups, so it ignores them.
-    """
-    with h5py.File(path, "w") as f:
-        for axis, dirs in (("xdirection", ds.x), ("ydirection", ds.y)):
-            if dirs is None:
-                continue
-            g = f.create_group(axis)
-            for k, d in enumerate(dirs):
-                g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
-        for name, value in (extras or {}).items():
-            if name in ("xdirection", "ydirection"):
-                raise ValueError(f"Expected an extra dataset name other than {name!r}.")
-            f.create_dataset(name, data=np.asarray(value))
-        f.attrs["format"] = "tui-landscape-directions"
-        f.attrs["type"] = ds.dir_type
-        for k, v in ds.attrs.items():
-            f.attrs[k] = v
-
-
-def load_directions(path: str | Path, dir_type: DirType | None = None) -> DirectionSet:
-    """Read a direction file, ours or the reference's; ``dir_type`` overrides the stored one."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"`directions.file`: direction file not found: {p}")
-    try:
-        with h5py.File(p, "r") as f:
-            if "xdirection" not in f:
-                raise LandscapeError(f"{p} is not a direction file (no 'xdirection' group)")
-
-            def read(axis: str) -> list[torch.Tensor] | None:
-                if axis not in f:
-                    return None
-                g = f[axis]
-                n = len(g)
-                if sorted(g.keys()) != sorted(str(k) for k in range(n)):
-                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'{n - 1}'")
-                return [
-                    torch.from_numpy(np.asarray(g[str(k)][()], dtype=np.float32)) for k in range(n)
-                ]
-
-            x, y = read("xdirection"), read("ydirection")
-            attrs = {k: v for k, v in f.attrs.items() if k not in ("format", "type")}
-            stored = f.attrs.get("type")
-    except OSError as e:
-        raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
-    assert x is not None  # checked above
-    t = dir_type or (str(stored) if stored in ("weights", "states") else "weights")
-    return DirectionSet(x, y, t, attrs)  # type: ignore[arg-type]
 
 
 class Perturbation:

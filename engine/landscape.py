@@ -19,11 +19,11 @@ from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
 from engine.data import Split, load_splits
 from engine.devices import PRECISION
-from engine.directions import DirectionSet, Perturbation, load_directions
+from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
 from engine.evaluate import evaluate, per_sample, segment_stats
+from engine.formats import HESSIAN_NAMES, SURFACE_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
-from engine.storage import HESSIAN_NAMES, SURFACE_NAMES
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ points to the file at least every ``compute.flush_seconds``. Running the same
 config against the same output again resumes: only unfinished points are computed.
 
 What is evaluated is built in ``engine.build`` (model, directions, grid) and evaluated by
-``engine.landscape``; where is decided in ``engine.devices``; the file is ``engine.storage``'s.
+``engine.landscape``; where is decided in ``engine.devices``; the file is ``engine.formats``'s.
 """
 
 from __future__ import annotations
@@ -22,17 +22,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.build import directions_path, load_model, make_directions
+from engine.build import load_model, make_directions
 from engine.config import Config, auto_points, config_from_dict, config_to_toml, parse_toml
 from engine.data import load_splits
 from engine.devices import resolve_device, worker_devices
-from engine.directions import DirectionSet, direction_hash, load_directions, save_directions
+from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import (
+    Surface,
+    SurfaceWriter,
+    direction_hash,
+    directions_path,
+    load_directions,
+    path_datasets,
+    read_surface,
+    save_directions,
+)
 from engine.grid import Grid
 from engine.hessian import snake_order
 from engine.landscape import Landscape
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
-from engine.storage import Surface, SurfaceWriter, read_surface
 
 log = logging.getLogger(__name__)
 
@@ -353,13 +362,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     }
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
-        extras = {
-            "proj_xcoord": pca.coords_cos[:, 0],
-            "proj_ycoord": pca.coords_cos[:, 1],
-            "proj_xcoord_lsq": pca.coords_lsq[:, 0],
-            "proj_ycoord_lsq": pca.coords_lsq[:, 1],
-            **pca.extras(),
-        }
+        extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     writer = SurfaceWriter.create(
         out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras
     )

@@ -17,7 +17,6 @@ over the checkpoints accumulates; the coordinates ``<d_i, v> = (G u)_i / s`` nee
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import glob
 import os
 import re
@@ -26,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from engine import __version__
 from engine.directions import DirectionSet, DirType, targets
 from engine.errors import ConfigError, LandscapeError
+from engine.formats.constants import EXPLAINED_VARIANCE, EXPLAINED_VARIANCE_RATIO, SINGULAR_VALUES
 from engine.models.checkpoint import load_checkpoint
 
 __all__ = [
@@ -41,11 +39,9 @@ __all__ = [
     "PCAResult",
     "find_checkpoints",
     "pca_directions",
-    "write_projection",
 ]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".t7", ".ckpt")
-PROJECTION_FORMAT = "tui-landscape-projection"
 # Rows streamed past the resident block at once: reads fall as the block grows, passes over the
 # block (memory-bound) fall as the stream grows. A quarter of the budget, at most 8 rows, ran
 # faster than a third, at most 16 (45 s vs 56 s for 100 checkpoints of 10M, noisy machine).
@@ -115,9 +111,9 @@ class PCAResult:
     def extras(self) -> dict[str, np.ndarray]:
         """The root datasets of the reference's PCA direction files (``save_directions``)."""
         return {
-            "explained_variance_ratio_": self.explained_variance_ratio,
-            "singular_values_": self.singular_values,
-            "explained_variance_": self.explained_variance,
+            EXPLAINED_VARIANCE_RATIO: self.explained_variance_ratio,
+            SINGULAR_VALUES: self.singular_values,
+            EXPLAINED_VARIANCE: self.explained_variance,
         }
 
     def direction_set(self) -> DirectionSet:
@@ -337,29 +333,3 @@ def pca_directions(
         reads=rows.reads,
         blocks=len(starts),
     )
-
-
-def write_projection(
-    path: str | Path, coords: np.ndarray, explained_variance_ratio: np.ndarray | None = None
-) -> None:
-    """Write a projection file in the reference's layout.
-
-    ``proj_xcoord`` and ``proj_ycoord`` hold one float64 per checkpoint in epoch order;
-    ``explained_variance_ratio_`` (2,) is our addition, which our plots use for axis labels.
-    """
-    c = np.asarray(coords, dtype=np.float64)
-    if c.ndim != 2 or c.shape[1] != 2:
-        raise ValueError(f"Expected `coords` to have shape (n, 2), but got {c.shape}.")
-    with h5py.File(path, "w") as f:
-        f.create_dataset("proj_xcoord", data=c[:, 0])
-        f.create_dataset("proj_ycoord", data=c[:, 1])
-        if explained_variance_ratio is not None:
-            ev = np.asarray(explained_variance_ratio, dtype=np.float64).reshape(-1)
-            if ev.shape != (2,):
-                raise ValueError(
-                    f"Expected `explained_variance_ratio` to have 2 values, but got {ev.shape}."
-                )
-            f.create_dataset("explained_variance_ratio_", data=ev)
-        f.attrs["format"] = PROJECTION_FORMAT
-        f.attrs["tool_version"] = __version__
-        f.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

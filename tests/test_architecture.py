@@ -31,3 +31,65 @@ def test_importing_the_engine_loads_no_ui_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _imports(path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_only_engine_formats_opens_hdf5():
+    """One package owns the files: the app and the rest of the engine go through it."""
+    formats = REPO / "engine" / "formats"
+    offenders = [
+        str(path.relative_to(REPO))
+        for root in ("engine", "tui_landscape")
+        for path in (REPO / root).rglob("*.py")
+        if formats not in path.parents and "h5py" in {n.split(".")[0] for n in _imports(path)}
+    ]
+    assert not offenders
+
+
+def test_file_names_are_spelled_only_in_the_constants_module():
+    """A dataset name or side-file suffix written out elsewhere would drift from the schema."""
+    from engine.formats import constants
+
+    names = {
+        constants.XCOORDS,
+        constants.YCOORDS,
+        constants.PROJ_X,
+        constants.PROJ_Y,
+        constants.PROJ_X_LSQ,
+        constants.PROJ_Y_LSQ,
+        constants.EXPLAINED_VARIANCE_RATIO,
+        constants.SINGULAR_VALUES,
+        constants.EXPLAINED_VARIANCE,
+        constants.FAILED_INDEX,
+        constants.FAILED_ERROR,
+        constants.JOURNAL_SUFFIX,
+        constants.LOCK_SUFFIX,
+        constants.DIRECTIONS_SUFFIX,
+        constants.SURFACE_FORMAT,
+        constants.DIRECTIONS_FORMAT,
+        constants.PROJECTION_FORMAT,
+    }
+    allowed: set[tuple[str, str]] = set()
+    offenders = []
+    for root in ("engine", "tui_landscape"):
+        for path in (REPO / root).rglob("*.py"):
+            if path == REPO / "engine" / "formats" / "constants.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                where = str(path.relative_to(REPO))
+                if (
+                    isinstance(node, ast.Constant)
+                    and node.value in names
+                    and (where, node.value) not in allowed
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert not offenders

@@ -9,9 +9,9 @@ import torch
 from typer.testing import CliRunner
 
 from engine.errors import LandscapeError
+from engine.formats import read_surface
 from engine.models import build_model
 from engine.recipes import recipe_checkpoint
-from engine.storage import read_surface
 from tests.conftest import REPO
 from tui_landscape.cli import app
 

@@ -10,14 +10,12 @@ import torch
 from engine.directions import (
     DirectionSet,
     Perturbation,
-    direction_hash,
     interpolation_direction,
-    load_directions,
     random_direction,
-    save_directions,
     targets,
 )
 from engine.errors import LandscapeError
+from engine.formats import direction_hash, load_directions, save_directions
 from engine.models import build_model
 
 

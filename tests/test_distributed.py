@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.run import prepare
-from engine.storage import read_surface
 from tests.conftest import REPO
 from tests.test_pool import BASE, DIGITS_2D, same
 

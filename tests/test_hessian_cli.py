@@ -8,9 +8,9 @@ import torch
 from typer.testing import CliRunner
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.hessian import extreme_eigenvalues
 from engine.run import prepare
-from engine.storage import read_surface
 from tui_landscape.cli import app
 
 SMALL = [

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from engine.formats import SurfaceWriter, read_surface
 from engine.grid import Grid
-from engine.storage import SurfaceWriter, read_surface
 from tui_landscape.cli import app
 from tui_landscape.plots.spec import levels_for
 from tui_landscape.plots.views import render, render_compare

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from engine.config import load_config
+from engine.formats import SurfaceWriter, journal_path, read_surface
 from engine.run import prepare
-from engine.storage import SurfaceWriter, journal_path, read_surface
 from tests.conftest import REPO
 
 # An untrained digits CNN (no recipe to train) on a small grid: seconds per surface.

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.build import directions_path, load_model
+from engine.build import load_model
 from engine.config import load_config
 from engine.data import load_splits
 from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
+from engine.formats import directions_path, read_surface
 from engine.run import prepare
-from engine.storage import read_surface
 
 MLP = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp"]
 

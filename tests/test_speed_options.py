@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.run import prepare
-from engine.storage import read_surface
 from tests.conftest import REPO
 
 BASE = ["model.checkpoint=recipe:digits_cnn", "grid.x=-1:1:5", "grid.y=-1:1:3"]

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import SURFACE_FORMAT as FORMAT
+from engine.formats import SurfaceWriter, read_surface
 from engine.grid import Grid
-from engine.storage import FORMAT, SurfaceWriter, read_surface
 
 
 def f(x, y):
@@ -129,8 +130,8 @@ def test_bad_files(tmp_path):
 
 
 def test_a_refused_second_run_leaves_the_first_runs_directions_alone(tmp_path):
-    from engine.build import directions_path
     from engine.config import load_config
+    from engine.formats import directions_path
     from engine.run import prepare
 
     sets = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp", "grid.x=-1:1:3"]

@@ -9,10 +9,11 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-from engine.directions import load_directions, save_directions, targets
+from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import load_directions, save_directions, write_projection
 from engine.models import build_model
-from engine.trajectory import find_checkpoints, pca_directions, write_projection
+from engine.trajectory import find_checkpoints, pca_directions
 
 
 def _bn_net(seed: int = 0) -> nn.Module:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from engine.build import load_model
 from engine.config import load_config
 from engine.evaluate import evaluate
-from engine.storage import read_surface
+from engine.formats import read_surface
 from engine.train import train_run
 from tui_landscape.cli import app
 

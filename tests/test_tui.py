@@ -15,9 +15,9 @@ import pytest
 from textual.widgets import Button, DataTable, Input, RichLog
 
 from engine.config import load_config
+from engine.formats import SurfaceWriter, read_surface
 from engine.grid import Grid
 from engine.run import prepare
-from engine.storage import SurfaceWriter, read_surface
 from tests.conftest import REPO
 from tui_landscape.app import create_app
 from tui_landscape.screens.browser import BrowserScreen
@@ -122,7 +122,7 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
     small_file(tmp_path / "b.h5", a=4.0)
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        await listed(pilot)
         table = app.screen.query_one(DataTable)
         assert table.row_count == 2
         row = [str(c) for c in table.get_row_at(0)]
@@ -218,6 +218,13 @@ def test_plot_screen_snapshot(snap_compare, tmp_path):
     assert snap_compare(create_app(f), terminal_size=(100, 30))
 
 
+async def listed(pilot) -> None:
+    """Wait for the browser's listing worker and for its rows to reach the table."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, BrowserScreen))
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def test_browser_snapshot(snap_compare, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the title shows the folder: keep it the same in every run
     small_file(tmp_path / "one.h5")
@@ -228,7 +235,7 @@ def test_browser_snapshot(snap_compare, tmp_path, monkeypatch):
 
         with h5py.File(p, "r+") as h:
             h.attrs["created"] = "2026-01-01T00:00:00+00:00"
-    assert snap_compare(create_app(Path(".")), terminal_size=(110, 20))
+    assert snap_compare(create_app(Path(".")), terminal_size=(110, 20), run_before=listed)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import read_surface
 from engine.sharpness import sharpness
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, user_errors
 from tui_landscape.cli.plot import (
     DpiOpt,

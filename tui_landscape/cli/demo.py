@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.recipes import cache_dir
 from engine.run import prepare
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
 from tui_landscape.plots.spec import resolve
 from tui_landscape.plots.terminal import draw

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from engine.config import load_config
+from engine.formats import read_surface
 from engine.run import prepare
-from engine.storage import read_surface
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
 from tui_landscape.plots.views import render

@@ -10,8 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
+from engine.formats import read_surface
 from engine.sharpness import format_sharpness, sharpness
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, fmt_point, user_errors
 
 

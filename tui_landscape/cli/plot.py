@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
+from engine.formats import read_surface, read_trajectory
 from engine.sharpness import format_sharpness, sharpness
-from engine.storage import read_surface
 from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.spec import KINDS, check_kind, resolve, surface_values
 from tui_landscape.plots.terminal import draw, parse_levels
-from tui_landscape.plots.views import read_trajectory
 
 SurfaceOpt = Annotated[
     str, typer.Option("--surface", "-s", help="train_loss, train_acc, test_loss, test_acc, ratio.")

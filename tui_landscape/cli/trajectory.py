@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from engine.config import load_config
+from engine.formats import read_surface, read_trajectory
 from engine.run import prepare
-from engine.storage import read_surface
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
-from tui_landscape.plots.views import read_trajectory, render
+from tui_landscape.plots.views import render
 
 
 def trajectory(
@@ -55,7 +55,7 @@ def trajectory(
         if projection is not None:
             import numpy as np
 
-            from engine.trajectory import write_projection
+            from engine.formats import write_projection
 
             write_projection(
                 projection, np.c_[t.x, t.y], None if t.explained is None else np.array(t.explained)

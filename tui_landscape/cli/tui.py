@@ -9,7 +9,7 @@ import typer
 
 from engine.config import load_config
 from engine.errors import ConfigError
-from engine.storage import read_surface
+from engine.formats import read_surface
 from tui_landscape.cli.common import user_errors
 
 

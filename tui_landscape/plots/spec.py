@@ -23,7 +23,7 @@ from engine.errors import ConfigError
 from engine.sharpness import RATIO_SCALE, eigen_ratio
 
 if TYPE_CHECKING:
-    from engine.storage import Surface
+    from engine.formats import Surface
 
 __all__ = [
     "APP_KINDS",

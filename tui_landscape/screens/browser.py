@@ -1,35 +1,74 @@
-"""The file browser: the surface files of a folder, what each holds; open, delete, compare."""
+"""The file browser: the surface files of a folder, what each holds; open, delete, compare.
+
+A folder is listed in a worker thread from ``surface_info`` (attributes and shapes, no
+surfaces), so a folder of hundreds of files never blocks the UI; marking a file changes one
+cell, never re-reads the folder.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import LandscapeError
-from engine.storage import read_surface
+from engine.formats import LAYOUT_OURS, sidecars, surface_info
+from engine.formats.constants import DIRECTIONS_SUFFIX
 
-__all__ = ["BrowserScreen", "describe_file"]
+__all__ = ["BrowserScreen", "FileRow", "describe_file", "list_folder", "surface_files"]
+
+MARK = "mark"  # the key of the mark column, updated in place
+COLUMNS = ("file", "kind", "grid", "surfaces", "done", "created")
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One line of the browser: a file and its (kind, grid, surfaces, done, created)."""
+
+    path: Path
+    cells: tuple[str, str, str, str, str]
+
+
+def surface_files(folder: Path) -> list[Path]:
+    """The ``.h5`` files of a folder, sorted, without the direction files runs write beside."""
+    return sorted(p for p in folder.glob("*.h5") if not p.name.endswith(DIRECTIONS_SUFFIX))
 
 
 def describe_file(p: Path) -> tuple[str, str, str, str, str]:
     """(kind, grid, surfaces, completion, created) of a file, or its error in the kind column."""
     try:
-        s = read_surface(p)
+        info = surface_info(p)
     except LandscapeError as e:
-        return (f"unreadable: {e}"[:60], "", "", "", "")
-    grid = f"{len(s.x)}" + (f" x {len(s.y)}" if s.y is not None else "")
-    kind = "ours" if s.layout == "tui-landscape" else "reference"
-    pct = f"{100 * s.n_done / s.completed.size:.0f}%"
-    created = str(s.attrs.get("created", ""))
+        # The file column names the file: the 60 characters go to what is wrong with it.
+        return (f"unreadable: {str(e).replace(str(p), '').lstrip(': ')}"[:60], "", "", "", "")
+    nx = info.shape[-1]
+    grid = f"{nx}" + (f" x {info.shape[0]}" if info.ndim == 2 else "")
+    kind = "ours" if info.layout == LAYOUT_OURS else "reference"
+    pct = f"{100 * info.done / info.total:.0f}%"
+    created = info.created
     if not created:
         created = dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds")
-    return (f"{kind} {'2D' if s.y is not None else '1D'}", grid, ", ".join(s.values), pct, created)
+    return (f"{kind} {info.ndim}D", grid, ", ".join(info.names), pct, created)
+
+
+def list_folder(folder: Path, cancelled: Callable[[], bool] = lambda: False) -> list[FileRow]:
+    """Every surface file of ``folder`` described; stops early once ``cancelled()`` is true."""
+    rows = []
+    for p in surface_files(folder):
+        if cancelled():
+            break
+        rows.append(FileRow(p, describe_file(p)))
+    return rows
 
 
 class ConfirmDelete(ModalScreen[bool]):
@@ -37,13 +76,14 @@ class ConfirmDelete(ModalScreen[bool]):
 
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, beside: list[str]) -> None:
         super().__init__()
-        self.path = path
+        self.path, self.beside = path, beside
 
     def compose(self) -> ComposeResult:
+        also = f" (and its {', '.join(self.beside)})" if self.beside else ""
         with Vertical(id="confirm"):
-            yield Label(f"Delete {self.path.name} (and its lock and journal)?")
+            yield Label(f"Delete {self.path.name}{also}?")
             with Horizontal():
                 yield Button("Delete (y)", id="yes", variant="error")
                 yield Button("Keep (n)", id="no")
@@ -66,6 +106,13 @@ class BrowserScreen(Screen):
         Binding("f5", "refresh", "Refresh"),
     ]
 
+    class Listed(Message):
+        """A folder's rows, from the listing worker."""
+
+        def __init__(self, folder: Path, rows: list[FileRow]) -> None:
+            super().__init__()
+            self.folder, self.rows = folder, rows
+
     def __init__(self, folder: Path) -> None:
         super().__init__()
         self.folder = Path(folder)
@@ -79,20 +126,40 @@ class BrowserScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = f"tui-landscape: {self.folder.resolve().name or self.folder.resolve()}/"
-        table = self.query_one(DataTable)
-        table.add_columns("", "file", "kind", "grid", "surfaces", "done", "created")
         self.action_refresh()
 
     def action_refresh(self) -> None:
+        self.list_files()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="browser-list")
+    def list_files(self) -> None:
+        """Describe the folder's files off the UI thread; a newer listing cancels this one."""
+        worker = get_current_worker()
+        rows = list_folder(self.folder, lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
+            self.post_message(self.Listed(self.folder, rows))
+
+    def on_browser_screen_listed(self, message: Listed) -> None:
         table = self.query_one(DataTable)
+        row = table.cursor_row
         table.clear()
-        self.rows = sorted(
-            p for p in self.folder.glob("*.h5") if not p.name.endswith(".directions.h5")
-        )
-        for p in self.rows:
-            table.add_row("*" if p in self.marked else " ", p.name, *describe_file(p), key=str(p))
-        if not self.rows:
+        if not table.columns:
+            # Added with the first rows: a header drawn before them keeps its first widths.
+            table.add_column("", key=MARK)
+            table.add_columns(*COLUMNS)
+        self.rows = [r.path for r in message.rows]
+        self.marked &= set(self.rows)  # files gone since: no longer marked
+        for r in message.rows:
+            mark = "*" if r.path in self.marked else " "
+            table.add_row(mark, r.path.name, *r.cells, key=str(r.path))
+        if self.rows:
+            table.move_cursor(row=min(row, len(self.rows) - 1))
+        else:
             self.notify(f"No surface files (.h5) in {self.folder}", timeout=4)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
+            self.notify(f"Listing {self.folder} failed: {event.worker.error}", severity="error")
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)
@@ -115,9 +182,7 @@ class BrowserScreen(Screen):
         if p is None:
             return
         self.marked ^= {p}
-        row = self.query_one(DataTable).cursor_row
-        self.action_refresh()
-        self.query_one(DataTable).move_cursor(row=row)
+        self.query_one(DataTable).update_cell(str(p), MARK, "*" if p in self.marked else " ")
 
     def action_compare(self) -> None:
         if len(self.marked) < 2:
@@ -131,13 +196,16 @@ class BrowserScreen(Screen):
         p = self._current()
         if p is None:
             return
+        # The direction file stays: another surface may have been computed on it.
+        beside = {k: q for k, q in sidecars(p).items() if k != "directions"}
 
         def done(yes: bool | None) -> None:
             if yes:
-                for q in (p, p.with_name(p.name + ".lock"), p.with_name(p.name + ".journal")):
+                for q in (p, *beside.values()):
                     q.unlink(missing_ok=True)
                 self.marked.discard(p)
+                self.rows.remove(p)
+                self.query_one(DataTable).remove_row(str(p))
                 self.notify(f"Deleted {p.name}")
-                self.action_refresh()
 
-        self.app.push_screen(ConfirmDelete(p), done)
+        self.app.push_screen(ConfirmDelete(p, list(beside)), done)

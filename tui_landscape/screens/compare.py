@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
+from engine.formats import read_surface
 from engine.sharpness import sharpness
-from engine.storage import read_surface
 from tui_landscape.plots.spec import APP_KINDS, surface_values
 from tui_landscape.plots.views import render_compare
 

@@ -15,15 +15,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
+from engine.formats import Surface, Trajectory, has_trajectory, read_surface, read_trajectory
 from engine.sharpness import format_sharpness, sharpness
-from engine.storage import Surface, read_surface
 from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
 from tui_landscape.plots.terminal import draw
-from tui_landscape.plots.views import (
-    Trajectory,
-    has_trajectory,
-    read_trajectory,
-)
 
 __all__ = ["PlotScreen", "PlotView"]
 

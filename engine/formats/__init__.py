@@ -1,0 +1,67 @@
+"""The files tui-landscape reads and writes: surfaces, directions, projected paths.
+
+One package owns every file format, as cooler keeps its names in one constants module:
+``constants`` (dataset and attribute names, side-file suffixes, the format version),
+``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``),
+``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
+"""
+
+from engine.formats.constants import (
+    HESSIAN_NAMES,
+    LAYOUT_OURS,
+    LAYOUT_REFERENCE,
+    SURFACE_FORMAT,
+    SURFACE_FORMAT_VERSION,
+    SURFACE_NAMES,
+)
+from engine.formats.directions import (
+    direction_hash,
+    load_directions,
+    read_explained_variance,
+    save_directions,
+)
+from engine.formats.projection import (
+    Trajectory,
+    has_trajectory,
+    path_datasets,
+    read_trajectory,
+    write_projection,
+)
+from engine.formats.surface import (
+    Surface,
+    SurfaceInfo,
+    SurfaceWriter,
+    directions_path,
+    journal_path,
+    read_journal,
+    read_surface,
+    sidecars,
+    surface_info,
+)
+
+__all__ = [
+    "HESSIAN_NAMES",
+    "LAYOUT_OURS",
+    "LAYOUT_REFERENCE",
+    "SURFACE_FORMAT",
+    "SURFACE_FORMAT_VERSION",
+    "SURFACE_NAMES",
+    "Surface",
+    "SurfaceInfo",
+    "SurfaceWriter",
+    "Trajectory",
+    "direction_hash",
+    "directions_path",
+    "has_trajectory",
+    "journal_path",
+    "load_directions",
+    "path_datasets",
+    "read_explained_variance",
+    "read_journal",
+    "read_surface",
+    "read_trajectory",
+    "save_directions",
+    "sidecars",
+    "surface_info",
+    "write_projection",
+]

@@ -1,0 +1,106 @@
+"""Every name our files use, in one place: datasets, attributes, side files, versions.
+
+The layouts are the reference code's (tomgoldstein/loss-landscape) plus our additions;
+``docs/surface-format.md`` is the written schema of all three file kinds. Change a name
+here only together with that page and its change log: files on users' disks keep the old one.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ATTR_CONFIG",
+    "ATTR_CREATED",
+    "ATTR_DEVICE",
+    "ATTR_DIR_SHA256",
+    "ATTR_DIR_TYPE",
+    "ATTR_FORMAT",
+    "ATTR_FORMAT_VERSION",
+    "ATTR_ID",
+    "ATTR_TOOL_VERSION",
+    "ATTR_TYPE",
+    "ATTR_UPDATED",
+    "DIRECTIONS_FORMAT",
+    "DIRECTIONS_SUFFIX",
+    "DIR_FILE",
+    "EXPLAINED_VARIANCE",
+    "EXPLAINED_VARIANCE_RATIO",
+    "FAILED_ERROR",
+    "FAILED_INDEX",
+    "HESSIAN_NAMES",
+    "JOURNAL_SUFFIX",
+    "LAYOUT_OURS",
+    "LAYOUT_REFERENCE",
+    "LOCK_SUFFIX",
+    "MASK",
+    "PCA_NAMES",
+    "PROJECTION_FORMAT",
+    "PROJ_X",
+    "PROJ_X_LSQ",
+    "PROJ_Y",
+    "PROJ_Y_LSQ",
+    "SINGULAR_VALUES",
+    "SURFACE_FORMAT",
+    "SURFACE_FORMAT_VERSION",
+    "SURFACE_NAMES",
+    "TMP_SUFFIX",
+    "UNFINISHED",
+    "XCOORDS",
+    "XDIRECTION",
+    "YCOORDS",
+    "YDIRECTION",
+]
+
+# Format tags (root attribute ``format``) and the surface format's version.
+SURFACE_FORMAT = "tui-landscape-surface"
+SURFACE_FORMAT_VERSION = 2
+DIRECTIONS_FORMAT = "tui-landscape-directions"
+PROJECTION_FORMAT = "tui-landscape-projection"
+
+# What ``Surface.layout`` and ``SurfaceInfo.layout`` say.
+LAYOUT_OURS = "tui-landscape"
+LAYOUT_REFERENCE = "reference"
+
+# Surface file datasets (the reference's names, then ours).
+XCOORDS = "xcoordinates"
+YCOORDS = "ycoordinates"
+SURFACE_NAMES = ("train_loss", "train_acc", "test_loss", "test_acc")
+# Hessian runs: the reference's eigenvalue names, and the Hessian-vector products per point.
+HESSIAN_NAMES = ("max_eig", "min_eig", "hvp_products")
+DIR_FILE = "dir_file"
+MASK = "completed"
+FAILED_INDEX = "failed_index"
+FAILED_ERROR = "failed_error"
+UNFINISHED = -1.0  # what the reference writes at points not computed yet
+
+# Projected training path: the reference's cosine projection, and our least-squares one.
+PROJ_X = "proj_xcoord"
+PROJ_Y = "proj_ycoord"
+PROJ_X_LSQ = "proj_xcoord_lsq"
+PROJ_Y_LSQ = "proj_ycoord_lsq"
+
+# Direction file groups (one dataset per tensor, '0'..'N-1') and the PCA root datasets.
+XDIRECTION = "xdirection"
+YDIRECTION = "ydirection"
+EXPLAINED_VARIANCE_RATIO = "explained_variance_ratio_"
+SINGULAR_VALUES = "singular_values_"
+EXPLAINED_VARIANCE = "explained_variance_"
+PCA_NAMES = (EXPLAINED_VARIANCE_RATIO, SINGULAR_VALUES, EXPLAINED_VARIANCE)
+
+# Root attributes.
+ATTR_FORMAT = "format"
+ATTR_FORMAT_VERSION = "format_version"
+ATTR_TOOL_VERSION = "tool_version"
+ATTR_CREATED = "created"
+ATTR_UPDATED = "updated"
+ATTR_ID = "id"  # ties a surface file's journal to it
+ATTR_CONFIG = "config"
+ATTR_DIR_SHA256 = "dir_file_sha256"
+ATTR_DIR_TYPE = "dir_type"
+ATTR_DEVICE = "device"
+ATTR_TYPE = "type"  # a direction file's ``weights`` or ``states``
+
+# Side files of a surface ``FILE.h5``: ``FILE.h5.journal`` etc., and ``FILE.directions.h5``.
+JOURNAL_SUFFIX = ".journal"
+LOCK_SUFFIX = ".lock"
+TMP_SUFFIX = ".tmp"
+DIRECTIONS_SUFFIX = ".directions.h5"

@@ -1,0 +1,115 @@
+"""Direction files (HDF5): the reference's layout, read and written.
+
+Groups ``xdirection`` and, for 2D, ``ydirection`` hold one float32 dataset per tensor,
+named ``'0'``..``'N-1'``, in the order of ``engine.directions.targets``. Our files add the
+attributes ``format`` and ``type`` and how the directions were made; PCA direction files
+hold the reference's ``explained_variance_ratio_``, ``singular_values_`` and
+``explained_variance_`` beside the groups. The math lives in ``engine.directions``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from engine.directions import DirectionSet, DirType
+from engine.errors import ConfigError, LandscapeError
+from engine.formats.constants import (
+    ATTR_FORMAT,
+    ATTR_TYPE,
+    DIRECTIONS_FORMAT,
+    EXPLAINED_VARIANCE_RATIO,
+    XDIRECTION,
+    YDIRECTION,
+)
+
+__all__ = ["direction_hash", "load_directions", "read_explained_variance", "save_directions"]
+
+
+def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) -> str:
+    """Content hash of the directions (shapes and float32 bytes), independent of the file.
+
+    A surface file stores it (``dir_file_sha256``) so a resume can tell that its direction
+    file is the one the surface was computed with.
+    """
+    h = hashlib.sha256()
+    for axis, dirs in (("x", x), ("y", y)):
+        for d in dirs or ():
+            a = np.ascontiguousarray(d.detach().cpu().numpy().astype(np.float32))
+            h.update(f"{axis}{a.shape}".encode())
+            h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def save_directions(
+    path: str | Path, ds: DirectionSet, *, extras: Mapping[str, np.ndarray] | None = None
+) -> None:
+    """Write a direction file in the reference layout (groups of datasets '0'..'N-1').
+
+    ``extras`` become root datasets beside the groups, as the reference's PCA direction
+    files hold ``explained_variance_ratio_``, ``singular_values_`` and ``explained_variance_``;
+    ``load_directions`` reads only the groups, so it ignores them.
+    """
+    with h5py.File(path, "w") as f:
+        for axis, dirs in ((XDIRECTION, ds.x), (YDIRECTION, ds.y)):
+            if dirs is None:
+                continue
+            g = f.create_group(axis)
+            for k, d in enumerate(dirs):
+                g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
+        for name, value in (extras or {}).items():
+            if name in (XDIRECTION, YDIRECTION):
+                raise ValueError(f"Expected an extra dataset name other than {name!r}.")
+            f.create_dataset(name, data=np.asarray(value))
+        f.attrs[ATTR_FORMAT] = DIRECTIONS_FORMAT
+        f.attrs[ATTR_TYPE] = ds.dir_type
+        for k, v in ds.attrs.items():
+            f.attrs[k] = v
+
+
+def load_directions(path: str | Path, dir_type: DirType | None = None) -> DirectionSet:
+    """Read a direction file, ours or the reference's; ``dir_type`` overrides the stored one."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"`directions.file`: direction file not found: {p}")
+    try:
+        with h5py.File(p, "r") as f:
+            if XDIRECTION not in f:
+                raise LandscapeError(f"{p} is not a direction file (no '{XDIRECTION}' group)")
+
+            def read(axis: str) -> list[torch.Tensor] | None:
+                if axis not in f:
+                    return None
+                g = f[axis]
+                n = len(g)
+                if sorted(g.keys()) != sorted(str(k) for k in range(n)):
+                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'{n - 1}'")
+                return [
+                    torch.from_numpy(np.asarray(g[str(k)][()], dtype=np.float32)) for k in range(n)
+                ]
+
+            x, y = read(XDIRECTION), read(YDIRECTION)
+            attrs = {k: v for k, v in f.attrs.items() if k not in (ATTR_FORMAT, ATTR_TYPE)}
+            stored = f.attrs.get(ATTR_TYPE)
+    except OSError as e:
+        raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
+    assert x is not None  # checked above
+    t = dir_type or (str(stored) if stored in ("weights", "states") else "weights")
+    return DirectionSet(x, y, t, attrs)  # type: ignore[arg-type]
+
+
+def read_explained_variance(path: str | Path) -> tuple[float, float] | None:
+    """A PCA direction file's ``explained_variance_ratio_``, or None (absent or unreadable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if EXPLAINED_VARIANCE_RATIO not in f:
+                return None
+            ev = f[EXPLAINED_VARIANCE_RATIO][()]
+    except OSError:
+        return None
+    return float(ev[0]), float(ev[1])

@@ -1,0 +1,673 @@
+"""Surface files (HDF5): writing, reading, and a cheap look at what a file holds.
+
+The layout is the reference code's, so its plotting scripts read our files, plus
+a completion mask and provenance attributes (see ``docs/surface-format.md``):
+
+- ``xcoordinates`` (nx,) float64; ``ycoordinates`` (ny,) float64 for 2D
+- ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``: (nx,) or (ny, nx)
+  float64 with ``Z[i, j]`` at ``(x[j], y[i])``; -1 at unfinished points
+- ``completed``: uint8 mask of the same shape (1 = finished; a loss of 0 is finished)
+- ``dir_file``: scalar string, the direction file's path
+- ``failed_index`` (n,) int64 and ``failed_error`` (n,) strings: points whose evaluation
+  raised on every try (they stay unfinished, so a resume tries them again)
+- root attributes: ``format``, ``format_version``, ``tool_version``, ``created``,
+  ``updated``, ``config`` (resolved TOML), ``dir_file_sha256``, ``id``
+
+The names live in ``engine.formats.constants``.
+
+Crash safety: the HDF5 file is never modified in place. Finished points are appended to a
+journal beside it (``FILE.h5.journal``, one JSON line per point, fsynced at least every
+``compute.flush_seconds``); at checkpoints the journal is folded into a copy of the file that
+is renamed over it, then the journal is emptied. A process killed at any moment leaves the
+last good file plus a journal whose torn last line, if any, is ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import functools
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from engine import __version__
+from engine.errors import ConfigError, LandscapeError
+from engine.formats.constants import (
+    ATTR_CREATED,
+    ATTR_DIR_TYPE,
+    ATTR_FORMAT,
+    ATTR_FORMAT_VERSION,
+    ATTR_ID,
+    ATTR_TOOL_VERSION,
+    ATTR_UPDATED,
+    DIR_FILE,
+    DIRECTIONS_SUFFIX,
+    FAILED_ERROR,
+    FAILED_INDEX,
+    HESSIAN_NAMES,
+    JOURNAL_SUFFIX,
+    LAYOUT_OURS,
+    LAYOUT_REFERENCE,
+    LOCK_SUFFIX,
+    MASK,
+    PROJ_X,
+    PROJ_Y,
+    SURFACE_FORMAT,
+    SURFACE_FORMAT_VERSION,
+    SURFACE_NAMES,
+    TMP_SUFFIX,
+    UNFINISHED,
+    XCOORDS,
+    YCOORDS,
+)
+from engine.grid import Axis, Grid
+
+__all__ = [
+    "HESSIAN_NAMES",
+    "SURFACE_NAMES",
+    "Surface",
+    "SurfaceInfo",
+    "SurfaceWriter",
+    "directions_path",
+    "journal_path",
+    "read_journal",
+    "read_surface",
+    "sidecars",
+    "surface_info",
+]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _axis_from_coords(c: np.ndarray) -> Axis:
+    return Axis(float(c[0]), float(c[-1]), len(c))
+
+
+@dataclass
+class Surface:
+    """A surface file's contents: coordinates, values (NaN where unfinished), mask, provenance."""
+
+    path: Path
+    layout: str  # 'tui-landscape' or 'reference'
+    x: np.ndarray
+    y: np.ndarray | None
+    values: dict[str, np.ndarray]
+    completed: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+    dir_file: str = ""
+    failed: dict[int, str] = field(default_factory=dict)  # flat index -> error, unfinished
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(
+            _axis_from_coords(self.x), None if self.y is None else _axis_from_coords(self.y)
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.completed.shape
+
+    @property
+    def n_done(self) -> int:
+        return int(self.completed.sum())
+
+
+def read_surface(path: str | Path) -> Surface:
+    """Open a surface file, ours or the reference's, validating it in order."""
+    p = _existing_file(path)
+    with _open_checked(p) as f:
+        try:
+            surface = _read_open(p, f, _check(p, _Root(f.id)))
+        except (OSError, KeyError, ValueError) as e:
+            raise _damaged(p, e) from None
+    if surface.layout == LAYOUT_OURS:
+        # Points finished since the last checkpoint (a run going on, or one that was killed).
+        _apply(surface, read_journal(journal_path(p), str(surface.attrs.get(ATTR_ID, ""))))
+    return surface
+
+
+def _apply(s: Surface, records: list[dict[str, Any]]) -> None:
+    flat_done = s.completed.reshape(-1)
+    for r in records:
+        k = r["k"]
+        if not 0 <= k < flat_done.size:
+            continue
+        if "error" in r:
+            s.failed[k] = r["error"]
+            continue
+        for n, a in s.values.items():
+            if n in r["v"]:
+                a.reshape(-1)[k] = r["v"][n]
+        flat_done[k] = True
+        s.failed.pop(k, None)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What validation found: whose layout, its version, the grid's shape, the surfaces."""
+
+    ours: bool
+    version: int | None
+    shape: tuple[int, ...]
+    names: tuple[str, ...]
+
+
+def _existing_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"surface file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"not a file: {p}")
+    return p
+
+
+@contextmanager
+def _open_checked(p: Path) -> Iterator[h5py.File]:
+    """Open ``p`` read-only, or say in one line that it is not HDF5 or cannot be opened."""
+    try:
+        f = _open(p, "r")
+    except OSError as e:
+        # Asked only on failure, so a good file is opened once.
+        if not _is_hdf5(p):
+            raise LandscapeError(f"{p} is not an HDF5 file") from None
+        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
+    with f:
+        yield f
+
+
+@contextmanager
+def _open_low(p: Path) -> Iterator[h5py.h5g.GroupID]:
+    """``_open_checked`` through the low-level API (no ``h5py.File``: a third of the cost)."""
+    try:
+        fid = h5py.h5f.open(os.fsencode(p), h5py.h5f.ACC_RDONLY, _fapl())
+    except OSError as e:
+        if not _is_hdf5(p):
+            raise LandscapeError(f"{p} is not an HDF5 file") from None
+        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
+    try:
+        yield h5py.h5g.open(fid, b"/")
+    finally:
+        fid.close()
+
+
+@functools.cache
+def _fapl() -> h5py.h5p.PropFAID:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_file_locking(False, True)  # as ``_open``: a run's writer may hold the file
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # closing the file closes what we opened
+    return fapl
+
+
+def _is_hdf5(p: Path) -> bool:
+    try:
+        return bool(h5py.is_hdf5(p))
+    except OSError:
+        return True  # unreadable: let the open's own error speak
+
+
+def _damaged(p: Path, e: BaseException) -> LandscapeError:
+    return LandscapeError(f"{p} is damaged or incomplete: {type(e).__name__}: {e}")
+
+
+class _Root:
+    """The root group of an open file through h5py's low-level API: names, shapes, scalars.
+
+    ``surface_info`` reads hundreds of files for the browser; h5py's high-level objects cost
+    several times as much per attribute read, and that was most of its time. The root's
+    links are listed once, and a file without attributes (the reference's) is asked none.
+    """
+
+    def __init__(self, gid: h5py.h5g.GroupID) -> None:
+        self._g = gid
+        names: list[bytes] = []
+        gid.links.iterate(names.append)  # append returns None: the iteration goes on
+        self.names = frozenset(n.decode() for n in names)
+        self._has_attrs = h5py.h5o.get_info(gid).num_attrs > 0
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(h5py.h5d.open(self._g, name.encode()).shape)
+
+    def size(self, name: str) -> int:
+        return math.prod(self.shape(name))
+
+    def read(self, name: str) -> np.ndarray:
+        d = h5py.h5d.open(self._g, name.encode())
+        out = np.empty(d.shape, dtype=d.dtype)
+        d.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        return out
+
+    def attr(self, name: str, default: Any = None, dtype: Any = None) -> Any:
+        """A scalar attribute (bytes decoded), or ``default`` where absent or not a scalar.
+
+        ``dtype`` is the type to read into (HDF5 converts): without it, that of the file.
+        """
+        if not self._has_attrs:
+            return default
+        try:
+            a = h5py.h5a.open(self._g, name.encode())
+        except KeyError:
+            return default
+        if a.shape != ():
+            return default
+        out = np.empty((), dtype=dtype or a.dtype)
+        try:
+            a.read(out)
+        except (TypeError, OSError):  # not convertible (a fixed-length string): as stored
+            out = np.empty((), dtype=a.dtype)
+            a.read(out)
+        return _text(out[()])
+
+
+# Our string attributes are variable-length: reading into this type skips building the
+# file's dtype per read. Integers are read as int64 for the same reason.
+_VLEN_STR = h5py.string_dtype()
+
+
+def _check(p: Path, root: _Root) -> _Layout:
+    """Validate in order, from attributes and shapes only: ours or the reference's, which
+    version, the coordinates, at least one surface, every surface the grid's size."""
+    try:
+        ours = root.attr(ATTR_FORMAT, dtype=_VLEN_STR) == SURFACE_FORMAT
+        version = int(root.attr(ATTR_FORMAT_VERSION, 0, np.int64)) if ours else None
+        if version is not None and version > SURFACE_FORMAT_VERSION:
+            raise LandscapeError(
+                f"{p} has surface format version {version}; this tui-landscape "
+                f"({__version__}) reads up to {SURFACE_FORMAT_VERSION}: upgrade it"
+            )
+        if not root.has(XCOORDS):
+            raise LandscapeError(f"{p} is not a surface file (no '{XCOORDS}' dataset)")
+        nx = root.size(XCOORDS)
+        shape = (nx,) if not root.has(YCOORDS) else (root.size(YCOORDS), nx)
+        names = tuple(n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if root.has(n))
+        if not names:
+            raise LandscapeError(
+                f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)})"
+            )
+        for n in names:
+            if root.size(n) != math.prod(shape):
+                raise LandscapeError(
+                    f"{p}: '{n}' has shape {root.shape(n)}, the grid needs {shape}"
+                )
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise _damaged(p, e) from None
+    return _Layout(ours, version, shape, names)
+
+
+def _read_open(p: Path, f: h5py.File, lay: _Layout) -> Surface:
+    ours, shape, names = lay.ours, lay.shape, lay.names
+    x = np.asarray(f[XCOORDS][()], dtype=np.float64).reshape(-1)
+    y = np.asarray(f[YCOORDS][()], dtype=np.float64).reshape(-1) if YCOORDS in f else None
+    # Flat order is meshgrid order in both layouts; the reference allocates (nx, ny),
+    # so reshaping its flat data to (ny, nx) puts non-square grids right as well.
+    raw = {n: np.asarray(f[n][()], dtype=np.float64).reshape(shape) for n in names}
+    done = _done_mask(_Root(f.id), lay, raw)
+    values = {n: np.where(done, a, np.nan) for n, a in raw.items()}
+    if not ours:
+        # Each reference array marks its own unfinished points too (a test split run later).
+        values = {n: np.where(a == UNFINISHED, np.nan, a) for n, a in values.items()}
+    attrs = {k: _text(v) for k, v in f.attrs.items()}
+    failed: dict[int, str] = {}
+    if ours and FAILED_INDEX in f:
+        errors = [_text(e) for e in f[FAILED_ERROR][()]]
+        failed = dict(zip((int(k) for k in f[FAILED_INDEX][()]), errors, strict=True))
+    layout = LAYOUT_OURS if ours else LAYOUT_REFERENCE
+    return Surface(p, layout, x, y, values, done, attrs, _dir_file(f), failed)
+
+
+def _done_mask(root: _Root, lay: _Layout, raw: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Finished points: our ``completed`` mask, or where the reference's loss is not -1."""
+    if lay.ours and root.has(MASK):
+        return root.read(MASK).reshape(lay.shape).astype(bool)
+    first = next((n for n in lay.names if n.endswith("_loss")), lay.names[0])
+    a = raw[first] if raw is not None else root.read(first)
+    return a.reshape(lay.shape) != UNFINISHED
+
+
+def _text(v: Any) -> Any:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _dir_file(f: h5py.File) -> str:
+    return str(_text(f[DIR_FILE][()])) if DIR_FILE in f else ""
+
+
+@dataclass(frozen=True)
+class SurfaceInfo:
+    """What a surface file holds, read cheaply (``surface_info``): no surface values."""
+
+    path: Path
+    layout: str  # LAYOUT_OURS or LAYOUT_REFERENCE
+    format_version: int | None  # None for the reference's layout
+    shape: tuple[int, ...]  # (nx,) or (ny, nx)
+    names: tuple[str, ...]  # the surfaces present, in SURFACE_NAMES + HESSIAN_NAMES order
+    done: int  # finished points, the journal's included
+    failed: int  # points that raised on every try and are still unfinished
+    created: str  # ISO time, "" where the file does not say (reference files)
+    updated: str
+    dir_type: str  # "weights", "states", or "" where the file does not say
+    has_path: bool  # holds a projected training path (a PCA surface)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def total(self) -> int:
+        return math.prod(self.shape)
+
+
+def surface_info(path: str | Path) -> SurfaceInfo:
+    """Look at a surface file without reading its surfaces: one open, attributes and shapes.
+
+    The arrays it reads are the completion mask (ours: ``completed``, one byte a point; the
+    reference's: its first loss, where -1 marks unfinished points), because no attribute
+    holds the count and adding one would change the files, and ``failed_index`` where a
+    point failed. Our journal, when one is left beside the file (a run going on or killed),
+    is parsed for the points it adds: it holds only the points since the last checkpoint.
+    Raises ``LandscapeError`` with one line for a missing, non-HDF5, foreign or damaged file.
+    """
+    p = _existing_file(path)
+    jpath = journal_path(p)
+    with _open_low(p) as gid:
+        try:
+            root = _Root(gid)
+            lay = _check(p, root)
+            done = _done_mask(root, lay).reshape(-1)
+            failed = set()
+            if lay.ours and root.has(FAILED_INDEX):
+                failed = {int(k) for k in root.read(FAILED_INDEX)}
+            info = dict(
+                created=str(root.attr(ATTR_CREATED, "", _VLEN_STR)),
+                updated=str(root.attr(ATTR_UPDATED, "", _VLEN_STR)),
+                dir_type=str(root.attr(ATTR_DIR_TYPE, "", _VLEN_STR)),
+                has_path=root.has(PROJ_X) and root.has(PROJ_Y),
+            )
+            # The id is needed only to accept a journal; most files have none.
+            file_id = str(root.attr(ATTR_ID, "", _VLEN_STR)) if lay.ours and jpath.exists() else ""
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise _damaged(p, e) from None
+    if lay.ours:
+        for r in read_journal(jpath, file_id) if file_id else ():
+            k = r["k"]
+            if not 0 <= k < done.size:
+                continue
+            if "error" in r:
+                failed.add(k)
+            else:
+                done[k] = True
+                failed.discard(k)
+    layout = LAYOUT_OURS if lay.ours else LAYOUT_REFERENCE
+    n_done = int(done.sum())
+    return SurfaceInfo(p, layout, lay.version, lay.shape, lay.names, n_done, len(failed), **info)
+
+
+def journal_path(path: Path) -> Path:
+    """The journal of finished points beside a surface file: ``FILE.h5.journal``."""
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def directions_path(path: Path) -> Path:
+    """Where a run writes its directions: ``surface.h5`` -> ``surface.directions.h5``."""
+    return path.with_name(path.name.removesuffix(".h5") + DIRECTIONS_SUFFIX)
+
+
+def sidecars(path: str | Path) -> dict[str, Path]:
+    """The side files of a surface file that exist, by kind.
+
+    ``journal`` (points since the last checkpoint), ``lock`` (held while a run writes),
+    ``tmp`` (a checkpoint cut short), and ``directions`` (the direction file a run writes
+    beside its output; other surfaces may name it too, so deleting it is the caller's call).
+    """
+    p = Path(path)
+    candidates = {
+        "journal": journal_path(p),
+        "lock": p.with_name(p.name + LOCK_SUFFIX),
+        "tmp": p.with_name(p.name + TMP_SUFFIX),
+        "directions": directions_path(p),
+    }
+    return {kind: q for kind, q in candidates.items() if q.is_file()}
+
+
+def read_journal(path: Path, file_id: str) -> list[dict[str, Any]]:
+    """The journal's records, if it belongs to the file ``file_id``; a torn tail is dropped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")[:-1]  # the part after the last newline is a torn write
+    if not lines:
+        return []
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        return []
+    if header.get(ATTR_ID) != file_id:
+        return []  # left over from another file of the same name
+    records = []
+    for line in lines[1:]:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict) and isinstance(r.get("k"), int) and ("v" in r or "error" in r):
+            records.append(r)
+    return records
+
+
+class SurfaceWriter:
+    """The one writer of a surface file: holds the arrays, journals points, checkpoints.
+
+    ``create`` starts a fresh file; ``resume`` reopens one of ours (with its journal).
+    ``record`` and ``record_failure`` keep a point in memory and queue its journal line;
+    ``flush`` appends the queued lines and fsyncs (cheap, every few seconds); ``checkpoint``
+    folds everything into a copy of the file that is renamed over it and empties the journal
+    (every ``checkpoint_seconds`` and at ``close``). A sidecar ``FILE.lock`` (``flock``) is
+    held for the writer's life: a second writer is refused.
+    """
+
+    def __init__(self, path: Path, grid: Grid, names: list[str]) -> None:
+        self.path, self.grid, self.names = path, grid, names
+        self._lock = _acquire_lock(path)
+        try:
+            s = read_surface(path)  # the file with its journal applied
+            self.completed = s.completed.copy()
+            self.arrays = {n: s.values[n].copy() for n in names}
+            self.failed = dict(s.failed)
+            # A version-1 file has no id yet: it gets one at its first checkpoint.
+            self.id = str(s.attrs.get(ATTR_ID) or uuid.uuid4().hex)
+            jpath = journal_path(path)
+            ours = _journal_id(jpath) == self.id
+            self._dirty = not s.attrs.get(ATTR_ID) or (ours and bool(read_journal(jpath, self.id)))
+            self._pending: list[bytes] = []
+            self._journal = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if not ours:
+                self._reset_journal()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        grid: Grid,
+        names: list[str],
+        attrs: dict[str, Any],
+        dir_file: str,
+        on_locked: Callable[[], None] | None = None,
+        extras: dict[str, np.ndarray] | None = None,
+    ) -> SurfaceWriter:
+        """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside).
+
+        ``extras`` are further root datasets (a PCA surface's projected path).
+        """
+        p = Path(path)
+        lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
+        tmp = p.with_name(p.name + TMP_SUFFIX)
+        try:
+            if on_locked is not None:
+                on_locked()
+            # Built beside the target and renamed, so a crash never leaves a half-made header.
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset(XCOORDS, data=grid.x.coordinates())
+                if grid.y is not None:
+                    f.create_dataset(YCOORDS, data=grid.y.coordinates())
+                for n in names:
+                    f.create_dataset(n, data=np.full(grid.shape, UNFINISHED, dtype=np.float64))
+                f.create_dataset(MASK, data=np.zeros(grid.shape, dtype=np.uint8))
+                f.create_dataset(DIR_FILE, data=dir_file)
+                for name, value in (extras or {}).items():
+                    f.create_dataset(name, data=np.asarray(value))
+                f.attrs[ATTR_FORMAT] = SURFACE_FORMAT
+                f.attrs[ATTR_FORMAT_VERSION] = SURFACE_FORMAT_VERSION
+                f.attrs[ATTR_TOOL_VERSION] = __version__
+                f.attrs[ATTR_CREATED] = _now()
+                f.attrs[ATTR_UPDATED] = f.attrs[ATTR_CREATED]
+                f.attrs[ATTR_ID] = uuid.uuid4().hex  # ties the journal to this file
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+            _fsync_path(tmp)
+            os.replace(tmp, p)
+            journal_path(p).unlink(missing_ok=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            lock.close()
+        return cls(p, grid, names)
+
+    @classmethod
+    def resume(cls, surface: Surface) -> SurfaceWriter:
+        names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in surface.values]
+        return cls(surface.path, surface.grid, names)
+
+    def record(self, index: int, values: dict[str, float]) -> None:
+        cell = np.unravel_index(index, self.grid.shape)
+        for n in self.names:
+            self.arrays[n][cell] = values[n]
+        self.completed[cell] = True
+        self.failed.pop(index, None)
+        self._queue({"k": index, "v": {n: float(values[n]) for n in self.names}})
+
+    def record_failure(self, index: int, error: str) -> None:
+        """A point that raised on every try: kept unfinished, with its error."""
+        self.failed[index] = error
+        self._queue({"k": index, "error": error})
+
+    def _queue(self, record: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(record).encode() + b"\n")  # NaN, inf round-trip
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Make the recorded points durable: append them to the journal and fsync."""
+        if self._pending:
+            os.write(self._journal, b"".join(self._pending))
+            os.fsync(self._journal)
+            self._pending = []
+
+    def checkpoint(self) -> None:
+        """Fold everything into the HDF5 file (copy, write, rename) and empty the journal."""
+        self.flush()
+        if not self._dirty:
+            return
+        tmp = self.path.with_name(self.path.name + TMP_SUFFIX)
+        try:
+            shutil.copyfile(self.path, tmp)
+            with _open(tmp, "r+") as f:
+                for n in self.names:
+                    f[n][...] = np.where(self.completed, self.arrays[n], UNFINISHED)
+                f[MASK][...] = self.completed.astype(np.uint8)
+                for name in (FAILED_INDEX, FAILED_ERROR):
+                    if name in f:
+                        del f[name]
+                if self.failed:
+                    keys = sorted(self.failed)
+                    f.create_dataset(FAILED_INDEX, data=np.array(keys, dtype=np.int64))
+                    f.create_dataset(
+                        FAILED_ERROR,
+                        data=[self.failed[k] for k in keys],
+                        dtype=h5py.string_dtype(),
+                    )
+                f.attrs[ATTR_ID] = self.id
+                f.attrs[ATTR_FORMAT_VERSION] = SURFACE_FORMAT_VERSION
+                f.attrs[ATTR_UPDATED] = _now()
+            _fsync_path(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._reset_journal()
+        self._dirty = False
+
+    def _reset_journal(self) -> None:
+        os.ftruncate(self._journal, 0)
+        os.write(self._journal, json.dumps({ATTR_ID: self.id}).encode() + b"\n")
+        os.fsync(self._journal)
+
+    def close(self) -> None:
+        if self._lock.closed:
+            return
+        try:
+            self.checkpoint()
+            journal_path(self.path).unlink(missing_ok=True)  # folded: nothing left in it
+        finally:
+            os.close(self._journal)
+            self._lock.close()
+
+    def __enter__(self) -> SurfaceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _journal_id(path: Path) -> str | None:
+    """The id in a journal's header line, or None (no journal, or an unreadable one)."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline()
+        return json.loads(line).get(ATTR_ID) if line.endswith(b"\n") else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    # HDF5's own lock would refuse `info` while a run writes; our lock file guards writers.
+    return h5py.File(path, mode, locking=False)
+
+
+def _acquire_lock(path: Path):
+    """Hold ``PATH.lock`` exclusively, or refuse: another process writes this surface."""
+    lock = open(path.with_name(path.name + LOCK_SUFFIX), "a+")  # noqa: SIM115  (held open)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise LandscapeError(
+            f"{path} is being computed by another process; wait for it or choose another --out"
+        ) from None
+    return lock
