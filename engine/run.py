@@ -24,13 +24,15 @@ import torch
 
 from engine.build import load_model, make_directions
 from engine.config import Config, auto_points, config_from_dict, config_to_toml, parse_toml
-from engine.data import load_splits
+from engine.data import Split, load_splits
 from engine.devices import resolve_device, worker_devices
 from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
+    Lock,
     Surface,
     SurfaceWriter,
+    acquire_lock,
     direction_hash,
     directions_path,
     load_directions,
@@ -317,7 +319,6 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
     if not out.parent.exists():
         raise ConfigError(f"output folder does not exist: {out.parent}")
-    grid = cfg.parsed_grid
     device = resolve_device(cfg.compute.device)
     devices = worker_devices(cfg)
     if len(devices) > 1:
@@ -325,8 +326,30 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
     model = load_model(cfg)
-    existing = _existing(out, cfg, overwrite)
     splits = load_splits(cfg.data)
+    # Before anything about the output is read: of two runs started together on one output,
+    # one decides what the file becomes and the other is refused (it checked, then wrote).
+    lock = acquire_lock(out)
+    try:
+        return _prepare_locked(cfg, out, overwrite, model, splits, device, devices, lock)
+    except BaseException:
+        lock.close(remove=True)
+        raise
+
+
+def _prepare_locked(
+    cfg: Config,
+    out: Path,
+    overwrite: bool,
+    model: torch.nn.Module,
+    splits: dict[str, Split],
+    device: torch.device,
+    devices: list[str],
+    lock: Lock,
+) -> Job:
+    """``prepare``'s part under the output's lock: resume or create the file."""
+    grid = cfg.parsed_grid
+    existing = _existing(out, cfg, overwrite)
     pca = None
     if existing is not None:
         dir_file, ds = _resumed_directions(out, existing, grid.ndim)
@@ -339,7 +362,8 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     landscape = Landscape(model, splits, ds, cfg, device)
     landscape.check()
     if existing is not None:
-        return Job(SurfaceWriter.resume(existing), landscape, grid, cfg, dir_file, devices)
+        writer = SurfaceWriter.resume(existing, lock)
+        return Job(writer, landscape, grid, cfg, dir_file, devices)
     save = None
     if cfg.directions.kind == "file":
         dir_file = Path(cfg.directions.file).resolve()
@@ -347,7 +371,8 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         dir_file = directions_path(out)
 
         def save() -> None:  # under the output's lock: never rewrite another run's directions
-            save_directions(dir_file, ds, extras=pca.extras() if pca is not None else None)
+            extras = pca.extras() if pca is not None else None
+            save_directions(dir_file, ds, extras=extras, replace=overwrite)
 
     stored = (
         dir_file.name
@@ -364,7 +389,7 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
         extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     writer = SurfaceWriter.create(
-        out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras
+        out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras, lock=lock
     )
     return Job(writer, landscape, grid, cfg, dir_file, devices)
 

@@ -97,7 +97,7 @@ def test_a_fresh_run_never_overwrites_other_work(tmp_path):
     s = run([*MLP, "grid.x=-1:1:5"], out, overwrite=True)
     assert s.shape == (5,)
     with h5py.File(tmp_path / "foreign.h5", "w") as h:
-        h["xcoordinates"] = np.zeros(3)
+        h["xcoordinates"] = np.linspace(-1, 1, 3)  # a valid reference surface
         h["train_loss"] = np.zeros(3)
     with pytest.raises(LandscapeError, match="not a tui-landscape surface"):
         prepare(load_config(None, [*MLP, "grid.x=-1:1:3"]), tmp_path / "foreign.h5")

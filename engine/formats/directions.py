@@ -27,6 +27,7 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
+from engine.formats.surface import fresh_hdf5, refuse_link, text_of
 
 __all__ = ["direction_hash", "load_directions", "read_explained_variance", "save_directions"]
 
@@ -47,15 +48,29 @@ def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) 
 
 
 def save_directions(
-    path: str | Path, ds: DirectionSet, *, extras: Mapping[str, np.ndarray] | None = None
+    path: str | Path,
+    ds: DirectionSet,
+    *,
+    extras: Mapping[str, np.ndarray] | None = None,
+    replace: bool = False,
 ) -> None:
     """Write a direction file in the reference layout (groups of datasets '0'..'N-1').
 
     ``extras`` become root datasets beside the groups, as the reference's PCA direction
     files hold ``explained_variance_ratio_``, ``singular_values_`` and ``explained_variance_``;
-    ``load_directions`` reads only the groups, so it ignores them.
+    ``load_directions`` reads only the groups, so it ignores them. A file already at ``path``
+    is replaced only with ``replace`` or when it holds these very directions (a run that
+    stopped before its surface file was made); a symbolic link there is never written through.
     """
-    with h5py.File(path, "w") as f:
+    p = Path(path)
+    if p.is_symlink():
+        raise refuse_link(p)
+    if p.exists() and not replace and not _holds(p, ds):
+        raise LandscapeError(
+            f"{p} exists and does not hold this run's directions (another surface's, or not a "
+            "direction file); pass --overwrite to replace it, or choose another --out"
+        )
+    with fresh_hdf5(p) as f:
         for axis, dirs in ((XDIRECTION, ds.x), (YDIRECTION, ds.y)):
             if dirs is None:
                 continue
@@ -70,6 +85,14 @@ def save_directions(
         f.attrs[ATTR_TYPE] = ds.dir_type
         for k, v in ds.attrs.items():
             f.attrs[k] = v
+
+
+def _holds(p: Path, ds: DirectionSet) -> bool:
+    try:
+        old = load_directions(p)
+    except LandscapeError:
+        return False
+    return direction_hash(old.x, old.y) == direction_hash(ds.x, ds.y)
 
 
 def load_directions(path: str | Path, dir_type: DirType | None = None) -> DirectionSet:
@@ -94,8 +117,8 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
                 ]
 
             x, y = read(XDIRECTION), read(YDIRECTION)
-            attrs = {k: v for k, v in f.attrs.items() if k not in (ATTR_FORMAT, ATTR_TYPE)}
-            stored = f.attrs.get(ATTR_TYPE)
+            attrs = {k: text_of(v) for k, v in f.attrs.items() if k not in (ATTR_FORMAT, ATTR_TYPE)}
+            stored = text_of(f.attrs.get(ATTR_TYPE))
     except OSError as e:
         raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
     assert x is not None  # checked above

@@ -17,9 +17,15 @@ The names live in ``engine.formats.constants``.
 
 Crash safety: the HDF5 file is never modified in place. Finished points are appended to a
 journal beside it (``FILE.h5.journal``, one JSON line per point, fsynced at least every
-``compute.flush_seconds``); at checkpoints the journal is folded into a copy of the file that
-is renamed over it, then the journal is emptied. A process killed at any moment leaves the
-last good file plus a journal whose torn last line, if any, is ignored.
+``compute.flush_seconds``); at checkpoints the journal is folded into a fresh file (the
+datasets copied, the surfaces written anew, so the size stays that of one file) that is
+renamed over it, then the journal is emptied. A process killed at any moment leaves the last
+good file plus a journal whose torn last line, if any, is ignored; any other journal line that
+is not a well-formed record of this file's points and surfaces is skipped with a warning.
+
+Hostile files: side files (lock, journal, temporary copy) are opened without following
+symbolic links, the lock is taken before anything about the output is read, and every text
+read from a file has its control characters written out (``clean_text``).
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ import datetime as _dt
 import fcntl
 import functools
 import json
+import logging
 import math
 import os
-import shutil
+import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +52,7 @@ import numpy as np
 from engine import __version__
 from engine.errors import ConfigError, LandscapeError
 from engine.formats.constants import (
+    ATTR_CONFIG,
     ATTR_CREATED,
     ATTR_DIR_TYPE,
     ATTR_FORMAT,
@@ -73,12 +82,16 @@ from engine.formats.constants import (
 )
 from engine.grid import Axis, Grid
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "HESSIAN_NAMES",
     "SURFACE_NAMES",
     "Surface",
     "SurfaceInfo",
     "SurfaceWriter",
+    "acquire_lock",
+    "clean_text",
     "directions_path",
     "journal_path",
     "read_journal",
@@ -128,29 +141,35 @@ class Surface:
 def read_surface(path: str | Path) -> Surface:
     """Open a surface file, ours or the reference's, validating it in order."""
     p = _existing_file(path)
+    # The journal before the file: a checkpoint in between folds the journal's points into
+    # the file we then read, so the count never goes backwards (file first could meet the
+    # old file and the just-emptied journal).
+    journal = _journal_bytes(journal_path(p))
     with _open_checked(p) as f:
         try:
             surface = _read_open(p, f, _check(p, _Root(f.id)))
         except (OSError, KeyError, ValueError) as e:
             raise _damaged(p, e) from None
-    if surface.layout == LAYOUT_OURS:
+    if surface.layout == LAYOUT_OURS and journal:
         # Points finished since the last checkpoint (a run going on, or one that was killed).
-        _apply(surface, read_journal(journal_path(p), str(surface.attrs.get(ATTR_ID, ""))))
+        records = _journal_records(
+            journal, journal_path(p), str(surface.attrs.get(ATTR_ID, "")),
+            surface.completed.size, tuple(surface.values),
+        )  # fmt: skip
+        _apply(surface, records)
     return surface
 
 
 def _apply(s: Surface, records: list[dict[str, Any]]) -> None:
+    """Fold validated journal records (``read_journal``) into a surface read from its file."""
     flat_done = s.completed.reshape(-1)
     for r in records:
         k = r["k"]
-        if not 0 <= k < flat_done.size:
-            continue
         if "error" in r:
-            s.failed[k] = r["error"]
+            s.failed[k] = clean_text(r["error"])
             continue
         for n, a in s.values.items():
-            if n in r["v"]:
-                a.reshape(-1)[k] = r["v"][n]
+            a.reshape(-1)[k] = r["v"][n]
         flat_done[k] = True
         s.failed.pop(k, None)
 
@@ -163,6 +182,7 @@ class _Layout:
     version: int | None
     shape: tuple[int, ...]
     names: tuple[str, ...]
+    failed: tuple[int, ...] = ()  # the failed points' flat indices (ours), checked in range
 
 
 def _existing_file(path: str | Path) -> Path:
@@ -271,7 +291,7 @@ class _Root:
         except (TypeError, OSError):  # not convertible (a fixed-length string): as stored
             out = np.empty((), dtype=a.dtype)
             a.read(out)
-        return _text(out[()])
+        return text_of(out[()])
 
 
 # Our string attributes are variable-length: reading into this type skips building the
@@ -304,9 +324,28 @@ def _check(p: Path, root: _Root) -> _Layout:
                 raise LandscapeError(
                     f"{p}: '{n}' has shape {root.shape(n)}, the grid needs {shape}"
                 )
+        for name in (XCOORDS, YCOORDS) if len(shape) == 2 else (XCOORDS,):
+            c = root.read(name).astype(np.float64, copy=False).reshape(-1)
+            if c.size == 0 or not (np.isfinite(c).all() and (np.diff(c) > 0).all()):
+                raise _unreadable(p, f"its {name} are not finite and strictly increasing")
+        k = np.zeros(0, dtype=np.int64)
+        if ours and root.has(FAILED_INDEX):
+            k = root.read(FAILED_INDEX).reshape(-1)
+            inside = k.size == 0 or (k.min() >= 0 and k.max() < math.prod(shape))
+            if k.dtype.kind not in "iu" or not inside:
+                raise _unreadable(p, f"its {FAILED_INDEX} are not point indices of its grid")
+            if not root.has(FAILED_ERROR) or root.size(FAILED_ERROR) != k.size:
+                raise _unreadable(p, f"its {FAILED_INDEX} and {FAILED_ERROR} do not pair up")
+        config = root.attr(ATTR_CONFIG, "", _VLEN_STR)
+        if not isinstance(config, str):
+            raise _unreadable(p, f"its {ATTR_CONFIG} attribute is not text")
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise _damaged(p, e) from None
-    return _Layout(ours, version, shape, names)
+    return _Layout(ours, version, shape, names, tuple(int(i) for i in k))
+
+
+def _unreadable(p: Path, reason: str) -> LandscapeError:
+    return LandscapeError(f"{p} is not a readable surface: {reason}")
 
 
 def _read_open(p: Path, f: h5py.File, lay: _Layout) -> Surface:
@@ -321,10 +360,10 @@ def _read_open(p: Path, f: h5py.File, lay: _Layout) -> Surface:
     if not ours:
         # Each reference array marks its own unfinished points too (a test split run later).
         values = {n: np.where(a == UNFINISHED, np.nan, a) for n, a in values.items()}
-    attrs = {k: _text(v) for k, v in f.attrs.items()}
+    attrs = {k: text_of(v) for k, v in f.attrs.items()}
     failed: dict[int, str] = {}
     if ours and FAILED_INDEX in f:
-        errors = [_text(e) for e in f[FAILED_ERROR][()]]
+        errors = [text_of(e) for e in f[FAILED_ERROR][()]]
         failed = dict(zip((int(k) for k in f[FAILED_INDEX][()]), errors, strict=True))
     layout = LAYOUT_OURS if ours else LAYOUT_REFERENCE
     return Surface(p, layout, x, y, values, done, attrs, _dir_file(f), failed)
@@ -339,12 +378,26 @@ def _done_mask(root: _Root, lay: _Layout, raw: dict[str, np.ndarray] | None = No
     return a.reshape(lay.shape) != UNFINISHED
 
 
-def _text(v: Any) -> Any:
-    return v.decode() if isinstance(v, bytes) else v
+# C0 controls but tab and newline, DEL, C1 controls: what moves a terminal's cursor, retitles
+# its window or starts an escape sequence when a file's text is printed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(s: str) -> str:
+    """``s`` with its control characters written out (``\\x1b``): every string read from a
+    file goes through here, so no command or widget can show a raw escape sequence."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+def text_of(v: Any) -> Any:
+    """A value read from a file: bytes decoded (undecodable bytes escaped), text cleaned."""
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "backslashreplace")
+    return clean_text(v) if isinstance(v, str) else v
 
 
 def _dir_file(f: h5py.File) -> str:
-    return str(_text(f[DIR_FILE][()])) if DIR_FILE in f else ""
+    return str(text_of(f[DIR_FILE][()])) if DIR_FILE in f else ""
 
 
 @dataclass(frozen=True)
@@ -384,14 +437,13 @@ def surface_info(path: str | Path) -> SurfaceInfo:
     """
     p = _existing_file(path)
     jpath = journal_path(p)
+    journal = _journal_bytes(jpath)  # before the file, as read_surface
     with _open_low(p) as gid:
         try:
             root = _Root(gid)
             lay = _check(p, root)
             done = _done_mask(root, lay).reshape(-1)
-            failed = set()
-            if lay.ours and root.has(FAILED_INDEX):
-                failed = {int(k) for k in root.read(FAILED_INDEX)}
+            failed = set(lay.failed)
             info = dict(
                 created=str(root.attr(ATTR_CREATED, "", _VLEN_STR)),
                 updated=str(root.attr(ATTR_UPDATED, "", _VLEN_STR)),
@@ -399,14 +451,12 @@ def surface_info(path: str | Path) -> SurfaceInfo:
                 has_path=root.has(PROJ_X) and root.has(PROJ_Y),
             )
             # The id is needed only to accept a journal; most files have none.
-            file_id = str(root.attr(ATTR_ID, "", _VLEN_STR)) if lay.ours and jpath.exists() else ""
+            file_id = str(root.attr(ATTR_ID, "", _VLEN_STR)) if lay.ours and journal else ""
         except (OSError, KeyError, ValueError, TypeError) as e:
             raise _damaged(p, e) from None
-    if lay.ours:
-        for r in read_journal(jpath, file_id) if file_id else ():
+    if lay.ours and file_id:
+        for r in _journal_records(journal, jpath, file_id, done.size, lay.names):
             k = r["k"]
-            if not 0 <= k < done.size:
-                continue
             if "error" in r:
                 failed.add(k)
             else:
@@ -444,30 +494,73 @@ def sidecars(path: str | Path) -> dict[str, Path]:
     return {kind: q for kind, q in candidates.items() if q.is_file()}
 
 
-def read_journal(path: Path, file_id: str) -> list[dict[str, Any]]:
-    """The journal's records, if it belongs to the file ``file_id``; a torn tail is dropped."""
+def read_journal(
+    path: Path, file_id: str, size: int, names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The journal's valid records, if it belongs to the file ``file_id`` (of ``size`` points
+    and surfaces ``names``); a torn tail is dropped, any other bad line skipped with a warning."""
+    return _journal_records(_journal_bytes(path), path, file_id, size, names)
+
+
+def _journal_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+        with open(path, "rb") as f:  # a journal is a regular file: a FIFO planted there hangs
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return b""
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        return b""
+    except OSError as e:
+        log.warning("%s cannot be read (%s); its points are not applied", path, e)
+        return b""
+
+
+def _journal_records(
+    data: bytes, path: Path, file_id: str, size: int, names: tuple[str, ...]
+) -> list[dict[str, Any]]:
     lines = data.split(b"\n")[:-1]  # the part after the last newline is a torn write
     if not lines:
         return []
-    try:
-        header = json.loads(lines[0])
-    except ValueError:
-        return []
-    if header.get(ATTR_ID) != file_id:
-        return []  # left over from another file of the same name
+    header = _json_line(lines[0])
+    if not isinstance(header, dict) or header.get(ATTR_ID) != file_id:
+        return []  # left over from another file of the same name (or not a journal at all)
     records = []
-    for line in lines[1:]:
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(r, dict) and isinstance(r.get("k"), int) and ("v" in r or "error" in r):
+    for n, line in enumerate(lines[1:], start=2):
+        r = _json_line(line)
+        why = _invalid_record(r, size, names)
+        if why:
+            log.warning("%s line %d skipped: %s", path, n, why)
+        else:
             records.append(r)
     return records
+
+
+def _json_line(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: a line nested thousands deep
+        return None
+
+
+def _invalid_record(r: Any, size: int, names: tuple[str, ...]) -> str:
+    """Why a journal record cannot be applied ("" when it can): exactly ``{"k": index,
+    "v": {surface: number, ...}}`` with every surface of the file, or ``{"k", "error"}``."""
+    if not isinstance(r, dict):
+        return "not a JSON object"
+    k = r.get("k")
+    if type(k) is not int:  # bool is an int to Python: true would index every point
+        return "'k' is not an integer"
+    if not 0 <= k < size:
+        return f"point {k} is outside the grid's {size} points"
+    if set(r) == {"k", "error"}:
+        return "" if isinstance(r["error"], str) else "'error' is not text"
+    if set(r) != {"k", "v"} or not isinstance(r["v"], dict):
+        return "neither a point's values nor its error"
+    v = r["v"]
+    if set(v) != set(names):
+        return f"its values are for {sorted(v)}, the file's surfaces are {sorted(names)}"
+    bad = [n for n, x in v.items() if type(x) not in (int, float)]
+    return f"'{bad[0]}' is not a number" if bad else ""
 
 
 class SurfaceWriter:
@@ -481,9 +574,9 @@ class SurfaceWriter:
     held for the writer's life: a second writer is refused.
     """
 
-    def __init__(self, path: Path, grid: Grid, names: list[str]) -> None:
+    def __init__(self, path: Path, grid: Grid, names: list[str], lock: Lock | None = None) -> None:
         self.path, self.grid, self.names = path, grid, names
-        self._lock = _acquire_lock(path)
+        self._lock = lock if lock is not None else acquire_lock(path)
         try:
             s = read_surface(path)  # the file with its journal applied
             self.completed = s.completed.copy()
@@ -493,9 +586,11 @@ class SurfaceWriter:
             self.id = str(s.attrs.get(ATTR_ID) or uuid.uuid4().hex)
             jpath = journal_path(path)
             ours = _journal_id(jpath) == self.id
-            self._dirty = not s.attrs.get(ATTR_ID) or (ours and bool(read_journal(jpath, self.id)))
+            self._dirty = not s.attrs.get(ATTR_ID) or (
+                ours and bool(read_journal(jpath, self.id, self.completed.size, tuple(s.values)))
+            )
             self._pending: list[bytes] = []
-            self._journal = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._journal = _open_side(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             if not ours:
                 self._reset_journal()
         except BaseException:
@@ -512,19 +607,23 @@ class SurfaceWriter:
         dir_file: str,
         on_locked: Callable[[], None] | None = None,
         extras: dict[str, np.ndarray] | None = None,
+        lock: Lock | None = None,
     ) -> SurfaceWriter:
         """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside).
 
-        ``extras`` are further root datasets (a PCA surface's projected path).
+        ``extras`` are further root datasets (a PCA surface's projected path). ``lock`` is the
+        output's lock when the caller took it first (``acquire_lock``); the writer keeps it.
         """
         p = Path(path)
-        lock = _acquire_lock(p)  # before the rename: never replace a file another run writes
+        # Before the rename: never replace a file another run writes.
+        owned = lock is None
+        lock = acquire_lock(p) if lock is None else lock
         tmp = p.with_name(p.name + TMP_SUFFIX)
         try:
             if on_locked is not None:
                 on_locked()
             # Built beside the target and renamed, so a crash never leaves a half-made header.
-            with h5py.File(tmp, "w") as f:
+            with fresh_hdf5(tmp) as f:
                 f.create_dataset(XCOORDS, data=grid.x.coordinates())
                 if grid.y is not None:
                     f.create_dataset(YCOORDS, data=grid.y.coordinates())
@@ -547,15 +646,16 @@ class SurfaceWriter:
             journal_path(p).unlink(missing_ok=True)
         except BaseException:
             tmp.unlink(missing_ok=True)
+            if owned:  # else the caller, who took it, releases it
+                lock.close()
             raise
-        finally:
-            lock.close()
-        return cls(p, grid, names)
+        # The same lock, never released in between: no other run can slip in.
+        return cls(p, grid, names, lock)
 
     @classmethod
-    def resume(cls, surface: Surface) -> SurfaceWriter:
+    def resume(cls, surface: Surface, lock: Lock | None = None) -> SurfaceWriter:
         names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in surface.values]
-        return cls(surface.path, surface.grid, names)
+        return cls(surface.path, surface.grid, names, lock)
 
     def record(self, index: int, values: dict[str, float]) -> None:
         cell = np.unravel_index(index, self.grid.shape)
@@ -587,15 +687,19 @@ class SurfaceWriter:
         if not self._dirty:
             return
         tmp = self.path.with_name(self.path.name + TMP_SUFFIX)
+        rewritten = {*self.names, MASK, FAILED_INDEX, FAILED_ERROR}
         try:
-            shutil.copyfile(self.path, tmp)
-            with _open(tmp, "r+") as f:
+            # A fresh file, not a copy written over: HDF5 never gives back the space of
+            # replaced datasets, so a copy grew by ~4 KB at every checkpoint.
+            with _open(self.path, "r") as src, fresh_hdf5(tmp) as f:
+                for name in src:
+                    if name not in rewritten:
+                        src.copy(src[name], f, name=name)
+                for k, v in src.attrs.items():
+                    f.attrs[k] = v
                 for n in self.names:
-                    f[n][...] = np.where(self.completed, self.arrays[n], UNFINISHED)
-                f[MASK][...] = self.completed.astype(np.uint8)
-                for name in (FAILED_INDEX, FAILED_ERROR):
-                    if name in f:
-                        del f[name]
+                    f.create_dataset(n, data=np.where(self.completed, self.arrays[n], UNFINISHED))
+                f.create_dataset(MASK, data=self.completed.astype(np.uint8))
                 if self.failed:
                     keys = sorted(self.failed)
                     f.create_dataset(FAILED_INDEX, data=np.array(keys, dtype=np.int64))
@@ -660,14 +764,86 @@ def _open(path: Path, mode: str) -> h5py.File:
     return h5py.File(path, mode, locking=False)
 
 
-def _acquire_lock(path: Path):
-    """Hold ``PATH.lock`` exclusively, or refuse: another process writes this surface."""
-    lock = open(path.with_name(path.name + LOCK_SUFFIX), "a+")  # noqa: SIM115  (held open)
+class Lock:
+    """``PATH.lock`` held with ``flock``: one writer per surface, released by ``close``."""
+
+    def __init__(self, fd: int, path: Path, created: bool) -> None:
+        self._fd: int | None = fd
+        self.path, self.created = path, created
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def close(self, remove: bool = False) -> None:
+        """Release; ``remove`` also deletes the lock file if this lock created it (a run
+        refused before it wrote anything leaves no file). It is unlinked while still held, so
+        a process that opened it meanwhile finds it locked and is refused."""
+        if self._fd is None:
+            return
+        if remove and self.created:
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def acquire_lock(path: str | Path) -> Lock:
+    """Hold ``PATH.lock`` exclusively, or refuse: another process writes this surface.
+
+    Take it before reading anything about the output, and hand it to the writer: whoever
+    holds it decides what the file becomes.
+    """
+    path = Path(path)
+    lock_path = path.with_name(path.name + LOCK_SUFFIX)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd, created = _open_side(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL), True
+    except FileExistsError:
+        fd, created = _open_side(lock_path, os.O_RDWR), False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        lock.close()
+        os.close(fd)
         raise LandscapeError(
             f"{path} is being computed by another process; wait for it or choose another --out"
         ) from None
-    return lock
+    return Lock(fd, lock_path, created)
+
+
+def _open_side(path: Path, flags: int) -> int:
+    """Open a side file (lock, journal) without following a symbolic link planted there."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        if not path.is_symlink():
+            raise  # O_EXCL: the caller opens the existing file instead
+        raise refuse_link(path) from None
+    except OSError as e:
+        if path.is_symlink():
+            raise refuse_link(path) from None
+        raise LandscapeError(f"cannot open {path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LandscapeError(f"{path} is not a regular file; remove it or choose another --out")
+    return fd
+
+
+def refuse_link(path: Path) -> LandscapeError:
+    return LandscapeError(
+        f"{path} is a symbolic link; refusing to write through it (remove it, or choose "
+        "another --out)"
+    )
+
+
+@contextmanager
+def fresh_hdf5(path: Path) -> Iterator[h5py.File]:
+    """A new HDF5 file at ``path`` (a leftover there, ours or planted, is removed first):
+    created exclusively, so neither a link nor a file put there meanwhile is written through."""
+    if path.is_symlink():
+        raise refuse_link(path)
+    path.unlink(missing_ok=True)
+    try:
+        f = h5py.File(path, "w-", locking=False)
+    except (FileExistsError, OSError) as e:
+        raise LandscapeError(f"cannot create {path}: {e}") from None
+    with f:
+        yield f
