@@ -5,6 +5,7 @@ Each case ends in one clear line (a ``LandscapeError``) and does nothing the fil
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -14,6 +15,7 @@ import pytest
 from engine.config import DataConfig
 from engine.data import load_splits
 from engine.errors import LandscapeError
+from tests.conftest import REPO
 from tests.test_datasets import write_cifar10
 
 
@@ -195,3 +197,289 @@ def test_non_finite_normalisation_is_refused(item):
     other = "data.mean=[0.5]" if key == "data.std" else "data.std=[0.5]"
     with pytest.raises(ConfigError, match="value to be finite"):
         load_config(None, [item, other])
+
+
+# --- surface files, side files and journals that someone else wrote ---------------------------
+
+DIGITS = ["model.checkpoint=recipe:digits_cnn", "data.subset=64"]
+CONFIG_1D = REPO / "sample_configs" / "digits_1d.toml"
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _compute_args(out, grid="grid.x=-1:1:3") -> list:
+    return ["compute", CONFIG_1D, "--out", out, *[a for o in [*DIGITS, grid] for a in ("--set", o)]]
+
+
+def _one_clean_line(r) -> str:
+    out = r.output
+    assert "Traceback" not in out and "\x1b" not in out, out
+    assert len(out.strip().splitlines()) == 1, out
+    return out
+
+
+def _job(out, extra=()):
+    from engine.config import load_config
+    from engine.run import prepare
+
+    return prepare(load_config(None, [*DIGITS, "grid.x=-1:1:5", *extra]), out)
+
+
+def test_the_output_is_locked_before_it_is_read(tmp_path):
+    """Two runs on one output: the second is refused while the first holds it (it used to
+    check first, lock later, and replace the first's surface and directions)."""
+    out = tmp_path / "s.h5"
+    first = _job(out)
+    with pytest.raises(LandscapeError, match="being computed by another process"):
+        _job(out, ["directions.seed=7"])
+    first.run()
+    with pytest.raises(LandscapeError, match="different config"):
+        _job(out, ["directions.seed=7"]).run()
+
+
+def test_two_computes_started_together_keep_one_surface(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.formats import read_surface
+
+    out = tmp_path / "s.h5"
+    cmds = [
+        [sys.executable, "-m", "tui_landscape", "compute", str(CONFIG_1D), "--out", str(out)]
+        + [a for o in [*DIGITS, "grid.x=-1:1:9", f"directions.seed={seed}"] for a in ("--set", o)]
+        for seed in (1, 2)
+    ]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]
+    results = [(p.wait(timeout=300), p.stderr.read().decode()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 1], results
+    loser = next(err for rc, err in results if rc == 1)
+    assert "Traceback" not in loser
+    assert "being computed by another process" in loser or "different config" in loser
+    winner = next(seed for (rc, _), seed in zip(results, (1, 2), strict=True) if rc == 0)
+    assert f"seed = {winner}" in read_surface(out).attrs["config"]
+
+
+@pytest.mark.parametrize("side", ["h5.tmp", "h5.journal", "h5.lock", "directions.h5"])
+def test_a_link_planted_where_a_side_file_goes_is_refused(tmp_path, side):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / f"s.{side}").symlink_to(target)
+    r = _cli(*_compute_args(tmp_path / "s.h5"))
+    assert r.exit_code == 1
+    assert "symbolic link" in _one_clean_line(r)
+    assert target.read_text() == "keep me"
+
+
+def test_a_direction_file_of_other_work_is_not_replaced_without_overwrite(tmp_path):
+    other = tmp_path / "s.directions.h5"
+    other.write_bytes(b"someone's notes, not a direction file")
+    args = _compute_args(tmp_path / "s.h5")
+    r = _cli(*args)
+    assert r.exit_code == 1 and "does not hold this run's directions" in _one_clean_line(r)
+    assert other.read_bytes() == b"someone's notes, not a direction file"
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.lock").exists()
+    assert _cli(*args, "--overwrite").exit_code == 0
+    assert other.read_bytes() != b"someone's notes, not a direction file"
+
+
+ESC = "\x1b]0;pwned\x07\x1b[2J"
+
+
+def _surface(tmp_path, name="s.h5", **attrs):
+    """A small finished surface of ours, then ``attrs`` written over its root attributes."""
+    import h5py
+
+    out = tmp_path / name
+    _job(out).run()
+    with h5py.File(out, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    return out
+
+
+def test_escape_sequences_and_markup_in_a_file_reach_no_terminal(tmp_path):
+    out = _surface(
+        tmp_path, tool_version=ESC, dir_type="[link=https://example.com]click[/link]",
+        device="\x9b31m", created="[/bold]",
+    )  # fmt: skip
+    r = _cli("info", out)
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\x9b" not in r.output
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in r.output  # shown, written out
+    assert "[link=https://example.com]click[/link]" in r.output  # literally, not a link
+    assert "[/bold]" in r.output
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"k": true, "v": {"train_loss": 0.5, "train_acc": 1, "test_loss": 0.5, "test_acc": 1}}',
+        '{"k": 1, "v": {}}',
+        '{"k": 1, "v": [1, 2]}',
+        '{"k": 1, "v": null}',
+        '{"k": 1, "v": {"train_loss": "x", "train_acc": 1, "test_loss": 1, "test_acc": 1}}',
+        '{"k": 99999999999, "v": {"train_loss": 1, "train_acc": 1, "test_loss": 1, "test_acc": 1}}',
+        '{"k": 1, "error": 5}',
+        "[1, 2, 3]",
+        '"k"',
+        '{"k": ' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_a_journal_line_that_is_not_a_record_is_skipped_with_its_line_number(
+    tmp_path, line, caplog
+):
+    import h5py
+
+    from engine.formats import journal_path, read_surface, surface_info
+
+    out = tmp_path / "s.h5"
+    job = _job(out)
+    job.writer.close()  # a file with nothing finished
+    with h5py.File(out, "r") as f:
+        file_id = f.attrs["id"]
+    good = '{"k": 2, "v": {"train_loss": 0.5, "train_acc": 1.0, "test_loss": 0.5, "test_acc": 1.0}}'
+    journal_path(out).write_text(f'{{"id": "{file_id}"}}\n{line}\n{good}\n')
+    with caplog.at_level("WARNING"):
+        s = read_surface(out)
+    assert s.n_done == 1 and s.completed.ravel()[2] and not s.failed
+    assert "line 2 skipped" in caplog.text
+    assert surface_info(out).done == 1
+
+
+def test_a_journal_whose_header_is_not_an_object_is_ignored(tmp_path):
+    from engine.formats import journal_path, read_surface
+
+    out = tmp_path / "s.h5"
+    _job(out).writer.close()
+    journal_path(out).write_text('[1]\n{"k": 0, "error": "x"}\n')
+    assert read_surface(out).n_done == 0 and not read_surface(out).failed
+
+
+def test_a_resume_over_a_damaged_journal_ends_equal_to_a_clean_run(tmp_path):
+    import h5py
+
+    from engine.formats import journal_path, read_surface
+
+    clean = tmp_path / "clean.h5"
+    _job(clean).run()
+    out = tmp_path / "s.h5"
+    _job(out).writer.close()
+    with h5py.File(out, "r") as f:
+        file_id = f.attrs["id"]
+    row = json.dumps({"train_loss": 0.0, "train_acc": 100.0, "test_loss": 0.0, "test_acc": 100})
+    journal_path(out).write_text(
+        f'{{"id": "{file_id}"}}\n{{"k": true, "v": {row}}}\n'
+        '{"k": 3, "v": {}}\n{"k": 4, "v": null}\n{"k": 1, "error": ["not text"]}\n'
+    )
+    _job(out).run()
+    a, b = read_surface(out), read_surface(clean)
+    for name in b.values:
+        np.testing.assert_array_equal(a.values[name], b.values[name])
+    assert a.n_done == 5 and not journal_path(out).exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ({"xcoordinates": [0.0, np.nan, 1.0, 2.0, 3.0]}, "not finite and strictly increasing"),
+        ({"xcoordinates": [0.0, 0.0, 1.0, 2.0, 3.0]}, "not finite and strictly increasing"),
+        ({"failed_index": [7], "failed_error": ["boom"]}, "not point indices of its grid"),
+        ({"failed_index": [1], "failed_error": ["a", "b"]}, "do not pair up"),
+        ({"@config": 5}, "config attribute is not text"),
+    ],
+)
+@pytest.mark.parametrize("command", ["info", "plot", "compare", "compute"])
+def test_a_malformed_surface_is_one_line_in_every_command(tmp_path, edit, reason, command):
+    import h5py
+
+    out = tmp_path / "s.h5"
+    _job(out).run()
+    with h5py.File(out, "r+") as f:
+        for name, value in edit.items():
+            if name.startswith("@"):
+                f.attrs[name[1:]] = value
+                continue
+            if name in f:
+                del f[name]
+            text = isinstance(value[0], str)
+            f[name] = np.asarray(value, dtype=h5py.string_dtype() if text else None)
+    args = {
+        "info": ["info", out],
+        "plot": ["plot", out],
+        "compare": ["compare", out, out],
+        "compute": ["compute", CONFIG_1D, "--out", out, *[a for o in [*DIGITS, "grid.x=-1:1:5"]
+                                              for a in ("--set", o)]],
+    }[command]  # fmt: skip
+    r = _cli(*args)
+    assert r.exit_code == 1
+    assert "is not a readable surface: " in _one_clean_line(r) and reason in r.output
+
+
+def test_the_surface_file_does_not_grow_with_checkpoints(tmp_path):
+    from engine.formats import SurfaceWriter
+    from engine.grid import Grid
+
+    p = tmp_path / "s.h5"
+    w = SurfaceWriter.create(p, Grid.parse("-1:1:11", "-1:1:11"), ["train_loss"], {}, "d.h5")
+    w.record_failure(3, "x" * 200)
+    sizes = []
+    for k in range(200):
+        w.record(k % 121, {"train_loss": float(k)})
+        w.checkpoint()
+        sizes.append(p.stat().st_size)
+    w.close()
+    assert max(sizes) - min(sizes[5:]) < 512, (min(sizes), max(sizes))
+
+
+def test_the_app_lists_a_folder_of_damaged_and_hostile_files_and_opens_none_wrongly(tmp_path):
+    """Pilot over a folder others wrote: a truncated file, NaN coordinates, markup that does not
+    parse and escape sequences in attributes and in a file name. Everything is listed (the bad
+    ones as unreadable), nothing crashes, and no escape byte or markup reaches the screen."""
+    import asyncio
+
+    import h5py
+    from textual.widgets import DataTable
+
+    from tests.test_tui import small_file, wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.browser import BrowserScreen
+
+    small_file(tmp_path / "good.h5")
+    small_file(tmp_path / "markup.h5")
+    with h5py.File(tmp_path / "markup.h5", "r+") as f:
+        f.attrs["created"] = "[/bold]"
+        f.attrs["tool_version"] = ESC
+    small_file(tmp_path / "nan.h5")
+    with h5py.File(tmp_path / "nan.h5", "r+") as f:
+        f["xcoordinates"][3] = np.nan
+    data = (tmp_path / "good.h5").read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 2])
+    small_file(tmp_path / "\x1b[2Jname.h5")
+
+    async def drive():
+        app = create_app(tmp_path)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            table = app.screen.query_one(DataTable)
+            rows = {
+                str(table.get_row_at(i)[1]): [str(c) for c in table.get_row_at(i)[2:]]
+                for i in range(table.row_count)
+            }
+            await pilot.press("down", "down", "down", "down", "enter")  # open a bad one
+            await pilot.pause()
+            return app, rows
+
+    app, rows = asyncio.run(drive())
+    assert set(rows) == {"\\x1b[2Jname.h5", "good.h5", "markup.h5", "nan.h5", "truncated.h5"}
+    assert rows["markup.h5"][4] == "[/bold]"  # shown as written
+    assert rows["nan.h5"][0].startswith("unreadable: is not a readable surface: its xcoord")
+    assert rows["truncated.h5"][0].startswith("unreadable:")
+    assert app.return_code in (None, 0)

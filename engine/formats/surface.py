@@ -620,6 +620,8 @@ class SurfaceWriter:
         lock = acquire_lock(p) if lock is None else lock
         tmp = p.with_name(p.name + TMP_SUFFIX)
         try:
+            if journal_path(p).is_symlink():  # as every side file: refused, never followed
+                raise refuse_link(journal_path(p))
             if on_locked is not None:
                 on_locked()
             # Built beside the target and renamed, so a crash never leaves a half-made header.

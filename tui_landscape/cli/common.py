@@ -24,6 +24,7 @@ from rich.progress import (
 
 from engine.distributed import Rank
 from engine.errors import LandscapeError
+from engine.formats import clean_text
 from engine.pool import Outcome
 from engine.run import Job, PointResult, Summary
 
@@ -68,7 +69,9 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
         if state(ctx).debug:
             raise
         code = e.exit_code if isinstance(e, LandscapeError) else 1
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        # A message can quote a file's name or contents: no markup, no control characters.
+        message = escape(clean_text(str(e)))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(code) from None
 
 

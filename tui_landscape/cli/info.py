@@ -13,6 +13,7 @@ from rich.table import Table
 from engine.formats import read_surface
 from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.cli.common import console, fmt_point, user_errors
+from tui_landscape.safe import plain
 
 
 def info(
@@ -41,23 +42,24 @@ def info(
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column(overflow="fold")
-    t.add_row("file", str(s.path))
-    t.add_row("layout", layout)
+    t.add_row("file", plain(s.path))
+    t.add_row("layout", plain(layout))
     t.add_row("grid", f"{grid} ({kind})")
     pct = 100.0 * s.n_done / s.completed.size
     t.add_row("completed", f"{s.n_done}/{s.completed.size} ({pct:.0f}%)")
     if s.failed:
         k, error = min(s.failed.items())
         t.add_row(
-            "failed", f"{len(s.failed)} points; first at {fmt_point(g.point(k), g.ndim)}: {error}"
+            "failed",
+            plain(f"{len(s.failed)} points; first at {fmt_point(g.point(k), g.ndim)}: {error}"),
         )
     for key in ("created", "updated", "tool_version", "device", "dir_type"):
         if key in s.attrs:
-            t.add_row(key.replace("_", " "), str(s.attrs[key]))
+            t.add_row(key.replace("_", " "), plain(s.attrs[key]))
     if s.dir_file:
-        t.add_row("directions", s.dir_file)
+        t.add_row("directions", plain(s.dir_file))
     if "dir_file_sha256" in s.attrs:
-        t.add_row("directions hash", str(s.attrs["dir_file_sha256"]))
+        t.add_row("directions hash", plain(s.attrs["dir_file_sha256"]))
     t.add_row("center", f"{fmt_point(g.point(center), g.ndim)}, the grid point nearest 0")
     console.print(t)
     st = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)

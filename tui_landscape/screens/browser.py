@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.errors import LandscapeError
 from engine.formats import LAYOUT_OURS, sidecars, surface_info
 from engine.formats.constants import DIRECTIONS_SUFFIX
+from tui_landscape.safe import plain
 
 __all__ = ["BrowserScreen", "FileRow", "describe_file", "list_folder", "surface_files"]
 
@@ -151,15 +152,20 @@ class BrowserScreen(Screen):
         self.marked &= set(self.rows)  # files gone since: no longer marked
         for r in message.rows:
             mark = "*" if r.path in self.marked else " "
-            table.add_row(mark, r.path.name, *r.cells, key=str(r.path))
+            # File names and what the files say are shown as written, never as markup.
+            table.add_row(mark, plain(r.path.name), *map(plain, r.cells), key=str(r.path))
         if self.rows:
             table.move_cursor(row=min(row, len(self.rows) - 1))
         else:
-            self.notify(f"No surface files (.h5) in {self.folder}", timeout=4)
+            self.notify(f"No surface files (.h5) in {self.folder}", timeout=4, markup=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
-            self.notify(f"Listing {self.folder} failed: {event.worker.error}", severity="error")
+            self.notify(
+                f"Listing {self.folder} failed: {event.worker.error}",
+                severity="error",
+                markup=False,
+            )
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)
@@ -206,6 +212,6 @@ class BrowserScreen(Screen):
                 self.marked.discard(p)
                 self.rows.remove(p)
                 self.query_one(DataTable).remove_row(str(p))
-                self.notify(f"Deleted {p.name}")
+                self.notify(f"Deleted {p.name}", markup=False)
 
         self.app.push_screen(ConfirmDelete(p, list(beside)), done)

@@ -137,7 +137,7 @@ class PlotScreen(Screen):
         try:
             s = read_surface(self.path)
         except LandscapeError as e:
-            self.notify(str(e), severity="error")
+            self.notify(str(e), severity="error", markup=False)
             return
         v = self.view
         traj = self.trajectory_path

@@ -334,7 +334,7 @@ class SetupScreen(Screen):
         path = Path(self.query_one("#save-as", Input).value or "setup.toml")
         path.write_text(config_to_toml(cfg))
         self.log_line(f"Saved {path}: run it with `tui-landscape compute {path} --out FILE.h5`")
-        self.notify(f"Saved {path}")
+        self.notify(f"Saved {path}", markup=False)
 
     def action_estimate(self) -> None:
         cfg = self.validate()
@@ -437,6 +437,7 @@ class SetupScreen(Screen):
     def _finished(self, text: str) -> None:
         self._draw(force=True)
         self.log_line(text)
-        self.notify(text, severity="error" if text.startswith("error") else "information")
+        severity = "error" if text.startswith("error") else "information"
+        self.notify(text, severity=severity, markup=False)
         self.query_one("#cancel", Button).disabled = True
         self.validate()
