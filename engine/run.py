@@ -236,8 +236,12 @@ class Job:
             close = getattr(outcomes, "close", None)
             if close is not None:
                 close()  # stops the pool's workers
-            self.landscape.perturbation.reset()
-            self.writer.close()
+            self.close()
+
+    def close(self) -> None:
+        """Put the model back, fold what was recorded into the file, release the output."""
+        self.landscape.perturbation.reset()
+        self.writer.close()
 
     def run(
         self,

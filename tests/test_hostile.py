@@ -483,3 +483,12 @@ def test_the_app_lists_a_folder_of_damaged_and_hostile_files_and_opens_none_wron
     assert rows["nan.h5"][0].startswith("unreadable: is not a readable surface: its xcoord")
     assert rows["truncated.h5"][0].startswith("unreadable:")
     assert app.return_code in (None, 0)
+
+
+def test_a_rerun_on_a_finished_surface_leaves_no_side_file_but_the_lock(tmp_path):
+    out = tmp_path / "s.h5"
+    args = _compute_args(out)
+    assert _cli(*args).exit_code == 0
+    r = _cli(*args)
+    assert r.exit_code == 0 and "already complete" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.directions.h5", "s.h5", "s.h5.lock"]

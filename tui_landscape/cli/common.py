@@ -91,6 +91,7 @@ def run_with_progress(
             highlight=False,
         )
     if todo == 0:
+        job.close()  # folds nothing, but removes the journal and releases the lock
         return job.summary(0, 0.0)
     start = time.perf_counter()
     rate = TextColumn("{task.fields[rate]}")
