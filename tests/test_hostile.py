@@ -492,3 +492,59 @@ def test_a_rerun_on_a_finished_surface_leaves_no_side_file_but_the_lock(tmp_path
     r = _cli(*args)
     assert r.exit_code == 0 and "already complete" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.directions.h5", "s.h5", "s.h5.lock"]
+
+
+def _hostile_folder(folder):
+    """A folder as others leave it: a good file, markup and escape sequences in attributes, NaN
+    coordinates, a truncated file."""
+    import h5py
+
+    from tests.test_tui import small_file
+
+    small_file(folder / "good.h5")
+    small_file(folder / "markup.h5")
+    with h5py.File(folder / "markup.h5", "r+") as f:
+        f.attrs["created"] = "[/bold]"
+        f.attrs["tool_version"] = ESC
+    small_file(folder / "nan.h5")
+    with h5py.File(folder / "nan.h5", "r+") as f:
+        f["xcoordinates"][3] = np.nan
+    data = (folder / "good.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(data[: len(data) // 2])
+
+
+def test_the_real_app_in_tmux_over_a_folder_of_damaged_files(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    _hostile_folder(tmp_path)
+    session = f"th{int(time.time() * 1000) % 10**8}"
+    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m tui_landscape tui {tmp_path}; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", cmd],
+                   check=True)  # fmt: skip
+    try:
+
+        def pane() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout  # fmt: skip
+
+        deadline, screen = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and not ("truncated.h5" in screen and "q Quit" in screen):
+            screen = pane()
+            time.sleep(0.2)
+        assert "good.h5" in screen and screen.count("unreadable") == 2, screen
+        assert "Traceback" not in screen
+        title = subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_title}"],
+                               capture_output=True, text=True).stdout  # fmt: skip
+        assert "pwned" not in title
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "q Quit" in (screen := pane()):
+            time.sleep(0.2)
+        assert "Traceback" not in screen and "q Quit" not in screen, screen
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -30,6 +30,7 @@ from tui_landscape.cli.plot import (
 )
 from tui_landscape.plots.spec import require_one_ndim, resolve_compare, surface_values
 from tui_landscape.plots.terminal import draw, parse_levels
+from tui_landscape.safe import plain
 
 
 def compare(
@@ -98,7 +99,7 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
         except LandscapeError as e:
-            t.add_row(s.path.name, "-", "-", "-", "-", "-", "-", str(e))
+            t.add_row(plain(s.path.name), "-", "-", "-", "-", "-", "-", plain(e))
             continue
         axes = {a.axis: a for a in sh.axes}
         curv = [f"{axes[k].curvature:.4g}" if k in axes else "-" for k in "xy"]
@@ -107,7 +108,9 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
             for k in "xy"
         ]
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
-        t.add_row(s.path.name, f"{sh.min_value:.4g}", at, *curv, *wid, f"{sh.mean_increase:.4g}")
+        t.add_row(
+            plain(s.path.name), f"{sh.min_value:.4g}", at, *curv, *wid, f"{sh.mean_increase:.4g}"
+        )
         rises[s.path.name] = sh.mean_increase
         curvatures[s.path.name] = (
             float(np.mean([a.curvature for a in sh.axes])) if sh.axes else np.nan

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from engine.errors import ConfigError
+from engine.formats import clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ def resolve(
     if kind == "ratio":
         name = "ratio"
     z = surface_values(s, name)
-    label = f"{s.path.name}: {name}" if title is None else title
+    label = f"{clean_text(s.path.name)}: {name}" if title is None else title
     if s.y is None or kind == "curve":
         return _curve(s, name, z, label, log)
     ratio = name == "ratio"
@@ -443,4 +444,4 @@ def require_one_ndim(surfaces: Sequence[Surface]) -> None:
 def _label(s: Surface, all_: Sequence[Surface]) -> str:
     """The file name, or the path where two files share a name."""
     names = [t.path.name for t in all_]
-    return s.path.name if names.count(s.path.name) == 1 else str(s.path)
+    return clean_text(s.path.name if names.count(s.path.name) == 1 else str(s.path))

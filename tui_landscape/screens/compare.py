@@ -16,6 +16,7 @@ from engine.formats import read_surface
 from engine.sharpness import sharpness
 from tui_landscape.plots.spec import APP_KINDS, surface_values
 from tui_landscape.plots.views import render_compare
+from tui_landscape.safe import plain
 
 __all__ = ["CompareScreen"]
 
@@ -77,7 +78,8 @@ class CompareScreen(Screen):
                 )
             except LandscapeError as e:
                 lines.append(f"{s.path.name}: {e}")
-        self.query_one("#numbers", Static).update("\n".join(lines))
+        # File names and errors as written, never as markup (plain also cleans them).
+        self.query_one("#numbers", Static).update(plain("\n".join(lines)))
 
     def action_next_surface(self) -> None:
         names = [n for n in self.surfaces[0].values if all(n in s.values for s in self.surfaces)]

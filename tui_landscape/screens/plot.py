@@ -15,7 +15,14 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
-from engine.formats import Surface, Trajectory, has_trajectory, read_surface, read_trajectory
+from engine.formats import (
+    Surface,
+    Trajectory,
+    clean_text,
+    has_trajectory,
+    read_surface,
+    read_trajectory,
+)
 from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
 from tui_landscape.plots.terminal import draw
@@ -122,7 +129,7 @@ class PlotScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.title = f"tui-landscape: {self.path.name}"
+        self.title = f"tui-landscape: {clean_text(self.path.name)}"
         # The view redraws itself on any change; the status line follows what it reads.
         for name in ("surface", "name_", "cursor"):
             self.watch(self.view, name, self.update_status, init=False)
