@@ -443,23 +443,13 @@ def test_the_app_lists_a_folder_of_damaged_and_hostile_files_and_opens_none_wron
     ones as unreadable), nothing crashes, and no escape byte or markup reaches the screen."""
     import asyncio
 
-    import h5py
     from textual.widgets import DataTable
 
     from tests.test_tui import small_file, wait_for
     from tui_landscape.app import create_app
     from tui_landscape.screens.browser import BrowserScreen
 
-    small_file(tmp_path / "good.h5")
-    small_file(tmp_path / "markup.h5")
-    with h5py.File(tmp_path / "markup.h5", "r+") as f:
-        f.attrs["created"] = "[/bold]"
-        f.attrs["tool_version"] = ESC
-    small_file(tmp_path / "nan.h5")
-    with h5py.File(tmp_path / "nan.h5", "r+") as f:
-        f["xcoordinates"][3] = np.nan
-    data = (tmp_path / "good.h5").read_bytes()
-    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 2])
+    _hostile_folder(tmp_path)
     small_file(tmp_path / "\x1b[2Jname.h5")
 
     async def drive():

@@ -33,6 +33,7 @@ from tui_landscape.plots.spec import (
     SURFACE_KINDS,
     PlotSpec,
     check_kind,
+    finite_values,
     grid_spec,
     levels_for,
     limits_for,
@@ -149,24 +150,13 @@ def _as_curve(
     return None
 
 
-def _finite(arrays: Sequence[np.ndarray], log: bool = False) -> np.ndarray:
-    v = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays] or [np.empty(0)])
-    v = v[np.isfinite(v)]
-    if log:
-        positive = v[v > 0]
-        if v.size and not positive.size:
-            raise ConfigError("a log scale needs positive values, but every value is <= 0")
-        v = positive
-    return v
-
-
 class _Scale:
     """A spec's levels and colour limits as matplotlib objects, shared by a figure's panels."""
 
     def __init__(self, spec: PlotSpec, arrays: Sequence[np.ndarray]) -> None:
         mpl = _mpl()
         self.ratio, self.log = spec.ratio, spec.log
-        finite = _finite(arrays, self.log)
+        finite = finite_values(arrays, self.log)
         self.empty = finite.size == 0
         self.levels = np.asarray(spec.levels, dtype=float)
         assert spec.vmin is not None and spec.vmax is not None  # a map spec always has limits
@@ -209,7 +199,7 @@ def _line(ax: Any, t: np.ndarray, v: np.ndarray, **style: Any) -> Any:
 
 
 def _set_log(ax: Any, arrays: Sequence[np.ndarray]) -> None:
-    _finite(arrays, log=True)  # raises when nothing is positive
+    finite_values(arrays, log=True)  # raises when nothing is positive
     ax.set_yscale("log", nonpositive="mask")
 
 
@@ -483,10 +473,10 @@ def _curve_figure(
         handles += draw(ax2, series_r, "tab:red", "Reds")
         ax2.set_ylabel(spec.right_label, color="tab:red")
         ax2.tick_params("y", colors="tab:red")
-        finite = _finite(list(series_r.values()))
+        finite = finite_values(list(series_r.values()))
         if finite.size and finite.min() >= 0 and finite.max() <= 100:
             ax2.set_ylim(0, 100)  # accuracy in %, as the reference
-    if not _finite([*series_l.values(), *series_r.values()]).size:
+    if not finite_values([*series_l.values(), *series_r.values()]).size:
         _no_data(ax)
     _xlim(ax, xa)
     if len(handles) > 1:

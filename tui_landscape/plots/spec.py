@@ -32,6 +32,7 @@ __all__ = [
     "SURFACE_KINDS",
     "PlotSpec",
     "check_kind",
+    "finite_values",
     "grid_spec",
     "levels_for",
     "limits_for",
@@ -128,8 +129,14 @@ def surface_values(s: Surface, name: str) -> np.ndarray:
 # levels and limits
 
 
-def _finite(values: ArrayLike, log: bool) -> np.ndarray:
-    v = np.asarray(values, dtype=float).ravel()
+def finite_values(values: ArrayLike | Sequence[ArrayLike], log: bool = False) -> np.ndarray:
+    """The finite values of an array, or of several arrays of any shapes, as one flat array;
+    on a log scale the positive ones (none at all is an error)."""
+    if isinstance(values, list | tuple):
+        parts = [np.asarray(a, dtype=float).ravel() for a in values]
+        v = np.concatenate(parts) if parts else np.empty(0)
+    else:
+        v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if log:
         positive = v[v > 0]
@@ -195,7 +202,7 @@ def levels_for(
         lo = RATIO_SCALE[0] if vmin is None else float(vmin)
         hi = RATIO_SCALE[1] if vmax is None else float(vmax)
     else:
-        lo, hi = _value_range(_finite(values, log), vmin, vmax, log)
+        lo, hi = _value_range(finite_values(values, log), vmin, vmax, log)
     if levels is not None:
         n = int(levels) + 2
         return (np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n))[1:-1]
@@ -233,7 +240,7 @@ def limits_for(
             RATIO_SCALE[0] if vmin is None else float(vmin),
             RATIO_SCALE[1] if vmax is None else float(vmax),
         )
-    finite = _finite(values, log)
+    finite = finite_values(values, log)
     lo, hi = float(levels[0]), float(levels[-1])
     if finite.size:
         lo = min(lo, float(finite.min()))
