@@ -280,3 +280,35 @@ def test_the_terminal_plot_and_the_png_of_one_file_draw_the_same_levels(
     np.testing.assert_allclose(lv, drawn["figure"], rtol=1e-12)
     if kind != "filled":  # the terminal's title names the levels it drew
         assert f"levels {lv[0]:.3g}..{lv[-1]:.3g}" in text.stdout
+
+
+def accuracy_file(path):
+    """Loss x^2 + 2 y^2 + 0.1 and accuracy 90 - 10 * loss: best at (0, 0), worst in a corner."""
+    g = Grid.parse("-1:1:9", "-1:1:9")
+    _, _, z = paraboloid(9, 9)
+    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+        for k, v in enumerate(z.ravel()):
+            w.record(k, {"train_loss": float(v), "train_acc": 90.0 - 10 * float(v)})
+    return path
+
+
+def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path, monkeypatch):
+    f = accuracy_file(tmp_path / "acc.h5")
+    r = invoke("plot", f, "--surface", "train_acc", "--width", 80)
+    assert r.exit_code == 0, r.output
+    assert "max 89 at (0, 0)" in r.stdout and "min " not in r.stdout
+    r = invoke("plot", f, "--width", 80)  # a loss keeps its minimum
+    assert "min 0.1 at (0, 0)" in r.stdout
+    pytest.importorskip("matplotlib")
+    from tui_landscape.plots import export as ex
+
+    figs = []
+    save = ex._save
+    monkeypatch.setattr(ex, "_save", lambda fig, *a, **kw: figs.append(fig) or save(fig, *a, **kw))
+    for kind in ("contour", "filled"):
+        r = invoke(
+            "plot", f, "--surface", "train_acc", "--kind", kind, "--export", tmp_path / "a.png"
+        )
+        assert r.exit_code == 0, r.output
+        stars = [ln for ln in figs[-1].axes[0].lines if ln.get_marker() == "*"]
+        assert len(stars) == 1 and (stars[0].get_xdata()[0], stars[0].get_ydata()[0]) == (0, 0)

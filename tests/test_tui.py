@@ -72,6 +72,7 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
         assert "(x=0.25, y=0.3333) = 0.334722" in str(status.render())
         await pilot.press("s")
         assert screen.view.name_ == "train_acc" and "train_acc at" in str(status.render())
+        assert "max 89.95 at (0, 0)" in str(screen.view.render())  # an accuracy's best point
         for _ in range(3):
             await pilot.press("k")
         assert screen.view.kind == "heatmap"

@@ -170,10 +170,12 @@ class _Scale:
         self.cmap = mpl.colormaps[CMAP]
 
 
-def _argmin(z: np.ndarray) -> tuple[int, ...] | None:
+def _argbest(z: np.ndarray, best: str = "min") -> tuple[int, ...] | None:
+    """Where ``z`` has its best point (``best``: "min", or "max" for an accuracy)."""
     if not np.isfinite(z).any():
         return None
-    return tuple(int(i) for i in np.unravel_index(np.nanargmin(z), z.shape))
+    arg = np.nanargmax if best == "max" else np.nanargmin
+    return tuple(int(i) for i in np.unravel_index(arg(z), z.shape))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +221,7 @@ def _curve_panel(
     xlabel: str,
     zlabel: str,
     mark_min: bool,
+    best: str = "min",
     label: str | None = None,
     color: str | None = None,
 ) -> Any:
@@ -226,7 +229,7 @@ def _curve_panel(
     line = _line(ax, t, v, color=color or "tab:blue", lw=1.2, label=label, marker=".", ms=4)
     if scale.log:
         ax.set_yscale("log", nonpositive="mask")
-    if mark_min and (k := _argmin(v)) is not None:
+    if mark_min and (k := _argbest(v, best)) is not None:
         ax.plot(t[k[0]], v[k[0]], marker="*", ms=11, color="tab:red", linestyle="none", zorder=5)
     if scale.empty:
         _no_data(ax)
@@ -248,6 +251,7 @@ def _surface_panel(
     ylabel: str,
     zlabel: str,
     mark_min: bool,
+    best: str = "min",
 ) -> Any:
     """Draw one 2D surface of ``kind`` on ``ax``; returns the mappable for a colour bar."""
     zm = np.ma.masked_invalid(z)
@@ -270,7 +274,7 @@ def _surface_panel(
         mappable = ax.pcolormesh(x, y, zm, shading="nearest", **common)
     else:  # surface3d
         mappable = _surface3d(ax, x, y, zm, scale, zlabel)
-    if mark_min and (k := _argmin(zm.filled(np.nan))) is not None:
+    if mark_min and (k := _argbest(zm.filled(np.nan), best)) is not None:
         i, j = k
         if kind == "surface3d":
             zv = np.log10(z[i, j]) if scale.log else z[i, j]
@@ -361,7 +365,10 @@ def export_spec(
         ax = fig.add_subplot()
         if spec.path is None:
             t, v, tl = curve
-            _curve_panel(ax, t, v, scale, xlabel=tl, zlabel=spec.zlabel, mark_min=spec.mark_min)
+            _curve_panel(
+                ax, t, v, scale, xlabel=tl, zlabel=spec.zlabel, mark_min=spec.mark_min,
+                best=spec.best,
+            )  # fmt: skip
         else:
             ax.set_xlabel(spec.xlabel)
             ax.set_ylabel(spec.ylabel)
@@ -379,6 +386,7 @@ def export_spec(
             ylabel=spec.ylabel,
             zlabel=spec.zlabel,
             mark_min=spec.mark_min,
+            best=spec.best,
         )
         # The reference's contour plot has labels on its lines instead of a colour bar.
         if spec.kind != "contour" and spec.path is None:
@@ -427,6 +435,7 @@ def export_specs(
             ylabel=spec.ylabel,
             zlabel=spec.zlabel,
             mark_min=spec.mark_min,
+            best=spec.best,
         )
         ax.set_title(spec.title)
     if kind == "surface3d":  # one z range too, so the heights compare

@@ -31,6 +31,7 @@ __all__ = [
     "KINDS",
     "SURFACE_KINDS",
     "PlotSpec",
+    "best_for",
     "check_kind",
     "finite_values",
     "grid_spec",
@@ -97,7 +98,8 @@ class PlotSpec:
     zlabel: str = "loss"
     left_label: str = "loss"
     right_label: str = "accuracy (%)"
-    mark_min: bool = True
+    mark_min: bool = True  # mark (and report) the best point, ``best``
+    best: str = "min"  # "min", or "max" for an accuracy: the point a reader looks for
     path: tuple[np.ndarray, np.ndarray] | None = None  # a training path over the map
     cursor: tuple[float, float] | None = None
 
@@ -109,6 +111,12 @@ def check_kind(kind: str, allowed: Sequence[str] = KINDS) -> None:
             f"Expected the plot kind (`--kind`) to be one of {', '.join(allowed)}, "
             f"but got {kind!r}."
         )
+
+
+def best_for(name: str) -> str:
+    """Which extreme of surface ``name`` is its best point: the maximum of an accuracy
+    (``*_acc``), the minimum of anything else (a loss)."""
+    return "max" if name.endswith("_acc") else "min"
 
 
 def surface_values(s: Surface, name: str) -> np.ndarray:
@@ -272,13 +280,14 @@ def grid_spec(
     ylabel: str = "y",
     zlabel: str | None = None,
     mark_min: bool = True,
+    best: str = "min",
     path: tuple[np.ndarray, np.ndarray] | None = None,
     cursor: tuple[float, float] | None = None,
     scale: tuple[np.ndarray, tuple[float, float]] | None = None,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
-    shares another resolution's scale (compare)."""
+    shares another resolution's scale (compare). ``best``: the extreme marked, "min" or "max"."""
     check_kind(kind, ("auto", *SURFACE_KINDS))
     ratio = ratio or kind == "ratio"
     za = np.asarray(z, dtype=float)
@@ -306,6 +315,7 @@ def grid_spec(
         ylabel=ylabel,
         zlabel=zlabel or (RATIO_LABEL if ratio else "loss"),
         mark_min=mark_min and not ratio,
+        best=best,
         path=path,
         cursor=cursor,
     )
@@ -380,6 +390,7 @@ def resolve(
         xlabel=_pc_label(0, trajectory, "x"),
         ylabel=_pc_label(1, trajectory, "y"),
         zlabel=None if ratio or name.endswith("_loss") else name,
+        best=best_for(name),
         path=None if trajectory is None else (trajectory.x, trajectory.y),
         cursor=cursor,
         scale=scale,

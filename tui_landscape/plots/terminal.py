@@ -273,13 +273,15 @@ def contour_map(
     xlabel: str = "x",
     ylabel: str = "y",
     mark_min: bool = True,
+    best: str = "min",
     color: bool = True,
     path: tuple[np.ndarray, np.ndarray] | None = None,
     cursor: tuple[float, float] | None = None,
 ) -> str:
     """Braille iso-line map of ``z`` (shape ``(ny, nx)``, ``z[i, j]`` at ``(x[j], y[i])``).
 
-    The title reports the minimum (value and location) and the level range. A grid with one row
+    The title reports the minimum (value and location; the maximum when ``best`` is "max", as
+    for an accuracy) and the level range. A grid with one row
     or column is drawn as a curve of ``z`` along the other axis instead. ``path`` (xs, ys)
     overlays a trajectory (a training path projected on the plane), start 'o', end '*'.
     """
@@ -288,8 +290,9 @@ def contour_map(
     color = _use_color(color)
     notes = []
     if mark_min and np.isfinite(z).any():
-        i, j = np.unravel_index(np.nanargmin(z), z.shape)
-        notes.append(f"min {z[i, j]:.4g} at ({x[j]:.3g}, {y[i]:.3g})")
+        arg = np.nanargmax if best == "max" else np.nanargmin
+        i, j = np.unravel_index(arg(z), z.shape)
+        notes.append(f"{best} {z[i, j]:.4g} at ({x[j]:.3g}, {y[i]:.3g})")
     elif not np.isfinite(z).any():
         notes.append("no finite values")
     full_title = " | ".join(filter(None, [title, *notes]))
@@ -404,8 +407,8 @@ def draw(spec: PlotSpec, *, width: int = 80, height: int = 24, color: bool = Tru
             lv, title = np.log10(lv[lv > 0]), f"{title} (log10)"
         return contour_map(
             spec.x, spec.y, z, levels=lv, width=width, height=height, title=title,
-            xlabel=spec.xlabel, ylabel=spec.ylabel, mark_min=spec.mark_min, color=color,
-            path=spec.path, cursor=spec.cursor,
+            xlabel=spec.xlabel, ylabel=spec.ylabel, mark_min=spec.mark_min, best=spec.best,
+            color=color, path=spec.path, cursor=spec.cursor,
         )  # fmt: skip
     if spec.kind in ("filled", "heatmap"):
         return heat_map(
