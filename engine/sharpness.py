@@ -21,6 +21,7 @@ __all__ = [
     "AxisSharpness",
     "Sharpness",
     "eigen_ratio",
+    "format_number",
     "format_sharpness",
     "sharpness",
 ]
@@ -146,18 +147,20 @@ def eigen_ratio(min_eig: ArrayLike, max_eig: ArrayLike) -> np.ndarray:
 def format_sharpness(s: Sharpness) -> list[str]:
     """Short human-readable lines, numbers with 4 significant digits."""
     names = ("x", "y")
-    where = ", ".join(f"{n}={_num(c)}" for n, c in zip(names, s.min_coords, strict=False))
-    lines = [f"min {_num(s.min_value)} at ({where})"]
+    where = ", ".join(f"{n}={format_number(c)}" for n, c in zip(names, s.min_coords, strict=False))
+    lines = [f"min {format_number(s.min_value)} at ({where})"]
     if s.axes:
-        fits = ", ".join(f"{a.axis} {_num(a.curvature)}" for a in s.axes)
+        fits = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in s.axes)
         lines.append(f"curvature {fits} (quadratic fit, +-{s.fit} points)")
-        widths = ", ".join(f"{a.axis} {_num(a.width)}{'+' if a.open_ended else ''}" for a in s.axes)
+        widths = ", ".join(
+            f"{a.axis} {format_number(a.width)}{'+' if a.open_ended else ''}" for a in s.axes
+        )
         note = " (+ = reaches the grid edge)" if any(a.open_ended for a in s.axes) else ""
-        lines.append(f"basin width (loss <= min + {_num(s.margin)}): {widths}{note}")
-    rise = _num(s.mean_increase)
+        lines.append(f"basin width (loss <= min + {format_number(s.margin)}): {widths}{note}")
+    rise = format_number(s.mean_increase)
     if not math.isfinite(s.mean_increase):
         rise += " (no grid point within r of the minimum: a finer grid or a larger --radius)"
-    lines.append(f"mean increase within r={_num(s.radius)}: {rise}")
+    lines.append(f"mean increase within r={format_number(s.radius)}: {rise}")
     return lines
 
 
@@ -248,7 +251,9 @@ def _coordinates(values: ArrayLike, name: str) -> np.ndarray:
     return a
 
 
-def _num(v: float) -> str:
+def format_number(v: float) -> str:
+    """One sharpness number as every front end shows it: 4 significant digits, "n/a" for NaN
+    (not measurable)."""
     if math.isnan(v):
         return "n/a"
     return f"{v + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0

@@ -138,6 +138,32 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         assert not (tmp_path / "b.h5").exists() and (tmp_path / "a.h5").exists()
 
 
+@sync
+async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
+    """A grid coarser than the radius has no mean rise: "n/a", as `info`, never "nan"."""
+    from engine.sharpness import format_sharpness, sharpness
+
+    paths = []
+    for name, a in (("a.h5", 0.5), ("b.h5", 4.0)):
+        g = Grid.parse("-1:1:5", "-1:1:5")  # step 0.5 > r = 0.25
+        X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, "d.h5") as w:
+            for k, v in enumerate((a * X**2 + Y**2).ravel()):
+                w.record(k, {"train_loss": float(v)})
+        paths.append(tmp_path / name)
+    s = read_surface(paths[0])
+    assert "n/a" in format_sharpness(sharpness(s.x, s.y, s.values["train_loss"]))[-1]
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await listed(pilot)
+        app.push_screen(CompareScreen(paths))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause()
+        numbers = str(app.screen.query_one("#numbers").render())
+        assert "mean rise r=0.25 n/a" in numbers, numbers
+        assert "nan" not in numbers
+
+
 def setup_config(tmp_path: Path, grid: str = "-1:1:4") -> Path:
     cfg = load_config(
         REPO / "sample_configs" / "digits_2d.toml",

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface
-from engine.sharpness import sharpness
+from engine.sharpness import format_number, sharpness
 from tui_landscape.cli.common import console, user_errors
 from tui_landscape.cli.plot import (
     DpiOpt,
@@ -102,15 +102,16 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
             t.add_row(plain(s.path.name), "-", "-", "-", "-", "-", "-", plain(e))
             continue
         axes = {a.axis: a for a in sh.axes}
-        curv = [f"{axes[k].curvature:.4g}" if k in axes else "-" for k in "xy"]
+        curv = [format_number(axes[k].curvature) if k in axes else "-" for k in "xy"]
         wid = [
             f"{axes[k].width:.3g}{'+' if axes[k].open_ended else ''}" if k in axes else "-"
             for k in "xy"
         ]
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
         t.add_row(
-            plain(s.path.name), f"{sh.min_value:.4g}", at, *curv, *wid, f"{sh.mean_increase:.4g}"
-        )
+            plain(s.path.name), format_number(sh.min_value), at, *curv, *wid,
+            format_number(sh.mean_increase),
+        )  # fmt: skip
         rises[s.path.name] = sh.mean_increase
         curvatures[s.path.name] = (
             float(np.mean([a.curvature for a in sh.axes])) if sh.axes else np.nan

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
 from engine.formats import read_surface
-from engine.sharpness import sharpness
+from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import APP_KINDS, surface_values
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
@@ -71,10 +71,11 @@ class CompareScreen(Screen):
         for s in self.surfaces:
             try:
                 sh = sharpness(s.x, s.y, surface_values(s, self.name_))
-                curv = ", ".join(f"{a.axis} {a.curvature:.4g}" for a in sh.axes)
+                # The numbers as `info` and the plot view write them ("n/a", never "nan").
+                curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
                 lines.append(
-                    f"{s.path.name}: min {sh.min_value:.4g}, curvature {curv}, "
-                    f"mean rise r={sh.radius:g} {sh.mean_increase:.4g}"
+                    f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
+                    f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
                 )
             except LandscapeError as e:
                 lines.append(f"{s.path.name}: {e}")
