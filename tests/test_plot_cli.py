@@ -312,3 +312,15 @@ def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         stars = [ln for ln in figs[-1].axes[0].lines if ln.get_marker() == "*"]
         assert len(stars) == 1 and (stars[0].get_xdata()[0], stars[0].get_ydata()[0]) == (0, 0)
+
+
+def test_compare_of_different_grids_says_so_in_the_verdict(tmp_path):
+    flat = reference_file(tmp_path / "flat.h5", 9, 9, a=0.5)
+    sharp = reference_file(tmp_path / "sharp.h5", 11, 9, a=4.0)
+    r = invoke("compare", flat, sharp, "--width", 60)
+    assert r.exit_code == 0, r.output
+    verdict = " ".join(r.stdout[r.stdout.index("sharpest by") :].split())  # rich folds at 80
+    assert verdict.startswith("sharpest by mean rise within r=0.25: sharp.h5")
+    assert "flat.h5 (but the grids differ: not measured alike)" in verdict, verdict
+    same = invoke("compare", flat, reference_file(tmp_path / "s2.h5", 9, 9, a=4.0), "--width", 60)
+    assert "sharpest by" in same.stdout and "differ" not in same.stdout

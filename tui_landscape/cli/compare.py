@@ -59,7 +59,7 @@ def compare(
         surfaces = [read_surface(f) for f in files]
         lv = parse_levels(levels)
         require_one_ndim(surfaces)  # before the grid note, which would contradict it
-        _note_grids(surfaces)
+        grids_differ = _note_grids(surfaces)
         if export is not None:
             out = _export(surfaces, surface, kind, lv, log, export, dpi)
             console.print(f"Wrote {out}", highlight=False)
@@ -69,12 +69,14 @@ def compare(
                 w = terminal_width(width)
                 typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
         if surface.endswith("_loss"):
-            _table(surfaces, surface, margin, radius)
+            _table(surfaces, surface, margin, radius, grids_differ)
 
 
-def _note_grids(surfaces) -> None:
+def _note_grids(surfaces) -> bool:
+    """Say where the files' grids (ranges or point counts) differ; True if they do."""
     specs = {s.path.name: s.grid for s in surfaces}
-    if len({(g.x, g.y) for g in specs.values()}) > 1:
+    differ = len({(g.x, g.y) for g in specs.values()}) > 1
+    if differ:
         text = "; ".join(
             f"{n}: x {g.x.spec()}" + (f", y {g.y.spec()}" if g.y is not None else "")
             for n, g in specs.items()
@@ -82,9 +84,10 @@ def _note_grids(surfaces) -> None:
         console.print(
             f"note: the grids differ ({text}); one colour scale, own axes", highlight=False
         )
+    return differ
 
 
-def _table(surfaces, name: str, margin: float, radius: float) -> None:
+def _table(surfaces, name: str, margin: float, radius: float, grids_differ: bool) -> None:
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", f"rise r={radius:g}"]
     for c in cols:
@@ -124,7 +127,11 @@ def _table(surfaces, name: str, margin: float, radius: float) -> None:
         f"within r={radius:g} of the minimum (docs/sharpness.md)",
         highlight=False,
     )
-    console.print(_verdict(rises, curvatures, radius), highlight=False)
+    verdict = _verdict(rises, curvatures, radius)
+    if grids_differ:
+        # The numbers depend on the grid (the points inside r, the fit's steps, the edges).
+        verdict += " (but the grids differ: not measured alike)"
+    console.print(verdict, highlight=False)
 
 
 def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: float) -> str:
