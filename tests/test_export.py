@@ -433,3 +433,27 @@ def test_missing_matplotlib_import_hook(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(builtins, "__import__", fake)
     _expect_missing(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["contour", "filled"])
+def test_compare_colour_bar_labels_are_distinct(tmp_path: Path, kind: str, figs: list) -> None:
+    """Levels below 5e-5 all read "0.0000" with matplotlib's fixed decimals: never twice."""
+    from tui_landscape.plots.spec import grid_spec, levels_for, limits_for
+
+    x = np.linspace(-1, 1, 21)
+    X, Y = np.meshgrid(x, x)
+    z = 1e-6 + 0.05 * (X**2 + Y**2) ** 2
+    for lv in (None, [1.0001, 1.0002, 1.0003, 1.0004]):  # log-spaced; close together
+        zs = [z, 2 * z] if lv is None else [1 + z, 1 + 2 * z]
+        joined = np.concatenate([a.ravel() for a in zs])
+        levels = levels_for(joined, lv)
+        scale = (levels, limits_for(joined, levels))
+        specs = [
+            grid_spec(x, x, a, kind=kind, title=t, scale=scale)
+            for a, t in zip(zs, "ab", strict=True)
+        ]
+        E.export_specs(tmp_path / "c.png", specs, **SMALL)
+        fig = figs[-1]
+        fig.canvas.draw()
+        labels = [t.get_text() for t in fig.axes[-1].get_yticklabels() if t.get_text()]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels

@@ -322,10 +322,23 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
         kw.update(shrink=0.6, pad=0.1)
     if kind != "filled":  # contourf carries its own extend
         kw["extend"] = scale.extend
+    ticker = _mpl().ticker
     if scale.log:
-        ticker = _mpl().ticker
-        kw.update(ticks=ticker.LogLocator(subs=(1.0, 2.0, 5.0)), format="%.3g")
-    fig.colorbar(mappable, **kw)
+        kw.update(ticks=ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    bar = fig.colorbar(mappable, **kw)
+    if scale.log or hasattr(mappable, "levels"):
+        # Ticks at contour levels (or log ticks) get matplotlib's fixed-decimal labels
+        # ("0.0000" for every level below 5e-5): enough significant digits to tell them apart.
+        bar.formatter = ticker.FormatStrFormatter(_tick_format(bar.get_ticks()))
+
+
+def _tick_format(ticks: np.ndarray) -> str:
+    """The shortest ``%.Ng`` (N >= 3) that writes every distinct tick differently."""
+    t = np.unique(np.asarray(ticks, dtype=float))
+    for n in range(3, 16):
+        if len({f"{v:.{n}g}" for v in t}) == t.size:
+            return f"%.{n}g"
+    return "%.17g"
 
 
 def _path(ax: Any, px: np.ndarray, py: np.ndarray) -> None:
