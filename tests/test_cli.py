@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 
 import h5py
@@ -72,6 +73,10 @@ def test_demo_prints_plots(tmp_path):
     assert r.exit_code == 0, r.output
     assert any(0x2800 <= ord(c) <= 0x28FF for c in r.stdout)  # braille iso-lines and curves
     assert "train loss, 2D" in r.stdout and "1D slice" in r.stdout
+    # Piped (no colour), every 1D series has its own legend marker: loss and accuracy, each set.
+    legend = re.findall(r"[L⅃] (\S\S) (\w+_(?:loss|acc))", r.stdout)
+    markers = {name: m for m, name in legend}
+    assert len(markers) >= 2 and len(set(markers.values())) == len(markers), legend
     assert (tmp_path / "demo_2d.h5").exists() and (tmp_path / "demo_1d.h5").exists()
 
 

@@ -324,3 +324,11 @@ def test_compare_of_different_grids_says_so_in_the_verdict(tmp_path):
     assert "flat.h5 (but the grids differ: not measured alike)" in verdict, verdict
     same = invoke("compare", flat, reference_file(tmp_path / "s2.h5", 9, 9, a=4.0), "--width", 60)
     assert "sharpest by" in same.stdout and "differ" not in same.stdout
+
+
+def test_piped_1d_plot_gives_each_series_its_own_marker(files):
+    r = invoke("plot", files["ref_1d"], "--width", 70)
+    assert r.exit_code == 0, r.output
+    legend = re.findall(r"[L⅃] (\S\S) (\w+_(?:loss|acc))", r.stdout)
+    markers = {name: m for m, name in legend}
+    assert set(markers) == {"train_loss", "train_acc"} and len(set(markers.values())) == 2, legend

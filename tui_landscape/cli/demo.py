@@ -56,15 +56,19 @@ def demo(
             summary = run_with_progress(job, f"demo {name}")
             print_summary(summary, job.grid.ndim)
         width = max(40, min(shutil.get_terminal_size((100, 30)).columns, 100))
+        # Piped, echo strips the colours: the plots are drawn without them (a marker per series).
+        color = console.is_terminal
         # The same plots as `tui-landscape plot` of these files (levels and all).
         s2 = read_surface(out / "demo_2d.h5")
         console.print()
         title = "train loss, 2D (filter-normalized)"
-        typer.echo(draw(resolve(s2, "train_loss", title=title), width=width, height=26))
+        typer.echo(
+            draw(resolve(s2, "train_loss", title=title), width=width, height=26, color=color)
+        )
         s1 = read_surface(out / "demo_1d.h5")
         console.print()
         spec = resolve(s1, "train_loss", title="1D slice along x")
-        typer.echo(draw(spec, width=width, height=18))
+        typer.echo(draw(spec, width=width, height=18, color=color))
         console.print(
             f"\nNext: [bold]tui-landscape info {out / 'demo_2d.h5'}[/], or "
             "[bold]tui-landscape compute sample_configs/digits_2d.toml[/].",
