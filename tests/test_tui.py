@@ -330,6 +330,32 @@ async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkey
         )
 
 
+@sync
+async def test_the_checkpoint_picker_sorts_numbers_as_numbers(tmp_path):
+    from tui_landscape.screens.picker import CheckpointTree, FilePicker
+
+    for name in ("model_1.pt", "model_10.pt", "model_11.pt", "model_2.pt", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    for name in ("run_10", "run_9"):
+        (tmp_path / name).mkdir()
+    app = create_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await listed(pilot)
+        app.push_screen(FilePicker(tmp_path))
+        await wait_for(pilot, lambda: app.screen.query(CheckpointTree))
+        tree = app.screen.query_one(CheckpointTree)
+        await wait_for(pilot, lambda: len(tree.root.children) == 6)
+        names = [str(n.label) for n in tree.root.children]
+        assert names == [
+            "run_9",
+            "run_10",
+            "model_1.pt",
+            "model_2.pt",
+            "model_10.pt",
+            "model_11.pt",
+        ]
+
+
 def test_bare_command_without_a_terminal_prints_the_help():
     from typer.testing import CliRunner
 
