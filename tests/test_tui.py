@@ -80,8 +80,28 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
         assert screen.view.slice == "row" and "at y=" in str(screen.view.render())
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        await pilot.press("escape", "escape")
+        await pilot.press("escape", "escape")  # the help, then the slice: back on the map
+        assert app.screen is screen and screen.view.slice is None
+        assert "at y=" not in str(screen.view.render())
+        await pilot.press("escape")
         assert isinstance(app.screen, BrowserScreen)
+
+
+@sync
+async def test_a_1d_file_offers_no_row_or_column_slice(tmp_path):
+    g = Grid.parse("-1:1:9", "")
+    with SurfaceWriter.create(tmp_path / "one.h5", g, ["train_loss"], {}, "d.h5") as w:
+        for k, v in enumerate(g.x.coordinates()):
+            w.record(k, {"train_loss": float(v * v)})
+    app = create_app(tmp_path / "one.h5")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+        await pilot.pause()
+        keys = app.screen.active_bindings  # what the footer shows: check_action False hides
+        assert "s" in keys and "r" not in keys and "c" not in keys, set(keys)
+        await pilot.press("r")
+        assert app.screen.view.slice is None
 
 
 @sync

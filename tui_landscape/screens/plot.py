@@ -112,7 +112,7 @@ class PlotScreen(Screen):
         Binding("r", "slice('row')", "Row"),
         Binding("c", "slice('column')", "Column"),
         Binding("f5", "reload", "Reload", show=False),  # in help (?)
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back"),
     ]
     KINDS = APP_KINDS
 
@@ -133,6 +133,8 @@ class PlotScreen(Screen):
         # The view redraws itself on any change; the status line follows what it reads.
         for name in ("surface", "name_", "cursor"):
             self.watch(self.view, name, self.update_status, init=False)
+        # A 1D file has no row or column to slice: the footer follows the file.
+        self.watch(self.view, "surface", self.refresh_bindings, init=False)
         self.action_reload()
 
     @property
@@ -205,6 +207,21 @@ class PlotScreen(Screen):
         ny = 1 if v.surface.y is None else len(v.surface.y)
         i, j = v.cursor
         v.cursor = (min(max(i + di, 0), ny - 1), min(max(j + dj, 0), len(v.surface.x) - 1))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Row and column slices exist on 2D maps only (False hides them from the footer)."""
+        if action == "slice":
+            views = self.query(PlotView)  # none yet while the screen composes
+            s = views.first().surface if views else None
+            return s is not None and s.y is not None
+        return True
+
+    def action_back(self) -> None:
+        """Esc: from a slice back to its map; from the map back to where the app was."""
+        if self.view.slice is not None:
+            self.view.slice = None
+        else:
+            self.app.pop_screen()
 
     def action_slice(self, which: str) -> None:
         v = self.view
