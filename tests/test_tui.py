@@ -376,6 +376,26 @@ async def test_the_checkpoint_picker_sorts_numbers_as_numbers(tmp_path):
         ]
 
 
+@sync
+async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
+    from tui_landscape.screens.help import HELP
+
+    for screen in (SetupScreen, PlotScreen):
+        for b in screen.BINDINGS:
+            if b.show or b.key == "f5":  # the footer's keys, and those it leaves to the help
+                keys = b.key.replace("equals_sign", "").replace("plus", "+")
+                keys = keys.replace("escape", "esc").split(",")
+                assert any(f"`{k}`" in HELP for k in keys if k), b.key
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await listed(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        shown = app.screen.query_one("Markdown").source
+        assert "`ctrl+e` estimate" in shown and "`ctrl+o` pick a checkpoint" in shown, shown
+
+
 def test_bare_command_without_a_terminal_prints_the_help():
     from typer.testing import CliRunner
 

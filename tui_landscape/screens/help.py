@@ -18,8 +18,10 @@ Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
 | everywhere | `?` help, `ctrl+p` commands, `q` quit, `b` file browser, `n` new surface |
 | browser | `enter` open, `space` mark, `c` compare marked, `d` delete, `f5` refresh |
 | plot | `s` surface, `k` kind, `l` log scale, `+` / `-` more or fewer levels, `esc` back |
-| plot cursor | arrows move it, `r` / `c` its row or column slice, `f5` reload the file |
+| plot cursor | arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file |
+| plot slice | `esc` back to the map |
 | setup | `ctrl+r` run, `ctrl+s` save the config as TOML, `ctrl+c` cancel a run, `esc` back |
+| setup fields | `ctrl+e` estimate the time, `ctrl+o` pick a checkpoint file |
 
 Unfinished points are drawn as missing. A surface being computed fills in live; a cancelled
 run is resumed by running it again (or `tui-landscape compute CONFIG`).
