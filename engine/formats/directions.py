@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-import torch
 
-from engine.directions import DirectionSet, DirType
 from engine.errors import ConfigError, LandscapeError
 from engine.formats.constants import (
     ATTR_FORMAT,
@@ -28,6 +27,11 @@ from engine.formats.constants import (
     YDIRECTION,
 )
 from engine.formats.surface import fresh_hdf5, refuse_link, text_of
+
+if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
+    import torch
+
+    from engine.directions import DirectionSet, DirType
 
 __all__ = ["direction_hash", "load_directions", "read_explained_variance", "save_directions"]
 
@@ -97,6 +101,10 @@ def _holds(p: Path, ds: DirectionSet) -> bool:
 
 def load_directions(path: str | Path, dir_type: DirType | None = None) -> DirectionSet:
     """Read a direction file, ours or the reference's; ``dir_type`` overrides the stored one."""
+    import torch
+
+    from engine.directions import DirectionSet
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"`directions.file`: direction file not found: {p}")

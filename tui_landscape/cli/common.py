@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,11 +22,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.distributed import Rank
 from engine.errors import LandscapeError
 from engine.formats import clean_text
-from engine.pool import Outcome
-from engine.run import Job, PointResult, Summary
+
+if TYPE_CHECKING:  # names for annotations only: the commands that run jobs import torch
+    from engine.distributed import Rank
+    from engine.pool import Outcome
+    from engine.run import Job, PointResult, Summary
 
 # emoji=False: ':name:' in paths and grid specs ('a:b:c') must print as typed.
 ConfigArg = Annotated[

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from engine.config import load_config
-from engine.distributed import Rank, launched
-from engine.run import prepare
 from tui_landscape.cli.common import ConfigArg, SetOption, run_job, user_errors
 
 
@@ -29,6 +27,9 @@ def compute(
     The config keys are listed in the README (and sample_configs/ has examples). Exit codes:
     0 done, 1 run-time error, 2 usage error, 130 interrupted (finished points are saved).
     """
+    from engine.distributed import Rank, launched  # torch: only where a command computes
+    from engine.run import prepare
+
     with user_errors(ctx):
         cfg = load_config(config, set_ or [])
         path = out or Path(cfg.output.path or f"{config.stem}.h5")

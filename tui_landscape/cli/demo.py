@@ -10,8 +10,6 @@ import typer
 
 from engine.config import load_config
 from engine.formats import read_surface
-from engine.recipes import cache_dir
-from engine.run import prepare
 from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
 from tui_landscape.plots.spec import resolve
 from tui_landscape.plots.terminal import draw
@@ -33,6 +31,9 @@ def demo(
     ] = False,
 ) -> None:
     """Train a small CNN on digits (once, cached), compute a 2D and a 1D surface, plot them."""
+    from engine.recipes import cache_dir  # torch: only where a command computes
+    from engine.run import prepare
+
     with user_errors(ctx):
         out.mkdir(parents=True, exist_ok=True)
         console.print(

@@ -9,7 +9,6 @@ import typer
 
 from engine.config import load_config
 from engine.formats import read_surface
-from engine.run import prepare
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
 from tui_landscape.plots.views import render
@@ -28,6 +27,8 @@ def hessian(
 
     The same as `compute` with `hessian.enabled = true`.
     """
+    from engine.run import prepare  # torch: only where a command computes
+
     with user_errors(ctx):
         cfg = load_config(config, [*(set_ or []), "hessian.enabled=true"])
         path = out or Path(cfg.output.path or f"{config.stem}.h5")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from engine.models import list_models, parameter_count
 from tui_landscape.cli.common import console
 
 
 def models() -> None:
     """List the built-in models (use their name as model.arch)."""
+    from engine.models import list_models, parameter_count  # torch: the models are built
+
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for col in ("name", "parameters", "input", "description"):
         t.add_column(col, justify="right" if col == "parameters" else "left")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.config import load_config
-from engine.devices import resolve_device
-from engine.train import EpochResult, Training, run_folder, train_run
 from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
+
+if TYPE_CHECKING:
+    from engine.train import EpochResult, Training
 
 
 def train(
@@ -30,6 +31,9 @@ def train(
     ] = False,
 ) -> None:
     """Train [model] on [data] with [train]; writes model_{epoch}.pt, metrics.csv, config.toml."""
+    from engine.devices import resolve_device  # torch: only where a command computes
+    from engine.train import run_folder, train_run
+
     with user_errors(ctx):
         cfg = load_config(config, set_ or [])
         run_dir = out or run_folder(cfg, config)

@@ -10,7 +10,6 @@ import typer
 
 from engine.config import load_config
 from engine.formats import read_surface, read_trajectory
-from engine.run import prepare
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
 from tui_landscape.plots.views import render
@@ -33,6 +32,8 @@ def trajectory(
     The same as `compute` with `directions.kind = "pca"`; afterwards it prints the explained
     variance and draws the path over the contours.
     """
+    from engine.run import prepare  # torch: only where a command computes
+
     with user_errors(ctx):
         sets = [*(set_ or [])]
         try:

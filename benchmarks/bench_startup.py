@@ -1,0 +1,84 @@
+"""Time whole commands from process start to exit (issue 17: commands that answer at once).
+
+Targets: ``--help`` under 0.5 s, ``info F`` and ``plot F`` under 1 s. Makes a small 2D
+surface file in a temporary folder (``SurfaceWriter``, 21x21, every point finished), then runs
+each command as a fresh process (``python -m tui_landscape ...``, this checkout first on the
+path) several times and prints the median and the minimum; ``import tui_landscape.app`` is
+timed the same way, for the app's first paint. One warm-up run first fills the page cache:
+
+    python benchmarks/bench_startup.py              # 7 runs of each
+    python benchmarks/bench_startup.py --repeat 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_surface(path: Path, points: int) -> None:
+    from engine.formats import SURFACE_NAMES, SurfaceWriter
+    from engine.grid import Grid
+
+    g = Grid.parse(f"-1:1:{points}", f"-1:1:{points}")
+    X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
+    z = (X**2 + 2 * Y**2 + 0.05).ravel()
+    attrs = {
+        "config": (REPO / "sample_configs" / "digits_2d.toml").read_text(),
+        "dir_type": "weights",
+    }
+    with SurfaceWriter.create(path, g, list(SURFACE_NAMES), attrs, "s.directions.h5") as w:
+        for k, v in enumerate(z):
+            w.record(
+                k, {"train_loss": v, "train_acc": 90 - v, "test_loss": v + 0.1, "test_acc": 89 - v}
+            )
+
+
+def time_process(argv: list[str], repeat: int, env: dict[str, str]) -> list[float]:
+    times = []
+    for i in range(repeat + 1):
+        t = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True)
+        if i:  # the first run only warms the page cache
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--points", type=int, default=21, help="points per axis")
+    args = p.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "100", "LINES": "40"}
+    cli = [sys.executable, "-m", "tui_landscape"]
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "s.h5"
+        make_surface(f, args.points)
+        cases = {
+            "--help": [*cli, "--help"],
+            "info F": [*cli, "info", str(f)],
+            "plot F": [*cli, "plot", str(f)],
+            "import tui_landscape.app": [sys.executable, "-c", "import tui_landscape.app"],
+            "python (nothing)": [sys.executable, "-c", "pass"],
+        }
+        print(f"{'command':<26} {'median s':>9} {'min s':>7}   ({args.repeat} runs each)")
+        for name, argv in cases.items():
+            times = time_process(argv, args.repeat, env)
+            print(f"{name:<26} {statistics.median(times):>9.3f} {min(times):>7.3f}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load}; {REPO}")
+
+
+if __name__ == "__main__":
+    main()

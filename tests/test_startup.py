@@ -1,0 +1,66 @@
+"""Commands that only read files answer at once: they never import torch (issue 17).
+
+Importing torch costs seconds; ``--help``, ``info``, ``plot`` and ``compare`` have no use for
+it. Each command runs in a fresh interpreter, which then reports whether torch was loaded.
+The timings themselves are ``benchmarks/bench_startup.py``'s, not a test's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.formats import SurfaceWriter
+from engine.grid import Grid
+from tests.conftest import REPO
+
+CHECK = """
+import sys
+from typer.testing import CliRunner
+from tui_landscape.cli import app
+r = CliRunner().invoke(app, sys.argv[1:])
+assert r.exit_code == 0, (r.exit_code, r.output, r.exception)
+print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])
+"""
+
+
+def heavy_modules(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def surface(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("startup") / "s.h5"
+    g = Grid.parse("-1:1:5", "-1:1:5")
+    X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
+    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+        for k, v in enumerate((X**2 + 2 * Y**2).ravel()):
+            w.record(k, {"train_loss": float(v)})
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("info", "{f}"), ("plot", "{f}"), ("compare", "{f}", "{f}")],
+    ids=["help", "info", "plot", "compare"],
+)
+def test_reading_commands_do_not_import_torch(args, surface):
+    assert heavy_modules(*(a.format(f=surface) for a in args)) == "[]"
+
+
+def test_the_check_sees_torch_when_a_command_loads_it():
+    """The same check reports torch where a command does import it: it can fail."""
+    assert heavy_modules("models") != "[]"
