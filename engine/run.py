@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from engine.build import load_model, make_directions
-from engine.config import Config, auto_points, config_from_dict, config_to_toml, parse_toml
+from engine.config import Config, auto_points, config_to_toml
 from engine.data import Split, load_splits
 from engine.devices import resolve_device, worker_devices
-from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
     Lock,
@@ -35,15 +34,14 @@ from engine.formats import (
     acquire_lock,
     direction_hash,
     directions_path,
-    load_directions,
     path_datasets,
-    read_surface,
     save_directions,
 )
 from engine.grid import Grid
 from engine.hessian import snake_order
 from engine.landscape import Landscape
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
+from engine.resume import existing_surface, resumed_directions
 
 log = logging.getLogger(__name__)
 
@@ -80,35 +78,6 @@ class Summary:
     non_finite: int  # finished points whose first surface is NaN or inf (a result, kept as is)
     failed: dict[int, str]  # flat index -> error of points that failed on every try
     workers: int = 1
-
-
-def _existing(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
-    """The surface to resume, or None for a fresh start; refuses to clobber other work."""
-    if not out.exists():
-        return None
-    if overwrite:
-        return None  # replaced atomically once everything else has been checked
-    s = read_surface(out)
-    hint = "pass --overwrite to replace it, or choose another --out"
-    if s.layout != "tui-landscape":
-        raise LandscapeError(f"{out} exists and is not a tui-landscape surface; {hint}")
-    try:
-        stored = config_from_dict(parse_toml(str(s.attrs.get("config", "")), "config"))
-    except LandscapeError:
-        raise LandscapeError(f"{out} exists but its stored config cannot be read; {hint}") from None
-    mine, theirs = cfg.identity(), stored.identity()
-    if "auto" in (mine["directions"]["type"], theirs["directions"]["type"]):
-        # 'auto' resolves from the model and kind, which are compared too: compare the result.
-        mine["directions"]["type"] = theirs["directions"]["type"] = s.attrs.get("dir_type")
-    if mine != theirs:
-        diff = next(
-            f"{sec}.{k}: {theirs[sec].get(k)!r} in the file vs {mine[sec].get(k)!r} now"
-            for sec in mine
-            for k in mine[sec]
-            if mine[sec].get(k) != theirs[sec].get(k)
-        )
-        raise LandscapeError(f"{out} holds a surface from a different config ({diff}); {hint}")
-    return s
 
 
 class Job:
@@ -296,26 +265,6 @@ class Job:
         )
 
 
-def _resumed_directions(out: Path, existing: Surface, ndim: int) -> tuple[Path, DirectionSet]:
-    """The direction file a surface names, unchanged since the surface was started."""
-    dir_file = Path(existing.dir_file)
-    if not dir_file.is_absolute():
-        dir_file = out.parent / dir_file
-    if not dir_file.is_file():
-        raise LandscapeError(
-            f"direction file {dir_file} named by {out} is missing; restore it, "
-            "or pass --overwrite to start again"
-        )
-    ds = load_directions(dir_file)
-    ds.y = ds.y if ndim == 2 else None
-    if direction_hash(ds.x, ds.y) != existing.attrs.get("dir_file_sha256"):
-        raise LandscapeError(
-            f"direction file {dir_file} changed since {out} was started; "
-            "pass --overwrite to start again"
-        )
-    return dir_file, ds
-
-
 def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     """Check everything, then create (or reopen to resume) the surface file."""
     out = Path(out)
@@ -353,10 +302,10 @@ def _prepare_locked(
 ) -> Job:
     """``prepare``'s part under the output's lock: resume or create the file."""
     grid = cfg.parsed_grid
-    existing = _existing(out, cfg, overwrite)
+    existing = existing_surface(out, cfg, overwrite)
     pca = None
     if existing is not None:
-        dir_file, ds = _resumed_directions(out, existing, grid.ndim)
+        dir_file, ds = resumed_directions(out, existing, grid.ndim)
         ds.check_fits(model, str(dir_file))
         if auto_points(cfg.grid.x) is not None or auto_points(cfg.grid.y) is not None:
             grid = existing.grid  # the range fitted to the path when the file was made
