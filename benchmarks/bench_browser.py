@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def make_folder(folder: Path, n: int, points: int) -> None:
+def make_surface(path: Path, points: int) -> None:
+    """A finished points x points surface of ours with 4 surfaces and a stored config."""
     from engine.formats import SURFACE_NAMES, SurfaceWriter
     from engine.grid import Grid
 
@@ -37,13 +38,17 @@ def make_folder(folder: Path, n: int, points: int) -> None:
         "config": (REPO / "sample_configs" / "digits_2d.toml").read_text(),
         "dir_type": "weights",
     }
-    first = folder / "surface_0000.h5"
-    names = list(SURFACE_NAMES)
-    with SurfaceWriter.create(first, g, names, attrs, "surface_0000.directions.h5") as w:
+    dir_file = path.name.removesuffix(".h5") + ".directions.h5"
+    with SurfaceWriter.create(path, g, list(SURFACE_NAMES), attrs, dir_file) as w:
         for k, v in enumerate(z):
             w.record(
                 k, {"train_loss": v, "train_acc": 90 - v, "test_loss": v + 0.1, "test_acc": 89 - v}
             )
+
+
+def make_folder(folder: Path, n: int, points: int) -> None:
+    first = folder / "surface_0000.h5"
+    make_surface(first, points)
     for i in range(1, n):
         shutil.copyfile(first, folder / f"surface_{i:04d}.h5")
 

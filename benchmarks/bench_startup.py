@@ -21,28 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def make_surface(path: Path, points: int) -> None:
-    from engine.formats import SURFACE_NAMES, SurfaceWriter
-    from engine.grid import Grid
-
-    g = Grid.parse(f"-1:1:{points}", f"-1:1:{points}")
-    X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
-    z = (X**2 + 2 * Y**2 + 0.05).ravel()
-    attrs = {
-        "config": (REPO / "sample_configs" / "digits_2d.toml").read_text(),
-        "dir_type": "weights",
-    }
-    with SurfaceWriter.create(path, g, list(SURFACE_NAMES), attrs, "s.directions.h5") as w:
-        for k, v in enumerate(z):
-            w.record(
-                k, {"train_loss": v, "train_acc": 90 - v, "test_loss": v + 0.1, "test_acc": 89 - v}
-            )
+from bench_browser import make_surface  # noqa: E402  (a sibling script, found by the path above)
 
 
 def time_process(argv: list[str], repeat: int, env: dict[str, str]) -> list[float]:

@@ -236,17 +236,23 @@ def group_lifetime(pgid: int, limit: float) -> float | None:
     return None
 
 
-def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
-    out = tmp_path / "c.h5"
+def pool_run_under_way(out, points: int, stdout) -> tuple[subprocess.Popen, list[str]]:
+    """``compute`` with 2 workers on a points x points grid, in its own process group (as a
+    terminal's foreground job), once its first point is saved; and its command line."""
     cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
-    for o in [*BASE, "grid.x=-1:1:11", "grid.y=-1:1:11", "compute.workers=2"]:
+    for o in [*BASE, f"grid.x=-1:1:{points}", f"grid.y=-1:1:{points}", "compute.workers=2"]:
         cmd += ["--set", o]
-    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process.
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     while proc.poll() is None and not (out.exists() and read_surface(out).n_done > 0):
         time.sleep(0.05)
+    return proc, cmd
+
+
+def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
+    out = tmp_path / "c.h5"
+    proc, cmd = pool_run_under_way(out, 11, subprocess.PIPE)  # Ctrl-C reaches every process
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -260,15 +266,7 @@ def test_ctrl_c_ends_the_workers_and_leaves_a_resumable_file(tmp_path):
 
 
 def test_workers_end_at_once_and_quietly_when_the_parent_is_killed(tmp_path):
-    out = tmp_path / "k.h5"
-    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
-    for o in [*BASE, "grid.x=-1:1:21", "grid.y=-1:1:21", "compute.workers=2"]:
-        cmd += ["--set", o]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    while proc.poll() is None and not (out.exists() and read_surface(out).n_done > 0):
-        time.sleep(0.05)
+    proc, _ = pool_run_under_way(tmp_path / "k.h5", 21, subprocess.DEVNULL)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)  # the parent only: its workers are left to notice
     proc.wait()

@@ -388,19 +388,7 @@ def export_spec(
     else:
         assert spec.y is not None
         ax = fig.add_subplot(projection="3d") if spec.kind == "surface3d" else fig.add_subplot()
-        m = _surface_panel(
-            ax,
-            spec.x,
-            spec.y,
-            spec.z,
-            spec.kind,
-            scale,
-            xlabel=spec.xlabel,
-            ylabel=spec.ylabel,
-            zlabel=spec.zlabel,
-            mark_min=spec.mark_min,
-            best=spec.best,
-        )
+        m = _spec_panel(ax, spec, spec.kind, scale)
         # The reference's contour plot has labels on its lines instead of a colour bar.
         if spec.kind != "contour" and spec.path is None:
             _colorbar(fig, m, ax, scale, spec.zlabel, spec.kind)
@@ -409,6 +397,15 @@ def export_spec(
     if spec.title:
         ax.set_title(spec.title)
     return _save(fig, target, fmt, dpi)
+
+
+def _spec_panel(ax: Any, spec: PlotSpec, kind: str, scale: _Scale) -> Any:
+    """A map spec drawn on ``ax`` at ``scale`` (one figure's, or the shared one of several)."""
+    return _surface_panel(
+        ax, spec.x, spec.y, spec.z, kind, scale,
+        xlabel=spec.xlabel, ylabel=spec.ylabel, zlabel=spec.zlabel,
+        mark_min=spec.mark_min, best=spec.best,
+    )  # fmt: skip
 
 
 def export_specs(
@@ -437,19 +434,7 @@ def export_specs(
     mappable = None
     for ax, spec in zip(axes, specs, strict=True):
         assert spec.y is not None and spec.z is not None
-        mappable = _surface_panel(
-            ax,
-            spec.x,
-            spec.y,
-            spec.z,
-            kind,
-            scale,
-            xlabel=spec.xlabel,
-            ylabel=spec.ylabel,
-            zlabel=spec.zlabel,
-            mark_min=spec.mark_min,
-            best=spec.best,
-        )
+        mappable = _spec_panel(ax, spec, kind, scale)
         ax.set_title(spec.title)
     if kind == "surface3d":  # one z range too, so the heights compare
         lims = [ax.get_zlim() for ax in axes]
