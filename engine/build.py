@@ -166,7 +166,7 @@ def _hessian_directions(
     split = load_splits(cfg.data, [h.split])[h.split]
     hvp = MeanLossHVP(
         model.eval(), split, cfg.data.batch_size, cfg.data.loss,
-        params=hessian_params(model, h.params),
+        params=hessian_params(model, h.params), l2=cfg.data.l2,
     )  # fmt: skip
     ex = extreme_eigenvalues(hvp, h.tol)
     log.info("Hessian at the model: lambda_max %.5g, lambda_min %.5g", ex.lmax, ex.lmin)

@@ -76,6 +76,9 @@ def auto_points(spec: str) -> int | None:
         return -1
 
 
+# The built-in losses of ``engine.losses`` (named here: the config must not import torch).
+LOSS_NAMES = ("crossentropy", "mse", "squared_error", "causal_lm")
+
 AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
 
 
@@ -147,8 +150,36 @@ class DataConfig(_Section):
         default=1024,
         metadata=_doc("evaluation batch size (does not change the numbers)", identity=False),
     )
-    loss: Literal["crossentropy", "mse"] = field(
-        default="crossentropy", metadata=_doc("'mse' is MSE on softmax outputs, as the reference")
+    loss: str = field(
+        default="crossentropy",
+        metadata=_doc(
+            "crossentropy, mse (on softmax outputs, as the reference), squared_error, causal_lm, "
+            "or a function fn(model, batch) as 'pkg.module:fn' / 'file.py:fn'"
+        ),
+    )
+    collate: str = field(
+        default="",
+        metadata=_doc("user collate function 'pkg.module:fn' for a user data set (empty: torch's)"),
+    )
+    l2: float = field(
+        default=0.0, metadata=_doc("adds l2/2 * ||params||^2 to every loss surface (weight decay)")
+    )
+    stream: bool | Literal["auto"] = field(
+        default="auto",
+        metadata=_doc(
+            "stream a user data set through a DataLoader at every point; auto: when a split is "
+            "larger than data.memory_mb",
+            identity=False,
+        ),
+    )
+    memory_mb: int = field(
+        default=4096,
+        metadata=_doc(
+            "a split larger than this (MiB) streams (data.stream = 'auto')", identity=False
+        ),
+    )
+    loader_workers: int = field(
+        default=2, metadata=_doc("DataLoader worker processes of a streamed split", identity=False)
     )
 
     def check(self, cfg: Config) -> None:
@@ -170,6 +201,20 @@ class DataConfig(_Section):
                 f"Expected `data.splits` without repeats, but got {list(self.splits)}."
             )
         _seed("data.subset_seed", self.subset_seed)
+        if self.loss not in LOSS_NAMES and ":" not in self.loss:
+            raise ConfigError(
+                f"Expected `data.loss` to be one of {', '.join(LOSS_NAMES)} or 'module:fn' / "
+                f"'file.py:fn', but got {self.loss!r}."
+            )
+        if self.collate and ":" not in self.collate:
+            raise ConfigError(
+                f"Expected `data.collate` as 'pkg.module:fn' or 'file.py:fn', but got "
+                f"{self.collate!r}."
+            )
+        if not 0 <= self.l2 < math.inf:
+            raise ConfigError(f"Expected `data.l2` to be a finite number >= 0, but got {self.l2}.")
+        _at_least("data.memory_mb", self.memory_mb, 1)
+        _at_least("data.loader_workers", self.loader_workers, 0)
 
 
 @dataclass(frozen=True)

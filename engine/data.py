@@ -20,27 +20,37 @@ Nothing is downloaded unless ``data.download = true``.
 
 from __future__ import annotations
 
+import logging
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from engine.config import DataConfig
 from engine.errors import ConfigError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_LOSSES = ("crossentropy", "mse")  # the losses of (input, class label) splits
 
 __all__ = [
     "BUILTIN",
     "DIGITS_MEAN",
     "DIGITS_STD",
     "NORMALIZATION",
+    "Batches",
     "Split",
+    "dataset_split",
     "digits_splits",
     "load_splits",
+    "split_batches",
+    "to_device",
 ]
 
 DIGITS_MEAN = 0.3052  # of x / 16 over the train split, rounded
@@ -191,14 +201,18 @@ def _mnist(cfg: DataConfig, fashion: bool) -> dict[str, Split]:
     return out
 
 
-def _imagefolder(cfg: DataConfig) -> dict[str, Split]:
+def _imagefolder(cfg: DataConfig) -> dict[str, Dataset]:
     import torchvision
     from torchvision import transforms
 
     root = Path(cfg.root)
-    tf = transforms.Compose(
-        [transforms.Resize((cfg.image_size, cfg.image_size)), transforms.ToTensor()]
-    )
+    steps = [transforms.Resize((cfg.image_size, cfg.image_size)), transforms.ToTensor()]
+    if not cfg.raw:
+        mean, std = (cfg.mean, cfg.std) if cfg.mean else NORMALIZATION["imagefolder"]
+        if len(mean) not in (1, 3):
+            raise ConfigError(f"`data.mean` has {len(mean)} values but the images have 3 channels.")
+        steps.append(transforms.Normalize(mean, std))
+    tf = transforms.Compose(steps)
     out = {}
     for split in cfg.splits:
         names = ["train"] if split == "train" else ["test", "val"]
@@ -207,9 +221,146 @@ def _imagefolder(cfg: DataConfig) -> dict[str, Split]:
             raise ConfigError(
                 f"imagefolder: no {' or '.join(names)} folder in {root} (set `data.root`)"
             )
-        s = _tensorize(torchvision.datasets.ImageFolder(str(folder), transform=tf), "data.root")
-        out[split] = Split(_normalize(s.x, "imagefolder", cfg), s.y)
+        # Normalised in the transform, so a streamed split (ImageNet-sized) is too.
+        out[split] = torchvision.datasets.ImageFolder(str(folder), transform=tf)
     return out
+
+
+def to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
+    """``batch`` with every tensor in its (nested) tuples, lists and dicts on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: to_device(v, device, non_blocking) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def batch_size_of(batch: Any) -> int | None:
+    """The number of samples in a collated batch: the leading size of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else None
+    values = batch.values() if isinstance(batch, Mapping) else batch
+    if isinstance(values, list | tuple) or isinstance(batch, Mapping):
+        for v in values:
+            n = batch_size_of(v)
+            if n is not None:
+                return n
+    return None
+
+
+@dataclass(frozen=True)
+class Batches:
+    """A split of any batch structure (tuples, dicts, nested containers of tensors).
+
+    In memory: ``batches`` holds the collated batches, moved to the device once (``to``).
+    Streamed: ``loader`` makes a fresh ``DataLoader`` for each pass, and each batch is moved
+    as it comes, so no more than a few batches are held at once.
+    """
+
+    n: int  # samples
+    batches: tuple[Any, ...] = ()
+    loader: Callable[[], Iterable[Any]] | None = None
+    device: torch.device | None = None  # where a streamed split's batches are moved to
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def streamed(self) -> bool:
+        return self.loader is not None
+
+    def to(self, device: torch.device | str) -> Batches:
+        device = torch.device(device)
+        if self.loader is not None:
+            return replace(self, device=device)
+        return replace(self, batches=tuple(to_device(b, device) for b in self.batches))
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.loader is None:
+            return iter(self.batches)
+        pin = self.device is not None and self.device.type == "cuda"
+        return (
+            b if self.device is None else to_device(b, self.device, non_blocking=pin)
+            for b in self.loader()
+        )
+
+    def head(self) -> Any:
+        """The first batch (for checks)."""
+        return next(iter(self))
+
+
+def split_batches(split: Split | Batches, batch_size: int) -> Iterable[Any]:
+    """The batches of a split: ``(x, y)`` slices of a ``Split``, a ``Batches``' own."""
+    if isinstance(split, Batches):
+        return split
+    return ((split.x[i : i + batch_size], split.y[i : i + batch_size]) for i in
+            range(0, len(split), batch_size))  # fmt: skip
+
+
+def _nbytes(item: Any) -> int:
+    """Bytes of one sample's tensors (and arrays), nested containers included."""
+    if isinstance(item, torch.Tensor):
+        return item.element_size() * item.numel()
+    if isinstance(item, np.ndarray):
+        return int(item.nbytes)
+    if isinstance(item, Mapping):
+        return sum(_nbytes(v) for v in item.values())
+    if isinstance(item, list | tuple):
+        return sum(_nbytes(v) for v in item)
+    return 8
+
+
+def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
+    """A user (or built-in) Dataset as a split: ``(input, label)`` tensors for the classifier
+    losses, else collated batches in memory, or streamed when larger than ``data.memory_mb``."""
+    try:
+        n = len(ds)  # type: ignore[arg-type]
+    except TypeError:
+        raise LandscapeError(f"`{key}` returned a Dataset without __len__.") from None
+    if n == 0:
+        raise LandscapeError(f"`{key}` returned an empty Dataset.")
+    if cfg.subset:
+        ds = Subset(ds, subset_indices(n, cfg.subset, cfg.subset_seed).tolist())
+        n = len(ds)
+    collate = load_callable(cfg.collate, "data.collate") if cfg.collate else None
+    stream = cfg.stream
+    if stream == "auto":
+        try:
+            first = ds[0]
+        except Exception as e:
+            raise LandscapeError(f"`{key}`: reading item 0 raised {type(e).__name__}: {e}") from e
+        stream = _nbytes(first) * n > cfg.memory_mb * 2**20
+    if cfg.loss in CLASSIFIER_LOSSES and collate is None and not stream:
+        return _tensorize(ds, key)
+
+    def loader() -> DataLoader:
+        workers = cfg.loader_workers if stream else 0
+        return DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=workers,
+            pin_memory=stream and torch.cuda.is_available(),
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
+
+    if stream:
+        log.info("%s: %d samples stream from a DataLoader at each point", key, n)
+        return Batches(n, loader=loader)
+    try:
+        batches = tuple(loader())
+    except Exception as e:
+        raise LandscapeError(
+            f"`{key}`: collating its items failed ({type(e).__name__}: {e}); items must be "
+            "tensors, or tuples / dicts of them, of equal shapes (or set `data.collate`)"
+        ) from e
+    return Batches(n, batches=batches)
 
 
 def _tensorize(ds: Dataset, key: str) -> Split:
@@ -237,16 +388,16 @@ def _tensorize(ds: Dataset, key: str) -> Split:
     return Split(x, y.long())
 
 
-def _user_split(spec: str, key: str) -> Split:
+def _user_split(spec: str, key: str, cfg: DataConfig) -> Split | Batches:
     fn = load_callable(spec, key)
     try:
         ds = fn()
     except Exception as e:
         raise LandscapeError(f"`{key}` {spec!r} raised {type(e).__name__}: {e}") from e
-    return _tensorize(ds, key)
+    return dataset_split(ds, cfg, key)
 
 
-BUILTIN: dict[str, Callable[[DataConfig], dict[str, Split]]] = {
+BUILTIN: dict[str, Callable[[DataConfig], dict[str, Split | Dataset]]] = {
     "digits": lambda cfg: digits_splits(cfg=cfg),  # _normalize honours cfg.raw
     "cifar10": lambda cfg: _cifar(cfg, hundred=False),
     "cifar100": lambda cfg: _cifar(cfg, hundred=True),
@@ -262,14 +413,11 @@ def subset_indices(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)[: min(size, n)].sort().values
 
 
-def _take_subset(splits: dict[str, Split], cfg: DataConfig) -> dict[str, Split]:
+def _take_subset(split: Split, cfg: DataConfig) -> Split:
     if not cfg.subset:
-        return splits
-    out = {}
-    for name, s in splits.items():
-        idx = subset_indices(len(s), cfg.subset, cfg.subset_seed)
-        out[name] = Split(s.x[idx], s.y[idx])
-    return out
+        return split
+    idx = subset_indices(len(split), cfg.subset, cfg.subset_seed)
+    return Split(split.x[idx], split.y[idx])
 
 
 def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[str, Split]:
@@ -288,10 +436,10 @@ def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[st
             )
         out = {}
         if "train" in cfg.splits:
-            out["train"] = _user_split(cfg.dataset, "data.dataset")
+            out["train"] = _user_split(cfg.dataset, "data.dataset", cfg)
         if "test" in cfg.splits:
-            out["test"] = _user_split(cfg.test_dataset, "data.test_dataset")
-        return _take_subset(out, cfg)
+            out["test"] = _user_split(cfg.test_dataset, "data.test_dataset", cfg)
+        return out
     if cfg.dataset not in BUILTIN:
         raise ConfigError(
             f"Unknown data set {cfg.dataset!r} in `data.dataset`; expected one of "
@@ -300,4 +448,11 @@ def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[st
     if cfg.test_dataset:
         raise ConfigError("`data.test_dataset` is only for user data sets given as callables.")
     loaded = BUILTIN[cfg.dataset](cfg)
-    return _take_subset({name: loaded[name] for name in cfg.splits}, cfg)
+    out = {}
+    for name in cfg.splits:
+        got = loaded[name]
+        if isinstance(got, Split):
+            out[name] = _take_subset(got, cfg)
+        else:  # a Dataset: collated (or streamed) like a user's
+            out[name] = dataset_split(got, cfg, f"data.dataset {cfg.dataset!r}")
+    return out

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ __all__ = [
     "Stats",
     "autocast",
     "evaluate",
+    "loss_sums",
     "per_sample",
     "sample_stats",
     "segment_stats",
@@ -164,6 +165,28 @@ def segment_stats(
         [Stats(a, b, n) for a, b in zip(la, ca, strict=True)]
         for la, ca, n in zip(ls, cs, counts, strict=True)
     ]
+
+
+def loss_sums(
+    fn: Callable[[nn.Module, Any], Any],
+    model: nn.Module | Forward,
+    batches: Iterable[Any],
+    device_type: str,
+    precision: torch.dtype | None = None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """A user loss's outputs summed over ``batches`` in float64, on the device and unsynchronised,
+    and the number of samples seen (``count``'s sum when the loss gives none)."""
+    sums: dict[str, torch.Tensor] = {}
+    samples = 0
+    with torch.inference_mode():
+        for batch in batches:
+            with autocast(device_type, precision):
+                out = fn(model, batch)
+            for k, v in out.items():
+                s = v.double().sum()
+                sums[k] = sums[k] + s if k in sums else s
+            samples += len(out["loss"])
+    return sums, samples
 
 
 def evaluate(

@@ -35,9 +35,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
 
-from engine.data import Split
+from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, describe
+from engine.losses import Loss, LossFn, resolve_loss
 
 __all__ = [
     "Extremes",
@@ -82,6 +83,27 @@ def _loss_sum(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     return (logits.softmax(-1) - onehot).pow(2).mean(-1).sum()
 
 
+class _LossSum(nn.Module):
+    """A loss function's summed ``loss`` on one batch, as a module of the model's weights."""
+
+    def __init__(self, model: nn.Module, fn: LossFn) -> None:
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self, batch: object) -> torch.Tensor:
+        return self.fn(self.model, batch)["loss"].sum()
+
+
+@torch.inference_mode()
+def _count(fn: LossFn, model: nn.Module, batches) -> float:
+    """The summed ``count`` of a loss over some batches (samples, where it gives none)."""
+    total = 0.0
+    for batch in batches:
+        out = fn(model, batch)
+        total += float(out["count"].double().sum()) if "count" in out else len(out["loss"])
+    return total
+
+
 class MeanLossHVP:
     """Hessian-vector products of the MEAN loss over a split (batches weighted by size).
 
@@ -95,16 +117,17 @@ class MeanLossHVP:
     def __init__(
         self,
         model: nn.Module,
-        split: Split,
+        split: Split | Batches,
         batch_size: int,
-        loss: str = "crossentropy",
+        loss: str | Loss = "crossentropy",
         params: list[str] | None = None,
         mode: str = "auto",
+        l2: float = 0.0,
+        count: float | None = None,
     ) -> None:
         if mode not in ("auto", "fwd", "rev"):
             raise ConfigError(f"Expected `mode` to be 'auto', 'fwd' or 'rev', but got {mode!r}.")
-        if loss not in ("crossentropy", "mse"):
-            raise ConfigError(f"Expected `loss` to be 'crossentropy' or 'mse', but got {loss!r}.")
+        loss = resolve_loss(loss)
         if batch_size < 1 or len(split) == 0:
             raise ConfigError(
                 f"Expected a non-empty split and `batch_size` >= 1, but got {len(split)} samples "
@@ -125,7 +148,14 @@ class MeanLossHVP:
         self.products = 0
         self.device, self.dtype = live[self.names[0]].device, live[self.names[0]].dtype
         self.split = split.to(self.device)
-        self.batch_size, self.loss = batch_size, loss
+        self.batch_size, self.loss, self.l2 = batch_size, loss, l2
+        # The classifier losses on tensors: the fused per-batch sum, as before. Any other loss
+        # is called on the model inside a wrapper module, so functional_call can swap weights.
+        self.fused = loss.builtin is not None and isinstance(self.split, Split)
+        self._wrapped = None if self.fused else _LossSum(model, loss.fn)
+        self.count = float(len(self.split)) if self.fused else count
+        if self.count is None:
+            self.count = _count(loss.fn, model, split_batches(self.split, batch_size))
         self.mode = "rev" if mode == "rev" else "fwd"
         self._auto = mode == "auto"
 
@@ -149,19 +179,26 @@ class MeanLossHVP:
         primals = {k: live[k].detach() for k in self.names}
         # The other parameters enter as constants, so no autograd graph is built for them.
         fixed = {k: p.detach() for k, p in live.items() if k not in primals}
-        total = len(self.split)
+        total = self.count
         out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-        for start in range(0, total, self.batch_size):
-            x = self.split.x[start : start + self.batch_size]
-            y = self.split.y[start : start + self.batch_size]
+        for batch in split_batches(self.split, self.batch_size):
+            if self.fused:
+                x, y = batch
 
-            def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
-                logits = functional_call(self.model, {**p, **fixed}, (x,))
-                # Each batch's sum over the whole count: the passes add up to the mean loss.
-                return _loss_sum(logits, y, self.loss) / total
+                def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
+                    logits = functional_call(self.model, {**p, **fixed}, (x,))
+                    # Each batch's sum over the whole count: the passes add up to the mean loss.
+                    return _loss_sum(logits, y, self.loss.builtin) / total
+            else:
+
+                def f(p: dict[str, torch.Tensor], batch=batch) -> torch.Tensor:
+                    inner = {f"model.{k}": v for k, v in {**p, **fixed}.items()}
+                    return functional_call(self._wrapped, inner, (batch,)) / total
 
             hv = self._hvp(f, primals, tangents)
             out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
+        if self.l2:
+            out += self.l2 * vt.to(out)  # the Hessian of l2/2 * ||params||^2
         self.products += 1
         return out.cpu().numpy()
 

@@ -17,13 +17,14 @@ from torch import nn
 
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
-from engine.data import Split, load_splits
+from engine.data import Batches, Split, load_splits, split_batches
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
-from engine.evaluate import evaluate, per_sample, segment_stats
-from engine.formats import HESSIAN_NAMES, SURFACE_NAMES, load_directions
+from engine.evaluate import evaluate, loss_sums, per_sample, segment_stats
+from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
+from engine.losses import Loss, batch_size_of, check_output, resolve_loss
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +56,44 @@ class Landscape:
     def __init__(
         self,
         model: nn.Module,
-        splits: dict[str, Split],
+        splits: dict[str, Split | Batches],
         ds: DirectionSet,
         cfg: Config,
         device: torch.device,
+        loss: Loss | None = None,
     ) -> None:
         c = cfg.compute
         self.model = model.to(device).eval()
         self.ds = ds
-        self.splits = {k: Split(s.x.to(device), s.y.to(device)) for k, s in splits.items()}
-        four_d = all(s.x.dim() == 4 for s in self.splits.values())
+        self.splits = {k: s.to(device) for k, s in splits.items()}
+        self.loss = resolve_loss(cfg.data.loss) if loss is None else loss
+        # The classifier losses on (input, label) tensors run fused (per_sample); any other
+        # loss or batch calls the loss function on each batch (loss_sums).
+        self.fused = self.loss.builtin is not None and all(
+            isinstance(s, Split) for s in self.splits.values()
+        )
+        self.metrics: list[str] = ["acc"] if self.fused else []  # set by check() otherwise
+        four_d = self.fused and all(s.x.dim() == 4 for s in self.splits.values())
         has_conv = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         # Channels-last made the digits CNN 2x and ResNet-20 1.5x faster on CPU (max pooling
         # and mkldnn convolutions in NCHW are slow there); 'auto' turns it on for conv nets
         # and check() turns it off again for a model that cannot run in it.
         self._layout_auto = c.channels_last == "auto"
         self._place(four_d and (c.channels_last is True or (self._layout_auto and has_conv)))
-        self.batch_size, self.loss = cfg.data.batch_size, cfg.data.loss
+        self.batch_size = cfg.data.batch_size
+        self.l2 = cfg.data.l2
         self.precision = PRECISION[c.precision]
+        self.device_type = device.type
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         self.compile = c.compile
         self.points_per_batch = 1 if c.points_per_batch == "auto" else int(c.points_per_batch)
         # vmap over convolutions was slower than a loop on CPU; 'auto' times it on a GPU only.
         self._auto = c.points_per_batch == "auto" and device.type == "cuda"
+        if not self.fused:
+            self.points_per_batch, self._auto = 1, False  # a loss function runs the model itself
         self.hessian = cfg.hessian if cfg.hessian.enabled else None
         self._previous = None  # the last point's eigenvectors: the next point's warm start
+        self._hessian_count: float | None = None  # the Hessian split's summed count, once
         if self.hessian is not None:
             self.points_per_batch, self._auto = 1, False  # one point at a time, warm-started
 
@@ -88,37 +102,47 @@ class Landscape:
         self.channels_last = channels_last
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=fmt)
-        self.splits = {
-            k: Split(s.x.contiguous(memory_format=fmt) if s.x.dim() == 4 else s.x, s.y)
-            for k, s in self.splits.items()
-        }
-        # All splits in one pass per point (eval mode: each sample's logits are independent of
-        # its batch), then summed per split: fewer, fuller forward calls.
-        self.counts = tuple(len(s) for s in self.splits.values())
-        if len(self.splits) == 1:
-            self.all = next(iter(self.splits.values()))
-        else:
-            self.all = Split(
-                torch.cat([s.x for s in self.splits.values()]),
-                torch.cat([s.y for s in self.splits.values()]),
-            )
+        if self.fused:
+            self.splits = {
+                k: Split(s.x.contiguous(memory_format=fmt) if s.x.dim() == 4 else s.x, s.y)
+                for k, s in self.splits.items()
+            }
+            # All splits in one pass per point (eval mode: each sample's logits are independent
+            # of its batch), then summed per split: fewer, fuller forward calls.
+            self.counts = tuple(len(s) for s in self.splits.values())
+            if len(self.splits) == 1:
+                self.all = next(iter(self.splits.values()))
+            else:
+                self.all = Split(
+                    torch.cat([s.x for s in self.splits.values()]),
+                    torch.cat([s.y for s in self.splits.values()]),
+                )
         self.perturbation = Perturbation(self.model, self.ds)
 
     def names(self) -> list[str]:
-        """Surface names in the file's order: train before test, loss before accuracy."""
-        names = [n for n in SURFACE_NAMES if n.split("_")[0] in self.splits]
+        """Surface names in the file's order: per split (train first), loss then metrics."""
+        names = [
+            f"{split}_{m}"
+            for split in ("train", "test")
+            if split in self.splits
+            for m in ("loss", *self.metrics)
+        ]
         return names + (list(HESSIAN_NAMES) if self.hessian is not None else [])
 
     def hvp(self) -> MeanLossHVP:
         """Hessian-vector products of the mean loss of ``hessian.split``, at the current weights."""
         h = self.hessian or HessianConfig()
-        return MeanLossHVP(
+        hvp = MeanLossHVP(
             self.model,
             self.splits[h.split],
             self.batch_size,
             self.loss,
             params=hessian_params(self.model, h.params),
+            l2=self.l2,
+            count=self._hessian_count,
         )
+        self._hessian_count = hvp.count
+        return hvp
 
     def eigenvalues(self, a: float, b: float) -> dict[str, float]:
         """lambda_max and lambda_min at (a, b), warm-started from the previous point."""
@@ -138,14 +162,16 @@ class Landscape:
         return out
 
     def check(self) -> None:
-        """Run two samples through the model so a misfit fails before any file is written."""
-        if self.channels_last and self._layout_auto:
+        """Run the first batch of each split so a misfit fails before any file is written."""
+        if not self.fused:
+            self._check_loss()
+        elif self.channels_last and self._layout_auto:
             try:
-                evaluate(self.model, self._head(next(iter(self.splits))), 2, self.loss)
+                evaluate(self.model, self._head(next(iter(self.splits))), 2, self.loss.builtin)
             except Exception as e:  # e.g. a .view() that needs NCHW strides
                 log.info("channels-last layout failed (%s); using the default", describe(e))
                 self._place(False)
-        for name, split in self.splits.items():
+        for name, split in self.splits.items() if self.fused else ():
             head = self._head(name)
             try:
                 with torch.inference_mode():
@@ -168,7 +194,7 @@ class Landscape:
                         f"the {name} split has a negative label ({low}); labels must be class "
                         f"indices 0..{classes - 1}"
                     )
-                evaluate(self.model, head, 2, self.loss)
+                evaluate(self.model, head, 2, self.loss.builtin)
             except LandscapeError:
                 raise
             except Exception as e:
@@ -179,12 +205,41 @@ class Landscape:
         if self.compile:
             try:
                 compiled = torch.compile(self.model)
-                evaluate(compiled, self._head(next(iter(self.splits))), 2, self.loss)
+                if self.fused:
+                    evaluate(compiled, self._head(next(iter(self.splits))), 2, self.loss.builtin)
+                else:
+                    self._probe(compiled, next(iter(self.splits)))
                 self.forward = compiled
             except Exception as e:  # torch.compile fails in many environment-specific ways
                 log.warning("torch.compile failed (%s); running eager", describe(e))
         if self._auto:
             self.points_per_batch = self._time_points_per_batch()
+
+    def _probe(self, model: nn.Module | Callable, name: str) -> tuple[object, int | None]:
+        """The loss function's output on the first batch of split ``name``."""
+        batch = next(iter(split_batches(self.splits[name], self.batch_size)))
+        try:
+            with torch.inference_mode():
+                return self.loss.fn(model, batch), batch_size_of(batch)
+        except Exception as e:
+            raise LandscapeError(
+                f"`data.loss` {self.loss.name} failed on the first batch of the {name} split: "
+                f"{describe(e)}"
+            ) from e
+
+    def _check_loss(self) -> None:
+        """Refuse a loss whose output on a split's first batch is not per-sample tensors."""
+        seen: list[str] | None = None
+        for name in self.splits:
+            out, samples = self._probe(self.model, name)
+            metrics = check_output(self.loss, out, samples)
+            if seen is not None and metrics != seen:
+                raise LandscapeError(
+                    f"`data.loss` {self.loss.name} returned the metrics {metrics} on the {name} "
+                    f"split but {seen} on the other; it must return the same keys"
+                )
+            seen = metrics
+        self.metrics = seen or []
 
     def _head(self, name: str) -> Split:
         s = self.splits[name]
@@ -193,15 +248,50 @@ class Landscape:
     def _pass(self, forward: Callable[[torch.Tensor], torch.Tensor]):
         """One pass over all splits; per split a ``Stats`` (or a list of K of them)."""
         losses, correct = per_sample(
-            forward, self.all.x, self.all.y, self.batch_size, self.loss, self.precision
+            forward, self.all.x, self.all.y, self.batch_size, self.loss.builtin, self.precision
         )
         return dict(zip(self.splits, segment_stats(losses, correct, self.counts), strict=True))
 
+    def _l2_term(self) -> float:
+        """``l2/2 * ||params||^2`` of the model's (moved) parameters, in float64."""
+        if not self.l2:
+            return 0.0
+        with torch.no_grad():
+            sq = sum(p.double().pow(2).sum() for p in self.model.parameters())
+        return 0.5 * self.l2 * float(sq)
+
     def evaluate(self, a: float, b: float) -> dict[str, float]:
         self.perturbation.set(a, b)
+        reg = self._l2_term()
         out = {}
-        for name, st in self._pass(self.forward).items():
-            out[f"{name}_loss"], out[f"{name}_acc"] = st.loss, st.acc
+        if self.fused:
+            for name, st in self._pass(self.forward).items():
+                out[f"{name}_loss"], out[f"{name}_acc"] = st.loss + reg, st.acc
+            return out
+        totals, samples = {}, {}
+        for name, split in self.splits.items():
+            batches = split_batches(split, self.batch_size)
+            totals[name], samples[name] = loss_sums(
+                self.loss.fn, self.forward, batches, self.device_type, self.precision
+            )
+        keys = ["loss", "count", *self.metrics]
+        for sums in totals.values():
+            missing = [k for k in ("loss", *self.metrics) if k not in sums]
+            if missing:
+                raise LandscapeError(
+                    f"`data.loss` {self.loss.name} gave no {missing} here, unlike at the check"
+                )
+        # One transfer for every sum of every split (one device sync per point).
+        flat = torch.stack(
+            [sums.get(k, torch.zeros((), dtype=torch.float64, device=sums["loss"].device))
+             for sums in totals.values() for k in keys]
+        ).tolist()  # fmt: skip
+        for i, name in enumerate(totals):
+            row = dict(zip(keys, flat[i * len(keys) : (i + 1) * len(keys)], strict=True))
+            count = row["count"] if "count" in totals[name] else float(samples[name])
+            out[f"{name}_loss"] = row["loss"] / count + reg
+            for m in self.metrics:
+                out[f"{name}_{m}"] = row[m] / count
         return out
 
     def evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
@@ -223,11 +313,27 @@ class Landscape:
             return functional_call(self.model, {**params, **fixed}, (x,))
 
         batched = vmap(one, in_dims=(0, None))
+        reg = self._l2_terms(moved, fixed, len(coords))
         out: list[dict[str, float]] = [{} for _ in coords]
         for name, stats in self._pass(lambda x: batched(moved, x)).items():
-            for d, st in zip(out, stats, strict=True):
-                d[f"{name}_loss"], d[f"{name}_acc"] = st.loss, st.acc
+            for d, st, r in zip(out, stats, reg, strict=True):
+                d[f"{name}_loss"], d[f"{name}_acc"] = st.loss + r, st.acc
         return out
+
+    def _l2_terms(self, moved: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], k: int):
+        """``_l2_term`` at K points from their stacked tensors."""
+        if not self.l2:
+            return [0.0] * k
+        names = {n for n, _ in self.model.named_parameters()}
+        with torch.no_grad():
+            sq = torch.zeros(k, dtype=torch.float64, device=next(iter(moved.values())).device)
+            for n, v in moved.items():
+                if n in names:
+                    sq += v.double().pow(2).reshape(k, -1).sum(1)
+            for n, v in fixed.items():
+                if n in names:
+                    sq += v.double().pow(2).sum()
+        return [0.5 * self.l2 * float(v) for v in sq.tolist()]
 
     def _time_points_per_batch(self, candidates: tuple[int, ...] = (1, 2, 4, 8, 16)) -> int:
         """The K with the least time per point on a quick trial at the center."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.data import CLASSIFIER_LOSSES, batch_size_of, to_device
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import sample_stats
 from engine.imports import is_callable_spec, load_callable
@@ -105,7 +106,6 @@ def causal_lm(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     }
 
 
-CLASSIFIER_LOSSES = ("crossentropy", "mse")
 BUILTIN_LOSSES: dict[str, LossFn] = {
     "crossentropy": crossentropy,
     "mse": mse,
@@ -142,32 +142,6 @@ def resolve_loss(spec: str | LossFn | Loss | None, key: str = "data.loss") -> Lo
         f"Unknown loss {spec!r} in `{key}`; expected one of {', '.join(BUILTIN_LOSSES)}, "
         "or 'module:fn' / 'file.py:fn'."
     )
-
-
-def to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
-    """``batch`` with every tensor in its (nested) tuples, lists and dicts on ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: to_device(v, device, non_blocking) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
-        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device, non_blocking) for v in batch)
-    return batch
-
-
-def batch_size_of(batch: Any) -> int | None:
-    """The number of samples in a collated batch: the leading size of its first tensor."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else None
-    values = batch.values() if isinstance(batch, Mapping) else batch
-    if isinstance(values, list | tuple) or isinstance(batch, Mapping):
-        for v in values:
-            n = batch_size_of(v)
-            if n is not None:
-                return n
-    return None
 
 
 def check_output(loss: Loss, out: Any, samples: int | None, key: str = "data.loss") -> list[str]:

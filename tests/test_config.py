@@ -56,6 +56,11 @@ EVERY_KEY_SET = {
         "splits": ["test"],
         "batch_size": 7,
         "loss": "mse",
+        "collate": "mod:collate",
+        "l2": 0.0005,
+        "stream": True,
+        "memory_mb": 64,
+        "loader_workers": 0,
     },
     "directions": {
         "kind": "file",
@@ -108,6 +113,9 @@ NOT_IDENTITY = {
     "output.path",
     *(f"train.{k}" for k in EVERY_KEY_SET["train"]),
     "data.batch_size",
+    "data.stream",
+    "data.memory_mb",
+    "data.loader_workers",
     "hessian.trace_samples",
 }
 
