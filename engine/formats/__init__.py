@@ -2,7 +2,8 @@
 
 One package owns every file format, as cooler keeps its names in one constants module:
 ``constants`` (dataset and attribute names, side-file suffixes, the format version),
-``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``),
+``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``, and
+``surface_names``: which datasets are surfaces, in which order),
 ``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
 """
 
@@ -40,6 +41,7 @@ from engine.formats.surface import (
     read_surface,
     sidecars,
     surface_info,
+    surface_names,
 )
 
 __all__ = [
@@ -69,5 +71,6 @@ __all__ = [
     "save_directions",
     "sidecars",
     "surface_info",
+    "surface_names",
     "write_projection",
 ]
