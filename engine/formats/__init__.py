@@ -14,6 +14,7 @@ from engine.formats.constants import (
     SURFACE_FORMAT,
     SURFACE_FORMAT_VERSION,
     SURFACE_NAMES,
+    SURFACE_SPLITS,
 )
 from engine.formats.directions import (
     direction_hash,
@@ -51,6 +52,7 @@ __all__ = [
     "SURFACE_FORMAT",
     "SURFACE_FORMAT_VERSION",
     "SURFACE_NAMES",
+    "SURFACE_SPLITS",
     "Lock",
     "Surface",
     "SurfaceInfo",
