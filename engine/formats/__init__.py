@@ -2,7 +2,8 @@
 
 One package owns every file format, as cooler keeps its names in one constants module:
 ``constants`` (dataset and attribute names, side-file suffixes, the format version),
-``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``),
+``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``, and
+``surface_names``: which datasets are surfaces, in which order),
 ``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
 """
 
@@ -13,6 +14,7 @@ from engine.formats.constants import (
     SURFACE_FORMAT,
     SURFACE_FORMAT_VERSION,
     SURFACE_NAMES,
+    SURFACE_SPLITS,
 )
 from engine.formats.directions import (
     direction_hash,
@@ -40,6 +42,7 @@ from engine.formats.surface import (
     read_surface,
     sidecars,
     surface_info,
+    surface_names,
 )
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "SURFACE_FORMAT",
     "SURFACE_FORMAT_VERSION",
     "SURFACE_NAMES",
+    "SURFACE_SPLITS",
     "Lock",
     "Surface",
     "SurfaceInfo",
@@ -69,5 +73,6 @@ __all__ = [
     "save_directions",
     "sidecars",
     "surface_info",
+    "surface_names",
     "write_projection",
 ]

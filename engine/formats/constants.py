@@ -32,6 +32,7 @@ __all__ = [
     "LAYOUT_REFERENCE",
     "LOCK_SUFFIX",
     "MASK",
+    "METRIC_NAME",
     "PCA_NAMES",
     "PROJECTION_FORMAT",
     "PROJ_X",
@@ -42,6 +43,7 @@ __all__ = [
     "SURFACE_FORMAT",
     "SURFACE_FORMAT_VERSION",
     "SURFACE_NAMES",
+    "SURFACE_SPLITS",
     "TMP_SUFFIX",
     "UNFINISHED",
     "XCOORDS",
@@ -64,6 +66,10 @@ LAYOUT_REFERENCE = "reference"
 XCOORDS = "xcoordinates"
 YCOORDS = "ycoordinates"
 SURFACE_NAMES = ("train_loss", "train_acc", "test_loss", "test_acc")
+# A loss function's other metrics are surfaces too, one per split: ``train_abs_err``. Only this
+# prefix makes a dataset a surface, so ours for other things (``proj_xcoord``) never are.
+SURFACE_SPLITS = ("train", "test")
+METRIC_NAME = rf"({'|'.join(SURFACE_SPLITS)})_[A-Za-z][A-Za-z0-9_]*"  # matched whole
 # Hessian runs: the reference's eigenvalue names, and the Hessian-vector products per point.
 HESSIAN_NAMES = ("max_eig", "min_eig", "hvp_products")
 DIR_FILE = "dir_file"

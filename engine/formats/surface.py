@@ -4,8 +4,9 @@ The layout is the reference code's, so its plotting scripts read our files, plus
 a completion mask and provenance attributes (see ``docs/surface-format.md``):
 
 - ``xcoordinates`` (nx,) float64; ``ycoordinates`` (ny,) float64 for 2D
-- ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``: (nx,) or (ny, nx)
-  float64 with ``Z[i, j]`` at ``(x[j], y[i])``; -1 at unfinished points
+- ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` and any other metric
+  ``<split>_<name>`` (``surface_names``): (nx,) or (ny, nx) float64 with ``Z[i, j]`` at
+  ``(x[j], y[i])``; -1 at unfinished points
 - ``completed``: uint8 mask of the same shape (1 = finished; a loss of 0 is finished)
 - ``dir_file``: scalar string, the direction file's path
 - ``failed_index`` (n,) int64 and ``failed_error`` (n,) strings: points whose evaluation
@@ -40,7 +41,7 @@ import os
 import re
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +71,13 @@ from engine.formats.constants import (
     LAYOUT_REFERENCE,
     LOCK_SUFFIX,
     MASK,
+    METRIC_NAME,
     PROJ_X,
     PROJ_Y,
     SURFACE_FORMAT,
     SURFACE_FORMAT_VERSION,
     SURFACE_NAMES,
+    SURFACE_SPLITS,
     TMP_SUFFIX,
     UNFINISHED,
     XCOORDS,
@@ -98,11 +101,48 @@ __all__ = [
     "read_surface",
     "sidecars",
     "surface_info",
+    "surface_names",
 ]
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+_METRIC = re.compile(METRIC_NAME)
+_KNOWN = (*SURFACE_NAMES, *HESSIAN_NAMES)
+
+
+def surface_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The surface names among ``names``, in the one order every reader and view uses.
+
+    A surface is a known name (``SURFACE_NAMES``, ``HESSIAN_NAMES``) or a loss function's
+    metric ``<split>_<name>`` (``METRIC_NAME``); nothing else is (``completed``,
+    ``proj_xcoord``, ...). Per split, train then test: its loss, its accuracy, then its other
+    metrics sorted; the Hessian's names last, in their order.
+    """
+    keys = {n: k for n in names if (k := _surface_key(n)) is not None}
+    return tuple(sorted(keys, key=keys.__getitem__))
+
+
+def _surface_key(name: object) -> tuple[int, int, str] | None:
+    if name in HESSIAN_NAMES:
+        return (len(SURFACE_SPLITS), HESSIAN_NAMES.index(name), "")
+    if not isinstance(name, str) or _METRIC.fullmatch(name) is None:
+        return None
+    split, metric = name.split("_", 1)
+    return (SURFACE_SPLITS.index(split), {"loss": 0, "acc": 1}.get(metric, 2), metric)
+
+
+def _writable_names(names: Sequence[str]) -> list[str]:
+    """``names`` in ``surface_names`` order; anything else is a caller's bug (ValueError)."""
+    ordered = list(surface_names(names))
+    if not names or len(ordered) != len(names):
+        raise ValueError(
+            f"Expected `names` to be distinct surface names ({', '.join(_KNOWN)} or "
+            f"'{METRIC_NAME}'), but got {list(names)!r}."
+        )
+    return ordered
 
 
 def _axis_from_coords(c: np.ndarray) -> Axis:
@@ -266,6 +306,17 @@ class _Root:
     def size(self, name: str) -> int:
         return math.prod(self.shape(name))
 
+    def numeric(self, name: str) -> bool:
+        """Whether ``name`` is a dataset of numbers held in this file: a link (to another file
+        or elsewhere in this one) is not followed, a group or text is not a surface."""
+        b = name.encode()
+        if self._g.links.get_info(b).type != h5py.h5l.TYPE_HARD:
+            return False
+        try:
+            return h5py.h5d.open(self._g, b).dtype.kind in "iuf"
+        except KeyError:  # a group, or a datatype stored under the name
+            return False
+
     def read(self, name: str) -> np.ndarray:
         d = h5py.h5d.open(self._g, name.encode())
         out = np.empty(d.shape, dtype=d.dtype)
@@ -314,10 +365,18 @@ def _check(p: Path, root: _Root) -> _Layout:
             raise LandscapeError(f"{p} is not a surface file (no '{XCOORDS}' dataset)")
         nx = root.size(XCOORDS)
         shape = (nx,) if not root.has(YCOORDS) else (root.size(YCOORDS), nx)
-        names = tuple(n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if root.has(n))
+        # A known name must be a surface (a bad one is a damaged file); any other dataset
+        # named like a metric is one only if it is numbers of the grid's size (else not ours).
+        size = math.prod(shape)
+        names = tuple(
+            n
+            for n in surface_names(root.names)
+            if n in _KNOWN or (root.numeric(n) and root.size(n) == size)
+        )
         if not names:
             raise LandscapeError(
-                f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)})"
+                f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)}, "
+                "or another train_ or test_ metric)"
             )
         for n in names:
             if root.size(n) != math.prod(shape):
@@ -408,7 +467,7 @@ class SurfaceInfo:
     layout: str  # LAYOUT_OURS or LAYOUT_REFERENCE
     format_version: int | None  # None for the reference's layout
     shape: tuple[int, ...]  # (nx,) or (ny, nx)
-    names: tuple[str, ...]  # the surfaces present, in SURFACE_NAMES + HESSIAN_NAMES order
+    names: tuple[str, ...]  # the surfaces present, in ``surface_names`` order
     done: int  # finished points, the journal's included
     failed: int  # points that raised on every try and are still unfinished
     created: str  # ISO time, "" where the file does not say (reference files)
@@ -575,12 +634,14 @@ class SurfaceWriter:
     """
 
     def __init__(self, path: Path, grid: Grid, names: list[str], lock: Lock | None = None) -> None:
-        self.path, self.grid, self.names = path, grid, names
+        self.path, self.grid = path, grid
         self._lock = lock if lock is not None else acquire_lock(path)
         try:
+            # In the order a reader sees them, so ``Job.snapshot`` shows what a reload shows.
+            self.names = _writable_names(names)
             s = read_surface(path)  # the file with its journal applied
             self.completed = s.completed.copy()
-            self.arrays = {n: s.values[n].copy() for n in names}
+            self.arrays = {n: s.values[n].copy() for n in self.names}
             self.failed = dict(s.failed)
             # A version-1 file has no id yet: it gets one at its first checkpoint.
             self.id = str(s.attrs.get(ATTR_ID) or uuid.uuid4().hex)
@@ -611,9 +672,11 @@ class SurfaceWriter:
     ) -> SurfaceWriter:
         """Build a fresh file; ``on_locked`` runs first, once the lock is held (files beside).
 
-        ``extras`` are further root datasets (a PCA surface's projected path). ``lock`` is the
-        output's lock when the caller took it first (``acquire_lock``); the writer keeps it.
+        ``names``: the surfaces (``surface_names``; anything else is a ValueError). ``extras``
+        are further root datasets (a PCA surface's projected path). ``lock`` is the output's
+        lock when the caller took it first (``acquire_lock``); the writer keeps it.
         """
+        names = _writable_names(names)
         p = Path(path)
         # Before the rename: never replace a file another run writes.
         owned = lock is None
@@ -656,8 +719,8 @@ class SurfaceWriter:
 
     @classmethod
     def resume(cls, surface: Surface, lock: Lock | None = None) -> SurfaceWriter:
-        names = [n for n in (*SURFACE_NAMES, *HESSIAN_NAMES) if n in surface.values]
-        return cls(surface.path, surface.grid, names, lock)
+        """Reopen one of our files with every surface it holds (its journal applied)."""
+        return cls(surface.path, surface.grid, list(surface.values), lock)
 
     def record(self, index: int, values: dict[str, float]) -> None:
         cell = np.unravel_index(index, self.grid.shape)

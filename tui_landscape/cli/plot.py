@@ -15,7 +15,13 @@ from tui_landscape.plots.spec import KINDS, check_kind, resolve, surface_values
 from tui_landscape.plots.terminal import draw, parse_levels
 
 SurfaceOpt = Annotated[
-    str, typer.Option("--surface", "-s", help="train_loss, train_acc, test_loss, test_acc, ratio.")
+    str,
+    typer.Option(
+        "--surface",
+        "-s",
+        help="A surface the file holds: train_loss, train_acc, test_loss, test_acc, any other "
+        "<split>_<metric> (train_abs_err), max_eig, min_eig; or ratio (|min_eig / max_eig|).",
+    ),
 ]
 KindOpt = Annotated[str, typer.Option("--kind", "-k", help=f"One of {', '.join(KINDS)}.")]
 LevelsOpt = Annotated[

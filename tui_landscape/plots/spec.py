@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from engine.errors import ConfigError
-from engine.formats import clean_text
+from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = [
     "resolve",
     "resolve_compare",
     "slice_spec",
+    "surface_label",
     "surface_values",
 ]
 
@@ -117,6 +118,15 @@ def best_for(name: str) -> str:
     """Which extreme of surface ``name`` is its best point: the maximum of an accuracy
     (``*_acc``), the minimum of anything else (a loss)."""
     return "max" if name.endswith("_acc") else "min"
+
+
+def surface_label(name: str) -> str:
+    """Surface ``name`` as an axis reads it: a metric's split and name ("train abs_err" for
+    ``train_abs_err``), the ratio's formula, any other name as it is."""
+    if name == "ratio":
+        return RATIO_LABEL
+    split, _, metric = name.partition("_")
+    return f"{split} {metric}" if split in SURFACE_SPLITS and metric else name
 
 
 def surface_values(s: Surface, name: str) -> np.ndarray:
@@ -330,20 +340,22 @@ def _pc_label(axis: int, t: _Path | None, fallback: str) -> str:
 
 
 def _curve(s: Surface, name: str, z: np.ndarray, title: str, log: bool) -> PlotSpec:
-    """1D: every loss on the left axis and every accuracy on the right, as the reference."""
+    """1D: every loss on the left axis and every accuracy (if any) on the right, as the
+    reference; any other metric, or an accuracy without a loss, alone on the left."""
+    label = surface_label(name)
     if z.ndim == 2:  # a grid one point wide along y, or kind=curve on a 2D file: the middle row
         row = z.shape[0] // 2
         z = z[row]
         if s.y is not None and len(s.y) > 1:
             title = f"{title} (the row at y={s.y[row]:.3g})"
-            return PlotSpec("curve", s.x, series={name: z}, title=title, left_label=name, log=log)
+            return PlotSpec("curve", s.x, series={name: z}, title=title, left_label=label, log=log)
     left, right = {name: z}, {}
     if name.endswith(("_loss", "_acc")):
-        left = {n: v for n, v in s.values.items() if n.endswith("_loss") and v.ndim == 1}
-        right = {n: v for n, v in s.values.items() if n.endswith("_acc") and v.ndim == 1}
-        if not left and not right:
-            left = {name: z}
-    return PlotSpec("curve", s.x, series=left, right=right, title=title, log=log)
+        losses = {n: v for n, v in s.values.items() if n.endswith("_loss") and v.ndim == 1}
+        if losses:
+            accs = {n: v for n, v in s.values.items() if n.endswith("_acc") and v.ndim == 1}
+            left, right, label = losses, accs, "loss"
+    return PlotSpec("curve", s.x, series=left, right=right, title=title, left_label=label, log=log)
 
 
 def resolve(
@@ -389,7 +401,7 @@ def resolve(
         title=label,
         xlabel=_pc_label(0, trajectory, "x"),
         ylabel=_pc_label(1, trajectory, "y"),
-        zlabel=None if ratio or name.endswith("_loss") else name,
+        zlabel=None if ratio or name.endswith("_loss") else surface_label(name),
         best=best_for(name),
         path=None if trajectory is None else (trajectory.x, trajectory.y),
         cursor=cursor,
@@ -406,7 +418,9 @@ def slice_spec(s: Surface, name: str, cell: tuple[int, int], which: str) -> Plot
         label, t, v, axis = f"at y={s.y[i]:.3g}", s.x, z[i], "x"
     else:
         label, t, v, axis = f"at x={s.x[j]:.3g}", s.y, z[:, j], "y"
-    return PlotSpec("curve", t, series={f"{name} {label}": v}, xlabel=axis, left_label=name)
+    return PlotSpec(
+        "curve", t, series={f"{name} {label}": v}, xlabel=axis, left_label=surface_label(name)
+    )
 
 
 def resolve_compare(
@@ -435,7 +449,8 @@ def resolve_compare(
             v = np.full(len(xs), np.nan)
             v[np.searchsorted(xs, s.x)] = z
             exact[_label(s, surfaces)] = v
-        return [PlotSpec("curve", xs, series=exact, title=name, left_label=name, log=log)]
+        label = surface_label(name)
+        return [PlotSpec("curve", xs, series=exact, title=name, left_label=label, log=log)]
     scale = None
     if kind != "curve":
         ratio = name == "ratio"
