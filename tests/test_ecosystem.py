@@ -182,7 +182,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_hf_model_loads_offline_with_the_same_logits(gpt2, offline):
+def test_hf_model_loads_offline_with_the_same_logits(gpt2, tmp_path, offline):
     ref, folder = gpt2
     model = build_model(f"hf:{folder}")
     assert type(model).__name__ == "GPT2LMHeadModel" and not model.training
@@ -196,6 +196,14 @@ def test_hf_model_loads_offline_with_the_same_logits(gpt2, offline):
         )
     base = build_model(f"hf:{folder}", {"task": "base"})
     assert type(base).__name__ == "GPT2Model"
+    # No known head in the saved name: the saved class itself.
+    ref.transformer.save_pretrained(tmp_path / "body")
+    body = build_model(f"hf:{tmp_path / 'body'}")
+    assert type(body).__name__ == "GPT2Model"
+    with torch.no_grad():
+        assert torch.equal(
+            body(input_ids=ids).last_hidden_state, base(input_ids=ids).last_hidden_state
+        )
     with pytest.raises(ConfigError, match="`model.kwargs.task` to be one of causal_lm"):
         build_model(f"hf:{folder}", {"task": "poetry"})
 

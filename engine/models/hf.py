@@ -2,9 +2,10 @@
 
 PATH is a local folder written by ``save_pretrained`` (``config.json`` plus weights). It is
 loaded offline (``local_files_only=True``: nothing is looked up on the Hub), in float32 and in
-eval mode, with the KV cache off. The Auto class follows the saved config's
-``architectures``; ``model.kwargs.task`` overrides it, and every other key of
-``model.kwargs`` goes to ``from_pretrained`` (``num_labels``, ``attn_implementation``, ...).
+eval mode, with the KV cache off. The class follows the saved config's ``architectures``
+(an Auto class by the name's ending, else that class itself); ``model.kwargs.task`` chooses
+an Auto class instead, and every other key of ``model.kwargs`` goes to ``from_pretrained``
+(``num_labels``, ``attn_implementation``, ...).
 ``transformers`` is the optional extra ``tui-landscape[hf]``, imported only here.
 """
 
@@ -41,7 +42,6 @@ _SUFFIX_TASKS = (
     ("ForCausalLM", "causal_lm"),
     ("LMHeadModel", "causal_lm"),
     ("ForMaskedLM", "masked_lm"),
-    ("ForConditionalGeneration", "seq2seq_lm"),
     ("ForSequenceClassification", "sequence_classification"),
     ("ForTokenClassification", "token_classification"),
     ("ForImageClassification", "image_classification"),
@@ -52,13 +52,25 @@ def is_hf_spec(arch: str) -> bool:
     return arch.startswith(HF_PREFIX)
 
 
-def task_of(architectures: list[str] | None) -> str:
-    """The task of the first saved architecture whose name ends in a known head; else 'base'."""
+def task_of(architectures: list[str] | None) -> str | None:
+    """The task of the first saved architecture whose name ends in a known head, or None."""
     for name in architectures or []:
         for suffix, task in _SUFFIX_TASKS:
             if name.endswith(suffix):
                 return task
-    return "base"
+    return None
+
+
+def _model_class(transformers: Any, task: str | None, architectures: list[str] | None) -> Any:
+    """The Auto class of ``task``; without one, the saved class itself (``...ForConditional
+    Generation`` heads belong to several Auto classes), else ``AutoModel``."""
+    if task is not None:
+        return getattr(transformers, TASKS[task])
+    name = (architectures or [""])[0]
+    cls = getattr(transformers, name, None) if name.isidentifier() else None
+    if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
+        return cls
+    return transformers.AutoModel
 
 
 def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
@@ -93,19 +105,19 @@ def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
         config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
     except Exception as e:
         raise LandscapeError(f"`model.arch`: {folder}/config.json: {describe(e)}") from e
-    task = task or task_of(getattr(config, "architectures", None))
-    auto = getattr(transformers, TASKS[task])
+    architectures = getattr(config, "architectures", None)
+    cls = _model_class(transformers, task or task_of(architectures), architectures)
     bars = hf_logging.is_progress_bar_enabled()
     # Our commands show their own progress; a tqdm bar per load would cut into it (and into
     # the app's screen), once per pool worker.
     hf_logging.disable_progress_bar()
     try:
-        model = auto.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **kwargs)
+        model = cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **kwargs)
     except TypeError as e:
         raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {describe(e)}") from None
     except Exception as e:
         raise LandscapeError(
-            f"`model.arch`: loading {folder} as {TASKS[task]} failed: {describe(e)}"
+            f"`model.arch`: loading {folder} as {cls.__name__} failed: {describe(e)}"
         ) from e
     finally:
         if bars:
