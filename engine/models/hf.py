@@ -62,8 +62,8 @@ def task_of(architectures: list[str] | None) -> str | None:
 
 
 def _model_class(transformers: Any, task: str | None, architectures: list[str] | None) -> Any:
-    """The Auto class of ``task``; without one, the saved class itself (``...ForConditional
-    Generation`` heads belong to several Auto classes), else ``AutoModel``."""
+    """The Auto class of ``task``; without one, the saved class itself (the heads named
+    ``...ForConditionalGeneration`` belong to several Auto classes), else ``AutoModel``."""
     if task is not None:
         return getattr(transformers, TASKS[task])
     name = (architectures or [""])[0]
