@@ -41,7 +41,7 @@ __all__ = [
     "pca_directions",
 ]
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".t7", ".ckpt")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".t7", ".ckpt", ".safetensors")
 # Rows streamed past the resident block at once: reads fall as the block grows, passes over the
 # block (memory-bound) fall as the stream grows. A quarter of the budget, at most 8 rows, ran
 # faster than a third, at most 16 (45 s vs 56 s for 100 checkpoints of 10M, noisy machine).
@@ -60,10 +60,10 @@ def _epoch(p: Path) -> int | None:
 def find_checkpoints(spec: str | Path) -> list[Path]:
     """Checkpoints of a trajectory in epoch order, from a folder or a glob.
 
-    A folder contributes its ``*.pt``, ``*.pth``, ``*.t7`` and ``*.ckpt`` files; a glob whatever
-    files it matches. They are ordered by the last integer in the file stem (``model_2`` before
-    ``model_10``); names without one (``model_final``, ``last.pt``) are left out unless no name
-    has one. Fewer than 2 is a ``ConfigError`` saying where we looked.
+    A folder contributes its ``*.pt``, ``*.pth``, ``*.t7``, ``*.ckpt`` and ``*.safetensors``
+    files; a glob whatever files it matches. They are ordered by the last integer in the file
+    stem (``model_2`` before ``model_10``); names without one (``model_final``, ``last.pt``) are
+    left out unless no name has one. Fewer than 2 is a ``ConfigError`` saying where we looked.
     """
     text = os.path.expanduser(str(spec))
     folder = Path(text)

@@ -1,12 +1,16 @@
-"""Checkpoints of the common shapes, read with ``weights_only=True``.
+"""Checkpoints of the common shapes, read without running code from the file.
 
-Accepted: a bare state dict; ``{'state_dict': ...}`` (the reference's ``.t7``
-layout, with ``acc`` and ``epoch``); ``{'model_state_dict' | 'model' | 'net': ...}``;
-keys prefixed by ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile).
+PyTorch files (``.pt``, ``.pth``, ``.t7``, ...) are read with ``weights_only=True``:
+a bare state dict; ``{'state_dict': ...}`` (the reference's ``.t7`` layout, with ``acc``
+and ``epoch``); ``{'model_state_dict' | 'model' | 'net': ...}``; keys prefixed by
+``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile). ``.safetensors`` files
+(recognised by name or by content) are read with ``safetensors.torch.load_file``, and a
+sharded Hugging Face checkpoint by its ``*.safetensors.index.json``, whose shards are merged.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,12 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, describe
 
-__all__ = ["load_checkpoint", "read_state_dict"]
+__all__ = ["is_safetensors", "load_checkpoint", "read_state_dict"]
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
 _PREFIXES = ("module.", "_orig_mod.")
+SAFETENSORS_SUFFIX = ".safetensors"
+SAFETENSORS_INDEX_SUFFIX = ".safetensors.index.json"  # what save_pretrained writes for shards
 
 
 def _is_state_dict(obj: object) -> bool:
@@ -30,15 +36,62 @@ def _is_state_dict(obj: object) -> bool:
     )
 
 
-def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str, torch.Tensor]:
-    """Load a checkpoint file and return its state dict with wrapper prefixes removed."""
+def is_safetensors(path: str | Path) -> bool:
+    """Whether ``path`` starts like a safetensors file: an 8-byte little-endian header length
+    that fits in the file, then a JSON object."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"`{key}`: checkpoint not found: {p}")
-    if not p.is_file():
-        raise ConfigError(f"`{key}`: not a file: {p}")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with p.open("rb") as f:
+            head = f.read(9)
+        size = p.stat().st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    # A zip-based torch.save file starts 'PK\x03\x04...', a length far beyond its size.
+    return 2 <= n <= size - 8 and head[8:9] == b"{"
+
+
+def _read_safetensors(p: Path, key: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(p, device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise LandscapeError(
+            f"`{key}`: {p} is not a readable safetensors file ({describe(e)})"
+        ) from e
+
+
+def _read_sharded(index: Path, key: str) -> dict[str, torch.Tensor]:
+    """Merge the shards that a ``*.safetensors.index.json`` lists in its ``weight_map``."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise LandscapeError(
+            f"`{key}`: {index} is not a safetensors index (expected JSON with a 'weight_map' "
+            f"of tensor name -> shard file; {describe(e)})"
+        ) from e
+    sd: dict[str, torch.Tensor] = {}
+    for name in shards:
+        shard = index.parent / str(name)
+        if not shard.is_file():
+            raise ConfigError(f"`{key}`: shard {name!r} listed in {index} not found: {shard}")
+        sd.update(_read_safetensors(shard, key))
+    absent = [k for k in weight_map if k not in sd]
+    if absent:
+        raise LandscapeError(
+            f"`{key}`: the shards of {index} lack tensors it lists: {_preview(absent)}"
+        )
+    return sd
+
+
+def _read_torch(p: Path, key: str) -> object:
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses pickled classes ("Unsupported global: ..."); else it is not one.
         bad = [
@@ -47,14 +100,29 @@ def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str
             if "Unsupported global" in ln
         ]
         if not bad:
-            raise LandscapeError(f"{p} is not a readable PyTorch checkpoint") from e
+            raise LandscapeError(f"`{key}`: {p} is not a readable PyTorch checkpoint") from e
         raise LandscapeError(
-            f"checkpoint {p} cannot be loaded safely with weights_only=True: {bad[0]}"
+            f"`{key}`: checkpoint {p} cannot be loaded safely with weights_only=True: {bad[0]}"
         ) from e
     except Exception as e:
         raise LandscapeError(
-            f"{p} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})"
+            f"`{key}`: {p} is not a readable PyTorch checkpoint ({describe(e)})"
         ) from e
+
+
+def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str, torch.Tensor]:
+    """Load a checkpoint file and return its state dict with wrapper prefixes removed."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"`{key}`: checkpoint not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"`{key}`: not a file: {p}")
+    if p.name.endswith(SAFETENSORS_INDEX_SUFFIX):
+        obj: object = _read_sharded(p, key)
+    elif p.suffix == SAFETENSORS_SUFFIX or is_safetensors(p):
+        obj = _read_safetensors(p, key)
+    else:
+        obj = _read_torch(p, key)
     if not _is_state_dict(obj) and isinstance(obj, Mapping):
         for wrapper in _WRAPPER_KEYS:
             if _is_state_dict(obj.get(wrapper)):
@@ -62,8 +130,8 @@ def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str
                 break
     if not _is_state_dict(obj):
         raise LandscapeError(
-            f"checkpoint {p} holds no state dict (expected a dict of tensors, or one under "
-            f"{', '.join(repr(k) for k in _WRAPPER_KEYS)})"
+            f"`{key}`: checkpoint {p} holds no state dict (expected a dict of tensors, "
+            f"or one under {', '.join(repr(k) for k in _WRAPPER_KEYS)})"
         )
     sd = dict(obj)
     for prefix in _PREFIXES:
@@ -77,10 +145,26 @@ def _preview(items: list[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + more
 
 
+def _tied_groups(sd: Mapping[str, torch.Tensor]) -> list[list[str]]:
+    """Names that share one tensor (same memory, shape and strides), in groups of two or more."""
+    groups: dict[tuple[int, tuple[int, ...], tuple[int, ...]], list[str]] = {}
+    for k, v in sd.items():
+        if v.device.type != "meta" and v.numel() > 0:  # no memory to compare otherwise
+            groups.setdefault((v.data_ptr(), tuple(v.shape), tuple(v.stride())), []).append(k)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model.checkpoint") -> None:
     """Load ``path`` into ``model`` strictly; a mismatch is one line naming the first keys."""
     sd = read_state_dict(path, key)
     expected = model.state_dict()
+    # Tied weights (a language model's embedding and output layer) are one tensor under several
+    # names; safetensors files, save_pretrained's included, keep only one of the names.
+    for group in _tied_groups(expected):
+        present = [k for k in group if k in sd]
+        for k in group:
+            if present and k not in sd:
+                sd[k] = sd[present[0]]
     # Checkpoints from PyTorch < 0.4.1 (the reference's era) have no BN counters.
     missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in expected]

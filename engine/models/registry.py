@@ -12,6 +12,7 @@ from torch import nn
 
 from engine.errors import ConfigError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
+from engine.models.hf import is_hf_spec, load_hf_model
 
 __all__ = [
     "ModelInfo",
@@ -60,17 +61,20 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if name not in _REGISTRY:
         raise ConfigError(
             f"Unknown architecture {name!r} in `model.arch`; expected one of "
-            f"{', '.join(sorted(_REGISTRY))}, or 'module:callable' / 'file.py:callable'."
+            f"{', '.join(sorted(_REGISTRY))}, or 'module:callable' / 'file.py:callable' / "
+            "'hf:PATH'."
         )
     return _REGISTRY[name].fn(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> nn.Module:
-    """Build ``arch`` (built-in or user callable) with initial weights drawn from ``seed``."""
+    """Build ``arch`` (built-in, user callable or ``hf:PATH``); initial weights from ``seed``."""
     kwargs = dict(kwargs or {})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # a model without checkpoint is reproducible too
-        if is_callable_spec(arch):
+        if is_hf_spec(arch):  # before the callable rule: 'hf:PATH' has a colon too
+            model = load_hf_model(arch, kwargs)
+        elif is_callable_spec(arch):
             fn = load_callable(arch, "model.arch")
             try:
                 model = fn(**kwargs)

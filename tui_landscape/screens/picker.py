@@ -15,7 +15,7 @@ from textual.widgets.tree import TreeNode
 
 __all__ = ["CHECKPOINT_SUFFIXES", "FilePicker"]
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".t7", ".ckpt", ".bin")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".t7", ".ckpt", ".bin", ".safetensors")
 
 
 def natural_key(name: str) -> tuple[str | int, ...]:
