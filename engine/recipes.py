@@ -7,7 +7,8 @@ fresh install with no files to fetch: the first use trains the model on the CPU
 ``{'state_dict', 'acc', 'epoch'}`` layout. Digits classifiers train with
 ``engine.train.Training`` (seconds); the other cases with ``engine.train.fit`` on the
 recipe's loss over the train split of ``RECIPE_DATA[recipe.data]``: ``charlm`` (a byte-level
-transformer on Python's help text, ~30 s) and ``diabetes_mlp`` (regression, ~1 s).
+transformer on Python's help text, about 20 s on one core) and ``diabetes_mlp``
+(regression, about a second).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ RECIPES: dict[str, Recipe] = {
     ),
     "diabetes_mlp": Recipe(
         "diabetes_mlp",
-        _adam(32, 100, 1e-3),
-        "regression MLP on the diabetes data: Adam, batch 32, 1,200 steps",
+        _adam(32, 30, 1e-3),
+        "regression MLP on the diabetes data: Adam, batch 32, 360 steps",
         {"in_features": 10, "hidden": 32, "out_features": 1},
         data="diabetes",
         loss="squared_error",
