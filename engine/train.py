@@ -1,7 +1,9 @@
 """Training with per-epoch checkpoints: the trajectories and minimizers the paper compares.
 
 ``Training`` holds a model, its optimizer and the data on the device and runs one epoch at a
-time; ``train_run`` wraps it with a run folder:
+time (a classifier, cross-entropy); ``fit`` trains any model on a loss of ``engine.losses``
+(the recipes' language model and regression); ``train_run`` wraps ``Training`` with a run
+folder:
 
 - ``config.toml``: the resolved config
 - ``model_0.pt`` (the initialisation) and ``model_{epoch}.pt`` every ``train.save_every``
@@ -20,7 +22,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset, default_collate
 
 from engine.config import (
     Config,
@@ -40,12 +43,15 @@ from engine.config import (
 from engine.data import Split, load_splits
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
+from engine.losses import LossFn, to_device
 from engine.models import build_model
 
 __all__ = [
     "EpochResult",
     "Training",
     "crop_flip",
+    "dataset_metrics",
+    "fit",
     "lr_at",
     "run_folder",
     "save_checkpoint",
@@ -178,6 +184,76 @@ class Training:
             test.acc if test else float("nan"),
             time.perf_counter() - t0,
         )
+
+
+def _take(batch: Any, idx: torch.Tensor) -> Any:
+    """The samples ``idx`` of a collated batch (tensors in nested tuples, lists and dicts)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[idx]
+    if isinstance(batch, Mapping):
+        return {k: _take(v, idx) for k, v in batch.items()}
+    return type(batch)(_take(v, idx) for v in batch)
+
+
+def _sums(out: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and summed count (1 per sample where the loss gives none) of one batch."""
+    loss = out["loss"]
+    count = out["count"] if "count" in out else torch.ones_like(loss)
+    return loss.sum(), count.sum()
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    loss_fn: LossFn,
+    tc: TrainConfig,
+    device: torch.device | None = None,
+) -> list[float]:
+    """Train ``model`` in place on ``dataset`` to minimise ``loss_fn``'s count-weighted mean
+    (per batch: sum of loss / sum of count), with the optimizer, learning rate and schedule,
+    batch size, epochs and shuffling seed of ``tc``. Returns each epoch's running train loss.
+
+    The data set is collated once into memory (the recipes' sets are a few MB); shuffling
+    draws from ``(tc.seed, epoch)`` as ``Training`` does, so a run is deterministic on a CPU.
+    """
+    device = device or torch.device("cpu")
+    data = to_device(default_collate([dataset[i] for i in range(len(dataset))]), device)
+    model.to(device)
+    opt = _optimizer(model, tc)
+    history = []
+    for e in range(1, tc.epochs + 1):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(tc, e)
+        g = torch.Generator().manual_seed(tc.seed * 1_000_003 + e)
+        order = torch.randperm(len(dataset), generator=g).to(device)
+        total = torch.zeros(2, dtype=torch.float64, device=device)
+        model.train()
+        for idx in order.split(tc.batch_size):
+            loss, count = _sums(loss_fn(model, _take(data, idx)))
+            opt.zero_grad(set_to_none=True)
+            (loss / count).backward()
+            opt.step()
+            total += torch.stack([loss.detach(), count.detach()]).double()
+        model.eval()
+        history.append(float(total[0] / total[1]))
+    return history
+
+
+@torch.no_grad()
+def dataset_metrics(
+    model: nn.Module, dataset: Dataset, loss_fn: LossFn, batch_size: int = 1024
+) -> dict[str, float]:
+    """Every metric of ``loss_fn`` over ``dataset`` as sum(value) / sum(count), in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        out = dict(loss_fn(model, to_device(default_collate(items), device)))
+        out.setdefault("count", torch.ones_like(out["loss"]))
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0) + v.double().sum()
+    return {k: float(v / sums["count"]) for k, v in sums.items() if k != "count"}
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

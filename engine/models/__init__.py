@@ -5,7 +5,14 @@
 ``load_checkpoint`` reads the common checkpoint shapes safely (``weights_only``).
 """
 
-from engine.models import densenet, digits, resnet, vgg  # noqa: F401  (registers the zoo)
+from engine.models import (  # noqa: F401  (registers the zoo)
+    densenet,
+    digits,
+    resnet,
+    tabular,
+    transformer,
+    vgg,
+)
 from engine.models.checkpoint import load_checkpoint, read_state_dict
 from engine.models.registry import (
     ModelInfo,

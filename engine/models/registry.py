@@ -30,22 +30,24 @@ class ModelInfo:
     fn: Callable[..., nn.Module]
     input_shape: tuple[int, ...]
     doc: str
+    input_dtype: torch.dtype = torch.float32  # torch.long for token ids
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...], input_dtype: torch.dtype = torch.float32
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its function name; ``input_shape`` is one sample's shape."""
+    """Register a builder under its function name; ``input_shape`` and ``input_dtype`` are one
+    sample's at the builder's defaults."""
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _REGISTRY:
             warnings.warn(f"model {fn.__name__!r} registered twice", stacklevel=2)
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[fn.__name__] = ModelInfo(
-            fn.__name__, fn, tuple(input_shape), doc[0] if doc else ""
+            fn.__name__, fn, tuple(input_shape), doc[0] if doc else "", input_dtype
         )
         return fn
 
