@@ -7,6 +7,7 @@ the same run:
     python benchmarks/bench_surface.py --case resnet20             # ResNet-20, 2,000 CIFAR-shaped
     python benchmarks/bench_surface.py --case resnet56 --device cuda   # 10,000 images, on a GPU
     python benchmarks/bench_surface.py --case resnet20 --tiny      # seconds; run by the tests
+    python benchmarks/bench_surface.py --case charlm --methods ab  # a user loss on dict batches
 
 Methods: (a) ours (``engine.landscape.Landscape``: tensors moved in place, data on the device once,
 loss and accuracy of every split in one pass); (b) the floor, one plain ``model(x)`` pass over
@@ -44,7 +45,11 @@ CASES = {
     "digits": {"arch": "digits_cnn", "n": None, "batch": 1024, "points": 49},
     "resnet20": {"arch": "resnet20", "n": 2000, "batch": 500, "points": 9},
     "resnet56": {"arch": "resnet56", "n": 10000, "batch": 1000, "points": 9},
+    # A user loss on dict batches: the byte-level transformer of charlm_2d.toml with the
+    # causal_lm loss; its floor is the loss function itself over the same batches.
+    "charlm": {"arch": "char_transformer", "n": 256, "batch": 128, "points": 9},
 }
+LOSS = {"charlm": "causal_lm"}  # cases whose loss is a function called per batch
 METHODS = {"a": "ours", "b": "floor", "c": "reference algorithm", "d": "loss-landscapes"}
 
 
@@ -55,6 +60,15 @@ def setup(case: str, tiny: bool):
 
     spec = CASES[case]
     model = build_model(spec["arch"], seed=0).eval()
+    if case in LOSS:
+        from engine.config import load_config
+        from engine.data import load_splits
+
+        n = 16 if tiny else spec["n"]
+        bs = 8 if tiny else spec["batch"]
+        sets = [f"data.dataset={case}", f"data.subset={n}", f"data.batch_size={bs}"]
+        cfg = load_config(None, [*sets, f"data.loss={LOSS[case]}"])
+        return model, load_splits(cfg.data), None, None, bs
     if spec["n"] is None:
         splits = digits_splits()
         images = {
@@ -81,7 +95,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def make_ours(model, splits, bs, device, overrides):
+def make_ours(model, splits, bs, device, overrides, case=""):
     """Our ``Landscape`` on ``model`` with the benchmark's directions (drawn from seed 0)."""
     from engine.config import load_config
     from engine.directions import DirectionSet, random_direction
@@ -90,7 +104,8 @@ def make_ours(model, splits, bs, device, overrides):
     g = torch.Generator().manual_seed(0)
     dx = random_direction(model, "weights", "filter", "biasbn", g)
     dy = random_direction(model, "weights", "filter", "biasbn", g)
-    cfg = load_config(None, [f"data.batch_size={bs}", *overrides])
+    loss = [f"data.loss={LOSS[case]}"] if case in LOSS else []
+    cfg = load_config(None, [f"data.batch_size={bs}", *loss, *overrides])
     land = Landscape(model, splits, DirectionSet(dx, dy, "weights"), cfg, device)
     land.check()  # layout fallback, compile, and the timing of points_per_batch = 'auto'
     return land
@@ -134,24 +149,34 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points, ove
     """(a) and (b) interleaved in one process, so that drift hits both alike."""
     from engine.evaluate import autocast
 
-    land = make_ours(model, splits, bs, device, overrides)
+    land = make_ours(model, splits, bs, device, overrides, CASE[0])
     k = land.points_per_batch
     print(
         f"ours: precision {land.precision or 'fp32'}, channels_last {land.channels_last}, "
         f"points_per_batch {k}, compiled {land.forward is not land.model}",
         file=sys.stderr,
     )
-    data = [land.all.x]  # the same forward calls as ours: splits joined, same layout
+    if land.fused:
+        data = [land.all.x]  # the same forward calls as ours: splits joined, same layout
+
+        def calls():
+            for x in data:
+                for i in range(0, len(x), bs):
+                    land.model(x[i : i + bs])
+    else:  # the user's own loss function over the same batches, nothing summed
+
+        def calls():
+            for split in land.splits.values():
+                for batch in split:
+                    land.loss.fn(land.model, batch)
 
     @torch.inference_mode()
     def floor(a, b):
         land.perturbation.set(a, b)  # the same weights as ours; setting them is not timed
         sync(device)
         t = time.perf_counter()
-        for x in data:
-            for i in range(0, len(x), bs):
-                with autocast(device.type, land.precision):
-                    land.model(x[i : i + bs])
+        with autocast(device.type, land.precision):
+            calls()
         sync(device)
         return time.perf_counter() - t
 
@@ -267,7 +292,11 @@ RUNNERS = {
 }
 
 
+CASE = [""]  # the case this child runs
+
+
 def child(args) -> None:
+    CASE[0] = args.case
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

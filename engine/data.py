@@ -1,7 +1,9 @@
-"""Data sets, decoded and normalised once into tensors.
+"""Data sets, decoded and normalised once into tensors (or streamed when too large).
 
-Every loader returns ``{'train': Split, 'test': Split}`` of float inputs and integer labels;
-per-sample transforms never run again after loading, and evaluation never augments.
+A classifier's split is a ``Split`` of float inputs and integer labels; any other data (a user
+loss, dict batches) is ``Batches``: collated once and held in memory, or, past
+``data.memory_mb``, streamed through a ``DataLoader`` with workers at every point.
+Per-sample transforms never run again after loading, and evaluation never augments.
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 real images, no network). Every fifth
   sample (index % 5 == 0) is test (360), the rest train (1,437); pixels / 16, then
@@ -12,8 +14,12 @@ per-sample transforms never run again after loading, and evaluation never augmen
 - ``mnist``, ``fashionmnist``: the torchvision folders ``MNIST/raw``, ``FashionMNIST/raw``.
 - ``imagefolder``: ``data.root/train`` and ``data.root/test`` (or ``val``) in torchvision's
   ImageFolder layout, resized to ``data.image_size``.
+- ``charlm``: byte chunks of the standard library's ``pydoc_data.topics`` as dicts of
+  ``input_ids`` (``engine.textdata``); ``diabetes``: scikit-learn's bundled regression set
+  (``engine.tabular``).
 - User data sets: ``data.dataset = 'pkg.mod:fn'`` returning a torch ``Dataset`` of
-  ``(input, label)`` pairs, and ``data.test_dataset`` likewise.
+  ``(input, label)`` pairs (or any tuples / dicts of tensors, for a user loss), and
+  ``data.test_dataset`` likewise; ``data.collate`` collates them.
 
 Nothing is downloaded unless ``data.download = true``.
 """
@@ -404,7 +410,16 @@ BUILTIN: dict[str, Callable[[DataConfig], dict[str, Split | Dataset]]] = {
     "mnist": lambda cfg: _mnist(cfg, fashion=False),
     "fashionmnist": lambda cfg: _mnist(cfg, fashion=True),
     "imagefolder": _imagefolder,
+    # Imported on use: the text and tabular sets are not needed by the image ones.
+    "charlm": lambda cfg: _lazy("engine.textdata", "charlm_datasets"),
+    "diabetes": lambda cfg: _lazy("engine.tabular", "diabetes_datasets"),
 }
+
+
+def _lazy(module: str, name: str) -> dict[str, Dataset]:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)()
 
 
 def subset_indices(n: int, size: int, seed: int) -> torch.Tensor:
