@@ -247,3 +247,60 @@ def test_compute_with_a_missing_hf_folder_is_one_line(chdir_tmp):
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert lines == ["error: `model.arch`: Hugging Face model folder not found: nowhere"]
+
+
+HF_DATA = '''
+import torch
+
+class Padded(torch.utils.data.Dataset):
+    """Token ids right-padded to 12 with an attention mask; 3 to 12 real tokens."""
+    def __init__(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, 64, (20, 12), generator=g)
+    def __len__(self):
+        return 20
+    def __getitem__(self, i):
+        mask = (torch.arange(12) < 3 + i % 10).long()
+        return {"input_ids": self.ids[i] * mask, "attention_mask": mask}
+
+def train():
+    return Padded(0)
+
+def test():
+    return Padded(1)
+'''
+
+
+def test_hf_causal_lm_surface_is_the_token_weighted_loss(gpt2, tmp_path, offline):
+    """A Hugging Face model on dict batches with the ready causal_lm loss: the centre of the
+    surface is the model's own token-weighted loss, computed here with its labels."""
+    from engine.config import load_config
+    from engine.formats import read_surface
+    from engine.run import prepare
+
+    ref, folder = gpt2
+    (tmp_path / "hfdata.py").write_text(HF_DATA)
+    data = f"{tmp_path / 'hfdata.py'}"
+    sets = [
+        f"model.arch=hf:{folder}",
+        f"data.dataset={data}:train",
+        f"data.test_dataset={data}:test",
+        "data.loss=causal_lm",
+        "data.batch_size=6",
+        "grid.x=-1:1:3",
+    ]
+    prepare(load_config(None, sets), tmp_path / "lm.h5").run()
+    s = read_surface(tmp_path / "lm.h5")
+    assert list(s.values) == ["train_loss", "train_acc", "test_loss", "test_acc"]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hfdata_ref", tmp_path / "hfdata.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for split, ds in (("train", mod.train()), ("test", mod.test())):
+        batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        with torch.no_grad():
+            # transformers' own loss: the mean over every predicted (unmasked) token
+            want = ref(**batch, labels=labels).loss.item()
+        assert s.values[f"{split}_loss"][1] == pytest.approx(want, rel=1e-5)
