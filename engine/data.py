@@ -341,7 +341,7 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
             raise LandscapeError(f"`{key}`: reading item 0 raised {type(e).__name__}: {e}") from e
         stream = _nbytes(first) * n > cfg.memory_mb * 2**20
     if cfg.loss in CLASSIFIER_LOSSES and collate is None and not stream:
-        return _tensorize(ds, key)
+        return _tensorize(ds, key, cfg.loss)
 
     def loader() -> DataLoader:
         workers = cfg.loader_workers if stream else 0
@@ -369,7 +369,7 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
     return Batches(n, batches=batches)
 
 
-def _tensorize(ds: Dataset, key: str) -> Split:
+def _tensorize(ds: Dataset, key: str, cfg_loss: str = "crossentropy") -> Split:
     """Run a Dataset once and stack it; per-sample transforms never run again."""
     try:
         n = len(ds)  # type: ignore[arg-type]
@@ -384,13 +384,18 @@ def _tensorize(ds: Dataset, key: str) -> Split:
             ys.append(torch.as_tensor(yb))
     except (TypeError, ValueError, RuntimeError) as e:
         raise LandscapeError(
-            f"`{key}`: items must be (input tensor, integer label) pairs ({type(e).__name__}: {e})"
+            f"`{key}`: items must be (input tensor, integer label) pairs for `data.loss` = "
+            f"{cfg_loss!r} ({type(e).__name__}: {e}); other items need a loss function"
         ) from e
     x, y = torch.cat(xs), torch.cat(ys)
     if not torch.is_floating_point(x):
         x = x.float()
     if torch.is_floating_point(y) or y.ndim != 1:
-        raise LandscapeError(f"`{key}`: labels must be integer class indices, got {y.dtype}.")
+        raise LandscapeError(
+            f"`{key}`: labels must be integer class indices for `data.loss` = {cfg_loss!r}, got "
+            f"{y.dtype} of shape {tuple(y.shape)}; set `data.loss` to 'squared_error' or a "
+            "function for other targets."
+        )
     return Split(x, y.long())
 
 

@@ -83,7 +83,7 @@ class Landscape:
         self.batch_size = cfg.data.batch_size
         self.l2 = cfg.data.l2
         self.precision = PRECISION[c.precision]
-        self.device_type = device.type
+        self.device, self.device_type = device, device.type
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         self.compile = c.compile
         self.points_per_batch = 1 if c.points_per_batch == "auto" else int(c.points_per_batch)
@@ -303,7 +303,7 @@ class Landscape:
         from torch.func import functional_call, vmap
 
         self.perturbation.reset()
-        dev = next(iter(self.splits.values())).x.device
+        dev = self.device
         a = torch.tensor([c[0] for c in coords], device=dev)
         b = torch.tensor([c[1] for c in coords], device=dev)
         moved = self.perturbation.stacked(a, b)

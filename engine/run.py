@@ -98,7 +98,7 @@ class Job:
     ) -> None:
         self.writer, self.landscape, self.grid, self.cfg = writer, landscape, grid, cfg
         self.dir_file = dir_file
-        self.devices = devices or [str(next(iter(landscape.splits.values())).x.device)]
+        self.devices = devices or [str(landscape.device)]
         self.resumed = bool(writer.completed.any())
         self.pool: Pool | None = None
         self.quiet_workers = False  # a TUI sets it: workers' output must not reach the screen
