@@ -17,14 +17,14 @@ from torch import nn
 
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
-from engine.data import Batches, Split, load_splits, split_batches
+from engine.data import Batches, Split, batch_size_of, load_splits, split_batches
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
 from engine.evaluate import evaluate, loss_sums, per_sample, segment_stats
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
-from engine.losses import Loss, batch_size_of, check_output, resolve_loss
+from engine.losses import Loss, check_output, resolve_loss
 
 log = logging.getLogger(__name__)
 

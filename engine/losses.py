@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.data import CLASSIFIER_LOSSES, batch_size_of, to_device
+from engine.data import CLASSIFIER_LOSSES
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import sample_stats
 from engine.imports import is_callable_spec, load_callable
@@ -35,14 +35,12 @@ __all__ = [
     "CLASSIFIER_LOSSES",
     "Loss",
     "LossFn",
-    "batch_size_of",
     "causal_lm",
     "check_output",
     "crossentropy",
     "mse",
     "resolve_loss",
     "squared_error",
-    "to_device",
 ]
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]

@@ -40,10 +40,10 @@ from engine.config import (
     config_to_toml,
     parse_toml,
 )
-from engine.data import Split, load_splits
+from engine.data import Split, load_splits, to_device
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
-from engine.losses import LossFn, to_device
+from engine.losses import LossFn
 from engine.models import build_model
 
 __all__ = [
@@ -318,6 +318,12 @@ def train_run(
     augment = tc.augment == "crop_flip" or (
         tc.augment == "auto" and cfg.data.dataset in ("cifar10", "cifar100")
     )
+    if cfg.data.loss not in ("crossentropy", "mse"):
+        # Training is the paper's classifier recipe; a surface takes any loss, training not yet.
+        raise ConfigError(
+            f"`train` trains classifiers (with cross-entropy); `data.loss` = {cfg.data.loss!r} "
+            "is for surfaces (compute): train such a model in your own script"
+        )
     model = build_model(cfg.model.arch, cfg.model.kwargs, seed=tc.seed)
     training = Training(model, load_splits(cfg.data), tc, device, augment)
     if resume:
