@@ -328,3 +328,13 @@ def test_progress_bar_runs(awkward):
     model, data = awkward
     s = tl.compute(model, data, x="-1:1:2")  # progress=True, not a terminal: no crash
     assert s["train_loss"].shape == (2,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_cpu_model_evaluated_on_the_gpu_comes_back_on_the_cpu(awkward):
+    model, data = awkward
+    before = snapshot(model)
+    ref = tl.compute(model, data, x="-1:1:3", progress=False)
+    on_gpu = tl.compute(model, data, x="-1:1:3", device="cuda", progress=False)
+    assert_same(before, model)
+    np.testing.assert_allclose(on_gpu["train_loss"], ref["train_loss"], rtol=1e-4)
