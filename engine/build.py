@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import Config, GridConfig, auto_points
-from engine.data import load_splits
+from engine.config import IN_MEMORY, Config, GridConfig, auto_points
+from engine.data import Batches, Split, load_splits
 from engine.directions import (
     DirectionSet,
     has_batchnorm,
@@ -39,6 +39,7 @@ from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
 
 if TYPE_CHECKING:
+    from engine.losses import Loss
     from engine.trajectory import PCAResult
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,30 @@ class Directions:
     pca: PCAResult | None = None  # explained variance and the path's coordinates on the plane
 
 
-def make_directions(cfg: Config, model: nn.Module, grid: Grid | None = None) -> Directions:
+def make_directions(
+    cfg: Config,
+    model: nn.Module,
+    grid: Grid | None = None,
+    *,
+    splits: dict[str, Split | Batches] | None = None,
+    loss: Loss | None = None,
+) -> Directions:
     """The directions the config asks for, checked against the model, on ``grid`` (default
-    ``grid.x``/``grid.y``; a PCA run fits ``auto`` axes around its path)."""
+    ``grid.x``/``grid.y``; a PCA run fits ``auto`` axes around its path). ``splits`` and
+    ``loss`` (default: loaded from the config) are what Hessian directions are of."""
     grid = cfg.parsed_grid if grid is None else grid
-    ds, pca = _direction_set(cfg, model, grid)
+    ds, pca = _direction_set(cfg, model, grid, splits, loss)
     if pca is not None:
         grid = fit_grid(pca.coords_cos, cfg.grid)
     return Directions(ds, grid, pca)
 
 
 def _direction_set(
-    cfg: Config, model: nn.Module, grid: Grid
+    cfg: Config,
+    model: nn.Module,
+    grid: Grid,
+    splits: dict[str, Split | Batches] | None,
+    loss: Loss | None,
 ) -> tuple[DirectionSet, PCAResult | None]:
     d = cfg.directions
     dir_type = d.type
@@ -123,7 +136,7 @@ def _direction_set(
         pca = _pca(cfg, model, dir_type)
         return pca.direction_set(), pca
     if d.kind == "hessian":
-        return _hessian_directions(cfg, model, dir_type, attrs), None
+        return _hessian_directions(cfg, model, dir_type, attrs, splits, loss), None
     if d.kind == "interpolate":
         other = load_model(cfg, d.target, "directions.target")
         x = interpolation_direction(model, other, dir_type)
@@ -145,6 +158,7 @@ def _pca(cfg: Config, model: nn.Module, dir_type: str) -> PCAResult:
     final = None
     if cfg.model.checkpoint and not cfg.model.checkpoint.startswith(RECIPE_PREFIX):
         final = Path(cfg.model.checkpoint)
+    at_model = cfg.model.arch.startswith(IN_MEMORY)  # handed over in memory: no file of it
     step = [0]
 
     def progress(done: int, total: int) -> None:
@@ -154,18 +168,29 @@ def _pca(cfg: Config, model: nn.Module, dir_type: str) -> PCAResult:
 
     log.info("PCA over %d checkpoints from %s", len(checkpoints), d.checkpoints)
     return pca_directions(
-        model, checkpoints, final, dir_type=dir_type, ignore=d.ignore, progress=progress
+        model,
+        checkpoints,
+        final,
+        dir_type=dir_type,
+        ignore=d.ignore,
+        progress=progress,
+        at_model=at_model,
     )
 
 
 def _hessian_directions(
-    cfg: Config, model: nn.Module, dir_type: str, attrs: dict[str, Any]
+    cfg: Config,
+    model: nn.Module,
+    dir_type: str,
+    attrs: dict[str, Any],
+    splits: dict[str, Split | Batches] | None,
+    loss: Loss | None,
 ) -> DirectionSet:
     """Eigenvectors of the Hessian at the model: the axes on which saddles show."""
     h = cfg.hessian
-    split = load_splits(cfg.data, [h.split])[h.split]
+    split = (splits or load_splits(cfg.data, [h.split]))[h.split]
     hvp = MeanLossHVP(
-        model.eval(), split, cfg.data.batch_size, cfg.data.loss,
+        model.eval(), split, cfg.data.batch_size, loss or cfg.data.loss,
         params=hessian_params(model, h.params), l2=cfg.data.l2,
     )  # fmt: skip
     ex = extreme_eigenvalues(hvp, h.tol)

@@ -76,6 +76,11 @@ def auto_points(spec: str) -> int | None:
         return -1
 
 
+# A value with this prefix (``model.arch``, ``data.dataset``, ``data.test_dataset``,
+# ``data.loss``) stands for an object handed over in memory through the Python API
+# (``tui_landscape.compute``): recorded so a file says what made it, never loaded from a config.
+IN_MEMORY = "python:"
+
 # The built-in losses of ``engine.losses`` (named here: the config must not import torch).
 LOSS_NAMES = ("crossentropy", "mse", "squared_error", "causal_lm")
 
@@ -242,7 +247,10 @@ class DirectionsConfig(_Section):
         default="", metadata=_doc("second model's checkpoint (kind = 'interpolate')")
     )
     checkpoints: str = field(
-        default="", metadata=_doc("folder or glob of a training run's checkpoints (kind = 'pca')")
+        default="",
+        metadata=_doc(
+            "folder or glob of a training run's checkpoints, or one path per line (kind = 'pca')"
+        ),
     )
     pair: Literal["max_min", "top2"] = field(
         default="max_min",

@@ -476,3 +476,68 @@ def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[st
         else:  # a Dataset: collated (or streamed) like a user's
             out[name] = dataset_split(got, cfg, f"data.dataset {cfg.dataset!r}")
     return out
+
+
+def as_split(obj: Any, cfg: DataConfig, key: str) -> Split | Batches:
+    """A split from what a Python caller holds: a ``Dataset``, a ``DataLoader``, or a tuple of
+    tensors (a ``TensorDataset``); ``key`` names it in errors.
+
+    A Dataset or tensors go through ``dataset_split`` (``data.subset``, ``data.batch_size`` and
+    streaming as for a configured data set). A DataLoader's batches are used as they come:
+    held in memory while they fit ``data.memory_mb`` (joined into a ``Split`` for the
+    classifier losses on ``(input, label)`` batches, the fused path), else the loader is
+    iterated again at every point; it brings its own batching, so ``data.subset`` is refused.
+    """
+    from torch.utils.data import TensorDataset
+
+    if isinstance(obj, tuple | list) and obj and all(isinstance(t, torch.Tensor) for t in obj):
+        if len({len(t) for t in obj}) != 1:
+            sizes = ", ".join(str(len(t)) for t in obj)
+            raise LandscapeError(f"`{key}`: the tensors have different lengths ({sizes}).")
+        obj = TensorDataset(*obj)
+    if isinstance(obj, Dataset) and not isinstance(obj, DataLoader):
+        return dataset_split(obj, cfg, key)
+    if not isinstance(obj, DataLoader):
+        raise LandscapeError(
+            f"`{key}` is a {type(obj).__name__}; expected a torch Dataset, a DataLoader or a "
+            "tuple of tensors"
+        )
+    if cfg.subset:
+        raise ConfigError(
+            f"`data.subset` cannot pick samples from the DataLoader `{key}`; pass its dataset "
+            "(or a Subset) instead"
+        )
+    budget = cfg.memory_mb * 2**20
+    held: list[Any] = []
+    n = size = 0
+    if cfg.stream is not True:
+        for batch in obj:
+            held.append(batch)
+            n += batch_size_of(batch) or 0
+            size += _nbytes(batch)
+            if cfg.stream == "auto" and size > budget:
+                held = []  # too large to hold: streamed below
+                break
+    if held or cfg.stream is False:
+        if n == 0:
+            raise LandscapeError(f"`{key}` gave no samples.")
+        pairs = all(
+            isinstance(b, list | tuple) and len(b) == 2 and isinstance(b[0], torch.Tensor)
+            for b in held
+        )
+        if cfg.loss in CLASSIFIER_LOSSES and pairs:
+            x = torch.cat([torch.as_tensor(b[0]) for b in held])
+            y = torch.cat([torch.as_tensor(b[1]) for b in held])
+            if not torch.is_floating_point(x):
+                x = x.float()
+            if torch.is_floating_point(y) or y.ndim != 1:
+                raise LandscapeError(
+                    f"`{key}`: labels must be integer class indices, got {y.dtype}."
+                )
+            return Split(x, y.long())
+        return Batches(n, batches=tuple(held))
+    n = sum(batch_size_of(b) or 0 for b in obj)  # one pass to count: the loader knows no total
+    if n == 0:
+        raise LandscapeError(f"`{key}` gave no samples.")
+    log.info("%s: %d samples stream from its DataLoader at each point", key, n)
+    return Batches(n, loader=lambda: obj)

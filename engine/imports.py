@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.config import IN_MEMORY
 from engine.errors import ConfigError
 
 __all__ = ["is_callable_spec", "load_callable"]
@@ -20,6 +21,11 @@ def is_callable_spec(spec: str) -> bool:
 
 def load_callable(spec: str, key: str) -> Callable[..., Any]:
     """Import ``spec`` and return the callable it names; errors name the config ``key``."""
+    if spec.startswith(IN_MEMORY):
+        raise ConfigError(
+            f"`{key}` = {spec!r} records an object passed from Python (tui_landscape.compute); "
+            "a config cannot load it: name a built-in, 'pkg.module:callable' or 'file.py:callable'."
+        )
     target, _, name = spec.rpartition(":")
     if not target or not name:
         raise ConfigError(

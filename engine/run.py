@@ -24,7 +24,7 @@ import torch
 
 from engine.build import load_model, make_directions
 from engine.config import Config, auto_points, config_to_toml
-from engine.data import Split, load_splits
+from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
@@ -40,6 +40,7 @@ from engine.formats import (
 from engine.grid import Grid
 from engine.hessian import snake_order
 from engine.landscape import Landscape
+from engine.losses import Loss
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.resume import existing_surface, resumed_directions
 
@@ -265,8 +266,20 @@ class Job:
         )
 
 
-def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
-    """Check everything, then create (or reopen to resume) the surface file."""
+def prepare(
+    cfg: Config,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    model: torch.nn.Module | None = None,
+    splits: dict[str, Split | Batches] | None = None,
+    loss: Loss | None = None,
+) -> Job:
+    """Check everything, then create (or reopen to resume) the surface file.
+
+    ``model``, ``splits`` and ``loss`` replace what the config names (the Python API hands
+    them over in memory); None loads each from the config. Such a job runs in this process.
+    """
     out = Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
@@ -278,13 +291,18 @@ def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
         device = torch.device("cpu")  # the parent only checks the setup; workers evaluate
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
-    model = load_model(cfg)
-    splits = load_splits(cfg.data)
+    if model is not None and len(devices) > 1:
+        raise ConfigError(
+            f"a model handed over in memory is evaluated in this process, but the config asks "
+            f"for {len(devices)} workers; set `compute.workers` = 1 or use the command line"
+        )
+    model = load_model(cfg) if model is None else model
+    splits = load_splits(cfg.data) if splits is None else splits
     # Before anything about the output is read: of two runs started together on one output,
     # one decides what the file becomes and the other is refused (it checked, then wrote).
     lock = acquire_lock(out)
     try:
-        return _prepare_locked(cfg, out, overwrite, model, splits, device, devices, lock)
+        return _prepare_locked(cfg, out, overwrite, model, splits, device, devices, lock, loss)
     except BaseException:
         lock.close(remove=True)
         raise
@@ -295,10 +313,11 @@ def _prepare_locked(
     out: Path,
     overwrite: bool,
     model: torch.nn.Module,
-    splits: dict[str, Split],
+    splits: dict[str, Split | Batches],
     device: torch.device,
     devices: list[str],
     lock: Lock,
+    loss: Loss | None = None,
 ) -> Job:
     """``prepare``'s part under the output's lock: resume or create the file."""
     grid = cfg.parsed_grid
@@ -310,9 +329,9 @@ def _prepare_locked(
         if auto_points(cfg.grid.x) is not None or auto_points(cfg.grid.y) is not None:
             grid = existing.grid  # the range fitted to the path when the file was made
     else:
-        built = make_directions(cfg, model, grid)
+        built = make_directions(cfg, model, grid, splits=splits, loss=loss)
         ds, grid, pca = built.ds, built.grid, built.pca
-    landscape = Landscape(model, splits, ds, cfg, device)
+    landscape = Landscape(model, splits, ds, cfg, device, loss=loss)
     landscape.check()
     if existing is not None:
         writer = SurfaceWriter.resume(existing, lock)

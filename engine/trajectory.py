@@ -58,14 +58,22 @@ def _epoch(p: Path) -> int | None:
 
 
 def find_checkpoints(spec: str | Path) -> list[Path]:
-    """Checkpoints of a trajectory in epoch order, from a folder or a glob.
+    """Checkpoints of a trajectory in epoch order, from a folder or a glob, or as listed.
 
-    A folder contributes its ``*.pt``, ``*.pth``, ``*.t7``, ``*.ckpt`` and ``*.safetensors``
-    files; a glob whatever files it matches. They are ordered by the last integer in the file
-    stem (``model_2`` before ``model_10``); names without one (``model_final``, ``last.pt``) are
-    left out unless no name has one. Fewer than 2 is a ``ConfigError`` saying where we looked.
+    Text of several lines is one path per line, taken in the order given (the Python API's
+    list of paths). A folder contributes its ``*.pt``, ``*.pth``, ``*.t7``, ``*.ckpt`` and
+    ``*.safetensors`` files; a glob whatever files it matches. They are ordered by the last
+    integer in the file stem (``model_2`` before ``model_10``); names without one
+    (``model_final``, ``last.pt``) are left out unless no name has one. Fewer than 2 is a
+    ``ConfigError`` saying where we looked.
     """
     text = os.path.expanduser(str(spec))
+    if "\n" in text.strip():
+        listed = [Path(os.path.expanduser(t.strip())) for t in text.splitlines() if t.strip()]
+        missing = [str(q) for q in listed if not q.is_file()]
+        if missing:
+            raise ConfigError(f"checkpoint file not found: {missing[0]}")
+        return listed
     folder = Path(text)
     if folder.is_dir():
         found = [q for q in folder.iterdir() if q.is_file() and q.suffix in CHECKPOINT_SUFFIXES]
@@ -102,7 +110,7 @@ class PCAResult:
     coords_cos: np.ndarray  # (n, 2): <d_i, x>/||x||, the reference's 'cos' projection
     coords_lsq: np.ndarray  # (n, 2): least-squares c with [x y] c = d_i
     checkpoints: list[Path]
-    final: Path
+    final: Path | None  # None: the model's own weights
     dir_type: DirType
     n_params: int  # entries of a row: the target tensors' elements that are not zeroed
     reads: int  # checkpoint files read, the final model's included
@@ -120,7 +128,7 @@ class PCAResult:
         """The components as a 2D ``DirectionSet``, with where they came from as attributes."""
         attrs = {
             "method": "pca",
-            "final": str(self.final),
+            "final": "the model's own weights" if self.final is None else str(self.final),
             "checkpoints": [str(p) for p in self.checkpoints],
         }
         return DirectionSet(self.x, self.y, self.dir_type, attrs)
@@ -155,8 +163,12 @@ class _Rows:
         named = targets(self.model, self.dir_type)
         return [named[k][1] for k in self.keep]
 
-    def set_final(self, path: Path) -> None:
-        self.base = [t.clone() for t in self._load(path)]
+    def set_final(self, path: Path | None) -> None:
+        if path is None:
+            named = targets(self.model, self.dir_type)
+            self.base = [named[k][1].detach().clone() for k in self.keep]
+        else:
+            self.base = [t.clone() for t in self._load(path)]
 
     def fill(self, path: Path, out: torch.Tensor) -> None:
         """Write the row of ``path`` into ``out`` (float64, length ``size``) without temporaries."""
@@ -210,13 +222,15 @@ def pca_directions(
     ignore: Literal["biasbn", "none"] = "biasbn",
     memory_bytes: int = 2**31,
     progress: Callable[[int, int], None] | None = None,
+    at_model: bool = False,
 ) -> PCAResult:
     """The two leading PCA directions of the trajectory ``checkpoints`` around ``final``.
 
     ``model`` gives the architecture (it is copied, never modified); ``final`` defaults to
-    the last checkpoint. Rows are ``checkpoint - final`` over ``targets(model, dir_type)``;
-    integer entries are 0, and so are 1-D tensors with ``ignore='biasbn'``. Explained
-    variance (ratio) and singular values are scikit-learn's PCA's.
+    the last checkpoint; with ``at_model`` the final point is ``model``'s own weights (a model
+    handed over in memory), and every checkpoint is a row. Rows are ``checkpoint - final``
+    over ``targets(model, dir_type)``; integer entries are 0, and so are 1-D tensors with
+    ``ignore='biasbn'``. Explained variance (ratio) and singular values are scikit-learn's PCA's.
 
     Sign convention: each component is flipped so that the first checkpoint has a negative
     coordinate on it (left as it is when that coordinate is exactly 0), so a path runs from
@@ -239,16 +253,18 @@ def pca_directions(
     n = len(paths)
     if n < 2:
         raise ConfigError(f"Expected at least 2 checkpoints for PCA directions, but got {n}.")
-    final_path = Path(final) if final is not None else paths[-1]
+    final_path = None if at_model else Path(final) if final is not None else paths[-1]
 
     rows = _Rows(model, dir_type, ignore)
     # The final model's own row is 0: it is never read as a row, and its coordinates are 0.
-    idx = [i for i, p in enumerate(paths) if p.resolve() != final_path.resolve()]
+    idx = [
+        i for i, p in enumerate(paths) if final_path is None or p.resolve() != final_path.resolve()
+    ]
     m = len(idx)
     block, stream = _plan(m, rows.size, memory_bytes)
-    rows.total = 1 + _n_reads(m, block)
+    rows.total = (final_path is not None) + _n_reads(m, block)
     rows.progress = progress
-    rows.set_final(final_path)
+    rows.set_final(final_path)  # None: the copy's own weights, before any checkpoint is read
 
     # Pass 1: the Gram matrix, one resident block at a time against the rows after it.
     gram = np.zeros((n, n))

@@ -1,5 +1,25 @@
-"""tui-landscape: the command line, the terminal app and the plots, thin over ``engine``."""
+"""tui-landscape: the command line, the terminal app and the plots, thin over ``engine``.
+
+From Python: ``tui_landscape.compute``, ``trajectory`` and ``hessian`` (``tui_landscape.api``),
+loaded on first use so that importing the package (and the CLI's ``--help``) stays fast.
+"""
+
+from typing import Any
 
 from engine import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "compute", "hessian", "trajectory"]
+
+_API = ("compute", "hessian", "trajectory")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from tui_landscape import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tui_landscape' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

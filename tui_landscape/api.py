@@ -1,0 +1,172 @@
+"""The Python API: ``import tui_landscape as tl`` in a notebook or a training script.
+
+``tl.compute(model, train)`` computes a loss surface of a model in memory, ``tl.trajectory``
+the surface on the PCA plane of its training path, ``tl.hessian`` the Hessian's extreme
+eigenvalues at its weights. Each is ``engine.api`` plus a progress bar (``rich``: a terminal
+or a Jupyter notebook); the conventions (what the stored config records, one process, the
+model left as it came) are ``engine.api``'s docstring.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_landscape`
+    import torch
+    from torch import nn
+
+    from engine.api import DataLike, LandscapeResult, LossLike
+    from engine.run import Job, PointResult
+
+__all__ = ["compute", "hessian", "trajectory"]
+
+
+class _Bar:
+    """A rich progress bar over a job's points: done/total, points per second, ETA."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self.progress = None
+
+    def start(self, job: Job) -> Callable[[PointResult], None] | None:
+        todo = job.total - job.done
+        if not self.enabled or todo == 0:
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        task = self.progress.add_task(self.label, total=job.total, completed=job.done, rate="")
+        self.progress.start()
+        t0, first = time.perf_counter(), job.done
+
+        def on_point(r: PointResult) -> None:
+            pps = (r.done - first) / max(time.perf_counter() - t0, 1e-9)
+            self.progress.update(task, completed=r.done, rate=f"{pps:.1f} pt/s")
+
+        return on_point
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def compute(
+    model: nn.Module,
+    train: DataLike,
+    *,
+    test: DataLike | None = None,
+    loss: LossLike = None,
+    x: str = "-1:1:51",
+    y: str | None = None,
+    out: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
+) -> LandscapeResult:
+    """The loss surface of ``model`` around its own weights, as ``tui-landscape compute``.
+
+    ``train`` / ``test``: a torch Dataset, a DataLoader or a tuple of tensors. ``loss``: a
+    built-in name or ``fn(model, batch) -> {"loss": (B,), ...}``; None is cross-entropy.
+    ``x`` / ``y``: 'min:max:num' (``y`` None: 1D). ``config``: dotted keys as ``--set`` takes
+    them, e.g. ``{"directions.seed": 3}``. ``out``: an HDF5 file to write (and resume); None
+    computes in a temporary folder. ``device``: default the model's own. The model is left as
+    it came. Returns the grid and each surface by name (``surf["train_loss"]``).
+    """
+    from engine.api import compute_surface
+
+    bar = _Bar(progress, "computing")
+    try:
+        return compute_surface(
+            model,
+            train,
+            test=test,
+            loss=loss,
+            x=x,
+            y=y,
+            out=out,
+            config=config,
+            device=device,
+            overwrite=overwrite,
+            on_start=bar.start,
+        )
+    finally:
+        bar.stop()
+
+
+def trajectory(
+    model: nn.Module,
+    checkpoints: str | Path | Sequence[str | Path],
+    train: DataLike,
+    *,
+    test: DataLike | None = None,
+    loss: LossLike = None,
+    x: str = "auto",
+    y: str = "auto",
+    out: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
+) -> LandscapeResult:
+    """The surface on the PCA plane of a training path, as ``tui-landscape trajectory``.
+
+    ``checkpoints``: a folder, a glob, or a list of files (in that order); the path ends at
+    ``model``'s own weights (the origin). ``x`` / ``y``: 'auto' fits the grid to the path.
+    The result also holds ``explained_variance`` (ratios of the two axes) and ``trajectory``
+    (the checkpoints' (n, 2) coordinates). The rest as ``compute``.
+    """
+    from engine.api import trajectory_surface
+
+    bar = _Bar(progress, "trajectory")
+    try:
+        return trajectory_surface(
+            model,
+            checkpoints,
+            train,
+            test=test,
+            loss=loss,
+            x=x,
+            y=y,
+            out=out,
+            config=config,
+            device=device,
+            overwrite=overwrite,
+            on_start=bar.start,
+        )
+    finally:
+        bar.stop()
+
+
+def hessian(
+    model: nn.Module,
+    data: DataLike,
+    *,
+    loss: LossLike = None,
+    config: Mapping[str, Any] | None = None,
+    trace_samples: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """``lambda_max`` and ``lambda_min`` of the Hessian of the mean loss over ``data`` at the
+    model's weights (``hessian.tol``, ``hessian.params`` from ``config``); with
+    ``trace_samples`` >= 2 also Hutchinson's ``trace`` and ``trace_se``."""
+    from engine.api import hessian_at
+
+    return hessian_at(
+        model, data, loss=loss, config=config, trace_samples=trace_samples, device=device
+    )
