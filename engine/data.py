@@ -370,13 +370,8 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
 
 
 def _tensorize(ds: Dataset, key: str, cfg_loss: str = "crossentropy") -> Split:
-    """Run a Dataset once and stack it; per-sample transforms never run again."""
-    try:
-        n = len(ds)  # type: ignore[arg-type]
-    except TypeError:
-        raise LandscapeError(f"`{key}` returned a Dataset without __len__.") from None
-    if n == 0:
-        raise LandscapeError(f"`{key}` returned an empty Dataset.")
+    """Run a Dataset (of a length ``dataset_split`` checked) once and stack it; per-sample
+    transforms never run again."""
     xs, ys = [], []
     try:
         for xb, yb in DataLoader(ds, batch_size=256, shuffle=False, num_workers=0):

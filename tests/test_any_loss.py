@@ -343,3 +343,47 @@ def test_hessian_map_of_a_user_loss(user, tmp_path):
     s = read_surface(tmp_path / "h.h5")
     assert {"max_eig", "min_eig", "train_abs_err"} <= set(s.values)
     assert np.isfinite(s.values["max_eig"]).all() and (s.values["max_eig"] > 0).all()
+
+
+def test_two_torchrun_ranks_give_the_single_process_user_loss_surface(user, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    sets = [s.format(u=user) for s in SEQ] + ["grid.x=-1:1:4", "grid.y=-1:1:3"]
+    prepare(load_config(None, sets), tmp_path / "one.h5").run()
+    (tmp_path / "c.toml").write_text("")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    cmd += ["-m", "tui_landscape", "compute", str(tmp_path / "c.toml")]
+    cmd += ["--out", str(tmp_path / "two.h5"), *[x for s in sets for x in ("--set", s)]]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 ranks (cpu)" in r.stdout, r.stdout
+    a, b = read_surface(tmp_path / "one.h5"), read_surface(tmp_path / "two.h5")
+    assert list(a.values) == list(b.values)
+    for n in a.values:
+        np.testing.assert_array_equal(a.values[n], b.values[n], err_msg=n)
+
+
+def test_pca_trajectory_surface_with_a_user_loss(user, tmp_path):
+    from engine.build import load_model
+
+    cfg = _cfg(user, REGRESS)
+    model = load_model(cfg)
+    run = tmp_path / "run"
+    run.mkdir()
+    g = torch.Generator().manual_seed(3)
+    for epoch in range(6):  # a made-up path: the weights drift by random steps
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+        torch.save(model.state_dict(), run / f"model_{epoch}.pt")
+    pca = _cfg(
+        user, REGRESS, "directions.kind=pca", f"directions.checkpoints={run}",
+        "grid.x=auto:4", "grid.y=auto:3",
+    )  # fmt: skip
+    prepare(pca, tmp_path / "pca.h5").run()
+    s = read_surface(tmp_path / "pca.h5")
+    assert list(s.values) == ["train_loss", "train_abs_err", "test_loss", "test_abs_err"]
+    assert np.isfinite(s.values["train_loss"]).all() and s.values["train_loss"].shape == (3, 4)
