@@ -422,3 +422,38 @@ def test_a_surface_file_beside_the_run_files_is_all_the_browser_lists(tmp_path):
     (tmp_path / "s.h5.log").write_text("log")
     (tmp_path / "s.h5.toml").write_text("")
     assert [p.name for p in surface_files(tmp_path)] == ["s.h5"]
+
+
+@sync
+async def test_ctrl_g_on_the_setup_starts_the_run_detached_and_shows_its_folder(
+    tmp_path, monkeypatch
+):
+    """The key's wiring (the tmux test runs it for real): the setup's config and output go to
+    ``start_detached``, and the app shows the output's folder."""
+    from textual.widgets import Button, Input
+
+    import tui_landscape.detach as detach
+    from tests.test_tui import setup_config
+    from tui_landscape.screens.browser import BrowserScreen
+    from tui_landscape.screens.setup import SetupScreen
+
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake(cfg, out, saved=None, cwd=None):
+        calls.append((cfg, Path(out), saved))
+        return detach.Detached(4242, tmp_path / "sub" / "x.h5", saved, tmp_path / "x.h5.log")
+
+    monkeypatch.setattr(detach, "start_detached", fake)
+    (tmp_path / "sub").mkdir()
+    app_ = create(setup_config(tmp_path, "-1:1:3"))
+    async with app_.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app_.screen, SetupScreen))
+        s = app_.screen
+        s.query_one("#out", Input).value = "sub/x.h5"
+        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+        cfg = s.cfg
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
+        assert app_.screen.folder == tmp_path / "sub"
+        assert calls == [(cfg, Path("sub/x.h5"), Path(str(tmp_path / "setup.toml")))]

@@ -50,7 +50,10 @@ def config_file_for(cfg: Config, out: Path, saved: Path | None = None) -> Path:
     path = run_config_path(out)
     if path.is_symlink():  # as the engine's side files: never written through
         raise LandscapeError(f"{path} is a symbolic link; refusing to write through it")
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:  # a read-only folder, a full disk: one line in the app, no crash
+        raise LandscapeError(f"cannot write the run's config {path}: {e.strerror}") from None
     return path
 
 
