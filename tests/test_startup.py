@@ -54,11 +54,19 @@ def surface(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("info", "{f}"), ("plot", "{f}"), ("compare", "{f}", "{f}")],
-    ids=["help", "info", "plot", "compare"],
+    [
+        ("--help",),
+        ("info", "{f}"),
+        ("plot", "{f}"),
+        ("compare", "{f}", "{f}"),
+        ("ps", "{d}"),
+        ("plot", "{f}", "--watch"),
+    ],
+    ids=["help", "info", "plot", "compare", "ps", "plot-watch"],
 )
 def test_reading_commands_do_not_import_torch(args, surface):
-    assert heavy_modules(*(a.format(f=surface) for a in args)) == "[]"
+    d = os.path.dirname(surface)
+    assert heavy_modules(*(a.format(f=surface, d=d) for a in args)) == "[]"
 
 
 def test_the_check_sees_torch_when_a_command_loads_it():

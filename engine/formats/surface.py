@@ -97,6 +97,7 @@ __all__ = [
     "clean_text",
     "directions_path",
     "journal_path",
+    "lock_holder",
     "read_journal",
     "read_surface",
     "sidecars",
@@ -474,6 +475,7 @@ class SurfaceInfo:
     updated: str
     dir_type: str  # "weights", "states", or "" where the file does not say
     has_path: bool  # holds a projected training path (a PCA surface)
+    journaled: int = 0  # records applied from the journal: points since the last checkpoint
 
     @property
     def ndim(self) -> int:
@@ -513,8 +515,11 @@ def surface_info(path: str | Path) -> SurfaceInfo:
             file_id = str(root.attr(ATTR_ID, "", _VLEN_STR)) if lay.ours and journal else ""
         except (OSError, KeyError, ValueError, TypeError) as e:
             raise _damaged(p, e) from None
+    journaled = 0
     if lay.ours and file_id:
-        for r in _journal_records(journal, jpath, file_id, done.size, lay.names):
+        records = _journal_records(journal, jpath, file_id, done.size, lay.names)
+        journaled = len(records)
+        for r in records:
             k = r["k"]
             if "error" in r:
                 failed.add(k)
@@ -523,7 +528,10 @@ def surface_info(path: str | Path) -> SurfaceInfo:
                 failed.discard(k)
     layout = LAYOUT_OURS if lay.ours else LAYOUT_REFERENCE
     n_done = int(done.sum())
-    return SurfaceInfo(p, layout, lay.version, lay.shape, lay.names, n_done, len(failed), **info)
+    return SurfaceInfo(
+        p, layout, lay.version, lay.shape, lay.names, n_done, len(failed), **info,
+        journaled=journaled,
+    )  # fmt: skip
 
 
 def journal_path(path: Path) -> Path:
@@ -872,6 +880,68 @@ def acquire_lock(path: str | Path) -> Lock:
             f"{path} is being computed by another process; wait for it or choose another --out"
         ) from None
     return Lock(fd, lock_path, created)
+
+
+def lock_holder(path: str | Path) -> int | None:
+    """Who writes the surface ``path``: the pid holding its ``PATH.lock``, 0 when it is held
+    by a process we cannot name, None when no process holds it (or there is no lock file).
+
+    The lock is looked up, never taken: Linux lists every ``flock`` in ``/proc/locks`` by
+    device and inode, with its owner's pid. Taking it, even for a moment, could refuse a run
+    starting in that moment, so the non-blocking try is only the fallback where
+    ``/proc/locks`` cannot be read. A lock path that is a link or not a regular file is
+    nobody's lock (hostile files are never followed).
+    """
+    path = Path(path)
+    lock_path = path.with_name(path.name + LOCK_SUFFIX)
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # absent, a link, unreadable: no run of ours holds it
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        held = _proc_locks()
+        if held is not None:
+            # On overlay and btrfs (an anonymous device, major 0) /proc/locks names the
+            # device underneath, not the one stat reports: the inode alone identifies it.
+            exact = held.get((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+            if exact is not None or os.major(st.st_dev) != 0:
+                return exact
+            return next((pid for (_, _, ino), pid in held.items() if ino == st.st_ino), None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _proc_locks() -> dict[tuple[int, int, int], int] | None:
+    """Every exclusive ``flock`` the kernel lists, (major, minor, inode) -> pid; None where
+    ``/proc/locks`` cannot be read (not Linux)."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    held = {}
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 12849 fe:00:2148414 0 EOF"; a waiter's has "->" second.
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or parts[3] != "WRITE":
+            continue
+        try:
+            major, minor, ino = parts[5].split(":")
+            held[(int(major, 16), int(minor, 16), int(ino))] = int(parts[4])
+        except ValueError:
+            continue
+    return held
 
 
 def _open_side(path: Path, flags: int) -> int:

@@ -23,6 +23,7 @@ from tui_landscape.cli import (
     info,
     models,
     plot,
+    ps,
     train,
     trajectory,
     tui,
@@ -91,6 +92,7 @@ app.command("hessian")(hessian.hessian)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)
+app.command("ps")(ps.ps)
 
 
 def main() -> None:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from engine.formats import read_surface, read_trajectory
+from engine.errors import LandscapeError
+from engine.formats import Surface, lock_holder, read_surface, read_trajectory
 from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.spec import KINDS, check_kind, resolve, surface_values
 from tui_landscape.plots.terminal import draw, parse_levels
+from tui_landscape.runs import WATCH_SECONDS, Watch
+
+# Without a writer for this long the watch ends: a run starting (importing torch, building its
+# model and directions) takes its lock within seconds, a run that ended never does again.
+WATCH_GRACE_SECONDS = 15.0
+CLEAR = "\x1b[H\x1b[2J"  # home, clear: each drawing replaces the last on a terminal
 
 SurfaceOpt = Annotated[
     str,
@@ -74,34 +83,97 @@ def plot(
     ascii_: Annotated[bool, typer.Option("--ascii", help=".vtp: ASCII instead of binary.")] = False,
     margin: MarginOpt = 0.1,
     radius: RadiusOpt = 0.25,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Follow a surface being computed: draw again as points arrive, end (0) when "
+            "it is complete, or (1) when no run has written it for a while.",
+        ),
+    ] = False,
 ) -> None:
     """Draw a surface (contour, filled, heat map, 1D curve, eigenvalue ratio, training path).
 
     Unfinished and failed points are drawn as missing. With --export the figure is written to
     a file instead; the sharpness numbers of loss surfaces are printed below the plot.
     """
+    if watch and export is not None:
+        raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     with user_errors(ctx):
         check_kind(kind)
-        s = read_surface(file)
         lv = parse_levels(levels)
+        if watch:
+
+            def show(s: Surface) -> None:
+                traj = read_trajectory(path, s) if path else None
+                _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+
+            _watch(file, show)
+            return
+        s = read_surface(file)
         traj = read_trajectory(path, s) if path else None
         if export is not None:
             out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
-        if s.y is None and kind not in ("auto", "curve", "ratio"):
-            err_console.print(f"note: {file} is a 1D surface; drawn as a curve", highlight=False)
-        w = terminal_width(width)
-        typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
-        if surface.endswith("_loss") and kind != "ratio":
-            z = surface_values(s, surface)
-            try:
-                sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
-            except Exception:  # no finite point yet: the plot says so already
-                return
-            for line in format_sharpness(sh):
-                typer.echo(line)
+        _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+
+
+def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
+    """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
+    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
+    if s.y is None and kind not in ("auto", "curve", "ratio"):
+        err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
+    w = terminal_width(width)
+    typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
+    if surface.endswith("_loss") and kind != "ratio":
+        z = surface_values(s, surface)
+        try:
+            sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
+        except Exception:  # no finite point yet: the plot says so already
+            return
+        for line in format_sharpness(sh):
+            typer.echo(line)
+
+
+def _watch(file: Path, show) -> None:
+    """Draw ``file`` each time points arrive (looking about once a second, ``runs.Watch``)
+    until it is complete; Ctrl-C ends it (exit 130) with the finished points kept on disk."""
+    w, shown, last_writer = Watch(file), None, time.monotonic()
+    try:
+        while True:
+            writing = lock_holder(file) is not None
+            if writing:
+                last_writer = time.monotonic()
+            if w.changed():
+                try:
+                    s = read_surface(file)
+                except LandscapeError:
+                    if not writing and time.monotonic() - last_writer > WATCH_GRACE_SECONDS:
+                        raise  # never there, or not a surface: say why
+                    s = None  # not there yet, or being replaced: look again
+                if s is not None:
+                    state = (s.n_done, len(s.failed))
+                    if state != shown:
+                        shown = state
+                        if console.is_terminal:
+                            sys.stdout.write(CLEAR)
+                        show(s)
+                        pct = 100 * s.n_done / s.completed.size
+                        status = "running" if writing else "no run is writing it"
+                        typer.echo(f"{s.path}: {s.n_done}/{s.completed.size} points "
+                                   f"({pct:.0f}%), {status}")  # fmt: skip
+                    if s.n_done == s.completed.size:
+                        return
+            if not writing and time.monotonic() - last_writer > WATCH_GRACE_SECONDS:
+                raise LandscapeError(
+                    f"{file} is not complete and no run has written it for "
+                    f"{WATCH_GRACE_SECONDS:.0f} s; resume it with tui-landscape compute"
+                )
+            time.sleep(WATCH_SECONDS)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj) -> Path:

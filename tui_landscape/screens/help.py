@@ -21,10 +21,13 @@ Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
 | plot cursor | arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file |
 | plot slice | `esc` back to the map |
 | setup | `ctrl+r` run, `ctrl+s` save the config as TOML, `ctrl+c` cancel a run, `esc` back |
+| setup, detached | `ctrl+g` run as its own process, which outlives the app and the SSH login |
 | setup fields | `ctrl+e` estimate the time, `ctrl+o` pick a checkpoint file |
 
-Unfinished points are drawn as missing. A surface being computed fills in live; a cancelled
-run is resumed by running it again (or `tui-landscape compute CONFIG`).
+Unfinished points are drawn as missing. A surface being computed fills in live, in the plot
+view and the browser (`running 57%`), whichever process computes it; a cancelled run is
+resumed by running it again (or `tui-landscape compute CONFIG`). `tui-landscape ps` lists the
+runs going on.
 """
 
 

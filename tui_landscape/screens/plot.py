@@ -1,4 +1,9 @@
-"""The plot view: one surface file, its surfaces and kinds, a cursor, 1D slices."""
+"""The plot view: one surface file, its surfaces and kinds, a cursor, 1D slices.
+
+A file being written is followed without F5: about once a second the screen looks at the file
+and its journal (``runs.Watch``: two ``stat`` calls), reads it again in a worker only when
+one changed, and redraws only when points arrived (a checkpoint alone changes nothing shown).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -20,12 +26,14 @@ from engine.formats import (
     Trajectory,
     clean_text,
     has_trajectory,
+    lock_holder,
     read_surface,
     read_trajectory,
 )
 from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
 from tui_landscape.plots.terminal import draw
+from tui_landscape.runs import Watch
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -120,6 +128,8 @@ class PlotScreen(Screen):
         super().__init__()
         self.path = Path(path)
         self.trajectory_path = trajectory
+        self.file_watch = Watch(self.path)
+        self.running = False  # a run holds the file's lock
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -136,6 +146,36 @@ class PlotScreen(Screen):
         # A 1D file has no row or column to slice: the footer follows the file.
         self.watch(self.view, "surface", self.refresh_bindings, init=False)
         self.action_reload()
+        from tui_landscape import runs  # read at mount: tests shorten it
+
+        self.set_interval(runs.WATCH_SECONDS, self.poll)
+
+    def poll(self) -> None:
+        """Read the file again only when it or its journal changed (``stat`` alone)."""
+        if self.file_watch.changed():
+            self.read_again()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="plot-watch")
+    def read_again(self) -> None:
+        try:
+            s = read_surface(self.path)
+        except LandscapeError:
+            return  # mid-rename or deleted: the next change is read again; F5 says why
+        self.app.call_from_thread(self.arrived, s, lock_holder(self.path) is not None)
+
+    def arrived(self, s: Surface, running: bool) -> None:
+        """A re-read file: redrawn when its points changed, else only the status follows."""
+        v = self.view
+        old = v.surface
+        was, self.running = self.running, running
+        if old is None or old.shape != s.shape or old.values.keys() != s.values.keys():
+            self.action_reload()  # a file replaced by another (--overwrite): start afresh
+            return
+        if np.array_equal(old.completed, s.completed) and old.failed.keys() == s.failed.keys():
+            if was != running:
+                self.update_status()
+            return
+        v.surface = s
 
     @property
     def view(self) -> PlotView:
@@ -143,11 +183,13 @@ class PlotScreen(Screen):
 
     def action_reload(self) -> None:
         """Read the file again (with its journal): a running computation's points appear."""
+        self.file_watch.changed()  # the stamp before the read: a write meanwhile is read again
         try:
             s = read_surface(self.path)
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
+        self.running = lock_holder(self.path) is not None
         v = self.view
         traj = self.trajectory_path
         if traj is None and s.layout == "tui-landscape" and has_trajectory(self.path):
@@ -156,7 +198,7 @@ class PlotScreen(Screen):
             v.trajectory = read_trajectory(traj, s)
         if v.name_ not in s.values:
             v.name_ = next(iter(s.values))
-        if v.cursor is None:
+        if v.cursor is None or (v.surface is not None and v.surface.shape != s.shape):
             i, j = (0, *np.unravel_index(s.grid.center_index(), s.shape))[-2:]
             v.cursor = (int(i), int(j))
         v.surface = s  # last: the state it is drawn with is complete
@@ -176,7 +218,8 @@ class PlotScreen(Screen):
             and not (s.completed[i, j] if s.completed.ndim == 2 else s.completed[j])
             else f"{value:.6g}"
         )
-        parts = [f"{v.name_} at ({at}) = {val}", f"{s.n_done}/{s.completed.size} done"]
+        done = f"{s.n_done}/{s.completed.size} done" + (", running" if self.running else "")
+        parts = [f"{v.name_} at ({at}) = {val}", done]
         if v.name_.endswith("_loss") and np.isfinite(z).any():
             parts.append(format_sharpness(sharpness(s.x, s.y, z))[1])
         self.query_one("#status", Static).update(" | ".join(parts))

@@ -162,6 +162,7 @@ class SetupScreen(Screen):
 
     BINDINGS = [
         Binding("ctrl+r", "run", "Run"),
+        Binding("ctrl+g", "detach", "Run detached"),
         Binding("ctrl+c", "cancel", "Cancel run", priority=True),
         Binding("ctrl+s", "save", "Save TOML"),
         Binding("ctrl+e", "estimate", "Estimate time"),
@@ -371,6 +372,26 @@ class SetupScreen(Screen):
         self.query_one("#run", Button).disabled = True
         self.query_one("#cancel", Button).disabled = False
         self.compute(cfg, Path(self.query_one("#out", Input).value or "surface.h5"))
+
+    def action_detach(self) -> None:
+        """Run the setup as its own process, which outlives the app (``tui_landscape.detach``)."""
+        from tui_landscape.detach import start_detached
+        from tui_landscape.screens.browser import show_folder
+
+        cfg = self.validate()
+        if cfg is None:
+            self.notify("Fix the setup first", severity="error")
+            return
+        out = Path(self.query_one("#out", Input).value or "surface.h5")
+        saved = Path(self.query_one("#save-as", Input).value or "setup.toml")
+        try:
+            run = start_detached(cfg, out, saved)
+        except LandscapeError as e:
+            self.notify(str(e), severity="error", markup=False)
+            return
+        self.notify(f"Running {run.out.name} detached (pid {run.pid}); log: {run.log}",
+                    markup=False)  # fmt: skip
+        show_folder(self.app, run.out.parent)
 
     def action_cancel(self) -> None:
         if self.job is not None:

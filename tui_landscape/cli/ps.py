@@ -1,0 +1,63 @@
+"""``tui-landscape ps [FOLDER...]``: the surfaces being written, how far and how fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tui_landscape.cli.common import console, user_errors
+from tui_landscape.runs import RunStatus, find_runs
+from tui_landscape.safe import plain
+
+
+def ps(
+    ctx: typer.Context,
+    targets: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[FOLDER|FILE.h5]...", help="Where to look (default: the current folder)."
+        ),
+    ] = None,
+) -> None:
+    """List the surface files a run is writing now (detached, in the app, or `compute`).
+
+    A file counts while a process holds its lock (FILE.h5.lock): a run that ended, or was
+    killed, holds none. Shown: the writer's pid, points done of the total, points per second
+    since the last checkpoint, the time left, and a detached run's log (FILE.h5.log).
+    """
+    with user_errors(ctx):
+        found = find_runs(targets or [Path(".")])
+    if not found:
+        console.print("No surface is being written here.", highlight=False)
+        return
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("file", "pid", "done", "rate", "left", "log"):
+        paths = col in ("file", "log")  # folded, never cut: a path is copied from here
+        t.add_column(col, justify="right" if col in ("pid", "rate", "left") else "left",
+                     overflow="fold" if paths else "ellipsis", no_wrap=not paths)  # fmt: skip
+    for r in found:
+        t.add_row(plain(r.path), str(r.pid or "?"), _done(r), _rate(r), _left(r),
+                  plain(r.log) if r.log else "")  # fmt: skip
+    console.print(t)
+
+
+def _done(r: RunStatus) -> str:
+    if not r.total:
+        return "preparing"
+    failed = f", {r.failed} failed" if r.failed else ""
+    return f"{r.done}/{r.total} ({r.percent:.0f}%{failed})"
+
+
+def _rate(r: RunStatus) -> str:
+    return f"{r.rate:.1f} pt/s" if r.rate else "-"
+
+
+def _left(r: RunStatus) -> str:
+    eta = r.eta
+    if eta is None:
+        return "-"
+    m, s = divmod(round(eta), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
