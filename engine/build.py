@@ -113,7 +113,9 @@ def _direction_set(
     d = cfg.directions
     dir_type = d.type
     if dir_type == "auto":
-        dir_type = "states" if d.kind == "interpolate" and has_batchnorm(model) else "weights"
+        # Moving the running statistics is pointless when each point re-estimates them.
+        moves_stats = d.kind == "interpolate" and cfg.compute.bn == "keep"
+        dir_type = "states" if moves_stats and has_batchnorm(model) else "weights"
     if d.kind == "file":
         ds = load_directions(d.file, None if d.type == "auto" else dir_type)
         n_weights = sum(1 for _ in model.parameters())

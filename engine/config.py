@@ -153,7 +153,11 @@ class DataConfig(_Section):
     )
     batch_size: int = field(
         default=1024,
-        metadata=_doc("evaluation batch size (does not change the numbers)", identity=False),
+        metadata=_doc(
+            "evaluation batch size (does not change the numbers, but for compute.bn = "
+            "'recalibrate': part of the identity then)",
+            identity=False,
+        ),
     )
     loss: str = field(
         default="crossentropy",
@@ -231,7 +235,7 @@ class DirectionsConfig(_Section):
         default="auto",
         metadata=_doc(
             "'states' also moves BN running statistics; auto: states for interpolation "
-            "of a BN model, else weights"
+            "of a BN model (with compute.bn = 'keep'), else weights"
         ),
     )
     norm: Literal["filter", "layer", "weight", "none"] = field(
@@ -365,8 +369,22 @@ class ComputeConfig(_Section):
         default=60.0,
         metadata=_doc("how often the journal is folded into the HDF5 file", identity=False),
     )
+    bn: Literal["keep", "recalibrate"] = field(
+        # Default 'keep': the reference's numbers, and no extra pass per point.
+        default="keep",
+        metadata=_doc(
+            "BN running statistics at each point: 'keep' the checkpoint's (moved by 'states' "
+            "directions), or 'recalibrate': re-estimate them from the train split (one more "
+            "pass over it per point, in train mode)"
+        ),
+    )
 
     def check(self, cfg: Config) -> None:
+        if self.bn == "recalibrate" and cfg.directions.type == "states":
+            raise ConfigError(
+                "`compute.bn` = 'recalibrate' re-estimates the BN statistics that "
+                "`directions.type` = 'states' would move: set it to 'weights' or 'auto'."
+            )
         ppb = self.points_per_batch
         if ppb != "auto" and ppb < 1:
             raise ConfigError(f"Expected `compute.points_per_batch` >= 1 or 'auto', but got {ppb}.")
@@ -493,6 +511,9 @@ class Config:
             if kept:
                 d[sec.name] = kept
         d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
+        if self.compute.bn == "recalibrate":
+            # Recalibrated statistics average per-batch ones: the batching changes them.
+            d["data"]["batch_size"] = self.data.batch_size
         return d
 
     def check(self) -> None:

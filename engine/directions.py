@@ -15,6 +15,7 @@ a 1-D tensor's direction is a copy of the tensor itself, as in the reference.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -183,10 +184,20 @@ class Perturbation:
     def reset(self) -> None:
         self.set(0.0, 0.0)
 
-    def stacked(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The moved tensors at K points at once, each of shape ``(K, *shape)``."""
+    @property
+    def device(self) -> torch.device:
+        """Where the moved tensors live (the model's device)."""
+        return self._groups[0].live.device if self._groups else torch.device("cpu")
+
+    def stacked(
+        self, a: torch.Tensor, b: torch.Tensor, names: Collection[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The moved tensors at K points at once, each of shape ``(K, *shape)``; only those
+        in ``names`` when given."""
         out = {}
         for name, (base, dx, dy) in zip(self.names, self._items, strict=True):
+            if names is not None and name not in names:
+                continue
             shape = (-1,) + (1,) * base.dim()
             v = base + a.to(base).view(shape) * dx
             if dy is not None:

@@ -133,4 +133,4 @@ class Rank:
         """A rank other than 0: evaluate and send, until the work is done."""
         for _ in self.outcomes():
             pass
-        self.land.perturbation.reset()
+        self.land.reset()

@@ -15,13 +15,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
 from engine.data import Batches, Split, batch_size_of, load_splits, split_batches
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
-from engine.evaluate import evaluate, loss_sums, per_sample, segment_stats
+from engine.evaluate import autocast, evaluate, loss_sums, per_sample, segment_stats
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
 from engine.losses import Loss, check_output, resolve_loss
@@ -51,6 +52,8 @@ class Landscape:
     ``evaluate(a, b)`` moves the model's tensors in place and runs one pass over each split;
     ``evaluate_many`` evaluates K points in one pass with ``torch.func.functional_call`` under
     ``vmap`` (K stacked copies of the moved tensors), which fills a GPU better for small models.
+    With ``compute.bn = 'recalibrate'`` each point first re-estimates the BN statistics from
+    the train split (``engine.bn.recalibrate``), one point at a time.
     """
 
     def __init__(
@@ -66,6 +69,11 @@ class Landscape:
         self.model = model.to(device).eval()
         self.ds = ds
         self.splits = {k: s.to(device) for k, s in splits.items()}
+        # compute.bn = 'recalibrate' re-estimates BN statistics on the train split, loaded
+        # here when the surface does not evaluate it.
+        self._train: Split | Batches | None = None
+        if c.bn == "recalibrate" and "train" not in self.splits:
+            self._train = load_splits(cfg.data, ["train"])["train"].to(device)
         self.loss = resolve_loss(cfg.data.loss) if loss is None else loss
         # The classifier losses on (input, label) tensors run fused (per_sample); any other
         # loss or batch calls the loss function on each batch (loss_sums).
@@ -92,6 +100,15 @@ class Landscape:
         if not self.fused:
             self.points_per_batch, self._auto = 1, False  # a loss function runs the model itself
         self.hessian = cfg.hessian if cfg.hessian.enabled else None
+        self.bn_recalibrate = c.bn == "recalibrate"
+        # The checkpoint's BN statistics, put back by reset() after points recalibrated them.
+        self._bn_saved = [
+            (m, [t.detach().clone() for t in _bn_buffers(m)]) for m in batchnorms(self.model)
+        ]
+        self._calibrated_at: tuple[float, float] | None = None  # the point the BN stats are of
+        if self.bn_recalibrate:
+            # Each point's statistics come from its own train-mode pass: no stacked points.
+            self.points_per_batch, self._auto = 1, False
         self._previous = None  # the last point's eigenvectors: the next point's warm start
         self._hessian_count: float | None = None  # the Hessian split's summed count, once
         if self.hessian is not None:
@@ -107,6 +124,8 @@ class Landscape:
                 k: Split(s.x.contiguous(memory_format=fmt) if s.x.dim() == 4 else s.x, s.y)
                 for k, s in self.splits.items()
             }
+            if isinstance(self._train, Split) and self._train.x.dim() == 4:
+                self._train = Split(self._train.x.contiguous(memory_format=fmt), self._train.y)
             # All splits in one pass per point (eval mode: each sample's logits are independent
             # of its batch), then summed per split: fewer, fuller forward calls.
             self.counts = tuple(len(s) for s in self.splits.values())
@@ -144,16 +163,53 @@ class Landscape:
         self._hessian_count = hvp.count
         return hvp
 
+    def move(self, a: float, b: float = 0.0) -> None:
+        """Move the model to (a, b): its tensors, and with ``compute.bn = 'recalibrate'`` its BN
+        statistics re-estimated there (once per point: the Hessian at a point reuses them)."""
+        self.perturbation.set(a, b)
+        if self.bn_recalibrate and self._calibrated_at != (a, b):
+            self._recalibrate()
+            self._calibrated_at = (a, b)
+
+    def reset(self) -> None:
+        """Put the model back as it came: tensors at the centre, the checkpoint's BN stats."""
+        self.perturbation.reset()
+        self._calibrated_at = None
+        with torch.no_grad():
+            for m, saved in self._bn_saved:
+                for t, v in zip(_bn_buffers(m), saved, strict=True):
+                    t.copy_(v)
+
+    def _recalibrate(self, batches: int | None = None) -> None:
+        """Re-estimate the BN statistics from the train split (its first ``batches`` only, for
+        the check): the model itself in train mode, outside any compiled graph."""
+        split = self._train if self._train is not None else self.splits["train"]
+        it = split_batches(split, self.batch_size)
+        if batches is not None:
+            it = (b for _, b in zip(range(batches), it, strict=False))
+        # A classifier split is (input, label) slices: the model on the inputs. Any other
+        # batch goes through the loss function, whose forward pass updates the statistics.
+        forward = None if self.fused else (lambda b: self.loss.fn(self.model, b))
+        with autocast(self.device_type, self.precision):
+            recalibrate(self.model, it, forward)
+
+    def negative_bn_variance(self, coords: list[tuple[float, float]]) -> list[bool]:
+        """Per point, whether a BN running variance moved there is negative (its loss is then
+        NaN, or nearly so); never under ``compute.bn = 'recalibrate'``."""
+        if self.bn_recalibrate:
+            return [False] * len(coords)
+        return negative_variance(self.perturbation, variance_names(self.model), coords)
+
     def eigenvalues(self, a: float, b: float) -> dict[str, float]:
         """lambda_max and lambda_min at (a, b), warm-started from the previous point."""
-        self.perturbation.set(a, b)
+        self.move(a, b)
         ex = extreme_eigenvalues(self.hvp(), self.hessian.tol, start=self._previous)
         self._previous = ex
         return {"max_eig": ex.lmax, "min_eig": ex.lmin, "hvp_products": float(ex.products)}
 
     def center_summary(self, samples: int) -> dict[str, float]:
         """lambda_max, lambda_min and the Hutchinson trace (with its standard error) at 0."""
-        self.perturbation.reset()
+        self.move(0.0, 0.0)
         hvp = self.hvp()
         ex = extreme_eigenvalues(hvp, (self.hessian or HessianConfig()).tol)
         out = {"lmax": ex.lmax, "lmin": ex.lmin}
@@ -212,8 +268,23 @@ class Landscape:
                 self.forward = compiled
             except Exception as e:  # torch.compile fails in many environment-specific ways
                 log.warning("torch.compile failed (%s); running eager", describe(e))
+        if self.bn_recalibrate:
+            self._check_recalibrate()
         if self._auto:
             self.points_per_batch = self._time_points_per_batch()
+
+    def _check_recalibrate(self) -> None:
+        """Refuse ``compute.bn = 'recalibrate'`` on a model without BN statistics, and try it on
+        the train split's first batch (then put the checkpoint's statistics back)."""
+        if not self._bn_saved:
+            raise LandscapeError(
+                "`compute.bn` = 'recalibrate' re-estimates BatchNorm running statistics, but the "
+                "model has no BatchNorm layer that keeps them: set compute.bn = 'keep'"
+            )
+        try:
+            self._recalibrate(batches=1)
+        finally:
+            self.reset()
 
     def _probe(self, model: nn.Module | Callable, name: str) -> tuple[object, int | None]:
         """The loss function's output on the first batch of split ``name``."""
@@ -261,7 +332,7 @@ class Landscape:
         return 0.5 * self.l2 * float(sq)
 
     def evaluate(self, a: float, b: float) -> dict[str, float]:
-        self.perturbation.set(a, b)
+        self.move(a, b)
         reg = self._l2_term()
         out = {}
         if self.fused:
@@ -352,3 +423,8 @@ class Landscape:
                 best, best_t = k, per
         log.info("points_per_batch: chose %d (%.4f s per point)", best, best_t)
         return best
+
+
+def _bn_buffers(m: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:
+    """A BN layer's running statistics and batch counter (what recalibration rewrites)."""
+    return [t for t in (m.running_mean, m.running_var, m.num_batches_tracked) if t is not None]

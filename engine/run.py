@@ -79,6 +79,10 @@ class Summary:
     non_finite: int  # finished points whose first surface is NaN or inf (a result, kept as is)
     failed: dict[int, str]  # flat index -> error of points that failed on every try
     workers: int = 1
+    # Finished points where a moved BN running variance is negative, in flat-index order
+    # (their loss is NaN or about to be), and how many of them have a non-finite min_name.
+    bn_negative: tuple[tuple[float, float], ...] = ()
+    bn_negative_nan: int = 0
 
 
 class Job:
@@ -210,7 +214,7 @@ class Job:
 
     def close(self) -> None:
         """Put the model back, fold what was recorded into the file, release the output."""
-        self.landscape.perturbation.reset()
+        self.landscape.reset()
         self.writer.close()
 
     def run(
@@ -251,6 +255,10 @@ class Job:
             value, coords = float(z.ravel()[k]), self.grid.point(k)
         else:
             value, coords = float("nan"), (float("nan"), float("nan"))
+        done = np.flatnonzero(self.writer.completed.ravel())
+        pts = [(float(a), float(b)) for a, b in self.grid.points()[done]]
+        neg = np.asarray(self.landscape.negative_bn_variance(pts), dtype=bool)
+        flagged = done[neg]
         return Summary(
             self.path,
             self.total,
@@ -263,6 +271,8 @@ class Job:
             non_finite,
             dict(self.writer.failed),
             len(self.devices),
+            tuple(p for p, n in zip(pts, neg, strict=True) if n),
+            int((~finite.ravel()[flagged]).sum()),
         )
 
 

@@ -64,7 +64,7 @@ EVERY_KEY_SET = {
     },
     "directions": {
         "kind": "file",
-        "type": "states",
+        "type": "weights",  # 'states' is refused with compute.bn = 'recalibrate'
         "norm": "layer",
         "ignore": "none",
         "seed": 9,
@@ -88,6 +88,7 @@ EVERY_KEY_SET = {
         "retries": 1,
         "restarts": 0,
         "checkpoint_seconds": 30,  # an integer for a float key
+        "bn": "recalibrate",
     },
     "output": {"path": "o.h5"},
     "hessian": {"enabled": True, "tol": 0.01, "params": "all", "split": "test", "trace_samples": 0},
@@ -109,10 +110,10 @@ EVERY_KEY_SET = {
 }
 # The keys that change no computed value: a resume may differ in them.
 NOT_IDENTITY = {
-    *(f"compute.{k}" for k in EVERY_KEY_SET["compute"] if k != "precision"),
+    *(f"compute.{k}" for k in EVERY_KEY_SET["compute"] if k not in ("precision", "bn")),
     "output.path",
     *(f"train.{k}" for k in EVERY_KEY_SET["train"]),
-    "data.batch_size",
+    # data.batch_size is not, but for compute.bn = 'recalibrate' (set above): tests/test_bn.py
     "data.stream",
     "data.memory_mb",
     "data.loader_workers",
@@ -170,7 +171,7 @@ def test_identity_is_every_key_not_marked_otherwise():
     cfg = dataclasses.replace(cfg, directions=dataclasses.replace(cfg.directions, target="b.pt"))
     ident = cfg.identity()
     assert set(ident) == {"model", "data", "directions", "grid", "compute", "hessian"}
-    assert ident["compute"] == {"precision": "bf16"}
+    assert ident["compute"] == {"precision": "bf16", "bn": "recalibrate"}
     for dotted, _, _ in iter_keys():
         changes_identity = _without(cfg, dotted).identity() != ident
         assert changes_identity == (dotted not in NOT_IDENTITY), dotted

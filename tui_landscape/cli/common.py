@@ -154,7 +154,35 @@ def print_summary(s: Summary, ndim: int) -> None:
             "(stored as such; shown as gaps).",
             highlight=False,
         )
+    if s.bn_negative:
+        console.print(bn_negative_message(s, ndim), highlight=False)
     console.print(f"Surface: {s.path}", highlight=False)
+
+
+def bn_negative_message(s: Summary, ndim: int) -> str:
+    """Where the moved BN running variances are negative, and the remedy, in one line."""
+    n = len(s.bn_negative)
+    if ndim == 1:
+        # Each variance is linear in x and positive at 0: it is negative on a half-line, so
+        # the points with one are the ends of the line, beyond a first point on each side.
+        right = [a for a, _ in s.bn_negative if a > 0]
+        left = [a for a, _ in s.bn_negative if a < 0]
+        ends = ([f"up to x = {max(left):.4g}"] if left else []) + (
+            [f"from x = {min(right):.4g} on"] if right else []
+        )
+        where = " and ".join(ends)
+    else:
+        near = min(s.bn_negative, key=lambda p: p[0] ** 2 + p[1] ** 2)
+        where = f"away from the centre (nearest at {fmt_point(near, ndim)})"
+    nan = (
+        f"{s.bn_negative_nan} of them have a NaN or infinite {s.min_name}"
+        if s.bn_negative_nan
+        else f"their {s.min_name} is still finite"
+    )
+    return (
+        f"BN running variances are negative {where} ({n} of {s.total} points; {nan}): "
+        "compute.bn = 'recalibrate' re-estimates them at each point."
+    )
 
 
 def run_job(
