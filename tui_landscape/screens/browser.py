@@ -2,7 +2,9 @@
 
 A folder is listed in a worker thread from ``surface_info`` (attributes and shapes, no
 surfaces), so a folder of hundreds of files never blocks the UI; marking a file changes one
-cell, never re-reads the folder.
+cell, never re-reads the folder. The columns fit 80 terminal columns: short cells ("ours 2D",
+"3m ago", "unreadable"), the file name takes the rest, and the status line under the table
+says in full what the highlighted file holds, or why it cannot be read.
 """
 
 from __future__ import annotations
@@ -12,32 +14,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label
+from textual.widgets import Button, DataTable, Footer, Header, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import LandscapeError
-from engine.formats import LAYOUT_OURS, sidecars, surface_info
+from engine.formats import (
+    LAYOUT_OURS,
+    clean_text,
+    removable_sidecars,
+    sidecars,
+    surface_info,
+)
 from engine.formats.constants import DIRECTIONS_SUFFIX
 from tui_landscape.safe import plain
 
-__all__ = ["BrowserScreen", "FileRow", "describe_file", "list_folder", "surface_files"]
+__all__ = ["BrowserScreen", "FileRow", "ago", "describe_file", "list_folder", "surface_files"]
 
 MARK = "mark"  # the key of the mark column, updated in place
 COLUMNS = ("file", "kind", "grid", "surfaces", "done", "created")
+# The widest cell of each column but the file's: "unreadable", "101 x 101", two surface
+# names, "running 57%" (room for a run's state beside its completion), "2026-01-01".
+WIDTHS = {"kind": 10, "grid": 9, "surfaces": 21, "done": 11, "created": 10}
+MIN_FILE = 20  # narrower than this, the surfaces column gives its room to the file name
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
 class FileRow:
-    """One line of the browser: a file and its (kind, grid, surfaces, done, created)."""
+    """One line of the browser: a file, its cells, and the status line's text for it."""
 
     path: Path
-    cells: tuple[str, str, str, str, str]
+    cells: tuple[str, str, str, str, str]  # kind, grid, surfaces, done, created (ISO time)
+    detail: str = ""  # the file's name and what it holds in full, or why it cannot be read
 
 
 def surface_files(folder: Path) -> list[Path]:
@@ -45,21 +59,38 @@ def surface_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.h5") if not p.name.endswith(DIRECTIONS_SUFFIX))
 
 
-def describe_file(p: Path) -> tuple[str, str, str, str, str]:
-    """(kind, grid, surfaces, completion, created) of a file, or its error in the kind column."""
+def _mtime(p: Path) -> str:
+    try:
+        return dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+    except OSError:
+        return ""
+
+
+def unreadable_reason(e: LandscapeError, p: Path) -> str:
+    """A reading error as one line that names the file by its name, not its path."""
+    return clean_text(" ".join(str(e).split())).replace(clean_text(str(p)), p.name)
+
+
+def describe_file(p: Path) -> FileRow:
+    """A file's row: (kind, grid, surfaces, completion, created), or 'unreadable' and why."""
     try:
         info = surface_info(p)
     except LandscapeError as e:
-        # The file column names the file: the 60 characters go to what is wrong with it.
-        return (f"unreadable: {str(e).replace(str(p), '').lstrip(': ')}"[:60], "", "", "", "")
+        return FileRow(p, (UNREADABLE, "", "", "", _mtime(p)), unreadable_reason(e, p))
     nx = info.shape[-1]
     grid = f"{nx}" + (f" x {info.shape[0]}" if info.ndim == 2 else "")
-    kind = "ours" if info.layout == LAYOUT_OURS else "reference"
+    kind = "ours" if info.layout == LAYOUT_OURS else "ref"
     pct = f"{100 * info.done / info.total:.0f}%"
-    created = info.created
-    if not created:
-        created = dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds")
-    return (f"{kind} {info.ndim}D", grid, ", ".join(info.names), pct, created)
+    created = info.created or _mtime(p)  # the reference's files do not say
+    names = ", ".join(info.names)
+    failed = f", {info.failed} failed" if info.failed else ""
+    layout = "tui-landscape" if info.layout == LAYOUT_OURS else "reference"
+    # The likeliest question first: a narrow status line cuts the end.
+    detail = (
+        f"{clean_text(p.name)}: {info.done}/{info.total} points done{failed}; {names}; "
+        f"{'created' if info.created else 'modified'} {created}; {layout} layout"
+    )
+    return FileRow(p, (f"{kind} {info.ndim}D", grid, names, pct, created), detail)
 
 
 def list_folder(folder: Path, cancelled: Callable[[], bool] = lambda: False) -> list[FileRow]:
@@ -68,8 +99,46 @@ def list_folder(folder: Path, cancelled: Callable[[], bool] = lambda: False) -> 
     for p in surface_files(folder):
         if cancelled():
             break
-        rows.append(FileRow(p, describe_file(p)))
+        rows.append(describe_file(p))
     return rows
+
+
+def ago(when: str, now: dt.datetime) -> str:
+    """An ISO time as a short age: 'just now', '3m ago', '2h ago', '5d ago', then its date
+    (in the time's own offset, as the file wrote it); text that is no time, as it is."""
+    try:
+        t = dt.datetime.fromisoformat(when)
+    except ValueError:
+        return when
+    if t.tzinfo is None:
+        t = t.astimezone()  # a naive time is the local clock's
+    s = (now - t).total_seconds()
+    if s < -60 or s >= 7 * 86400:  # a clock ahead of ours, or a week old: the date
+        return t.date().isoformat()
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return f"{s // 60:.0f}m ago"
+    if s < 86400:
+        return f"{s // 3600:.0f}h ago"
+    return f"{s // 86400:.0f}d ago"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fit(text: str, width: int, middle: bool = False) -> str:
+    """``text`` in ``width`` characters, cut with an ellipsis: at the end, or in the middle
+    (a file name keeps its start and its end, where runs differ: a seed, a step, '.h5')."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if not middle:
+        return text[: width - 1] + "…"
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 class ConfirmDelete(ModalScreen[bool]):
@@ -77,14 +146,16 @@ class ConfirmDelete(ModalScreen[bool]):
 
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
-    def __init__(self, path: Path, beside: list[str]) -> None:
+    def __init__(self, path: Path, beside: list[str], kept: str = "") -> None:
         super().__init__()
-        self.path, self.beside = path, beside
+        self.path, self.beside, self.kept = path, beside, kept
 
     def compose(self) -> ComposeResult:
         also = f" (and its {', '.join(self.beside)})" if self.beside else ""
         with Vertical(id="confirm"):
-            yield Label(f"Delete {self.path.name}{also}?")
+            yield Label(plain(f"Delete {self.path.name}{also}?"))
+            if self.kept:
+                yield Label(plain(self.kept))
             with Horizontal():
                 yield Button("Delete (y)", id="yes", variant="error")
                 yield Button("Keep (n)", id="no")
@@ -119,10 +190,13 @@ class BrowserScreen(Screen):
         self.folder = Path(folder)
         self.marked: set[Path] = set()
         self.rows: list[Path] = []
+        self.listed: list[FileRow] = []  # the last listing, drawn again on a resize
+        self._layout: tuple[tuple[str, ...], int] | None = None  # columns and file width drawn
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="files", cursor_type="row", zebra_stripes=True)
+        yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -141,31 +215,77 @@ class BrowserScreen(Screen):
             self.post_message(self.Listed(self.folder, rows))
 
     def on_browser_screen_listed(self, message: Listed) -> None:
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        if not table.columns:
-            # Added with the first rows: a header drawn before them keeps its first widths.
-            table.add_column("", key=MARK)
-            table.add_columns(*COLUMNS)
+        self.listed = message.rows
         self.rows = [r.path for r in message.rows]
         self.marked &= set(self.rows)  # files gone since: no longer marked
-        for r in message.rows:
-            mark = "*" if r.path in self.marked else " "
-            # File names and what the files say are shown as written, never as markup.
-            table.add_row(mark, plain(r.path.name), *map(plain, r.cells), key=str(r.path))
-        if self.rows:
-            table.move_cursor(row=min(row, len(self.rows) - 1))
-        else:
+        self._fill()
+        if not self.rows:
             self.notify(f"No surface files (.h5) in {self.folder}", timeout=4, markup=False)
 
+    def layout_for(self, width: int) -> tuple[tuple[str, ...], dict[str, int]]:
+        """The columns shown in ``width`` terminal columns and their widths: each fixed column
+        at its widest cell, the file name the rest (below ``MIN_FILE`` the surfaces column
+        gives it its room; the status line lists the surfaces)."""
+        table = self.query_one(DataTable)
+        pad = 2 * table.cell_padding
+        widths = dict(WIDTHS)
+        # Only as wide as the longest list of names (often one or two names).
+        longest = max((len(r.cells[2]) for r in self.listed), default=0)
+        widths["surfaces"] = max(len("surfaces"), min(widths["surfaces"], longest))
+        # Less the mark column, every column's padding and a vertical scrollbar's room.
+        rest = width - (1 + pad) - table.styles.scrollbar_size_vertical - pad
+        rest -= sum(w + pad for w in widths.values())
+        columns = COLUMNS
+        if rest < MIN_FILE:
+            columns = tuple(c for c in COLUMNS if c != "surfaces")
+            rest += widths.pop("surfaces") + pad
+        return columns, {"file": max(rest, 1), **widths}
+
+    def _fill(self) -> None:
+        """Draw the rows of the last listing for the screen's width; the cursor stays."""
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        columns, widths = self._layout = self.layout_for(self.size.width)
+        table.clear(columns=True)
+        table.add_column("", key=MARK, width=1)
+        for c in columns:
+            table.add_column(c, key=c, width=widths[c])
+        now = _now()
+        for r in self.listed:
+            cells = {"file": r.path.name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
+            cells["created"] = ago(cells["created"], now)
+            # File names and what the files say are shown as written, never as markup.
+            shown = [fit(clean_text(cells[c]), widths[c], middle=c == "file") for c in columns]
+            mark = "*" if r.path in self.marked else " "
+            table.add_row(mark, *map(plain, shown), key=str(r.path))
+        if self.rows:
+            table.move_cursor(row=min(row, len(self.rows) - 1))
+        self.show_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.listed and self._layout != self.layout_for(event.size.width):
+            self._fill()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_status()
+
+    def show_status(self) -> None:
+        """The highlighted file in full: what it holds, or why it cannot be read."""
+        p = self._current()
+        row = next((r for r in self.listed if r.path == p), None)
+        self.query_one("#status", Static).update(plain(row.detail if row else ""))
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.group == "browser-list":
             self.notify(
                 f"Listing {self.folder} failed: {event.worker.error}",
                 severity="error",
                 markup=False,
             )
+        elif event.worker.group == "browser-delete":
+            self.notify(f"Delete failed: {event.worker.error}", severity="error", markup=False)
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)
@@ -178,10 +298,17 @@ class BrowserScreen(Screen):
 
     def action_open(self) -> None:
         p = self._current()
-        if p is not None:
-            from tui_landscape.screens.plot import PlotScreen
+        if p is None:
+            return
+        try:
+            surface_info(p)  # one cheap open: the file may have changed since it was listed
+        except LandscapeError as e:
+            # The plot view of a file it cannot read would be an empty screen: stay here.
+            self.notify(unreadable_reason(e, p), severity="error", markup=False)
+            return
+        from tui_landscape.screens.plot import PlotScreen
 
-            self.app.push_screen(PlotScreen(p))
+        self.app.push_screen(PlotScreen(p))
 
     def action_mark(self) -> None:
         p = self._current()
@@ -200,18 +327,30 @@ class BrowserScreen(Screen):
 
     def action_delete(self) -> None:
         p = self._current()
-        if p is None:
-            return
-        # The direction file stays: another surface may have been computed on it.
-        beside = {k: q for k, q in sidecars(p).items() if k != "directions"}
+        if p is not None:
+            self.plan_delete(p)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="browser-delete")
+    def plan_delete(self, p: Path) -> None:
+        """Find what goes with ``p`` off the UI thread (it opens the folder's other surface
+        files for the direction file they name), then ask."""
+        beside = removable_sidecars(p)
+        shared = sidecars(p).get("directions")
+        kept = ""
+        if shared is not None and "directions" not in beside:
+            kept = f"{shared.name} stays: another surface here was computed on it."
+        self.app.call_from_thread(self._confirm_delete, p, beside, kept)
+
+    def _confirm_delete(self, p: Path, beside: dict[str, Path], kept: str) -> None:
         def done(yes: bool | None) -> None:
             if yes:
                 for q in (p, *beside.values()):
                     q.unlink(missing_ok=True)
                 self.marked.discard(p)
                 self.rows.remove(p)
+                self.listed = [r for r in self.listed if r.path != p]
                 self.query_one(DataTable).remove_row(str(p))
+                self.show_status()
                 self.notify(f"Deleted {p.name}", markup=False)
 
-        self.app.push_screen(ConfirmDelete(p, list(beside)), done)
+        self.app.push_screen(ConfirmDelete(p, list(beside), kept), done)
