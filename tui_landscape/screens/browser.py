@@ -276,16 +276,12 @@ class BrowserScreen(Screen):
         self.query_one("#status", Static).update(plain(row.detail if row else ""))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        if event.worker.group == "browser-list":
+        if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
             self.notify(
                 f"Listing {self.folder} failed: {event.worker.error}",
                 severity="error",
                 markup=False,
             )
-        elif event.worker.group == "browser-delete":
-            self.notify(f"Delete failed: {event.worker.error}", severity="error", markup=False)
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)
@@ -327,19 +323,16 @@ class BrowserScreen(Screen):
 
     def action_delete(self) -> None:
         p = self._current()
-        if p is not None:
-            self.plan_delete(p)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="browser-delete")
-    def plan_delete(self, p: Path) -> None:
-        """Find what goes with ``p`` off the UI thread (it opens the folder's other surface
-        files for the direction file they name), then ask."""
+        if p is None:
+            return
+        # On the UI thread, not in a worker: a 'y' typed at once must meet the question. It
+        # reads one name from each other surface file of the folder: milliseconds.
         beside = removable_sidecars(p)
         shared = sidecars(p).get("directions")
         kept = ""
         if shared is not None and "directions" not in beside:
             kept = f"{shared.name} stays: another surface here was computed on it."
-        self.app.call_from_thread(self._confirm_delete, p, beside, kept)
+        self._confirm_delete(p, beside, kept)
 
     def _confirm_delete(self, p: Path, beside: dict[str, Path], kept: str) -> None:
         def done(yes: bool | None) -> None:
