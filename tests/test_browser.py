@@ -1,15 +1,26 @@
-"""The browser lists a folder in a worker thread from surface_info; marking re-reads nothing."""
+"""The browser lists a folder in a worker thread from surface_info; marking re-reads nothing;
+it fits 80 columns; it stays put on a file it cannot read; a delete takes the direction file
+only where no other surface uses it."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import threading
 
-from textual.widgets import DataTable
+import h5py
+import numpy as np
+import pytest
+from textual.widgets import DataTable, Static
 
 import tui_landscape.screens.browser as browser
-from tests.test_tui import small_file, sync, wait_for
+from tests.test_storage import write_reference_file
+from tests.test_tui import listed, small_file, sync, wait_for
 from tui_landscape.app import create_app
-from tui_landscape.screens.browser import BrowserScreen, list_folder
+from tui_landscape.screens.browser import BrowserScreen, ago, fit, list_folder
+from tui_landscape.screens.plot import PlotScreen
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)  # the browser's clock in these tests
 
 
 @sync
@@ -46,7 +57,7 @@ async def test_the_list_arrives_from_the_worker_and_a_mark_reads_no_file(tmp_pat
         assert table.row_count == 3
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(3)]
         assert rows[1][:6] == [" ", "b.h5", "ours 2D", "9 x 7", "train_loss, train_acc", "97%"]
-        assert rows[2][2].startswith("unreadable:") and "not an HDF5 file" in rows[2][2]
+        assert rows[2][2] == "unreadable"  # the reason goes to the status line
 
         await pilot.press("down", "space")  # mark b.h5: one cell changes, nothing is read
         await pilot.pause()
@@ -72,3 +83,126 @@ def test_list_folder_stops_when_cancelled(tmp_path):
 
     assert [r.path.name for r in list_folder(tmp_path, cancelled)] == ["a.h5"]
     assert [r.cells[3] for r in list_folder(tmp_path)] == ["100%"] * 3
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(5, "just now"), (200, "3m ago"), (2 * 3600 + 59, "2h ago"), (5 * 86400, "5d ago"),
+     (8 * 86400, "2026-03-02"), (-3600, "2026-03-10")],
+)  # fmt: skip
+def test_ages_are_short_and_a_week_on_a_date(seconds, shown):
+    assert ago((NOW - dt.timedelta(seconds=seconds)).isoformat(), NOW) == shown
+
+
+def test_ages_of_naive_times_and_of_text_that_is_no_time():
+    local = NOW.astimezone().replace(tzinfo=None) - dt.timedelta(hours=5)
+    assert ago(local.isoformat(), NOW) == "5h ago"
+    assert ago("[/bold]", NOW) == "[/bold]" and ago("", NOW) == ""
+
+
+def test_long_names_keep_their_start_and_end():
+    name = "resnet56_cifar10_sgd_lr0.1_batch128_seed3.h5"
+    assert fit(name, 20, middle=True) == "resnet56_c…_seed3.h5"
+    assert fit("train_loss, train_acc, test_loss", 12) == "train_loss,…"
+    assert fit("a.h5", 20, middle=True) == "a.h5"
+
+
+def _aged(path, seconds: float, attr: bool = True) -> None:
+    """Make ``path`` as old as ``seconds`` before NOW: its created attribute, or its mtime."""
+    when = NOW - dt.timedelta(seconds=seconds)
+    if attr:
+        with h5py.File(path, "r+") as h:
+            h.attrs["created"] = when.isoformat(timespec="seconds")
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def _folder(tmp_path):
+    """A folder of what a browser meets: finished, unfinished, 1D, long-named, the
+    reference's and unreadable files, of known ages."""
+    _aged(small_file(tmp_path / "done.h5"), 200)
+    _aged(small_file(tmp_path / "half.h5", a=3.0, unfinished=set(range(30))), 2 * 3600)
+    long = "resnet56_cifar10_sgd_lr0.1_batch128_weight_decay5e-4_seed3.h5"
+    _aged(small_file(tmp_path / long), 5 * 86400)
+    write_reference_file(tmp_path / "ref.h5", np.linspace(-1, 1, 101), np.linspace(-1, 1, 101))
+    _aged(tmp_path / "ref.h5", 40 * 86400, attr=False)
+    (tmp_path / "bad.h5").write_text("not HDF5")
+    _aged(tmp_path / "bad.h5", 30, attr=False)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_browser_fits_80_and_100_columns(snap_compare, tmp_path, monkeypatch, size):
+    folder = tmp_path / "runs"  # the title shows the folder's name: the same in every run
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(browser, "_now", lambda: NOW)
+    _folder(folder)
+    # The first row, bad.h5, is highlighted: the status line says why it cannot be read.
+    assert snap_compare(create_app("."), terminal_size=size, run_before=listed)
+
+
+@sync
+async def test_every_column_fits_and_the_status_line_says_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(browser, "_now", lambda: NOW)
+    _folder(tmp_path)
+    for width, columns in [(80, 6), (100, 7), (140, 7)]:
+        app = create_app(tmp_path)
+        async with app.run_test(size=(width, 24)) as pilot:
+            await listed(pilot)
+            table = app.screen.query_one(DataTable)
+            assert len(table.columns) == columns  # at 80 the surfaces give way to the name
+            assert table.virtual_size.width <= width - 2  # room for a scrollbar, no scrolling
+            rows = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(5)}
+            assert [str(c) for c in rows["bad.h5"][2:4]] == ["unreadable", ""]
+            assert [str(c) for c in rows["done.h5"][2:4]] == ["ours 2D", "9 x 7"]
+            assert str(rows["ref.h5"][2]) == "ref 2D" and str(rows["ref.h5"][-1]) == "2026-01-29"
+            assert [str(rows["done.h5"][-1]), str(rows["half.h5"][-1])] == ["3m ago", "2h ago"]
+            long = next(n for n in rows if n.startswith("resnet56"))
+            assert long.endswith("seed3.h5") and ("…" in long) == (width < 140)
+            status = app.screen.query_one("#status", Static)
+            assert str(status.render()).startswith("bad.h5 is not an HDF5 file")
+            await pilot.press("down")
+            assert "done.h5: 63/63 points done; train_loss, train_acc" in str(status.render())
+
+
+@sync
+async def test_opening_a_file_it_cannot_read_says_why_and_stays(tmp_path):
+    small_file(tmp_path / "good.h5")
+    (tmp_path / "bad.h5").write_text("not HDF5")
+    app = create_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot)
+        await pilot.press("enter")  # bad.h5, the first row
+        await pilot.pause()
+        assert isinstance(app.screen, BrowserScreen)
+        (note,) = [n for n in app._notifications if n.severity == "error"]
+        assert note.message == "bad.h5 is not an HDF5 file"
+        await pilot.press("down", "enter")  # a good one still opens
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+
+
+@sync
+async def test_delete_takes_the_direction_file_unless_another_surface_uses_it(tmp_path):
+    small_file(tmp_path / "a.h5")  # small_file's surfaces name "d.h5" as their direction file
+    (tmp_path / "a.directions.h5").write_text("")
+    small_file(tmp_path / "b.h5")
+    (tmp_path / "b.directions.h5").write_text("")
+    for name in ("a.h5", "b.h5"):  # a's own directions; b was computed on a's too
+        with h5py.File(tmp_path / name, "r+") as h:
+            del h["dir_file"]
+            h["dir_file"] = "a.directions.h5"
+    app = create_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await listed(pilot)
+        table = app.screen.query_one(DataTable)
+        await pilot.press("d")  # a.h5: b uses its directions
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDelete")
+        assert "a.directions.h5 stays" in str(app.screen.query(Static)[1].render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert not (tmp_path / "a.h5").exists() and (tmp_path / "a.directions.h5").exists()
+        await pilot.press("d")  # b.h5: nobody else names b.directions.h5
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDelete")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 0)
+        assert not (tmp_path / "b.h5").exists() and not (tmp_path / "b.directions.h5").exists()
+        assert sorted(q.name for q in tmp_path.iterdir()) == ["a.directions.h5"]

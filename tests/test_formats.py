@@ -183,6 +183,29 @@ def test_sidecars_finds_the_side_files_that_exist(tmp_path):
     assert set(found) == {"lock", "tmp", "directions"}
 
 
+def test_a_direction_file_goes_with_its_surface_unless_another_surface_names_it(tmp_path):
+    from engine.formats import removable_sidecars
+
+    g = Grid.parse("0:1:3")
+
+    def surface(name: str, dir_file: str) -> None:
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, dir_file) as w:
+            w.record(0, {"train_loss": 1.0})
+
+    surface("a.h5", "a.directions.h5")
+    (tmp_path / "a.directions.h5").write_bytes(b"")
+    (tmp_path / "junk.h5").write_text("not HDF5")  # names nothing, and is no reason to keep
+    assert set(removable_sidecars(tmp_path / "a.h5")) == {"lock", "directions"}
+    # A sibling run on a's directions (directions.kind = "file", or a resume that kept them).
+    surface("b.h5", "a.directions.h5")
+    assert set(removable_sidecars(tmp_path / "a.h5")) == {"lock"}
+    assert "directions" in sidecars(tmp_path / "a.h5")  # still a side file, but shared
+    (tmp_path / "b.h5").unlink()
+    surface("c.h5", str((tmp_path / "a.directions.h5").resolve()))  # named by absolute path
+    assert set(removable_sidecars(tmp_path / "a.h5")) == {"lock"}
+    assert set(removable_sidecars(tmp_path / "c.h5")) == {"lock"}  # c has none of its own
+
+
 def test_projection_files_round_trip_and_take_labels_from_the_directions(tmp_path):
     from engine.directions import DirectionSet
 

@@ -2,8 +2,9 @@
 
 One package owns every file format, as cooler keeps its names in one constants module:
 ``constants`` (dataset and attribute names, side-file suffixes, the format version),
-``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars``, and
-``surface_names``: which datasets are surfaces, in which order),
+``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars`` and
+``removable_sidecars``: what to delete with a surface, and ``surface_names``: which
+datasets are surfaces, in which order),
 ``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
 """
 
@@ -41,6 +42,7 @@ from engine.formats.surface import (
     lock_holder,
     read_journal,
     read_surface,
+    removable_sidecars,
     sidecars,
     surface_info,
     surface_names,
@@ -72,6 +74,7 @@ __all__ = [
     "read_journal",
     "read_surface",
     "read_trajectory",
+    "removable_sidecars",
     "save_directions",
     "sidecars",
     "surface_info",

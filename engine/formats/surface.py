@@ -100,6 +100,7 @@ __all__ = [
     "lock_holder",
     "read_journal",
     "read_surface",
+    "removable_sidecars",
     "sidecars",
     "surface_info",
     "surface_names",
@@ -559,6 +560,33 @@ def sidecars(path: str | Path) -> dict[str, Path]:
         "directions": directions_path(p),
     }
     return {kind: q for kind, q in candidates.items() if q.is_file()}
+
+
+def removable_sidecars(path: str | Path) -> dict[str, Path]:
+    """The side files to delete with the surface file ``path``: ``sidecars(path)``, its
+    direction file only when no other surface file of the folder names it (``dir_file``).
+
+    A resumed run, or one with ``directions.kind = "file"``, may compute on the direction file
+    another surface's run wrote; deleting it would leave that surface unable to resume. A file
+    that cannot be read names nothing (it cannot be resumed either).
+    """
+    p = Path(path)
+    found = sidecars(p)
+    d = found.get("directions")
+    if d is None:
+        return found
+    target = d.resolve()
+    for other in p.parent.glob("*.h5"):
+        if other.name.endswith(DIRECTIONS_SUFFIX) or other.resolve() == p.resolve():
+            continue
+        try:
+            with _open_checked(other) as f:
+                named = _dir_file(f)
+        except (LandscapeError, OSError, KeyError, ValueError, TypeError):
+            continue
+        if named and (other.parent / named).resolve() == target:  # relative, or absolute
+            return {k: q for k, q in found.items() if k != "directions"}
+    return found
 
 
 def read_journal(

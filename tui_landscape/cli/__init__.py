@@ -51,6 +51,36 @@ class _Formatter(logging.Formatter):
         return msg
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time, not what it was when made: while the
+    progress bar shows, rich puts its own stderr in place and prints each line above the bar
+    (a stream held from before would write into the bar's line and leave a copy of it)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # a text stream, as StreamHandler's
+        return sys.stderr
+
+
+# Our loggers: `-v` shows their debug lines, and only theirs (matplotlib's font search,
+# h5py's "Creating converter" and the like stay at WARNING).
+OUR_LOGGERS = ("engine", "tui_landscape")
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings from every library; information from ours, and with ``verbose`` debug lines."""
+    root = logging.getLogger()
+    if not root.handlers:  # as basicConfig: a host that set up logging (pytest) keeps its own
+        handler = _StderrHandler()  # stderr: stdout carries results only
+        handler.setFormatter(_Formatter())
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tui-landscape {__version__}")
@@ -67,11 +97,7 @@ def _root(
     ] = False,
 ) -> None:
     """Loss landscapes of neural networks (Li et al., NeurIPS 2018) in the terminal."""
-    handler = logging.StreamHandler()  # stderr: stdout carries results only
-    handler.setFormatter(_Formatter())
-    logging.basicConfig(
-        level=logging.DEBUG if verbose or debug else logging.INFO, handlers=[handler]
-    )
+    configure_logging(verbose or debug)
     ctx.obj = State(debug=debug, verbose=verbose)
     # torch.func's internals warn about torch.jit.script on every run: not the user's concern.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)

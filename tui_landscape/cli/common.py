@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.constrain import Constrain
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -19,8 +22,8 @@ from rich.progress import (
     Progress,
     TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
+from rich.table import Column
 
 from engine.errors import LandscapeError
 from engine.formats import clean_text
@@ -82,45 +85,97 @@ def fmt_point(coords: tuple[float, float], ndim: int) -> str:
     return f"x={a:.4g}" if ndim == 1 else f"(x={a:.4g}, y={b:.4g})"
 
 
+def fmt_rate(points: int, seconds: float) -> str:
+    """Points a second, or seconds a point below one a second: a slow run's '0.0 pt/s' says
+    nothing, '12.3 s/pt' does. Empty before the first point."""
+    if points <= 0 or seconds <= 0:
+        return ""
+    pps = points / seconds
+    return f"{pps:.1f} pt/s" if pps >= 1 else f"{seconds / points:.1f} s/pt"
+
+
+def fmt_eta(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+WAITING = "waiting for the first point"
+
+
+class _ShortOfWidth:
+    """A renderable drawn two columns short of the width it is given.
+
+    A progress bar that fills the line leaves the cursor at its edge, where the terminal's
+    echo of Ctrl-C ('^C') wraps to a new line: the bar's last redraw then lands below a copy
+    of it. With two columns free the echo stays on the bar's line and the redraw covers it.
+    """
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Constrain(self.renderable, width=max(20, options.max_width - 2))
+
+
+class _Progress(Progress):
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield _ShortOfWidth(self.make_tasks_table(self.tasks))
+
+
 def run_with_progress(
     job: Job, label: str = "computing", outcomes: Iterator[Outcome] | None = None
 ) -> Summary:
-    """Run ``job`` with a live bar (points, points/s, ETA); plain lines when not a terminal."""
+    """Run ``job`` with a bar (points, rate, ETA, output); plain lines when not a terminal.
+
+    The bar is redrawn when a point finishes (at most ten times a second), never on a timer:
+    an idle run draws nothing, so nothing moves while no work is done and nothing is sent
+    over a slow SSH link. Until the first point it says that it is waiting for it.
+    """
     todo = job.total - job.done
     if job.resumed:
         console.print(
             f"Resuming {job.path}: {job.done}/{job.total} points already done, {todo} to go.",
             highlight=False,
+            markup=False,
         )
     if todo == 0:
         job.close()  # folds nothing, but removes the journal and releases the lock
         return job.summary(0, 0.0)
     start = time.perf_counter()
-    rate = TextColumn("{task.fields[rate]}")
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
+    # Only the bar gives way to a narrow terminal (the text columns do not wrap); the file's
+    # name, not its path, keeps the line short (the path is printed when the run ends).
+    progress = _Progress(
+        TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
         BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        rate,
-        TimeRemainingColumn(),
-        TextColumn("→ {task.fields[out]}"),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TaskProgressColumn(table_column=Column(no_wrap=True)),
+        TextColumn(
+            "{task.fields[rate]} → {task.fields[out]}",
+            markup=False,  # a file's name is shown as it is
+            table_column=Column(no_wrap=True),
+        ),
         console=console,
+        auto_refresh=False,
         transient=False,
         disable=not console.is_terminal,
     )
     last_log = [start]
+    last_draw = [0.0]
 
     def on_point(r: PointResult) -> None:
         n = job.done - (job.total - todo)
-        pps = n / max(time.perf_counter() - start, 1e-9)
-        progress.update(task, advance=1, rate=f"{pps:.1f} pt/s")
         now = time.perf_counter()
+        elapsed = max(now - start, 1e-9)
+        left = (todo - n) * elapsed / n
+        rate = fmt_rate(n, elapsed)
+        progress.update(task, advance=1, rate=f"{rate}, ETA {fmt_eta(left)}")
+        if now - last_draw[0] >= 0.1 or n == todo:
+            progress.refresh()
+            last_draw[0] = now
         if not console.is_terminal and (now - last_log[0] >= 10 or n == todo):
             # Scheduler logs get a line every 10 s instead of a redrawn bar.
-            eta = (todo - n) / pps if pps > 0 else float("nan")
             print(
-                f"{label}: {job.done}/{job.total} points, {pps:.1f} pt/s, ETA {eta:.0f} s",
+                f"{label}: {job.done}/{job.total} points, {rate}, ETA {left:.0f} s",
                 file=sys.stdout,
                 flush=True,
             )
@@ -128,15 +183,16 @@ def run_with_progress(
 
     with progress:
         task = progress.add_task(
-            label, total=job.total, completed=job.done, rate="", out=str(job.path)
+            label, total=job.total, completed=job.done, rate=WAITING, out=job.path.name
         )
+        progress.refresh()
         return job.run(on_point, outcomes)
 
 
 def print_summary(s: Summary, ndim: int) -> None:
-    pps = s.computed / s.seconds if s.seconds > 0 else float("nan")
+    rate = fmt_rate(s.computed, s.seconds)
     head = (
-        f"Computed {s.computed} points in {s.seconds:.1f} s ({pps:.1f} pt/s)"
+        f"Computed {s.computed} points in {s.seconds:.1f} s" + (f" ({rate})" if rate else "")
         if s.computed
         else "Nothing to compute: the surface is already complete"
     )
@@ -155,8 +211,50 @@ def print_summary(s: Summary, ndim: int) -> None:
             highlight=False,
         )
     if s.bn_negative:
-        console.print(bn_negative_message(s, ndim), highlight=False)
-    console.print(f"Surface: {s.path}", highlight=False)
+        console.print(bn_negative_message(s, ndim), highlight=False, markup=False)
+    console.print(f"Surface: {s.path}", highlight=False, markup=False)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit), raised where Ctrl-C would raise: the
+    same clean-up (workers stopped, points folded into the file), its own message and code."""
+
+
+# The shell's code for a process ended by SIGTERM (128 + 15); Ctrl-C gives 130 (128 + 2).
+EXIT_TERMINATED = 128 + int(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` while the block runs, then restore the old handler.
+
+    Only around a computation: elsewhere the default (end at once, silently) is right. The
+    handler fires once; a second SIGTERM during the clean-up ends the process as before
+    (the journal keeps every finished point).
+    """
+
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    try:
+        old = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
+    """How an interrupted run says it stopped, and its exit code."""
+    return (
+        ("Terminated (SIGTERM)", EXIT_TERMINATED)
+        if isinstance(e, Terminated)
+        else ("Interrupted", 130)
+    )
 
 
 def bn_negative_message(s: Summary, ndim: int) -> str:
@@ -193,28 +291,39 @@ def run_job(
 ) -> None:
     """Prepare a job with ``prepare_job(path, overwrite)``, run it with progress and report:
     what ``compute``, ``hessian`` and ``trajectory`` share. Under torchrun (``rank``) only
-    rank 0 gets a job; the other ranks evaluate the points rank 0 sends."""
+    rank 0 gets a job; the other ranks evaluate the points rank 0 sends.
+
+    Ctrl-C exits with 130 and SIGTERM with 143, each after saying how many points are saved.
+    """
     try:
-        job = prepare_job(path, overwrite)
-    except KeyboardInterrupt:
-        console.print("Interrupted before the first point; nothing was written.")
-        raise typer.Exit(130) from None
+        with sigterm_as_interrupt():
+            job = prepare_job(path, overwrite)
+    except KeyboardInterrupt as e:
+        how, code = _stopped(e)
+        console.print(f"{how} before the first point; nothing was written.", highlight=False)
+        raise typer.Exit(code) from None
     if job is None:  # a rank other than 0: it evaluates, rank 0 reports
         rank.work()
         return
     if rank is not None:
         console.print(
-            f"{rank.world} ranks ({rank.device.type}); rank 0 writes {job.path}", highlight=False
+            f"{rank.world} ranks ({rank.device.type}); rank 0 writes {job.path}",
+            highlight=False,
+            markup=False,
         )
     try:
-        summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():
+            summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
+    except KeyboardInterrupt as e:
+        # The bar is already stopped (once, by leaving its `with`): one line follows it.
+        how, code = _stopped(e)
         console.print(
-            f"Interrupted: {job.done}/{job.total} points saved in {job.path}; "
+            f"{how}: {job.done}/{job.total} points saved in {job.path}; "
             "run the same command to resume.",
             highlight=False,
+            markup=False,  # a file's name is shown as it is
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(code) from None
     print_summary(summary, job.grid.ndim)
     if summary.failed:
         k, error = min(summary.failed.items())

@@ -25,7 +25,8 @@ def compute(
     """Compute loss and accuracy surfaces; the same command again resumes an unfinished run.
 
     The config keys are listed in the README (and sample_configs/ has examples). Exit codes:
-    0 done, 1 run-time error, 2 usage error, 130 interrupted (finished points are saved).
+    0 done, 1 run-time error, 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
+    (finished points are saved either way).
     """
     from engine.distributed import Rank, launched  # torch: only where a command computes
     from engine.run import prepare

@@ -2,31 +2,40 @@
 
 A folder is listed in a worker thread from ``surface_info`` (attributes and shapes, no
 surfaces), so a folder of hundreds of files never blocks the UI; marking a file changes one
-cell, never re-reads the folder. The folder is followed without F5 (about once a second, by
-``stat`` alone): a file or run that comes or goes changes the folder's time and lists it again;
-a running file whose journal grew is described again, in its own row.
+cell, never re-reads the folder. The columns fit 80 terminal columns: short cells ("ours 2D",
+"3m ago", "unreadable"), the file name takes the rest, and the status line under the table
+says in full what the highlighted file holds, or why it cannot be read. The folder is
+followed without F5 (about once a second, by ``stat`` alone): a file or run that comes or goes
+changes the folder's time and lists it again; a running file whose journal grew is described
+again, in its own row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label
+from textual.widgets import Button, DataTable, Footer, Header, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import LandscapeError
-from engine.formats import LAYOUT_OURS, lock_holder, sidecars, surface_info
+from engine.formats import (
+    LAYOUT_OURS,
+    clean_text,
+    lock_holder,
+    removable_sidecars,
+    sidecars,
+    surface_info,
+)
 from engine.formats.constants import DIRECTIONS_SUFFIX
 from tui_landscape import runs
 from tui_landscape.safe import plain
@@ -34,6 +43,7 @@ from tui_landscape.safe import plain
 __all__ = [
     "BrowserScreen",
     "FileRow",
+    "ago",
     "describe_file",
     "list_folder",
     "show_folder",
@@ -42,15 +52,21 @@ __all__ = [
 
 MARK = "mark"  # the key of the mark column, updated in place
 COLUMNS = ("file", "kind", "grid", "surfaces", "done", "created")
+# The widest cell of each column but the file's: "unreadable", "101 x 101", two surface
+# names, "running 57%" (room for a run's state beside its completion), "2026-01-01".
+WIDTHS = {"kind": 10, "grid": 9, "surfaces": 21, "done": 11, "created": 10}
+MIN_FILE = 20  # narrower than this, the surfaces column gives its room to the file name
+UNREADABLE = "unreadable"
 RUNNING = "running"  # how the done column starts while a run writes the file
 
 
 @dataclass(frozen=True)
 class FileRow:
-    """One line of the browser: a file and its (kind, grid, surfaces, done, created)."""
+    """One line of the browser: a file, its cells, and the status line's text for it."""
 
     path: Path
-    cells: tuple[str, str, str, str, str]
+    cells: tuple[str, str, str, str, str]  # kind, grid, surfaces, done, created (ISO time)
+    detail: str = ""  # the file's name and what it holds in full, or why it cannot be read
 
 
 def surface_files(folder: Path) -> list[Path]:
@@ -58,30 +74,44 @@ def surface_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.h5") if not p.name.endswith(DIRECTIONS_SUFFIX))
 
 
-def describe_file(p: Path) -> tuple[str, str, str, str, str]:
-    """(kind, grid, surfaces, completion, created) of a file, or its error in the kind column."""
+def _mtime(p: Path) -> str:
+    try:
+        return dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+    except OSError:
+        return ""
+
+
+def unreadable_reason(e: LandscapeError, p: Path) -> str:
+    """A reading error as one line that names the file by its name, not its path."""
+    return clean_text(" ".join(str(e).split())).replace(clean_text(str(p)), p.name)
+
+
+def describe_file(p: Path) -> FileRow:
+    """A file's row: (kind, grid, surfaces, completion, created), or 'unreadable' and why."""
     try:
         info = surface_info(p)
     except LandscapeError as e:
-        # The file column names the file: the 60 characters go to what is wrong with it.
-        return (f"unreadable: {str(e).replace(str(p), '').lstrip(': ')}"[:60], "", "", "", "")
+        return FileRow(p, (UNREADABLE, "", "", "", _mtime(p)), unreadable_reason(e, p))
     nx = info.shape[-1]
     grid = f"{nx}" + (f" x {info.shape[0]}" if info.ndim == 2 else "")
-    kind = "ours" if info.layout == LAYOUT_OURS else "reference"
+    kind = "ours" if info.layout == LAYOUT_OURS else "ref"
     pct = f"{100 * info.done / info.total:.0f}%"
     if lock_holder(p) is not None:
         pct = f"{RUNNING} {pct}"
-    created = info.created
-    if not created:
-        created = dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds")
-    return (f"{kind} {info.ndim}D", grid, ", ".join(info.names), pct, created)
+    created = info.created or _mtime(p)  # the reference's files do not say
+    names = ", ".join(info.names)
+    failed = f", {info.failed} failed" if info.failed else ""
+    layout = "tui-landscape" if info.layout == LAYOUT_OURS else "reference"
+    # The likeliest question first: a narrow status line cuts the end.
+    detail = (
+        f"{clean_text(p.name)}: {info.done}/{info.total} points done{failed}; {names}; "
+        f"{'created' if info.created else 'modified'} {created}; {layout} layout"
+    )
+    return FileRow(p, (f"{kind} {info.ndim}D", grid, names, pct, created), detail)
 
 
-def describe_files(paths: Iterable[Path]) -> list[FileRow]:
-    return [FileRow(p, describe_file(p)) for p in paths]
-
-
-def _mtime(folder: Path) -> int | None:
+def _stamp(folder: Path) -> int | None:
+    """The folder's modification time: it changes when a file comes, goes or is renamed."""
     try:
         return os.stat(folder).st_mtime_ns
     except OSError:
@@ -94,8 +124,46 @@ def list_folder(folder: Path, cancelled: Callable[[], bool] = lambda: False) -> 
     for p in surface_files(folder):
         if cancelled():
             break
-        rows.append(FileRow(p, describe_file(p)))
+        rows.append(describe_file(p))
     return rows
+
+
+def ago(when: str, now: dt.datetime) -> str:
+    """An ISO time as a short age: 'just now', '3m ago', '2h ago', '5d ago', then its date
+    (in the time's own offset, as the file wrote it); text that is no time, as it is."""
+    try:
+        t = dt.datetime.fromisoformat(when)
+    except ValueError:
+        return when
+    if t.tzinfo is None:
+        t = t.astimezone()  # a naive time is the local clock's
+    s = (now - t).total_seconds()
+    if s < -60 or s >= 7 * 86400:  # a clock ahead of ours, or a week old: the date
+        return t.date().isoformat()
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return f"{s // 60:.0f}m ago"
+    if s < 86400:
+        return f"{s // 3600:.0f}h ago"
+    return f"{s // 86400:.0f}d ago"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fit(text: str, width: int, middle: bool = False) -> str:
+    """``text`` in ``width`` characters, cut with an ellipsis: at the end, or in the middle
+    (a file name keeps its start and its end, where runs differ: a seed, a step, '.h5')."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if not middle:
+        return text[: width - 1] + "…"
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 class ConfirmDelete(ModalScreen[bool]):
@@ -103,14 +171,16 @@ class ConfirmDelete(ModalScreen[bool]):
 
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
-    def __init__(self, path: Path, beside: list[str]) -> None:
+    def __init__(self, path: Path, beside: list[str], kept: str = "") -> None:
         super().__init__()
-        self.path, self.beside = path, beside
+        self.path, self.beside, self.kept = path, beside, kept
 
     def compose(self) -> ComposeResult:
         also = f" (and its {', '.join(self.beside)})" if self.beside else ""
         with Vertical(id="confirm"):
-            yield Label(f"Delete {self.path.name}{also}?")
+            yield Label(plain(f"Delete {self.path.name}{also}?"))
+            if self.kept:
+                yield Label(plain(self.kept))
             with Horizontal():
                 yield Button("Delete (y)", id="yes", variant="error")
                 yield Button("Keep (n)", id="no")
@@ -152,6 +222,8 @@ class BrowserScreen(Screen):
         self.folder = Path(folder)
         self.marked: set[Path] = set()
         self.rows: list[Path] = []
+        self.listed: list[FileRow] = []  # the last listing, drawn again on a resize
+        self._layout: tuple[tuple[str, ...], int] | None = None  # columns and file width drawn
         self._folder_time: int | None = None
         self._watches: dict[Path, runs.Watch] = {}  # the running files' journals
         self._asked = True
@@ -159,6 +231,7 @@ class BrowserScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="files", cursor_type="row", zebra_stripes=True)
+        yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -167,13 +240,13 @@ class BrowserScreen(Screen):
         self.set_interval(runs.WATCH_SECONDS, self.poll)
 
     def action_refresh(self, asked: bool = True) -> None:
-        self._folder_time = _mtime(self.folder)  # before listing: a change meanwhile is seen
+        self._folder_time = _stamp(self.folder)  # before listing: a change meanwhile is seen
         self._asked = asked  # an empty folder is announced when listed on request only
         self.list_files()
 
     def poll(self) -> None:
         """Follow the folder: list it again when it changed, describe grown running files."""
-        if _mtime(self.folder) != self._folder_time:
+        if _stamp(self.folder) != self._folder_time:
             self.action_refresh(asked=False)
             return
         grown = [p for p, w in self._watches.items() if w.changed()]
@@ -182,18 +255,16 @@ class BrowserScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="browser-rows")
     def describe_rows(self, paths: list[Path]) -> None:
-        self.post_message(self.Described(describe_files(paths)))
+        self.post_message(self.Described([describe_file(p) for p in paths]))
 
     def on_browser_screen_described(self, message: Described) -> None:
-        table = self.query_one(DataTable)
-        for r in message.rows:
-            if r.path not in self.rows:
-                continue  # gone since: the next listing says so
-            row = table.get_row_index(str(r.path))
-            for i, cell in enumerate(r.cells):
-                table.update_cell_at(Coordinate(row, 2 + i), plain(cell), update_width=True)
+        fresh = {r.path: r for r in message.rows if r.path in self.rows}  # gone: next listing
+        self.listed = [fresh.get(r.path, r) for r in self.listed]
+        for p, r in fresh.items():
             if not r.cells[3].startswith(RUNNING):
-                self._watches.pop(r.path, None)
+                self._watches.pop(p, None)
+        if fresh:
+            self._fill()  # a few rows at most: redrawing keeps one way of drawing a row
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="browser-list")
     def list_files(self) -> None:
@@ -204,28 +275,70 @@ class BrowserScreen(Screen):
             self.post_message(self.Listed(self.folder, rows))
 
     def on_browser_screen_listed(self, message: Listed) -> None:
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        if not table.columns:
-            # Added with the first rows: a header drawn before them keeps its first widths.
-            table.add_column("", key=MARK)
-            table.add_columns(*COLUMNS)
+        self.listed = message.rows
         self.rows = [r.path for r in message.rows]
         self.marked &= set(self.rows)  # files gone since: no longer marked
-        for r in message.rows:
-            mark = "*" if r.path in self.marked else " "
-            # File names and what the files say are shown as written, never as markup.
-            table.add_row(mark, plain(r.path.name), *map(plain, r.cells), key=str(r.path))
+        self._fill()
         self._watches = {
             r.path: runs.Watch(r.path) for r in message.rows if r.cells[3].startswith(RUNNING)
         }
         for w in self._watches.values():
             w.changed()  # the stamp of what was just listed
+        if not self.rows and self._asked:
+            self.notify(f"No surface files (.h5) in {self.folder}", timeout=4, markup=False)
+
+    def layout_for(self, width: int) -> tuple[tuple[str, ...], dict[str, int]]:
+        """The columns shown in ``width`` terminal columns and their widths: each fixed column
+        at its widest cell, the file name the rest (below ``MIN_FILE`` the surfaces column
+        gives it its room; the status line lists the surfaces)."""
+        table = self.query_one(DataTable)
+        pad = 2 * table.cell_padding
+        widths = dict(WIDTHS)
+        # Only as wide as the longest list of names (often one or two names).
+        longest = max((len(r.cells[2]) for r in self.listed), default=0)
+        widths["surfaces"] = max(len("surfaces"), min(widths["surfaces"], longest))
+        # Less the mark column, every column's padding and a vertical scrollbar's room.
+        rest = width - (1 + pad) - table.styles.scrollbar_size_vertical - pad
+        rest -= sum(w + pad for w in widths.values())
+        columns = COLUMNS
+        if rest < MIN_FILE:
+            columns = tuple(c for c in COLUMNS if c != "surfaces")
+            rest += widths.pop("surfaces") + pad
+        return columns, {"file": max(rest, 1), **widths}
+
+    def _fill(self) -> None:
+        """Draw the rows of the last listing for the screen's width; the cursor stays."""
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        columns, widths = self._layout = self.layout_for(self.size.width)
+        table.clear(columns=True)
+        table.add_column("", key=MARK, width=1)
+        for c in columns:
+            table.add_column(c, key=c, width=widths[c])
+        now = _now()
+        for r in self.listed:
+            cells = {"file": r.path.name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
+            cells["created"] = ago(cells["created"], now)
+            # File names and what the files say are shown as written, never as markup.
+            shown = [fit(clean_text(cells[c]), widths[c], middle=c == "file") for c in columns]
+            mark = "*" if r.path in self.marked else " "
+            table.add_row(mark, *map(plain, shown), key=str(r.path))
         if self.rows:
             table.move_cursor(row=min(row, len(self.rows) - 1))
-        elif self._asked:
-            self.notify(f"No surface files (.h5) in {self.folder}", timeout=4, markup=False)
+        self.show_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.listed and self._layout != self.layout_for(event.size.width):
+            self._fill()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_status()
+
+    def show_status(self) -> None:
+        """The highlighted file in full: what it holds, or why it cannot be read."""
+        p = self._current()
+        row = next((r for r in self.listed if r.path == p), None)
+        self.query_one("#status", Static).update(plain(row.detail if row else ""))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
@@ -246,10 +359,17 @@ class BrowserScreen(Screen):
 
     def action_open(self) -> None:
         p = self._current()
-        if p is not None:
-            from tui_landscape.screens.plot import PlotScreen
+        if p is None:
+            return
+        try:
+            surface_info(p)  # one cheap open: the file may have changed since it was listed
+        except LandscapeError as e:
+            # The plot view of a file it cannot read would be an empty screen: stay here.
+            self.notify(unreadable_reason(e, p), severity="error", markup=False)
+            return
+        from tui_landscape.screens.plot import PlotScreen
 
-            self.app.push_screen(PlotScreen(p))
+        self.app.push_screen(PlotScreen(p))
 
     def action_mark(self) -> None:
         p = self._current()
@@ -270,19 +390,28 @@ class BrowserScreen(Screen):
         p = self._current()
         if p is None:
             return
-        # The direction file stays: another surface may have been computed on it.
-        beside = {k: q for k, q in sidecars(p).items() if k != "directions"}
+        # On the UI thread, not in a worker: a 'y' typed at once must meet the question. It
+        # reads one name from each other surface file of the folder: milliseconds.
+        beside = removable_sidecars(p)
+        shared = sidecars(p).get("directions")
+        kept = ""
+        if shared is not None and "directions" not in beside:
+            kept = f"{shared.name} stays: another surface here was computed on it."
+        self._confirm_delete(p, beside, kept)
 
+    def _confirm_delete(self, p: Path, beside: dict[str, Path], kept: str) -> None:
         def done(yes: bool | None) -> None:
             if yes:
                 for q in (p, *beside.values()):
                     q.unlink(missing_ok=True)
                 self.marked.discard(p)
                 self.rows.remove(p)
+                self.listed = [r for r in self.listed if r.path != p]
                 self.query_one(DataTable).remove_row(str(p))
+                self.show_status()
                 self.notify(f"Deleted {p.name}", markup=False)
 
-        self.app.push_screen(ConfirmDelete(p, list(beside)), done)
+        self.app.push_screen(ConfirmDelete(p, list(beside), kept), done)
 
 
 def show_folder(app, folder: Path) -> None:

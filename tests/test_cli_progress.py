@@ -1,0 +1,170 @@
+"""The command line over SSH (issue 17): a still bar while idle, s/pt for slow runs, one bar
+line after Ctrl-C, a message and code on SIGTERM, `-v` for our loggers only."""
+
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from rich.console import Console
+
+import tui_landscape.cli.common as common
+from engine.errors import LandscapeError
+from engine.formats import SurfaceWriter, journal_path, surface_info
+from engine.grid import Grid
+from engine.run import Summary
+from tests.conftest import REPO
+from tui_landscape.cli import OUR_LOGGERS, configure_logging
+
+DIGITS_2D = REPO / "sample_configs" / "digits_2d.toml"
+
+
+def test_rates_below_one_point_a_second_are_seconds_a_point():
+    assert common.fmt_rate(10, 4.0) == "2.5 pt/s"
+    assert common.fmt_rate(3, 36.9) == "12.3 s/pt"  # not "0.1 pt/s", nor "0.0 pt/s"
+    assert common.fmt_rate(1, 1.0) == "1.0 pt/s"
+    assert common.fmt_rate(0, 5.0) == ""
+
+
+def test_the_summary_of_a_slow_run_says_seconds_a_point(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(common, "console", Console(file=out, width=200))
+    nan = float("nan")
+    s = Summary(Path("s.h5"), 9, 9, 4, 49.2, "train_loss", nan, (nan, nan), 0, {})
+    common.print_summary(s, 2)
+    assert out.getvalue().startswith("Computed 4 points in 49.2 s (12.3 s/pt); 9/9 done.")
+
+
+class SlowJob:
+    """What ``run_with_progress`` asks of a Job: idle before its first point, two points,
+    then Ctrl-C; ``screen`` is the terminal's text when the idle time starts and ends."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self.out, self.total, self.done, self.resumed = out, 100, 0, False
+        self.path = Path("/data/a/rather/long/folder/name/for/the/surface/[b]digits_41x41.h5")
+        self.screen: list[str] = []
+
+    def run(self, on_point, outcomes=None):
+        self.screen.append(self.out.getvalue())
+        time.sleep(0.3)  # no point finishes: nothing may be drawn
+        self.screen.append(self.out.getvalue())
+        for _ in range(2):
+            time.sleep(1.0)  # slower than a point a second
+            self.done += 1
+            on_point(None)
+        raise KeyboardInterrupt
+
+
+def visible_lines(raw: str) -> list[str]:
+    """What a terminal shows of rich's output: each line as its last redraw left it."""
+    lines = []
+    for line in raw.replace("\x1b[?25l", "").replace("\x1b[?25h", "").split("\n"):
+        lines.append(line.split("\r\x1b[2K")[-1].rstrip("\r"))
+    return [x for x in lines if x]
+
+
+def test_the_bar_is_still_while_idle_and_ctrl_c_leaves_one_bar_line(monkeypatch):
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "console", console)
+    job = SlowJob(out)
+    with pytest.raises(typer.Exit) as e:
+        common.run_job(lambda p, o: job, job.path, False)
+    assert e.value.exit_code == 130
+    before, after = job.screen
+    assert before == after, "the bar was redrawn while no point finished"
+    assert common.WAITING in before.split("\r\x1b[2K")[-1]
+    shown = visible_lines(out.getvalue())
+    bar, message = shown[0], " ".join(" ".join(shown[1:]).split())  # the bar once, then this
+    assert not any("computing" in line for line in shown[1:]), shown
+    assert "2/100" in bar and "s/pt, ETA 0:0" in bar and bar.endswith("→ [b]digits_41x41.h5")
+    # Two columns free: a terminal's '^C' echo stays on the bar's line, not a new one.
+    assert console.measure(bar).maximum <= 78
+    assert message.startswith(f"Interrupted: 2/100 points saved in {job.path}; run the same")
+
+
+def points_done(path: Path) -> int:
+    try:
+        return surface_info(path).done
+    except LandscapeError:  # not created yet
+        return 0
+
+
+def test_sigterm_says_what_is_saved_and_exits_143(tmp_path):
+    out = tmp_path / "t.h5"
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(DIGITS_2D), "--out", str(out)]
+    for o in ["model.checkpoint=", "grid.x=-1:1:41", "grid.y=-1:1:41", "compute.device=cpu",
+              "compute.flush_seconds=0.05"]:  # fmt: skip
+        cmd += ["--set", o]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not (journal_path(out).exists() and points_done(out)):
+            assert time.monotonic() < deadline, "no point was finished in time"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == common.EXIT_TERMINATED == 143, stderr
+    said = " ".join(stdout.split())
+    assert "Terminated (SIGTERM): " in said and "run the same command to resume" in said
+    n = int(said.split("Terminated (SIGTERM): ")[1].split("/")[0])
+    assert 0 < n < 1681 and surface_info(out).done == n
+    assert not journal_path(out).exists()  # folded into the file on the way out
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # this process: untouched
+
+
+@pytest.fixture
+def logger_levels():
+    """Put back the levels ``configure_logging`` sets."""
+    names = ["", *OUR_LOGGERS]
+    saved = {n: logging.getLogger(n).level for n in names}
+    yield
+    for n, level in saved.items():
+        logging.getLogger(n).setLevel(level)
+
+
+def test_verbose_turns_on_our_debug_lines_only(logger_levels):
+    configure_logging(verbose=True)
+    assert logging.getLogger("engine.run").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("tui_landscape.app").isEnabledFor(logging.DEBUG)
+    for lib in ("matplotlib.font_manager", "h5py._conv", "PIL.PngImagePlugin"):
+        assert not logging.getLogger(lib).isEnabledFor(logging.INFO)
+        assert logging.getLogger(lib).isEnabledFor(logging.WARNING)
+    configure_logging(verbose=False)
+    assert logging.getLogger("engine.recipes").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("engine.recipes").isEnabledFor(logging.DEBUG)
+
+
+def test_verbose_export_prints_no_library_debug_lines(tmp_path):
+    f = tmp_path / "s.h5"
+    g = Grid.parse("-1:1:5", "-1:1:4")
+    with SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5") as w:
+        for k in range(20):
+            w.record(k, {"train_loss": float(np.sin(k)) + 2})
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui_landscape",
+        "-v",
+        "plot",
+        str(f),
+        "-e",
+        str(tmp_path / "s.png"),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s.png").is_file()
+    # h5py's "Creating converter from 3 to 5", matplotlib's font search and config lines.
+    for noise in ("Creating converter", "findfont", "CACHEDIR", "matplotlib data path"):
+        assert noise not in r.stderr, r.stderr
