@@ -482,3 +482,27 @@ def test_compare_colour_bar_labels_are_distinct(tmp_path: Path, kind: str, figs:
         fig.canvas.draw()
         labels = [t.get_text() for t in fig.axes[-1].get_yticklabels() if t.get_text()]
         assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+
+
+@pytest.mark.parametrize(("base", "step"), [(0.001, 0.001), (1.0001, 0.0001)])
+@pytest.mark.parametrize("kind", ["contour", "filled", "heatmap"])
+def test_compare_colour_bar_of_a_narrow_range_is_distinct(
+    tmp_path: Path, kind: str, base: float, step: float, figs: list
+) -> None:
+    """0.001..0.004 and 1.0001..1.0004 on one scale: every colour-bar label differs."""
+    from tui_landscape.plots.spec import grid_spec, levels_for, limits_for
+
+    x, y, z = GRIDS["square"]
+    z = (z - z.min()) / (z.max() - z.min()) * 3  # 0 to 3
+    zs = [base + step * z, base + step * z / 2]
+    joined = np.concatenate([a.ravel() for a in zs])
+    levels = levels_for(joined)
+    scale = (levels, limits_for(joined, levels))
+    specs = [
+        grid_spec(x, y, a, kind=kind, title=t, scale=scale) for a, t in zip(zs, "ab", strict=True)
+    ]
+    E.export_specs(tmp_path / "c.png", specs, **SMALL)
+    fig = figs[-1]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[-1].get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels

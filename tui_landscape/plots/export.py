@@ -37,6 +37,7 @@ from tui_landscape.plots.spec import (
     grid_spec,
     levels_for,
     limits_for,
+    tick_format,
 )
 
 __all__ = [
@@ -335,16 +336,7 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
     if scale.log or hasattr(mappable, "levels"):
         # Ticks at contour levels (or log ticks) get matplotlib's fixed-decimal labels
         # ("0.0000" for every level below 5e-5): enough significant digits to tell them apart.
-        bar.formatter = ticker.FormatStrFormatter(_tick_format(bar.get_ticks()))
-
-
-def _tick_format(ticks: np.ndarray) -> str:
-    """The shortest ``%.Ng`` (N >= 3) that writes every distinct tick differently."""
-    t = np.unique(np.asarray(ticks, dtype=float))
-    for n in range(3, 16):
-        if len({f"{v:.{n}g}" for v in t}) == t.size:
-            return f"%.{n}g"
-    return "%.17g"
+        bar.formatter = ticker.FormatStrFormatter(tick_format(bar.get_ticks()))
 
 
 def _path(ax: Any, px: np.ndarray, py: np.ndarray) -> None:

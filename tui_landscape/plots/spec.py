@@ -43,6 +43,7 @@ __all__ = [
     "slice_spec",
     "surface_label",
     "surface_values",
+    "tick_format",
 ]
 
 KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
@@ -268,6 +269,17 @@ def limits_for(
     if hi <= lo:  # one given level, or a constant surface
         lo, hi = _value_range(np.array([lo]), None, None, log)
     return lo, hi
+
+
+def tick_format(values: ArrayLike, digits: int = 3) -> str:
+    """The shortest ``%.Ng`` (N >= ``digits``) that writes every distinct value differently:
+    colour-bar labels of a narrow range (0.0010 to 0.0013, or 1.0001 to 1.0004) never repeat,
+    as fixed decimals ("0.00") or too few significant digits ("1") do."""
+    t = np.unique(finite_values(values))
+    for n in range(digits, 16):
+        if len({f"{v:.{n}g}" for v in t}) == t.size:
+            return f"%.{n}g"
+    return "%.17g"
 
 
 # ---------------------------------------------------------------------------------------------
