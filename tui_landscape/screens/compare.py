@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Static
 from engine.errors import LandscapeError
 from engine.formats import read_surface
 from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import APP_KINDS, surface_values
+from tui_landscape.plots.spec import APP_KINDS, next_kind, surface_values
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 
@@ -90,5 +90,5 @@ class CompareScreen(Screen):
         self.redraw()
 
     def action_next_kind(self) -> None:
-        self.kind = self.KINDS[(self.KINDS.index(self.kind) + 1) % len(self.KINDS)]
+        self.kind = next_kind(self.kind, ratio=self.name_ == "ratio")
         self.redraw()

@@ -24,7 +24,14 @@ from engine.formats import (
     read_trajectory,
 )
 from engine.sharpness import format_sharpness, sharpness
-from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
+from tui_landscape.plots.spec import (
+    APP_KINDS,
+    PlotSpec,
+    next_kind,
+    resolve,
+    slice_spec,
+    surface_values,
+)
 from tui_landscape.plots.terminal import draw
 
 __all__ = ["PlotScreen", "PlotView"]
@@ -188,7 +195,7 @@ class PlotScreen(Screen):
 
     def action_next_kind(self) -> None:
         v = self.view
-        v.kind = self.KINDS[(self.KINDS.index(v.kind) + 1) % len(self.KINDS)]
+        v.kind = next_kind(v.kind, ratio=v.name_ == "ratio")
         v.slice = None
         self.notify(f"kind: {v.kind}", timeout=1.5)
 
@@ -209,8 +216,9 @@ class PlotScreen(Screen):
         v.cursor = (min(max(i + di, 0), ny - 1), min(max(j + dj, 0), len(v.surface.x) - 1))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Row and column slices exist on 2D maps only (False hides them from the footer)."""
-        if action == "slice":
+        """Row and column slices and map kinds exist on 2D maps only (False hides them from
+        the footer: a 1D file is always a curve)."""
+        if action in ("slice", "next_kind"):
             views = self.query(PlotView)  # none yet while the screen composes
             s = views.first().surface if views else None
             return s is not None and s.y is not None
