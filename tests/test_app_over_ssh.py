@@ -3,6 +3,8 @@ always changes the plot, and every screen readable at 80x24."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from rich.text import Text
 
 from tests.test_tui import small_file, sync, wait_for
@@ -30,7 +32,7 @@ async def test_each_kind_key_press_changes_the_map(tmp_path):
             shown.append((v.spec().kind, drawn(v.render())))
         kinds = [k for k, _ in shown]
         assert kinds == ["contour", "filled", "heatmap", "contour", "filled"], kinds
-        for (_, before), (_, after) in zip(shown, shown[1:], strict=False):
+        for (_, before), (_, after) in pairwise(shown):
             assert before != after  # every press draws something else
         # On the compare screen too: auto is a contour map, so k goes on to filled.
         app.push_screen(CompareScreen([f, small_file(tmp_path / "b.h5", a=3.0)]))
@@ -43,4 +45,4 @@ async def test_each_kind_key_press_changes_the_map(tmp_path):
             await pilot.pause()
             texts.append(drawn(pane.content))
         assert app.screen.kind == "contour"
-        assert all(a != b for a, b in zip(texts, texts[1:], strict=False))
+        assert all(a != b for a, b in pairwise(texts))
