@@ -27,12 +27,14 @@ from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.plots.spec import (
     APP_KINDS,
     PlotSpec,
+    map_kind,
     next_kind,
     resolve,
     slice_spec,
     surface_values,
 )
 from tui_landscape.plots.terminal import draw
+from tui_landscape.screens.figures import figure_path, write_figure
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -118,6 +120,7 @@ class PlotScreen(Screen):
         Binding("right", "move(0, 1)", show=False),
         Binding("r", "slice('row')", "Row"),
         Binding("c", "slice('column')", "Column"),
+        Binding("e", "export", "Export"),
         Binding("f5", "reload", "Reload", show=False),  # in help (?)
         Binding("escape", "back", "Back"),
     ]
@@ -198,6 +201,15 @@ class PlotScreen(Screen):
         v.kind = next_kind(v.kind, ratio=v.name_ == "ratio")
         v.slice = None
         self.notify(f"kind: {v.kind}", timeout=1.5)
+
+    def action_export(self) -> None:
+        """What the view shows (map or slice) as a PNG beside the file."""
+        v = self.view
+        if v.surface is None:
+            return
+        what = v.slice or ("curve" if v.surface.y is None else map_kind(v.kind, v.name_ == "ratio"))
+        out = figure_path(self.path.parent, self.path.stem, v.name_, what)
+        write_figure(self, out, [v.spec()])
 
     def action_levels(self, step: int) -> None:
         v = self.view
