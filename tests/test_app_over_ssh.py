@@ -116,3 +116,27 @@ def test_every_palette_command_is_a_key_binding_s_action():
         assert c.screens, c
         for screen in c.screens:
             assert c.action in {b.action for b in screen.BINDINGS}, (c, screen)
+
+
+def test_plot_screen_snapshot_80x24(snap_compare, tmp_path):
+    """At 80x24 the footer keeps q Quit and ? Help, and the status line wraps, never cut."""
+    f = small_file(tmp_path / "snap.h5")
+
+    async def drawn(pilot) -> None:
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PlotScreen))
+        await wait_for(pilot, lambda: pilot.app.screen.view.surface is not None)
+        await pilot.pause()
+
+    assert snap_compare(create_app(f), terminal_size=(80, 24), run_before=drawn)
+
+
+def test_compare_screen_snapshot_80x24(snap_compare, tmp_path):
+    paths = [small_file(tmp_path / "a.h5", a=0.5), small_file(tmp_path / "b.h5", a=4.0)]
+
+    async def compared(pilot) -> None:
+        await listed(pilot)
+        pilot.app.push_screen(CompareScreen(paths))
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
+        await pilot.pause()
+
+    assert snap_compare(create_app(tmp_path), terminal_size=(80, 24), run_before=compared)

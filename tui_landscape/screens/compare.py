@@ -44,7 +44,8 @@ class CompareScreen(Screen):
             for k in range(len(self.paths)):
                 yield Static(id=f"pane{k}", classes="pane")
         yield Static(id="numbers")
-        yield Footer()
+        # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = "compare: " + ", ".join(p.name for p in self.paths)

@@ -23,7 +23,7 @@ from engine.formats import (
     read_surface,
     read_trajectory,
 )
-from engine.sharpness import format_sharpness, sharpness
+from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import (
     APP_KINDS,
     PlotSpec,
@@ -105,6 +105,10 @@ class PlotView(Widget):
                        trajectory=self.trajectory, cursor=cur)  # fmt: skip
 
 
+# One footer entry for both slices ("r c Slice"): the footer must fit 80 columns.
+_SLICE = Binding.Group("Slice", compact=True)
+
+
 class PlotScreen(Screen):
     """One file: switch surfaces and kinds, move a cursor to read values, slice, reload."""
 
@@ -112,17 +116,20 @@ class PlotScreen(Screen):
         Binding("s", "next_surface", "Surface"),
         Binding("k", "next_kind", "Kind"),
         Binding("l", "toggle_log", "Log"),
-        Binding("plus,equals_sign", "levels(2)", "Levels"),
+        Binding("plus,equals_sign", "levels(2)", "Levels", show=False),  # in help and ctrl+p
         Binding("minus", "levels(-2)", "Fewer levels", show=False),
         Binding("up", "move(1, 0)", "Cursor", show=False),
         Binding("down", "move(-1, 0)", show=False),
         Binding("left", "move(0, -1)", show=False),
         Binding("right", "move(0, 1)", show=False),
-        Binding("r", "slice('row')", "Row"),
-        Binding("c", "slice('column')", "Column"),
+        Binding("r", "slice('row')", "Row", group=_SLICE),
+        Binding("c", "slice('column')", "Column", group=_SLICE),
         Binding("e", "export", "Export"),
         Binding("f5", "reload", "Reload", show=False),  # in help (?)
         Binding("escape", "back", "Back"),
+        # The app's b (the browser, where esc goes too) is left out of this footer: with it
+        # the footer does not fit 80 columns.
+        Binding("b", "app.browser", "Files", show=False),
     ]
     KINDS = APP_KINDS
 
@@ -135,7 +142,7 @@ class PlotScreen(Screen):
         yield Header()
         yield PlotView(id="plot")
         yield Static(id="status")
-        # Without the palette hint every key fits in 100 columns; ctrl+p still opens it.
+        # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -188,8 +195,25 @@ class PlotScreen(Screen):
         )
         parts = [f"{v.name_} at ({at}) = {val}", f"{s.n_done}/{s.completed.size} done"]
         if v.name_.endswith("_loss") and np.isfinite(z).any():
-            parts.append(format_sharpness(sharpness(s.x, s.y, z))[1])
-        self.query_one("#status", Static).update(" | ".join(parts))
+            # The curvatures alone (how they were fitted is in `info`): the line fits 80 columns.
+            axes = sharpness(s.x, s.y, z).axes
+            if axes:
+                parts.append(
+                    "curvature " + ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in axes)
+                )
+        status = self.query_one("#status", Static)
+        # Parts whole on each line: a narrow terminal (80 columns) gets a second line.
+        width = status.content_size.width or self.app.size.width - 2
+        lines = [parts[0]]
+        for part in parts[1:]:
+            if len(lines[-1]) + 3 + len(part) <= width:
+                lines[-1] += " | " + part
+            else:
+                lines.append(part)
+        status.update("\n".join(lines))
+
+    def on_resize(self) -> None:
+        self.update_status()
 
     def action_next_surface(self) -> None:
         v = self.view
