@@ -38,6 +38,8 @@ COMMANDS = (
     Command("Export the plot as PNG", "What is shown, beside the file (e)", "export", _MAPS),
     Command("Switch surface", "The next surface of the file (s)", "next_surface", _MAPS),
     Command("Switch kind", "Contour, filled or heat map (k)", "next_kind", _MAPS),
+    Command("More contour levels", "Two more levels (+)", "levels(2)", (PlotScreen,)),
+    Command("Fewer contour levels", "Two fewer levels (-)", "levels(-2)", (PlotScreen,)),
     Command("Reload the file", "Read it again with new points (f5)", "reload", (PlotScreen,)),
     Command("New surface", "The setup screen: configure and run (n)", "app.setup"),
     Command("Help", "Every key of the app (?)", "app.help"),
