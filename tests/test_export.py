@@ -196,6 +196,31 @@ def test_heatmap_orientation_and_extent(tmp_path: Path, figs: list) -> None:
     assert (star.get_xdata()[0], star.get_ydata()[0]) == (0.0, 10.0)
 
 
+@pytest.mark.parametrize("compare", [False, True])
+def test_filled_map_fills_the_basin(tmp_path: Path, figs: list, compare: bool) -> None:
+    """The band below the first contour level is filled: the basin is never left white."""
+    from dataclasses import replace
+
+    from tui_landscape.plots.spec import grid_spec
+
+    x = np.linspace(-1, 1, 41)
+    X, Y = np.meshgrid(x, x)
+    z = 0.01 + (X**2 + 2 * Y**2) ** 2  # a flat basin, then steep walls: log-spaced levels
+    spec = grid_spec(x, x, z, kind="filled", mark_min=False)  # no star over the basin
+    assert spec.levels[0] > z.min()  # the basin lies below the first level
+    size = (6.0, 3.0) if compare else SMALL["size"]
+    if compare:
+        out = E.export_specs(tmp_path / "f.png", [spec, replace(spec, z=2 * z)], size=size, dpi=60)
+    else:
+        out = E.export_spec(tmp_path / "f.png", spec, **SMALL)
+    img = _png(out, size, SMALL["dpi"])
+    ax = figs[-1].axes[0]
+    px, py = ax.transData.transform((0.0, 0.0))  # the minimum, in pixels from the bottom left
+    r, c = img.shape[0] - round(float(py)), round(float(px))
+    basin = img[r - 2 : r + 3, c - 2 : c + 3]
+    assert basin.min(axis=2).max() < 0.9, basin  # viridis' darkest band, not white
+
+
 def test_ratio_map_fixed_scale(tmp_path: Path, figs: list) -> None:
     r = eigen_ratio([-1.0, 2.0, 3.0, np.nan], [4.0, -8.0, 0.0, 1.0])
     assert r[:2] == pytest.approx([0.25, 0.25]) and np.isnan(r[2:]).all()
@@ -457,3 +482,27 @@ def test_compare_colour_bar_labels_are_distinct(tmp_path: Path, kind: str, figs:
         fig.canvas.draw()
         labels = [t.get_text() for t in fig.axes[-1].get_yticklabels() if t.get_text()]
         assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+
+
+@pytest.mark.parametrize(("base", "step"), [(0.001, 0.001), (1.0001, 0.0001)])
+@pytest.mark.parametrize("kind", ["contour", "filled", "heatmap"])
+def test_compare_colour_bar_of_a_narrow_range_is_distinct(
+    tmp_path: Path, kind: str, base: float, step: float, figs: list
+) -> None:
+    """0.001..0.004 and 1.0001..1.0004 on one scale: every colour-bar label differs."""
+    from tui_landscape.plots.spec import grid_spec, levels_for, limits_for
+
+    x, y, z = GRIDS["square"]
+    z = (z - z.min()) / (z.max() - z.min()) * 3  # 0 to 3
+    zs = [base + step * z, base + step * z / 2]
+    joined = np.concatenate([a.ravel() for a in zs])
+    levels = levels_for(joined)
+    scale = (levels, limits_for(joined, levels))
+    specs = [
+        grid_spec(x, y, a, kind=kind, title=t, scale=scale) for a, t in zip(zs, "ab", strict=True)
+    ]
+    E.export_specs(tmp_path / "c.png", specs, **SMALL)
+    fig = figs[-1]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[-1].get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels

@@ -199,3 +199,30 @@ def test_curve_plot_all_nan_and_single_point() -> None:
     t = np.arange(5.0)
     assert_plain(curve_plot(t, {"a": np.full(5, np.nan)}, color=False), 80, 20)
     assert_plain(curve_plot(t[:1], {"a": np.ones(1)}, {"b": np.ones(1)}, color=False), 80, 20)
+
+
+@pytest.mark.parametrize(("base", "step"), [(0.001, 0.001), (1.0001, 0.0001)])
+@pytest.mark.parametrize("kind", ["contour", "filled", "heatmap"])
+def test_compare_scale_labels_of_a_narrow_range_are_distinct(
+    kind: str, base: float, step: float
+) -> None:
+    """The colour bar's ends (and a contour map's level range) of two files on one scale over
+    0.001..0.004 or 1.0001..1.0004 never read the same ("1 ... 1", "0.00 ... 0.00")."""
+    from tui_landscape.plots.spec import grid_spec, levels_for, limits_for
+    from tui_landscape.plots.terminal import draw
+
+    x, y, z = grid(21, 21)  # 0 to 3
+    zs = [base + step * z, base + step * z[::-1, ::-1] / 2]
+    joined = np.concatenate([a.ravel() for a in zs])
+    lv = levels_for(joined)
+    scale = (lv, limits_for(joined, lv))
+    for a in zs:
+        out = draw(grid_spec(x, y, a, kind=kind, scale=scale), width=60, height=16, color=False)
+        if kind == "contour":
+            lo, hi = re.search(r"levels (\S+)\.\.(\S+)", out).groups()
+            want = lv[0], lv[-1]
+        else:
+            lo, hi = re.search(r"colour: (\S+) \S+ (\S+)", out.splitlines()[-1]).groups()
+            want = scale[1]
+        assert lo != hi, out
+        assert (float(lo), float(hi)) == pytest.approx(want, rel=1e-4)

@@ -73,7 +73,7 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
         await pilot.press("s")
         assert screen.view.name_ == "train_acc" and "train_acc at" in str(status.render())
         assert "max 89.95 at (0, 0)" in str(screen.view.render())  # an accuracy's best point
-        for _ in range(3):
+        for _ in range(2):  # auto (drawn as contour) -> filled -> heatmap
             await pilot.press("k")
         assert screen.view.kind == "heatmap"
         await pilot.press("r")

@@ -12,6 +12,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from tui_landscape.commands import AppCommands
 from tui_landscape.screens.browser import BrowserScreen
 from tui_landscape.screens.help import HelpScreen
 from tui_landscape.screens.plot import PlotScreen
@@ -25,6 +26,7 @@ class LandscapeApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-landscape"
+    COMMANDS = App.COMMANDS | {AppCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("b", "browser", "Files"),

@@ -37,6 +37,7 @@ from tui_landscape.plots.spec import (
     grid_spec,
     levels_for,
     limits_for,
+    tick_format,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ FORMATS = (".png", ".svg", ".pdf")
 CMAP = "viridis"
 _MISSING = "matplotlib is needed for --export; install it with: pip install 'tui-landscape[export]'"
 _LINESTYLES = ("-", "--", ":", "-.")
+_EXTEND = ("neither", "min", "max", "both")  # indexed by below + 2 * above
 # No dates in SVG/PDF files, so the same data gives the same bytes.
 _METADATA: dict[str, dict[str, Any]] = {
     "png": {},
@@ -166,7 +168,12 @@ class _Scale:
         # The colour bar shows an arrow where data lies beyond the limits.
         below = bool(finite.size and finite.min() < self.lo)
         above = bool(finite.size and finite.max() > self.hi)
-        self.extend = ("neither", "min", "max", "both")[int(below) + 2 * int(above)]
+        self.extend = _EXTEND[int(below) + 2 * int(above)]
+        # Filled bands end at the first and last level, and the colour limits reach the data's
+        # minimum: without an open band below the first level the basin was left white.
+        below = bool(finite.size and self.levels.size and finite.min() < self.levels[0])
+        above = bool(finite.size and self.levels.size and finite.max() > self.levels[-1])
+        self.fill_extend = _EXTEND[int(below) + 2 * int(above)]
         self.cmap = mpl.colormaps[CMAP]
 
 
@@ -268,7 +275,7 @@ def _surface_panel(
         if mappable.levels.size:
             ax.clabel(mappable, inline=True, fontsize=7, fmt="%.3g")
     elif kind == "filled":
-        mappable = ax.contourf(x, y, zm, levels=scale.levels, extend=scale.extend, **common)
+        mappable = ax.contourf(x, y, zm, levels=scale.levels, extend=scale.fill_extend, **common)
     elif kind == "heatmap":
         # Cell centres on the grid coordinates: correct extent, y upwards, uneven steps allowed.
         mappable = ax.pcolormesh(x, y, zm, shading="nearest", **common)
@@ -329,16 +336,7 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
     if scale.log or hasattr(mappable, "levels"):
         # Ticks at contour levels (or log ticks) get matplotlib's fixed-decimal labels
         # ("0.0000" for every level below 5e-5): enough significant digits to tell them apart.
-        bar.formatter = ticker.FormatStrFormatter(_tick_format(bar.get_ticks()))
-
-
-def _tick_format(ticks: np.ndarray) -> str:
-    """The shortest ``%.Ng`` (N >= 3) that writes every distinct tick differently."""
-    t = np.unique(np.asarray(ticks, dtype=float))
-    for n in range(3, 16):
-        if len({f"{v:.{n}g}" for v in t}) == t.size:
-            return f"%.{n}g"
-    return "%.17g"
+        bar.formatter = ticker.FormatStrFormatter(tick_format(bar.get_ticks()))
 
 
 def _path(ax: Any, px: np.ndarray, py: np.ndarray) -> None:

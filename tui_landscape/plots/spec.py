@@ -37,12 +37,15 @@ __all__ = [
     "grid_spec",
     "levels_for",
     "limits_for",
+    "map_kind",
+    "next_kind",
     "require_one_ndim",
     "resolve",
     "resolve_compare",
     "slice_spec",
     "surface_label",
     "surface_values",
+    "tick_format",
 ]
 
 KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
@@ -52,7 +55,8 @@ FIGURE_ONLY = ("surface3d",)  # plotext has no 3D view
 # What a 2D grid can be drawn as when the caller passes the values themselves (export_surface).
 SURFACE_KINDS = tuple(k for k in KINDS if k not in ("auto", "curve"))
 # The app's `k` key: the 2D maps (the ratio is a surface on `s`, curves are the `r`/`c` slices).
-APP_KINDS = tuple(k for k in KINDS if k not in (*FIGURE_ONLY, "ratio", "curve"))
+# No "auto": it draws as one of them, so a step onto it would change nothing on screen.
+APP_KINDS = tuple(k for k in KINDS if k not in ("auto", *FIGURE_ONLY, "ratio", "curve"))
 
 # plot_2D.py's defaults: contours every 0.5 from 0.1 up to (not including) 10.
 REF_VMIN, REF_VMAX, REF_STEP = 0.1, 10.0, 0.5
@@ -103,6 +107,25 @@ class PlotSpec:
     best: str = "min"  # "min", or "max" for an accuracy: the point a reader looks for
     path: tuple[np.ndarray, np.ndarray] | None = None  # a training path over the map
     cursor: tuple[float, float] | None = None
+
+
+def map_kind(kind: str, ratio: bool = False) -> str:
+    """What a 2D map of ``kind`` is drawn as: ``auto`` is a heat map of the ratio and a
+    contour map of anything else."""
+    if kind in ("auto", "ratio"):
+        return "heatmap" if ratio else "contour"
+    return kind
+
+
+def next_kind(kind: str, ratio: bool = False) -> str:
+    """The app's next map kind after ``kind`` (``k``): from what ``auto`` is drawn as, so each
+    step shows a different map."""
+    shown = map_kind(kind, ratio)
+    return (
+        APP_KINDS[(APP_KINDS.index(shown) + 1) % len(APP_KINDS)]
+        if shown in APP_KINDS
+        else APP_KINDS[0]
+    )
 
 
 def check_kind(kind: str, allowed: Sequence[str] = KINDS) -> None:
@@ -270,6 +293,17 @@ def limits_for(
     return lo, hi
 
 
+def tick_format(values: ArrayLike, digits: int = 3) -> str:
+    """The shortest ``%.Ng`` (N >= ``digits``) that writes every distinct value differently:
+    colour-bar labels of a narrow range (0.0010 to 0.0013, or 1.0001 to 1.0004) never repeat,
+    as fixed decimals ("0.00") or too few significant digits ("1") do."""
+    t = np.unique(finite_values(values))
+    for n in range(digits, 16):
+        if len({f"{v:.{n}g}" for v in t}) == t.size:
+            return f"%.{n}g"
+    return "%.17g"
+
+
 # ---------------------------------------------------------------------------------------------
 # specs
 
@@ -303,8 +337,7 @@ def grid_spec(
     za = np.asarray(z, dtype=float)
     if ratio:
         za = np.abs(za)
-    if kind in ("auto", "ratio"):
-        kind = "heatmap" if ratio else "contour"
+    kind = map_kind(kind, ratio)
     if scale is None:
         lv = levels_for(za, levels, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
         lim = limits_for(za, lv, vmin=vmin, vmax=vmax, log=log, ratio=ratio)

@@ -20,7 +20,7 @@ import numpy as np
 import plotext as plt
 
 from engine.errors import ConfigError
-from tui_landscape.plots.spec import PlotSpec
+from tui_landscape.plots.spec import PlotSpec, tick_format
 
 __all__ = [
     "contour_levels",
@@ -232,7 +232,8 @@ def heat_map(
     lines.append(" " * margin + xl + xlabel.center(max(cols - len(xl) - len(xr), 0)) + xr)
     bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
     bar = bar + "\x1b[0m" if color else shades
-    scale = f"{ylabel} │ colour: {lo:.4g} {bar} {hi:.4g}" + (" (log)" if log else "")
+    fmt = tick_format([lo, hi], 4)  # two ends of a narrow range must still read differently
+    scale = f"{ylabel} │ colour: {fmt % lo} {bar} {fmt % hi}" + (" (log)" if log else "")
     lines.append(scale)
     return "\n".join(lines)
 
@@ -314,7 +315,8 @@ def contour_map(
     if np.isfinite(z).any() and np.nanmin(z) == np.nanmax(z):
         notes.append("constant")  # levels padded around one value cross nothing
     elif lv.size:
-        notes.append(f"levels {lv[0]:.3g}..{lv[-1]:.3g}")
+        fmt = tick_format([lv[0], lv[-1]])
+        notes.append(f"levels {fmt % lv[0]}..{fmt % lv[-1]}")
     elif np.isfinite(z).any():
         notes.append("no levels")
     _start(width, height, " | ".join(filter(None, [title, *notes])), xlabel)

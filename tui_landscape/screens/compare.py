@@ -14,9 +14,10 @@ from textual.widgets import Footer, Header, Static
 from engine.errors import LandscapeError
 from engine.formats import read_surface
 from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import APP_KINDS, surface_values
+from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
+from tui_landscape.screens.figures import figure_path, write_figure
 
 __all__ = ["CompareScreen"]
 
@@ -27,6 +28,7 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("s", "next_surface", "Surface"),
         Binding("k", "next_kind", "Kind"),
+        Binding("e", "export", "Export"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
     KINDS = APP_KINDS
@@ -42,7 +44,8 @@ class CompareScreen(Screen):
             for k in range(len(self.paths)):
                 yield Static(id=f"pane{k}", classes="pane")
         yield Static(id="numbers")
-        yield Footer()
+        # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = "compare: " + ", ".join(p.name for p in self.paths)
@@ -90,5 +93,18 @@ class CompareScreen(Screen):
         self.redraw()
 
     def action_next_kind(self) -> None:
-        self.kind = self.KINDS[(self.KINDS.index(self.kind) + 1) % len(self.KINDS)]
+        self.kind = next_kind(self.kind, ratio=self.name_ == "ratio")
         self.redraw()
+
+    def action_export(self) -> None:
+        """The files side by side on their shared scale, as one PNG beside the first."""
+        try:
+            specs = resolve_compare(self.surfaces, self.name_, self.kind)
+        except LandscapeError as e:
+            self.notify(str(e), severity="error", markup=False)
+            return
+        what = map_kind(self.kind, ratio=self.name_ == "ratio")
+        stems = "-".join(p.stem for p in self.paths)
+        write_figure(
+            self, figure_path(self.paths[0].parent, "compare", stems, self.name_, what), specs
+        )

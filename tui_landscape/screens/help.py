@@ -18,6 +18,7 @@ Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
 | everywhere | `?` help, `ctrl+p` commands, `q` quit, `b` file browser, `n` new surface |
 | browser | `enter` open, `space` mark, `c` compare marked, `d` delete, `f5` refresh |
 | plot | `s` surface, `k` kind, `l` log scale, `+` / `-` more or fewer levels, `esc` back |
+| plot, compare | `e` export what is shown as a PNG beside the file |
 | plot cursor | arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file |
 | plot slice | `esc` back to the map |
 | setup | `ctrl+r` run, `ctrl+s` save the config as TOML, `ctrl+c` cancel a run, `esc` back |

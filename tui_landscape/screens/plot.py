@@ -30,10 +30,19 @@ from engine.formats import (
     read_surface,
     read_trajectory,
 )
-from engine.sharpness import format_sharpness, sharpness
-from tui_landscape.plots.spec import APP_KINDS, PlotSpec, resolve, slice_spec, surface_values
+from engine.sharpness import format_number, sharpness
+from tui_landscape.plots.spec import (
+    APP_KINDS,
+    PlotSpec,
+    map_kind,
+    next_kind,
+    resolve,
+    slice_spec,
+    surface_values,
+)
 from tui_landscape.plots.terminal import draw
 from tui_landscape.runs import Watch
+from tui_landscape.screens.figures import figure_path, write_figure
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -104,6 +113,10 @@ class PlotView(Widget):
                        trajectory=self.trajectory, cursor=cur)  # fmt: skip
 
 
+# One footer entry for both slices ("r c Slice"): the footer must fit 80 columns.
+_SLICE = Binding.Group("Slice", compact=True)
+
+
 class PlotScreen(Screen):
     """One file: switch surfaces and kinds, move a cursor to read values, slice, reload."""
 
@@ -111,16 +124,20 @@ class PlotScreen(Screen):
         Binding("s", "next_surface", "Surface"),
         Binding("k", "next_kind", "Kind"),
         Binding("l", "toggle_log", "Log"),
-        Binding("plus,equals_sign", "levels(2)", "Levels"),
+        Binding("plus,equals_sign", "levels(2)", "Levels", show=False),  # in help and ctrl+p
         Binding("minus", "levels(-2)", "Fewer levels", show=False),
         Binding("up", "move(1, 0)", "Cursor", show=False),
         Binding("down", "move(-1, 0)", show=False),
         Binding("left", "move(0, -1)", show=False),
         Binding("right", "move(0, 1)", show=False),
-        Binding("r", "slice('row')", "Row"),
-        Binding("c", "slice('column')", "Column"),
+        Binding("r", "slice('row')", "Row", group=_SLICE),
+        Binding("c", "slice('column')", "Column", group=_SLICE),
+        Binding("e", "export", "Export"),
         Binding("f5", "reload", "Reload", show=False),  # in help (?)
         Binding("escape", "back", "Back"),
+        # The app's b (the browser, where esc goes too) is left out of this footer: with it
+        # the footer does not fit 80 columns.
+        Binding("b", "app.browser", "Files", show=False),
     ]
     KINDS = APP_KINDS
 
@@ -135,7 +152,7 @@ class PlotScreen(Screen):
         yield Header()
         yield PlotView(id="plot")
         yield Static(id="status")
-        # Without the palette hint every key fits in 100 columns; ctrl+p still opens it.
+        # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -221,8 +238,25 @@ class PlotScreen(Screen):
         done = f"{s.n_done}/{s.completed.size} done" + (", running" if self.running else "")
         parts = [f"{v.name_} at ({at}) = {val}", done]
         if v.name_.endswith("_loss") and np.isfinite(z).any():
-            parts.append(format_sharpness(sharpness(s.x, s.y, z))[1])
-        self.query_one("#status", Static).update(" | ".join(parts))
+            # The curvatures alone (how they were fitted is in `info`): the line fits 80 columns.
+            axes = sharpness(s.x, s.y, z).axes
+            if axes:
+                parts.append(
+                    "curvature " + ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in axes)
+                )
+        status = self.query_one("#status", Static)
+        # Parts whole on each line: a narrow terminal (80 columns) gets a second line.
+        width = status.content_size.width or self.app.size.width - 2
+        lines = [parts[0]]
+        for part in parts[1:]:
+            if len(lines[-1]) + 3 + len(part) <= width:
+                lines[-1] += " | " + part
+            else:
+                lines.append(part)
+        status.update("\n".join(lines))
+
+    def on_resize(self) -> None:
+        self.update_status()
 
     def action_next_surface(self) -> None:
         v = self.view
@@ -231,9 +265,18 @@ class PlotScreen(Screen):
 
     def action_next_kind(self) -> None:
         v = self.view
-        v.kind = self.KINDS[(self.KINDS.index(v.kind) + 1) % len(self.KINDS)]
+        v.kind = next_kind(v.kind, ratio=v.name_ == "ratio")
         v.slice = None
         self.notify(f"kind: {v.kind}", timeout=1.5)
+
+    def action_export(self) -> None:
+        """What the view shows (map or slice) as a PNG beside the file."""
+        v = self.view
+        if v.surface is None:
+            return
+        what = v.slice or ("curve" if v.surface.y is None else map_kind(v.kind, v.name_ == "ratio"))
+        out = figure_path(self.path.parent, self.path.stem, v.name_, what)
+        write_figure(self, out, [v.spec()])
 
     def action_levels(self, step: int) -> None:
         v = self.view
@@ -252,8 +295,9 @@ class PlotScreen(Screen):
         v.cursor = (min(max(i + di, 0), ny - 1), min(max(j + dj, 0), len(v.surface.x) - 1))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Row and column slices exist on 2D maps only (False hides them from the footer)."""
-        if action == "slice":
+        """Row and column slices and map kinds exist on 2D maps only (False hides them from
+        the footer: a 1D file is always a curve)."""
+        if action in ("slice", "next_kind"):
             views = self.query(PlotView)  # none yet while the screen composes
             s = views.first().surface if views else None
             return s is not None and s.y is not None

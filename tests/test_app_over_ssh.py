@@ -1,0 +1,144 @@
+"""The app in a small terminal over SSH (issue 17): commands in the palette, a kind key that
+always changes the plot, and every screen readable at 80x24."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from rich.text import Text
+
+from tests.test_tui import listed, small_file, sync, wait_for
+from tui_landscape.app import create_app
+from tui_landscape.screens.compare import CompareScreen
+from tui_landscape.screens.plot import PlotScreen
+from tui_landscape.screens.setup import SetupScreen
+
+
+def drawn(text: Text) -> str:
+    """A plot's text with its colours (a filled map and a heat map differ in colour only)."""
+    return text.markup
+
+
+@sync
+async def test_each_kind_key_press_changes_the_map(tmp_path):
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        v = app.screen.view
+        await wait_for(pilot, lambda: v.surface is not None)
+        shown = [(v.spec().kind, drawn(v.render()))]
+        for _ in range(4):
+            await pilot.press("k")
+            shown.append((v.spec().kind, drawn(v.render())))
+        kinds = [k for k, _ in shown]
+        assert kinds == ["contour", "filled", "heatmap", "contour", "filled"], kinds
+        for (_, before), (_, after) in pairwise(shown):
+            assert before != after  # every press draws something else
+        # On the compare screen too: auto is a contour map, so k goes on to filled.
+        app.push_screen(CompareScreen([f, small_file(tmp_path / "b.h5", a=3.0)]))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause()
+        pane = app.screen.query_one("#pane0")
+        texts = [drawn(pane.content)]
+        for _ in range(3):
+            await pilot.press("k")
+            await pilot.pause()
+            texts.append(drawn(pane.content))
+        assert app.screen.kind == "contour"
+        assert all(a != b for a, b in pairwise(texts))
+
+
+async def run_command(pilot, text: str) -> None:
+    """Open the command palette, type ``text`` and run the first (best) match."""
+    from textual.command import CommandPalette
+
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+    await pilot.press(*text)
+    palette = app.screen
+    await wait_for(pilot, lambda: palette.query_one("CommandList").option_count > 0)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette))
+
+
+@sync
+async def test_the_palette_compares_exports_switches_and_reloads(tmp_path):
+    small_file(tmp_path / "a.h5", a=0.5)
+    small_file(tmp_path / "b.h5", a=4.0)
+    app = create_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot)
+        await pilot.press("space", "down", "space")
+        await run_command(pilot, "compare")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert app.screen.paths == [tmp_path / "a.h5", tmp_path / "b.h5"]
+        await run_command(pilot, "switch kind")
+        assert app.screen.kind == "filled"
+        await run_command(pilot, "export")
+        await app.workers.wait_for_complete()
+        out = tmp_path / "compare_a-b_train_loss_filled.png"
+        await wait_for(pilot, lambda: out.exists())
+        assert out.read_bytes()[:4] == b"\x89PNG"
+        await pilot.press("escape")
+        await pilot.press("enter")  # the plot view of b.h5, the row marked last
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+        await run_command(pilot, "switch surface")
+        assert app.screen.view.name_ == "train_acc"
+        await run_command(pilot, "export")
+        await app.workers.wait_for_complete()
+        out = tmp_path / "b_train_acc_contour.png"
+        await wait_for(pilot, lambda: out.exists())
+        await pilot.pause()
+        assert any(f"Wrote {out}" in n.message for n in app._notifications), [
+            n.message for n in app._notifications
+        ]
+        await run_command(pilot, "more contour levels")
+        assert app.screen.view.levels == 12  # the default 10, plus two: the + key's action
+        before = app.screen.view.surface
+        await run_command(pilot, "reload")
+        assert app.screen.view.surface is not before
+        await run_command(pilot, "new surface")
+        assert isinstance(app.screen, SetupScreen)
+
+
+def test_every_palette_command_is_a_key_binding_s_action():
+    """The palette runs the keys' own actions: each command's action is bound on its screens
+    (or app-wide), so a command never drifts from its key."""
+    from tui_landscape.app import LandscapeApp
+    from tui_landscape.commands import COMMANDS
+
+    app_actions = {b.action for b in LandscapeApp.BINDINGS}
+    for c in COMMANDS:
+        if c.action.startswith("app."):
+            assert c.action.removeprefix("app.") in app_actions, c
+            continue
+        assert c.screens, c
+        for screen in c.screens:
+            assert c.action in {b.action for b in screen.BINDINGS}, (c, screen)
+
+
+def test_plot_screen_snapshot_80x24(snap_compare, tmp_path):
+    """At 80x24 the footer keeps q Quit and ? Help, and the status line wraps, never cut."""
+    f = small_file(tmp_path / "snap.h5")
+
+    async def drawn(pilot) -> None:
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PlotScreen))
+        await wait_for(pilot, lambda: pilot.app.screen.view.surface is not None)
+        await pilot.pause()
+
+    assert snap_compare(create_app(f), terminal_size=(80, 24), run_before=drawn)
+
+
+def test_compare_screen_snapshot_80x24(snap_compare, tmp_path):
+    paths = [small_file(tmp_path / "a.h5", a=0.5), small_file(tmp_path / "b.h5", a=4.0)]
+
+    async def compared(pilot) -> None:
+        await listed(pilot)
+        pilot.app.push_screen(CompareScreen(paths))
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
+        await pilot.pause()
+
+    assert snap_compare(create_app(tmp_path), terminal_size=(80, 24), run_before=compared)
