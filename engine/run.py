@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.build import load_model, make_directions
+from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Split, load_splits
 from engine.devices import resolve_device, worker_devices
@@ -267,6 +267,7 @@ class Job:
 
 def prepare(cfg: Config, out: str | Path, *, overwrite: bool = False) -> Job:
     """Check everything, then create (or reopen to resume) the surface file."""
+    preflight(cfg)  # the cheap checks first: a misfit fails before a model or data set loads
     out = Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
@@ -350,6 +351,7 @@ def _prepare_locked(
 def time_point(cfg: Config) -> tuple[float, int]:
     """Seconds one grid point takes in one process, and the grid's point count: the centre
     timed once after a warm-up, for a run-time estimate that writes nothing."""
+    preflight(cfg)
     model = load_model(cfg)
     built = make_directions(cfg, model)
     device = resolve_device(cfg.compute.device)
