@@ -196,6 +196,30 @@ def setup_config(tmp_path: Path, grid: str = "-1:1:4") -> Path:
     return p
 
 
+async def save_as(pilot, path: Path, *, write_over: bool = False, full: bool = False) -> None:
+    """Ctrl+S, then the path in the save dialog and Enter (twice where it writes over a file)."""
+    from textual.widgets import Checkbox
+
+    from tui_landscape.screens.save import SaveConfig
+
+    app = pilot.app
+    before = path.read_bytes() if path.exists() else None
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(app.screen, SaveConfig))
+    dialog = app.screen
+    dialog.query_one("#save-path", Input).value = str(path)
+    dialog.query_one("#full", Checkbox).value = full
+    await pilot.pause()
+    await pilot.press("enter")
+    if write_over:
+        await wait_for(pilot, lambda: dialog.confirming == path)
+        assert path.read_bytes() == before  # nothing written before the user confirms
+        assert "exists" in str(dialog.query_one("#save-warning").render())
+        await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+    await wait_for(pilot, lambda: path.exists() and path.read_bytes() != before)
+
+
 @sync
 async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchanged(
     tmp_path, monkeypatch
@@ -216,8 +240,8 @@ async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchang
         await pilot.press("ctrl+e")  # time one point
         await wait_for(pilot, lambda: any("ms per point" in str(line) for line in log.lines))
         s.query_one("#out", Input).value = str(tmp_path / "tui.h5")
-        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
-        await pilot.press("ctrl+s")
+        await save_as(pilot, tmp_path / "saved.toml")
+        await wait_for(pilot, lambda: not run.disabled)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: (tmp_path / "tui.h5").exists())
         await app.workers.wait_for_complete()
@@ -552,7 +576,5 @@ async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_pat
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
         s = app.screen
         await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
-        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: (tmp_path / "saved.toml").exists())
+        await save_as(pilot, tmp_path / "saved.toml")
     assert load_config(tmp_path / "saved.toml") == cfg
