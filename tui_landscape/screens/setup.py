@@ -300,9 +300,12 @@ class SetupScreen(Screen):
 
     def values(self) -> dict[str, Any]:
         """The setup as nested config mappings: the shown fields over the hidden sections, and
-        the output file as ``output.path``."""
+        the output file as ``output.path`` (empty where it is the opened config's default, as in
+        the file it came from)."""
         data: dict[str, Any] = {k: dict(v) for k, v in self._hidden.items()}
-        data.setdefault("output", {})["path"] = self.query_one("#out", Input).value.strip()
+        out = self.query_one("#out", Input).value.strip()
+        default = output_path(Config(), self.config_path)
+        data.setdefault("output", {})["path"] = "" if Path(out) == default else out
         for f in self.fields:
             widget = self.query_one(f"#{f.wid}")
             if isinstance(widget, Select):
@@ -429,10 +432,9 @@ class SetupScreen(Screen):
         cfg = self.validate()
         if choice is None or cfg is None:
             return
-        out = output_path(cfg, self.config_path)
-        unset = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path=""))
-        if not choice.full and output_path(unset, choice.path) == out:
-            cfg = unset
+        out = output_path(cfg, self.config_path)  # where Run writes
+        path = str(out) if choice.full or output_path(Config(), choice.path) != out else ""
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path=path))
         try:
             save_config(cfg, choice.path, full=choice.full)
         except (OSError, LandscapeError) as e:
