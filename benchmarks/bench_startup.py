@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_browser import make_surface  # noqa: E402  (a sibling script, found by the path above)
 
-
 # `tui-landscape tui ARGS`, headless, ended by the auto-pilot once the screen named by the first
 # argument is on top and every pending message (its compose, mount and first refresh) is handled.
 FIRST_PAINT = """
@@ -73,6 +72,7 @@ def main() -> None:
     cli = [sys.executable, "-m", "tui_landscape"]
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "s.h5"
+        cfg = str(REPO / "sample_configs" / "digits_2d.toml")
         make_surface(f, args.points)
         cases = {
             "--help": [*cli, "--help"],
@@ -80,10 +80,7 @@ def main() -> None:
             "plot F": [*cli, "plot", str(f)],
             "import tui_landscape.app": [sys.executable, "-c", "import tui_landscape.app"],
             "tui FOLDER: first paint": [sys.executable, "-c", FIRST_PAINT, "BrowserScreen", tmp],
-            "tui CONFIG: first paint": [
-                sys.executable, "-c", FIRST_PAINT, "SetupScreen",
-                str(REPO / "sample_configs" / "digits_2d.toml"),
-            ],  # fmt: skip
+            "tui CONFIG: first paint": [sys.executable, "-c", FIRST_PAINT, "SetupScreen", cfg],
             "python (nothing)": [sys.executable, "-c", "pass"],
         }
         print(f"{'command':<26} {'median s':>9} {'min s':>7}   ({args.repeat} runs each)")

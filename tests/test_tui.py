@@ -361,7 +361,8 @@ async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkey
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
         s = app.screen
         models = s.query_one("#model-list")
-        assert any("digits_mlp  (" in str(label) for label, _ in models._options)
+        await app.workers.wait_for_complete()  # the list is filled by a worker
+        assert any("digits_mlp (17.2k)" in str(label) for label, _ in models._options)
         models.value = "digits_mlp"
         await wait_for(pilot, lambda: s.query_one("#model-arch", Input).value == "digits_mlp")
         await pilot.press("ctrl+o")

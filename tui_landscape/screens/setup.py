@@ -108,6 +108,14 @@ def _toml(v: Any) -> str:
     return repr(v)  # int or float; repr of a float is TOML too ('1e-05', 'inf')
 
 
+def _count(n: int) -> str:
+    """A parameter count short enough for the model list at 80 columns: 18.4k, 23.5M."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def _toml_key(k: str) -> str:
     return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
 
@@ -281,7 +289,7 @@ class SetupScreen(Screen):
         names = [n for n, _ in models]
         select = self.query_one("#model-list", Select)
         with select.prevent(Select.Changed):  # filling the list is no choice of the user's
-            select.set_options([(f"{n}  ({count:,} parameters)", n) for n, count in models])
+            select.set_options([(f"{n} ({_count(count)})", n) for n, count in models])
             select.prompt = "built-in models"
         self.query_one("#model-arch", Input).suggester = SuggestFromList(names)
         self.query_one("#data-dataset", Input).suggester = SuggestFromList(datasets)
