@@ -716,9 +716,13 @@ async def test_a_recipe_of_another_model_is_refused_before_run(tmp_path, monkeyp
 
 
 async def setup_painted(pilot) -> None:
-    """The setup screen with its model list loaded and its checks done."""
+    """The setup screen with its model list loaded and its checks done; the browser beneath
+    may have posted a toast (no surface files in the folder), sooner or later: cleared."""
     await opened(pilot)
     await pilot.app.workers.wait_for_complete()
+    pilot.app.clear_notifications()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # the focused field's cursor: on, not on or off by timing
     await pilot.pause()
 
 

@@ -199,6 +199,7 @@ class SetupScreen(Screen):
         self._hidden: dict[str, Any] = {}  # the sections not shown, as read
         self.cfg: Config | None = None
         self.checked: Config | None = None  # the last setup the engine's preflight passed
+        self.run_when_checked = False  # Run was pressed while the preflight was running
         self.job = None
         self.cancel_requested = False
         self._last_draw = 0.0
@@ -229,6 +230,7 @@ class SetupScreen(Screen):
                 yield Label("tab: next field; the focused one is explained here", id="field-doc")
             with Vertical(id="right"):
                 yield PlotView(id="live")
+                # shown from the first run on: before, it would only pulse
                 yield ProgressBar(id="progress", show_eta=True)
                 # min_width: RichLog renders at 78 columns at least, cut off beside the fields
                 yield RichLog(id="log", max_lines=500, wrap=True, min_width=20)
@@ -364,9 +366,12 @@ class SetupScreen(Screen):
         if cfg == self.cfg:  # else the setup changed meanwhile, and is being checked again
             self.checked = cfg
             self._ready_to_run(cfg)
+            if self.run_when_checked:
+                self.action_run()
 
     def _preflight_failed(self, cfg: Config, msg: str) -> None:
         if cfg == self.cfg:
+            self.run_when_checked = False
             self._config_error(msg)
 
     def _ready_to_run(self, cfg: Config) -> None:
@@ -481,8 +486,13 @@ class SetupScreen(Screen):
 
     def action_run(self) -> None:
         cfg = self.validate()
-        if cfg is None or cfg != self.checked or self.job is not None:
-            return  # a setup the preflight has not passed (yet) does not start
+        self.run_when_checked = False
+        if cfg is None or self.job is not None:
+            return
+        if cfg != self.checked:  # being checked: Run starts it if the preflight passes
+            self.run_when_checked = True
+            self.log_line("Checking the setup first...")
+            return
         self.cancel_requested = False
         self.query_one("#run", Button).disabled = True
         self.query_one("#cancel", Button).disabled = False
@@ -527,6 +537,7 @@ class SetupScreen(Screen):
 
     def _started(self, job, todo: int) -> None:
         bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
         bar.update(total=job.total, progress=job.done)
         self.log_line(f"Computing {todo} of {job.total} points into {job.path}")
         self._job_for_view = job
