@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_browser import make_surface  # noqa: E402  (a sibling script, found by the path above)
 
 # `tui-landscape tui ARGS`, headless, ended by the auto-pilot once the screen named by the first
-# argument is on top and every pending message (its compose, mount and first refresh) is handled.
+# argument is on top and has been drawn (its compose, mount and first refresh done).
 FIRST_PAINT = """
 import os, sys
 from textual.app import App
@@ -42,8 +42,7 @@ run = App.run
 async def painted(pilot):
     while type(pilot.app.screen).__name__ != wanted:
         await pilot.pause(0.005)
-    await pilot.pause()
-    os._exit(0)
+    pilot.app.screen.call_after_refresh(os._exit, 0)  # once the screen has been drawn
 
 App.run = lambda self, **kw: run(self, headless=True, size=(100, 40), auto_pilot=painted)
 sys.argv = ["tui-landscape", "tui", *args]

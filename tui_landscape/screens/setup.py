@@ -200,6 +200,7 @@ class SetupScreen(Screen):
         self.cfg: Config | None = None
         self.checked: Config | None = None  # the last setup the engine's preflight passed
         self.run_when_checked = False  # Run was pressed while the preflight was running
+        self.painted = False  # the first paint is done: workers may import torch
         self.job = None
         self.cancel_requested = False
         self._last_draw = 0.0
@@ -272,7 +273,14 @@ class SetupScreen(Screen):
         self.title = "tui-landscape: new surface"
         self.query_one(f"#{self.fields[0].wid}").focus()
         self.validate()
+        # The workers import torch, and loading its libraries holds the GIL for seconds (the
+        # UI thread stalls too): start them once the screen has been drawn.
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.painted = True
         self.load_names()
+        self.validate()  # now with the engine's preflight
 
     @work(thread=True, exclusive=True, group="names", exit_on_error=False)
     def load_names(self) -> None:
@@ -347,7 +355,8 @@ class SetupScreen(Screen):
                 f"{g.size} points ({g.ndim}D); checking the model and data..."
             )
             self.query_one("#run", Button).disabled = True
-            self.preflight(cfg)
+            if self.painted:
+                self.preflight(cfg)
         return cfg
 
     @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
