@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from engine.config import IN_MEMORY, Config, GridConfig, auto_points
-from engine.data import Batches, Split, load_splits
+from engine.data import Batches, Split, check_dataset, load_splits
 from engine.directions import (
     DirectionSet,
     has_batchnorm,
@@ -34,7 +34,9 @@ from engine.hessian import (
     extreme_eigenvalues,
     hessian_params,
 )
-from engine.models import build_model, load_checkpoint
+from engine.imports import is_callable_spec
+from engine.models import build_model, create_model, list_models, load_checkpoint
+from engine.models.hf import is_hf_spec
 from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
 
@@ -46,18 +48,55 @@ log = logging.getLogger(__name__)
 
 PATH_MARGIN = 0.25  # of the path's span, around a PCA path on an automatic grid
 
-__all__ = ["Directions", "fit_grid", "load_model", "make_directions"]
+__all__ = ["Directions", "fit_grid", "load_model", "make_directions", "preflight"]
 
 
-def _checkpoint_path(spec: str, arch: str, key: str) -> str:
-    if not spec.startswith(RECIPE_PREFIX):
-        return spec
+def _check_recipe(spec: str, arch: str, key: str) -> None:
+    """A ``recipe:NAME`` checkpoint must be of ``model.arch``'s architecture."""
     recipe = RECIPES.get(spec.removeprefix(RECIPE_PREFIX))
     if recipe is not None and recipe.arch != arch:
         raise ConfigError(
             f"`{key}` = {spec!r} is a checkpoint of {recipe.arch!r}, but `model.arch` is {arch!r}."
         )
+
+
+def _checkpoint_path(spec: str, arch: str, key: str) -> str:
+    if not spec.startswith(RECIPE_PREFIX):
+        return spec
+    _check_recipe(spec, arch, key)
     return str(recipe_checkpoint(spec))
+
+
+def preflight(cfg: Config) -> None:
+    """The checks a run makes before its costly steps, made without them: the model's name,
+    its checkpoints (a recipe of the same architecture, a file that exists), the data set's
+    name and the direction file. Cheap (no model is built, no recipe trained, no data read,
+    nothing written), so the app runs it on every change and ``prepare`` runs it first."""
+    arch = cfg.model.arch
+    if is_callable_spec(arch) and not is_hf_spec(arch):
+        target = arch.rpartition(":")[0]
+        if target.endswith(".py") and not Path(target).is_file():
+            raise ConfigError(f"`model.arch`: file not found: {target}")
+    elif not is_hf_spec(arch) and arch not in {m.name for m in list_models()}:
+        create_model(arch)  # raises the registry's error, which lists the choices
+    d = cfg.directions
+    checkpoints = [("model.checkpoint", cfg.model.checkpoint)]
+    if d.kind == "interpolate":
+        checkpoints.append(("directions.target", d.target))
+    for key, spec in checkpoints:
+        if spec.startswith(RECIPE_PREFIX):
+            if spec.removeprefix(RECIPE_PREFIX) not in RECIPES:
+                recipe_checkpoint(spec)  # raises: an unknown recipe, with the known ones
+            _check_recipe(spec, arch, key)
+        elif spec and not Path(spec).exists():
+            raise ConfigError(f"`{key}`: checkpoint not found: {spec}")
+    if d.kind == "file" and not Path(d.file).is_file():
+        raise ConfigError(f"`directions.file`: direction file not found: {d.file}")
+    check_dataset(cfg.data)
+    for key, spec in (("data.loss", cfg.data.loss), ("data.collate", cfg.data.collate)):
+        target = spec.rpartition(":")[0]
+        if target.endswith(".py") and not Path(target).is_file():
+            raise ConfigError(f"`{key}`: file not found: {target}")
 
 
 def load_model(

@@ -52,6 +52,7 @@ __all__ = [
     "NORMALIZATION",
     "Batches",
     "Split",
+    "check_dataset",
     "dataset_split",
     "digits_splits",
     "load_splits",
@@ -435,10 +436,9 @@ def _take_subset(split: Split, cfg: DataConfig) -> Split:
     return Split(split.x[idx], split.y[idx])
 
 
-def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[str, Split]:
-    """Load the splits named in ``cfg.splits`` (or ``splits``) on the CPU, each decoded once."""
-    if splits is not None:
-        cfg = replace(cfg, splits=tuple(splits))
+def check_dataset(cfg: DataConfig) -> None:
+    """The data set's names, checked without loading anything: a built-in name, or callables
+    for a user data set (its test split's too, when ``data.splits`` asks for it)."""
     if is_callable_spec(cfg.dataset):
         if cfg.test_dataset and not is_callable_spec(cfg.test_dataset):
             raise ConfigError(
@@ -449,12 +449,7 @@ def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[st
                 "`data.splits` asks for 'test' but `data.test_dataset` is empty; name a callable "
                 "for the test split or set data.splits = ['train']."
             )
-        out = {}
-        if "train" in cfg.splits:
-            out["train"] = _user_split(cfg.dataset, "data.dataset", cfg)
-        if "test" in cfg.splits:
-            out["test"] = _user_split(cfg.test_dataset, "data.test_dataset", cfg)
-        return out
+        return
     if cfg.dataset not in BUILTIN:
         raise ConfigError(
             f"Unknown data set {cfg.dataset!r} in `data.dataset`; expected one of "
@@ -462,6 +457,20 @@ def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[st
         )
     if cfg.test_dataset:
         raise ConfigError("`data.test_dataset` is only for user data sets given as callables.")
+
+
+def load_splits(cfg: DataConfig, splits: Sequence[str] | None = None) -> dict[str, Split]:
+    """Load the splits named in ``cfg.splits`` (or ``splits``) on the CPU, each decoded once."""
+    if splits is not None:
+        cfg = replace(cfg, splits=tuple(splits))
+    check_dataset(cfg)
+    if is_callable_spec(cfg.dataset):
+        out = {}
+        if "train" in cfg.splits:
+            out["train"] = _user_split(cfg.dataset, "data.dataset", cfg)
+        if "test" in cfg.splits:
+            out["test"] = _user_split(cfg.test_dataset, "data.test_dataset", cfg)
+        return out
     loaded = BUILTIN[cfg.dataset](cfg)
     out = {}
     for name in cfg.splits:

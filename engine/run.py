@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.build import load_model, make_directions
+from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
@@ -290,6 +290,8 @@ def prepare(
     ``model``, ``splits`` and ``loss`` replace what the config names (the Python API hands
     them over in memory); None loads each from the config. Such a job runs in this process.
     """
+    if model is None and splits is None:
+        preflight(cfg)  # the cheap checks first: a misfit fails before a model or data set loads
     out = Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
@@ -379,6 +381,7 @@ def _prepare_locked(
 def time_point(cfg: Config) -> tuple[float, int]:
     """Seconds one grid point takes in one process, and the grid's point count: the centre
     timed once after a warm-up, for a run-time estimate that writes nothing."""
+    preflight(cfg)
     model = load_model(cfg)
     built = make_directions(cfg, model)
     device = resolve_device(cfg.compute.device)

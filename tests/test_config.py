@@ -11,6 +11,7 @@ from engine.errors import ConfigError
 from tests.conftest import REPO
 
 SAMPLES = sorted((REPO / "sample_configs").rglob("*.toml"))
+DIGITS_2D = REPO / "sample_configs" / "digits_2d.toml"
 
 
 def test_there_are_sample_configs():
@@ -230,3 +231,72 @@ def test_every_key_is_documented_in_the_readme():
     readme = (REPO / "README.md").read_text()
     missing = [k for k, _, _ in iter_keys() if f"`{k}`" not in readme]
     assert not missing, f"README lacks config keys: {missing}"
+
+
+def test_output_path_is_out_then_output_path_then_the_config_name():
+    from engine.config import output_path
+
+    cfg = load_config(None)
+    assert output_path(cfg, Path("runs/digits_2d.toml")) == Path("digits_2d.h5")
+    assert output_path(cfg, None) == Path("surface.h5")
+    set_ = load_config(None, ["output.path=x.h5"])
+    assert output_path(set_, "a.toml") == Path("x.h5")
+    assert output_path(set_, "a.toml", Path("o.h5")) == Path("o.h5")
+
+
+def test_save_config_writes_changes_and_edits_a_file_in_place(tmp_path: Path):
+    """Only keys that differ from the defaults in a new file; an existing one keeps its
+    comments and layout, with only its changed keys rewritten."""
+    from engine.config import config_changes, save_config
+
+    cfg = load_config(DIGITS_2D, ["grid.x=-2:2:5", "compute.device='cpu'"])
+    assert "train" not in config_changes(cfg) and config_changes(cfg)["grid"]["x"] == "-2:2:5"
+    new = tmp_path / "new.toml"
+    save_config(cfg, new)
+    assert load_config(new) == cfg and "[train]" not in new.read_text()
+    save_config(cfg, tmp_path / "full.toml", full=True)
+    assert load_config(tmp_path / "full.toml") == cfg
+    assert "[train]" in (tmp_path / "full.toml").read_text()
+    edited = tmp_path / "digits_2d.toml"
+    original = (DIGITS_2D).read_text()
+    edited.write_text(original)
+    save_config(cfg, edited)
+    text = edited.read_text()
+    assert load_config(edited) == cfg
+    assert text.startswith(original.split('x = "-1:1:21"')[0])  # comments, order, layout kept
+    assert 'x = "-2:2:5"' in text and text.rstrip().endswith('[compute]\ndevice = "cpu"')
+    # A key the file sets follows the config even back to its default; 1 stays 1 for 1.0.
+    edited.write_text(original + "\n[train]\nlr = 1  # the value as typed\nepochs = 3\n")
+    save_config(load_config(edited, ["train.epochs=300"]), edited)
+    assert "lr = 1  # the value as typed\nepochs = 300\n" in edited.read_text()
+
+
+def test_preflight_refuses_a_recipe_of_another_model_without_training_it(monkeypatch):
+    import engine.build
+    from engine.build import preflight
+
+    monkeypatch.setattr(engine.build, "recipe_checkpoint", None)  # a call would fail
+    preflight(load_config(DIGITS_2D))
+    monkeypatch.undo()
+    bad = load_config(DIGITS_2D, ["model.arch=resnet50"])
+    with pytest.raises(ConfigError, match="is a checkpoint of 'digits_cnn', but `model.arch`"):
+        preflight(bad)
+    for override, fragment in [
+        ("model.arch=no_such_net", "Unknown architecture 'no_such_net'"),
+        ("model.checkpoint=missing.pt", "`model.checkpoint`: checkpoint not found"),
+        ("model.checkpoint=recipe:nope", "Unknown recipe 'nope'"),
+        ("data.dataset=nope", "Unknown data set 'nope'"),
+    ]:
+        with pytest.raises(ConfigError, match=fragment):
+            preflight(load_config(DIGITS_2D, [override]))
+
+
+def test_compute_refuses_the_mismatch_before_writing(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["compute", str(DIGITS_2D), "--set", "model.arch=resnet50"])
+    assert r.exit_code == 2 and "is a checkpoint of 'digits_cnn'" in r.output, r.output
+    assert not any(tmp_path.iterdir())

@@ -72,3 +72,16 @@ def test_reading_commands_do_not_import_torch(args, surface):
 def test_the_check_sees_torch_when_a_command_loads_it():
     """The same check reports torch where a command does import it: it can fail."""
     assert heavy_modules("models") != "[]"
+
+
+def test_the_app_imports_no_torch_before_its_first_paint():
+    """The setup screen's engine imports (models, data sets: torch) wait for its workers; the
+    app took ~3.9 s to first paint when its module imported them (issue 17)."""
+    code = (
+        "import sys, tui_landscape.app, tui_landscape.screens.setup; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env=env, check=True)  # fmt: skip
+    assert out.stdout.strip() == "[]"

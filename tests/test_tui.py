@@ -196,6 +196,30 @@ def setup_config(tmp_path: Path, grid: str = "-1:1:4") -> Path:
     return p
 
 
+async def save_as(pilot, path: Path, *, write_over: bool = False, full: bool = False) -> None:
+    """Ctrl+S, then the path in the save dialog and Enter (twice where it writes over a file)."""
+    from textual.widgets import Checkbox
+
+    from tui_landscape.screens.save import SaveConfig
+
+    app = pilot.app
+    before = path.read_bytes() if path.exists() else None
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(app.screen, SaveConfig))
+    dialog = app.screen
+    dialog.query_one("#save-path", Input).value = str(path)
+    dialog.query_one("#full", Checkbox).value = full
+    await pilot.pause()
+    await pilot.press("enter")
+    if write_over:
+        await wait_for(pilot, lambda: dialog.confirming == path)
+        assert path.read_bytes() == before  # nothing written before the user confirms
+        assert "exists" in str(dialog.query_one("#save-warning").render())
+        await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+    await wait_for(pilot, lambda: path.exists() and path.read_bytes() != before)
+
+
 @sync
 async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchanged(
     tmp_path, monkeypatch
@@ -216,8 +240,8 @@ async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchang
         await pilot.press("ctrl+e")  # time one point
         await wait_for(pilot, lambda: any("ms per point" in str(line) for line in log.lines))
         s.query_one("#out", Input).value = str(tmp_path / "tui.h5")
-        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
-        await pilot.press("ctrl+s")
+        await save_as(pilot, tmp_path / "saved.toml")
+        await wait_for(pilot, lambda: not run.disabled)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: (tmp_path / "tui.h5").exists())
         await app.workers.wait_for_complete()
@@ -337,7 +361,8 @@ async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkey
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
         s = app.screen
         models = s.query_one("#model-list")
-        assert any("digits_mlp  (" in str(label) for label, _ in models._options)
+        await app.workers.wait_for_complete()  # the list is filled by a worker
+        assert any("digits_mlp (17.2k)" in str(label) for label, _ in models._options)
         models.value = "digits_mlp"
         await wait_for(pilot, lambda: s.query_one("#model-arch", Input).value == "digits_mlp")
         await pilot.press("ctrl+o")
@@ -552,7 +577,157 @@ async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_pat
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
         s = app.screen
         await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
-        s.query_one("#save-as", Input).value = str(tmp_path / "saved.toml")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: (tmp_path / "saved.toml").exists())
+        await save_as(pilot, tmp_path / "saved.toml")
     assert load_config(tmp_path / "saved.toml") == cfg
+
+
+def sample_copy(tmp_path: Path, name: str = "digits_2d.toml") -> Path:
+    """A copy of a sample config (comments and all), run on the CPU with a small grid."""
+    p = tmp_path / name
+    text = (REPO / "sample_configs" / name).read_text()
+    p.write_text(text.replace('"-1:1:21"', '"-1:1:3"'))
+    return p
+
+
+async def opened(pilot) -> SetupScreen:
+    """The setup screen, once its config checks (and the preflight worker) have run."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SetupScreen))
+    s = pilot.app.screen
+    await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+    return s
+
+
+@sync
+async def test_save_proposes_a_new_file_and_writes_over_one_only_when_confirmed(
+    tmp_path, monkeypatch
+):
+    """Issue 17: Ctrl+S wrote over the opened config at once, comments lost, every key dumped."""
+    import dataclasses
+
+    from tui_landscape.screens.save import SaveConfig
+
+    monkeypatch.chdir(tmp_path)
+    path = sample_copy(tmp_path)
+    original = path.read_text()
+    app = create_app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        s = await opened(pilot)
+        s.query_one("#grid-x", Input).value = "-2:2:5"
+        await wait_for(pilot, lambda: s.cfg is not None and s.cfg.grid.x == "-2:2:5")
+        await pilot.press("ctrl+s")  # proposes a new file beside the opened one; Escape cancels
+        await wait_for(pilot, lambda: isinstance(app.screen, SaveConfig))
+        assert app.screen.query_one("#save-path", Input).value == str(tmp_path / "digits_2d-1.toml")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is s)
+        assert path.read_text() == original
+        await save_as(pilot, path, write_over=True)
+        await save_as(pilot, tmp_path / "full.toml", full=True)
+        await save_as(pilot, tmp_path / "new.toml")
+        cfg = s.cfg
+    text = path.read_text()
+    assert text == original.replace('x = "-2:2:5"', "").replace('x = "-1:1:3"', 'x = "-2:2:5"')
+    assert "# The checkpoint" in text  # the comments are kept
+    assert load_config(path) == cfg
+    # A new file has only the keys that differ from the defaults; 'every key' writes them all.
+    new = (tmp_path / "new.toml").read_text()
+    assert "[grid]" in new and "[train]" not in new and "[hessian]" not in new, new
+    assert 'path = "digits_2d.h5"' in new  # compute of new.toml writes where the app runs
+    assert load_config(tmp_path / "new.toml") == dataclasses.replace(
+        cfg, output=dataclasses.replace(cfg.output, path="digits_2d.h5")
+    )
+    assert "[train]" in (tmp_path / "full.toml").read_text()
+    assert load_config(tmp_path / "full.toml").grid == cfg.grid
+
+
+@sync
+async def test_the_output_file_is_computes_and_the_saved_config_keeps_it(tmp_path, monkeypatch):
+    """Issue 17: the app defaulted to surface.h5 where `compute digits_2d.toml` writes
+    digits_2d.h5, and the saved config lost the output file the app would write."""
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app as cli
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app(sample_copy(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        s = await opened(pilot)
+        assert s.query_one("#out", Input).value == "digits_2d.h5"
+        s.query_one("#model-checkpoint", Input).value = ""  # no recipe to train in this test
+        s.query_one("#out", Input).value = "x.h5"
+        await wait_for(pilot, lambda: s.cfg is not None and s.cfg.output.path == "x.h5")
+        await save_as(pilot, tmp_path / "mine.toml")
+    for _ in range(2):  # written, then resumed: the same file both times
+        r = CliRunner().invoke(cli, ["compute", "mine.toml"])
+        assert r.exit_code == 0, r.output
+    assert read_surface(tmp_path / "x.h5").n_done == 9
+    assert not (tmp_path / "mine.h5").exists() and not (tmp_path / "digits_2d.h5").exists()
+
+
+@sync
+async def test_ctrl_e_estimates_while_a_field_has_focus_and_stays_in_the_footer(
+    tmp_path, monkeypatch
+):
+    """Issue 17: a focused Input took ctrl+e (end of line), and the footer dropped it."""
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        s = await opened(pilot)
+        assert isinstance(app.focused, Input)  # the first field has focus at open
+        s.query_one("#grid-x", Input).focus()
+        await pilot.pause()
+        shown = s.active_bindings["ctrl+e"]
+        assert shown.binding.action == "estimate" and shown.binding.show
+        await pilot.press("ctrl+e")
+        log = s.query_one(RichLog)
+        await wait_for(pilot, lambda: any("Timing one point" in str(x) for x in log.lines))
+        await app.workers.wait_for_complete()
+
+
+@sync
+async def test_a_recipe_of_another_model_is_refused_before_run(tmp_path, monkeypatch):
+    """Issue 17: resnet50 with recipe:digits_cnn left Run enabled; the log said so after Run.
+    The setup runs compute's preflight, and the message wraps under its field at 80x24."""
+    monkeypatch.chdir(tmp_path)
+    app = create_app(sample_copy(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = await opened(pilot)
+        run = s.query_one("#run", Button)
+        s.query_one("#model-arch", Input).value = "resnet50"
+        await wait_for(pilot, lambda: run.disabled)
+        err = s.query_one("#err-model-checkpoint")
+        await wait_for(pilot, lambda: err.display)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert run.disabled
+        text = str(err.render())
+        assert "is a checkpoint of 'digits_cnn', but `model.arch` is 'resnet50'." in text, text
+        assert err.size.height >= 2  # wrapped, not cut off
+        assert s.query_one("#model-list").value == "resnet50"  # the model list follows arch
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert s.job is None and not (tmp_path / "digits_2d.h5").exists()
+        s.query_one("#model-arch", Input).value = "digits_cnn"
+        await wait_for(pilot, lambda: not run.disabled and not err.display)
+        log = s.query_one(RichLog)
+        s.log_line("error: " + "a long message that must wrap in the narrow log " * 4)
+        await pilot.pause()
+        width = log.scrollable_content_region.width
+        assert len(log.lines) >= 3 and all(line.cell_length <= width for line in log.lines)
+
+
+async def setup_painted(pilot) -> None:
+    """The setup screen with its model list loaded and its checks done; the browser beneath
+    may have posted a toast (no surface files in the folder), sooner or later: cleared."""
+    await opened(pilot)
+    await pilot.app.workers.wait_for_complete()
+    pilot.app.clear_notifications()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # the focused field's cursor: on, not on or off by timing
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_setup_screen_snapshot(snap_compare, tmp_path, monkeypatch, size):
+    monkeypatch.chdir(tmp_path)
+    app = create_app(REPO / "sample_configs" / "digits_2d.toml")
+    assert snap_compare(app, terminal_size=size, run_before=setup_painted)

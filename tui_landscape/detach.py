@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import Config, config_to_toml
+from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
 from engine.formats import lock_holder
 from tui_landscape.runs import log_path, run_config_path
@@ -43,10 +43,11 @@ def config_file_for(cfg: Config, out: Path, saved: Path | None = None) -> Path:
     text = config_to_toml(cfg)
     if saved is not None:
         try:
-            if saved.is_file() and saved.read_text(encoding="utf-8") == text:
+            # The same config, however written (a saved file holds only non-default keys).
+            if saved.is_file() and load_config(saved) == cfg:
                 return saved
-        except (OSError, UnicodeDecodeError):
-            pass  # unreadable: write our own beside the output
+        except LandscapeError:
+            pass  # unreadable or invalid: write our own beside the output
     path = run_config_path(out)
     if path.is_symlink():  # as the engine's side files: never written through
         raise LandscapeError(f"{path} is a symbolic link; refusing to write through it")

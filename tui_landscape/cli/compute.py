@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config
+from engine.config import load_config, output_path
 from tui_landscape.cli.common import ConfigArg, SetOption, run_job, user_errors
 
 
@@ -33,7 +33,7 @@ def compute(
 
     with user_errors(ctx):
         cfg = load_config(config, set_ or [])
-        path = out or Path(cfg.output.path or f"{config.stem}.h5")
+        path = output_path(cfg, config, out)
         if launched():  # under torchrun: one rank of many
             with Rank(cfg) as rank:
                 run_job(rank.prepare, path, overwrite, rank)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config
+from engine.config import load_config, output_path
 from engine.formats import read_surface
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
@@ -31,7 +31,7 @@ def hessian(
 
     with user_errors(ctx):
         cfg = load_config(config, [*(set_ or []), "hessian.enabled=true"])
-        path = out or Path(cfg.output.path or f"{config.stem}.h5")
+        path = output_path(cfg, config, out)
 
         def prepare_and_summarise(p: Path, o: bool):
             job = prepare(cfg, p, overwrite=o)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config
+from engine.config import load_config, output_path
 from engine.formats import read_surface, read_trajectory
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
@@ -43,7 +43,7 @@ def trajectory(
         if not given and not any(o.startswith("grid.") for o in sets):
             sets += ["grid.x=auto", "grid.y=auto"]  # no grid given: fit it to the path
         cfg = load_config(config, [*sets, "directions.kind=pca"])
-        path = out or Path(cfg.output.path or f"{config.stem}.h5")
+        path = output_path(cfg, config, out)
         run_job(lambda p, o: prepare(cfg, p, overwrite=o), path, overwrite, None)
         s = read_surface(path)
         t = read_trajectory(path, s)

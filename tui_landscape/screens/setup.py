@@ -5,9 +5,13 @@ grouped by section, its widget chosen by the key's type (a finite type, a ``Lite
 a list of Literals, is a Select of exactly its values; anything else an Input, read as TOML) and
 its ``doc`` as tooltip and as the line shown for the focused field. So a new config key appears
 here without an edit. The whole setup is validated by the engine's own config checks on each
-change, and the error is shown under the field it names. The run goes through the engine's
-result stream (``Job.points``) in a worker thread; the plot redraws from the recorded points at
-most five times a second.
+change, and the error is shown under the field it names; then, in a worker thread, by the
+engine's ``preflight`` (the model, its checkpoint, the data set), the checks ``compute`` makes
+first, so Run is enabled only for a setup that ``compute`` would start. Torch is imported only
+in workers, after the first paint (the model list and its sizes come from one). The run goes
+through the engine's result stream (``Job.points``) in a worker thread; the plot redraws from the
+recorded points at most five times a second. Saving asks where (``SaveConfig``) and writes the
+output file's name too, so ``compute`` runs the saved file unchanged into the same surface.
 """
 
 from __future__ import annotations
@@ -43,21 +47,33 @@ from textual.widgets import (
     Select,
 )
 
-from engine.config import Config, config_from_dict, config_to_dict, config_to_toml, load_config
-from engine.data import BUILTIN as DATASETS
+from engine.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    output_path,
+    save_config,
+)
 from engine.errors import LandscapeError
-from engine.models import list_models, parameter_count
 from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
+from tui_landscape.screens.save import SaveChoice, SaveConfig, new_config_path
 
 __all__ = ["SECTIONS", "SetupField", "SetupScreen", "setup_fields"]
 
-# The config sections the setup shows. Not shown: `output` (the output file field below does its
-# work) and `train` (the `train` command's keys, which change no surface).
+# The config sections the setup shows. Not shown: `output` (the output file field below is its
+# `path`) and `train` (the `train` command's keys, which change no surface).
 SECTIONS = ("model", "data", "directions", "grid", "compute", "hessian")
 FOLDED = ("compute", "hessian")  # start collapsed: how to run, and an optional extra map
 MAX_SUBSET_CHOICES = 4  # a list of up to 4 choices is a Select of its subsets (15 at most)
 REDRAW_SECONDS = 0.2  # at most five redraws a second while points stream in
+OUT_DOC = "output.path: surface file; default '<config name>.h5', as `compute CONFIG` writes"
+
+# The built-in models with their parameter counts, and the data set names: read once a process,
+# in the setup's first worker (building every model on the meta device takes seconds).
+_MODELS: list[tuple[str, int]] | None = None
+_DATASETS: list[str] | None = None
 
 
 def _finite(tp: Any) -> tuple[Any, ...] | None:
@@ -90,6 +106,14 @@ def _toml(v: Any) -> str:
     if isinstance(v, Mapping):
         return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml(x)}" for k, x in v.items()) + "}"
     return repr(v)  # int or float; repr of a float is TOML too ('1e-05', 'inf')
+
+
+def _count(n: int) -> str:
+    """A parameter count short enough for the model list at 80 columns: 18.4k, 23.5M."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
 
 
 def _toml_key(k: str) -> str:
@@ -147,11 +171,8 @@ def setup_fields(sections: Iterable[str] = SECTIONS, config: type = Config) -> l
 
 
 def _suggester(f: SetupField) -> SuggestFromList | None:
-    """Completions: built-in model and data set names, and the words of a mixed type ('auto')."""
-    if f.key == "model.arch":
-        return SuggestFromList([m.name for m in list_models()])
-    if f.key == "data.dataset":
-        return SuggestFromList(list(DATASETS))
+    """Completions: the words of a mixed type ('auto'); model and data set names come later,
+    from the worker that imports the engine's models (``SetupScreen.load_names``)."""
     words = [a for a in typing.get_args(f.type) if typing.get_origin(a) is Literal]
     choices = [str(c) for a in words for c in typing.get_args(a)]
     return SuggestFromList(choices) if choices else None
@@ -160,13 +181,15 @@ def _suggester(f: SetupField) -> SuggestFromList | None:
 class SetupScreen(Screen):
     """Fields on the left, the live plot and the log on the right."""
 
+    # Priority: a focused Input has its own ctrl+e (end of line) and would take the key, and the
+    # footer would drop the screen's binding while a field has focus (that is, nearly always).
     BINDINGS = [
-        Binding("ctrl+r", "run", "Run"),
-        Binding("ctrl+g", "detach", "Run detached"),
-        Binding("ctrl+c", "cancel", "Cancel run", priority=True),
-        Binding("ctrl+s", "save", "Save TOML"),
-        Binding("ctrl+e", "estimate", "Estimate time"),
-        Binding("ctrl+o", "pick_checkpoint", "Pick checkpoint"),
+        Binding("ctrl+r", "run", "Run", priority=True),
+        Binding("ctrl+g", "detach", "Detach", priority=True),
+        Binding("ctrl+e", "estimate", "Estimate", priority=True),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("ctrl+c", "cancel", "Cancel", priority=True),
+        Binding("ctrl+o", "pick_checkpoint", "Checkpoint", priority=True),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -176,6 +199,9 @@ class SetupScreen(Screen):
         self.fields = setup_fields()
         self._hidden: dict[str, Any] = {}  # the sections not shown, as read
         self.cfg: Config | None = None
+        self.checked: Config | None = None  # the last setup the engine's preflight passed
+        self.run_when_checked = False  # Run was pressed while the preflight was running
+        self.painted = False  # the first paint is done: workers may import torch
         self.job = None
         self.cancel_requested = False
         self._last_draw = 0.0
@@ -194,13 +220,10 @@ class SetupScreen(Screen):
                     yield from self._sections(base)
                     with Horizontal(classes="field-row"):
                         yield Label("output file", classes="field-label")
-                        yield Input(str(base.output.path or "surface.h5"), id="out", compact=True)
-                    with Horizontal(classes="field-row"):
-                        yield Label("save setup as", classes="field-label")
-                        yield Input(
-                            str(self.config_path or "setup.toml"), id="save-as", compact=True
-                        )
-                    yield Label("", id="summary")
+                        # compute's own rule, so the app and `compute CONFIG` write one file
+                        out = output_path(base, self.config_path)
+                        yield Input(str(out), id="out", compact=True, tooltip=OUT_DOC)
+                    yield Label("", id="summary", markup=False)
                     with Horizontal(id="buttons"):
                         yield Button("Run (ctrl+r)", id="run", variant="success", disabled=True)
                         yield Button("Cancel", id="cancel", disabled=True)
@@ -209,8 +232,10 @@ class SetupScreen(Screen):
                 yield Label("tab: next field; the focused one is explained here", id="field-doc")
             with Vertical(id="right"):
                 yield PlotView(id="live")
+                # shown from the first run on: before, it would only pulse
                 yield ProgressBar(id="progress", show_eta=True)
-                yield RichLog(id="log", max_lines=500, wrap=True)
+                # min_width: RichLog renders at 78 columns at least, cut off beside the fields
+                yield RichLog(id="log", max_lines=500, wrap=True, min_width=20)
         yield Footer()
 
     def _sections(self, base: Config) -> ComposeResult:
@@ -226,11 +251,10 @@ class SetupScreen(Screen):
         """A one-line field (its name beside its widget; the doc as tooltip), and its error."""
         tip = f"{f.key}: {f.doc}"
         if f.key == "model.arch":  # the built-in models with their sizes, above the free text
-            names = [m.name for m in list_models()]
-            yield Select(
-                [(f"{n}  ({parameter_count(n):,} parameters)", n) for n in names],
-                prompt="built-in models", id="model-list", compact=True, tooltip=tip,
-            )  # fmt: skip
+            with Horizontal(classes="field-row"):
+                yield Label("built-in", classes="field-label")
+                yield Select([], prompt="loading the models...", id="model-list", compact=True,
+                             tooltip=tip)  # fmt: skip
         with Horizontal(classes="field-row"):
             yield Label(f.name, classes="field-label").with_tooltip(tip)
             if f.choices is not None:  # bools too: 'true' reads in any terminal, a Switch not
@@ -244,15 +268,63 @@ class SetupScreen(Screen):
                             suggester=_suggester(f))  # fmt: skip
             if f.key == "model.checkpoint":
                 yield Button("…", id="pick-checkpoint", compact=True, tooltip="pick a file")
-        yield Label("", id=f"err-{f.wid}", classes="field-error")
+        yield Label("", id=f"err-{f.wid}", classes="field-error", markup=False)
 
     def on_mount(self) -> None:
         self.title = "tui-landscape: new surface"
+        self.query_one(f"#{self.fields[0].wid}").focus()
         self.validate()
+        # The workers import torch, and loading its libraries holds the GIL for seconds (the
+        # UI thread stalls too): start them once the screen has been drawn.
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.painted = True
+        self.load_names()
+        self.validate()  # now with the engine's preflight
+
+    @work(thread=True, exclusive=True, group="names", exit_on_error=False)
+    def load_names(self) -> None:
+        """The built-in models with their sizes, and the data set names: the first torch
+        import, here rather than at start-up (it took seconds before the first paint)."""
+        global _MODELS, _DATASETS
+        if _MODELS is None:
+            from engine.data import BUILTIN
+            from engine.models import list_models, parameter_count
+
+            _DATASETS = list(BUILTIN)
+            _MODELS = [(m.name, parameter_count(m.name)) for m in list_models()]
+        self.app.call_from_thread(self._names_loaded, _MODELS, _DATASETS or [])
+
+    def _names_loaded(self, models: list[tuple[str, int]], datasets: list[str]) -> None:
+        names = [n for n, _ in models]
+        select = self.query_one("#model-list", Select)
+        with select.prevent(Select.Changed):  # filling the list is no choice of the user's
+            select.set_options([(f"{n} ({_count(count)})", n) for n, count in models])
+            select.prompt = "built-in models"
+        self.query_one("#model-arch", Input).suggester = SuggestFromList(names)
+        self.query_one("#data-dataset", Input).suggester = SuggestFromList(datasets)
+        self._show_model()
+
+    def _show_model(self) -> None:
+        """The model list shows the arch field's model when it is a built-in one."""
+        select = self.query_one("#model-list", Select)
+        arch = self.query_one("#model-arch", Input).value
+        known = any(value == arch for _, value in select._options)
+        with select.prevent(Select.Changed):
+            if known:
+                select.value = arch
+            else:
+                select.clear()
 
     def values(self) -> dict[str, Any]:
-        """The setup as nested config mappings: the shown fields over the hidden sections."""
+        """The setup as nested config mappings: the shown fields over the hidden sections, and
+        the output file as ``output.path`` (empty where it is the opened config's default, as in
+        the file it came from)."""
         data: dict[str, Any] = {k: dict(v) for k, v in self._hidden.items()}
+        out = self.query_one("#out", Input).value.strip()
+        default = output_path(Config(), self.config_path)
+        data.setdefault("output", {})["path"] = "" if Path(out) == default else out
         for f in self.fields:
             widget = self.query_one(f"#{f.wid}")
             if isinstance(widget, Select):
@@ -265,29 +337,71 @@ class SetupScreen(Screen):
         return data
 
     def validate(self) -> Config | None:
-        """The setup as the engine sees it; marks the field its first error names."""
+        """The setup as the engine sees it; marks the field its first error names. The config's
+        own checks run here; the engine's preflight follows in a worker (``preflight``)."""
         for f in self.fields:
             self._show_error(f"#err-{f.wid}", "")
         try:
             cfg = config_from_dict(self.values())
         except LandscapeError as e:
-            msg = str(e)
-            shown = {f.key: f for f in self.fields}
-            named = (k for k in re.findall(r"`([\w.]+)(?:\[\d+\])?`", msg) if k in shown)
-            key = next(named, None)
-            if key is None:
-                self.query_one("#summary", Label).update(msg)
-            else:
-                self._show_error(f"#err-{shown[key].wid}", msg)
-                self.query_one(f"#sec-{shown[key].section}", Collapsible).collapsed = False
-            self.query_one("#run", Button).disabled = True
+            self._config_error(str(e))
             self.cfg = None
             return None
+        self.cfg = cfg
+        if cfg == self.checked:
+            self._ready_to_run(cfg)
+        else:
+            g = cfg.parsed_grid
+            self.query_one("#summary", Label).update(
+                f"{g.size} points ({g.ndim}D); checking the model and data..."
+            )
+            self.query_one("#run", Button).disabled = True
+            if self.painted:
+                self.preflight(cfg)
+        return cfg
+
+    @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
+    def preflight(self, cfg: Config) -> None:
+        """``compute``'s first checks, off the UI thread (the first one imports torch)."""
+        from engine.build import preflight
+
+        try:
+            preflight(cfg)
+        except LandscapeError as e:
+            self.app.call_from_thread(self._preflight_failed, cfg, str(e))
+            return
+        self.app.call_from_thread(self._preflight_passed, cfg)
+
+    def _preflight_passed(self, cfg: Config) -> None:
+        if cfg == self.cfg:  # else the setup changed meanwhile, and is being checked again
+            self.checked = cfg
+            self._ready_to_run(cfg)
+            if self.run_when_checked:
+                self.action_run()
+
+    def _preflight_failed(self, cfg: Config, msg: str) -> None:
+        if cfg == self.cfg:
+            self.run_when_checked = False
+            self._config_error(msg)
+
+    def _ready_to_run(self, cfg: Config) -> None:
         g = cfg.parsed_grid
         self.query_one("#summary", Label).update(f"{g.size} points ({g.ndim}D)")
         self.query_one("#run", Button).disabled = self.job is not None
-        self.cfg = cfg
-        return cfg
+
+    def _config_error(self, msg: str) -> None:
+        """Show an error under the first field it names (unfolding its section), else below the
+        fields, and disable Run."""
+        shown = {f.key: f for f in self.fields}
+        named = (k for k in re.findall(r"`([\w.]+)(?:\[\d+\])?`", msg) if k in shown)
+        key = next(named, None)
+        if key is None:
+            self.query_one("#summary", Label).update(msg)
+        else:
+            self.query_one("#summary", Label).update("")
+            self._show_error(f"#err-{shown[key].wid}", msg)
+            self.query_one(f"#sec-{shown[key].section}", Collapsible).collapsed = False
+        self.query_one("#run", Button).disabled = True
 
     def _show_error(self, selector: str, text: str) -> None:
         label = self.query_one(selector, Label)
@@ -302,8 +416,9 @@ class SetupScreen(Screen):
             self.query_one("#field-doc", Label).update(doc)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id not in ("out", "save-as"):
-            self.validate()
+        if event.input.id == "model-arch":
+            self._show_model()
+        self.validate()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "model-list" and isinstance(event.value, str):
@@ -328,14 +443,29 @@ class SetupScreen(Screen):
         self.app.push_screen(FilePicker(Path.cwd()), chosen)
 
     def action_save(self) -> None:
-        cfg = self.validate()
-        if cfg is None:
+        """Ask where (a new file proposed), then save; see ``SaveConfig``."""
+        if self.validate() is None:
             self.notify("Fix the setup first", severity="error")
             return
-        path = Path(self.query_one("#save-as", Input).value or "setup.toml")
-        path.write_text(config_to_toml(cfg))
-        self.log_line(f"Saved {path}: run it with `tui-landscape compute {path} --out FILE.h5`")
-        self.notify(f"Saved {path}", markup=False)
+        self.app.push_screen(SaveConfig(new_config_path(self.config_path)), self.save)
+
+    def save(self, choice: SaveChoice | None) -> None:
+        """Write the setup to ``choice.path``, so that ``compute PATH`` writes the output file
+        shown here: ``output.path`` is left out only where compute's default names that file."""
+        cfg = self.validate()
+        if choice is None or cfg is None:
+            return
+        out = output_path(cfg, self.config_path)  # where Run writes
+        path = str(out) if choice.full or output_path(Config(), choice.path) != out else ""
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path=path))
+        try:
+            save_config(cfg, choice.path, full=choice.full)
+        except (OSError, LandscapeError) as e:
+            self.log_line(f"error: cannot save {choice.path}: {e}")
+            self.notify(f"Cannot save {choice.path}: {e}", severity="error", markup=False)
+            return
+        self.log_line(f"Saved {choice.path}: `tui-landscape compute {choice.path}` writes {out}")
+        self.notify(f"Saved {choice.path}", markup=False)
 
     def action_estimate(self) -> None:
         cfg = self.validate()
@@ -366,12 +496,17 @@ class SetupScreen(Screen):
 
     def action_run(self) -> None:
         cfg = self.validate()
+        self.run_when_checked = False
         if cfg is None or self.job is not None:
+            return
+        if cfg != self.checked:  # being checked: Run starts it if the preflight passes
+            self.run_when_checked = True
+            self.log_line("Checking the setup first...")
             return
         self.cancel_requested = False
         self.query_one("#run", Button).disabled = True
         self.query_one("#cancel", Button).disabled = False
-        self.compute(cfg, Path(self.query_one("#out", Input).value or "surface.h5"))
+        self.compute(cfg, output_path(cfg, self.config_path))
 
     def action_detach(self) -> None:
         """Run the setup as its own process, which outlives the app (``tui_landscape.detach``)."""
@@ -382,10 +517,8 @@ class SetupScreen(Screen):
         if cfg is None:
             self.notify("Fix the setup first", severity="error")
             return
-        out = Path(self.query_one("#out", Input).value or "surface.h5")
-        saved = Path(self.query_one("#save-as", Input).value or "setup.toml")
         try:
-            run = start_detached(cfg, out, saved)
+            run = start_detached(cfg, output_path(cfg, self.config_path), self.config_path)
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
@@ -432,6 +565,7 @@ class SetupScreen(Screen):
 
     def _started(self, job, todo: int) -> None:
         bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
         bar.update(total=job.total, progress=job.done)
         self.log_line(f"Computing {todo} of {job.total} points into {job.path}")
         self._job_for_view = job
