@@ -109,7 +109,9 @@ class _Section:
 class ModelConfig(_Section):
     arch: str = field(
         default="digits_cnn",
-        metadata=_doc("built-in name, 'pkg.module:callable' or 'path/to/file.py:callable'"),
+        metadata=_doc(
+            "built-in name, 'pkg.module:callable', 'path/to/file.py:callable' or 'hf:PATH'"
+        ),
     )
     checkpoint: str = field(
         default="",

@@ -7,6 +7,7 @@ Writers are real: another process holding the lock through ``SurfaceWriter`` (``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -456,4 +457,6 @@ async def test_ctrl_g_on_the_setup_starts_the_run_detached_and_shows_its_folder(
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
         assert app_.screen.folder == tmp_path / "sub"
-        assert calls == [(cfg, Path("sub/x.h5"), Path(str(tmp_path / "setup.toml")))]
+        # The run's config names its output, so that the file it runs resumes the same surface.
+        want = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path="sub/x.h5"))
+        assert calls == [(want, Path("sub/x.h5"), Path(str(tmp_path / "setup.toml")))]

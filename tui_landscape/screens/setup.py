@@ -188,7 +188,8 @@ class SetupScreen(Screen):
         Binding("ctrl+g", "detach", "Detach", priority=True),
         Binding("ctrl+e", "estimate", "Estimate", priority=True),
         Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("ctrl+c", "cancel", "Cancel", priority=True),
+        # Not in the footer (80 columns): the Cancel button beside Run shows it while it applies.
+        Binding("ctrl+c", "cancel", "Cancel", priority=True, show=False),
         Binding("ctrl+o", "pick_checkpoint", "Checkpoint", priority=True),
         Binding("escape", "app.pop_screen", "Back"),
     ]
