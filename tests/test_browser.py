@@ -206,3 +206,19 @@ async def test_delete_takes_the_direction_file_unless_another_surface_uses_it(tm
         await wait_for(pilot, lambda: table.row_count == 0)
         assert not (tmp_path / "b.h5").exists() and not (tmp_path / "b.directions.h5").exists()
         assert sorted(q.name for q in tmp_path.iterdir()) == ["a.directions.h5"]
+
+
+@sync
+async def test_delete_takes_a_detached_runs_log_and_config(tmp_path):
+    small_file(tmp_path / "a.h5")
+    (tmp_path / "a.h5.log").write_text("# a detached run's output\n")
+    (tmp_path / "a.h5.toml").write_text("")
+    (tmp_path / "a.toml").write_text("")  # the user's own config: never a side file
+    app = create_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await listed(pilot)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDelete")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not (tmp_path / "a.h5").exists())
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["a.toml"]

@@ -380,7 +380,7 @@ def test_a_detached_run_outlives_the_app_and_its_terminal_in_tmux(tmp_path):
 
     pid = None
     try:
-        until(lambda: "Run detached" in screen(), "the setup screen")
+        until(lambda: "^g Detach" in screen(), "the setup screen")
         subprocess.run(["tmux", "send-keys", "-t", session, "C-g"], check=True)
         until(lambda: _compute_pid(out) is not None, "the detached run")
         pid = _compute_pid(out)

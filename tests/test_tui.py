@@ -323,7 +323,8 @@ def test_the_real_app_in_tmux_shows_the_plot_and_the_footer(tmp_path):
         while time.monotonic() < deadline:
             screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
                                     capture_output=True, text=True).stdout  # fmt: skip
-            if "train_loss at" in screen and "q Quit" in screen:
+            # The map, its status line and the footer: each is drawn when it is ready.
+            if all(t in screen for t in ("t.h5: train_loss", "train_loss at", "q Quit")):
                 break
             time.sleep(0.2)
         assert "t.h5: train_loss" in screen and "min 0.05" in screen, screen
