@@ -341,8 +341,7 @@ async def test_a_worker_pool_runs_inside_the_app(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = create_app(setup_config(tmp_path, "-1:1:3"))
     async with app.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        s = app.screen
+        s = await opened(pilot)  # its fields are built after the first paint
         s.query_one("#compute-workers", Input).value = "2"
         s.query_one("#out", Input).value = str(tmp_path / "pool.h5")
         await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
@@ -359,8 +358,7 @@ async def test_model_list_with_counts_and_the_checkpoint_picker(tmp_path, monkey
     (tmp_path / "runs" / "model_3.pt").write_bytes(b"")
     app = create_app(setup_config(tmp_path))
     async with app.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        s = app.screen
+        s = await opened(pilot)  # its fields are built after the first paint
         models = s.query_one("#model-list")
         await app.workers.wait_for_complete()  # the list is filled by a worker
         assert any("digits_mlp (17.2k)" in str(label) for label, _ in models._options)
@@ -456,8 +454,7 @@ async def test_setup_offers_every_directions_kind_the_config_accepts(tmp_path, m
     assert "hessian" in accepted
     app = create_app(setup_config(tmp_path))
     async with app.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        s = app.screen
+        s = await opened(pilot)  # its fields are built after the first paint
         kind = s.query_one("#directions-kind", Select)
         assert [value for _, value in kind._options] == list(accepted)
         run = s.query_one("#run", Button)
@@ -477,8 +474,7 @@ async def test_setup_has_one_field_per_key_of_its_sections(tmp_path, monkeypatch
     assert SECTIONS == ("model", "data", "directions", "grid", "compute", "hessian")
     app = create_app(setup_config(tmp_path))
     async with app.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        s = app.screen
+        s = await opened(pilot)  # its fields are built after the first paint
         widgets = [w for sec in SECTIONS for w in s.query_one(f"#sec-{sec}").query("Input, Select")]
         ids = {w.id for w in widgets} - {"model-list"}  # the built-in model names, beside arch
         assert ids == {k.replace(".", "-") for k in _shown_keys()}
@@ -580,6 +576,25 @@ async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_pat
         await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
         await save_as(pilot, tmp_path / "saved.toml")
     assert load_config(tmp_path / "saved.toml") == cfg
+
+
+@sync
+async def test_fields_not_built_yet_keep_the_opened_values(tmp_path, monkeypatch):
+    """Issue 17: only the first section is built before the first paint; until the others are,
+    the setup reads their values from the opened config."""
+    monkeypatch.chdir(tmp_path)
+    opened_ = setup_config(tmp_path)
+    monkeypatch.setattr(SetupScreen, "_build", lambda self: None)  # the rest never built
+    app = create_app(opened_)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        s = app.screen
+        await wait_for(pilot, lambda: s.cfg is not None)
+        assert not s.query("#compute-workers") and s.query("#model-arch")
+        assert s.cfg == load_config(opened_)
+        s.query_one("#model-arch", Input).value = "digits_mlp"  # a built field still counts
+        await wait_for(pilot, lambda: s.cfg is not None and s.cfg.model.arch == "digits_mlp")
+        assert s.cfg.grid == load_config(opened_).grid
 
 
 def sample_copy(tmp_path: Path, name: str = "digits_2d.toml") -> Path:

@@ -7,8 +7,11 @@ its ``doc`` as tooltip and as the line shown for the focused field. So a new con
 here without an edit. The whole setup is validated by the engine's own config checks on each
 change, and the error is shown under the field it names; then, in a worker thread, by the
 engine's ``preflight`` (the model, its checkpoint, the data set), the checks ``compute`` makes
-first, so Run is enabled only for a setup that ``compute`` would start. Torch is imported only
-in workers, after the first paint (the model list and its sizes come from one). The run goes
+first, so Run is enabled only for a setup that ``compute`` would start. The first paint shows the
+first section's fields; the others are built after it, a few fields a refresh (mounting and
+styling all of them took seconds before the first paint), their values read from the opened config
+until then. Torch is imported only in workers, once every field is built (the model list and its
+sizes come from one). The run goes
 through the engine's result stream (``Job.points``) in a worker thread; the plot redraws from the
 recorded points at most five times a second. Saving asks where (``SaveConfig``) and writes the
 output file's name too, so ``compute`` runs the saved file unchanged into the same surface.
@@ -33,8 +36,10 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     Collapsible,
@@ -68,6 +73,7 @@ SECTIONS = ("model", "data", "directions", "grid", "compute", "hessian")
 FOLDED = ("compute", "hessian")  # start collapsed: how to run, and an optional extra map
 MAX_SUBSET_CHOICES = 4  # a list of up to 4 choices is a Select of its subsets (15 at most)
 REDRAW_SECONDS = 0.2  # at most five redraws a second while points stream in
+BATCH_FIELDS = 6  # fields mounted a refresh after the first paint (about 0.1 s each batch)
 OUT_DOC = "output.path: surface file; default '<config name>.h5', as `compute CONFIG` writes"
 
 # The built-in models with their parameter counts, and the data set names: read once a process,
@@ -199,10 +205,18 @@ class SetupScreen(Screen):
         self.config_path = config
         self.fields = setup_fields()
         self._hidden: dict[str, Any] = {}  # the sections not shown, as read
+        self._base = Config()  # the opened config: the values of the fields not built yet
+        self._unbuilt = [f for f in self.fields if f.section != SECTIONS[0]]
+        # Focus the first field as the screen mounts: the default auto-focus took the scrolled
+        # fields first, and restyling all of them on that focus and its blur cost 0.5 s.
+        self.AUTO_FOCUS = f"#{self.fields[0].wid}"
         self.cfg: Config | None = None
         self.checked: Config | None = None  # the last setup the engine's preflight passed
+        # The setup the preflight is checking: checked once, not again for each Changed of
+        # a field mounted meanwhile (a new check would cancel the running one).
+        self.checking: Config | None = None
         self.run_when_checked = False  # Run was pressed while the preflight was running
-        self.painted = False  # the first paint is done: workers may import torch
+        self.painted = False  # every field is built: workers may import torch
         self.job = None
         self.cancel_requested = False
         self._last_draw = 0.0
@@ -212,6 +226,7 @@ class SetupScreen(Screen):
             None, ["model.arch=digits_cnn", "model.checkpoint=recipe:digits_cnn",
                    "grid.x=-1:1:11", "grid.y=-1:1:11", "compute.device=auto"]
         )  # fmt: skip
+        self._base = base
         # Sections the setup does not show are kept as they were read, and saved with the rest.
         self._hidden = {k: v for k, v in config_to_dict(base).items() if k not in SECTIONS}
         yield Header()
@@ -240,49 +255,64 @@ class SetupScreen(Screen):
         yield Footer()
 
     def _sections(self, base: Config) -> ComposeResult:
-        """The fields, grouped by section in folding groups."""
+        """The sections in folding groups, only the first one's fields in it (``_build``)."""
         for section in SECTIONS:
+            fields = [] if section != SECTIONS[0] else self._fields_of(base, section)
             folded = section in FOLDED
-            with Collapsible(title=section, collapsed=folded, id=f"sec-{section}"):
-                for f in self.fields:
-                    if f.section == section:
-                        yield from self._field(f, getattr(getattr(base, section), f.name))
+            yield Collapsible(*fields, title=section, collapsed=folded, id=f"sec-{section}")
 
-    def _field(self, f: SetupField, value: Any) -> ComposeResult:
+    def _fields_of(self, base: Config, section: str) -> list[Widget]:
+        out: list[Widget] = []
+        for f in self.fields:
+            if f.section == section:
+                out += self._field(f, getattr(getattr(base, section), f.name))
+        return out
+
+    def _field(self, f: SetupField, value: Any) -> list[Widget]:
         """A one-line field (its name beside its widget; the doc as tooltip), and its error."""
         tip = f"{f.key}: {f.doc}"
+        out: list[Widget] = []
         if f.key == "model.arch":  # the built-in models with their sizes, above the free text
-            with Horizontal(classes="field-row"):
-                yield Label("built-in", classes="field-label")
-                yield Select([], prompt="loading the models...", id="model-list", compact=True,
-                             tooltip=tip)  # fmt: skip
-        with Horizontal(classes="field-row"):
-            yield Label(f.name, classes="field-label").with_tooltip(tip)
-            if f.choices is not None:  # bools too: 'true' reads in any terminal, a Switch not
-                options = [f.text(c) for c in f.choices]
-                if f.text(value) not in options:
-                    options.insert(0, f.text(value))  # a value typed in a file, e.g. its order
-                yield Select([(o, o) for o in options], value=f.text(value), allow_blank=False,
-                             id=f.wid, compact=True, tooltip=tip)  # fmt: skip
-            else:
-                yield Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
-                            suggester=_suggester(f))  # fmt: skip
-            if f.key == "model.checkpoint":
-                yield Button("…", id="pick-checkpoint", compact=True, tooltip="pick a file")
-        yield Label("", id=f"err-{f.wid}", classes="field-error", markup=False)
+            models = Select([], prompt="loading the models...", id="model-list", compact=True,
+                            tooltip=tip)  # fmt: skip
+            out.append(Horizontal(Label("built-in", classes="field-label"), models,
+                                  classes="field-row"))  # fmt: skip
+        row: list[Widget] = [Label(f.name, classes="field-label").with_tooltip(tip)]
+        if f.choices is not None:  # bools too: 'true' reads in any terminal, a Switch not
+            options = [f.text(c) for c in f.choices]
+            if f.text(value) not in options:
+                options.insert(0, f.text(value))  # a value typed in a file, e.g. its order
+            row.append(Select([(o, o) for o in options], value=f.text(value), allow_blank=False,
+                              id=f.wid, compact=True, tooltip=tip))  # fmt: skip
+        else:
+            row.append(Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
+                             suggester=_suggester(f)))  # fmt: skip
+        if f.key == "model.checkpoint":
+            row.append(Button("…", id="pick-checkpoint", compact=True, tooltip="pick a file"))
+        out.append(Horizontal(*row, classes="field-row"))
+        out.append(Label("", id=f"err-{f.wid}", classes="field-error", markup=False))
+        return out
 
     def on_mount(self) -> None:
         self.title = "tui-landscape: new surface"
-        self.query_one(f"#{self.fields[0].wid}").focus()
         self.validate()
-        # The workers import torch, and loading its libraries holds the GIL for seconds (the
-        # UI thread stalls too): start them once the screen has been drawn.
-        self.call_after_refresh(self._painted)
+        self.call_after_refresh(self._build)
+
+    def _build(self) -> None:
+        """Mount the next few fields not built yet, after a refresh, until all are there."""
+        batch, self._unbuilt = self._unbuilt[:BATCH_FIELDS], self._unbuilt[BATCH_FIELDS:]
+        for section, fields in itertools.groupby(batch, key=lambda f: f.section):
+            values = getattr(self._base, section)
+            widgets = [w for f in fields for w in self._field(f, getattr(values, f.name))]
+            self.query_one(f"#sec-{section} > Contents").mount_all(widgets)
+        self.call_after_refresh(self._build if self._unbuilt else self._painted)
 
     def _painted(self) -> None:
+        """Every field is built: the workers may start. They import torch, and loading its
+        libraries holds the GIL for seconds (the UI thread stalls too)."""
         self.painted = True
         self.load_names()
-        self.validate()  # now with the engine's preflight
+        self.validate()  # now with the engine's preflight, and each error under its field
 
     @work(thread=True, exclusive=True, group="names", exit_on_error=False)
     def load_names(self) -> None:
@@ -327,8 +357,10 @@ class SetupScreen(Screen):
         default = output_path(Config(), self.config_path)
         data.setdefault("output", {})["path"] = "" if Path(out) == default else out
         for f in self.fields:
-            widget = self.query_one(f"#{f.wid}")
-            if isinstance(widget, Select):
+            widget = self._built(f)
+            if widget is None:  # not built yet: as opened
+                value = getattr(getattr(self._base, f.section), f.name)
+            elif isinstance(widget, Select):
                 # the option text back to its value (a Select's values are the texts)
                 value = next((c for c in f.choices or () if f.text(c) == widget.value), None)
                 value = f.parse(str(widget.value)) if value is None else value
@@ -337,11 +369,19 @@ class SetupScreen(Screen):
             data.setdefault(f.section, {})[f.name] = value
         return data
 
+    def _built(self, f: SetupField) -> Widget | None:
+        """The field's widget, once mounted (a Select has no value before)."""
+        try:
+            widget = self.query_one(f"#{f.wid}")
+        except NoMatches:
+            return None
+        return widget if widget.is_mounted else None
+
     def validate(self) -> Config | None:
         """The setup as the engine sees it; marks the field its first error names. The config's
         own checks run here; the engine's preflight follows in a worker (``preflight``)."""
-        for f in self.fields:
-            self._show_error(f"#err-{f.wid}", "")
+        for label in self.query(".field-error").results(Label):
+            self._show_error(label, "")
         try:
             cfg = config_from_dict(self.values())
         except LandscapeError as e:
@@ -357,7 +397,8 @@ class SetupScreen(Screen):
                 f"{g.size} points ({g.ndim}D); checking the model and data..."
             )
             self.query_one("#run", Button).disabled = True
-            if self.painted:
+            if self.painted and cfg != self.checking:
+                self.checking = cfg
                 self.preflight(cfg)
         return cfg
 
@@ -374,6 +415,7 @@ class SetupScreen(Screen):
         self.app.call_from_thread(self._preflight_passed, cfg)
 
     def _preflight_passed(self, cfg: Config) -> None:
+        self._checked(cfg)
         if cfg == self.cfg:  # else the setup changed meanwhile, and is being checked again
             self.checked = cfg
             self._ready_to_run(cfg)
@@ -381,9 +423,16 @@ class SetupScreen(Screen):
                 self.action_run()
 
     def _preflight_failed(self, cfg: Config, msg: str) -> None:
+        self._checked(cfg)
         if cfg == self.cfg:
             self.run_when_checked = False
             self._config_error(msg)
+
+    def _checked(self, cfg: Config) -> None:
+        """The preflight of ``cfg`` is over: a later change back to it is checked again (the
+        files it names may have changed)."""
+        if cfg == self.checking:
+            self.checking = None
 
     def _ready_to_run(self, cfg: Config) -> None:
         g = cfg.parsed_grid
@@ -393,19 +442,18 @@ class SetupScreen(Screen):
     def _config_error(self, msg: str) -> None:
         """Show an error under the first field it names (unfolding its section), else below the
         fields, and disable Run."""
-        shown = {f.key: f for f in self.fields}
+        shown = {f.key: f for f in self.fields if self._built(f) is not None}
         named = (k for k in re.findall(r"`([\w.]+)(?:\[\d+\])?`", msg) if k in shown)
         key = next(named, None)
-        if key is None:
+        if key is None:  # also a field not built yet: shown there once all are (``_painted``)
             self.query_one("#summary", Label).update(msg)
         else:
             self.query_one("#summary", Label).update("")
-            self._show_error(f"#err-{shown[key].wid}", msg)
+            self._show_error(self.query_one(f"#err-{shown[key].wid}", Label), msg)
             self.query_one(f"#sec-{shown[key].section}", Collapsible).collapsed = False
         self.query_one("#run", Button).disabled = True
 
-    def _show_error(self, selector: str, text: str) -> None:
-        label = self.query_one(selector, Label)
+    def _show_error(self, label: Label, text: str) -> None:
         label.update(text)
         label.display = bool(text)  # an empty error takes no line
 
