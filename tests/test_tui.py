@@ -461,7 +461,8 @@ async def test_setup_offers_every_directions_kind_the_config_accepts(tmp_path, m
         await wait_for(pilot, lambda: not run.disabled)
         kind.value = "hessian"  # the choice the hand-written list lacked
         await wait_for(pilot, lambda: s.cfg is not None and s.cfg.directions.kind == "hessian")
-        assert not run.disabled
+        # Run waits for the new setup's preflight (a worker), then opens again.
+        await wait_for(pilot, lambda: not run.disabled)
 
 
 @sync
