@@ -244,3 +244,19 @@ def test_path_datasets_are_the_reference_projection_and_ours():
     np.testing.assert_array_equal(d[C.PROJ_X_LSQ], [11.0, 13.0])
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         path_datasets(cos[:, 0], lsq)
+
+
+def test_a_file_open_elsewhere_in_the_process_is_still_read(tmp_path):
+    """The app's watch (a worker) and a test or a writer may hold the file open with h5py's own
+    close degree while ``surface_info`` opens it: HDF5 refused a second open with another
+    degree ("file close degree doesn't match")."""
+    import h5py
+
+    from tests.test_tui import small_file
+
+    f = small_file(tmp_path / "s.h5")
+    with h5py.File(f, "r", locking=False):
+        assert surface_info(f).done == read_surface(f).n_done == 63
+    info = surface_info(f)  # and the other order: ours first, then h5py's
+    with h5py.File(f, "r", locking=False) as h:
+        assert info.done == 63 and "train_loss" in h

@@ -269,7 +269,10 @@ def _open_low(p: Path) -> Iterator[h5py.h5g.GroupID]:
 def _fapl() -> h5py.h5p.PropFAID:
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_file_locking(False, True)  # as ``_open``: a run's writer may hold the file
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # closing the file closes what we opened
+    # HDF5 refuses to open a file a second time in one process with another close degree:
+    # h5py.File uses 'weak', so a strong degree here failed while another thread (the app's
+    # watch, a test) held the file open. 'default' matches whichever degree it is open with.
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_DEFAULT)
     return fapl
 
 
