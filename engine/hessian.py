@@ -38,6 +38,7 @@ from torch.func import functional_call, grad, jvp, vjp
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, describe
+from engine.evaluate import loss_sums
 from engine.losses import Loss, LossFn, resolve_loss
 
 __all__ = [
@@ -94,14 +95,10 @@ class _LossSum(nn.Module):
         return self.fn(self.model, batch)["loss"].sum()
 
 
-@torch.inference_mode()
 def _count(fn: LossFn, model: nn.Module, batches) -> float:
     """The summed ``count`` of a loss over some batches (samples, where it gives none)."""
-    total = 0.0
-    for batch in batches:
-        out = fn(model, batch)
-        total += float(out["count"].double().sum()) if "count" in out else len(out["loss"])
-    return total
+    sums, samples = loss_sums(fn, model, batches, next(model.parameters()).device.type)
+    return float(sums["count"]) if "count" in sums else float(samples)
 
 
 class MeanLossHVP:

@@ -42,7 +42,7 @@ from engine.config import (
 )
 from engine.data import Split, load_splits, to_device
 from engine.errors import ConfigError, LandscapeError
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, loss_sums
 from engine.losses import LossFn
 from engine.models import build_model
 
@@ -239,21 +239,20 @@ def fit(
     return history
 
 
-@torch.no_grad()
 def dataset_metrics(
     model: nn.Module, dataset: Dataset, loss_fn: LossFn, batch_size: int = 1024
 ) -> dict[str, float]:
     """Every metric of ``loss_fn`` over ``dataset`` as sum(value) / sum(count), in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    sums: dict[str, torch.Tensor] = {}
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        out = dict(loss_fn(model, to_device(default_collate(items), device)))
-        out.setdefault("count", torch.ones_like(out["loss"]))
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0) + v.double().sum()
-    return {k: float(v / sums["count"]) for k, v in sums.items() if k != "count"}
+    n = len(dataset)
+    batches = (
+        to_device(default_collate([dataset[i] for i in range(a, min(a + batch_size, n))]), device)
+        for a in range(0, n, batch_size)
+    )
+    sums, samples = loss_sums(loss_fn, model, batches, device.type)
+    count = float(sums.pop("count")) if "count" in sums else float(samples)
+    return {k: float(v) / count for k, v in sums.items()}
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
