@@ -241,7 +241,7 @@ async def test_the_browser_shows_a_running_file_and_follows_it(tmp_path, monkeyp
 def test_plot_watch_draws_as_points_arrive_and_ends_when_complete(tmp_path, monkeypatch):
     import tui_landscape.cli.plot as plot_cli
 
-    monkeypatch.setattr(plot_cli, "WATCH_SECONDS", 0.02)
+    monkeypatch.setattr(runs, "WATCH_SECONDS", 0.02)
     f = tmp_path / "w.h5"
     g = Grid.parse(*GRID)
     w = SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5")
@@ -278,7 +278,7 @@ def test_plot_watch_draws_as_points_arrive_and_ends_when_complete(tmp_path, monk
 def test_plot_watch_gives_up_on_an_unfinished_file_no_run_writes(tmp_path, monkeypatch):
     import tui_landscape.cli.plot as plot_cli
 
-    monkeypatch.setattr(plot_cli, "WATCH_SECONDS", 0.02)
+    monkeypatch.setattr(runs, "WATCH_SECONDS", 0.02)
     monkeypatch.setattr(plot_cli, "WATCH_GRACE_SECONDS", 0.2)
     g = Grid.parse(*GRID)
     with SurfaceWriter.create(tmp_path / "u.h5", g, ["train_loss"], {}, "d.h5") as w:

@@ -24,14 +24,15 @@ from typer.testing import CliRunner
 from tui_landscape.cli import app
 r = CliRunner().invoke(app, sys.argv[1:])
 assert r.exit_code == 0, (r.exit_code, r.output, r.exception)
-print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])
+print(sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY.split(','))))
 """
 
 
-def heavy_modules(*args: str) -> str:
+def heavy_modules(*args: str, heavy: str = "torch") -> str:
+    """The packages of ``heavy`` (comma-separated) that ``tui-landscape ARGS`` imported."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
-        [sys.executable, "-c", CHECK, *args],
+        [sys.executable, "-c", f"HEAVY = {heavy!r}" + CHECK, *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -72,6 +73,15 @@ def test_reading_commands_do_not_import_torch(args, surface):
 def test_the_check_sees_torch_when_a_command_loads_it():
     """The same check reports torch where a command does import it: it can fail."""
     assert heavy_modules("models") != "[]"
+
+
+def test_help_imports_no_numpy_h5py_or_plotext():
+    """`--help` imports every command's module: those import numpy, h5py and plotext where the
+    command runs, which took `--help` from 0.7 s to under 0.5 s (benchmarks/bench_startup.py)."""
+    heavy = "torch,numpy,h5py,plotext,textual"
+    assert heavy_modules("--help", heavy=heavy) == "[]"
+    assert heavy_modules("compute", "--help", heavy=heavy) == "[]"
+    assert heavy_modules("info", "--help", heavy=heavy) == "[]"
 
 
 def test_the_app_imports_no_torch_before_its_first_paint():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from engine.formats import clean_text
+from engine.errors import clean_text
 
 __all__ = ["plain"]
 

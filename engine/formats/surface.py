@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from engine import __version__
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, clean_text
 from engine.formats.constants import (
     ATTR_CONFIG,
     ATTR_CREATED,
@@ -440,17 +440,6 @@ def _done_mask(root: _Root, lay: _Layout, raw: dict[str, np.ndarray] | None = No
     first = next((n for n in lay.names if n.endswith("_loss")), lay.names[0])
     a = raw[first] if raw is not None else root.read(first)
     return a.reshape(lay.shape) != UNFINISHED
-
-
-# C0 controls but tab and newline, DEL, C1 controls: what moves a terminal's cursor, retitles
-# its window or starts an escape sequence when a file's text is printed.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean_text(s: str) -> str:
-    """``s`` with its control characters written out (``\\x1b``): every string read from a
-    file goes through here, so no command or widget can show a raw escape sequence."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
 
 
 def text_of(v: Any) -> Any:

@@ -25,8 +25,7 @@ from rich.progress import (
 )
 from rich.table import Column
 
-from engine.errors import LandscapeError
-from engine.formats import clean_text
+from engine.errors import LandscapeError, clean_text
 
 if TYPE_CHECKING:  # names for annotations only: the commands that run jobs import torch
     from engine.distributed import Rank

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-from engine.errors import ConfigError, LandscapeError
-from engine.formats import read_surface
-from engine.sharpness import format_number, sharpness
+from engine.errors import ConfigError
 from tui_landscape.cli.common import console, user_errors
 from tui_landscape.cli.plot import (
     DpiOpt,
@@ -28,9 +22,12 @@ from tui_landscape.cli.plot import (
     WidthOpt,
     terminal_width,
 )
-from tui_landscape.plots.spec import require_one_ndim, resolve_compare, surface_values
-from tui_landscape.plots.terminal import draw, parse_levels
-from tui_landscape.safe import plain
+
+if TYPE_CHECKING:
+    from engine.formats import Surface
+
+# numpy, h5py and plotext are imported where the command runs, not here: every command's
+# module is imported for `--help` (benchmarks/bench_startup.py).
 
 
 def compare(
@@ -53,6 +50,10 @@ def compare(
     each axis (quadratic fit), the basin's width (loss within min + margin) and the mean loss
     increase within a radius of the minimum (docs/sharpness.md).
     """
+    from engine.formats import read_surface
+    from tui_landscape.plots.spec import require_one_ndim, resolve_compare
+    from tui_landscape.plots.terminal import draw, parse_levels
+
     with user_errors(ctx):
         if len(files) < 2:
             raise ConfigError("compare needs two or more surface files")
@@ -72,7 +73,7 @@ def compare(
             _table(surfaces, surface, margin, radius, grids_differ)
 
 
-def _note_grids(surfaces) -> bool:
+def _note_grids(surfaces: list[Surface]) -> bool:
     """Say where the files' grids (ranges or point counts) differ; True if they do."""
     specs = {s.path.name: s.grid for s in surfaces}
     differ = len({(g.x, g.y) for g in specs.values()}) > 1
@@ -87,7 +88,19 @@ def _note_grids(surfaces) -> bool:
     return differ
 
 
-def _table(surfaces, name: str, margin: float, radius: float, grids_differ: bool) -> None:
+def _table(
+    surfaces: list[Surface], name: str, margin: float, radius: float, grids_differ: bool
+) -> None:
+    import numpy as np
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.errors import LandscapeError
+    from engine.sharpness import format_number, sharpness
+    from tui_landscape.plots.spec import surface_values
+    from tui_landscape.safe import plain
+
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", f"rise r={radius:g}"]
     for c in cols:
@@ -136,6 +149,8 @@ def _table(surfaces, name: str, margin: float, radius: float, grids_differ: bool
 
 def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: float) -> str:
     """Which file is sharpest: by the mean rise, else by the mean curvature; ties said so."""
+    import numpy as np
+
     for values, what in ((rises, f"mean rise within r={radius:g}"), (curvatures, "mean curvature")):
         finite = {k: v for k, v in values.items() if np.isfinite(v)}
         if len(finite) < 2:
@@ -152,6 +167,7 @@ def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: floa
 
 def _export(surfaces, name, kind, levels, log, out: Path, dpi) -> Path:
     from tui_landscape.plots import export as ex
+    from tui_landscape.plots.spec import resolve_compare
 
     if out.suffix == ".vtp":
         raise ConfigError("compare exports .png, .svg or .pdf; export .vtp from `plot`")

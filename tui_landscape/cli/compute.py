@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config, output_path
 from tui_landscape.cli.common import ConfigArg, SetOption, run_job, user_errors
 
 
@@ -28,6 +27,7 @@ def compute(
     0 done, 1 run-time error, 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
     (finished points are saved either way).
     """
+    from engine.config import load_config, output_path
     from engine.distributed import Rank, launched  # torch: only where a command computes
     from engine.run import prepare
 

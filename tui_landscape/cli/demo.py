@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config
-from engine.formats import read_surface
 from tui_landscape.cli.common import console, print_summary, run_with_progress, user_errors
-from tui_landscape.plots.spec import resolve
-from tui_landscape.plots.terminal import draw
 
 RECIPE = "recipe:digits_cnn"
 BASE = [f"model.checkpoint={RECIPE}", "model.arch=digits_cnn", "directions.seed=0"]
@@ -31,8 +27,12 @@ def demo(
     ] = False,
 ) -> None:
     """Train a small CNN on digits (once, cached), compute a 2D and a 1D surface, plot them."""
+    from engine.config import load_config
+    from engine.formats import read_surface
     from engine.recipes import cache_dir  # torch: only where a command computes
     from engine.run import prepare
+    from tui_landscape.plots.spec import resolve
+    from tui_landscape.plots.terminal import draw
 
     with user_errors(ctx):
         out.mkdir(parents=True, exist_ok=True)

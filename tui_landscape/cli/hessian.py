@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config, output_path
-from engine.formats import read_surface
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
-from tui_landscape.plots.views import render
 
 
 def hessian(
@@ -27,7 +24,10 @@ def hessian(
 
     The same as `compute` with `hessian.enabled = true`.
     """
+    from engine.config import load_config, output_path
+    from engine.formats import read_surface
     from engine.run import prepare  # torch: only where a command computes
+    from tui_landscape.plots.views import render
 
     with user_errors(ctx):
         cfg = load_config(config, [*(set_ or []), "hessian.enabled=true"])

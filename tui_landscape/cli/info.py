@@ -5,15 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-from rich import box
-from rich.table import Table
 
-from engine.formats import read_surface
-from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.cli.common import console, fmt_point, user_errors
-from tui_landscape.safe import plain
 
 
 def info(
@@ -24,6 +18,14 @@ def info(
     ] = False,
 ) -> None:
     """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
+    import numpy as np
+    from rich import box
+    from rich.table import Table
+
+    from engine.formats import read_surface
+    from engine.sharpness import format_sharpness, sharpness
+    from tui_landscape.safe import plain
+
     with user_errors(ctx):
         s = read_surface(file)
     if config:

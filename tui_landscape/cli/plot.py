@@ -5,18 +5,21 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from engine.errors import LandscapeError
-from engine.formats import Surface, lock_holder, read_surface, read_trajectory
-from engine.sharpness import format_sharpness, sharpness
 from tui_landscape.cli.common import console, err_console, user_errors
-from tui_landscape.plots.spec import KINDS, check_kind, resolve, surface_values
-from tui_landscape.plots.terminal import draw, parse_levels
-from tui_landscape.runs import WATCH_SECONDS, Watch
+from tui_landscape.plots.kinds import KINDS
+
+if TYPE_CHECKING:
+    from engine.formats import Surface
+
+# numpy, h5py and plotext are imported where the command runs, not here: every command's
+# module is imported for `--help` (benchmarks/bench_startup.py).
 
 # Without a writer for this long the watch ends: a run starting (importing torch, building its
 # model and directions) takes its lock within seconds, a run that ended never does again.
@@ -100,6 +103,10 @@ def plot(
     """
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
+    from engine.formats import read_surface, read_trajectory
+    from tui_landscape.plots.spec import check_kind
+    from tui_landscape.plots.terminal import parse_levels
+
     with user_errors(ctx):
         check_kind(kind)
         lv = parse_levels(levels)
@@ -122,6 +129,10 @@ def plot(
 
 def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
     """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
+    from engine.sharpness import format_sharpness, sharpness
+    from tui_landscape.plots.spec import resolve, surface_values
+    from tui_landscape.plots.terminal import draw
+
     spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
     if s.y is None and kind not in ("auto", "curve", "ratio"):
         err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
@@ -137,10 +148,13 @@ def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, tra
             typer.echo(line)
 
 
-def _watch(file: Path, show) -> None:
+def _watch(file: Path, show: Callable[[Surface], None]) -> None:
     """Draw ``file`` each time points arrive (looking about once a second, ``runs.Watch``)
     until it is complete; Ctrl-C ends it (exit 130) with the finished points kept on disk."""
-    w, shown, last_writer = Watch(file), None, time.monotonic()
+    from engine.formats import lock_holder, read_surface
+    from tui_landscape import runs
+
+    w, shown, last_writer = runs.Watch(file), None, time.monotonic()
     try:
         while True:
             writing = lock_holder(file) is not None
@@ -171,13 +185,15 @@ def _watch(file: Path, show) -> None:
                     f"{file} is not complete and no run has written it for "
                     f"{WATCH_GRACE_SECONDS:.0f} s; resume it with tui-landscape compute"
                 )
-            time.sleep(WATCH_SECONDS)
+            time.sleep(runs.WATCH_SECONDS)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
 
 def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj) -> Path:
     """The figure for ``--export``; the format comes from the suffix."""
+    from tui_landscape.plots.spec import resolve, surface_values
+
     z = surface_values(s, "ratio" if kind == "ratio" else name)
     if out.suffix == ".vtp":
         from engine.vtp import write_vtp

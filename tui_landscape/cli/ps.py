@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from tui_landscape.cli.common import console, user_errors
-from tui_landscape.runs import RunStatus, find_runs
-from tui_landscape.safe import plain
+
+if TYPE_CHECKING:
+    from tui_landscape.runs import RunStatus
 
 
 def ps(
@@ -28,6 +28,11 @@ def ps(
     killed, holds none. Shown: the writer's pid, points done of the total, points per second
     since the last checkpoint, the time left, and a detached run's log (FILE.h5.log).
     """
+    from rich.table import Table
+
+    from tui_landscape.runs import find_runs
+    from tui_landscape.safe import plain
+
     with user_errors(ctx):
         found = find_runs(targets or [Path(".")])
     if not found:

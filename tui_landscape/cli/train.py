@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.config import load_config
 from tui_landscape.cli.common import ConfigArg, SetOption, console, user_errors
 
 if TYPE_CHECKING:
@@ -31,6 +30,7 @@ def train(
     ] = False,
 ) -> None:
     """Train [model] on [data] with [train]; writes model_{epoch}.pt, metrics.csv, config.toml."""
+    from engine.config import load_config
     from engine.devices import resolve_device  # torch: only where a command computes
     from engine.train import run_folder, train_run
 

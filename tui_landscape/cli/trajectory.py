@@ -8,11 +8,8 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config, output_path
-from engine.formats import read_surface, read_trajectory
 from tui_landscape.cli.common import ConfigArg, SetOption, console, run_job, user_errors
 from tui_landscape.cli.plot import terminal_width
-from tui_landscape.plots.views import render
 
 
 def trajectory(
@@ -32,7 +29,10 @@ def trajectory(
     The same as `compute` with `directions.kind = "pca"`; afterwards it prints the explained
     variance and draws the path over the contours.
     """
+    from engine.config import load_config, output_path
+    from engine.formats import read_surface, read_trajectory
     from engine.run import prepare  # torch: only where a command computes
+    from tui_landscape.plots.views import render
 
     with user_errors(ctx):
         sets = [*(set_ or [])]

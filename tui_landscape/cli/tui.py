@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.config import load_config
 from engine.errors import ConfigError
-from engine.formats import read_surface
 from tui_landscape.cli.common import user_errors
 
 
@@ -21,6 +19,9 @@ def tui(
     ] = None,
 ) -> None:
     """Open the app: browse surface files, view and compare them, set up and run new ones."""
+    from engine.config import load_config
+    from engine.formats import read_surface
+
     with user_errors(ctx):
         if target is not None and not target.exists():
             raise ConfigError(f"not found: {target}")

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
+from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS
 
 if TYPE_CHECKING:
     from engine.formats import Surface
@@ -47,16 +48,6 @@ __all__ = [
     "surface_values",
     "tick_format",
 ]
-
-KINDS = ("auto", "contour", "filled", "heatmap", "surface3d", "ratio", "curve")
-"""Every kind of plot. ``auto``: a curve in 1D, a contour map in 2D, a heat map of the ratio;
-``ratio``: |min_eig / max_eig| as a heat map; ``curve``: 1D (the middle row of a 2D file)."""
-FIGURE_ONLY = ("surface3d",)  # plotext has no 3D view
-# What a 2D grid can be drawn as when the caller passes the values themselves (export_surface).
-SURFACE_KINDS = tuple(k for k in KINDS if k not in ("auto", "curve"))
-# The app's `k` key: the 2D maps (the ratio is a surface on `s`, curves are the `r`/`c` slices).
-# No "auto": it draws as one of them, so a step onto it would change nothing on screen.
-APP_KINDS = tuple(k for k in KINDS if k not in ("auto", *FIGURE_ONLY, "ratio", "curve"))
 
 # plot_2D.py's defaults: contours every 0.5 from 0.1 up to (not including) 10.
 REF_VMIN, REF_VMAX, REF_STEP = 0.1, 10.0, 0.5
