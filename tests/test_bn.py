@@ -141,3 +141,33 @@ def test_recalibrate_refuses_a_model_without_batch_norm(tmp_path):
 def _run(sets, out):
     prepare(load_config(None, sets), out).run()
     return read_surface(out)
+
+
+def test_the_app_s_run_ends_with_the_same_diagnosis(tmp_path):
+    """The setup's Run logs what `compute` prints at its end: the negative variances too."""
+    from textual.widgets import Button, RichLog
+
+    from engine.config import config_to_toml
+    from tests.test_tui import sync, wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.setup import SetupScreen
+
+    cfg = load_config(SAMPLE, ["compute.bn=keep", "grid.x=-0.5:1.5:9", "compute.device=cpu"])
+    p = tmp_path / "interp.toml"
+    p.write_text(config_to_toml(cfg))
+
+    @sync
+    async def run() -> list[str]:
+        app = create_app(p)
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+            s = app.screen
+            await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+            await pilot.press("ctrl+r")
+            log = s.query_one(RichLog)
+            await wait_for(pilot, lambda: any("Done" in str(line) for line in log.lines), 120)
+            return [" ".join(str(line.text) for line in log.lines)]
+
+    text = " ".join(" ".join(run()).split())
+    assert "Computed 9 points in" in text and "Minimum train_loss" in text
+    assert "BN running variances are negative from x = 1.25 on (2 of 9 points" in text

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 import tui_landscape.cli.common as common
+import tui_landscape.report as report
 from engine.errors import LandscapeError
 from engine.formats import SurfaceWriter, journal_path, surface_info
 from engine.grid import Grid
@@ -28,10 +29,10 @@ DIGITS_2D = REPO / "sample_configs" / "digits_2d.toml"
 
 
 def test_rates_below_one_point_a_second_are_seconds_a_point():
-    assert common.fmt_rate(10, 4.0) == "2.5 pt/s"
-    assert common.fmt_rate(3, 36.9) == "12.3 s/pt"  # not "0.1 pt/s", nor "0.0 pt/s"
-    assert common.fmt_rate(1, 1.0) == "1.0 pt/s"
-    assert common.fmt_rate(0, 5.0) == ""
+    assert report.fmt_rate(10, 4.0) == "2.5 pt/s"
+    assert report.fmt_rate(3, 36.9) == "12.3 s/pt"  # not "0.1 pt/s", nor "0.0 pt/s"
+    assert report.fmt_rate(1, 1.0) == "1.0 pt/s"
+    assert report.fmt_rate(0, 5.0) == ""
 
 
 def test_the_summary_of_a_slow_run_says_seconds_a_point(monkeypatch):

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Column
 
 from engine.errors import LandscapeError, clean_text
+from tui_landscape.report import fmt_eta, fmt_point, fmt_rate, summary_lines
 
 if TYPE_CHECKING:  # names for annotations only: the commands that run jobs import torch
     from engine.distributed import Rank
@@ -77,25 +78,6 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
         message = escape(clean_text(str(e)))
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(code) from None
-
-
-def fmt_point(coords: tuple[float, float], ndim: int) -> str:
-    a, b = coords
-    return f"x={a:.4g}" if ndim == 1 else f"(x={a:.4g}, y={b:.4g})"
-
-
-def fmt_rate(points: int, seconds: float) -> str:
-    """Points a second, or seconds a point below one a second: a slow run's '0.0 pt/s' says
-    nothing, '12.3 s/pt' does. Empty before the first point."""
-    if points <= 0 or seconds <= 0:
-        return ""
-    pps = points / seconds
-    return f"{pps:.1f} pt/s" if pps >= 1 else f"{seconds / points:.1f} s/pt"
-
-
-def fmt_eta(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 WAITING = "waiting for the first point"
@@ -189,29 +171,8 @@ def run_with_progress(
 
 
 def print_summary(s: Summary, ndim: int) -> None:
-    rate = fmt_rate(s.computed, s.seconds)
-    head = (
-        f"Computed {s.computed} points in {s.seconds:.1f} s" + (f" ({rate})" if rate else "")
-        if s.computed
-        else "Nothing to compute: the surface is already complete"
-    )
-    console.print(f"{head}; {s.done}/{s.total} done.", highlight=False)
-    if s.min_value == s.min_value:  # not NaN: some finished point has a finite value
-        console.print(
-            f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.",
-            highlight=False,
-        )
-    elif s.done:
-        console.print(f"No finished point has a finite {s.min_name}.", highlight=False)
-    if s.non_finite:
-        console.print(
-            f"{s.non_finite} finished points have a NaN or infinite {s.min_name} "
-            "(stored as such; shown as gaps).",
-            highlight=False,
-        )
-    if s.bn_negative:
-        console.print(bn_negative_message(s, ndim), highlight=False, markup=False)
-    console.print(f"Surface: {s.path}", highlight=False, markup=False)
+    for line in summary_lines(s, ndim):
+        console.print(line, highlight=False, markup=False)
 
 
 class Terminated(KeyboardInterrupt):
@@ -253,32 +214,6 @@ def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
         ("Terminated (SIGTERM)", EXIT_TERMINATED)
         if isinstance(e, Terminated)
         else ("Interrupted", 130)
-    )
-
-
-def bn_negative_message(s: Summary, ndim: int) -> str:
-    """Where the moved BN running variances are negative, and the remedy, in one line."""
-    n = len(s.bn_negative)
-    if ndim == 1:
-        # Each variance is linear in x and positive at 0: it is negative on a half-line, so
-        # the points with one are the ends of the line, beyond a first point on each side.
-        right = [a for a, _ in s.bn_negative if a > 0]
-        left = [a for a, _ in s.bn_negative if a < 0]
-        ends = ([f"up to x = {max(left):.4g}"] if left else []) + (
-            [f"from x = {min(right):.4g} on"] if right else []
-        )
-        where = " and ".join(ends)
-    else:
-        near = min(s.bn_negative, key=lambda p: p[0] ** 2 + p[1] ** 2)
-        where = f"away from the centre (nearest at {fmt_point(near, ndim)})"
-    nan = (
-        f"{s.bn_negative_nan} of them have a NaN or infinite {s.min_name}"
-        if s.bn_negative_nan
-        else f"their {s.min_name} is still finite"
-    )
-    return (
-        f"BN running variances are negative {where} ({n} of {s.total} points; {nan}): "
-        "compute.bn = 'recalibrate' re-estimates them at each point."
     )
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tui_landscape.cli.common import console, fmt_point, user_errors
+from tui_landscape.cli.common import console, user_errors
+from tui_landscape.report import fmt_point
 
 
 def info(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tui_landscape.cli.common import console, user_errors
+from tui_landscape.report import fmt_rate
 
 if TYPE_CHECKING:
     from tui_landscape.runs import RunStatus
@@ -57,7 +58,7 @@ def _done(r: RunStatus) -> str:
 
 
 def _rate(r: RunStatus) -> str:
-    return f"{r.rate:.1f} pt/s" if r.rate else "-"
+    return fmt_rate(r.rate, 1.0) if r.rate else "-"  # s/pt for a slow run, as `compute`
 
 
 def _left(r: RunStatus) -> str:

@@ -21,7 +21,7 @@ Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
 | plot, compare | `e` export what is shown as a PNG beside the file |
 | plot cursor | arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file |
 | plot slice | `esc` back to the map |
-| setup | `ctrl+r` run, `ctrl+s` save the config as TOML, `ctrl+c` cancel a run, `esc` back |
+| setup | `ctrl+r` run, `ctrl+s` save as TOML (asks where), `ctrl+c` cancel a run, `esc` back |
 | setup, detached | `ctrl+g` run as its own process, which outlives the app and the SSH login |
 | setup fields | `ctrl+e` estimate the time, `ctrl+o` pick a checkpoint file |
 

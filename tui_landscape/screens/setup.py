@@ -61,6 +61,7 @@ from engine.config import (
     save_config,
 )
 from engine.errors import LandscapeError
+from tui_landscape.report import fmt_rate, summary_lines
 from tui_landscape.screens.picker import FilePicker
 from tui_landscape.screens.plot import PlotView
 from tui_landscape.screens.save import SaveChoice, SaveConfig, new_config_path
@@ -595,13 +596,14 @@ class SetupScreen(Screen):
         self.job = job
         todo = job.total - job.done
         post(self._started, job, todo)
-        t0, n = time.perf_counter(), 0
+        t0, n, computed = time.perf_counter(), 0, 0
         try:
             for r in job.points():
                 n += 1
+                computed += r.error is None
                 if r.error:
                     post(self.log_line, f"point {r.coords} failed: {r.error}")
-                post(self._progress, r.done, job.total, n / max(time.perf_counter() - t0, 1e-9))
+                post(self._progress, r.done, job.total, fmt_rate(n, time.perf_counter() - t0))
                 if self.cancel_requested:
                     break
         except LandscapeError as e:
@@ -609,6 +611,9 @@ class SetupScreen(Screen):
             return
         finally:
             self.job = None
+        # What `compute` prints at its end, the minimum and a NaN's likely cause included.
+        for line in summary_lines(job.summary(computed, time.perf_counter() - t0), job.grid.ndim):
+            post(self.log_line, line)
         verb = "Cancelled" if self.cancel_requested else "Done"
         post(self._finished, f"{verb}: {job.done}/{job.total} points in {job.path}")
 
@@ -620,9 +625,9 @@ class SetupScreen(Screen):
         self._job_for_view = job
         self._draw(force=True)
 
-    def _progress(self, done: int, total: int, pps: float) -> None:
+    def _progress(self, done: int, total: int, rate: str) -> None:
         self.query_one("#progress", ProgressBar).update(progress=done)
-        self.sub_title = f"{done}/{total} points, {pps:.1f} pt/s"
+        self.sub_title = f"{done}/{total} points, {rate}"  # '12.3 s/pt' for a slow run
         self._draw()
 
     def _draw(self, force: bool = False) -> None:
