@@ -6,8 +6,8 @@ every point finished), then runs each command as a fresh process (``python -m tu
 ...``, this checkout first on the path) several times and prints the median and the minimum.
 ``tui ...: first paint`` runs ``tui-landscape tui`` headless with an auto-pilot that ends the
 process (``os._exit``, so work left in the background waits for nobody) once the first screen
-has been drawn: on the folder (the browser) and on a config (the setup screen). One warm-up run
-first fills the page cache:
+has been drawn: on the folder (the browser), on a config (the setup screen) and on a surface
+file (the plot view). One warm-up run first fills the page cache:
 
     python benchmarks/bench_startup.py              # 7 runs of each
     python benchmarks/bench_startup.py --repeat 15
@@ -80,6 +80,7 @@ def main() -> None:
             "import tui_landscape.app": [sys.executable, "-c", "import tui_landscape.app"],
             "tui FOLDER: first paint": [sys.executable, "-c", FIRST_PAINT, "BrowserScreen", tmp],
             "tui CONFIG: first paint": [sys.executable, "-c", FIRST_PAINT, "SetupScreen", cfg],
+            "tui FILE: first paint": [sys.executable, "-c", FIRST_PAINT, "PlotScreen", str(f)],
             "python (nothing)": [sys.executable, "-c", "pass"],
         }
         print(f"{'command':<26} {'median s':>9} {'min s':>7}   ({args.repeat} runs each)")
