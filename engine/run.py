@@ -13,7 +13,6 @@ What is evaluated is built in ``engine.build`` (model, directions, grid) and eva
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from engine.formats import (
     Surface,
     SurfaceWriter,
     acquire_lock,
+    check_output,
     direction_hash,
     directions_path,
     path_datasets,
@@ -292,17 +292,11 @@ def prepare(
     """
     if model is None and splits is None:
         preflight(cfg)  # the cheap checks first: a misfit fails before a model or data set loads
-    out = Path(out)
-    if out.suffix not in (".h5", ".hdf5"):
-        raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
-    if not out.parent.exists():
-        raise ConfigError(f"output folder does not exist: {out.parent}")
+    out = check_output(out)
     device = resolve_device(cfg.compute.device)
     devices = worker_devices(cfg)
     if len(devices) > 1:
         device = torch.device("cpu")  # the parent only checks the setup; workers evaluate
-    if not os.access(out.parent, os.W_OK):
-        raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
     if model is not None and len(devices) > 1:
         raise ConfigError(
             f"a model handed over in memory is evaluated in this process, but the config asks "

@@ -95,6 +95,30 @@ def test_one_writer_and_readers_while_it_writes(tmp_path):
     SurfaceWriter.resume(read_surface(tmp_path / "w.h5")).close()
 
 
+def test_check_output_refuses_what_prepare_would(tmp_path, monkeypatch):
+    """The app's setup makes these checks before Run is offered (issue 17)."""
+    import os
+
+    from engine.formats import check_output
+
+    assert check_output(tmp_path / "a.h5") == tmp_path / "a.h5"
+    with pytest.raises(ConfigError, match="to end in .h5"):
+        check_output(tmp_path / "a.txt")
+    with pytest.raises(ConfigError, match="output folder does not exist"):
+        check_output(tmp_path / "no" / "a.h5")
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(ConfigError, match="not a regular file"):
+        check_output(tmp_path / "d.h5")
+    w = SurfaceWriter.create(tmp_path / "w.h5", Grid.parse("0:1:3"), ["train_loss"], {}, "d.h5")
+    with pytest.raises(LandscapeError, match=f"another process \\(pid {os.getpid()}\\)"):
+        check_output(tmp_path / "w.h5")
+    w.close()
+    check_output(tmp_path / "w.h5")  # a finished file is resumed or refused later, by config
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # root may write anywhere
+    with pytest.raises(ConfigError, match="cannot write to the output folder"):
+        check_output(tmp_path / "a.h5")
+
+
 def test_nan_and_inf_survive(tmp_path):
     g = Grid.parse("0:1:3")
     w = SurfaceWriter.create(tmp_path / "n.h5", g, ["train_loss"], {}, "d.h5")

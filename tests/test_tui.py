@@ -723,8 +723,24 @@ async def test_a_recipe_of_another_model_is_refused_before_run(tmp_path, monkeyp
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert s.job is None and not (tmp_path / "digits_2d.h5").exists()
+        started: list[object] = []  # ctrl+g is refused where Run is: no process started
+        monkeypatch.setattr(
+            "tui_landscape.detach.start_detached", lambda *a, **k: started.append(a)
+        )
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert started == [] and run.disabled and err.display
         s.query_one("#model-arch", Input).value = "digits_cnn"
         await wait_for(pilot, lambda: not run.disabled and not err.display)
+        # An output compute would refuse (engine.formats.check_output) is refused before Run.
+        s.query_one("#out", Input).value = str(tmp_path / "missing" / "x.h5")
+        summary = s.query_one("#summary")
+        await wait_for(
+            pilot, lambda: run.disabled and "folder does not exist" in str(summary.render())
+        )
+        s.query_one("#out", Input).value = ""
+        await wait_for(pilot, lambda: not run.disabled)
         log = s.query_one(RichLog)
         s.log_line("error: " + "a long message that must wrap in the narrow log " * 4)
         await pilot.pause()

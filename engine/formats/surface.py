@@ -897,7 +897,7 @@ def acquire_lock(path: str | Path) -> Lock:
     except BlockingIOError:
         os.close(fd)
         raise LandscapeError(
-            f"{path} is being computed by another process; wait for it or choose another --out"
+            f"{path} is being computed by another process; wait for it or choose another output"
         ) from None
     return Lock(fd, lock_path, created)
 
@@ -940,6 +940,29 @@ def lock_holder(path: str | Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def check_output(path: str | Path) -> Path:
+    """The output's checks, made before anything is built: a ``.h5`` name, a folder that
+    exists and can be written, no run writing it now. ``prepare`` makes them first and the
+    app's setup on every change, so Run is refused where the run would be; the lock taken
+    later still decides between two runs that start together."""
+    out = Path(path)
+    if out.suffix not in (".h5", ".hdf5"):
+        raise ConfigError(f"Expected the output to end in .h5, but got {str(out)!r}.")
+    if not out.parent.is_dir():
+        raise ConfigError(f"output folder does not exist: {out.parent}")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write to the output folder {out.parent} (permission denied)")
+    if out.exists() and not out.is_file():
+        raise ConfigError(f"{out} is not a regular file; remove it or choose another output")
+    pid = lock_holder(out)
+    if pid is not None:
+        who = f"another process (pid {pid})" if pid else "another process"
+        raise LandscapeError(
+            f"{out} is being computed by {who}; wait for it or choose another output"
+        )
+    return out
 
 
 def _proc_locks() -> dict[tuple[int, int, int], int] | None:

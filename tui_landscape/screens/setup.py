@@ -217,6 +217,7 @@ class SetupScreen(Screen):
         # a field mounted meanwhile (a new check would cancel the running one).
         self.checking: Config | None = None
         self.run_when_checked = False  # Run was pressed while the preflight was running
+        self.detach_when_checked = False  # so was Detach
         self.painted = False  # every field is built: workers may import torch
         self.job = None
         self.cancel_requested = False
@@ -405,11 +406,14 @@ class SetupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
     def preflight(self, cfg: Config) -> None:
-        """``compute``'s first checks, off the UI thread (the first one imports torch)."""
+        """``compute``'s first checks, off the UI thread (the first one imports torch): the
+        model, data and files it names, and the output (its folder, no run writing it)."""
         from engine.build import preflight
+        from engine.formats import check_output
 
         try:
             preflight(cfg)
+            check_output(output_path(cfg, self.config_path))
         except LandscapeError as e:
             self.app.call_from_thread(self._preflight_failed, cfg, str(e))
             return
@@ -422,11 +426,13 @@ class SetupScreen(Screen):
             self._ready_to_run(cfg)
             if self.run_when_checked:
                 self.action_run()
+            elif self.detach_when_checked:
+                self.action_detach()
 
     def _preflight_failed(self, cfg: Config, msg: str) -> None:
         self._checked(cfg)
         if cfg == self.cfg:
-            self.run_when_checked = False
+            self.run_when_checked = self.detach_when_checked = False
             self._config_error(msg)
 
     def _checked(self, cfg: Config) -> None:
@@ -564,8 +570,14 @@ class SetupScreen(Screen):
         from tui_landscape.screens.browser import show_folder
 
         cfg = self.validate()
+        self.detach_when_checked = False
         if cfg is None:
             self.notify("Fix the setup first", severity="error")
+            return
+        if cfg != self.checked:
+            # As Run: started once compute's checks pass, which a detached process would fail.
+            self.detach_when_checked = True
+            self.log_line("Checking the setup first...")
             return
         try:
             run = start_detached(cfg, output_path(cfg, self.config_path), self.config_path)
