@@ -14,6 +14,8 @@ import pytest
 from textual.widgets import DataTable, Static
 
 import tui_landscape.screens.browser as browser
+from engine.formats import SurfaceWriter
+from engine.grid import Grid
 from tests.test_storage import write_reference_file
 from tests.test_tui import listed, small_file, sync, wait_for
 from tui_landscape.app import create_app
@@ -222,3 +224,24 @@ async def test_delete_takes_a_detached_runs_log_and_config(tmp_path):
         await pilot.press("y")
         await wait_for(pilot, lambda: not (tmp_path / "a.h5").exists())
     assert sorted(q.name for q in tmp_path.iterdir()) == ["a.toml"]
+
+
+@sync
+async def test_delete_is_refused_while_a_run_writes_the_file(tmp_path):
+    """Deleting a surface being computed lost every point and freed its lock (issue 17)."""
+    g = Grid.parse("0:1:3")
+    w = SurfaceWriter.create(tmp_path / "r.h5", g, ["train_loss"], {}, "d.h5")  # holds the lock
+    w.record(0, {"train_loss": 1.0})
+    w.flush()
+    app = create_app(tmp_path)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await listed(pilot)
+            await pilot.press("d")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "BrowserScreen"  # no question asked
+            (note,) = [n for n in app._notifications if n.severity == "error"]
+            assert "r.h5 is being computed" in note.message and "stop that run" in note.message
+            assert (tmp_path / "r.h5").exists() and (tmp_path / "r.h5.lock").exists()
+    finally:
+        w.close()

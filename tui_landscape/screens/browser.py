@@ -388,7 +388,7 @@ class BrowserScreen(Screen):
 
     def action_delete(self) -> None:
         p = self._current()
-        if p is None:
+        if p is None or self._refuse_running(p):
             return
         # On the UI thread, not in a worker: a 'y' typed at once must meet the question. It
         # reads one name from each other surface file of the folder: milliseconds.
@@ -403,9 +403,23 @@ class BrowserScreen(Screen):
             kept = f"{shared.name} stays: another surface here was computed on it."
         self._confirm_delete(p, beside, kept)
 
+    def _refuse_running(self, p: Path) -> bool:
+        """True, and says so, when a run is writing ``p``: deleting its files would lose every
+        point it has computed and free its lock for a second writer."""
+        pid = lock_holder(p)
+        if pid is None:
+            return False
+        who = f"pid {pid}" if pid else "another process"
+        self.notify(
+            f"{p.name} is being computed ({who}); stop that run first, then delete it",
+            severity="error",
+            markup=False,
+        )
+        return True
+
     def _confirm_delete(self, p: Path, beside: dict[str, Path], kept: str) -> None:
         def done(yes: bool | None) -> None:
-            if yes:
+            if yes and not self._refuse_running(p):  # a run may have started meanwhile
                 for q in (p, *beside.values()):
                     q.unlink(missing_ok=True)
                 self.marked.discard(p)
