@@ -128,7 +128,9 @@ def test_ps_lists_a_file_being_written_and_not_one_whose_run_ended(tmp_path, mon
     assert r.exit_code == 2 and "not found" in r.output
 
 
-def test_run_status_rate_is_the_journals_points_over_the_time_since_the_checkpoint(tmp_path):
+def test_run_status_rate_is_the_journals_points_over_the_time_since_the_checkpoint(
+    tmp_path, monkeypatch
+):
     f = tmp_path / "r.h5"
     g = Grid.parse(*GRID)
     with SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5") as w:
@@ -144,10 +146,27 @@ def test_run_status_rate_is_the_journals_points_over_the_time_since_the_checkpoi
         st = runs.run_status(f)
         assert st is not None and st.pid == os.getpid()
         assert st.rate == pytest.approx(2.0) and st.eta == pytest.approx(5.0)
+        # A resumed run: `updated` is the last run's checkpoint, its journal this run's own
+        # points, so the time counts from its start (ps showed 35 s/pt for a 10 pt/s run).
+        started = since + 1
+        monkeypatch.setattr(runs, "process_start", lambda pid: started)
+        log = f.with_name("r.h5.log")
+        log.write_text("an earlier detached run's output\n")
+        os.utime(log, (since - 60, since - 60))
+        st = runs.run_status(f)
+        assert st.rate == pytest.approx(3.0) and st.log is None  # the log is not this run's
+        os.utime(log, (started + 0.5, started + 0.5))
+        assert runs.run_status(f).log == log
         w.checkpoint()  # the journal is emptied: no rate until points arrive again
         st = runs.run_status(f)
         assert st.done == 6 and st.rate is None
     assert runs.run_status(f) is None
+
+
+def test_process_start_is_this_process_s():
+    t = runs.process_start(os.getpid())
+    assert t is not None and 0 <= time.time() - t < 24 * 3600
+    assert runs.process_start(2**22 + 12345) is None  # no such process
 
 
 def job_config(tmp_path: Path, grid: str = "-1:1:4"):

@@ -27,6 +27,7 @@ __all__ = [
     "Watch",
     "find_runs",
     "log_path",
+    "process_start",
     "run_config_path",
     "run_status",
 ]
@@ -76,22 +77,52 @@ def run_status(path: str | Path) -> RunStatus | None:
 
     Progress comes from ``surface_info`` (the file with its journal). The rate is the
     journal's points over the time since the last checkpoint (the file's ``updated``, when
-    the journal was emptied) up to the journal's last write: one look, no sampling.
+    the journal was emptied, or the writer's start where that is later) up to the journal's
+    last write: one look, no sampling.
     """
     p = Path(path)
     pid = lock_holder(p)
     if pid is None:
         return None
-    log = log_path(p) if log_path(p).is_file() else None
+    started = process_start(pid) if pid else None
+    log = log_path(p)
+    # A detached run writes its log as it starts: an older log is an earlier run's.
+    log = log if log.is_file() and (started is None or _mtime(log) >= started - 1.0) else None
     try:
         info = surface_info(p)
     except LandscapeError:
         # Locked but no readable file yet: the run is still building its model and directions.
         return RunStatus(p, pid, 0, 0, 0, None, log)
-    return RunStatus(p, pid, info.done, info.failed, info.total, _rate(p, info), log)
+    return RunStatus(p, pid, info.done, info.failed, info.total, _rate(p, info, started), log)
 
 
-def _rate(p: Path, info) -> float | None:
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return float("-inf")
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from ``/proc``; None where it
+    cannot be read (not Linux, the process gone, a hostile value)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22: start time after boot
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _rate(p: Path, info, started: float | None = None) -> float | None:
+    """The journal's points over the time since the last checkpoint (the file's ``updated``,
+    when the journal was emptied) or since the writer started, whichever is later: a resumed
+    run's journal holds only its own points, while ``updated`` is the last run's."""
     if not info.journaled or not info.updated:
         return None
     try:
@@ -99,6 +130,8 @@ def _rate(p: Path, info) -> float | None:
         last = os.stat(journal_path(p)).st_mtime
     except (ValueError, OSError, OverflowError):
         return None  # a hostile or foreign time stamp: no rate rather than a wrong one
+    if started is not None:
+        since = max(since, started)
     # ``updated`` has whole seconds: a span under one says little.
     return info.journaled / (last - since) if last - since >= 1.0 else None
 
