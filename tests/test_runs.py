@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 from typer.testing import CliRunner
 
@@ -304,8 +305,19 @@ def test_plot_watch_gives_up_on_an_unfinished_file_no_run_writes(tmp_path, monke
         w.record(0, {"train_loss": 1.0})
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "u.h5"), "--watch", "--width", "60"])
     assert r.exit_code == 1 and "no run has written it" in r.output, r.output
+    assert f"compute CONFIG --out {tmp_path / 'u.h5'}" in " ".join(r.output.split())
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "u.h5"), "--watch", "-e", "x.png"])
     assert r.exit_code == 2 and "--export" in r.output
+    # Not there, and no run starts it: said so after the grace, not "resume it".
+    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "none.h5"), "--watch"])
+    assert r.exit_code == 2 and "does not exist and no run has started it" in r.output, r.output
+    # There and not a surface, with no run writing it: said at once (it waited the grace).
+    monkeypatch.setattr(plot_cli, "WATCH_GRACE_SECONDS", 3600.0)
+    with h5py.File(tmp_path / "foreign.h5", "w") as h:
+        h["data"] = [1, 2, 3]
+    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "foreign.h5"), "--watch"])
+    assert r.exit_code != 0 and "not complete" not in r.output, r.output
+    assert "foreign.h5" in r.output
 
 
 def test_ctrl_c_ends_plot_watch_cleanly(tmp_path):

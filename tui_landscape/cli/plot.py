@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.errors import LandscapeError
+from engine.errors import ConfigError, LandscapeError
 from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.kinds import KINDS
 
@@ -164,8 +164,8 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
                 try:
                     s = read_surface(file)
                 except LandscapeError:
-                    if not writing and time.monotonic() - last_writer > WATCH_GRACE_SECONDS:
-                        raise  # never there, or not a surface: say why
+                    if not writing and file.exists():
+                        raise  # there, no run writing it, and not a surface: say why at once
                     s = None  # not there yet, or being replaced: look again
                 if s is not None:
                     state = (s.n_done, len(s.failed))
@@ -181,9 +181,12 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
                     if s.n_done == s.completed.size:
                         return
             if not writing and time.monotonic() - last_writer > WATCH_GRACE_SECONDS:
+                grace = f"{WATCH_GRACE_SECONDS:.0f} s"
+                if not file.exists():
+                    raise ConfigError(f"{file} does not exist and no run has started it in {grace}")
                 raise LandscapeError(
-                    f"{file} is not complete and no run has written it for "
-                    f"{WATCH_GRACE_SECONDS:.0f} s; resume it with tui-landscape compute"
+                    f"{file} is not complete and no run has written it for {grace}; resume it "
+                    f"with: tui-landscape compute CONFIG --out {file}"
                 )
             time.sleep(runs.WATCH_SECONDS)
     except KeyboardInterrupt:
