@@ -321,9 +321,35 @@ def test_compare_of_different_grids_says_so_in_the_verdict(tmp_path):
     assert r.exit_code == 0, r.output
     verdict = " ".join(r.stdout[r.stdout.index("sharpest by") :].split())  # rich folds at 80
     assert verdict.startswith("sharpest by mean rise within r=0.25: sharp.h5")
-    assert "flat.h5 (but the grids differ: not measured alike)" in verdict, verdict
+    assert "flat.h5 (but the grids differ: not measured alike; not complete:" in verdict, verdict
     same = invoke("compare", flat, reference_file(tmp_path / "s2.h5", 9, 9, a=4.0), "--width", 60)
     assert "sharpest by" in same.stdout and "differ" not in same.stdout
+
+
+def test_compare_names_unfinished_files_and_fits_80_columns(tmp_path, monkeypatch):
+    """A surface 60% done was called sharpest with no word, and at 80 columns the rise column
+    (the verdict's own number) was cut off (issue 17)."""
+    import io
+
+    from rich.console import Console
+
+    import tui_landscape.cli.compare as compare_cli
+
+    out = io.StringIO()  # an 80-column terminal
+    term = Console(file=out, width=80, force_terminal=True, color_system=None, emoji=False)
+    monkeypatch.setattr(compare_cli, "console", term)
+    done = our_file(tmp_path / "a_long_name_for_a_resnet56_run.h5", 9, 9)
+    part = our_file(tmp_path / "part.h5", 9, 9, unfinished=set(range(32)))
+    r = invoke("compare", done, part, "--width", 80)
+    assert r.exit_code == 0, r.output
+    text = out.getvalue()
+    table = text[text.index("file") :].splitlines()
+    assert table[0].split()[-1] == "rise" and all(len(line) <= 80 for line in table)
+    assert re.fullmatch(r"\d\.\d+", table[2].split()[-1]), table  # the rise, whole
+    assert "part.h5 (60%)" in text  # its numbers are of the finished points only
+    verdict = " ".join(text[text.index("(docs/sharpness.md)") + 19 :].split())
+    assert verdict.startswith("sharpest by") or verdict.startswith("no difference"), verdict
+    assert verdict.endswith("(but not complete: part.h5 (60%))"), verdict
 
 
 def test_piped_1d_plot_gives_each_series_its_own_marker(files):
@@ -332,3 +358,14 @@ def test_piped_1d_plot_gives_each_series_its_own_marker(files):
     legend = re.findall(r"[L⅃] (\S\S) (\w+_(?:loss|acc))", r.stdout)
     markers = {name: m for m, name in legend}
     assert set(markers) == {"train_loss", "train_acc"} and len(set(markers.values())) == 2, legend
+
+
+def test_sharpness_of_an_unfinished_surface_says_so(tmp_path):
+    part = our_file(tmp_path / "part.h5", 9, 9, unfinished=set(range(20)))
+    r = invoke("plot", part, "--width", 80)
+    assert r.exit_code == 0 and "sharpness of the finished points only (61/81):" in r.stdout
+    r = invoke("info", part)
+    assert "of the finished points only (61/81)" in " ".join(r.stdout.split())
+    full = our_file(tmp_path / "full.h5", 9, 9)
+    for cmd in ("plot", "info"):
+        assert "finished points only" not in invoke(cmd, full).stdout

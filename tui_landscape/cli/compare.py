@@ -102,11 +102,12 @@ def _table(
     from tui_landscape.safe import plain
 
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-    cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", f"rise r={radius:g}"]
+    # The legend below says what r is: a short header leaves the numbers room at 80 columns.
+    cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", "rise"]
     for c in cols:
-        if c == "file":  # long names fold (past 40 characters); numbers never do
-            longest = max(len(s.path.name) for s in surfaces)
-            t.add_column(c, overflow="fold", min_width=min(longest, 40))
+        if c == "file":  # long names fold (past 16 characters); numbers never do
+            longest = max(len(_name(s)) for s in surfaces)
+            t.add_column(c, overflow="fold", min_width=min(longest, 16))
         else:
             t.add_column(c, justify="right", no_wrap=True)
     rises: dict[str, float] = {}
@@ -115,7 +116,7 @@ def _table(
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
         except LandscapeError as e:
-            t.add_row(plain(s.path.name), "-", "-", "-", "-", "-", "-", plain(e))
+            t.add_row(plain(_name(s)), "-", "-", "-", "-", "-", "-", plain(e))
             continue
         axes = {a.axis: a for a in sh.axes}
         curv = [format_number(axes[k].curvature) if k in axes else "-" for k in "xy"]
@@ -125,7 +126,7 @@ def _table(
         ]
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
         t.add_row(
-            plain(s.path.name), format_number(sh.min_value), at, *curv, *wid,
+            plain(_name(s)), format_number(sh.min_value), at, *curv, *wid,
             format_number(sh.mean_increase),
         )  # fmt: skip
         rises[s.path.name] = sh.mean_increase
@@ -141,10 +142,23 @@ def _table(
         highlight=False,
     )
     verdict = _verdict(rises, curvatures, radius)
+    caveats = []
     if grids_differ:
         # The numbers depend on the grid (the points inside r, the fit's steps, the edges).
-        verdict += " (but the grids differ: not measured alike)"
+        caveats.append("the grids differ: not measured alike")
+    partial = [_name(s) for s in surfaces if s.n_done < s.completed.size]
+    if partial:  # the minimum and the fits are of the finished points only
+        caveats.append(f"not complete: {', '.join(partial)}")
+    if caveats:
+        verdict += f" (but {'; '.join(caveats)})"
     console.print(verdict, highlight=False)
+
+
+def _name(s: Surface) -> str:
+    """A file's name, with how far it is where it is not complete: its numbers are of the
+    finished points only."""
+    total = s.completed.size
+    return s.path.name if s.n_done == total else f"{s.path.name} ({100 * s.n_done / total:.0f}%)"
 
 
 def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: float) -> str:

@@ -83,6 +83,11 @@ def info(
     loss = next((n for n in s.values if n.endswith("_loss")), None)
     if loss is not None and np.isfinite(s.values[loss]).any():
         sh = sharpness(s.x, s.y, s.values[loss])
-        console.print(f"sharpness of {loss} (docs/sharpness.md):", highlight=False)
+        partial = (
+            f", of the finished points only ({s.n_done}/{s.completed.size})"
+            if s.n_done < s.completed.size
+            else ""
+        )
+        console.print(f"sharpness of {loss} (docs/sharpness.md){partial}:", highlight=False)
         for line in format_sharpness(sh):
             console.print(f"  {line}", highlight=False)

@@ -144,6 +144,8 @@ def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, tra
             sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
         except Exception:  # no finite point yet: the plot says so already
             return
+        if s.n_done < s.completed.size:  # the fits may change as the rest arrives
+            typer.echo(f"sharpness of the finished points only ({s.n_done}/{s.completed.size}):")
         for line in format_sharpness(sh):
             typer.echo(line)
 

@@ -241,8 +241,10 @@ class PlotScreen(Screen):
             # The curvatures alone (how they were fitted is in `info`): the line fits 80 columns.
             axes = sharpness(s.x, s.y, z).axes
             if axes:
+                # Fitted to the finished points: an unfinished map's curvature may change.
+                label = "curvature" if s.n_done == s.completed.size else "curvature so far"
                 parts.append(
-                    "curvature " + ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in axes)
+                    f"{label} " + ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in axes)
                 )
         status = self.query_one("#status", Static)
         # Parts whole on each line: a narrow terminal (80 columns) gets a second line.
