@@ -92,6 +92,21 @@ def test_the_bar_is_still_while_idle_and_ctrl_c_leaves_one_bar_line(monkeypatch)
     assert message.startswith(f"Interrupted: 2/100 points saved in {job.path}; run the same")
 
 
+def test_a_long_output_name_is_cut_in_the_middle_not_the_counts(monkeypatch):
+    """At 80 columns a 70-character name pushed out the bar, done/total and percentage."""
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "console", console)
+    job = SlowJob(out)
+    job.path = Path("a_very_long_output_name_for_a_resnet_run_with_many_settings_encoded.h5")
+    with pytest.raises(typer.Exit):
+        common.run_job(lambda p, o: job, job.path, False)
+    bar = visible_lines(out.getvalue())[0]
+    assert bar.startswith("computing") and "2/100" in bar and "2%" in bar, bar
+    assert bar.endswith("→ a_very_long_…_encoded.h5"), bar
+    assert console.measure(bar).maximum <= 78
+
+
 def points_done(path: Path) -> int:
     try:
         return surface_info(path).done

@@ -12,7 +12,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine.run import Summary
 
-__all__ = ["bn_negative_message", "fmt_eta", "fmt_point", "fmt_rate", "summary_lines"]
+__all__ = [
+    "bn_negative_message",
+    "fit",
+    "fmt_eta",
+    "fmt_point",
+    "fmt_rate",
+    "summary_lines",
+]
+
+
+def fit(text: str, width: int, middle: bool = False) -> str:
+    """``text`` in ``width`` characters, cut with an ellipsis: at the end, or in the middle
+    (a file name keeps its start and its end, where runs differ: a seed, a step, '.h5')."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if not middle:
+        return text[: width - 1] + "…"
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 def fmt_point(coords: tuple[float, float], ndim: int) -> str:

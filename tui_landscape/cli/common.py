@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Column
 
 from engine.errors import LandscapeError, clean_text
-from tui_landscape.report import fmt_eta, fmt_point, fmt_rate, summary_lines
+from tui_landscape.report import fit, fmt_eta, fmt_point, fmt_rate, summary_lines
 
 if TYPE_CHECKING:  # names for annotations only: the commands that run jobs import torch
     from engine.distributed import Rank
@@ -124,7 +124,8 @@ def run_with_progress(
         return job.summary(0, 0.0)
     start = time.perf_counter()
     # Only the bar gives way to a narrow terminal (the text columns do not wrap); the file's
-    # name, not its path, keeps the line short (the path is printed when the run ends).
+    # name, not its path, cut in the middle past 24 characters, keeps the line short (the
+    # path is printed when the run ends).
     progress = _Progress(
         TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
         BarColumn(),
@@ -164,7 +165,11 @@ def run_with_progress(
 
     with progress:
         task = progress.add_task(
-            label, total=job.total, completed=job.done, rate=WAITING, out=job.path.name
+            label,
+            total=job.total,
+            completed=job.done,
+            rate=WAITING,
+            out=fit(job.path.name, 24, True),
         )
         progress.refresh()
         return job.run(on_point, outcomes)

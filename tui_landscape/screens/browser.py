@@ -38,6 +38,7 @@ from engine.formats import (
 )
 from engine.formats.constants import DIRECTIONS_SUFFIX
 from tui_landscape import runs
+from tui_landscape.report import fit
 from tui_landscape.safe import plain
 
 __all__ = [
@@ -151,19 +152,6 @@ def ago(when: str, now: dt.datetime) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def fit(text: str, width: int, middle: bool = False) -> str:
-    """``text`` in ``width`` characters, cut with an ellipsis: at the end, or in the middle
-    (a file name keeps its start and its end, where runs differ: a seed, a step, '.h5')."""
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    if not middle:
-        return text[: width - 1] + "…"
-    tail = (width - 1) // 2
-    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 class ConfirmDelete(ModalScreen[bool]):
