@@ -418,6 +418,14 @@ async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
         await pilot.pause()
         shown = app.screen.query_one("Markdown").source
         assert "`ctrl+e` estimate" in shown and "`ctrl+o` pick a checkpoint" in shown, shown
+    app = create_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:  # its box was 90 wide: text cut off
+        await listed(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        box = app.screen.query_one("#help").region
+        assert box.x >= 0 and box.right <= 80, box
 
 
 def test_bare_command_without_a_terminal_prints_the_help():

@@ -13,17 +13,16 @@ HELP = """\
 
 Loss landscapes (Li et al., NeurIPS 2018) in the terminal.
 
-| where | keys |
-|---|---|
-| everywhere | `?` help, `ctrl+p` commands, `q` quit, `b` file browser, `n` new surface |
-| browser | `enter` open, `space` mark, `c` compare marked, `d` delete, `f5` refresh |
-| plot | `s` surface, `k` kind, `l` log scale, `+` / `-` more or fewer levels, `esc` back |
-| plot, compare | `e` export what is shown as a PNG beside the file |
-| plot cursor | arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file |
-| plot slice | `esc` back to the map |
-| setup | `ctrl+r` run, `ctrl+s` save as TOML (asks where), `ctrl+c` cancel a run, `esc` back |
-| setup, detached | `ctrl+g` run as its own process, which outlives the app and the SSH login |
-| setup fields | `ctrl+e` estimate the time, `ctrl+o` pick a checkpoint file |
+- **everywhere**: `?` help, `ctrl+p` commands, `q` quit, `b` file browser, `n` new surface
+- **browser**: `enter` open, `space` mark, `c` compare marked, `d` delete, `f5` refresh
+- **plot**: `s` surface, `k` kind, `l` log scale, `+` / `-` more or fewer levels, `esc` back
+- **plot, compare**: `e` export what is shown as a PNG beside the file
+- **plot cursor**: arrows move it, `r` / `c` its row or column slice (2D), `f5` reload the file
+- **plot slice**: `esc` back to the map
+- **setup**: `ctrl+r` run, `ctrl+s` save as TOML (asks where), `ctrl+c` cancel a run, `esc` back
+- **setup, detached**: `ctrl+g` run as its own process, which outlives the app and the SSH
+  login
+- **setup fields**: `ctrl+e` estimate the time, `ctrl+o` pick a checkpoint file
 
 Unfinished points are drawn as missing. A surface being computed fills in live, in the plot
 view and the browser (`running 57%`), whichever process computes it; a cancelled run is
