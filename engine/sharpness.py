@@ -155,7 +155,8 @@ def format_sharpness(s: Sharpness) -> list[str]:
         widths = ", ".join(
             f"{a.axis} {format_number(a.width)}{'+' if a.open_ended else ''}" for a in s.axes
         )
-        note = " (+ = reaches the grid edge)" if any(a.open_ended for a in s.axes) else ""
+        # Short: the longest line stays within 80 columns with two 4-digit widths.
+        note = " (+: to the grid edge)" if any(a.open_ended for a in s.axes) else ""
         lines.append(f"basin width (loss <= min + {format_number(s.margin)}): {widths}{note}")
     rise = format_number(s.mean_increase)
     if not math.isfinite(s.mean_increase):

@@ -252,7 +252,7 @@ def test_format_sharpness():
     assert format_sharpness(s) == [
         "min 0.03121 at (x=0, y=0.1)",
         "curvature x 12.35, y 10.1 (quadratic fit, +-2 points)",
-        "basin width (loss <= min + 0.1): x 0.42, y 0.38+ (+ = reaches the grid edge)",
+        "basin width (loss <= min + 0.1): x 0.42, y 0.38+ (+: to the grid edge)",
         "mean increase within r=0.25: 0.071",
     ]
 
