@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError
 from engine.sharpness import eigen_ratio
 from tui_landscape.plots import export as E
 from tui_landscape.plots.spec import SURFACE_KINDS, levels_for
@@ -300,6 +300,14 @@ def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         E.export_surface(target, x, y, z, **SMALL)
     assert target.read_bytes() == before
     assert [p.name for p in target.parent.iterdir()] == ["fig.png"]
+
+    def refused(self, fname, **kwargs):
+        raise PermissionError(13, "Permission denied", str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", refused)  # the message names the user's file
+    with pytest.raises(LandscapeError, match="cannot write .*fig.png: Permission denied") as e:
+        E.export_surface(target, x, y, z, **SMALL)
+    assert ".tmp" not in str(e.value)
 
 
 # --- 1D curves -------------------------------------------------------------------------------

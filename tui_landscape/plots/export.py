@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError
 from tui_landscape.plots.spec import (
     SURFACE_KINDS,
     PlotSpec,
@@ -112,9 +112,11 @@ def _save(fig: Any, path: Path, fmt: str, dpi: float) -> Path:
         # No bbox_inches="tight": the file must be exactly size * dpi pixels.
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(e, OSError):  # the user's path in the message, not the temporary one
+            raise LandscapeError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     return path
 
