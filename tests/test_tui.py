@@ -182,6 +182,27 @@ async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
         numbers = str(app.screen.query_one("#numbers").render())
         assert "mean rise r=0.25 n/a" in numbers, numbers
         assert "nan" not in numbers
+        assert app.screen.check_action("next_kind", ()) is True  # 2D maps: `k` changes them
+
+
+@sync
+async def test_compare_of_1d_files_offers_no_kind_key(tmp_path):
+    paths = []
+    for name in ("a.h5", "b.h5"):
+        g = Grid.parse("-1:1:9")
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, "d.h5") as w:
+            for k, v in enumerate(g.x.coordinates() ** 2):
+                w.record(k, {"train_loss": float(v)})
+        paths.append(tmp_path / name)
+    app = create_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot)
+        app.push_screen(CompareScreen(paths))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause()
+        assert app.screen.check_action("next_kind", ()) is False
+        keys = {b.binding.key for b in app.screen.active_bindings.values() if b.enabled}
+        assert "k" not in keys and "s" in keys, keys
 
 
 def setup_config(tmp_path: Path, grid: str = "-1:1:4") -> Path:

@@ -50,10 +50,18 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         self.title = "compare: " + ", ".join(p.name for p in self.paths)
         self.surfaces = [read_surface(p) for p in self.paths]
+        self.refresh_bindings()  # `k` for 2D files only
         self.call_after_refresh(self.redraw)
 
     def on_resize(self) -> None:
         self.redraw()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Map kinds exist for 2D files only: 1D files are curves (False hides `k`)."""
+        if action == "next_kind":
+            surfaces = getattr(self, "surfaces", None)
+            return bool(surfaces) and surfaces[0].y is not None
+        return True
 
     def redraw(self) -> None:
         if not hasattr(self, "surfaces"):
