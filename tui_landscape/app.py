@@ -1,24 +1,32 @@
 """The Textual app: a file browser, plot views, comparisons, and a setup screen that runs.
 
 ``create_app`` is shared by the CLI and the tests. What opens first depends on the target: a
-folder opens the browser, a surface file the plot view, a TOML config the setup screen.
+folder opens the browser, a surface file the plot view, a TOML config the setup screen. Each
+screen's module is imported when the screen is first shown, and the palette's commands when
+it opens: importing them all at start-up (numpy, h5py, plotext, Markdown) cost a third of a
+second of the first paint.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
 
-from tui_landscape.commands import AppCommands
-from tui_landscape.screens.browser import BrowserScreen
-from tui_landscape.screens.help import HelpScreen
-from tui_landscape.screens.plot import PlotScreen
-from tui_landscape.screens.setup import SetupScreen
+if TYPE_CHECKING:
+    from textual.command import Provider
 
 __all__ = ["LandscapeApp", "create_app"]
+
+
+def app_commands() -> type[Provider]:
+    """The app's palette commands, loaded when the palette opens (Textual calls this)."""
+    from tui_landscape.commands import AppCommands
+
+    return AppCommands
 
 
 class LandscapeApp(App):
@@ -26,7 +34,7 @@ class LandscapeApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-landscape"
-    COMMANDS = App.COMMANDS | {AppCommands}
+    COMMANDS = App.COMMANDS | {app_commands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("b", "browser", "Files"),
@@ -40,15 +48,23 @@ class LandscapeApp(App):
         self.no_color = bool(os.environ.get("NO_COLOR"))
 
     def on_mount(self) -> None:
+        from tui_landscape.screens.browser import BrowserScreen
+
         t = self.target
         folder = t if t.is_dir() else t.parent
         self.push_screen(BrowserScreen(folder))
         if t.suffix in (".h5", ".hdf5"):
+            from tui_landscape.screens.plot import PlotScreen
+
             self.push_screen(PlotScreen(t))
         elif t.suffix == ".toml":
+            from tui_landscape.screens.setup import SetupScreen
+
             self.push_screen(SetupScreen(t))
 
     def action_help(self) -> None:
+        from tui_landscape.screens.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_browser(self) -> None:
@@ -56,6 +72,8 @@ class LandscapeApp(App):
             self.pop_screen()
 
     def action_setup(self) -> None:
+        from tui_landscape.screens.setup import SetupScreen
+
         self.push_screen(SetupScreen())
 
 

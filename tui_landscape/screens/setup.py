@@ -30,7 +30,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual import events, work
 from textual.app import ComposeResult
@@ -61,9 +61,10 @@ from engine.config import (
     save_config,
 )
 from engine.errors import LandscapeError
-from tui_landscape.screens.picker import FilePicker
-from tui_landscape.screens.plot import PlotView
-from tui_landscape.screens.save import SaveChoice, SaveConfig, new_config_path
+from tui_landscape.plots.widget import PlotView
+
+if TYPE_CHECKING:
+    from tui_landscape.screens.save import SaveChoice
 
 __all__ = ["SECTIONS", "SetupField", "SetupScreen", "setup_fields"]
 
@@ -485,6 +486,8 @@ class SetupScreen(Screen):
     def action_pick_checkpoint(self) -> None:
         """Choose the checkpoint in a file tree (from the current directory)."""
 
+        from tui_landscape.screens.picker import FilePicker
+
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.query_one("#model-checkpoint", Input).value = str(path)
@@ -493,6 +496,8 @@ class SetupScreen(Screen):
 
     def action_save(self) -> None:
         """Ask where (a new file proposed), then save; see ``SaveConfig``."""
+        from tui_landscape.screens.save import SaveConfig, new_config_path
+
         if self.validate() is None:
             self.notify("Fix the setup first", severity="error")
             return
