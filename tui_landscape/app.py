@@ -17,6 +17,7 @@ from textual.app import App
 from textual.binding import Binding
 
 if TYPE_CHECKING:
+    from textual.await_complete import AwaitComplete
     from textual.command import Provider
 
 __all__ = ["LandscapeApp", "create_app"]
@@ -47,20 +48,36 @@ class LandscapeApp(App):
         self.target = Path(target) if target is not None else Path.cwd()
         self.no_color = bool(os.environ.get("NO_COLOR"))
 
+    @property
+    def folder(self) -> Path:
+        """The folder of the app's browser: the target, or the folder it is in."""
+        return self.target if self.target.is_dir() else self.target.parent
+
     def on_mount(self) -> None:
+        t = self.target
+        if t.suffix == ".toml":
+            from tui_landscape.screens.setup import SetupScreen
+
+            # The setup alone: the browser beneath it is made when it is left (``pop_screen``).
+            # Made before its first paint, the browser and h5py cost it 0.3 s.
+            self.push_screen(SetupScreen(t))
+            return
         from tui_landscape.screens.browser import BrowserScreen
 
-        t = self.target
-        folder = t if t.is_dir() else t.parent
-        self.push_screen(BrowserScreen(folder))
+        self.push_screen(BrowserScreen(self.folder))
         if t.suffix in (".h5", ".hdf5"):
             from tui_landscape.screens.plot import PlotScreen
 
             self.push_screen(PlotScreen(t))
-        elif t.suffix == ".toml":
-            from tui_landscape.screens.setup import SetupScreen
 
-            self.push_screen(SetupScreen(t))
+    def pop_screen(self) -> AwaitComplete:
+        """The top screen closed; the app's browser, not made yet where the app opened on a
+        config, takes the place of the setup that was alone on the stack."""
+        from tui_landscape.screens.browser import BrowserScreen
+
+        if len(self.screen_stack) == 2 and not isinstance(self.screen, BrowserScreen):
+            return self.switch_screen(BrowserScreen(self.folder))
+        return super().pop_screen()
 
     def action_help(self) -> None:
         from tui_landscape.screens.help import HelpScreen
@@ -68,7 +85,12 @@ class LandscapeApp(App):
         self.push_screen(HelpScreen())
 
     def action_browser(self) -> None:
+        """The app's browser: every screen above it closed (made now if there is none yet)."""
+        from tui_landscape.screens.browser import BrowserScreen
+
         while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if not isinstance(self.screen, BrowserScreen):
             self.pop_screen()
 
     def action_setup(self) -> None:
