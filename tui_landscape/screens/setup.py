@@ -253,8 +253,7 @@ class SetupScreen(Screen):
                 yield Label("tab: next field; the focused one is explained here", id="field-doc")
             with Vertical(id="right"):
                 yield PlotView(id="live")
-                # shown from the first run on: before, it would only pulse
-                yield ProgressBar(id="progress", show_eta=True)
+                # the progress bar goes here with the first run (``_started``)
                 # min_width: RichLog renders at 78 columns at least, cut off beside the fields
                 yield RichLog(id="log", max_lines=500, wrap=True, min_width=20)
         yield Footer()
@@ -636,8 +635,11 @@ class SetupScreen(Screen):
         post(self._finished, f"{verb}: {job.done}/{job.total} points in {job.path}")
 
     def _started(self, job, todo: int) -> None:
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
+        bars = self.query("#progress").results(ProgressBar)
+        bar = next(bars, None)
+        if bar is None:  # the first run: mounted now (hidden before, it pulsed 15 times a second)
+            bar = ProgressBar(id="progress", show_eta=True)
+            self.query_one("#right").mount(bar, after="#live")
         bar.update(total=job.total, progress=job.done)
         self.log_line(f"Computing {todo} of {job.total} points into {job.path}")
         self._job_for_view = job
