@@ -182,7 +182,7 @@ def job_config(tmp_path: Path, grid: str = "-1:1:4"):
 async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_changed(
     tmp_path, monkeypatch
 ):
-    from tui_landscape.screens import plot as plot_screen
+    from tui_landscape.plots import terminal  # the view takes its draw from there, as it draws
 
     monkeypatch.setattr(runs, "WATCH_SECONDS", 0.05)
     out = tmp_path / "j.h5"
@@ -193,9 +193,9 @@ async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_chang
     job.writer.flush()  # what the run does every compute.flush_seconds
 
     draws, looks = [], []
-    real_draw, real_changed = plot_screen.draw, runs.Watch.changed
+    real_draw, real_changed = terminal.draw, runs.Watch.changed
     monkeypatch.setattr(
-        plot_screen, "draw", lambda spec, **kw: draws.append(1) or real_draw(spec, **kw)
+        terminal, "draw", lambda spec, **kw: draws.append(1) or real_draw(spec, **kw)
     )
     monkeypatch.setattr(runs.Watch, "changed", lambda w: looks.append(1) or real_changed(w))
     app_ = create(out)

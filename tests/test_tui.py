@@ -108,14 +108,12 @@ async def test_a_1d_file_offers_no_row_or_column_slice(tmp_path):
 async def test_plot_view_state_is_reactive_one_draw_per_change(tmp_path, monkeypatch):
     """Setting the view's state redraws it (no redraw() call); changes made together draw
     once, and a repaint without a change draws nothing."""
-    from tui_landscape.screens import plot as plot_screen
+    from tui_landscape.plots import terminal  # the view takes its draw from there, as it draws
 
     f = small_file(tmp_path / "s.h5")
     specs = []
-    real = plot_screen.draw
-    monkeypatch.setattr(
-        plot_screen, "draw", lambda spec, **kw: specs.append(spec) or real(spec, **kw)
-    )
+    real = terminal.draw
+    monkeypatch.setattr(terminal, "draw", lambda spec, **kw: specs.append(spec) or real(spec, **kw))
     app = create_app(f)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and specs)

@@ -1,24 +1,33 @@
 """The Textual app: a file browser, plot views, comparisons, and a setup screen that runs.
 
 ``create_app`` is shared by the CLI and the tests. What opens first depends on the target: a
-folder opens the browser, a surface file the plot view, a TOML config the setup screen.
+folder opens the browser, a surface file the plot view, a TOML config the setup screen. Each
+screen's module is imported when the screen is first shown, and the palette's commands when
+it opens: importing them all at start-up (numpy, h5py, plotext, Markdown) cost a third of a
+second of the first paint.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
 
-from tui_landscape.commands import AppCommands
-from tui_landscape.screens.browser import BrowserScreen
-from tui_landscape.screens.help import HelpScreen
-from tui_landscape.screens.plot import PlotScreen
-from tui_landscape.screens.setup import SetupScreen
+if TYPE_CHECKING:
+    from textual.await_complete import AwaitComplete
+    from textual.command import Provider
 
 __all__ = ["LandscapeApp", "create_app"]
+
+
+def app_commands() -> type[Provider]:
+    """The app's palette commands, loaded when the palette opens (Textual calls this)."""
+    from tui_landscape.commands import AppCommands
+
+    return AppCommands
 
 
 class LandscapeApp(App):
@@ -26,7 +35,7 @@ class LandscapeApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-landscape"
-    COMMANDS = App.COMMANDS | {AppCommands}
+    COMMANDS = App.COMMANDS | {app_commands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("b", "browser", "Files"),
@@ -39,23 +48,54 @@ class LandscapeApp(App):
         self.target = Path(target) if target is not None else Path.cwd()
         self.no_color = bool(os.environ.get("NO_COLOR"))
 
+    @property
+    def folder(self) -> Path:
+        """The folder of the app's browser: the target, or the folder it is in."""
+        return self.target if self.target.is_dir() else self.target.parent
+
     def on_mount(self) -> None:
         t = self.target
-        folder = t if t.is_dir() else t.parent
-        self.push_screen(BrowserScreen(folder))
-        if t.suffix in (".h5", ".hdf5"):
-            self.push_screen(PlotScreen(t))
-        elif t.suffix == ".toml":
+        if t.suffix == ".toml":
+            from tui_landscape.screens.setup import SetupScreen
+
+            # The setup alone: the browser beneath it is made when it is left (``pop_screen``).
+            # Made before its first paint, the browser and h5py cost it 0.3 s.
             self.push_screen(SetupScreen(t))
+            return
+        from tui_landscape.screens.browser import BrowserScreen
+
+        self.push_screen(BrowserScreen(self.folder))
+        if t.suffix in (".h5", ".hdf5"):
+            from tui_landscape.screens.plot import PlotScreen
+
+            self.push_screen(PlotScreen(t))
+
+    def pop_screen(self) -> AwaitComplete:
+        """The top screen closed; the app's browser, not made yet where the app opened on a
+        config, takes the place of the setup that was alone on the stack."""
+        from tui_landscape.screens.browser import BrowserScreen
+
+        if len(self.screen_stack) == 2 and not isinstance(self.screen, BrowserScreen):
+            return self.switch_screen(BrowserScreen(self.folder))
+        return super().pop_screen()
 
     def action_help(self) -> None:
+        from tui_landscape.screens.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_browser(self) -> None:
+        """The app's browser: every screen above it closed (made now if there is none yet)."""
+        from tui_landscape.screens.browser import BrowserScreen
+
         while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if not isinstance(self.screen, BrowserScreen):
             self.pop_screen()
 
     def action_setup(self) -> None:
+        from tui_landscape.screens.setup import SetupScreen
+
         self.push_screen(SetupScreen())
 
 

@@ -421,11 +421,13 @@ class BrowserScreen(Screen):
 
 
 def show_folder(app, folder: Path) -> None:
-    """Show ``folder`` in the browser: the app's own when it lists that folder, else a new one."""
+    """Show ``folder`` in the browser: the app's own when it lists that folder (made now where
+    the app opened on a config and has none yet), else a new one."""
     base = app.screen_stack[1] if len(app.screen_stack) > 1 else None
-    if isinstance(base, BrowserScreen) and base.folder.resolve() == Path(folder).resolve():
-        while len(app.screen_stack) > 2:
-            app.pop_screen()
-        base.action_refresh()
+    listed = base.folder if isinstance(base, BrowserScreen) else app.folder
+    if listed.resolve() == Path(folder).resolve():
+        app.action_browser()
+        if isinstance(base, BrowserScreen):  # a new one lists the folder as it mounts
+            base.action_refresh()
     else:
         app.push_screen(BrowserScreen(folder))

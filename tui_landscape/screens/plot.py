@@ -7,23 +7,18 @@ one changed, and redraws only when points arrived (a checkpoint alone changes no
 
 from __future__ import annotations
 
-import operator
 from pathlib import Path
 
 import numpy as np
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
 from engine.formats import (
     Surface,
-    Trajectory,
     clean_text,
     has_trajectory,
     lock_holder,
@@ -31,86 +26,12 @@ from engine.formats import (
     read_trajectory,
 )
 from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import (
-    APP_KINDS,
-    PlotSpec,
-    map_kind,
-    next_kind,
-    resolve,
-    slice_spec,
-    surface_values,
-)
-from tui_landscape.plots.terminal import draw
+from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, surface_values
+from tui_landscape.plots.widget import PlotView
 from tui_landscape.runs import Watch
 from tui_landscape.screens.figures import figure_path, write_figure
 
 __all__ = ["PlotScreen", "PlotView"]
-
-
-class PlotView(Widget):
-    """A surface drawn to the widget's size from its reactive state.
-
-    Setting any state attribute (``surface``, ``name_``, ``kind``, ``levels``, ``log_scale``,
-    ``cursor``, ``slice``, ``trajectory``) or resizing repaints it, and ``render`` is the one
-    path that draws: repaints coalesce to at most one per frame, and a repaint whose state and
-    size did not change reuses the last text (a plot takes tens of milliseconds).
-    """
-
-    DEFAULT_CSS = "PlotView { height: 1fr; }"
-
-    # A Surface or Trajectory holds arrays, which `!=` cannot compare: always a new state.
-    surface: reactive[Surface | None] = reactive(None, always_update=True)
-    trajectory: reactive[Trajectory | None] = reactive(None, always_update=True)
-    name_ = reactive("train_loss")
-    kind = reactive("auto")
-    log_scale = reactive(False)
-    levels: reactive[int | None] = reactive(None)  # None: the default levels
-    cursor: reactive[tuple[int, int] | None] = reactive(None)  # (i, j) grid cell
-    slice: reactive[str | None] = reactive(None)  # None, "row" or "column" through the cursor
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self._last: tuple[tuple, tuple, Text] | None = None
-
-    def redraw(self) -> None:
-        """Draw now, then repaint: the setup screen's interface, kept as it was (it sets
-        ``surface`` and calls this from a worker's callback, so the plot is drawn while the
-        worker waits, as before). Setting state alone also redraws, at the next frame."""
-        self._last = None
-        self.render()
-        self.refresh()
-
-    def render(self) -> Text:
-        s = self.surface
-        if s is None:
-            return Text("No surface yet.")
-        w, h = max(self.size.width, 40), max(self.size.height, 12)
-        color = not self.app.no_color
-        # The arrays are compared by identity (a new Surface is a new state), the rest by value.
-        data = (s, self.trajectory)
-        state = (self.name_, self.kind, self.log_scale, self.levels, self.cursor, self.slice,
-                 w, h, color)  # fmt: skip
-        last = self._last
-        if last is None or not all(map(operator.is_, last[0], data)) or last[1] != state:
-            try:
-                text = draw(self.spec(), width=w, height=h, color=color)
-            except LandscapeError as e:
-                text = str(e)
-            self._last = last = (data, state, Text.from_ansi(text))
-        return last[2]
-
-    def spec(self) -> PlotSpec:
-        """What the view shows now: the map, or the 1D slice through the cursor."""
-        s = self.surface
-        assert s is not None
-        if self.slice and s.y is not None and self.cursor is not None:
-            return slice_spec(s, self.name_, self.cursor, self.slice)
-        cur = None
-        if self.cursor is not None and s.y is not None:
-            i, j = self.cursor
-            cur = (float(s.x[j]), float(s.y[i]))
-        return resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale,
-                       trajectory=self.trajectory, cursor=cur)  # fmt: skip
 
 
 # One footer entry for both slices ("r c Slice"): the footer must fit 80 columns.

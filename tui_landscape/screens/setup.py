@@ -30,13 +30,12 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
@@ -61,10 +60,11 @@ from engine.config import (
     save_config,
 )
 from engine.errors import LandscapeError
+from tui_landscape.plots.widget import PlotView
 from tui_landscape.report import fmt_rate, summary_lines
-from tui_landscape.screens.picker import FilePicker
-from tui_landscape.screens.plot import PlotView
-from tui_landscape.screens.save import SaveChoice, SaveConfig, new_config_path
+
+if TYPE_CHECKING:
+    from tui_landscape.screens.save import SaveChoice
 
 __all__ = ["SECTIONS", "SetupField", "SetupScreen", "setup_fields"]
 
@@ -205,6 +205,10 @@ class SetupScreen(Screen):
         super().__init__()
         self.config_path = config
         self.fields = setup_fields()
+        # Each field's widget by its key, and the text it was built with: the Changed a field
+        # posts as it mounts is no change (each validated, a batch of six took 40 ms more).
+        self._widgets: dict[str, Widget] = {}
+        self._built_text: dict[str, str] = {}
         self._hidden: dict[str, Any] = {}  # the sections not shown, as read
         self._base = Config()  # the opened config: the values of the fields not built yet
         self._unbuilt = [f for f in self.fields if f.section != SECTIONS[0]]
@@ -240,6 +244,7 @@ class SetupScreen(Screen):
                         yield Label("output file", classes="field-label")
                         # compute's own rule, so the app and `compute CONFIG` write one file
                         out = output_path(base, self.config_path)
+                        self._built_text["out"] = str(out)
                         yield Input(str(out), id="out", compact=True, tooltip=OUT_DOC)
                     yield Label("", id="summary", markup=False)
                     with Horizontal(id="buttons"):
@@ -250,8 +255,7 @@ class SetupScreen(Screen):
                 yield Label("tab: next field; the focused one is explained here", id="field-doc")
             with Vertical(id="right"):
                 yield PlotView(id="live")
-                # shown from the first run on: before, it would only pulse
-                yield ProgressBar(id="progress", show_eta=True)
+                # the progress bar goes here with the first run (``_started``)
                 # min_width: RichLog renders at 78 columns at least, cut off beside the fields
                 yield RichLog(id="log", max_lines=500, wrap=True, min_width=20)
         yield Footer()
@@ -284,15 +288,21 @@ class SetupScreen(Screen):
             options = [f.text(c) for c in f.choices]
             if f.text(value) not in options:
                 options.insert(0, f.text(value))  # a value typed in a file, e.g. its order
-            row.append(Select([(o, o) for o in options], value=f.text(value), allow_blank=False,
-                              id=f.wid, compact=True, tooltip=tip))  # fmt: skip
+            choices = [(o, o) for o in options]
+            widget: Widget = Select(choices, value=f.text(value), allow_blank=False, id=f.wid,
+                                    compact=True, tooltip=tip)  # fmt: skip
         else:
-            row.append(Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
-                             suggester=_suggester(f)))  # fmt: skip
+            widget = Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
+                           suggester=_suggester(f))  # fmt: skip
+        row.append(widget)
+        self._widgets[f.key] = widget
+        self._built_text[f.wid] = f.text(value)
         if f.key == "model.checkpoint":
             row.append(Button("…", id="pick-checkpoint", compact=True, tooltip="pick a file"))
         out.append(Horizontal(*row, classes="field-row"))
-        out.append(Label("", id=f"err-{f.wid}", classes="field-error", markup=False))
+        error = Label("", id=f"err-{f.wid}", classes="field-error", markup=False)
+        error.display = False  # an empty error takes no line
+        out.append(error)
         return out
 
     def on_mount(self) -> None:
@@ -373,17 +383,15 @@ class SetupScreen(Screen):
 
     def _built(self, f: SetupField) -> Widget | None:
         """The field's widget, once mounted (a Select has no value before)."""
-        try:
-            widget = self.query_one(f"#{f.wid}")
-        except NoMatches:
-            return None
-        return widget if widget.is_mounted else None
+        widget = self._widgets.get(f.key)
+        return widget if widget is not None and widget.is_mounted else None
 
     def validate(self) -> Config | None:
         """The setup as the engine sees it; marks the field its first error names. The config's
         own checks run here; the engine's preflight follows in a worker (``preflight``)."""
         for label in self.query(".field-error").results(Label):
-            self._show_error(label, "")
+            if label.display:  # the others are empty already
+                self._show_error(label, "")
         try:
             cfg = config_from_dict(self.values())
         except LandscapeError as e:
@@ -471,15 +479,25 @@ class SetupScreen(Screen):
         if doc is not None:  # a button or a section title keeps the last field's doc
             self.query_one("#field-doc", Label).update(doc)
 
+    def _mounted_as_built(self, wid: str | None, value: Any) -> bool:
+        """Whether a Changed is the one a field posts as it mounts, with the value it was built
+        with: no change to validate (only the first Changed of a field can be)."""
+        return wid is not None and self._built_text.pop(wid, None) == value
+
     def on_input_changed(self, event: Input.Changed) -> None:
+        if self._mounted_as_built(event.input.id, event.value):
+            return
         if event.input.id == "model-arch":
             self._show_model()
         self.validate()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "model-list" and isinstance(event.value, str):
-            self.query_one("#model-arch", Input).value = event.value
-        self.validate()
+        if event.select.id == "model-list":  # a choice sets the arch field, validated then
+            if isinstance(event.value, str):
+                self.query_one("#model-arch", Input).value = event.value
+            return
+        if not self._mounted_as_built(event.select.id, event.value):
+            self.validate()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         {
@@ -492,6 +510,8 @@ class SetupScreen(Screen):
     def action_pick_checkpoint(self) -> None:
         """Choose the checkpoint in a file tree (from the current directory)."""
 
+        from tui_landscape.screens.picker import FilePicker
+
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.query_one("#model-checkpoint", Input).value = str(path)
@@ -500,6 +520,8 @@ class SetupScreen(Screen):
 
     def action_save(self) -> None:
         """Ask where (a new file proposed), then save; see ``SaveConfig``."""
+        from tui_landscape.screens.save import SaveConfig, new_config_path
+
         if self.validate() is None:
             self.notify("Fix the setup first", severity="error")
             return
@@ -630,8 +652,11 @@ class SetupScreen(Screen):
         post(self._finished, f"{verb}: {job.done}/{job.total} points in {job.path}")
 
     def _started(self, job, todo: int) -> None:
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
+        bars = self.query("#progress").results(ProgressBar)
+        bar = next(bars, None)
+        if bar is None:  # the first run: mounted now (hidden before, it pulsed 15 times a second)
+            bar = ProgressBar(id="progress", show_eta=True)
+            self.query_one("#right").mount(bar, after="#live")
         bar.update(total=job.total, progress=job.done)
         self.log_line(f"Computing {todo} of {job.total} points into {job.path}")
         self._job_for_view = job

@@ -1,0 +1,93 @@
+"""The plot view widget: a surface drawn to the widget's size, in the plot view and the setup.
+
+Importing it loads no plotting: numpy, plotext and the file format come with the first surface
+drawn (``render``), so the setup screen, which shows an empty view until a run starts, paints
+without them.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from engine.errors import LandscapeError
+
+if TYPE_CHECKING:
+    from engine.formats import Surface, Trajectory
+    from tui_landscape.plots.spec import PlotSpec
+
+__all__ = ["PlotView"]
+
+
+class PlotView(Widget):
+    """A surface drawn to the widget's size from its reactive state.
+
+    Setting any state attribute (``surface``, ``name_``, ``kind``, ``levels``, ``log_scale``,
+    ``cursor``, ``slice``, ``trajectory``) or resizing repaints it, and ``render`` is the one
+    path that draws: repaints coalesce to at most one per frame, and a repaint whose state and
+    size did not change reuses the last text (a plot takes tens of milliseconds).
+    """
+
+    DEFAULT_CSS = "PlotView { height: 1fr; }"
+
+    # A Surface or Trajectory holds arrays, which `!=` cannot compare: always a new state.
+    surface: reactive[Surface | None] = reactive(None, always_update=True)
+    trajectory: reactive[Trajectory | None] = reactive(None, always_update=True)
+    name_ = reactive("train_loss")
+    kind = reactive("auto")
+    log_scale = reactive(False)
+    levels: reactive[int | None] = reactive(None)  # None: the default levels
+    cursor: reactive[tuple[int, int] | None] = reactive(None)  # (i, j) grid cell
+    slice: reactive[str | None] = reactive(None)  # None, "row" or "column" through the cursor
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self._last: tuple[tuple, tuple, Text] | None = None
+
+    def redraw(self) -> None:
+        """Draw now, then repaint: the setup screen's interface, kept as it was (it sets
+        ``surface`` and calls this from a worker's callback, so the plot is drawn while the
+        worker waits, as before). Setting state alone also redraws, at the next frame."""
+        self._last = None
+        self.render()
+        self.refresh()
+
+    def render(self) -> Text:
+        s = self.surface
+        if s is None:
+            return Text("No surface yet.")
+        w, h = max(self.size.width, 40), max(self.size.height, 12)
+        color = not self.app.no_color
+        # The arrays are compared by identity (a new Surface is a new state), the rest by value.
+        data = (s, self.trajectory)
+        state = (self.name_, self.kind, self.log_scale, self.levels, self.cursor, self.slice,
+                 w, h, color)  # fmt: skip
+        last = self._last
+        if last is None or not all(map(operator.is_, last[0], data)) or last[1] != state:
+            from tui_landscape.plots.terminal import draw
+
+            try:
+                text = draw(self.spec(), width=w, height=h, color=color)
+            except LandscapeError as e:
+                text = str(e)
+            self._last = last = (data, state, Text.from_ansi(text))
+        return last[2]
+
+    def spec(self) -> PlotSpec:
+        """What the view shows now: the map, or the 1D slice through the cursor."""
+        from tui_landscape.plots.spec import resolve, slice_spec
+
+        s = self.surface
+        assert s is not None
+        if self.slice and s.y is not None and self.cursor is not None:
+            return slice_spec(s, self.name_, self.cursor, self.slice)
+        cur = None
+        if self.cursor is not None and s.y is not None:
+            i, j = self.cursor
+            cur = (float(s.x[j]), float(s.y[i]))
+        return resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale,
+                       trajectory=self.trajectory, cursor=cur)  # fmt: skip
