@@ -143,8 +143,9 @@ def _run(sets, out):
     return read_surface(out)
 
 
-def test_the_app_s_run_ends_with_the_same_diagnosis(tmp_path):
+def test_the_app_s_run_ends_with_the_same_diagnosis(tmp_path, monkeypatch):
     """The setup's Run logs what `compute` prints at its end: the negative variances too."""
+    monkeypatch.chdir(tmp_path)  # the output, interp.h5, is written in the working folder
     from textual.widgets import Button, RichLog
 
     from engine.config import config_to_toml
