@@ -7,8 +7,10 @@ from itertools import pairwise
 
 from rich.text import Text
 
+from tests.conftest import REPO
 from tests.test_tui import listed, small_file, sync, wait_for
 from tui_landscape.app import create_app
+from tui_landscape.screens.browser import BrowserScreen
 from tui_landscape.screens.compare import CompareScreen
 from tui_landscape.screens.plot import PlotScreen
 from tui_landscape.screens.setup import SetupScreen
@@ -142,3 +144,50 @@ def test_compare_screen_snapshot_80x24(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(create_app(tmp_path), terminal_size=(80, 24), run_before=compared)
+
+
+@sync
+async def test_the_palette_opens_a_typed_folder_or_surface(tmp_path):
+    """The browser had no way to another folder but quitting (issue 17's review)."""
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    small_file(tmp_path / "two" / "b.h5")
+    app = create_app(tmp_path / "one")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot)
+        two = tmp_path / "two"
+        for target, screen in ((two, BrowserScreen), (two / "b.h5", PlotScreen)):
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+            palette = app.screen
+            palette.query_one(Input).value = str(target)
+            hits = palette.query_one("CommandList")
+            await wait_for(pilot, lambda h=hits: h.option_count > 0)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda s=screen: isinstance(app.screen, s))
+        assert app.screen.path == tmp_path / "two" / "b.h5"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        assert app.screen.folder == tmp_path / "two"
+
+
+@sync
+async def test_leaving_a_config_s_setup_shows_where_its_output_goes(tmp_path, monkeypatch):
+    """`tui sample_configs/digits_2d.toml` then esc listed sample_configs/, while the run's
+    file is written in the working folder, as `compute` writes it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = tmp_path / "configs" / "d.toml"
+    cfg.parent.mkdir()
+    cfg.write_text((REPO / "sample_configs" / "digits_2d.toml").read_text())
+    app = create_app(cfg)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await wait_for(pilot, lambda: app.screen.cfg is not None)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        assert app.screen.folder.resolve() == work.resolve()

@@ -76,7 +76,10 @@ class LandscapeApp(App):
         from tui_landscape.screens.browser import BrowserScreen
 
         if len(self.screen_stack) == 2 and not isinstance(self.screen, BrowserScreen):
-            return self.switch_screen(BrowserScreen(self.folder))
+            # Where the setup's output goes (the working folder for `digits_2d.toml`, as
+            # `compute` writes it), not the config's folder: the run's file is listed there.
+            where = getattr(self.screen, "output_folder", None)
+            return self.switch_screen(BrowserScreen(where() if where else self.folder))
         return super().pop_screen()
 
     def action_help(self) -> None:

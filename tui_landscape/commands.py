@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from tui_landscape.screens.browser import BrowserScreen
+from tui_landscape.screens.browser import BrowserScreen, show_folder
 from tui_landscape.screens.compare import CompareScreen
 from tui_landscape.screens.plot import PlotScreen
 
@@ -66,3 +67,16 @@ class AppCommands(Provider):
         for c in self._commands():
             if (score := matcher.match(c.title)) > 0:
                 yield Hit(score, matcher.highlight(c.title), self._run(c), help=c.help)
+        # A typed path: a folder opens in the browser, a surface file in the plot view (the
+        # only way to another folder without leaving the app).
+        path = Path(query.strip()).expanduser() if query.strip() else None
+        if path is not None and path.is_dir():
+            yield Hit(1.0, f"Open folder {path}", partial(self._open, path), help="The browser")
+        elif path is not None and path.is_file() and path.suffix in (".h5", ".hdf5"):
+            yield Hit(1.0, f"Open {path}", partial(self._open, path), help="Its plot view")
+
+    def _open(self, path: Path) -> None:
+        if path.is_dir():
+            show_folder(self.app, path)
+        else:
+            self.app.push_screen(PlotScreen(path))

@@ -569,6 +569,13 @@ class SetupScreen(Screen):
             "points in one process",
         )
 
+    def output_folder(self) -> Path:
+        """The folder the setup's output goes to (the app's browser opens there when the setup
+        is left); the working folder while the setup is not valid."""
+        if self.cfg is None:
+            return Path.cwd()
+        return output_path(self.cfg, self.config_path).parent
+
     def log_line(self, text: str) -> None:
         self.query_one("#log", RichLog).write(text)
 
