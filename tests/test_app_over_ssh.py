@@ -191,3 +191,27 @@ async def test_leaving_a_config_s_setup_shows_where_its_output_goes(tmp_path, mo
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
         assert app.screen.folder.resolve() == work.resolve()
+
+
+async def _live_map(size, f):
+    from engine.formats import read_surface
+    from tui_landscape.plots.widget import PlotView
+
+    app = create_app(REPO / "sample_configs" / "digits_2d.toml")
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        view = app.screen.query_one("#live", PlotView)
+        view.surface = read_surface(f)
+        await pilot.pause()
+        return view.render().plain, view.size.width
+
+
+@sync
+async def test_the_setup_s_live_map_never_wraps_at_80_columns(tmp_path, monkeypatch):
+    """Drawn 40 columns wide in a narrower pane, each plot line wrapped into the next."""
+    monkeypatch.chdir(tmp_path)
+    f = small_file(tmp_path / "s.h5", unfinished={0, 1})
+    text, width = await _live_map((80, 24), f)
+    assert width < 40 and text.startswith("s.h5: 61/63 points done. The map needs 40x12"), text
+    text, width = await _live_map((160, 50), f)  # room: the map, every line within the pane
+    assert "The map needs" not in text and all(len(x) <= width for x in text.splitlines())

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["PlotView"]
 
 
+MIN_WIDTH, MIN_HEIGHT = 40, 12  # below this a plotext map is unreadable
+
+
 class PlotView(Widget):
     """A surface drawn to the widget's size from its reactive state.
 
@@ -60,7 +63,14 @@ class PlotView(Widget):
         s = self.surface
         if s is None:
             return Text("No surface yet.")
-        w, h = max(self.size.width, 40), max(self.size.height, 12)
+        w, h = self.size.width, self.size.height
+        if 0 < w < MIN_WIDTH or 0 < h < MIN_HEIGHT:
+            # Drawn wider than the widget, each line would wrap into the next (the setup's
+            # pane at 80 columns): say how far it is, and where the map fits.
+            done = f"{s.n_done}/{s.completed.size} points done"
+            return Text(f"{s.path.name}: {done}. The map needs {MIN_WIDTH}x{MIN_HEIGHT} cells "
+                        f"(here {w}x{h}): a wider terminal, or the file's plot view.")  # fmt: skip
+        w, h = max(w, MIN_WIDTH), max(h, MIN_HEIGHT)
         color = not self.app.no_color
         # The arrays are compared by identity (a new Surface is a new state), the rest by value.
         data = (s, self.trajectory)

@@ -689,6 +689,7 @@ class SetupScreen(Screen):
 
     def _finished(self, text: str) -> None:
         self._draw(force=True)
+        self.sub_title = ""  # no run: its rate is no longer news (the log keeps the summary)
         self.log_line(text)
         severity = "error" if text.startswith("error") else "information"
         self.notify(text, severity=severity, markup=False)
