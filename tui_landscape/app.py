@@ -55,24 +55,25 @@ class LandscapeApp(App):
 
     def on_mount(self) -> None:
         t = self.target
+        # A config's setup and a file's plot view open alone: the browser beneath is made when
+        # they are left (``pop_screen``). Made before their first paint, the browser (its
+        # styles, its folder's listing) cost them 0.2 to 0.3 s.
         if t.suffix == ".toml":
             from tui_landscape.screens.setup import SetupScreen
 
-            # The setup alone: the browser beneath it is made when it is left (``pop_screen``).
-            # Made before its first paint, the browser and h5py cost it 0.3 s.
             self.push_screen(SetupScreen(t))
-            return
-        from tui_landscape.screens.browser import BrowserScreen
-
-        self.push_screen(BrowserScreen(self.folder))
-        if t.suffix in (".h5", ".hdf5"):
+        elif t.suffix in (".h5", ".hdf5") and not t.is_dir():
             from tui_landscape.screens.plot import PlotScreen
 
             self.push_screen(PlotScreen(t))
+        else:
+            from tui_landscape.screens.browser import BrowserScreen
+
+            self.push_screen(BrowserScreen(self.folder))
 
     def pop_screen(self) -> AwaitComplete:
         """The top screen closed; the app's browser, not made yet where the app opened on a
-        config, takes the place of the setup that was alone on the stack."""
+        config or a file, takes the place of the setup or plot view alone on the stack."""
         from tui_landscape.screens.browser import BrowserScreen
 
         if len(self.screen_stack) == 2 and not isinstance(self.screen, BrowserScreen):
