@@ -156,6 +156,14 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         assert not (tmp_path / "b.h5").exists() and (tmp_path / "a.h5").exists()
 
 
+async def show_compare(pilot, paths: list[Path]) -> None:
+    """The compare screen of ``paths`` over the app's browser, drawn."""
+    await listed(pilot)
+    pilot.app.push_screen(CompareScreen(paths))
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
+    await pilot.pause()
+
+
 @sync
 async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
     """A grid coarser than the radius has no mean rise: "n/a", as `info`, never "nan"."""
@@ -173,10 +181,7 @@ async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
     assert "n/a" in format_sharpness(sharpness(s.x, s.y, s.values["train_loss"]))[-1]
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await listed(pilot)
-        app.push_screen(CompareScreen(paths))
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        await pilot.pause()
+        await show_compare(pilot, paths)
         numbers = str(app.screen.query_one("#numbers").render())
         assert "mean rise r=0.25 n/a" in numbers, numbers
         assert "nan" not in numbers
@@ -194,10 +199,7 @@ async def test_compare_of_1d_files_offers_no_kind_key(tmp_path):
         paths.append(tmp_path / name)
     app = create_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await listed(pilot)
-        app.push_screen(CompareScreen(paths))
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        await pilot.pause()
+        await show_compare(pilot, paths)
         assert app.screen.check_action("next_kind", ()) is False
         keys = {b.binding.key for b in app.screen.active_bindings.values() if b.enabled}
         assert "k" not in keys and "s" in keys, keys
