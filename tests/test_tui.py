@@ -582,6 +582,10 @@ async def test_setup_names_bad_values_under_their_field_and_explains_the_focused
         await wait_for(
             pilot, lambda: "grid.y: 'min:max:num'; empty for a 1D surface" in str(doc.render())
         )
+        # A choice list opened by the mouse: the focus lands on its list inside, and its doc
+        # shows all the same (the last text field's stayed).
+        s.query_one("#data-download").query_one("SelectOverlay").focus()
+        await wait_for(pilot, lambda: str(doc.render()).startswith("data.download:"))
 
 
 @sync

@@ -473,11 +473,17 @@ class SetupScreen(Screen):
         label.display = bool(text)  # an empty error takes no line
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        """The focused field's doc, in full, below the fields."""
-        wid = event.widget.id or ""
-        doc = next((f"{f.key}: {f.doc}" for f in self.fields if f.wid == wid), None)
-        if doc is not None:  # a button or a section title keeps the last field's doc
-            self.query_one("#field-doc", Label).update(doc)
+        """The focused field's doc, in full, below the fields. A choice list's focus lands on a
+        widget inside it: the field is the nearest enclosing widget that is one."""
+        fields = {f.wid: f for f in self.fields}
+        node = event.widget
+        while node is not None and node is not self:
+            f = fields.get(node.id or "")
+            if f is not None:
+                self.query_one("#field-doc", Label).update(f"{f.key}: {f.doc}")
+                return
+            node = node.parent
+        # A button or a section title keeps the last field's doc.
 
     def _mounted_as_built(self, wid: str | None, value: Any) -> bool:
         """Whether a Changed is the one a field posts as it mounts, with the value it was built
