@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_landscape.report import fmt_rate
+
 if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_landscape`
     import torch
     from torch import nn
@@ -55,12 +57,15 @@ class _Bar:
         t0, first = time.perf_counter(), job.done
 
         def on_point(r: PointResult) -> None:
-            pps = (r.done - first) / max(time.perf_counter() - t0, 1e-9)
-            self.progress.update(task, completed=r.done, rate=f"{pps:.1f} pt/s")
+            rate = fmt_rate(r.done - first, time.perf_counter() - t0)  # s/pt when slow
+            self.progress.update(task, completed=r.done, rate=rate)
 
         return on_point
 
-    def stop(self) -> None:
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
 
@@ -90,8 +95,7 @@ def compute(
     """
     from engine.api import compute_surface
 
-    bar = _Bar(progress, "computing")
-    try:
+    with _Bar(progress, "computing") as bar:
         return compute_surface(
             model,
             train,
@@ -105,8 +109,6 @@ def compute(
             overwrite=overwrite,
             on_start=bar.start,
         )
-    finally:
-        bar.stop()
 
 
 def trajectory(
@@ -133,8 +135,7 @@ def trajectory(
     """
     from engine.api import trajectory_surface
 
-    bar = _Bar(progress, "trajectory")
-    try:
+    with _Bar(progress, "trajectory") as bar:
         return trajectory_surface(
             model,
             checkpoints,
@@ -149,8 +150,6 @@ def trajectory(
             overwrite=overwrite,
             on_start=bar.start,
         )
-    finally:
-        bar.stop()
 
 
 def hessian(
