@@ -300,3 +300,20 @@ def test_compute_refuses_the_mismatch_before_writing(tmp_path: Path, monkeypatch
     r = CliRunner().invoke(app, ["compute", str(DIGITS_2D), "--set", "model.arch=resnet50"])
     assert r.exit_code == 2 and "is a checkpoint of 'digits_cnn'" in r.output, r.output
     assert not any(tmp_path.iterdir())
+
+
+def test_one_parser_for_typed_values_on_the_command_line_and_in_the_app():
+    """`--set data.root=2024` is a string key and stays the string '2024' (it was refused as an
+    integer), as the app's field reads it; non-string keys are still read as TOML."""
+    from engine.config import key_type, parse_value
+
+    cfg = load_config(None, ["data.root=2024", "model.checkpoint=true", "train.epochs=7"])
+    assert cfg.data.root == "2024" and cfg.model.checkpoint == "true"
+    assert cfg.train.epochs == 7
+    assert key_type("data.root") is str and key_type("data.nope") is None
+    assert key_type("grid") is not None and key_type("grid.x.y") is None
+    assert parse_value("2024", str) == "2024" and parse_value("2024", int) == 2024
+    assert parse_value("-1:1:21") == "-1:1:21"  # a bare word, judged by the config
+    with pytest.raises(ConfigError, match="Expected `train.epochs` to be an integer"):
+        load_config(None, ["train.epochs=many"])
+    assert parse_value("'cpu'", str) == "cpu" and parse_value("true", str) == "true"

@@ -29,8 +29,7 @@ CLEAR = "\x1b[H\x1b[2J"  # home, clear: each drawing replaces the last on a term
 SurfaceOpt = Annotated[
     str,
     typer.Option(
-        "--surface",
-        "-s",
+        "--surface",  # no short form: -s is --set in every command that takes a config
         help="A surface the file holds: train_loss, train_acc, test_loss, test_acc, any other "
         "<split>_<metric> (train_abs_err), max_eig, min_eig; or ratio (|min_eig / max_eig|).",
     ),
