@@ -7,11 +7,12 @@ import h5py
 import numpy as np
 import pytest
 
-import engine.formats.surface as surface_mod
+import engine.formats.layout as layout_mod
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
     LAYOUT_OURS,
     LAYOUT_REFERENCE,
+    Provenance,
     SurfaceWriter,
     has_trajectory,
     path_datasets,
@@ -40,7 +41,9 @@ def test_the_names_are_the_reference_s():
 
 def test_a_new_surface_file_holds_exactly_the_documented_names(tmp_path):
     g = Grid.parse("-1:1:4", "0:1:3")
-    with SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], {"dir_type": "states"}, "d.h5"):
+    with SurfaceWriter.create(
+        tmp_path / "s.h5", g, ["train_loss"], Provenance(dir_type="states"), "d.h5"
+    ):
         pass
     with h5py.File(tmp_path / "s.h5") as h:
         assert set(h) == {C.XCOORDS, C.YCOORDS, "train_loss", C.MASK, C.DIR_FILE}
@@ -61,13 +64,13 @@ def test_a_new_surface_file_holds_exactly_the_documented_names(tmp_path):
 def reads(monkeypatch):
     """The datasets surface_info reads whole (it must read no surface)."""
     seen: list[str] = []
-    real = surface_mod._Root.read
+    real = layout_mod.Root.read
 
     def spy(self, name):
         seen.append(name)
         return real(self, name)
 
-    monkeypatch.setattr(surface_mod._Root, "read", spy)
+    monkeypatch.setattr(layout_mod.Root, "read", spy)
     return seen
 
 
@@ -75,7 +78,7 @@ def test_surface_info_of_a_run_in_progress_agrees_with_read_surface(tmp_path, re
     g = Grid.parse("-1:1:5", "-1:1:3")
     path = tmp_path / "run.h5"
     names = ["train_loss", "train_acc", "max_eig", "min_eig"]
-    w = SurfaceWriter.create(path, g, names, {"dir_type": "weights"}, "run.directions.h5")
+    w = SurfaceWriter.create(path, g, names, Provenance(dir_type="weights"), "run.directions.h5")
     values = dict.fromkeys(names, 1.0)
     for k in range(4):
         w.record(k, values)
@@ -124,7 +127,9 @@ def test_surface_info_of_reference_files(tmp_path, reads, nx, ny):
 def test_surface_info_of_a_pca_surface_sees_its_path(tmp_path):
     g = Grid.parse("-1:1:3", "-1:1:3")
     extras = path_datasets(np.ones((4, 2)), np.zeros((4, 2)))
-    SurfaceWriter.create(tmp_path / "p.h5", g, ["train_loss"], {}, "d.h5", extras=extras).close()
+    SurfaceWriter.create(
+        tmp_path / "p.h5", g, ["train_loss"], Provenance(), "d.h5", extras=extras
+    ).close()
     assert surface_info(tmp_path / "p.h5").has_path and has_trajectory(tmp_path / "p.h5")
 
 
@@ -133,7 +138,7 @@ def test_surface_info_says_what_is_wrong_in_one_line(tmp_path):
         surface_info(tmp_path / "missing.h5")
     (tmp_path / "text.h5").write_text("hello")
     g = Grid.parse("-1:1:11", "-1:1:11")
-    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], {}, "d.h5").close()
+    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], Provenance(), "d.h5").close()
     data = (tmp_path / "full.h5").read_bytes()
     (tmp_path / "trunc.h5").write_bytes(data[: len(data) // 2])
     with h5py.File(tmp_path / "other.h5", "w") as h:
@@ -168,7 +173,7 @@ def test_sidecars_finds_the_side_files_that_exist(tmp_path):
     p = tmp_path / "s.h5"
     g = Grid.parse("0:1:3")
     assert sidecars(p) == {}
-    w = SurfaceWriter.create(p, g, ["train_loss"], {}, "s.directions.h5")
+    w = SurfaceWriter.create(p, g, ["train_loss"], Provenance(), "s.directions.h5")
     assert sidecars(p) == {
         "journal": tmp_path / ("s.h5" + C.JOURNAL_SUFFIX),
         "lock": tmp_path / ("s.h5" + C.LOCK_SUFFIX),
@@ -189,7 +194,7 @@ def test_a_direction_file_goes_with_its_surface_unless_another_surface_names_it(
     g = Grid.parse("0:1:3")
 
     def surface(name: str, dir_file: str) -> None:
-        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, dir_file) as w:
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], Provenance(), dir_file) as w:
             w.record(0, {"train_loss": 1.0})
 
     surface("a.h5", "a.directions.h5")
@@ -222,7 +227,7 @@ def test_projection_files_round_trip_and_take_labels_from_the_directions(tmp_pat
     # Without ratios of its own, a path on a surface takes them from the surface's directions.
     write_projection(tmp_path / "bare.h5", coords)
     g = Grid.parse("-1:1:3", "-1:1:3")
-    SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], {}, "dirs.h5").close()
+    SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], Provenance(), "dirs.h5").close()
     ds = DirectionSet([], [], "weights")
     save_directions(tmp_path / "dirs.h5", ds, extras={C.EXPLAINED_VARIANCE_RATIO: [0.6, 0.3]})
     assert read_trajectory(tmp_path / "bare.h5").explained is None

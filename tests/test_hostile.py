@@ -422,11 +422,13 @@ def test_a_malformed_surface_is_one_line_in_every_command(tmp_path, edit, reason
 
 
 def test_the_surface_file_does_not_grow_with_checkpoints(tmp_path):
-    from engine.formats import SurfaceWriter
+    from engine.formats import Provenance, SurfaceWriter
     from engine.grid import Grid
 
     p = tmp_path / "s.h5"
-    w = SurfaceWriter.create(p, Grid.parse("-1:1:11", "-1:1:11"), ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(
+        p, Grid.parse("-1:1:11", "-1:1:11"), ["train_loss"], Provenance(), "d.h5"
+    )
     w.record_failure(3, "x" * 200)
     sizes = []
     for k in range(200):

@@ -26,7 +26,7 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
-from engine.formats.surface import fresh_hdf5, refuse_link, text_of
+from engine.formats.files import fresh_hdf5, refuse_link, text_of
 
 if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
     import torch

@@ -32,7 +32,7 @@ from engine.formats.constants import (
 from engine.formats.directions import read_explained_variance
 
 if TYPE_CHECKING:
-    from engine.formats.surface import Surface
+    from engine.formats.reader import Surface
 
 __all__ = [
     "Trajectory",
