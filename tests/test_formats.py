@@ -25,6 +25,7 @@ from engine.formats import (
 )
 from engine.formats import constants as C
 from engine.grid import Grid
+from tests.conftest import REPO
 from tests.test_storage import write_reference_file
 
 
@@ -186,6 +187,51 @@ def test_sidecars_finds_the_side_files_that_exist(tmp_path):
     assert found["tmp"].name == "s.h5" + C.TMP_SUFFIX
     assert found["directions"] == directions_path(p) == tmp_path / ("s" + C.DIRECTIONS_SUFFIX)
     assert set(found) == {"lock", "tmp", "directions"}
+    # A run started detached from the app: its output and the config it ran, both this file's.
+    (tmp_path / "s.h5.log").write_text("computing")
+    (tmp_path / "s.h5.toml").write_text("[grid]")
+    found = sidecars(p)
+    assert found["log"] == tmp_path / ("s.h5" + C.LOG_SUFFIX)
+    assert found["config"] == tmp_path / ("s.h5" + C.CONFIG_SUFFIX)
+
+
+def test_a_delete_removes_what_the_schema_says(tmp_path):
+    """docs/surface-format.md: the file with its journal, lock, tmp, log and run config; the
+    direction file only when no other surface of the folder names it."""
+    from engine.formats import removable_sidecars
+
+    p = tmp_path / "s.h5"
+    w = SurfaceWriter.create(p, Grid.parse("0:1:3"), ["train_loss"], Provenance(), "x.h5")
+    w.record(0, {"train_loss": 1.0})
+    w.flush()  # the journal holds a point
+    for suffix in (".h5.tmp", ".h5.log", ".h5.toml", ".directions.h5"):
+        (tmp_path / f"s{suffix}").write_bytes(b"")
+    (tmp_path / "s.toml").write_text("[grid]")  # a user's own config: not a side file
+    assert set(removable_sidecars(p)) == {"journal", "lock", "tmp", "log", "config", "directions"}
+    w.close()
+    doc = (REPO / "docs" / "surface-format.md").read_text()
+    for name in ("FILE.h5.journal", "FILE.h5.lock", "FILE.h5.tmp", "FILE.h5.log", "FILE.h5.toml"):
+        assert f"`{name}`" in doc
+    assert "they are the app's, not the format's, and stay" not in doc
+
+
+def test_provenance_is_written_and_read_in_one_place(tmp_path):
+    prov = Provenance(config="[grid]\n", dir_hash="sha256:ab", dir_type="states", device="cpu")
+    p = tmp_path / "s.h5"
+    SurfaceWriter.create(p, Grid.parse("0:1:3"), ["train_loss"], prov, "d.h5").close()
+    got = read_surface(p).provenance
+    assert (got.config, got.dir_hash, got.dir_type, got.device) == (
+        prov.config, prov.dir_hash, prov.dir_type, prov.device,
+    )  # fmt: skip
+    assert got.format_version == C.SURFACE_FORMAT_VERSION and got.id and got.created
+    with h5py.File(p) as h:
+        assert h.attrs[C.ATTR_DIR_SHA256] == "sha256:ab" and h.attrs[C.ATTR_DEVICE] == "cpu"
+    with pytest.raises(TypeError, match="Provenance"):
+        SurfaceWriter.create(tmp_path / "t.h5", Grid.parse("0:1:3"), ["train_loss"], {}, "d.h5")
+    # A reference file (no attributes) and an old one read as empty provenance.
+    write_reference_file(tmp_path / "ref.h5", np.linspace(-1, 1, 3), np.linspace(0, 1, 3))
+    ref = read_surface(tmp_path / "ref.h5").provenance
+    assert ref == Provenance()
 
 
 def test_a_direction_file_goes_with_its_surface_unless_another_surface_names_it(tmp_path):

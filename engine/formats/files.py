@@ -47,6 +47,7 @@ __all__ = [
     "text_of",
     "tmp_path",
     "write_error",
+    "writing",
 ]
 
 
@@ -213,6 +214,22 @@ def write_error(path: Path, e: OSError, then: str = "") -> LandscapeError:
     return LandscapeError(f"cannot write {path}: {why}{then}")
 
 
+class writing:
+    """Turn a failed write (a full disk, a quota, ``ulimit -f``: the ``OSError`` that
+    ``fresh_hdf5`` raises) into one line naming ``path``; ``then`` says what was kept."""
+
+    def __init__(self, path: Path, then: str = "") -> None:
+        self.path, self.then = path, then
+
+    def __enter__(self) -> writing:
+        return self
+
+    def __exit__(self, kind: type | None, e: BaseException | None, tb: object) -> bool:
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise write_error(self.path, e, self.then) from None
+        return False
+
+
 def refuse_link(path: Path) -> LandscapeError:
     return LandscapeError(
         f"{path} is a symbolic link; refusing to write through it (remove it, or choose "
@@ -222,16 +239,42 @@ def refuse_link(path: Path) -> LandscapeError:
 
 @contextmanager
 def fresh_hdf5(path: Path) -> Iterator[h5py.File]:
-    """A new HDF5 file at ``path`` (a leftover there, ours or planted, is removed first):
-    created exclusively, so neither a link nor a file put there meanwhile is written through."""
+    """A new HDF5 file at ``path`` (a leftover there, ours or planted, is removed first).
+
+    HDF5 builds it in memory and it is written out here with plain writes: HDF5 left a file
+    whose write failed (a full disk, ``ulimit -f``) half-closed and crashed as the process
+    exited, while ``os.write`` raises an ``OSError`` with its errno (``writing`` says it in one
+    line). The file is created exclusively, so neither a link nor a file put there meanwhile
+    is written through; a file cut short is removed.
+    """
     if path.is_symlink():
         raise refuse_link(path)
     path.unlink(missing_ok=True)
+    # The name only labels the image: with no backing store nothing is written there.
+    f = h5py.File(path, "w", driver="core", backing_store=False, locking=False)
     try:
-        f = h5py.File(path, "w-", locking=False)
-    except (FileExistsError, OSError) as e:
-        if e.errno in _WRITE_ERRORS:
-            raise write_error(path, e) from None
-        raise LandscapeError(f"cannot create {path}: {e}") from None
-    with f:
         yield f
+        f.flush()
+        image = f.id.get_file_image()
+    finally:
+        f.close()
+    try:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+    except FileExistsError:
+        raise (
+            refuse_link(path)
+            if path.is_symlink()
+            else LandscapeError(f"cannot create {path}: another process made it meanwhile")
+        ) from None
+    try:
+        view = memoryview(image)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)

@@ -51,6 +51,7 @@ from engine.formats.files import (
     refuse_link,
     tmp_path,
     write_error,
+    writing,
 )
 from engine.formats.journal import Journal, journal_id, read_journal
 from engine.formats.layout import writable_names
@@ -139,7 +140,7 @@ class SurfaceWriter:
                 on_locked()
             # Built beside the target and renamed, so a crash never leaves a half-made header.
             file_id = uuid.uuid4().hex  # ties the journal to this file
-            with _writing(p), fresh_hdf5(tmp) as f:
+            with writing(p), fresh_hdf5(tmp) as f:
                 f.create_dataset(XCOORDS, data=grid.x.coordinates())
                 if grid.y is not None:
                     f.create_dataset(YCOORDS, data=grid.y.coordinates())
@@ -211,7 +212,7 @@ class SurfaceWriter:
         try:
             # A fresh file, not a copy written over: HDF5 never gives back the space of
             # replaced datasets, so a copy grew by ~4 KB at every checkpoint.
-            with _writing(self.path, self._kept()), open_hdf5(self.path, "r") as src:
+            with writing(self.path, self._kept()), open_hdf5(self.path, "r") as src:
                 if self._had_id and src.attrs.get(ATTR_ID) != self.id:
                     raise self._replaced()
                 with fresh_hdf5(tmp) as f:
@@ -237,8 +238,8 @@ class SurfaceWriter:
                     f.attrs[ATTR_FORMAT_VERSION] = SURFACE_FORMAT_VERSION
                     f.attrs[ATTR_UPDATED] = _now()
                     f.flush()
-            # h5py reports a failed write at close only as "Exception ignored": read the
-            # copy back before it replaces the only good file.
+            # Read the copy back before it replaces the only good file: a copy cut short
+            # (h5py once reported such a write only as "Exception ignored") never does.
             _verify(tmp, self.path, self.id, self.names, self.completed, self.arrays, self._kept())
             fsync_path(tmp)
             self._check_same()  # once more, just before the rename
@@ -289,30 +290,6 @@ class SurfaceWriter:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino)
-
-
-class _writing:
-    """Turn a failed write of ``path`` (a full disk, ``ulimit -f``) into one line naming it;
-    HDF5 wraps the errno in its own error stack, so the message is searched for it too."""
-
-    def __init__(self, path: Path, then: str = "") -> None:
-        self.path, self.then = path, then
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, e: BaseException | None, tb: object) -> bool:
-        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
-            code = e.errno or _errno_in(str(e))
-            raise write_error(self.path, OSError(code, e.strerror or str(e)), self.then) from None
-        return False
-
-
-def _errno_in(text: str) -> int | None:
-    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        if f"errno = {code}," in text or os.strerror(code) in text:
-            return code
-    return None
 
 
 def _verify(
