@@ -648,6 +648,11 @@ out, when = sys.argv[1], sys.argv[2]
 g = Grid.parse("-1:1:31", "-1:1:31")
 limit = lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.RLIM_INFINITY))
 try:
+    if when == "projection":  # a sibling: trajectory's projection file
+        import numpy as np
+        from engine.formats import write_projection
+        limit(4096)
+        write_projection(out, np.zeros((2000, 2)))
     if when == "create":
         limit(4096)
     w = SurfaceWriter.create(out, g, ["train_loss"], Provenance(), "d.h5")
@@ -664,7 +669,7 @@ except LandscapeError as e:
 """
 
 
-@pytest.mark.parametrize("when", ["create", "journal"])
+@pytest.mark.parametrize("when", ["create", "journal", "projection"])
 def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path, when):
     """``ulimit -f``: pages of h5py tracebacks and a SIGSEGV, or "[Errno 27] File too large"
     naming no file. Now one line that names it; what was flushed before stays readable."""
@@ -686,7 +691,7 @@ def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path, when):
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1 and "ulimit -f" in lines[0], r.stdout
-    if when == "create":
+    if when in ("create", "projection"):
         assert str(out) in lines[0] and not out.exists() and not (tmp_path / "s.h5.tmp").exists()
     else:
         assert str(journal_path(out)) in lines[0] and read_surface(out).n_done == 10
