@@ -319,7 +319,7 @@ def _run(
             s.y,
             dict(s.values),
             None if out is None else path,
-            str(s.attrs.get("config", config_to_toml(cfg))),
+            s.provenance.config or config_to_toml(cfg),
             explained,
             coords,
         )

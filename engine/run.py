@@ -27,7 +27,9 @@ from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
+    LAYOUT_OURS,
     Lock,
+    Provenance,
     Surface,
     SurfaceWriter,
     acquire_lock,
@@ -236,7 +238,7 @@ class Job:
         w, g = self.writer, self.grid
         return Surface(
             self.path,
-            "tui-landscape",
+            LAYOUT_OURS,
             g.x.coordinates(),
             None if g.y is None else g.y.coordinates(),
             {n: np.where(w.completed, a, np.nan) for n, a in w.arrays.items()},
@@ -357,17 +359,17 @@ def _prepare_locked(
         if dir_file.resolve().parent == out.resolve().parent
         else str(dir_file.resolve())
     )
-    attrs = {
-        "config": config_to_toml(cfg),
-        "dir_file_sha256": direction_hash(ds.x, ds.y),
-        "dir_type": ds.dir_type,
-        "device": ", ".join(devices) if len(devices) > 1 else str(device),
-    }
+    provenance = Provenance(
+        config=config_to_toml(cfg),
+        dir_hash=direction_hash(ds.x, ds.y),
+        dir_type=ds.dir_type,
+        device=", ".join(devices) if len(devices) > 1 else str(device),
+    )
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
         extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     writer = SurfaceWriter.create(
-        out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras, lock=lock
+        out, grid, landscape.names(), provenance, stored, on_locked=save, extras=extras, lock=lock
     )
     return Job(writer, landscape, grid, cfg, dir_file, devices)
 

@@ -422,11 +422,13 @@ def test_a_malformed_surface_is_one_line_in_every_command(tmp_path, edit, reason
 
 
 def test_the_surface_file_does_not_grow_with_checkpoints(tmp_path):
-    from engine.formats import SurfaceWriter
+    from engine.formats import Provenance, SurfaceWriter
     from engine.grid import Grid
 
     p = tmp_path / "s.h5"
-    w = SurfaceWriter.create(p, Grid.parse("-1:1:11", "-1:1:11"), ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(
+        p, Grid.parse("-1:1:11", "-1:1:11"), ["train_loss"], Provenance(), "d.h5"
+    )
     w.record_failure(3, "x" * 200)
     sizes = []
     for k in range(200):
@@ -539,3 +541,308 @@ def test_the_real_app_in_tmux_over_a_folder_of_damaged_files(tmp_path):
         assert "Traceback" not in screen and "q Quit" not in screen, screen
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+# --- issue 23: files and locks (h-fmt) ---
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``mount(name, size)``: a real tmpfs of that size under ``tmp_path`` (root only), so a
+    full disk is a full disk; unmounted afterwards. Skips where it cannot mount one."""
+    import shutil
+    import subprocess
+
+    mounted = []
+
+    def mount(name: str, size: str):
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("mounting a small tmpfs needs root and mount(8)")
+        d = tmp_path / name
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                           capture_output=True, text=True)  # fmt: skip
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(d)
+        return d
+
+    yield mount
+    for d in reversed(mounted):
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def _pages(n: int) -> int:
+    return -(-n // 4096)
+
+
+def _disk_full_line(r, path) -> str:
+    """The run's one line about the full disk, naming the file; no traceback, no h5py noise."""
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "Exception ignored" not in r.output, r.output
+    lines = [line for line in r.output.splitlines() if "the disk is full" in line]
+    assert len(lines) == 1 and str(path) in lines[0], r.output
+    return lines[0]
+
+
+def test_a_full_disk_at_the_checkpoint_keeps_every_journaled_point(tmp_path, small_disk):
+    """A disk with room for the run's files and journal but not for the checkpoint's copy:
+    the run used to rename the broken copy over the file, delete the journal and exit 0 with
+    every point lost. Now it fails in one line, the journal keeps the points, and a rerun on a
+    bigger disk resumes them (computing none again)."""
+    import subprocess
+
+    from engine.formats import journal_path, read_surface
+
+    grid = "grid.x=-1:1:21"
+    sized = tmp_path / "sized.h5"  # the same run on a roomy disk: sizes, and the values
+    assert _cli(*_compute_args(sized, grid)).exit_code == 0
+    room = _pages((tmp_path / "sized.directions.h5").stat().st_size)
+    room += _pages(max(sized.stat().st_size, 12288)) + 3  # the lock, the journal, one page
+    disk = small_disk("disk", f"{room * 4}k")
+    out = disk / "s.h5"
+    args = [*_compute_args(out, grid), "--set", "compute.checkpoint_seconds=1000"]
+    r = _cli(*args)
+    line = _disk_full_line(r, out)
+    assert str(journal_path(out)) in line
+    assert read_surface(out).n_done == 21  # the file's none, plus the journal's 21
+    subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True)
+    r = _cli(*args)
+    assert r.exit_code == 0 and "Nothing to compute" in r.output, r.output
+    assert not journal_path(out).exists()
+    np.testing.assert_array_equal(
+        read_surface(out).values["train_loss"], read_surface(sized).values["train_loss"]
+    )
+
+
+def test_a_full_disk_when_the_journal_grows_is_one_line_and_keeps_what_was_flushed(small_disk):
+    from engine.formats import Provenance, SurfaceWriter, journal_path, read_surface
+    from engine.grid import Grid
+
+    disk = small_disk("disk", "32k")
+    out = disk / "s.h5"
+    g = Grid.parse("-1:1:21", "-1:1:21")
+    w = SurfaceWriter.create(out, g, ["train_loss"], Provenance(), "d.h5")
+    for k in range(10):
+        w.record(k, {"train_loss": float(k)})
+    w.flush()
+    (disk / "ballast").write_bytes(b"x" * (os.statvfs(disk).f_bavail * 4096 - 256))
+    for k in range(10, g.size):
+        w.record(k, {"train_loss": float(k)})
+    with pytest.raises(LandscapeError, match="the disk is full") as e:
+        w.flush()
+    assert "\n" not in str(e.value) and str(journal_path(out)) in str(e.value)
+    with pytest.raises(LandscapeError, match="the disk is full"):
+        w.close()
+    # The failed append was cut back to its last whole line: the 10 flushed points read.
+    assert read_surface(out).n_done == 10
+
+
+_FSIZE = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process
+from engine.errors import LandscapeError
+from engine.formats import Provenance, SurfaceWriter
+from engine.grid import Grid
+out, when = sys.argv[1], sys.argv[2]
+g = Grid.parse("-1:1:31", "-1:1:31")
+limit = lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.RLIM_INFINITY))
+try:
+    if when == "projection":  # a sibling: trajectory's projection file
+        import numpy as np
+        from engine.formats import write_projection
+        limit(4096)
+        write_projection(out, np.zeros((2000, 2)))
+    if when == "create":
+        limit(4096)
+    w = SurfaceWriter.create(out, g, ["train_loss"], Provenance(), "d.h5")
+    for k in range(10):
+        w.record(k, {"train_loss": float(k)})
+    w.flush()
+    limit(4096)  # the journal of 10 points fits; that of every point does not
+    for k in range(10, g.size):
+        w.record(k, {"train_loss": float(k)})
+    w.flush()
+except LandscapeError as e:
+    print(e)
+    sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("when", ["create", "journal", "projection"])
+def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path, when):
+    """``ulimit -f``: pages of h5py tracebacks and a SIGSEGV, or "[Errno 27] File too large"
+    naming no file. Now one line that names it; what was flushed before stays readable."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from engine.formats import journal_path, read_surface
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+
+    out = tmp_path / "s.h5"
+    r = subprocess.run([sys.executable, "-c", _FSIZE, str(out), when], capture_output=True,
+                       text=True, timeout=120, preexec_fn=limited)  # fmt: skip
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and "ulimit -f" in lines[0], r.stdout
+    if when in ("create", "projection"):
+        assert str(out) in lines[0] and not out.exists() and not (tmp_path / "s.h5.tmp").exists()
+    else:
+        assert str(journal_path(out)) in lines[0] and read_surface(out).n_done == 10
+
+
+def test_a_file_size_limit_in_compute_is_one_line_and_a_rerun_without_it_works(tmp_path):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    assert _cli(*_compute_args(tmp_path / "warm.h5")).exit_code == 0  # the recipe is cached
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, resource.RLIM_INFINITY))
+
+    out = tmp_path / "s.h5"
+    cmd = [sys.executable, "-m", "tui_landscape", *map(str, _compute_args(out))]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=limited)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert len(err.splitlines()) == 1 and "ulimit -f" in err, err
+    assert str(tmp_path / "s.directions.h5") in err  # the file that outgrew the limit
+    assert not (tmp_path / "s.directions.h5").exists()  # no half file to refuse the rerun
+    assert _cli(*_compute_args(out)).exit_code == 0
+
+
+def test_an_output_replaced_mid_run_is_not_folded_into(tmp_path):
+    """Another surface put over the output while a run writes it: the checkpoint copied the
+    stranger, merged its own arrays in and exited 0. Now it refuses in one line and keeps
+    its journal; the other file is left as it was. A copy of the run's own file (the same
+    id, another inode) is refused too."""
+    import shutil
+
+    from engine.formats import Provenance, SurfaceWriter, journal_path, read_surface
+    from engine.grid import Grid
+
+    g = Grid.parse("-1:1:5")
+    out, other = tmp_path / "s.h5", tmp_path / "other.h5"
+    with SurfaceWriter.create(other, g, ["train_loss"], Provenance(config="other"), "d.h5"):
+        pass
+    for stranger in ("another surface", "a copy of itself"):
+        w = SurfaceWriter.create(out, g, ["train_loss"], Provenance(config="mine"), "d.h5")
+        w.record(0, {"train_loss": 1.0})
+        w.flush()
+        if stranger == "a copy of itself":
+            shutil.copy(out, tmp_path / "copy.h5")
+            os.replace(tmp_path / "copy.h5", out)
+        else:
+            shutil.copy(other, tmp_path / "copy.h5")
+            os.replace(tmp_path / "copy.h5", out)
+        with pytest.raises(LandscapeError, match="was replaced") as e:
+            w.checkpoint()
+        assert "\n" not in str(e.value) and str(journal_path(out)) in str(e.value)
+        with pytest.raises(LandscapeError, match="was replaced"):
+            w.close()
+        assert journal_path(out).stat().st_size > 0, stranger  # its point is kept
+        if stranger == "another surface":
+            s = read_surface(out)
+            assert s.provenance.config == "other" and s.n_done == 0
+        journal_path(out).unlink()
+        out.unlink()
+
+
+def test_two_detached_starts_on_one_output_refuse_the_second_at_once(tmp_path):
+    """Both wrote FILE.h5.toml before either child held the lock, so one run computed the
+    other's config. The first start now holds the output's lock and hands it to its run."""
+    import time
+
+    from engine.config import load_config
+    from engine.formats import lock_holder, read_surface, run_config_path
+    from tui_landscape.detach import start_detached
+
+    def cfg(seed: int):
+        return load_config(None, ["model.arch=digits_mlp", "model.checkpoint=",
+                                  "grid.x=-1:1:3", "data.splits=['train']",
+                                  "compute.device=cpu", f"directions.seed={seed}"])  # fmt: skip
+
+    out = tmp_path / "o.h5"
+    first = start_detached(cfg(1), out, cwd=tmp_path)
+    try:
+        assert lock_holder(out) == first.pid  # the run, not this process, is named
+        with pytest.raises(LandscapeError, match="being computed by another process"):
+            start_detached(cfg(2), out, cwd=tmp_path)
+        assert load_config(run_config_path(out)) == cfg(1)
+        deadline = time.monotonic() + 240
+        while lock_holder(out) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lock_holder(out) is None, first.log.read_text()
+        log = first.log.read_text()
+        assert "Surface:" in log and "Traceback" not in log, log
+        assert "seed = 1" in read_surface(out).provenance.config
+    finally:
+        if lock_holder(out) == first.pid:
+            os.kill(first.pid, 15)
+
+
+def test_a_lock_on_another_file_with_the_same_inode_number_is_no_one_s(small_disk):
+    """On tmpfs (and overlay, btrfs) the holder was found by the inode number alone, so an
+    unrelated flock elsewhere gave a false "being computed by pid N". Two fresh tmpfs give
+    their first files the same inode number: a lock on one is not a lock on the other."""
+    import fcntl
+
+    from engine.formats import check_output, lock_holder
+
+    a, b = small_disk("a", "64k"), small_disk("b", "64k")
+    (a / "s.h5.lock").write_bytes(b"")
+    (b / "s.h5.lock").write_bytes(b"")
+    sa, sb = os.stat(a / "s.h5.lock"), os.stat(b / "s.h5.lock")
+    if sa.st_ino != sb.st_ino:
+        pytest.skip("this kernel numbers tmpfs inodes differently")
+    fd = os.open(a / "s.h5.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert lock_holder(a / "s.h5") == os.getpid()
+        assert lock_holder(b / "s.h5") is None
+        assert check_output(b / "s.h5") == b / "s.h5"
+    finally:
+        os.close(fd)
+    assert lock_holder(a / "s.h5") is None
+
+
+def test_lock_holder_confirms_a_twin_inode_through_proc(tmp_path, monkeypatch):
+    """Where the kernel's list names only an inode number on another anonymous device, the
+    holder is confirmed through /proc/PID/fd and fdinfo; a lock it does not hold is no one's."""
+    import fcntl
+
+    from engine.formats import lock as lock_mod
+    from engine.formats import lock_holder
+
+    text = (
+        "1: FLOCK  ADVISORY  WRITE 4242 00:2a:77 0 EOF\n"
+        "1: -> FLOCK  ADVISORY  WRITE 99 00:2a:77 0 EOF\n"
+        "2: POSIX  ADVISORY  WRITE 17 fe:00:5 0 EOF\n"
+        "3: FLOCK  ADVISORY  READ 18 fe:00:6 0 EOF\n"
+        "4: FLOCK  ADVISORY  WRITE junk\n"
+    )
+    assert lock_mod.parse_locks(text) == [((0, 0x2A), 77, 4242)]
+    lock = tmp_path / "s.h5.lock"
+    lock.write_bytes(b"")
+    st = os.stat(lock)
+    # This process on a twin: another device, same inode number, and it holds no lock here.
+    twin = [((0, 999), st.st_ino, os.getpid())]
+    monkeypatch.setattr(lock_mod, "_proc_locks", lambda: twin)
+    monkeypatch.setattr(lock_mod.os, "major", lambda dev: 0)  # as tmpfs, overlay, btrfs
+    assert lock_holder(tmp_path / "s.h5") is None
+    fd = os.open(lock, os.O_RDWR)  # now it does hold this very file: confirmed
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert lock_holder(tmp_path / "s.h5") == os.getpid()
+    finally:
+        os.close(fd)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.formats import SurfaceWriter, read_surface
+from engine.formats import Provenance, SurfaceWriter, read_surface
 from engine.grid import Grid
 from tui_landscape.cli import app
 from tui_landscape.plots.spec import levels_for
@@ -55,7 +55,7 @@ def our_file(path, nx, ny, *, nan_at=(), unfinished=()):
     g = Grid.parse(f"-1:1:{nx}", f"-1:1:{ny}" if ny else "")
     _, _, z = paraboloid(nx, ny)
     names = ["train_loss", "train_acc"]
-    with SurfaceWriter.create(path, g, names, {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, names, Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             if k in unfinished:
                 continue
@@ -87,7 +87,7 @@ def test_every_kind_draws_every_file(files, kind, name):
 def test_missing_points_are_drawn_as_missing_not_zero(tmp_path):
     # Everything unfinished except two points of value 5: zero must not appear as a minimum.
     g = Grid.parse("-1:1:5", "-1:1:5")
-    with SurfaceWriter.create(tmp_path / "m.h5", g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(tmp_path / "m.h5", g, ["train_loss"], Provenance(), "d.h5") as w:
         w.record(0, {"train_loss": 5.0})
         w.record(24, {"train_loss": 6.0})
     s = read_surface(tmp_path / "m.h5")
@@ -227,7 +227,7 @@ def basin_file(path):
     g = Grid.parse("-1:1:11", "-1:1:9")
     X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
     z = 1e-3 + 30 * (X**2 + Y**2) ** 2
-    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             w.record(k, {"train_loss": float(v)})
     return path
@@ -286,7 +286,7 @@ def accuracy_file(path):
     """Loss x^2 + 2 y^2 + 0.1 and accuracy 90 - 10 * loss: best at (0, 0), worst in a corner."""
     g = Grid.parse("-1:1:9", "-1:1:9")
     _, _, z = paraboloid(9, 9)
-    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             w.record(k, {"train_loss": float(v), "train_acc": 90.0 - 10 * float(v)})
     return path

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Static
 
 from engine.errors import LandscapeError
 from engine.formats import (
+    LAYOUT_OURS,
     Surface,
     clean_text,
     has_trajectory,
@@ -130,7 +131,7 @@ class PlotScreen(Screen):
         self.running = lock_holder(self.path) is not None
         v = self.view
         traj = self.trajectory_path
-        if traj is None and s.layout == "tui-landscape" and has_trajectory(self.path):
+        if traj is None and s.layout == LAYOUT_OURS and has_trajectory(self.path):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
             v.trajectory = read_trajectory(traj, s)
