@@ -128,7 +128,8 @@ async def test_plot_view_state_is_reactive_one_draw_per_change(tmp_path, monkeyp
         v.refresh()
         await pilot.pause()
         assert len(specs) == n + 1  # the same state and size: the last text is reused
-        v.redraw()  # the setup screen's call still draws
+        assert not hasattr(v, "redraw")  # one path: setting state (the setup sets `surface`)
+        v.surface = read_surface(f)  # a new Surface (the setup's each snapshot): drawn
         await wait_for(pilot, lambda: len(specs) == n + 2)
         v.slice = "column"
         await wait_for(pilot, lambda: specs[-1].kind == "curve")
@@ -147,7 +148,7 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         row = [str(c) for c in table.get_row_at(0)]
         assert row[1] == "a.h5" and row[2] == "ours 2D" and row[3] == "9 x 7" and row[5] == "100%"
         await pilot.press("space", "down", "space", "c")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await compare_read(pilot)
         numbers = str(app.screen.query_one("#numbers").render())
         assert "a.h5: min 0.05" in numbers and "b.h5: min 0.05" in numbers
         await pilot.press("escape")
@@ -156,12 +157,19 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         assert not (tmp_path / "b.h5").exists() and (tmp_path / "a.h5").exists()
 
 
+async def compare_read(pilot) -> None:
+    """The compare screen shown, its files read (in its worker) and drawn."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+    await wait_for(pilot, lambda: app.screen.surfaces is not None)
+    await pilot.pause()
+
+
 async def show_compare(pilot, paths: list[Path]) -> None:
     """The compare screen of ``paths`` over the app's browser, drawn."""
     await listed(pilot)
     pilot.app.push_screen(CompareScreen(paths))
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
-    await pilot.pause()
+    await compare_read(pilot)
 
 
 @sync
@@ -421,16 +429,33 @@ async def test_the_checkpoint_picker_sorts_numbers_as_numbers(tmp_path):
         ]
 
 
-@sync
-async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
-    from tui_landscape.screens.help import HELP
+async def palette_titles(pilot) -> str:
+    """The command palette's entries on the current screen (opened, read, closed)."""
+    from textual.command import CommandList, CommandPalette
 
-    for screen in (SetupScreen, PlotScreen):
-        for b in screen.BINDINGS:
-            if b.show or b.key == "f5":  # the footer's keys, and those it leaves to the help
-                keys = b.key.replace("equals_sign", "").replace("plus", "+")
-                keys = keys.replace("escape", "esc").split(",")
-                assert any(f"`{k}`" in HELP for k in keys if k), b.key
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+    options = app.screen.query_one(CommandList)
+    await wait_for(pilot, lambda: options.option_count > 0)
+    await pilot.pause()
+    text = "\n".join(
+        str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+    )
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette))
+    return text
+
+
+@sync
+async def test_every_key_of_each_screen_is_in_the_help_and_the_palette(tmp_path, monkeypatch):
+    """A key is written once, as a binding of its screen: the help (?) and the palette (ctrl+p)
+    are made from the bindings, so each of them lists every key with what it does."""
+    from tui_landscape.app import LandscapeApp
+    from tui_landscape.commands import SCREENS, keys_of
+
+    monkeypatch.chdir(tmp_path)
+    f, g = small_file(tmp_path / "a.h5"), small_file(tmp_path / "b.h5", a=3.0)
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
         await listed(pilot)
@@ -438,7 +463,28 @@ async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
         shown = app.screen.query_one("Markdown").source
-        assert "`ctrl+e` estimate" in shown and "`ctrl+o` pick a checkpoint" in shown, shown
+        await pilot.press("escape")
+        for _, screen in (("app", LandscapeApp), *SCREENS):
+            for b in screen.BINDINGS:
+                assert b.tooltip, b  # every key says what it does
+                (key,) = keys_of([b])
+                assert all(f"`{k}`" in shown for k in key.keys), (b, shown)
+                assert f"{' / '.join(f'`{k}`' for k in key.keys)} {b.tooltip}" in shown, b
+        assert "`ctrl+e` Estimate" in shown and "`+` / `=` More contour levels" in shown
+        # The palette of each screen: its own keys and the app's.
+        opened = {
+            BrowserScreen: lambda: None,
+            PlotScreen: lambda: app.push_screen(PlotScreen(f)),
+            CompareScreen: lambda: app.push_screen(CompareScreen([f, g])),
+            SetupScreen: lambda: app.push_screen(SetupScreen(setup_config(tmp_path))),
+        }
+        for _, screen in SCREENS:
+            opened[screen]()
+            await wait_for(pilot, lambda s=screen: isinstance(app.screen, s))
+            await pilot.pause()
+            titles = await palette_titles(pilot)
+            for b in [*screen.BINDINGS, *LandscapeApp.BINDINGS]:
+                assert b.tooltip in titles, (screen, b, titles)
     app = create_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:  # its box was 90 wide: text cut off
         await listed(pilot)
@@ -447,6 +493,18 @@ async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
         await pilot.pause()
         box = app.screen.query_one("#help").region
         assert box.x >= 0 and box.right <= 80, box
+
+
+def test_a_binding_added_once_is_in_the_help_and_the_palette(monkeypatch):
+    """One new binding on a screen: the help lists it, and the palette's commands include it."""
+    from textual.binding import Binding
+
+    from tui_landscape.commands import help_markdown, keys_of
+
+    new = Binding("z", "zoom", "Zoom", tooltip="Zoom in on the cursor")
+    monkeypatch.setattr(PlotScreen, "BINDINGS", [*PlotScreen.BINDINGS, new])
+    assert "- `z` Zoom in on the cursor" in help_markdown()
+    assert keys_of(PlotScreen.BINDINGS)[-1].title == "Zoom in on the cursor"
 
 
 def test_bare_command_without_a_terminal_prints_the_help():

@@ -184,11 +184,16 @@ class BrowserScreen(Screen):
     """Every ``.h5`` surface file of a folder: Enter opens, space marks, c compares marked."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open"),
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare marked"),
-        Binding("d", "delete", "Delete"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("enter", "open", "Open", tooltip="Open the selected file in the plot view"),
+        Binding("space", "mark", "Mark", tooltip="Mark the selected file (again: unmark it)"),
+        Binding(
+            "c",
+            "compare",
+            "Compare marked",
+            tooltip="Compare the marked files side by side, on one scale",
+        ),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected file (asks first)"),
+        Binding("f5", "refresh", "Refresh", tooltip="Refresh the folder's listing"),
     ]
 
     class Listed(Message):
