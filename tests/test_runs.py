@@ -192,25 +192,45 @@ async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_chang
         next(points)
     job.writer.flush()  # what the run does every compute.flush_seconds
 
-    draws, looks = [], []
+    draws, looks = [], []  # each draw's size; each look at the file
     real_draw, real_changed = terminal.draw, runs.Watch.changed
-    monkeypatch.setattr(
-        terminal, "draw", lambda spec, **kw: draws.append(1) or real_draw(spec, **kw)
-    )
+
+    def draw(spec, **kw):
+        draws.append((kw["width"], kw["height"]))
+        return real_draw(spec, **kw)
+
+    monkeypatch.setattr(terminal, "draw", draw)
     monkeypatch.setattr(runs.Watch, "changed", lambda w: looks.append(1) or real_changed(w))
     app_ = create(out)
     async with app_.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app_.screen, PlotScreen) and draws)
         screen = app_.screen
-        status = lambda: str(screen.query_one("#status").render())  # noqa: E731
+        line = screen.query_one("#status")
+        status = lambda: str(line.render())  # noqa: E731
+
+        def laid_out() -> bool:
+            """The layout follows the status text, and the view drew at its size. The status
+            is one line or two (max-height 2): "running" dropped at the run's end, it shrank
+            to one line and the map grew a row, a redraw that was counted in the next quiet
+            spell when the layout came after the text was seen (the flaky failure)."""
+            v = screen.view
+            lines = min(len(status().splitlines()), 2)
+            return line.size.height == lines and draws[-1] == (v.size.width, v.size.height)
+
+        async def settled() -> None:
+            """The last change's reads, layout and redraws are over."""
+            await app_.workers.wait_for_complete()
+            await wait_for(pilot, laid_out)
+            await pilot.pause()
+
         await wait_for(pilot, lambda: "3/16 done, running" in status())
 
         async def quiet(n_looks: int = 8) -> int:
-            """Let the screen look n times; return the draws meanwhile."""
+            """From a settled screen, let it look n times; return the draws meanwhile."""
+            await settled()
             n, k = len(draws), len(looks)
             await wait_for(pilot, lambda: len(looks) >= k + n_looks)
-            await app_.workers.wait_for_complete()
-            await pilot.pause()
+            await settled()
             return len(draws) - n
 
         assert await quiet() == 0  # nothing written: nothing read, nothing drawn
@@ -222,7 +242,7 @@ async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_chang
         n = len(draws)
         job.writer.flush()
         await wait_for(pilot, lambda: "7/16 done, running" in status())
-        await pilot.pause()
+        await settled()
         assert len(draws) == n + 1 and screen.view.surface.n_done == 7
         points.close()  # the run ends (as on Ctrl-C): its lock is released
         await wait_for(pilot, lambda: "7/16 done" in status() and "running" not in status())

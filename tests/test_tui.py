@@ -855,3 +855,82 @@ def test_setup_screen_snapshot(snap_compare, tmp_path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
     app = create_app(REPO / "sample_configs" / "digits_2d.toml")
     assert snap_compare(app, terminal_size=size, run_before=setup_painted)
+
+
+def toasts(app) -> str:
+    return "\n".join(n.message for n in app._notifications)
+
+
+async def run_again_to_the_end(pilot, s: SetupScreen) -> None:
+    """Run comes back after an error, and a run started with it ends (its file resumable)."""
+    run, log = s.query_one("#run", Button), s.query_one(RichLog)
+    await wait_for(pilot, lambda: not run.disabled)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: any("Done: 9/9 points" in str(x) for x in log.lines))
+    await wait_for(pilot, lambda: not run.disabled and s.query_one("#cancel", Button).disabled)
+
+
+@pytest.mark.parametrize(
+    "where, error",
+    [
+        ("record", OSError(28, "No space left on device")),  # a full disk, mid-run
+        ("prepare", RuntimeError("CUDA error: out of memory")),  # a torch error, as it starts
+    ],
+    ids=["full-disk", "torch-error"],
+)
+@sync
+async def test_a_run_that_fails_says_why_and_gives_run_back(tmp_path, monkeypatch, where, error):
+    """Any error of the run's worker, not only the engine's own: one line in the log and a
+    toast, Cancel off and Run back (they ended the run silently, Cancel still on)."""
+    import engine.run
+    from engine.formats import SurfaceWriter
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path, "-1:1:3"))
+    async with app.run_test(size=(140, 44)) as pilot:
+        s = await opened(pilot)
+        run, cancel, log = (s.query_one("#run", Button), s.query_one("#cancel", Button),
+                            s.query_one(RichLog))  # fmt: skip
+
+        def fail(*args, **kwargs):
+            raise error
+
+        with monkeypatch.context() as m:
+            if where == "record":
+                m.setattr(SurfaceWriter, "record", fail)
+            else:
+                m.setattr(engine.run, "prepare", fail)
+            await pilot.press("ctrl+r")
+            line = f"error: the run failed: {type(error).__name__}: {error}"
+            await wait_for(pilot, lambda: any(line in str(x) for x in log.lines))
+            await wait_for(pilot, lambda: line in toasts(app))
+            await wait_for(pilot, lambda: not run.disabled)
+            assert cancel.disabled and s.job is None and not s.running
+        await run_again_to_the_end(pilot, s)
+    assert read_surface(tmp_path / "setup.h5").n_done == 9
+
+
+@sync
+async def test_a_preflight_that_raises_says_why_and_gives_run_back(tmp_path, monkeypatch):
+    """The setup's check failing with an error of its own (not a setup error): said in one
+    line, and Run comes back; pressed, it checks again and runs once the check passes."""
+    import engine.build
+
+    monkeypatch.chdir(tmp_path)
+
+    def fail(cfg):
+        raise RuntimeError("the data loader crashed")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine.build, "preflight", fail)
+        app = create_app(setup_config(tmp_path, "-1:1:3"))
+        async with app.run_test(size=(140, 44)) as pilot:
+            s = await opened(pilot)  # Run enabled: the check could not say
+            line = "error: checking the setup failed: RuntimeError: the data loader crashed"
+            await wait_for(pilot, lambda: line in toasts(app))
+            assert line in str(s.query_one("#summary").render())
+            assert s.checked is None and s.checking is None
+            m.undo()
+            await run_again_to_the_end(pilot, s)
+            assert any("Checking the setup first" in str(x) for x in s.query_one(RichLog).lines)
+    assert read_surface(tmp_path / "setup.h5").n_done == 9
