@@ -483,34 +483,48 @@ def test_a_surface_file_beside_the_run_files_is_all_the_browser_lists(tmp_path):
 async def test_ctrl_g_on_the_setup_starts_the_run_detached_and_shows_its_folder(
     tmp_path, monkeypatch
 ):
-    """The key's wiring (the tmux test runs it for real): the setup's config and output go to
-    ``start_detached``, and the app shows the output's folder."""
+    """What ctrl+g starts and writes (the tmux test follows such a run to its end): a
+    ``compute`` process of its own on a config that names the setup's output, its command in
+    the log the toast names; and the app shows the output's folder."""
+    import re
+    import shlex
+
     from textual.widgets import Button, Input
 
-    import tui_landscape.detach as detach
     from tests.test_tui import setup_config
     from tui_landscape.screens.browser import BrowserScreen
     from tui_landscape.screens.setup import SetupScreen
 
     monkeypatch.chdir(tmp_path)
-    calls = []
-
-    def fake(cfg, out, saved=None, cwd=None):
-        calls.append((cfg, Path(out), saved))
-        return detach.Detached(4242, tmp_path / "sub" / "x.h5", saved, tmp_path / "x.h5.log")
-
-    monkeypatch.setattr(detach, "start_detached", fake)
     (tmp_path / "sub").mkdir()
     app_ = create(setup_config(tmp_path, "-1:1:3"))
-    async with app_.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app_.screen, SetupScreen))
-        s = app_.screen
-        s.query_one("#out", Input).value = "sub/x.h5"
-        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
-        cfg = s.cfg
-        await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
-        assert app_.screen.folder == tmp_path / "sub"
-        # The run's config names its output, so that the file it runs resumes the same surface.
+    pid = None
+    try:
+        async with app_.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app_.screen, SetupScreen))
+            s = app_.screen
+            s.query_one("#out", Input).value = "sub/x.h5"
+            await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+            cfg = s.cfg
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
+            assert app_.screen.folder == tmp_path / "sub"
+            toast = next(n.message for n in app_._notifications if "detached" in n.message)
+        m = re.fullmatch(r"Running x\.h5 detached \(pid (\d+)\); log: (.+)", toast)
+        assert m, toast
+        pid, log = int(m[1]), Path(m[2])
+        # The log's first line is the command the process runs: compute CONFIG --out FILE.
+        argv = shlex.split(log.read_text().splitlines()[0].split(" $ ", 1)[1])
+        assert argv[1:4] == ["-m", "tui_landscape", "compute"] and argv[5:] == [
+            "--out", str(tmp_path / "sub" / "x.h5")
+        ]  # fmt: skip
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] == [
+            a.encode() for a in argv
+        ]  # that process, started and in its own session (it outlives the app)
+        assert os.getsid(pid) == pid
+        # The config it runs is the setup, its output named: the file resumes the same surface.
         want = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path="sub/x.h5"))
-        assert calls == [(want, Path("sub/x.h5"), Path(str(tmp_path / "setup.toml")))]
+        assert load_config(Path(argv[4])) == want
+    finally:
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGTERM)

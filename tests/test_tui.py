@@ -934,3 +934,69 @@ async def test_a_preflight_that_raises_says_why_and_gives_run_back(tmp_path, mon
             await run_again_to_the_end(pilot, s)
             assert any("Checking the setup first" in str(x) for x in s.query_one(RichLog).lines)
     assert read_surface(tmp_path / "setup.h5").n_done == 9
+
+
+@sync
+async def test_the_plot_view_fits_sharpness_once_per_surface_not_per_cursor_move(
+    tmp_path, monkeypatch
+):
+    import tui_landscape.screens.plot as plot
+
+    fits = []
+    real = plot.sharpness
+    monkeypatch.setattr(plot, "sharpness", lambda *a, **k: fits.append(1) or real(*a, **k))
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        status = app.screen.query_one("#status")
+        await wait_for(pilot, lambda: "curvature" in str(status.render()))
+        assert len(fits) == 1
+        before = str(status.render())
+        await pilot.press("left", "up", "left", "s", "s")  # moves, train_acc, train_loss again
+        await wait_for(pilot, lambda: "train_loss at (x=-0.5, y=0.3333)" in str(status.render()))
+        assert len(fits) == 1  # the curvature shown is the one fitted
+        assert before.rsplit("curvature", 1)[1] == str(status.render()).rsplit("curvature", 1)[1]
+        await pilot.press("f5")  # a new read: a new surface, fitted again
+        await wait_for(pilot, lambda: len(fits) == 2)
+
+
+@sync
+async def test_compare_reads_and_fits_once_in_a_worker_and_keys_redraw_from_that(
+    tmp_path, monkeypatch
+):
+    import threading
+
+    import tui_landscape.screens.compare as compare
+
+    calls = []  # (what, on the UI thread)
+
+    def spy(name, fn):
+        def wrapped(*a, **k):
+            calls.append((name, threading.current_thread() is threading.main_thread()))
+            return fn(*a, **k)
+
+        monkeypatch.setattr(compare, name, wrapped)
+
+    for name in ("read_surface", "sharpness", "render_compare"):
+        spy(name, getattr(compare, name))
+    paths = [small_file(tmp_path / "a.h5", a=0.5), small_file(tmp_path / "b.h5", a=4.0)]
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_compare(pilot, paths)
+        reads = [c for c in calls if c[0] != "render_compare"]
+        # Both files read, and both surfaces of each fitted, in the worker (off the UI thread).
+        assert sorted(reads) == [("read_surface", False)] * 2 + [("sharpness", False)] * 4
+        numbers = app.screen.query_one("#numbers")
+        await pilot.press("s")  # train_acc: its numbers were fitted already
+        await wait_for(pilot, lambda: "a.h5: min" in str(numbers.render()))
+        await pilot.press("s", "k", "k", "k")  # train_loss; filled, heat map, contour again
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert [c for c in calls if c[0] != "render_compare"] == reads  # nothing read again
+        draws = [c for c in calls if c[0] == "render_compare"]
+        assert all(on_ui for _, on_ui in draws)
+        # One drawing per state shown: back to a kind or a size seen before is not drawn.
+        assert len(draws) == 6, draws  # loss, acc, filled, heat map, and the 100x30 panes

@@ -34,10 +34,26 @@ from textual.widgets import Button, Collapsible, Input, Label, Select
 
 from engine.config import Config, config_to_dict
 
-__all__ = ["ConfigForm", "SetupField", "setup_fields"]
+__all__ = ["ConfigForm", "SetupField", "builtin_names", "setup_fields"]
 
 MAX_SUBSET_CHOICES = 4  # a list of up to 4 choices is a Select of its subsets (15 at most)
 BATCH_FIELDS = 6  # fields mounted a refresh after the first paint (about 0.1 s each batch)
+
+# The built-in models with their parameter counts, and the data set names: read once a process
+# (building every model on the meta device takes seconds).
+_NAMES: tuple[list[tuple[str, int]], list[str]] | None = None
+
+
+def builtin_names() -> tuple[list[tuple[str, int]], list[str]]:
+    """The built-in models with their parameter counts, and the built-in data sets: what the
+    form offers (``offer_names``). It imports torch: call it in a worker."""
+    global _NAMES
+    if _NAMES is None:
+        from engine.data import BUILTIN
+        from engine.models import list_models, parameter_count
+
+        _NAMES = [(m.name, parameter_count(m.name)) for m in list_models()], list(BUILTIN)
+    return _NAMES
 
 
 def _finite(tp: Any) -> tuple[Any, ...] | None:

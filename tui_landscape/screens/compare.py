@@ -109,7 +109,9 @@ class CompareScreen(Screen):
         panes = list(self.query(".pane"))
         w = max(panes[0].size.width, 30) if panes else 40
         h = max(panes[0].size.height, 10) if panes else 16
-        state = (self.name_, self.kind, w, h, not self.app.no_color)
+        # By what is drawn: `auto` is drawn as the contour map `k` comes back to.
+        shown = map_kind(self.kind, ratio=self.name_ == "ratio")
+        state = (self.name_, shown, w, h, not self.app.no_color)
         texts = self._drawn.get(state)
         if texts is None:
             texts = self._draw(w, h, panes)

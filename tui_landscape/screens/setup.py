@@ -1,15 +1,12 @@
 """Set up a surface, run it live, save it as TOML.
 
-The fields are the config form's (``panels.config_form``: one line per key of the shown
-sections, built from the config's dataclasses). This screen runs what the form holds: the whole
-setup is validated by the engine's own config checks on each change, and the error is shown
-under the field it names; then, in a worker thread, by the engine's ``preflight`` (the model,
-its checkpoint, the data set), the checks ``compute`` makes first, so Run is enabled only for a
-setup that ``compute`` would start. Torch is imported only in workers, once every field is
-built (the model list and its sizes come from one). The run goes through the engine's result
-stream (``Job.points``) in a worker thread; the plot redraws from the recorded points at most
-five times a second. Saving asks where (``SaveConfig``) and writes the output file's name too,
-so ``compute`` runs the saved file unchanged into the same surface.
+The fields are the config form's (``panels.config_form``); this screen runs what it holds. The
+setup is validated by the engine's config checks on each change (the error under the field it
+names), then in a worker by the engine's ``preflight``, the checks ``compute`` makes first: Run
+is enabled only for a setup ``compute`` would start. Torch is imported only in workers, once
+every field is built. The run goes through the engine's result stream (``Job.points``) in a
+worker; the plot redraws at most five times a second. Saving asks where (``SaveConfig``) and
+writes the output file's name, so ``compute`` runs the saved file into the same surface.
 
 Every worker is this screen's, and one ``Worker.StateChanged`` handler reports any error a
 worker did not handle (a full disk, a torch error) in one line and gives the buttons back; the
@@ -18,7 +15,6 @@ workers change no state themselves, they call back on the UI thread.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import closing
 from pathlib import Path
@@ -32,9 +28,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog
 from textual.worker import Worker, WorkerState
 
-from engine.config import Config, config_from_dict, load_config, output_path, save_config
+from engine.config import Config, config_from_dict, load_config, output_path
 from engine.errors import LandscapeError
-from tui_landscape.panels.config_form import ConfigForm, SetupField, setup_fields
+from tui_landscape.panels.config_form import ConfigForm, SetupField, builtin_names, setup_fields
 from tui_landscape.plots.widget import PlotView
 from tui_landscape.report import fmt_rate, summary_lines
 
@@ -53,11 +49,6 @@ OUT_DOC = "output.path: surface file; default '<config name>.h5', as `compute CO
 # What each worker group does, as its error says it.
 DOING = {"preflight": "checking the setup", "run": "the run", "estimate": "the estimate",
          "names": "listing the models"}  # fmt: skip
-
-# The built-in models with their parameter counts, and the data set names: read once a process,
-# in the setup's first worker (building every model on the meta device takes seconds).
-_MODELS: list[tuple[str, int]] | None = None
-_DATASETS: list[str] | None = None
 
 
 def error_line(e: BaseException) -> str:
@@ -160,14 +151,8 @@ class SetupScreen(Screen):
     def load_names(self) -> None:
         """The built-in models with their sizes, and the data set names: the first torch
         import, here rather than at start-up (it took seconds before the first paint)."""
-        global _MODELS, _DATASETS
-        if _MODELS is None:
-            from engine.data import BUILTIN
-            from engine.models import list_models, parameter_count
-
-            _DATASETS = list(BUILTIN)
-            _MODELS = [(m.name, parameter_count(m.name)) for m in list_models()]
-        self.app.call_from_thread(self.form.offer_names, _MODELS, _DATASETS or [])
+        models, datasets = builtin_names()
+        self.app.call_from_thread(self.form.offer_names, models, datasets)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's unhandled error ends: one line in the log and a toast, and
@@ -310,16 +295,14 @@ class SetupScreen(Screen):
         self.app.push_screen(SaveConfig(new_config_path(self.config_path)), self.save)
 
     def save(self, choice: SaveChoice | None) -> None:
-        """Write the setup to ``choice.path``, so that ``compute PATH`` writes the output file
-        shown here: ``output.path`` is left out only where compute's default names that file."""
+        """Write the setup where the dialog says (``save_setup``)."""
+        from tui_landscape.screens.save import save_setup
+
         cfg = self.validate()
         if choice is None or cfg is None:
             return
-        out = output_path(cfg, self.config_path)  # where Run writes
-        path = str(out) if choice.full or output_path(Config(), choice.path) != out else ""
-        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path=path))
         try:
-            save_config(cfg, choice.path, full=choice.full)
+            out = save_setup(cfg, choice, self.config_path)
         except (OSError, LandscapeError) as e:
             self.log_line(f"error: cannot save {choice.path}: {e}")
             self.notify(f"Cannot save {choice.path}: {e}", severity="error", markup=False)
