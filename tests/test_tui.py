@@ -1000,3 +1000,35 @@ async def test_compare_reads_and_fits_once_in_a_worker_and_keys_redraw_from_that
         assert all(on_ui for _, on_ui in draws)
         # One drawing per state shown: back to a kind or a size seen before is not drawn.
         assert len(draws) == 6, draws  # loss, acc, filled, heat map, and the 100x30 panes
+
+
+@sync
+async def test_a_worker_error_on_the_plot_and_compare_screens_is_said(tmp_path, monkeypatch):
+    """Not swallowed (the plot view's re-read caught only the engine's errors) nor an app
+    crash (the compare screen read its files as it mounted)."""
+    import tui_landscape.screens.plot as plot
+
+    f = small_file(tmp_path / "s.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+
+        def denied(path):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(plot, "read_surface", denied)
+        app.screen.read_again()
+        line = "error: reading s.h5 failed: PermissionError: [Errno 13] Permission denied"
+        await wait_for(pilot, lambda: line in toasts(app))
+        app.push_screen(CompareScreen([f, bad]))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await wait_for(pilot, lambda: app.screen.query("#numbers"))  # composed
+        numbers = app.screen.query_one("#numbers")
+        await wait_for(pilot, lambda: "reading the files failed" in str(numbers.render()))
+        assert "bad.h5" in str(numbers.render()) and "bad.h5" in toasts(app)
+        await pilot.press("s", "k", "e")  # nothing to draw: no error either
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)

@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from engine.errors import LandscapeError
 from engine.formats import (
@@ -40,6 +40,7 @@ from engine.formats.constants import DIRECTIONS_SUFFIX
 from tui_landscape import runs
 from tui_landscape.report import fit
 from tui_landscape.safe import plain
+from tui_landscape.screens.workers import failed
 
 __all__ = [
     "BrowserScreen",
@@ -334,12 +335,9 @@ class BrowserScreen(Screen):
         self.query_one("#status", Static).update(plain(row.detail if row else ""))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
-            self.notify(
-                f"Listing {self.folder} failed: {event.worker.error}",
-                severity="error",
-                markup=False,
-            )
+        """Any worker's error, said in one line (``screens.workers.failed``)."""
+        failed(self, event, {"browser-list": f"listing {self.folder}",
+                             "browser-rows": "following the running files"})  # fmt: skip
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)

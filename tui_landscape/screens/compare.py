@@ -16,7 +16,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
@@ -25,6 +25,7 @@ from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_com
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
+from tui_landscape.screens.workers import failed
 
 __all__ = ["CompareScreen", "sharpness_lines"]
 
@@ -87,11 +88,10 @@ class CompareScreen(Screen):
         self.redraw()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A file that cannot be read (or any error of the worker) is said, never swallowed."""
-        if event.state == WorkerState.ERROR:
-            msg = f"Cannot compare: {event.worker.error}"
+        """A file that cannot be read, or any error of a worker, is said, never swallowed."""
+        msg = failed(self, event, {"compare-read": "reading the files", "export": "the export"})
+        if msg is not None and self.surfaces is None:
             self.query_one("#numbers", Static).update(plain(msg))
-            self.notify(msg, severity="error", markup=False)
 
     def on_resize(self) -> None:
         self.redraw()

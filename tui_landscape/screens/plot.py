@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
+from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import (
@@ -30,6 +31,7 @@ from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, surface_val
 from tui_landscape.plots.widget import PlotView
 from tui_landscape.runs import Watch
 from tui_landscape.screens.figures import figure_path, write_figure
+from tui_landscape.screens.workers import failed
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -129,6 +131,11 @@ class PlotScreen(Screen):
         except LandscapeError:
             return  # mid-rename or deleted: the next change is read again; F5 says why
         self.app.call_from_thread(self.arrived, s, lock_holder(self.path) is not None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Any worker's error (a read failing otherwise than a file mid-rename, an export),
+        said in one line, never swallowed."""
+        failed(self, event, {"plot-watch": f"reading {self.path.name}", "export": "the export"})
 
     def arrived(self, s: Surface, running: bool) -> None:
         """A re-read file: redrawn when its points changed, else only the status follows."""

@@ -26,13 +26,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from engine.config import Config, config_from_dict, load_config, output_path
 from engine.errors import LandscapeError
 from tui_landscape.panels.config_form import ConfigForm, SetupField, builtin_names, setup_fields
 from tui_landscape.plots.widget import PlotView
 from tui_landscape.report import fmt_rate, summary_lines
+from tui_landscape.screens.workers import error_line, failed
 
 if TYPE_CHECKING:
     from engine.run import Job
@@ -49,13 +50,6 @@ OUT_DOC = "output.path: surface file; default '<config name>.h5', as `compute CO
 # What each worker group does, as its error says it.
 DOING = {"preflight": "checking the setup", "run": "the run", "estimate": "the estimate",
          "names": "listing the models"}  # fmt: skip
-
-
-def error_line(e: BaseException) -> str:
-    """An error as one line: a user's error as it says itself, anything else with its type
-    (``OSError: [Errno 28] No space left on device``)."""
-    text = " ".join(str(e).split())
-    return text if isinstance(e, LandscapeError) else f"{type(e).__name__}: {text}"
 
 
 class SetupScreen(Screen):
@@ -157,17 +151,13 @@ class SetupScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's unhandled error ends: one line in the log and a toast, and
         the buttons back (Run, and Cancel off), whichever worker it was."""
-        if event.state != WorkerState.ERROR:
-            return
-        worker = event.worker
-        error = worker.error if worker.error is not None else RuntimeError("unknown error")
-        msg = f"error: {DOING.get(worker.group, worker.group)} failed: {error_line(error)}"
-        if worker.group == "run":
-            self._run_over(msg)
+        msg = failed(self, event, DOING)  # the toast
+        if msg is None:
             return
         self.log_line(msg)
-        self.notify(msg, severity="error", markup=False)
-        if worker.group == "preflight":
+        if event.worker.group == "run":
+            self._run_over()
+        elif event.worker.group == "preflight":
             # The check could not say; Run is given back, and checks again first (``_check``).
             self.checking = None
             self.run_when_checked = self.detach_when_checked = False
@@ -393,7 +383,7 @@ class SetupScreen(Screen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def compute(self, cfg: Config, out: Path) -> None:
         """Prepare and run, posting each point to the UI thread; an error ends in
-        ``on_worker_state_changed``, a cancel or the end in ``_run_over``."""
+        ``on_worker_state_changed``, a cancel or the end in ``_ended``."""
         from engine.run import prepare
 
         post = self.app.call_from_thread
@@ -416,7 +406,12 @@ class SetupScreen(Screen):
         for line in summary_lines(job.summary(computed, time.perf_counter() - t0), job.grid.ndim):
             post(self.log_line, line)
         verb = "Cancelled" if self.cancel_requested else "Done"
-        post(self._run_over, f"{verb}: {job.done}/{job.total} points in {job.path}")
+        post(self._ended, f"{verb}: {job.done}/{job.total} points in {job.path}")
+
+    def _ended(self, text: str) -> None:
+        self.log_line(text)
+        self.notify(text, markup=False)
+        self._run_over()
 
     def _started(self, job: Job, todo: int) -> None:
         self.job = job
@@ -442,13 +437,10 @@ class SetupScreen(Screen):
         self._last_draw = now
         self.query_one("#live", PlotView).surface = self.job.snapshot()
 
-    def _run_over(self, text: str) -> None:
-        """The run ended (done, cancelled or failed): said in one line, the buttons back."""
+    def _run_over(self) -> None:
+        """The run ended (done, cancelled or failed, said already): the buttons back."""
         self._draw(force=True)
         self.running, self.job = False, None
         self.sub_title = ""  # no run: its rate is no longer news (the log keeps the summary)
-        self.log_line(text)
-        severity = "error" if text.startswith("error") else "information"
-        self.notify(text, severity=severity, markup=False)
         self.query_one("#cancel", Button).disabled = True
         self.validate()
