@@ -182,7 +182,9 @@ async def _live_map(size, f):
     app = create_app(REPO / "sample_configs" / "digits_2d.toml")
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await wait_for(pilot, lambda: app.screen.query("#live"))  # composed
         view = app.screen.query_one("#live", PlotView)
+        await wait_for(pilot, lambda: view.size.width > 0)  # laid out: a size to draw to
         view.surface = read_surface(f)
         await pilot.pause()
         return view.render().plain, view.size.width

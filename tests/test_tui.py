@@ -674,9 +674,11 @@ async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_pat
 async def test_fields_not_built_yet_keep_the_opened_values(tmp_path, monkeypatch):
     """Issue 17: only the first section is built before the first paint; until the others are,
     the setup reads their values from the opened config."""
+    from tui_landscape.panels.config_form import ConfigForm
+
     monkeypatch.chdir(tmp_path)
     opened_ = setup_config(tmp_path)
-    monkeypatch.setattr(SetupScreen, "_build", lambda self: None)  # the rest never built
+    monkeypatch.setattr(ConfigForm, "_build", lambda self: None)  # the rest never built
     app = create_app(opened_)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))

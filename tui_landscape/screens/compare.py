@@ -30,6 +30,17 @@ from tui_landscape.screens.workers import failed
 __all__ = ["CompareScreen", "sharpness_lines"]
 
 
+class Pane(Static):
+    """One file's plot. Its own size, not the screen's, decides the drawing: the numbers under
+    the panes take a line per file once read, and the panes shrink (drawn for the screen's
+    size, their last line, the axes' titles, was cut)."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, CompareScreen):
+            screen.redraw()
+
+
 class CompareScreen(Screen):
     """Side by side (one shared set of levels or colour range); s switches the surface."""
 
@@ -63,7 +74,7 @@ class CompareScreen(Screen):
         yield Header()
         with Horizontal(id="panes"):
             for k in range(len(self.paths)):
-                yield Static(id=f"pane{k}", classes="pane")
+                yield Pane(id=f"pane{k}", classes="pane")
         yield Static(id="numbers")
         # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
         yield Footer(show_command_palette=False)
@@ -92,9 +103,6 @@ class CompareScreen(Screen):
         msg = failed(self, event, {"compare-read": "reading the files", "export": "the export"})
         if msg is not None and self.surfaces is None:
             self.query_one("#numbers", Static).update(plain(msg))
-
-    def on_resize(self) -> None:
-        self.redraw()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Map kinds exist for 2D files only: 1D files are curves (False hides `k`)."""
