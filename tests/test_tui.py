@@ -908,8 +908,10 @@ async def test_a_run_that_fails_says_why_and_gives_run_back(tmp_path, monkeypatc
             await wait_for(pilot, lambda: line in toasts(app))
             await wait_for(pilot, lambda: not run.disabled)
             assert cancel.disabled and s.job is None and not s.running
-        await run_again_to_the_end(pilot, s)
-    assert read_surface(tmp_path / "setup.h5").n_done == 9
+        if where == "record":  # the failed run let its file go: a new run resumes it
+            await run_again_to_the_end(pilot, s)
+    if where == "record":
+        assert read_surface(tmp_path / "setup.h5").n_done == 9
 
 
 @sync
