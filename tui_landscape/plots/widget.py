@@ -51,14 +51,6 @@ class PlotView(Widget):
         super().__init__(**kw)
         self._last: tuple[tuple, tuple, Text] | None = None
 
-    def redraw(self) -> None:
-        """Draw now, then repaint: the setup screen's interface, kept as it was (it sets
-        ``surface`` and calls this from a worker's callback, so the plot is drawn while the
-        worker waits, as before). Setting state alone also redraws, at the next frame."""
-        self._last = None
-        self.render()
-        self.refresh()
-
     def render(self) -> Text:
         s = self.surface
         if s is None:
