@@ -318,3 +318,7 @@ def test_one_parser_for_typed_values_on_the_command_line_and_in_the_app():
     with pytest.raises(ConfigError, match="Expected `train.epochs` to be an integer"):
         load_config(None, ["train.epochs=many"])
     assert parse_value("'cpu'", str) == "cpu" and parse_value("true", str) == "true"
+    from tui_landscape.panels.config_form import setup_fields
+
+    root = next(f for f in setup_fields(["data"]) if f.key == "data.root")
+    assert root.parse("2024") == parse_value("2024", str) == "2024"
