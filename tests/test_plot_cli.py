@@ -355,3 +355,22 @@ def test_sharpness_of_an_unfinished_surface_says_so(tmp_path):
     full = our_file(tmp_path / "full.h5", 9, 9)
     for cmd in ("plot", "info"):
         assert "finished points only" not in invoke(cmd, full).stdout
+
+
+def test_an_accuracy_map_gets_levels_over_its_own_range(tmp_path):
+    """An accuracy from 5% to 58% was given the loss's reference levels (0.1 to 10 every 0.5):
+    the title said `levels 2.1..9.6` (5.1..9.6 here) and the 10-58% range was blank."""
+    g = Grid.parse("-1:1:9", "-1:1:9")
+    _, _, z = paraboloid(9, 9)  # 0.1 to 3.1
+    acc = 58 - 53 * (z - 0.1) / 3  # 58% at the centre, 5% in the corners
+    with SurfaceWriter.create(tmp_path / "a.h5", g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+        for k, (v, a) in enumerate(zip(z.ravel(), acc.ravel(), strict=True)):
+            w.record(k, {"train_loss": float(v), "train_acc": float(a)})
+    r = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "--width", 80)
+    assert r.exit_code == 0, r.output
+    lo, hi = map(float, re.search(r"levels (\S+)\.\.(\S+)", r.stdout).groups())
+    assert lo < 10 and hi > 50, r.stdout  # the levels span the accuracy's range
+    heat = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "-k", "heatmap", "--width", 80)
+    assert re.search(r"colour: 5 \S+ 58$", heat.stdout, re.M), heat.stdout  # not cut at 10
+    loss = invoke("plot", tmp_path / "a.h5", "--width", 80)  # a loss keeps the reference's
+    assert "levels 0.1..3.1" in loss.stdout, loss.stdout

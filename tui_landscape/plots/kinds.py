@@ -4,8 +4,8 @@ Kept apart from ``spec`` so that a command's ``--help`` can name the kinds witho
 numpy (``spec`` re-exports them). The renderers register themselves here from their own
 modules (``terminal.py`` for text, ``export.py`` for matplotlib figures) with ``renders``, and
 every dispatch goes through ``renderer``, which raises on a kind nobody draws. A new kind is
-one ``PlotKind`` line here plus one renderer in each module; ``tests/test_plot_kinds.py``
-checks that every kind has both.
+one ``PlotKind`` line here plus one renderer in each module;
+``tests/test_plots_terminal.py`` checks that every kind has both.
 """
 
 from __future__ import annotations
@@ -113,5 +113,5 @@ def renderer(table: dict[str, Callable[..., Any]], kind: str) -> Callable[..., A
     try:
         return table[kind]
     except KeyError:
-        check_kind(kind, tuple(table))
+        check_kind(kind, tuple(k for k in DRAWN_KINDS if k in table))
         raise
