@@ -106,6 +106,9 @@ def test_a_one_point_wide_grid_draws(tmp_path):
     for kind in ("auto", "heatmap", "filled"):
         r = invoke("plot", tmp_path / "r.h5", "--kind", kind, "--width", 60)
         assert r.exit_code == 0, r.output
+    pytest.importorskip("matplotlib")  # each file a curve; matplotlib's contour() refused it
+    r = invoke("compare", tmp_path / "r.h5", tmp_path / "r.h5", "--export", tmp_path / "c.png")
+    assert r.exit_code == 0 and (tmp_path / "c.png").stat().st_size > 0, r.output
 
 
 def test_ratio_map_uses_the_references_fixed_scale(files):
