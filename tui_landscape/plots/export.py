@@ -6,7 +6,9 @@ fixed: the 3D surface is made with ``add_subplot(projection="3d")`` (``Axes3D(fi
 figure on current matplotlib), heat maps keep their coordinates, extent and orientation (y grows
 upwards), and missing points (NaN: unfinished or failed evaluations) are drawn as missing, never
 as zero. Kinds, contour levels and colour limits are decided in ``plots.spec`` (the same
-choices as the terminal's); ``export_spec`` draws a resolved ``PlotSpec`` and decides nothing.
+choices as the terminal's); ``export_spec`` draws a resolved ``PlotSpec`` and decides nothing,
+each kind by the renderer it registered in ``FIGURES`` (``plots.kinds``), every map with the
+same overlays as the terminal's (``_overlays``: path, cursor, best point).
 
 Conventions: a 2D surface is ``z`` of shape ``(ny, nx)`` with ``z[i, j]`` at ``(x[j], y[i])``; a 1D
 curve is ``z`` of shape ``(nx,)``. A grid one point wide in either axis is drawn as a curve.

@@ -6,6 +6,8 @@ scale. The terminal renderer (``plots.terminal.draw``) and the matplotlib one
 (``plots.export.export_spec``) draw a spec and decide nothing themselves, so ``plot``,
 ``plot --export``, ``compare``, the app and the demo show the same kind, contour levels and
 colour limits for the same file (as torchmetrics writes the arithmetic once for both forms).
+The level rules (``levels_for``, ``limits_for``: a loss's, the ratio's, any other metric's),
+``--levels`` parsing, the app's level steps and the best point (``best_point``) live here only.
 
 No plotting package is imported here.
 """
