@@ -88,6 +88,25 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
 
 
 @sync
+async def test_plus_and_minus_step_from_the_levels_the_map_shows(tmp_path):
+    """`+` gave 12 whatever the map showed (here the reference's 0.1 to 2.6 every 0.5: 6; a
+    map of ~20 got fewer): it stepped from a default of 10 that is never drawn."""
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+        v = app.screen.view
+        shown = v.spec().levels
+        assert shown.size == 6 and "levels 0.1..2.6" in str(v.render())
+        await pilot.press("plus")
+        assert v.levels == 8 and v.spec().levels.size == 8
+        await pilot.press("minus", "minus")
+        assert v.levels == 4 and v.spec().levels.size == 4
+        await wait_for(pilot, lambda: "levels 0.65..2.45" in str(v.render()))  # 4 in 0.05..3.05
+
+
+@sync
 async def test_a_1d_file_offers_no_row_or_column_slice(tmp_path):
     g = Grid.parse("-1:1:9", "")
     with SurfaceWriter.create(tmp_path / "one.h5", g, ["train_loss"], Provenance(), "d.h5") as w:

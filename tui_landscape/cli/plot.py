@@ -103,8 +103,7 @@ def plot(
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
-    from tui_landscape.plots.spec import check_kind
-    from tui_landscape.plots.terminal import parse_levels
+    from tui_landscape.plots.spec import check_kind, parse_levels
 
     with user_errors(ctx):
         check_kind(kind)
