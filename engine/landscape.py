@@ -22,10 +22,17 @@ from engine.data import Batches, Split, batch_size_of, load_splits, split_batche
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
-from engine.evaluate import autocast, evaluate, loss_sums, per_sample, segment_stats
+from engine.evaluate import (
+    CHECK_KEYS,
+    autocast,
+    evaluate,
+    loss_sums,
+    per_sample,
+    segment_stats,
+)
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
-from engine.losses import Loss, check_output, resolve_loss
+from engine.losses import Loss, check_output, refuse_counts, resolve_loss
 
 log = logging.getLogger(__name__)
 
@@ -343,22 +350,25 @@ class Landscape:
         for name, split in self.splits.items():
             batches = split_batches(split, self.batch_size)
             totals[name], samples[name] = loss_sums(
-                self.loss.fn, self.forward, batches, self.device_type, self.precision
+                self.loss, self.forward, batches, self.device_type, self.precision
             )
-        keys = ["loss", "count", *self.metrics]
+        keys = ["loss", "count", *self.metrics, *CHECK_KEYS]
         for sums in totals.values():
             missing = [k for k in ("loss", *self.metrics) if k not in sums]
             if missing:
                 raise LandscapeError(
                     f"`data.loss` {self.loss.name} gave no {missing} here, unlike at the check"
                 )
-        # One transfer for every sum of every split (one device sync per point).
+        # One transfer for every sum of every split (one device sync per point), the batch
+        # checks' count extremes with them (1.0 where a loss gives no count: passes).
         flat = torch.stack(
-            [sums.get(k, torch.zeros((), dtype=torch.float64, device=sums["loss"].device))
+            [sums.get(k, torch.full((), float(k in CHECK_KEYS), dtype=torch.float64,
+                                    device=sums["loss"].device))
              for sums in totals.values() for k in keys]
         ).tolist()  # fmt: skip
         for i, name in enumerate(totals):
             row = dict(zip(keys, flat[i * len(keys) : (i + 1) * len(keys)], strict=True))
+            refuse_counts(self.loss.name, [row[k] for k in CHECK_KEYS])
             count = row["count"] if "count" in totals[name] else float(samples[name])
             out[f"{name}_loss"] = row["loss"] / count + reg
             for m in self.metrics:
