@@ -27,7 +27,9 @@ import tomli_w
 from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
+from engine.kinds import KINDS
 from engine.losses import LOSSES, loss_refusal
+from engine.norms import NORMS
 
 __all__ = [
     "ComputeConfig",
@@ -226,7 +228,7 @@ class DataConfig(_Section):
 
 @dataclass(frozen=True)
 class DirectionsConfig(_Section):
-    kind: Literal["random", "interpolate", "file", "pca", "hessian"] = field(
+    kind: Literal[KINDS.names()] = field(  # engine/kinds.py's names, as norm's below
         default="random", metadata=_doc("where the directions come from")
     )
     type: Literal["auto", "weights", "states"] = field(
@@ -236,7 +238,9 @@ class DirectionsConfig(_Section):
             "of a BN model (with compute.bn = 'keep'), else weights"
         ),
     )
-    norm: Literal["filter", "layer", "weight", "none"] = field(
+    # The choices are the registry's, read each time the hints are resolved (a string
+    # annotation): a norm registered in engine/norms.py is accepted, and offered by the app.
+    norm: Literal[NORMS.names()] = field(
         default="filter", metadata=_doc("normalisation of random directions")
     )
     ignore: Literal["biasbn", "none"] = field(
