@@ -40,6 +40,7 @@ __all__ = [
     "Loss",
     "LossEntry",
     "LossFn",
+    "StateGuard",
     "causal_lm",
     "check_output",
     "crossentropy",
@@ -358,6 +359,70 @@ def refuse_counts(name: str, extremes: list[float], key: str = "data.loss") -> N
     for v in extremes:
         if not (0 < v < math.inf):
             raise LandscapeError(_count_refusal(f"`{key}` {name}", v))
+
+
+class StateGuard:
+    """Undo what a loss function changed in the model: buffers and modules' training flags.
+
+    A loss may call ``model.train()`` or update a buffer of its own; the surface would then
+    depend on the order of the points, and the caller's model leave changed. ``before`` notes
+    each buffer's identity and version counter and each mode (host-side, no copy, no sync);
+    ``after`` puts back only what changed (a buffer from the copy made at construction; every
+    buffer of a module whose mode flipped, since BatchNorm's kernel updates its statistics
+    without bumping the counter) and warns once, naming the function.
+    """
+
+    def __init__(self, model: nn.Module, name: str, key: str = "data.loss") -> None:
+        self.who = f"`{key}` {name}"
+        self.modules = list(model.named_modules())
+        self.modes = [m.training for _, m in self.modules]
+        # (module, its name, buffer key, tensor, copy of its values)
+        self.buffers = [
+            (m, mn, k, t, t.detach().clone())
+            for mn, m in self.modules
+            for k, t in m._buffers.items()
+            if t is not None
+        ]
+        self.versions: list[int] = []
+        self.warned = False
+
+    def before(self) -> None:
+        """Note the buffers' versions (after the point's own moves, just before the loss)."""
+        self.versions = [t._version for _, _, _, t, _ in self.buffers]
+
+    def after(self) -> bool:
+        """Put back what the loss changed since ``before``; True if anything was."""
+        import torch
+
+        changed: list[str] = []
+        flipped = set()
+        for (name, m), was in zip(self.modules, self.modes, strict=True):
+            if m.training != was:
+                m.training = was  # not .train(was): that would recurse into children
+                flipped.add(id(m))
+                changed.append(f"the mode of {name or 'the model'}")
+        with torch.no_grad():
+            for (m, mn, k, t, copy), v in zip(self.buffers, self.versions, strict=True):
+                replaced = m._buffers.get(k) is not t
+                if replaced or t._version != v or id(m) in flipped:
+                    if replaced:
+                        m._buffers[k] = t
+                    if replaced or t._version != v:
+                        changed.append(f"the buffer {mn + '.' if mn else ''}{k}")
+                    t.copy_(copy)
+        self.before()
+        if changed and not self.warned:
+            self.warned = True
+            import warnings
+
+            warnings.warn(
+                f"{self.who} changed {', '.join(changed[:3])}"
+                f"{' and more' if len(changed) > 3 else ''}; the engine puts the model back "
+                "after each point (a loss should not change the model)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return bool(changed)
 
 
 def _what(v: Any) -> str:
