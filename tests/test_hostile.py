@@ -632,9 +632,9 @@ def test_a_user_loss_is_checked_on_every_batch_not_only_the_first(fn, says):
     assert fn.__qualname__ in msg  # names the loss
 
 
-def test_the_per_batch_check_costs_no_sync_per_batch():
-    """Counts are reduced on the device: a good loss reads one value set per point, so its
-    surface equals the plain count-weighted mean of a loop over the batches."""
+def test_the_per_batch_check_passes_a_good_weighted_loss_unchanged():
+    """Counts that differ between batches but are all good pass the check, and the surface is
+    the count-weighted mean of a plain loop over the samples."""
     import torch
 
     def weighted(model, batch):
@@ -730,3 +730,28 @@ def test_a_model_on_the_meta_device_is_refused_in_one_line():
         _user_compute(None, model=torch.nn.Linear(3, 2, device="meta"))
     msg = str(e.value)
     assert "meta device" in msg and "'weight'" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_the_per_batch_check_adds_no_device_sync_on_cuda():
+    """The counts are checked on the device: summing a loss over batches syncs nowhere; the
+    point's one read of its sums is the only sync."""
+    import torch
+
+    from engine.evaluate import loss_sums, read_sums
+
+    def weighted(model, batch):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+        return {"loss": loss, "count": loss * 0 + 2, "m": loss}
+
+    model = torch.nn.Linear(3, 2).cuda()
+    x, y = (t.cuda() for t in _user_data())
+    batches = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 12, 4)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sums, _ = loss_sums(weighted, model, batches, "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert read_sums(sums, "weighted")["count"] == 24.0
