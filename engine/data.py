@@ -40,10 +40,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from engine.config import DataConfig
 from engine.errors import ConfigError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
+from engine.losses import is_fused
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_LOSSES = ("crossentropy", "mse")  # the losses of (input, class label) splits
 
 __all__ = [
     "BUILTIN",
@@ -341,7 +341,7 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
         except Exception as e:
             raise LandscapeError(f"`{key}`: reading item 0 raised {type(e).__name__}: {e}") from e
         stream = _nbytes(first) * n > cfg.memory_mb * 2**20
-    if cfg.loss in CLASSIFIER_LOSSES and collate is None and not stream:
+    if is_fused(cfg.loss) and collate is None and not stream:
         return _tensorize(ds, key, cfg.loss)
 
     def loader() -> DataLoader:
@@ -529,7 +529,7 @@ def as_split(obj: Any, cfg: DataConfig, key: str) -> Split | Batches:
             isinstance(b, list | tuple) and len(b) == 2 and isinstance(b[0], torch.Tensor)
             for b in held
         )
-        if cfg.loss in CLASSIFIER_LOSSES and pairs:
+        if is_fused(cfg.loss) and pairs:
             x = torch.cat([torch.as_tensor(b[0]) for b in held])
             y = torch.cat([torch.as_tensor(b[1]) for b in held])
             if not torch.is_floating_point(x):

@@ -846,3 +846,217 @@ def test_lock_holder_confirms_a_twin_inode_through_proc(tmp_path, monkeypatch):
         assert lock_holder(tmp_path / "s.h5") == os.getpid()
     finally:
         os.close(fd)
+# --- issue 23: user losses (h-reg) ---
+# Every batch of a user loss is checked (item 4), a loss that changes the model is undone per
+# point and named (item 6), a model on the meta device is refused (item 14). The data's last
+# batch (rows 8-11) carries a marker, so a loss misbehaves there and not on the first batch.
+
+
+def _user_data():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 3, generator=g)
+    x[8:, 0] = 100.0  # the marker of the last batch
+    return x, torch.randint(0, 2, (12,), generator=g)
+
+
+def _user_compute(loss, model=None, x="-1:1:2", **config):
+    import torch
+
+    import tui_landscape as tl
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2) if model is None else model
+    cfg = {"data.batch_size": 4, "compute.device": "cpu", **config}
+    return tl.compute(model, _user_data(), loss=loss, x=x, progress=False, config=cfg)
+
+
+def _ce(model, batch):
+    import torch.nn.functional as F
+
+    x, y = batch
+    return F.cross_entropy(model(x), y, reduction="none"), (x[:, 0] == 100.0)
+
+
+def _inf_count(model, batch):
+    loss, _ = _ce(model, batch)
+    return {"loss": loss, "count": loss * 0 + float("inf")}
+
+
+def _negative_later(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss, "count": 1.0 - 2.0 * last.double()}  # -1 on the last batch: no sync
+
+
+def _nan_later(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss, "count": (loss * 0 + 1).masked_fill(last, float("nan"))}
+
+
+def _one_later(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss[:1] if bool(last.any()) else loss}
+
+
+def _two_columns_later(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss[:, None].expand(-1, 2) if bool(last.any()) else loss}
+
+
+def _metric_first_only(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss} if bool(last.any()) else {"loss": loss, "extra": loss * 2}
+
+
+def _count_first_only(model, batch):
+    loss, last = _ce(model, batch)
+    return {"loss": loss} if bool(last.any()) else {"loss": loss, "count": loss * 0 + 2}
+
+
+@pytest.mark.parametrize(
+    ("fn", "says"),
+    [
+        (_inf_count, "returned a `count` of inf for a sample; every count must be finite and > 0"),
+        (_negative_later, "returned a `count` of -1 for a sample; every count must be finite"),
+        (_nan_later, "returned a `count` of nan for a sample; every count must be finite"),
+        (_one_later, "returned a tensor of shape (1,) for `loss`; it must give one value per"),
+        (_two_columns_later, "returned a tensor of shape (4, 2) for `loss`; it must give one"),
+        (_metric_first_only, "returned the keys ['loss'] on a later batch but ['loss', 'extra']"),
+        (_count_first_only, "returned the keys ['loss'] on a later batch but ['loss', 'count']"),
+    ],
+    ids=["inf-count", "negative-later", "nan-later", "shape-1", "shape-B2", "metric", "count"],
+)
+def test_a_user_loss_is_checked_on_every_batch_not_only_the_first(fn, says):
+    """Each was stored as a result without a word (issue 23, item 4): now its points fail
+    with the line the first batch would have given."""
+    with pytest.raises(LandscapeError) as e:
+        _user_compute(fn)
+    msg = str(e.value)
+    assert says in msg and "\n" not in msg, msg
+    assert fn.__qualname__ in msg  # names the loss
+
+
+def test_the_per_batch_check_passes_a_good_weighted_loss_unchanged():
+    """Counts that differ between batches but are all good pass the check, and the surface is
+    the count-weighted mean of a plain loop over the samples."""
+    import torch
+
+    def weighted(model, batch):
+        loss, last = _ce(model, batch)
+        return {"loss": loss * 2, "count": (loss * 0 + 2).masked_fill(last, 4.0)}
+
+    surf = _user_compute(weighted, x="-1:1:3")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    x, y = _user_data()
+    with torch.no_grad():
+        per = torch.nn.functional.cross_entropy(model(x), y, reduction="none").double()
+    count = torch.full((12,), 2.0, dtype=torch.float64)
+    count[8:] = 4.0
+    centre = surf["train_loss"][len(surf["train_loss"]) // 2]
+    assert centre == pytest.approx(float((per * 2).sum() / count.sum()), rel=1e-6)
+
+
+class _Counted:
+    """A model with a plain buffer, which the loss below bumps (issue 23, item 6)."""
+
+    def __new__(cls):
+        import torch
+
+        m = torch.nn.Linear(3, 2)
+        m.register_buffer("hits", torch.ones(()))
+        return m
+
+
+def _bumps_a_buffer(model, batch):
+    loss, _ = _ce(model, batch)
+    out = {"loss": loss + model.hits}  # the value depends on the buffer: order would show
+    model.hits.add_(16)
+    return out
+
+
+def _plain_plus_one(model, batch):
+    loss, _ = _ce(model, batch)
+    return {"loss": loss + 1.0}
+
+
+def test_a_loss_that_mutates_a_buffer_is_undone_per_point_and_named_once():
+    import torch
+
+    torch.manual_seed(0)
+    model = _Counted()
+    with pytest.warns(RuntimeWarning) as caught:
+        surf = _user_compute(_bumps_a_buffer, model=model, x="-1:1:3")
+    named = [w for w in caught if "_bumps_a_buffer" in str(w.message)]
+    assert len(named) == 1 and "the buffer hits" in str(named[0].message)
+    assert float(model.hits) == 1.0  # the caller's model as it came
+    torch.manual_seed(0)
+    plain = _user_compute(_plain_plus_one, model=_Counted(), x="-1:1:3")
+    # every point saw hits == 1 on every batch but the bumps within one pass: same as +1
+    # on the first batch of each pass, +17, +33 on the next: a fixed sum per point
+    assert list(surf["train_loss"]) == pytest.approx(
+        [v + (0 + 16 + 32) / 3 for v in plain["train_loss"]], rel=1e-6
+    )
+
+
+def test_a_loss_that_calls_train_is_put_back_in_eval_mode_each_point_and_named():
+    import torch
+
+    def trains(model, batch):
+        model.train()
+        loss, _ = _ce(model, batch)
+        return {"loss": loss}
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2)
+    )
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    def probe(model, batch):
+        seen.append(model.training)  # the mode each call starts in
+        return trains(model, batch)
+
+    with pytest.warns(RuntimeWarning, match="probe.*changed the mode of"):
+        _user_compute(probe, model=model)
+    assert not model.training and not any(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # every pass (the check's and each point's) starts in eval mode again
+    assert seen[0] is False and seen.count(False) >= 3
+
+
+def test_a_model_on_the_meta_device_is_refused_in_one_line():
+    import torch
+
+    with pytest.raises(LandscapeError) as e:
+        _user_compute(None, model=torch.nn.Linear(3, 2, device="meta"))
+    msg = str(e.value)
+    assert "meta device" in msg and "'weight'" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_the_per_batch_check_adds_no_device_sync_on_cuda():
+    """The counts are checked on the device: summing a loss over batches syncs nowhere; the
+    point's one read of its sums is the only sync."""
+    import torch
+
+    from engine.evaluate import loss_sums, read_sums
+
+    def weighted(model, batch):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+        return {"loss": loss, "count": loss * 0 + 2, "m": loss}
+
+    model = torch.nn.Linear(3, 2).cuda()
+    x, y = (t.cuda() for t in _user_data())
+    batches = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 12, 4)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sums, _ = loss_sums(weighted, model, batches, "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert read_sums(sums, "weighted")["count"] == 24.0
