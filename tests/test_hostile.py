@@ -846,6 +846,8 @@ def test_lock_holder_confirms_a_twin_inode_through_proc(tmp_path, monkeypatch):
         assert lock_holder(tmp_path / "s.h5") == os.getpid()
     finally:
         os.close(fd)
+
+
 # --- issue 23: user losses (h-reg) ---
 # Every batch of a user loss is checked (item 4), a loss that changes the model is undone per
 # point and named (item 6), a model on the meta device is refused (item 14). The data's last
