@@ -143,9 +143,13 @@ def run_with_progress(
     )
     last_log = [start]
     last_draw = [0.0]
+    ended = [0]
 
     def on_point(r: PointResult) -> None:
-        n = job.done - (job.total - todo)
+        # Points that ended, failed ones too: a rate and an ETA over finished points alone
+        # divided by zero when the first point failed.
+        ended[0] += 1
+        n = ended[0]
         now = time.perf_counter()
         elapsed = max(now - start, 1e-9)
         left = (todo - n) * elapsed / n
