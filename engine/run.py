@@ -217,7 +217,9 @@ class Job:
                                         k for k in rest if k not in probes
                                     ]
                             elif not own or probes <= failed:
-                                raise LandscapeError(self._abort_message(coords, o.error, bad))
+                                raise LandscapeError(
+                                    self._abort_message(coords, o.error, bad, len(probes or ()))
+                                )
                     else:
                         ok += 1
                         self.writer.record(o.index, o.values)
@@ -241,10 +243,10 @@ class Job:
             _close(outcomes)  # stops the pool's workers
             self.close()
 
-    def _abort_message(self, coords: tuple[float, float], error: str | None, bad: int) -> str:
-        where = (
-            f", {PROBE_POINTS} of them spread over the grid" if bad > ABORT_AFTER_FAILURES else ""
-        )
+    def _abort_message(
+        self, coords: tuple[float, float], error: str | None, bad: int, probes: int
+    ) -> str:
+        where = f", {probes} of them spread over the grid" if probes else ""
         return (
             f"evaluating the point at {coords} failed: {error} (and the {bad - 1} points "
             f"tried before it{where}, with none finished; finished points are saved in "

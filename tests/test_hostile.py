@@ -962,3 +962,18 @@ def test_sigterm_to_the_process_group_of_a_streamed_run_exits_143_without_a_trac
     assert p.returncode == 143, (out, err)
     assert "Traceback" not in err and "Traceback" not in out, err
     assert "Terminated (SIGTERM)" in out
+
+
+def test_a_training_resume_from_a_planted_last_pt_names_the_refused_global(tmp_path):
+    import torch
+
+    from engine.config import config_to_toml, load_config
+    from engine.train import train_run
+
+    cfg = load_config(None, ["data.subset=64", "model.checkpoint="])
+    (tmp_path / "config.toml").write_text(config_to_toml(cfg))
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": {}, "x": _Payload(marker)}, tmp_path / "last.pt")
+    with pytest.raises(LandscapeError, match="^cannot resume: checkpoint .* was refused") as e:
+        train_run(cfg, tmp_path, torch.device("cpu"), resume=True)
+    assert "system" in str(e.value) and "\n" not in str(e.value) and not marker.exists()

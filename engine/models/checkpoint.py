@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, LandscapeError, describe
+from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
 __all__ = ["is_safetensors", "load_checkpoint", "read_state_dict"]
 
@@ -112,19 +112,20 @@ def refused_global(e: BaseException) -> str | None:
     return None
 
 
-def torch_load_error(p: Path, key: str, e: BaseException) -> LandscapeError:
+def torch_load_error(p: Path, key: str | None, e: BaseException) -> LandscapeError:
     """One line for a ``torch.load(..., weights_only=True)`` that failed: a refusal names the
     global that would have run code; anything else says the file is not readable."""
+    where = f"`{key}`: " if key else ""
     name = refused_global(e)
     if name is not None:
         return LandscapeError(
-            f"`{key}`: checkpoint {p} was refused: its pickle names {name}, which loading "
-            "would import or run (only tensors and plain containers are read, with "
+            f"{where}checkpoint {p} was refused: its pickle names {clean_text(name)}, which "
+            "loading would import or run (only tensors and plain containers are read, with "
             "weights_only=True)"
         )
     if isinstance(e, pickle.UnpicklingError):
-        return LandscapeError(f"`{key}`: {p} is not a readable PyTorch checkpoint")
-    return LandscapeError(f"`{key}`: {p} is not a readable PyTorch checkpoint ({describe(e)})")
+        return LandscapeError(f"{where}{p} is not a readable PyTorch checkpoint")
+    return LandscapeError(f"{where}{p} is not a readable PyTorch checkpoint ({describe(e)})")
 
 
 def _read_torch(p: Path, key: str) -> object:
