@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from engine.errors import DataSetError, describe
 
-__all__ = ["Indexed", "bounded", "checked_len", "loader_error"]
+__all__ = ["Indexed", "bounded", "checked_len", "indexed", "loader_error", "sigterm_blocked"]
 
 
 def checked_len(ds: object, key: str) -> int:
@@ -27,7 +27,8 @@ def checked_len(ds: object, key: str) -> int:
         n = len(ds)  # type: ignore[arg-type]
     except TypeError as e:
         if "has no len" in str(e):
-            raise DataSetError(f"`{key}` returned a Dataset without __len__.") from None
+            what = "Dataset" if isinstance(ds, Dataset) else f"{type(ds).__name__}, not a Dataset,"
+            raise DataSetError(f"`{key}` returned a {what} without __len__.") from None
         raise DataSetError(f"`{key}`: len() of the data set failed ({describe(e)})") from e
     except Exception as e:  # a __len__ that raises, or returns a negative number
         raise DataSetError(f"`{key}`: len() of the data set failed ({describe(e)})") from e
@@ -52,9 +53,23 @@ class Indexed(Dataset):
             raise DataSetError(f"`{self.key}`: reading item {i} raised {describe(e)}{lying}") from e
 
 
+class _IndexedMany(Indexed):
+    """``Indexed`` for a data set that fetches a batch at once (``__getitems__``, as Hugging
+    Face datasets do): the DataLoader keeps calling it so."""
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        try:
+            return self.ds.__getitems__(indices)  # type: ignore[attr-defined]
+        except Exception as e:
+            where = f"items {indices[0]}..{indices[-1]}" if indices else "no items"
+            raise DataSetError(f"`{self.key}`: reading {where} raised {describe(e)}") from e
+
+
 def indexed(ds: Dataset, key: str, n: int) -> Dataset:
     """``ds`` with named item errors; an IterableDataset has no items to index."""
-    return ds if isinstance(ds, IterableDataset) else Indexed(ds, key, n)
+    if isinstance(ds, IterableDataset):
+        return ds
+    return (_IndexedMany if callable(getattr(ds, "__getitems__", None)) else Indexed)(ds, key, n)
 
 
 def loader_error(e: BaseException) -> str:

@@ -25,7 +25,7 @@ from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.formats import (
     Lock,
     Surface,
@@ -437,7 +437,12 @@ def time_point(cfg: Config) -> tuple[float, int]:
     device = resolve_device(cfg.compute.device)
     land = Landscape(model, load_splits(cfg.data), built.ds, cfg, device)
     land.check()
-    land.evaluate_many([(0.0, 0.0)])  # warm-up: first-call allocations, cuDNN's choices
-    t = time.perf_counter()
-    land.evaluate_many([(0.0, 0.0)])
+    try:
+        land.evaluate_many([(0.0, 0.0)])  # warm-up: first-call allocations, cuDNN's choices
+        t = time.perf_counter()
+        land.evaluate_many([(0.0, 0.0)])
+    except LandscapeError:
+        raise
+    except Exception as e:  # a point that fails in a run is recorded; here it is the answer
+        raise LandscapeError(f"timing the centre point failed: {describe(e)}") from e
     return time.perf_counter() - t, built.grid.size

@@ -749,6 +749,21 @@ def good():
     return Faulty()
 
 
+def nothing():
+    return None
+
+
+class Many(Faulty):
+    """A data set that fetches a batch at once (as Hugging Face datasets do)."""
+
+    def __getitems__(self, indices):
+        return [self[i] for i in indices]
+
+
+def many_key_error():
+    return Many(KeyError("image"))
+
+
 def bad_collate(items):
     raise ValueError("my collate broke")
 
@@ -837,6 +852,7 @@ def _user_cfg(user_data, fn, **kw):
         ("custom", "reading item 5 raised Oops: corrupt record"),
         ("negative_len", "len() of the data set failed (ValueError: __len__() should return >= 0"),
         ("raising_len", "len() of the data set failed (RuntimeError: no index file)"),
+        ("nothing", "returned a NoneType, not a Dataset, without __len__"),
         (
             "lying_len",
             "reading item 10 raised IndexError: index 10 out of range; its len() says 100",
@@ -852,6 +868,23 @@ def test_a_data_set_error_at_load_names_the_set_the_item_and_the_error(user_data
     msg = str(e.value)
     assert msg.startswith("`data.dataset`") and said in msg and "\n" not in msg, msg
     assert "items must be" not in msg
+
+
+@pytest.mark.parametrize("fn", ["key_error", "many_key_error"])
+def test_an_item_error_in_a_streamed_loaders_worker_is_one_line(user_data, tmp_path, fn):
+    """The DataLoader re-raises a worker's error with its traceback in the message."""
+    from engine.config import load_config
+    from engine.errors import DataSetError
+    from engine.run import prepare
+
+    sets = [f"model.arch={user_data}:mlp", "model.checkpoint=", f"data.dataset={user_data}:{fn}",
+            "data.splits=['train']", "data.stream=true", "data.loader_workers=1",
+            "data.batch_size=8", "grid.x=-1:1:3"]  # fmt: skip
+    with pytest.raises(DataSetError) as e:
+        _within(60, prepare, load_config(None, sets), tmp_path / "s.h5")
+    msg = str(e.value)
+    assert msg.startswith("`data.dataset`: reading item") and "\n" not in msg, msg
+    assert "KeyError: 'image'" in msg and "Traceback" not in msg, msg
 
 
 def test_a_collate_that_raises_is_blamed_not_the_items(user_data):
@@ -977,3 +1010,13 @@ def test_a_training_resume_from_a_planted_last_pt_names_the_refused_global(tmp_p
     with pytest.raises(LandscapeError, match="^cannot resume: checkpoint .* was refused") as e:
         train_run(cfg, tmp_path, torch.device("cpu"), resume=True)
     assert "system" in str(e.value) and "\n" not in str(e.value) and not marker.exists()
+
+
+def test_an_estimate_whose_centre_fails_is_one_line(monkeypatch):
+    """The setup screen's estimate caught only LandscapeError: a failing centre was lost."""
+    from engine.config import load_config
+    from engine.run import time_point
+
+    _failing_where(monkeypatch, lambda a: True)
+    with pytest.raises(LandscapeError, match="timing the centre point failed: RuntimeError: boom"):
+        time_point(load_config(None, [*FRESH, "grid.x=-1:1:3"]))
