@@ -18,7 +18,7 @@ from torch import nn
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
-from engine.data import Batches, Split, batch_size_of, load_splits, split_batches
+from engine.data import Batches, Split, batch_size_of, first_batch, load_splits, split_batches
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
@@ -297,7 +297,7 @@ class Landscape:
 
     def _probe(self, model: nn.Module | Callable, name: str) -> tuple[object, int | None]:
         """The loss function's output on the first batch of split ``name``."""
-        batch = next(iter(split_batches(self.splits[name], self.batch_size)))
+        batch = first_batch(self.splits[name], self.batch_size)
         try:
             with torch.inference_mode():
                 return self.loss.fn(model, batch), batch_size_of(batch)

@@ -41,10 +41,11 @@ from engine.config import (
     parse_toml,
 )
 from engine.data import Split, load_splits, to_device
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import evaluate, loss_sums, read_sums
 from engine.losses import LOSSES, LossFn
 from engine.models import build_model
+from engine.models.checkpoint import torch_load_error
 
 __all__ = [
     "EpochResult",
@@ -329,9 +330,12 @@ def train_run(
     if resume:
         try:
             state = torch.load(last, map_location=device, weights_only=True)
+        except Exception as e:  # torch's message is a page; a refused global is named
+            raise LandscapeError(f"cannot resume: {torch_load_error(last, None, e)}") from e
+        try:
             training.load_state_dict(state)
         except Exception as e:
-            raise LandscapeError(f"cannot resume from {last}: {type(e).__name__}: {e}") from e
+            raise LandscapeError(f"cannot resume from {last}: {describe(e)}") from e
     else:
         if overwrite and run_dir.exists():
             for old in [*run_dir.glob("model_*.pt"), last, run_dir / "metrics.csv"]:

@@ -1062,3 +1062,484 @@ def test_the_per_batch_check_adds_no_device_sync_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert read_sums(sums, "weighted")["count"] == 24.0
+
+
+# --- issue 23: inputs and signals (h-hostile) ---------------------------------------------------
+
+FRESH = ["model.checkpoint=", "data.subset=64"]  # the digits CNN at its initial weights
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+@pytest.mark.parametrize("dtype", ["int64", "bool", "uint8"])
+def test_an_integer_or_bool_checkpoint_is_refused_not_cast(tmp_path, suffix, dtype):
+    """load_state_dict would copy 0/1 or integers into float weights without a word."""
+    import torch
+    from safetensors.torch import save_file
+    from torch import nn
+
+    from engine.models.checkpoint import load_checkpoint
+
+    model = nn.Linear(3, 2)
+    sd = {k: v.to(getattr(torch, dtype)) for k, v in model.state_dict().items()}
+    path = tmp_path / f"ints{suffix}"
+    save_file(sd, path) if suffix == ".safetensors" else torch.save(sd, path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(LandscapeError, match=f"dtype mismatch: weight {dtype} in checkpoint vs "
+                       "float32 in model") as e:  # fmt: skip
+        load_checkpoint(model, path)
+    assert "\n" not in str(e.value)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # Within a kind a copy only rounds: float16 weights load into float32.
+    save_file({k: v.half() for k, v in before.items()}, tmp_path / "half.safetensors")
+    load_checkpoint(model, tmp_path / "half.safetensors")
+
+
+def test_a_checkpoint_naming_a_blocked_module_is_refused_naming_the_global(tmp_path):
+    import torch
+
+    from engine.models.checkpoint import read_state_dict
+
+    marker = tmp_path / "payload-ran"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _Payload(marker)}, tmp_path / "e.pt")
+    with pytest.raises(LandscapeError) as e:
+        read_state_dict(tmp_path / "e.pt")
+    msg = str(e.value)
+    assert "was refused" in msg and "system" in msg and "would import or run" in msg, msg
+    assert "\n" not in msg and "\x1b" not in msg
+    assert not marker.exists()
+
+
+def _remote_code_folder(folder, marker, model_type="tiny-evil"):
+    folder.mkdir()
+    config = {
+        "model_type": model_type,
+        "architectures": ["EvilModel"],
+        "auto_map": {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"},
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+
+
+@pytest.mark.parametrize("model_type", ["tiny-evil", "gpt2"])
+def test_an_hf_folder_with_remote_code_is_refused_without_a_prompt(tmp_path, model_type):
+    """transformers asked '[y/N]' on a terminal and ran the folder's code on 'y'."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers")
+    marker = tmp_path / "remote-code-ran"
+    _remote_code_folder(tmp_path / "evil", marker, model_type)
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(CONFIG_1D), "--out",
+           str(tmp_path / "s.h5"), "--set", f"model.arch=hf:{tmp_path / 'evil'}", *[
+           a for o in FRESH for a in ("--set", o)]]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "asks to run its own code (evil.EvilConfig" in lines[0], r.stderr
+    assert "trust_remote_code" in lines[0] and "[y/N]" not in r.stdout + r.stderr
+    assert not marker.exists() and not (tmp_path / "s.h5").exists()
+
+
+def test_trust_remote_code_must_be_a_boolean(tmp_path):
+    from engine.errors import ConfigError
+    from engine.models import build_model
+
+    pytest.importorskip("transformers")
+    _remote_code_folder(tmp_path / "evil", tmp_path / "m")
+    with pytest.raises(ConfigError, match="`model.kwargs.trust_remote_code` to be true or false"):
+        build_model(f"hf:{tmp_path / 'evil'}", {"trust_remote_code": "yes"})
+
+
+def _failing_where(monkeypatch, fails):
+    """Make grid points fail where ``fails(a)`` holds (the rest evaluate for real)."""
+    from engine.landscape import Landscape
+
+    real = Landscape.evaluate_many
+
+    def evaluate_many(self, points):
+        if any(fails(a) for a, _ in points):
+            raise RuntimeError("boom")
+        return real(self, points)
+
+    monkeypatch.setattr(Landscape, "evaluate_many", evaluate_many)
+
+
+@pytest.mark.parametrize("command", ["compute", "hessian"])
+def test_a_first_point_that_fails_is_one_line_not_a_zero_division(tmp_path, monkeypatch, command):
+    _failing_where(monkeypatch, lambda a: True)
+    args = [command, CONFIG_1D, "--out", tmp_path / "s.h5"]
+    for o in [*FRESH, "grid.x=-1:1:3", "compute.retries=0"]:
+        args += ["--set", o]
+    r = _cli(*args)
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "ZeroDivision" not in r.output, r.output
+    assert "3 of 3 points failed on every try" in r.output, r.output
+    assert "Computed no point" in r.output and "already complete" not in r.output, r.output
+
+
+def test_a_region_failing_at_the_grid_start_does_not_block_the_rest(tmp_path, monkeypatch):
+    """The first 15 points fail: the run tries points elsewhere and finishes the other 16."""
+    from engine.config import load_config
+    from engine.formats import read_surface
+    from engine.run import prepare
+
+    _failing_where(monkeypatch, lambda a: a < -1e-9)
+    cfg = load_config(None, [*FRESH, "grid.x=-1:1:31", "compute.retries=0"])
+    summary = prepare(cfg, tmp_path / "s.h5").run()
+    assert sorted(summary.failed) == list(range(15)) and summary.done == 16
+    s = read_surface(tmp_path / "s.h5")
+    assert s.n_done == 16 and sorted(s.failed) == list(range(15))
+
+
+def test_a_loss_that_always_fails_still_stops_early_with_one_line(tmp_path, monkeypatch):
+    from engine.config import load_config
+    from engine.formats import read_surface
+    from engine.run import ABORT_AFTER_FAILURES, PROBE_POINTS, prepare
+
+    _failing_where(monkeypatch, lambda a: True)
+    cfg = load_config(None, [*FRESH, "grid.x=-1:1:41", "compute.retries=0"])
+    job = prepare(cfg, tmp_path / "s.h5")
+    with pytest.raises(LandscapeError, match="spread over the grid, with none finished") as e:
+        job.run()
+    assert "\n" not in str(e.value) and "RuntimeError: boom" in str(e.value)
+    tried = read_surface(tmp_path / "s.h5").failed
+    assert len(tried) == ABORT_AFTER_FAILURES + PROBE_POINTS
+    assert max(tried) >= 35 and any(15 <= k <= 25 for k in tried)  # the far end and the middle
+
+
+USER_DATA = '''
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, IterableDataset
+
+
+class Faulty(Dataset):
+    """Eight good items, then item 5 raises what the test names."""
+
+    def __init__(self, error=None, length=8, good=8):
+        self.error, self.length, self.good = error, length, good
+
+    def __len__(self):
+        if isinstance(self.length, BaseException):
+            raise self.length
+        return self.length
+
+    def __getitem__(self, i):
+        if i == 5 and self.error is not None:
+            raise self.error
+        if i >= self.good:
+            raise IndexError(f"index {i} out of range")
+        return torch.full((8,), float(i)), i % 3
+
+
+class Oops(Exception):
+    pass
+
+
+def key_error():
+    return Faulty(KeyError("image"))
+
+
+def index_error():
+    return Faulty(IndexError("list index out of range"))
+
+
+def zero_division():
+    return Faulty(ZeroDivisionError("division by zero"))
+
+
+def custom():
+    return Faulty(Oops("corrupt record"))
+
+
+def negative_len():
+    return Faulty(length=-3)
+
+
+def raising_len():
+    return Faulty(length=RuntimeError("no index file"))
+
+
+def lying_len():
+    return Faulty(length=100, good=10)
+
+
+def good():
+    return Faulty()
+
+
+def nothing():
+    return None
+
+
+class Many(Faulty):
+    """A data set that fetches a batch at once (as Hugging Face datasets do)."""
+
+    def __getitems__(self, indices):
+        return [self[i] for i in indices]
+
+
+def many_key_error():
+    return Many(KeyError("image"))
+
+
+def bad_collate(items):
+    raise ValueError("my collate broke")
+
+
+class Endless(IterableDataset):
+    """Says 32 items and never ends."""
+
+    def __init__(self, sized=True):
+        self.sized = sized
+
+    def __iter__(self):
+        i = 0
+        while True:
+            yield torch.full((8,), float(i % 7)), i % 3
+            i += 1
+
+    def __len__(self):
+        if not self.sized:
+            raise TypeError("object of type 'Endless' has no len()")
+        return 32
+
+
+def endless():
+    return Endless()
+
+
+class Slow(Dataset):
+    """Items that take a while: a streamed pass lasts long enough to be killed in it."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        time.sleep(0.01)
+        return torch.full((8,), float(i % 5)), i % 3
+
+
+def slow():
+    return Slow()
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Linear(8, 3)
+'''
+
+
+@pytest.fixture
+def user_data(tmp_path):
+    (tmp_path / "udata.py").write_text(USER_DATA)
+    return str(tmp_path / "udata.py")
+
+
+def _within(seconds, fn, *args, **kwargs):
+    """``fn(...)``'s result or exception, failing the test if it has not ended in ``seconds``
+    (a hang must not hang the suite)."""
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the test below
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn.__name__} did not end within {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _user_cfg(user_data, fn, **kw):
+    return DataConfig(dataset=f"{user_data}:{fn}", splits=("train",), **kw)
+
+
+@pytest.mark.parametrize(
+    ("fn", "said"),
+    [
+        ("key_error", "reading item 5 raised KeyError: 'image'"),
+        ("index_error", "reading item 5 raised IndexError: list index out of range"),
+        ("zero_division", "reading item 5 raised ZeroDivisionError: division by zero"),
+        ("custom", "reading item 5 raised Oops: corrupt record"),
+        ("negative_len", "len() of the data set failed (ValueError: __len__() should return >= 0"),
+        ("raising_len", "len() of the data set failed (RuntimeError: no index file)"),
+        ("nothing", "returned a NoneType, not a Dataset, without __len__"),
+        (
+            "lying_len",
+            "reading item 10 raised IndexError: index 10 out of range; its len() says 100",
+        ),
+    ],
+)
+@pytest.mark.parametrize("loss", ["crossentropy", "squared_error"])
+def test_a_data_set_error_at_load_names_the_set_the_item_and_the_error(user_data, fn, said, loss):
+    from engine.errors import DataSetError
+
+    with pytest.raises(DataSetError) as e:
+        load_splits(_user_cfg(user_data, fn, loss=loss))
+    msg = str(e.value)
+    assert msg.startswith("`data.dataset`") and said in msg and "\n" not in msg, msg
+    assert "items must be" not in msg
+
+
+@pytest.mark.parametrize("fn", ["key_error", "many_key_error"])
+def test_an_item_error_in_a_streamed_loaders_worker_is_one_line(user_data, tmp_path, fn):
+    """The DataLoader re-raises a worker's error with its traceback in the message."""
+    from engine.config import load_config
+    from engine.errors import DataSetError
+    from engine.run import prepare
+
+    sets = [f"model.arch={user_data}:mlp", "model.checkpoint=", f"data.dataset={user_data}:{fn}",
+            "data.splits=['train']", "data.stream=true", "data.loader_workers=1",
+            "data.batch_size=8", "grid.x=-1:1:3"]  # fmt: skip
+    with pytest.raises(DataSetError) as e:
+        _within(60, prepare, load_config(None, sets), tmp_path / "s.h5")
+    msg = str(e.value)
+    assert msg.startswith("`data.dataset`: reading item") and "\n" not in msg, msg
+    assert "KeyError: 'image'" in msg and "Traceback" not in msg, msg
+
+
+def test_a_collate_that_raises_is_blamed_not_the_items(user_data):
+    cfg = _user_cfg(user_data, "good", collate=f"{user_data}:bad_collate", batch_size=4)
+    with pytest.raises(LandscapeError) as e:
+        load_splits(cfg)
+    msg = str(e.value)
+    assert msg.startswith("`data.collate`") and "failed on items 0..3 of `data.dataset`" in msg
+    assert "ValueError: my collate broke" in msg and "items must be" not in msg, msg
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("loss", ["crossentropy", "squared_error"])
+def test_a_data_set_that_never_ends_is_refused_not_read_forever(user_data, tmp_path, stream, loss):
+    from engine.config import load_config
+    from engine.errors import DataSetError
+    from engine.formats import read_surface
+    from engine.run import prepare
+
+    sets = [f"model.arch={user_data}:mlp", "model.checkpoint=", f"data.dataset={user_data}:endless"]
+    sets += ["data.splits=['train']", f"data.stream={str(stream).lower()}"]
+    cfg = load_config(None, [*sets, "data.loader_workers=0", f"data.loss={loss}", "grid.x=-1:1:5"])
+    expected = "`data.dataset` yields more than the 32 samples its len() says"
+
+    def run():
+        prepare(cfg, tmp_path / "s.h5").run()
+
+    with pytest.raises(DataSetError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        _within(60, run)
+    out = tmp_path / "s.h5"  # refused at load, or at the first point (which stops the run)
+    assert not out.exists() or not read_surface(out).failed
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_an_endless_dataloader_in_the_api_is_refused(user_data, sized):
+    import importlib.util
+
+    from torch.utils.data import DataLoader
+
+    import tui_landscape as tl
+    from engine.errors import DataSetError
+
+    spec = importlib.util.spec_from_file_location("udata_api", user_data)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    loader = DataLoader(mod.Endless(sized), batch_size=8)
+    said = "yields more than the 4 batches its len() says" if sized else "without len()"
+    with pytest.raises(DataSetError, match=said.replace("(", r"\(").replace(")", r"\)")):
+        _within(60, tl.compute, mod.mlp(), loader, x="-1:1:3", progress=False,
+                config={"data.memory_mb": 1})  # fmt: skip
+
+
+def _forked_children(pid: int) -> list[int]:
+    """The processes forked by ``pid`` that run its own command line (a DataLoader's workers,
+    not a helper program it runs), from Linux's /proc."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return out
+    for child in os.listdir("/proc"):
+        if child.isdigit():
+            try:
+                with open(f"/proc/{child}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == pid:
+                    with open(f"/proc/{child}/cmdline", "rb") as f:
+                        if f.read() == cmdline:
+                            out.append(int(child))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_sigterm_to_the_process_group_of_a_streamed_run_exits_143_without_a_traceback(
+    user_data, tmp_path
+):
+    """A scheduler's kill reached the DataLoader's workers too: the loader raised 'worker
+    killed by signal' with a traceback, and the exit code was 143 or 1."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sets = [f"model.arch={user_data}:mlp", "model.checkpoint=", f"data.dataset={user_data}:slow",
+            "data.splits=['train']", "data.stream=true", "data.loader_workers=2",
+            "data.batch_size=16", "grid.x=-1:1:200"]  # fmt: skip
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(CONFIG_1D), "--out",
+           str(tmp_path / "s.h5"), *[a for o in sets for a in ("--set", o)]]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env, cwd=tmp_path, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # Started, and in a streamed pass: the loader's workers are the run's children.
+        while not _forked_children(p.pid) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert p.poll() is None, p.communicate()
+        assert _forked_children(p.pid), "the run never started its loader's workers"
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    assert p.returncode == 143, (out, err)
+    assert "Traceback" not in err and "Traceback" not in out, err
+    assert "Terminated (SIGTERM)" in out
+
+
+def test_a_training_resume_from_a_planted_last_pt_names_the_refused_global(tmp_path):
+    import torch
+
+    from engine.config import config_to_toml, load_config
+    from engine.train import train_run
+
+    cfg = load_config(None, ["data.subset=64", "model.checkpoint="])
+    (tmp_path / "config.toml").write_text(config_to_toml(cfg))
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": {}, "x": _Payload(marker)}, tmp_path / "last.pt")
+    with pytest.raises(LandscapeError, match="^cannot resume: checkpoint .* was refused") as e:
+        train_run(cfg, tmp_path, torch.device("cpu"), resume=True)
+    assert "system" in str(e.value) and "\n" not in str(e.value) and not marker.exists()
+
+
+def test_an_estimate_whose_centre_fails_is_one_line(monkeypatch):
+    """The setup screen's estimate caught only LandscapeError: a failing centre was lost."""
+    from engine.config import load_config
+    from engine.run import time_point
+
+    _failing_where(monkeypatch, lambda a: True)
+    with pytest.raises(LandscapeError, match="timing the centre point failed: RuntimeError: boom"):
+        time_point(load_config(None, [*FRESH, "grid.x=-1:1:3"]))
