@@ -5,7 +5,8 @@ One package owns every file format, as cooler keeps its names in one constants m
 ``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars`` and
 ``removable_sidecars``: what to delete with a surface, and ``surface_names``: which
 datasets are surfaces, in which order),
-``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
+``directions``, ``projection`` and ``spectrum`` (the Hessian's spectrum at the centre).
+``docs/surface-format.md`` is the written schema.
 """
 
 from engine.formats.constants import (
@@ -30,6 +31,7 @@ from engine.formats.projection import (
     read_trajectory,
     write_projection,
 )
+from engine.formats.spectrum import read_spectrum, spectrum_datasets
 from engine.formats.surface import (
     Lock,
     Surface,
@@ -74,11 +76,13 @@ __all__ = [
     "path_datasets",
     "read_explained_variance",
     "read_journal",
+    "read_spectrum",
     "read_surface",
     "read_trajectory",
     "removable_sidecars",
     "save_directions",
     "sidecars",
+    "spectrum_datasets",
     "surface_info",
     "surface_names",
     "write_projection",
