@@ -182,25 +182,21 @@ class MeanLossHVP:
         parts = v.split(self.numels)
         return {k: p.view(s) for k, p, s in zip(self.names, parts, self.shapes, strict=True)}
 
-    def __call__(self, v: np.ndarray | torch.Tensor) -> np.ndarray:
-        """``H v`` for a flat vector ``v`` of length ``n``; float64 in and out."""
-        vt = torch.as_tensor(v).reshape(-1)
-        if vt.numel() != self.n:
-            raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
-        tangents = self.unflatten(vt.to(self.device, self.dtype))
+    def _batch_losses(self):
+        """The current primals, and per batch a function of them: that batch's share of the
+        mean loss (the passes add up to it)."""
         live = dict(self.model.named_parameters())
         primals = {k: live[k].detach() for k in self.names}
         # The other parameters enter as constants, so no autograd graph is built for them.
         fixed = {k: p.detach() for k, p in live.items() if k not in primals}
         total = self.count
-        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        fs = []
         for batch in split_batches(self.split, self.batch_size):
             if self.fused:
                 x, y = batch
 
                 def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
                     logits = functional_call(self.model, {**p, **fixed}, (x,))
-                    # Each batch's sum over the whole count: the passes add up to the mean loss.
                     return self._fused.summed(logits, y) / total
             else:
 
@@ -208,11 +204,35 @@ class MeanLossHVP:
                     inner = {f"model.{k}": v for k, v in {**p, **fixed}.items()}
                     return functional_call(self._wrapped, inner, (batch,)) / total
 
+            fs.append(f)
+        return primals, fs
+
+    def __call__(self, v: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``H v`` for a flat vector ``v`` of length ``n``; float64 in and out."""
+        vt = torch.as_tensor(v).reshape(-1)
+        if vt.numel() != self.n:
+            raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
+        tangents = self.unflatten(vt.to(self.device, self.dtype))
+        primals, fs = self._batch_losses()
+        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for f in fs:
             hv = self._hvp(f, primals, tangents)
             out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
         if self.l2:
             out += self.l2 * vt.to(out)  # the Hessian of l2/2 * ||params||^2
         self.products += 1
+        return out.cpu().numpy()
+
+    def gradient(self) -> np.ndarray:
+        """The gradient of the mean loss over the Hessian's parameters (float64), by the same
+        batches and functional calls as the products: the unit their cost is measured in."""
+        primals, fs = self._batch_losses()
+        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for f in fs:
+            g = grad(f)(primals)
+            out += torch.cat([g[k].reshape(-1) for k in self.names]).double()
+        if self.l2:
+            out += self.l2 * self.params_flat().to(out)
         return out.cpu().numpy()
 
     def _hvp(self, f, primals, tangents) -> dict[str, torch.Tensor]:
