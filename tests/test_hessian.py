@@ -482,3 +482,19 @@ def test_trace_and_density_moments_against_the_exact_spectrum(split):
     assert np.sum(t**2 * rho) * dt == pytest.approx(want, rel=1e-3)
     slack = 1e-5 * np.abs(ev).max()  # float32 products
     assert sp.nodes.min() >= ev[0] - slack and sp.nodes.max() <= ev[-1] + slack
+
+
+def test_the_api_returns_the_spectrum_and_says_what_it_is_over():
+    import tui_landscape as tl
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    got = tl.hessian(model, (x, y), trace_samples=4, top_k=2, density_probes=2)
+    assert got["params"] == "2d" and got["n"] == 12  # the bias left out, and said so
+    assert got["converged"] is True and got["top_k"].shape == (2,)
+    assert got["lambda_max"] == got["top_k"][0] and got["lambda_max_residual"] >= 0
+    assert got["trace_probes"] == 4 and got["slq_nodes"].shape[0] == 2
+    assert "density" in got and "LEFT OUT" in tl.hessian.__doc__
+    with pytest.raises(ConfigError, match="top_k"):
+        tl.hessian(model, (x, y), top_k=0)
