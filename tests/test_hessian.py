@@ -181,7 +181,7 @@ def test_forward_and_reverse_modes_agree(split):
     np.testing.assert_allclose(fwd, rev, rtol=1e-4, atol=1e-6 * np.abs(rev).max())
 
 
-def test_auto_falls_back_to_reverse_once(split, monkeypatch, caplog):
+def test_auto_takes_a_mode_that_works_once(split, monkeypatch, caplog):
     model = mlp()
     v = np.random.default_rng(5).standard_normal(MeanLossHVP(model, split, 48).n)
     rev = MeanLossHVP(model, split, 48, mode="rev")(v)
@@ -196,8 +196,9 @@ def test_auto_falls_back_to_reverse_once(split, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="engine.hessian"):
         out = hvp(v)
         hvp(v)
-    assert hvp.mode == "rev" and len(calls) == 2  # fwd, then fwd-math: each once
-    assert caplog.text.count("using reverse-over-reverse") == 1  # after fwd, then fwd-math
+    # Chosen on the first batch, for good: fwd and fwd-math tried once each.
+    assert hvp.mode in ("rev", "rev-math") and len(calls) == 2
+    assert caplog.text.count("HVP mode:") == 1 and "fwd failed: NotImplementedError" in caplog.text
     np.testing.assert_allclose(out, rev, rtol=1e-5, atol=1e-7)
     with pytest.raises(NotImplementedError):
         MeanLossHVP(model, split, 16, mode="fwd")(v)
@@ -436,7 +437,7 @@ def test_fused_attention_has_a_hessian():
     hvp = MeanLossHVP(model, data, batch_size=5, params=names)  # auto, through the fused path
     v = np.random.default_rng(0).standard_normal(hvp.n)
     np.testing.assert_allclose(hvp(v), h @ v, rtol=1e-4, atol=1e-6 * np.abs(h @ v).max())
-    assert hvp.mode == "fwd-math"
+    assert hvp.mode in ("fwd-math", "rev-math")  # the faster of the two that work
     ev = np.linalg.eigvalsh(h)
     ex = extreme_eigenvalues(hvp)
     assert ex.converged
