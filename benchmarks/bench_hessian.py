@@ -27,6 +27,14 @@ Measured (2026-11-26), the full case on one H200 (torch 2.11, checkpoint trained
 (a) vs (b): lmax 1.9e-5 of |lmax|, lmin 5.3e-4 of the radius (1.1e-2 of |lmin|), the largest
 where (a) found the lower lmin; (c) 1,018 products (8.4 a point) for lmax alone, 9.5e-3 off,
 since it stops on a small change between iterations, not on a residual.
+
+``--cost charlm,digits_resnet20``: one HVP's time over one gradient's (``MeanLossHVP.gradient``,
+the same batches and functional calls), per HVP mode, medians of ``--reps`` in one process.
+Measured (2026-12-06) on a shared 2-core CPU busy with other work (load 6-7), one thread,
+64 samples, torch 2.14: the char transformer (135,232 weights, the charlm recipe): fwd and
+rev fail (fused attention), fwd-math 5.42, rev-math 4.25, auto chose rev-math (4.50);
+digits ResNet-20 (67,848 weights, random init): fwd 5.35 (the old default), fwd-math 5.50,
+rev 2.71, rev-math 2.41, auto chose rev (2.58). Ratios, not seconds: the machine was busy.
 """
 
 from __future__ import annotations
