@@ -27,6 +27,14 @@ Measured (2026-11-26), the full case on one H200 (torch 2.11, checkpoint trained
 (a) vs (b): lmax 1.9e-5 of |lmax|, lmin 5.3e-4 of the radius (1.1e-2 of |lmin|), the largest
 where (a) found the lower lmin; (c) 1,018 products (8.4 a point) for lmax alone, 9.5e-3 off,
 since it stops on a small change between iterations, not on a residual.
+
+``--cost charlm,digits_resnet20``: one HVP's time over one gradient's (``MeanLossHVP.gradient``,
+the same batches and functional calls), per HVP mode, medians of ``--reps`` in one process.
+Measured (2026-12-06) on a shared 2-core CPU busy with other work (load 6-7), one thread,
+64 samples, torch 2.14: the char transformer (135,232 weights, the charlm recipe): fwd and
+rev fail (fused attention), fwd-math 5.42, rev-math 4.25, auto chose rev-math (4.50);
+digits ResNet-20 (67,848 weights, random init): fwd 5.35 (the old default), fwd-math 5.50,
+rev 2.71, rev-math 2.41, auto chose rev (2.58). Ratios, not seconds: the machine was busy.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import digits_splits
 from engine.directions import DirectionSet, Perturbation, random_direction
-from engine.hessian import MeanLossHVP, extreme_eigenvalues, snake_order
+from engine.hessian import HVP_MODES, MeanLossHVP, extreme_eigenvalues, snake_order
 from engine.models import build_model, load_checkpoint
 
 METHODS = {"a": "warm, snake order", "b": "cold (reference)", "c": "PyHessian power it."}
@@ -149,6 +157,53 @@ def rel(a: list[dict], b: list[dict]) -> dict[str, float]:
     return d
 
 
+def cost_case(name: str, samples: int):
+    """(model, split, batch size, loss) of a cost case: the char transformer of the charlm
+    sample (its recipe checkpoint), or digits ResNet-20 at random init."""
+    from engine.build import load_model
+    from engine.config import load_config
+    from engine.data import load_splits
+
+    repo = Path(__file__).resolve().parents[1]
+    if name == "charlm":
+        cfg = load_config(repo / "sample_configs" / "charlm_2d.toml", [f"data.subset={samples}"])
+    else:
+        cfg = load_config(None, [f"model.arch={name}", "data.dataset=digits",
+                                 'data.splits=["train"]', f"data.subset={samples}"])  # fmt: skip
+    model = load_model(cfg).eval()
+    return model, load_splits(cfg.data, ["train"])["train"], cfg.data.batch_size, cfg.data.loss
+
+
+def run_cost(args) -> None:
+    """Seconds of one HVP over one gradient of the same mean loss, in this process, per mode:
+    the gradient by ``MeanLossHVP.gradient`` (the same batches and functional calls)."""
+    for name in args.cost.split(","):
+        model, split, batch, loss = cost_case(name, args.samples or 64)
+        probe = MeanLossHVP(model, split, batch, loss)
+        v = np.random.default_rng(0).standard_normal(probe.n)
+        probe.gradient()  # warm-up
+        reps = args.reps
+        tg = statistics.median(_timed(probe.gradient) for _ in range(reps))
+        line = f"{name}: {probe.n:,} Hessian weights, {len(split)} samples, gradient {tg:.3f} s"
+        for mode in ("auto", *HVP_MODES):
+            hvp = MeanLossHVP(model, split, batch, loss, mode=mode)
+            try:
+                hvp(v)  # warm-up, and auto's choice
+            except (RuntimeError, NotImplementedError):
+                line += f"; {mode}: fails"
+                continue
+            th = statistics.median(_timed(lambda h=hvp, v=v: h(v)) for _ in range(reps))
+            chosen = f" (chose {hvp.mode})" if mode == "auto" else ""
+            line += f"; {mode}{chosen}: HVP/gradient {th / tg:.2f}"
+        print(line, flush=True)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--grid", type=int, default=11, help="points per axis (N x N grid)")
@@ -156,7 +211,11 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=0, help="first M train samples (0: all)")
     p.add_argument("--batch", type=int, default=0, help="HVP batch size (0: the whole split)")
     p.add_argument("--tol", type=float, default=1e-3)
-    p.add_argument("--mode", default="auto", choices=["auto", "fwd", "rev"])
+    p.add_argument("--mode", default="auto", choices=["auto", *HVP_MODES])
+    p.add_argument(
+        "--cost", default="", help="HVP/gradient time ratios only, e.g. charlm,digits_resnet20"
+    )
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions (--cost)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--methods", default="abc", help="subset of 'abc' to run")
@@ -171,6 +230,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
+    if args.cost:
+        run_cost(args)
+        return
     model, split, pert, coords, ckpt = setup(args)
     n_hess = sum(p.numel() for p in model.parameters() if p.dim() > 1)
     print(

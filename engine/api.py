@@ -40,9 +40,10 @@ from engine.data import Batches, Split, as_split
 from engine.devices import resolve_device
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface, read_trajectory
-from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
+from engine.hessian import MeanLossHVP, hessian_params
 from engine.losses import Loss, LossFn, resolve_loss
 from engine.run import Job, PointResult, prepare
+from engine.spectrum import center_spectrum
 
 __all__ = [
     "LandscapeResult",
@@ -408,15 +409,30 @@ def hessian_at(
     loss: LossLike = None,
     config: Mapping[str, Any] | None = None,
     trace_samples: int = 0,
+    top_k: int | None = None,
+    density_probes: int = 0,
     device: str | torch.device | None = None,
-) -> dict[str, float]:
-    """lambda_max and lambda_min of the Hessian of the mean loss over ``data`` at the model's
-    own weights (Lanczos to ``hessian.tol`` over ``hessian.params``), and with
-    ``trace_samples`` >= 2 Hutchinson's trace and its standard error."""
+) -> dict[str, Any]:
+    """The Hessian's spectrum of the mean loss over ``data`` at the model's own weights.
+
+    Over ``hessian.params`` (default '2d': tensors with 2+ dims, so biases and norm layers'
+    weights are left out, as in the reference; 'all' takes every trainable tensor), each
+    eigenvalue to ``hessian.tol`` of itself (``engine.hessian.accepted``). Keys: ``params``,
+    ``n`` (parameters), ``tol``, ``lambda_max``, ``lambda_min`` and their residuals
+    ``lambda_max_residual``, ``lambda_min_residual`` (``||Hv - lambda v||``), ``converged``,
+    ``top_k`` (the ``top_k`` largest, largest first; default ``hessian.top_k``) and
+    ``top_k_residual``; with ``trace_samples`` >= 2 Hutchinson's ``trace``, ``trace_se`` and
+    ``trace_probes``; with ``density_probes`` >= 1 the eigenvalue density by stochastic Lanczos
+    quadrature (``density_grid``, ``density``, ``density_sigma``, ``slq_nodes``,
+    ``slq_weights``; ``hessian.density_steps`` steps per probe)."""
     if trace_samples and trace_samples < 2:
         raise ConfigError(f"Expected `trace_samples` 0 or >= 2, but got {trace_samples}.")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"Expected `top_k` >= 1, but got {top_k}.")
+    if density_probes < 0:
+        raise ConfigError(f"Expected `density_probes` >= 0, but got {density_probes}.")
     for key in config or {}:
-        if key == "hessian.trace_samples" or key.startswith("grid"):
+        if key in ("hessian.trace_samples", "hessian.density_probes") or key.startswith("grid"):
             raise ConfigError(f"`{key}` is not used by hessian(); see its arguments.")
     cfg, splits, resolved = _setup(model, data, None, loss, config, {}, device)
     h = cfg.hessian
@@ -431,8 +447,19 @@ def hessian_at(
             params=hessian_params(model, h.params),
             l2=cfg.data.l2,
         )
-        ex = extreme_eigenvalues(hvp, h.tol)
-        out = {"lambda_max": ex.lmax, "lambda_min": ex.lmin}
-        if trace_samples:
-            out["trace"], out["trace_se"] = hutchinson_trace(hvp, trace_samples)
+        sp = center_spectrum(
+            hvp,
+            h.params,
+            h.tol,
+            top_k=h.top_k if top_k is None else top_k,
+            trace_probes=trace_samples,
+            density_probes=density_probes,
+            density_steps=h.density_steps,
+            max_products=h.max_products,
+        )
+    values = sp.file_values()
+    renamed = {"lmax": "lambda_max", "lmin": "lambda_min", "lmax_residual": "lambda_max_residual",
+               "lmin_residual": "lambda_min_residual"}  # fmt: skip
+    out = {renamed.get(k, k): v for k, v in values.items()}
+    out["converged"] = bool(sp.converged)
     return out

@@ -312,7 +312,15 @@ class GridConfig(_Section):
                 raise ConfigError(
                     f"Expected `{key}` to be 'auto' or 'auto:N' with N >= 2, but got {spec!r}."
                 )
-        _ = cfg.parsed_grid  # raises on a bad grid spec
+        g = cfg.parsed_grid  # raises on a bad grid spec
+        single = [a for a in (g.x, g.y) if a is not None and a.num == 1]
+        if single and not (cfg.hessian.enabled and g.ndim == 1):
+            key, spec = ("grid.x", self.x) if g.x.num == 1 else ("grid.y", self.y)
+            raise ConfigError(
+                f"Expected `{key}` to have 2+ points, but got {spec!r}: one point "
+                "('0:0:1', with grid.y empty) is only for a Hessian run at the centre "
+                "(tui-landscape hessian --center)."
+            )
 
 
 @dataclass(frozen=True)
@@ -452,22 +460,61 @@ class HessianConfig(_Section):
     enabled: bool = field(
         default=False, metadata=_doc("also map the Hessian's extreme eigenvalues at every point")
     )
-    tol: float = field(default=1e-3, metadata=_doc("relative tolerance of the eigenvalues"))
+    tol: float = field(
+        default=1e-3,
+        metadata=_doc(
+            "each eigenvalue's tolerance relative to itself: residual ||Hv - lambda v|| <= "
+            "tol * max(|lambda|, 0.01 * |lambda_max|); 1e-3 puts lambda_min within 1% of itself "
+            "wherever |lambda_min| >= 1e-3 lambda_max"
+        ),
+    )
+    max_products: int = field(
+        default=1000,
+        metadata=_doc(
+            "Hessian-vector products per point; a point still above tol then is kept with "
+            "hessian_converged = 0"
+        ),
+    )
     params: Literal["2d", "all"] = field(
-        default="2d", metadata=_doc("'2d': tensors with 2+ dims, as the reference; or 'all'")
+        default="2d",
+        metadata=_doc(
+            "'2d': tensors with 2+ dims, as the reference (biases and norm weights left out); "
+            "or 'all'"
+        ),
     )
     split: Literal["train", "test"] = field(
         default="train", metadata=_doc("the split whose mean loss the Hessian is of")
     )
     trace_samples: int = field(
         default=50,
-        metadata=_doc("Hutchinson samples for the trace at the center (0: skip)", identity=False),
+        metadata=_doc("Hutchinson probes for the trace at the center (0: skip)", identity=False),
+    )
+    top_k: int = field(
+        default=5, metadata=_doc("largest eigenvalues found at the center", identity=False)
+    )
+    density_probes: int = field(
+        default=5,
+        metadata=_doc(
+            "probe vectors of the eigenvalue density at the center (stochastic Lanczos "
+            "quadrature; 0: skip)",
+            identity=False,
+        ),
+    )
+    density_steps: int = field(
+        default=40,
+        metadata=_doc("Lanczos steps per density probe (quadrature nodes)", identity=False),
     )
 
     def check(self, cfg: Config) -> None:
         if not (0 < self.tol < 1):
             raise ConfigError(f"Expected `hessian.tol` in (0, 1), but got {self.tol}.")
         _at_least("hessian.trace_samples", self.trace_samples, 0)
+        if self.trace_samples == 1:
+            raise ConfigError("Expected `hessian.trace_samples` 0 or >= 2, but got 1.")
+        _at_least("hessian.max_products", self.max_products, 2)
+        _at_least("hessian.top_k", self.top_k, 1)
+        _at_least("hessian.density_probes", self.density_probes, 0)
+        _at_least("hessian.density_steps", self.density_steps, 2)
         splits = cfg.data.splits
         if (self.enabled or cfg.directions.kind == "hessian") and self.split not in splits:
             raise ConfigError(

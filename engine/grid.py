@@ -47,8 +47,10 @@ def parse_axis(spec: str, key: str = "grid.x") -> Axis:
     except ValueError:
         # A float count ('1:2:5.0') crashed the reference on current numpy; refuse it clearly.
         raise ConfigError(f"{expected}, but got {spec!r} (num must be an integer).") from None
+    if num == 1 and lo == hi and math.isfinite(lo):
+        return Axis(lo, hi, 1)  # one point ('0:0:1': a Hessian run at the centre alone)
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi or num < 2:
-        raise ConfigError(f"{expected}, but got {spec!r}.")
+        raise ConfigError(f"{expected} (or one point, 'c:c:1'), but got {spec!r}.")
     axis = Axis(lo, hi, num)
     if num <= MAX_POINTS:  # a larger count is refused by Grid.parse without building it
         with np.errstate(over="ignore", invalid="ignore"):

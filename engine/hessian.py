@@ -2,28 +2,39 @@
 
 ``MeanLossHVP`` multiplies a vector by the Hessian of the *mean* loss over a split (the
 reference code sums per-batch Hessians, so its eigenvalues grow with the number of batches);
-``extreme_eigenvalues`` finds lambda_max and lambda_min from those products. Method ``cold``
-is the reference's: ARPACK ``eigsh(k=1)`` for the dominant eigenvalue from a random start,
-then again on ``H - 0.51 * lmax * I`` for the other end. Method ``warm`` is a thick-restart
-Lanczos in float64 that takes both ends from one Krylov space, tests convergence after every
-product (ARPACK builds ``ncv`` = 20 vectors before its first test, twice per point), and
-starts from the neighbouring grid point's eigenvectors; ``snake_order`` visits a grid so that
-each point's neighbour comes just before it. The Hessian is taken over tensors with 2+ dims
-by default, as in the reference.
+``extreme_eigenvalues`` finds lambda_max and lambda_min (and the top k) from those products.
+Method ``warm`` is a thick-restart Lanczos in float64 that takes both ends from one Krylov
+space, tests convergence after every product, and starts from the neighbouring grid point's
+eigenvectors; ``snake_order`` visits a grid so that each point's neighbour comes just before
+it. Method ``cold`` is the reference's: ARPACK ``eigsh(k=1)`` for the dominant eigenvalue from
+a random start, then again on ``H - 0.51 * lmax * I`` for the other end. The Hessian is taken
+over tensors with 2+ dims by default (``hessian.params = '2d'``, as the reference: biases and
+norm layers' weights are left out); ``'all'`` takes every trainable tensor.
 
-Tolerance: a Ritz value is accepted when its residual norm ``||H y - theta y||`` is at most
-``tol * max(|lmax|, |lmin|)``. For a symmetric matrix that puts an eigenvalue within that
-distance, and Ritz values lie inside the spectrum, so an extreme Ritz value errs only towards
-the middle. Like ARPACK's, the test cannot see an eigenvalue the Krylov space has not picked
-up yet: a minimum number of products (and noise in warm starts) guards against stopping at
-the extreme eigenvalue's neighbour. On the digits CNN's 11x11 map lmin and lmax stayed within
-5.4e-4 of the radius of the reference's, and where they differed most ours was the lower
-lmin, so the more accurate one (``benchmarks/bench_hessian.py``).
+Tolerance (``hessian.tol``): each eigenvalue is accepted on its own, when the residual of its
+unit eigenvector ``||H v - lambda v||`` is at most ``tol * max(|lambda|, FLOOR * radius)``,
+radius = max(|lambda_max|, |lambda_min|) (lambda_max near a minimum). For a symmetric matrix the
+residual bounds the distance to an eigenvalue, so an accepted eigenvalue is within ``tol`` of
+itself, or within ``tol * FLOOR`` of the radius where it is near zero (``FLOOR`` = 1e-2). With
+the default tol 1e-3 lambda_min is within 1% of itself wherever |lambda_min| >= 1e-3 lambda_max
+(0.1% wherever |lambda_min| >= 1e-2 lambda_max). The residuals are stored beside the values; a
+point whose eigenvalues did not pass within ``hessian.max_products`` products is kept with
+``converged`` False (``hessian_converged`` = 0 in the file). Like ARPACK's, the test cannot see
+an eigenvalue the Krylov space has not picked up yet: a minimum number of products (and noise
+in warm starts) guards against stopping at the extreme eigenvalue's neighbour.
+
+Models whose attention has no double backward (``scaled_dot_product_attention``'s fused CPU
+and flash kernels) have a Hessian too: ``mode = 'auto'`` times forward-over-reverse and
+reverse-over-reverse, each with the default kernels and under the math SDPA kernel
+(``torch.nn.attention.sdpa_kernel``), on the first batch, and keeps the fastest that works
+(on a busy 2-core CPU reverse-over-reverse was the faster for digits ResNet-20).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,35 +44,45 @@ from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
-from engine.errors import ConfigError, describe
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import loss_sums, read_sums
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
 
 __all__ = [
+    "DEFAULT_TOL",
+    "FLOOR",
+    "HVP_MODES",
+    "MAX_PRODUCTS",
     "Extremes",
     "MeanLossHVP",
+    "accepted",
     "eigenvector_directions",
     "extreme_eigenvalues",
     "hessian_params",
-    "hutchinson_trace",
     "snake_order",
 ]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TOL = 1e-3  # each eigenvalue to 0.1% of itself (``accepted``)
+FLOOR = 1e-2  # near zero, the tolerance is relative to FLOOR * max(|lmax|, |lmin|) instead
+MAX_PRODUCTS = 1000  # per point, then the point is marked not converged
 REFERENCE_SHIFT = 0.51  # the reference's shift for the smallest eigenvalue: H - 0.51 * lmax * I
 _KRYLOV = 40  # Lanczos basis size before a thick restart (float64, 40 x n numbers)
 _KEEP = 4  # Ritz vectors kept at each end on a restart
-_MAX_PRODUCTS = 2000  # per point, for a spectrum that never converges (NaN weights, say)
 _START_NOISE = 0.5  # weight of a random unit vector mixed into a warm start (see _start_vector)
 # Fewest products before convergence is accepted. From a random start, as many as ARPACK's
 # default basis (ncv = 20) builds before its first test: an eigenvalue close to the extreme one
 # needs some steps to show up at all, and stopping earlier can return its neighbour.
 _MIN_COLD = 20
 _MIN_WARM = 8
+# How a product is taken: forward-over-reverse or reverse-over-reverse, with the default
+# attention kernels or under the math SDPA kernel (whose ops all have double derivatives).
+HVP_MODES = ("fwd", "fwd-math", "rev", "rev-math")
 
 
 def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
@@ -100,7 +121,8 @@ class MeanLossHVP:
     ``torch.func.functional_call`` with the chosen parameters as inputs, read at call time: the
     products follow weights moved in place (``engine.directions.Perturbation``). ``mode``: ``fwd``
     is forward-over-reverse ``jvp(grad(f))``, ``rev`` reverse-over-reverse ``vjp(grad(f))``,
-    ``auto`` is ``fwd`` and switches to ``rev`` for good if an op lacks forward-mode AD.
+    ``-math`` either under the math SDPA kernel; ``auto`` times every one of ``HVP_MODES`` on
+    the first batch and keeps the fastest that works (no forward AD, no double backward).
     """
 
     def __init__(
@@ -114,8 +136,11 @@ class MeanLossHVP:
         l2: float = 0.0,
         count: float | None = None,
     ) -> None:
-        if mode not in ("auto", "fwd", "rev"):
-            raise ConfigError(f"Expected `mode` to be 'auto', 'fwd' or 'rev', but got {mode!r}.")
+        if mode != "auto" and mode not in HVP_MODES:
+            raise ConfigError(
+                f"Expected `mode` to be 'auto' or one of {', '.join(map(repr, HVP_MODES))}, "
+                f"but got {mode!r}."
+            )
         loss = resolve_loss(loss)
         if batch_size < 1 or len(split) == 0:
             raise ConfigError(
@@ -146,7 +171,7 @@ class MeanLossHVP:
         self.count = float(len(self.split)) if self.fused else count
         if self.count is None:
             self.count = _count(loss, model, split_batches(self.split, batch_size))
-        self.mode = "rev" if mode == "rev" else "fwd"
+        self.mode = "fwd" if mode == "auto" else mode
         self._auto = mode == "auto"
 
     def params_flat(self) -> torch.Tensor:
@@ -159,25 +184,21 @@ class MeanLossHVP:
         parts = v.split(self.numels)
         return {k: p.view(s) for k, p, s in zip(self.names, parts, self.shapes, strict=True)}
 
-    def __call__(self, v: np.ndarray | torch.Tensor) -> np.ndarray:
-        """``H v`` for a flat vector ``v`` of length ``n``; float64 in and out."""
-        vt = torch.as_tensor(v).reshape(-1)
-        if vt.numel() != self.n:
-            raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
-        tangents = self.unflatten(vt.to(self.device, self.dtype))
+    def _batch_losses(self):
+        """The current primals, and per batch a function of them: that batch's share of the
+        mean loss (the passes add up to it)."""
         live = dict(self.model.named_parameters())
         primals = {k: live[k].detach() for k in self.names}
         # The other parameters enter as constants, so no autograd graph is built for them.
         fixed = {k: p.detach() for k, p in live.items() if k not in primals}
         total = self.count
-        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        fs = []
         for batch in split_batches(self.split, self.batch_size):
             if self.fused:
                 x, y = batch
 
                 def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
                     logits = functional_call(self.model, {**p, **fixed}, (x,))
-                    # Each batch's sum over the whole count: the passes add up to the mean loss.
                     return self._fused.summed(logits, y) / total
             else:
 
@@ -185,6 +206,18 @@ class MeanLossHVP:
                     inner = {f"model.{k}": v for k, v in {**p, **fixed}.items()}
                     return functional_call(self._wrapped, inner, (batch,)) / total
 
+            fs.append(f)
+        return primals, fs
+
+    def __call__(self, v: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``H v`` for a flat vector ``v`` of length ``n``; float64 in and out."""
+        vt = torch.as_tensor(v).reshape(-1)
+        if vt.numel() != self.n:
+            raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
+        tangents = self.unflatten(vt.to(self.device, self.dtype))
+        primals, fs = self._batch_losses()
+        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for f in fs:
             hv = self._hvp(f, primals, tangents)
             out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
         if self.l2:
@@ -192,19 +225,45 @@ class MeanLossHVP:
         self.products += 1
         return out.cpu().numpy()
 
+    def gradient(self) -> np.ndarray:
+        """The gradient of the mean loss over the Hessian's parameters (float64), by the same
+        batches and functional calls as the products: the unit their cost is measured in."""
+        primals, fs = self._batch_losses()
+        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for f in fs:
+            g = grad(f)(primals)
+            out += torch.cat([g[k].reshape(-1) for k in self.names]).double()
+        if self.l2:
+            out += self.l2 * self.params_flat().to(out)
+        return out.cpu().numpy()
+
     def _hvp(self, f, primals, tangents) -> dict[str, torch.Tensor]:
-        if self.mode == "fwd":
+        """One batch's product in ``self.mode``; under ``auto`` the mode is chosen on the first
+        batch: of ``HVP_MODES``, the fastest that works (an op may lack forward AD, or fused
+        attention a double derivative), each timed once after a warm-up."""
+        if self._auto:
+            self._choose(f, primals, tangents)
+        return _product(self.mode, f, primals, tangents)
+
+    def _choose(self, f, primals, tangents) -> None:
+        failed: list[tuple[str, BaseException]] = []
+        seconds: dict[str, float] = {}
+        for mode in HVP_MODES:
             try:
-                return jvp(grad(f), (primals,), (tangents,))[1]
+                _product(mode, f, primals, tangents)  # warm-up: first-call allocations
+                t = time.perf_counter()
+                _product(mode, f, primals, tangents)
+                seconds[mode] = time.perf_counter() - t
             except (RuntimeError, NotImplementedError) as e:
-                if not self._auto:
-                    raise
-                log.warning(
-                    "forward-mode AD failed (%s); using reverse-over-reverse HVPs", describe(e)
-                )
-                self.mode = "rev"
-        _, pullback = vjp(grad(f), primals)
-        return pullback(tangents)[0]
+                failed.append((mode, e))
+        if not seconds:
+            raise failed[0][1]
+        self.mode, self._auto = min(seconds, key=seconds.__getitem__), False
+        log.info(
+            "HVP mode: %s (%s); seconds per batch %s%s",
+            self.mode, _TEXT[self.mode], {k: round(v, 4) for k, v in seconds.items()},
+            "".join(f"; {m} failed: {describe(e)}" for m, e in failed),
+        )  # fmt: skip
 
     def operator(self, shift: float = 0.0) -> LinearOperator:
         """``H - shift * I`` as a scipy operator in float64."""
@@ -216,43 +275,96 @@ class MeanLossHVP:
         return LinearOperator((self.n, self.n), matvec=matvec, dtype=np.float64)
 
 
+_TEXT = {
+    "fwd": "forward-over-reverse",
+    "fwd-math": "forward-over-reverse under the math attention kernel",
+    "rev": "reverse-over-reverse",
+    "rev-math": "reverse-over-reverse under the math attention kernel",
+}
+
+
+def _product(mode: str, f, primals, tangents) -> dict[str, torch.Tensor]:
+    """``H t`` of a scalar function of a dict of tensors, in one of ``HVP_MODES``."""
+    math = sdpa_kernel(SDPBackend.MATH) if mode.endswith("-math") else contextlib.nullcontext()
+    with math:
+        if mode.startswith("fwd"):
+            return jvp(grad(f), (primals,), (tangents,))[1]
+        _, pullback = vjp(grad(f), primals)
+        return pullback(tangents)[0]
+
+
 @dataclass(frozen=True)
 class Extremes:
-    """The extreme eigenpairs at one point and the products they cost."""
+    """The extreme eigenpairs at one point, how well they are known, and what they cost.
+
+    ``rmax`` and ``rmin`` are the residuals ``||H v - lambda v||`` of the unit eigenvectors;
+    ``converged`` says whether every eigenvalue asked for met the tolerance (``accepted``)
+    within the product budget. ``top`` holds the ``top_k`` largest eigenvalues, largest first,
+    with their residuals in ``top_residuals``.
+    """
 
     lmax: float
     lmin: float
     vmax: np.ndarray  # unit eigenvectors (float64), the next point's warm start
     vmin: np.ndarray
     products: int
+    rmax: float = float("nan")
+    rmin: float = float("nan")
+    converged: bool = True
+    top: tuple[float, ...] = ()
+    top_residuals: tuple[float, ...] = ()
+
+
+def accepted(value: float, residual: float, radius: float, tol: float, floor: float = FLOOR):
+    """The convergence test of one eigenvalue: ``residual <= tol * max(|value|, floor * radius)``.
+
+    ``radius`` is max(|lambda_max|, |lambda_min|), lambda_max near a minimum. For a symmetric
+    matrix the residual bounds the distance to an eigenvalue, so an accepted eigenvalue is
+    within ``tol`` of itself, or within ``tol * floor * radius`` where it is near zero.
+    """
+    return residual <= tol * max(abs(value), floor * radius)
 
 
 def extreme_eigenvalues(
     hvp: MeanLossHVP,
-    tol: float = 1e-3,
+    tol: float = DEFAULT_TOL,
     start: Extremes | None = None,
     seed: int = 0,
     method: str = "warm",
+    top_k: int = 1,
+    max_products: int = MAX_PRODUCTS,
 ) -> Extremes:
-    """lambda_max and lambda_min of the Hessian at the model's current weights.
+    """lambda_max and lambda_min (and the ``top_k`` largest) at the model's current weights.
 
     ``warm``: one Lanczos run for both ends, started from ``start``'s eigenvectors when given
-    (else from a seeded random vector). ``cold``: the reference's two ``eigsh`` runs from seeded
-    random starts, at tolerance ``tol``.
+    (else from a seeded random vector), each eigenvalue to ``tol`` of itself (``accepted``),
+    at most ``max_products`` products (else ``converged`` is False). ``cold``: the reference's
+    two ``eigsh`` runs from seeded random starts (ARPACK's tolerance, relative to each
+    eigenvalue too), plus two products for the residuals; it gives no top-k beyond lambda_max.
     """
     if method not in ("warm", "cold"):
         raise ConfigError(f"Expected `method` to be 'warm' or 'cold', but got {method!r}.")
     if not tol > 0:
         raise ConfigError(f"Expected `tol` > 0, but got {tol!r}.")
+    if top_k < 1:
+        raise ConfigError(f"Expected `top_k` >= 1, but got {top_k!r}.")
     before = hvp.products
     rng = np.random.default_rng(seed)
     if method == "cold":
         lmax, lmin, vmax, vmin = _reference_extremes(hvp, tol, rng)
-    else:
-        v0 = _start_vector(hvp.n, start, rng)
-        least = _MIN_COLD if start is None else _MIN_WARM
-        lmax, lmin, vmax, vmin = _lanczos_extremes(hvp, hvp.n, v0, tol, min_products=least)
-    return Extremes(float(lmax), float(lmin), vmax, vmin, hvp.products - before)
+        rmax, rmin = (
+            float(np.linalg.norm(hvp(v) - lam * v)) for v, lam in ((vmax, lmax), (vmin, lmin))
+        )
+        return Extremes(lmax, lmin, vmax, vmin, hvp.products - before, rmax, rmin, True,
+                        (lmax,), (rmax,))  # fmt: skip
+    v0 = _start_vector(hvp.n, start, rng)
+    least = _MIN_COLD if start is None else _MIN_WARM
+    r = _lanczos(hvp, hvp.n, v0, tol, top=top_k, max_products=max_products, min_products=least)
+    return Extremes(
+        r.values[-1], r.values[0], r.vmax, r.vmin, hvp.products - before,
+        r.residuals[-1], r.residuals[0], r.converged,
+        tuple(r.values[::-1][:top_k]), tuple(r.residuals[::-1][:top_k]),
+    )  # fmt: skip
 
 
 def _reference_extremes(hvp: MeanLossHVP, tol: float, rng: np.random.Generator):
@@ -288,34 +400,50 @@ def _start_vector(n: int, start: Extremes | None, rng: np.random.Generator) -> n
     return start.vmax + start.vmin + _START_NOISE * r
 
 
-def _lanczos_extremes(
+@dataclass(frozen=True)
+class _Ritz:
+    values: list[float]  # ascending: the bottom one, then the top ``k`` (ascending too)
+    residuals: list[float]
+    vmax: np.ndarray
+    vmin: np.ndarray
+    converged: bool
+
+
+def _lanczos(
     op: Callable[[np.ndarray], np.ndarray],
     n: int,
     v0: np.ndarray,
     tol: float,
+    top: int = 1,
+    floor: float = FLOOR,
     krylov: int = _KRYLOV,
     keep: int = _KEEP,
-    max_products: int = _MAX_PRODUCTS,
+    max_products: int = MAX_PRODUCTS,
     min_products: int = 1,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Thick-restart Lanczos in float64 for both extreme eigenpairs of a symmetric ``op``.
+) -> _Ritz:
+    """Thick-restart Lanczos in float64 for the smallest and the ``top`` largest eigenpairs.
 
     Full reorthogonalisation (twice, DGKS) keeps the basis orthonormal, so the projected
     matrix ``T = Q^T H Q`` is built from the Gram-Schmidt coefficients and the residual of a
-    Ritz pair ``(theta, Q s)`` is ``|beta * s[-1]|``. The convergence test runs after every
-    product. On a full basis, the ``keep`` Ritz vectors at each end and the newest Lanczos
+    Ritz pair ``(theta, Q s)`` is ``|beta * s[-1]|`` (``H Q = Q T + beta q e^T``). The test
+    (``accepted``, each eigenvalue against itself) runs after every product. On a full basis
+    the Ritz vectors at each end (``keep``, and ``top + 2`` at the top) and the newest Lanczos
     vector become the new basis (Wu and Simon's thick restart; the Lanczos relation holds).
     """
-    krylov = max(2, min(krylov, n))
-    keep = max(1, min(keep, (krylov - 1) // 2))
+    top = max(1, min(top, n))
+    keep_top, keep_bot = max(keep, top + 2), keep
+    krylov = min(max(krylov, keep_top + keep_bot + 8), n)
     q = np.zeros((krylov, n))
     t = np.zeros((krylov, krylov))
     q[0] = v0 / np.linalg.norm(v0)
     m, products = 1, 0  # basis size; the newest vector q[m - 1] is the one expanded
+    tiny = np.finfo(np.float64).tiny
     while True:
         j = m - 1
         w = np.asarray(op(q[j]), dtype=np.float64).reshape(-1)
         products += 1
+        if not np.isfinite(w).all():
+            raise LandscapeError("the Hessian-vector product is not finite here (NaN or inf)")
         h = q[:m] @ w
         w -= h @ q[:m]
         h2 = q[:m] @ w
@@ -325,26 +453,39 @@ def _lanczos_extremes(
         t[j, :m] = h
         beta = float(np.linalg.norm(w))
         theta, s = eigh(t[:m, :m])
-        scale = max(abs(theta[0]), abs(theta[-1]), np.finfo(np.float64).tiny)
+        radius = max(abs(theta[0]), abs(theta[-1]), tiny)
         res = np.abs(beta * s[-1])
-        done = res[0] <= tol * scale and res[-1] <= tol * scale and products >= min_products
+        wanted = [0, *range(max(1, m - top), m)] if m > 1 else [0]
+        done = (
+            products >= min_products
+            and m >= min(top + 1, n)
+            and all(accepted(theta[i], res[i], radius, tol, floor) for i in wanted)
+        )
         # beta ~ 0: the basis spans an invariant subspace, its Ritz pairs are exact.
-        if done or beta <= 1e-12 * scale or m == n or products >= max_products:
-            if not done:
+        exact = beta <= 1e-12 * radius or m == n
+        if done or exact or products >= max_products:
+            if not (done or exact):
                 log.info("Lanczos stopped after %d products with residuals %s", products, res)
             ritz = s[:, [-1, 0]].T @ q[:m]
             vmax, vmin = (v / np.linalg.norm(v) for v in ritz)
-            return float(theta[-1]), float(theta[0]), vmax, vmin
+            return _Ritz(
+                [float(theta[i]) for i in wanted],
+                [float(res[i]) for i in wanted],
+                vmax,
+                vmin,
+                bool(done or exact),
+            )
         if m < krylov:
             q[m] = w / beta
             m += 1
             continue
-        idx = [*range(keep), *range(m - keep, m)]
-        q[: 2 * keep] = s[:, idx].T @ q[:m]
+        idx = [*range(keep_bot), *range(m - keep_top, m)]
+        r = len(idx)
+        q[:r] = s[:, idx].T @ q[:m]
         t[:] = 0.0
-        t[range(2 * keep), range(2 * keep)] = theta[idx]
-        q[2 * keep] = w / beta
-        m = 2 * keep + 1
+        t[range(r), range(r)] = theta[idx]
+        q[r] = w / beta
+        m = r + 1
 
 
 def snake_order(nx: int, ny: int) -> list[int]:
@@ -356,18 +497,6 @@ def snake_order(nx: int, ny: int) -> list[int]:
         cols = range(nx) if i % 2 == 0 else range(nx - 1, -1, -1)
         order.extend(i * nx + j for j in cols)
     return order
-
-
-def hutchinson_trace(hvp: MeanLossHVP, samples: int = 100, seed: int = 0) -> tuple[float, float]:
-    """Hutchinson's estimate of ``tr H`` from Rademacher vectors, and its standard error."""
-    if samples < 2:
-        raise ConfigError(f"Expected `samples` >= 2, but got {samples}.")
-    rng = np.random.default_rng(seed)
-    vals = np.empty(samples)
-    for k in range(samples):
-        z = rng.integers(0, 2, hvp.n).astype(np.float64) * 2.0 - 1.0
-        vals[k] = z @ hvp(z)
-    return float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(samples))
 
 
 def eigenvector_directions(

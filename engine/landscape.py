@@ -31,8 +31,9 @@ from engine.evaluate import (
     segment_stats,
 )
 from engine.formats import HESSIAN_NAMES, load_directions
-from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
+from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params
 from engine.losses import Loss, StateGuard, check_output, refuse_counts, resolve_loss
+from engine.spectrum import Spectrum, center_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ class Landscape:
         # A loss function that changes buffers or modes is undone after each of its passes.
         self._guard = None if self.fused else StateGuard(self.model, self.loss.name)
         self._previous = None  # the last point's eigenvectors: the next point's warm start
-        self._hessian_count: float | None = None  # the Hessian split's summed count, once
+        # One product operator for every point (it reads the weights at call time): the split's
+        # summed count is taken once, and the HVP mode 'auto' found stays found.
+        self._hvp: MeanLossHVP | None = None
         if self.hessian is not None:
             self.points_per_batch, self._auto = 1, False  # one point at a time, warm-started
 
@@ -159,18 +162,17 @@ class Landscape:
 
     def hvp(self) -> MeanLossHVP:
         """Hessian-vector products of the mean loss of ``hessian.split``, at the current weights."""
-        h = self.hessian or HessianConfig()
-        hvp = MeanLossHVP(
-            self.model,
-            self.splits[h.split],
-            self.batch_size,
-            self.loss,
-            params=hessian_params(self.model, h.params),
-            l2=self.l2,
-            count=self._hessian_count,
-        )
-        self._hessian_count = hvp.count
-        return hvp
+        if self._hvp is None:
+            h = self.hessian or HessianConfig()
+            self._hvp = MeanLossHVP(
+                self.model,
+                self.splits[h.split],
+                self.batch_size,
+                self.loss,
+                params=hessian_params(self.model, h.params),
+                l2=self.l2,
+            )
+        return self._hvp
 
     def move(self, a: float, b: float = 0.0) -> None:
         """Move the model to (a, b): its tensors, and with ``compute.bn = 'recalibrate'`` its BN
@@ -210,21 +212,39 @@ class Landscape:
         return negative_variance(self.perturbation, variance_names(self.model), coords)
 
     def eigenvalues(self, a: float, b: float) -> dict[str, float]:
-        """lambda_max and lambda_min at (a, b), warm-started from the previous point."""
+        """lambda_max and lambda_min at (a, b) with their residuals and convergence flag
+        (``HESSIAN_NAMES``), warm-started from the previous point."""
         self.move(a, b)
-        ex = extreme_eigenvalues(self.hvp(), self.hessian.tol, start=self._previous)
+        h = self.hessian or HessianConfig()
+        ex = extreme_eigenvalues(
+            self.hvp(), h.tol, start=self._previous, max_products=h.max_products
+        )
         self._previous = ex
-        return {"max_eig": ex.lmax, "min_eig": ex.lmin, "hvp_products": float(ex.products)}
+        values = {
+            "max_eig": ex.lmax,
+            "min_eig": ex.lmin,
+            "max_eig_residual": ex.rmax,
+            "min_eig_residual": ex.rmin,
+            "hessian_converged": float(ex.converged),
+            "hvp_products": float(ex.products),
+        }
+        return values
 
-    def center_summary(self, samples: int) -> dict[str, float]:
-        """lambda_max, lambda_min and the Hutchinson trace (with its standard error) at 0."""
+    def spectrum(self) -> Spectrum:
+        """The spectrum at the model's own weights (``hessian.top_k``, the trace from
+        ``hessian.trace_samples`` probes, the density from ``hessian.density_probes``)."""
         self.move(0.0, 0.0)
-        hvp = self.hvp()
-        ex = extreme_eigenvalues(hvp, (self.hessian or HessianConfig()).tol)
-        out = {"lmax": ex.lmax, "lmin": ex.lmin}
-        if samples:
-            out["trace"], out["trace_se"] = hutchinson_trace(hvp, samples)
-        return out
+        h = self.hessian or HessianConfig()
+        return center_spectrum(
+            self.hvp(),
+            h.params,
+            h.tol,
+            top_k=h.top_k,
+            trace_probes=h.trace_samples,
+            density_probes=h.density_probes,
+            density_steps=h.density_steps,
+            max_products=h.max_products,
+        )
 
     def check(self) -> None:
         """Run the first batch of each split so a misfit fails before any file is written."""

@@ -37,7 +37,9 @@ from engine.formats import (
     direction_hash,
     directions_path,
     path_datasets,
+    read_spectrum,
     save_directions,
+    spectrum_datasets,
 )
 from engine.grid import Grid
 from engine.hessian import snake_order
@@ -114,6 +116,8 @@ class Job:
         self.resumed = bool(writer.completed.any())
         self.pool: Pool | None = None
         self.quiet_workers = False  # a TUI sets it: workers' output must not reach the screen
+        # A Hessian run's spectrum at the centre, under the file's names (formats.SPECTRUM_NAMES)
+        self.spectrum: dict[str, object] | None = None
 
     @property
     def path(self) -> Path:
@@ -399,7 +403,16 @@ def _prepare_locked(
     landscape.check()
     if existing is not None:
         writer = SurfaceWriter.resume(existing, lock)
-        return Job(writer, landscape, grid, cfg, dir_file, devices)
+        job = Job(writer, landscape, grid, cfg, dir_file, devices)
+        job.spectrum = read_spectrum(out) if cfg.hessian.enabled else None
+        return job
+    spectrum = None
+    if cfg.hessian.enabled:
+        # The centre's spectrum once, stored with the file (a resume reads it back).
+        try:
+            spectrum = landscape.spectrum().file_values()
+        finally:
+            landscape.reset()
     save = None
     if cfg.directions.kind == "file":
         dir_file = Path(cfg.directions.file).resolve()
@@ -424,10 +437,14 @@ def _prepare_locked(
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
         extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
+    if spectrum is not None:
+        extras.update(spectrum_datasets(spectrum))
     writer = SurfaceWriter.create(
         out, grid, landscape.names(), provenance, stored, on_locked=save, extras=extras, lock=lock
     )
-    return Job(writer, landscape, grid, cfg, dir_file, devices)
+    job = Job(writer, landscape, grid, cfg, dir_file, devices)
+    job.spectrum = spectrum
+    return job
 
 
 def time_point(cfg: Config) -> tuple[float, int]:

@@ -92,7 +92,17 @@ EVERY_KEY_SET = {
         "bn": "recalibrate",
     },
     "output": {"path": "o.h5"},
-    "hessian": {"enabled": True, "tol": 0.01, "params": "all", "split": "test", "trace_samples": 0},
+    "hessian": {
+        "enabled": True,
+        "tol": 0.01,
+        "params": "all",
+        "split": "test",
+        "trace_samples": 0,
+        "max_products": 50,
+        "top_k": 3,
+        "density_probes": 0,
+        "density_steps": 10,
+    },
     "train": {
         "optimizer": "adam",
         "lr": 1,
@@ -119,6 +129,9 @@ NOT_IDENTITY = {
     "data.memory_mb",
     "data.loader_workers",
     "hessian.trace_samples",
+    "hessian.top_k",  # the centre's spectrum: computed once, when the file is made
+    "hessian.density_probes",
+    "hessian.density_steps",
 }
 
 

@@ -18,15 +18,16 @@ from torch.func import functional_call, hessian
 import engine.hessian as hess
 from engine.data import Split, digits_splits
 from engine.directions import DirectionSet, Perturbation, random_direction, targets
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError
 from engine.hessian import (
     MeanLossHVP,
+    accepted,
     eigenvector_directions,
     extreme_eigenvalues,
     hessian_params,
-    hutchinson_trace,
     snake_order,
 )
+from engine.spectrum import center_spectrum, hutchinson_trace
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-3
@@ -180,7 +181,7 @@ def test_forward_and_reverse_modes_agree(split):
     np.testing.assert_allclose(fwd, rev, rtol=1e-4, atol=1e-6 * np.abs(rev).max())
 
 
-def test_auto_falls_back_to_reverse_once(split, monkeypatch, caplog):
+def test_auto_takes_a_mode_that_works_once(split, monkeypatch, caplog):
     model = mlp()
     v = np.random.default_rng(5).standard_normal(MeanLossHVP(model, split, 48).n)
     rev = MeanLossHVP(model, split, 48, mode="rev")(v)
@@ -192,11 +193,12 @@ def test_auto_falls_back_to_reverse_once(split, monkeypatch, caplog):
 
     monkeypatch.setattr(hess, "jvp", no_forward_ad)
     hvp = MeanLossHVP(model, split, batch_size=16, mode="auto")
-    with caplog.at_level(logging.WARNING, logger="engine.hessian"):
+    with caplog.at_level(logging.INFO, logger="engine.hessian"):
         out = hvp(v)
         hvp(v)
-    assert hvp.mode == "rev" and len(calls) == 1
-    assert caplog.text.count("using reverse-over-reverse") == 1
+    # Chosen on the first batch, for good: fwd and fwd-math tried once each.
+    assert hvp.mode in ("rev", "rev-math") and len(calls) == 2
+    assert caplog.text.count("HVP mode:") == 1 and "fwd failed: NotImplementedError" in caplog.text
     np.testing.assert_allclose(out, rev, rtol=1e-5, atol=1e-7)
     with pytest.raises(NotImplementedError):
         MeanLossHVP(model, split, 16, mode="fwd")(v)
@@ -204,7 +206,7 @@ def test_auto_falls_back_to_reverse_once(split, monkeypatch, caplog):
 
 def test_bad_arguments(split):
     m = mlp()
-    with pytest.raises(ConfigError, match="'auto', 'fwd' or 'rev'"):
+    with pytest.raises(ConfigError, match="'auto' or one of 'fwd', 'fwd-math'"):
         MeanLossHVP(m, split, 16, mode="both")
     with pytest.raises(ConfigError, match="nope"):
         MeanLossHVP(m, split, 16, params=["nope"])
@@ -328,3 +330,172 @@ def test_benchmark_tiny_runs():
     assert r.returncode == 0, r.stderr
     for text in ("(a) warm, snake order", "(b) cold (reference)", "products (a) / (b)"):
         assert text in r.stdout, r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# accuracy you can see: each eigenvalue against itself, residuals, convergence
+
+
+def trained_at_a_minimum(split: Split, l2: float) -> nn.Module:
+    """A 310-parameter tanh MLP at a minimum of its mean loss + l2/2 ||w||^2 (float64, LBFGS):
+    l2 = 0.1 puts lambda_min near 1% of lambda_max, with 300 eigenvalues in between."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.Tanh(), nn.Linear(4, 10)).double()
+    opt = torch.optim.LBFGS(
+        m.parameters(), max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14,
+        history_size=50, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(m(split.x), split.y)
+        loss = loss + 0.5 * l2 * sum(p.pow(2).sum() for p in m.parameters())
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    return m.eval()
+
+
+@pytest.mark.parametrize("l2", [0.1, 0.01])
+def test_lambda_min_within_one_percent_of_itself_at_a_minimum(l2):
+    s = digits_splits()["train"]
+    data = Split(s.x[:64].double(), s.y[:64])
+    model = trained_at_a_minimum(data, l2)
+    names = hessian_params(model, "all")
+    hvp = MeanLossHVP(model, data, batch_size=64, params=names, l2=l2)
+    ev = np.linalg.eigvalsh(full_hessian(model, data, names) + l2 * np.eye(hvp.n))
+    ratio = ev[0] / ev[-1]
+    assert ratio > 0 and (0.005 < ratio < 0.02 if l2 == 0.1 else 1e-3 <= ratio < 5e-3), ratio
+    ex = extreme_eigenvalues(hvp)  # the default tolerance
+    assert ex.converged
+    assert abs(ex.lmin - ev[0]) <= 0.01 * abs(ev[0]), (ex.lmin, ev[0])
+    assert abs(ex.lmax - ev[-1]) <= 1e-3 * ev[-1]
+    # The residuals are the returned vectors' ||Hv - lambda v||, and they pass the test.
+    for lam, v, r in ((ex.lmax, ex.vmax, ex.rmax), (ex.lmin, ex.vmin, ex.rmin)):
+        explicit = np.linalg.norm(hvp(v) - lam * v)
+        assert r == pytest.approx(explicit, rel=1e-3, abs=1e-9 * ev[-1])
+        assert accepted(lam, r, ev[-1], hess.DEFAULT_TOL)
+
+
+def test_the_tolerance_is_relative_to_each_eigenvalue_with_a_floor():
+    assert accepted(0.5, 4e-4, radius=10.0, tol=1e-3)  # 4e-4 <= 1e-3 * 0.5
+    assert not accepted(0.5, 6e-4, radius=10.0, tol=1e-3)
+    assert accepted(-0.5, 4e-4, radius=10.0, tol=1e-3)
+    assert accepted(1e-6, 9e-5, radius=10.0, tol=1e-3)  # near zero: 1e-3 * 1e-2 * radius
+    assert not accepted(1e-6, 2e-4, radius=10.0, tol=1e-3)
+
+
+def test_a_point_out_of_budget_is_marked_not_converged(split):
+    hvp = MeanLossHVP(mlp(), split, batch_size=48)
+    ex = extreme_eigenvalues(hvp, tol=1e-12, max_products=25)
+    assert not ex.converged and ex.products == 25
+    assert ex.rmin > 0 and np.isfinite(ex.lmin)
+
+
+def test_a_non_finite_product_is_one_clear_error(split):
+    model = mlp()
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("nan")
+    with pytest.raises(LandscapeError, match="not finite"):
+        extreme_eigenvalues(MeanLossHVP(model, split, batch_size=48))
+
+
+# ---------------------------------------------------------------------------------------------
+# every model with a gradient has a Hessian: fused attention
+
+
+class TinyAttention(nn.Module):
+    """One causal self-attention layer through F.scaled_dot_product_attention, then a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.emb = nn.Embedding(7, 8)
+        self.qkv = nn.Linear(8, 24)
+        self.head = nn.Linear(8, 7)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        b, t = ids.shape
+        q, k, v = self.qkv(self.emb(ids)).view(b, t, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.head(y.transpose(1, 2).reshape(b, t, 8)).mean(1)  # one logit row a sample
+
+
+def test_fused_attention_has_a_hessian():
+    model = TinyAttention().eval()
+    g = torch.Generator().manual_seed(0)
+    data = Split(torch.randint(0, 7, (12, 5), generator=g), torch.randint(0, 7, (12,), generator=g))
+    names = hessian_params(model, "all")
+    # The fused kernel has no double derivative: the reference computation needs the math one.
+    rev = MeanLossHVP(model, data, 12, params=names, mode="rev")
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        rev(np.ones(rev.n))
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        h = full_hessian(model, data, names)
+    hvp = MeanLossHVP(model, data, batch_size=5, params=names)  # auto, through the fused path
+    v = np.random.default_rng(0).standard_normal(hvp.n)
+    np.testing.assert_allclose(hvp(v), h @ v, rtol=1e-4, atol=1e-6 * np.abs(h @ v).max())
+    assert hvp.mode in ("fwd-math", "rev-math")  # the faster of the two that work
+    ev = np.linalg.eigvalsh(h)
+    ex = extreme_eigenvalues(hvp)
+    assert ex.converged
+    assert abs(ex.lmax - ev[-1]) <= 1e-3 * abs(ev[-1]) and abs(ex.lmin - ev[0]) <= 1e-2 * abs(ev[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# the spectrum at the centre: top-k, trace, density
+
+
+def test_top_k_are_the_largest_eigenvalues(split):
+    model = mlp()
+    hvp = MeanLossHVP(model, split, batch_size=48)
+    ev = np.linalg.eigvalsh(full_hessian(model, split, hvp.names))
+    sp = center_spectrum(hvp, "2d", top_k=4)
+    assert sp.converged and sp.n == hvp.n and sp.params == "2d"
+    np.testing.assert_allclose(sp.top, ev[::-1][:4], rtol=1e-3)
+    assert sp.lmax == sp.top[0] and abs(sp.lmin - ev[0]) <= 1e-3 * abs(ev[0])
+    for lam, r in zip(sp.top, sp.top_residuals, strict=True):
+        assert accepted(lam, r, ev[-1], 1e-3)
+
+
+def test_trace_and_density_moments_against_the_exact_spectrum(split):
+    model = mlp()
+    hvp = MeanLossHVP(model, split, batch_size=48)
+    ev = np.linalg.eigvalsh(full_hessian(model, split, hvp.names))
+    sp = center_spectrum(hvp, "2d", trace_probes=60, density_probes=12, density_steps=30)
+    assert sp.trace_probes == 60 and abs(sp.trace - ev.sum()) <= 3 * sp.trace_se
+    assert sp.nodes.shape == sp.weights.shape == (12, 30)
+    np.testing.assert_allclose(sp.weights.sum(1), 1.0, rtol=1e-10)
+    # Per probe, the quadrature's moments are v'Hv and v'H^2 v (exact for degree <= 2m - 1):
+    # their mean estimates (1/n) tr H and (1/n) tr H^2, within a few standard errors.
+    for p, exact in ((1, ev.mean()), (2, (ev**2).mean())):
+        per_probe = (sp.weights * sp.nodes**p).sum(1)
+        se = per_probe.std(ddof=1) / np.sqrt(len(per_probe))
+        assert abs(per_probe.mean() - exact) <= 3 * se, (p, per_probe.mean(), exact, se)
+    m1, m2 = sp.moments()
+    # The drawn density: integral 1, the same first moment, the second plus sigma^2.
+    t, rho, dt = sp.density_t, sp.density, np.diff(sp.density_t)[0]
+    assert (rho >= 0).all() and np.sum(rho) * dt == pytest.approx(1.0, rel=1e-3)
+    assert np.sum(t * rho) * dt == pytest.approx(m1, rel=1e-3, abs=1e-3 * np.abs(ev).max())
+    want = m2 + sp.density_sigma**2
+    assert np.sum(t**2 * rho) * dt == pytest.approx(want, rel=1e-3)
+    slack = 1e-5 * np.abs(ev).max()  # float32 products
+    assert sp.nodes.min() >= ev[0] - slack and sp.nodes.max() <= ev[-1] + slack
+
+
+def test_the_api_returns_the_spectrum_and_says_what_it_is_over():
+    import tui_landscape as tl
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    got = tl.hessian(model, (x, y), trace_samples=4, top_k=2, density_probes=2)
+    assert got["params"] == "2d" and got["n"] == 12  # the bias left out, and said so
+    assert got["converged"] is True and got["top_k"].shape == (2,)
+    assert got["lambda_max"] == got["top_k"][0] and got["lambda_max_residual"] >= 0
+    assert got["trace_probes"] == 4 and got["slq_nodes"].shape[0] == 2
+    assert "density" in got and "LEFT OUT" in tl.hessian.__doc__
+    with pytest.raises(ConfigError, match="top_k"):
+        tl.hessian(model, (x, y), top_k=0)

@@ -159,13 +159,32 @@ def hessian(
     loss: LossLike = None,
     config: Mapping[str, Any] | None = None,
     trace_samples: int = 0,
+    top_k: int | None = None,
+    density_probes: int = 0,
     device: str | torch.device | None = None,
-) -> dict[str, float]:
-    """``lambda_max`` and ``lambda_min`` of the Hessian of the mean loss over ``data`` at the
-    model's weights (``hessian.tol``, ``hessian.params`` from ``config``); with
-    ``trace_samples`` >= 2 also Hutchinson's ``trace`` and ``trace_se``."""
+) -> dict[str, Any]:
+    """The Hessian's spectrum of the mean loss over ``data`` at the model's weights.
+
+    Over ``hessian.params`` from ``config``: the default '2d' takes tensors with 2+ dims only,
+    as the reference does, so biases and norm layers' weights are LEFT OUT (its lambda_max then
+    differs from PyHessian's, which takes all); ``{"hessian.params": "all"}`` takes every one.
+    The result says which (``params``, ``n``). Each eigenvalue is found to ``hessian.tol`` of
+    itself: ``lambda_max``, ``lambda_min``, their residuals ``||Hv - lambda v||``
+    (``lambda_max_residual``, ``lambda_min_residual``), ``converged``, and the ``top_k``
+    largest (``top_k``, ``top_k_residual``; default ``hessian.top_k`` = 5). With
+    ``trace_samples`` >= 2 Hutchinson's ``trace`` with its standard error ``trace_se`` and
+    ``trace_probes``; with ``density_probes`` >= 1 the eigenvalue density by stochastic Lanczos
+    quadrature: ``density`` on ``density_grid`` (Gaussians of width ``density_sigma``) and its
+    quadrature ``slq_nodes`` and ``slq_weights`` (one row per probe)."""
     from engine.api import hessian_at
 
     return hessian_at(
-        model, data, loss=loss, config=config, trace_samples=trace_samples, device=device
+        model,
+        data,
+        loss=loss,
+        config=config,
+        trace_samples=trace_samples,
+        top_k=top_k,
+        density_probes=density_probes,
+        device=device,
     )

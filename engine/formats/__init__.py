@@ -6,8 +6,8 @@ One package owns every file format, as cooler keeps its names in one constants m
 ``surface_names``, and the checks made in order), ``reader`` (``read_surface``,
 ``surface_info``), ``writer`` (the journalled ``SurfaceWriter``), ``journal``, ``lock``
 (``acquire_lock``, ``lock_holder``, ``check_output``), ``files`` (the side files' names,
-``sidecars`` and ``removable_sidecars``: what to delete with a surface), ``directions`` and
-``projection``. ``docs/surface-format.md`` is the written schema.
+``sidecars`` and ``removable_sidecars``: what to delete with a surface), ``directions``,
+``projection`` and ``spectrum`` (the Hessian's spectrum at the centre). ``docs/surface-format.md`` is the written schema.
 """
 
 from engine.errors import clean_text
@@ -46,6 +46,7 @@ from engine.formats.projection import (
 )
 from engine.formats.provenance import Provenance
 from engine.formats.reader import Surface, SurfaceInfo, read_surface, surface_info
+from engine.formats.spectrum import read_spectrum, spectrum_datasets
 from engine.formats.writer import SurfaceWriter
 
 __all__ = [
@@ -76,12 +77,14 @@ __all__ = [
     "path_datasets",
     "read_explained_variance",
     "read_journal",
+    "read_spectrum",
     "read_surface",
     "read_trajectory",
     "removable_sidecars",
     "run_config_path",
     "save_directions",
     "sidecars",
+    "spectrum_datasets",
     "surface_info",
     "surface_names",
     "write_projection",

@@ -42,6 +42,8 @@ __all__ = [
     "PROJ_Y",
     "PROJ_Y_LSQ",
     "SINGULAR_VALUES",
+    "SPECTRUM_GROUP",
+    "SPECTRUM_NAMES",
     "SURFACE_FORMAT",
     "SURFACE_FORMAT_VERSION",
     "SURFACE_NAMES",
@@ -72,8 +74,40 @@ SURFACE_NAMES = ("train_loss", "train_acc", "test_loss", "test_acc")
 # prefix makes a dataset a surface, so ours for other things (``proj_xcoord``) never are.
 SURFACE_SPLITS = ("train", "test")
 METRIC_NAME = rf"({'|'.join(SURFACE_SPLITS)})_[A-Za-z][A-Za-z0-9_]*"  # matched whole
-# Hessian runs: the reference's eigenvalue names, and the Hessian-vector products per point.
-HESSIAN_NAMES = ("max_eig", "min_eig", "hvp_products")
+# Hessian runs: the reference's eigenvalue names, their residuals ||Hv - lambda v||, whether
+# both met hessian.tol (1) or the product budget ran out first (0), and the products per point.
+HESSIAN_NAMES = (
+    "max_eig",
+    "min_eig",
+    "max_eig_residual",
+    "min_eig_residual",
+    "hessian_converged",
+    "hvp_products",
+)
+# The Hessian's spectrum at the centre (the model's own weights), datasets in this group:
+# parameter count and hessian.params, top-k eigenvalues and residuals, the Hutchinson trace,
+# the stochastic-Lanczos-quadrature density (grid, values, width) with its nodes and weights.
+SPECTRUM_GROUP = "hessian_spectrum"
+SPECTRUM_NAMES = (
+    "params",
+    "n",
+    "tol",
+    "lmax",
+    "lmin",
+    "lmax_residual",
+    "lmin_residual",
+    "converged",
+    "top_k",
+    "top_k_residual",
+    "trace",
+    "trace_se",
+    "trace_probes",
+    "density_grid",
+    "density",
+    "density_sigma",
+    "slq_nodes",
+    "slq_weights",
+)
 DIR_FILE = "dir_file"
 MASK = "completed"
 FAILED_INDEX = "failed_index"

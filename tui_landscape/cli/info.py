@@ -81,6 +81,14 @@ def info(
         center_text = "unfinished" if not s.completed[cell] else f"{z[cell]:.5g}"
         st.add_row(name, lo, at, hi, bad, center_text)
     console.print(st)
+    if "max_eig" in s.values:
+        from engine.formats import read_spectrum
+        from tui_landscape.cli.hessian import map_lines
+
+        with user_errors(ctx):
+            spectrum = read_spectrum(file) if s.layout == "tui-landscape" else None
+        for line in map_lines(s, spectrum):
+            console.print(line, highlight=False, markup=False)
     loss = next((n for n in s.values if n.endswith("_loss")), None)
     if loss is not None and np.isfinite(s.values[loss]).any():
         sh = sharpness(s.x, s.y, s.values[loss])
