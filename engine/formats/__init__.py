@@ -7,7 +7,8 @@ One package owns every file format, as cooler keeps its names in one constants m
 ``surface_info``), ``writer`` (the journalled ``SurfaceWriter``), ``journal``, ``lock``
 (``acquire_lock``, ``lock_holder``, ``check_output``), ``files`` (the side files' names,
 ``sidecars`` and ``removable_sidecars``: what to delete with a surface), ``directions``,
-``projection`` and ``spectrum`` (the Hessian's spectrum at the centre). ``docs/surface-format.md`` is the written schema.
+``projection`` and ``spectrum`` (the Hessian's spectrum at the centre).
+``docs/surface-format.md`` is the written schema.
 """
 
 from engine.errors import clean_text
