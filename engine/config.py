@@ -618,17 +618,44 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return cfg
 
 
+def key_type(dotted: str) -> Any | None:
+    """The annotated type of a dotted config key (``grid.x``), or None for an unknown key (which
+    ``config_from_dict`` then refuses with the valid names)."""
+    tp: Any = Config
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(tp):
+            return None
+        tp = typing.get_type_hints(tp).get(part)
+        if tp is None:
+            return None
+    return tp
+
+
+def parse_value(text: str, tp: Any | None = None) -> Any:
+    """A typed value as a user types it, on the command line (``--set``) or in the app: the one
+    parser of both. A key whose type is ``str`` takes the text as it is (a path named ``2024``
+    or ``true`` stays a string); any other value is read as TOML, and text that is not TOML is
+    kept as a bare word (``auto``, ``-1:1:21``) for the config's checks to judge. A quoted
+    TOML string (``'cpu'``) is its content for every key."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    except RecursionError:
+        raise ConfigError(f"The value {text[:40]!r}... is nested too deeply.") from None
+    return text if tp is str and not isinstance(value, str) else value
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"Expected `--set` as 'section.key=value', but got {item!r}.")
     key, raw = item.split("=", 1)
+    key = key.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw  # bare strings such as -1:1:21 or runs/model.pt
-    except RecursionError:
-        raise ConfigError(f"`--set {key.strip()}`: the value is nested too deeply.") from None
-    return key.strip().split("."), value
+        value = parse_value(raw, key_type(key))
+    except ConfigError:
+        raise ConfigError(f"`--set {key}`: the value is nested too deeply.") from None
+    return key.split("."), value
 
 
 def parse_toml(text: str, what: str) -> dict[str, Any]:

@@ -192,25 +192,45 @@ async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_chang
         next(points)
     job.writer.flush()  # what the run does every compute.flush_seconds
 
-    draws, looks = [], []
+    draws, looks = [], []  # each draw's size; each look at the file
     real_draw, real_changed = terminal.draw, runs.Watch.changed
-    monkeypatch.setattr(
-        terminal, "draw", lambda spec, **kw: draws.append(1) or real_draw(spec, **kw)
-    )
+
+    def draw(spec, **kw):
+        draws.append((kw["width"], kw["height"]))
+        return real_draw(spec, **kw)
+
+    monkeypatch.setattr(terminal, "draw", draw)
     monkeypatch.setattr(runs.Watch, "changed", lambda w: looks.append(1) or real_changed(w))
     app_ = create(out)
     async with app_.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app_.screen, PlotScreen) and draws)
         screen = app_.screen
-        status = lambda: str(screen.query_one("#status").render())  # noqa: E731
+        line = screen.query_one("#status")
+        status = lambda: str(line.render())  # noqa: E731
+
+        def laid_out() -> bool:
+            """The layout follows the status text, and the view drew at its size. The status
+            is one line or two (max-height 2): "running" dropped at the run's end, it shrank
+            to one line and the map grew a row, a redraw that was counted in the next quiet
+            spell when the layout came after the text was seen (the flaky failure)."""
+            v = screen.view
+            lines = min(len(status().splitlines()), 2)
+            return line.size.height == lines and draws[-1] == (v.size.width, v.size.height)
+
+        async def settled() -> None:
+            """The last change's reads, layout and redraws are over."""
+            await app_.workers.wait_for_complete()
+            await wait_for(pilot, laid_out)
+            await pilot.pause()
+
         await wait_for(pilot, lambda: "3/16 done, running" in status())
 
         async def quiet(n_looks: int = 8) -> int:
-            """Let the screen look n times; return the draws meanwhile."""
+            """From a settled screen, let it look n times; return the draws meanwhile."""
+            await settled()
             n, k = len(draws), len(looks)
             await wait_for(pilot, lambda: len(looks) >= k + n_looks)
-            await app_.workers.wait_for_complete()
-            await pilot.pause()
+            await settled()
             return len(draws) - n
 
         assert await quiet() == 0  # nothing written: nothing read, nothing drawn
@@ -222,7 +242,7 @@ async def test_the_plot_view_redraws_as_points_arrive_and_not_when_nothing_chang
         n = len(draws)
         job.writer.flush()
         await wait_for(pilot, lambda: "7/16 done, running" in status())
-        await pilot.pause()
+        await settled()
         assert len(draws) == n + 1 and screen.view.surface.n_done == 7
         points.close()  # the run ends (as on Ctrl-C): its lock is released
         await wait_for(pilot, lambda: "7/16 done" in status() and "running" not in status())
@@ -463,34 +483,48 @@ def test_a_surface_file_beside_the_run_files_is_all_the_browser_lists(tmp_path):
 async def test_ctrl_g_on_the_setup_starts_the_run_detached_and_shows_its_folder(
     tmp_path, monkeypatch
 ):
-    """The key's wiring (the tmux test runs it for real): the setup's config and output go to
-    ``start_detached``, and the app shows the output's folder."""
+    """What ctrl+g starts and writes (the tmux test follows such a run to its end): a
+    ``compute`` process of its own on a config that names the setup's output, its command in
+    the log the toast names; and the app shows the output's folder."""
+    import re
+    import shlex
+
     from textual.widgets import Button, Input
 
-    import tui_landscape.detach as detach
     from tests.test_tui import setup_config
     from tui_landscape.screens.browser import BrowserScreen
     from tui_landscape.screens.setup import SetupScreen
 
     monkeypatch.chdir(tmp_path)
-    calls = []
-
-    def fake(cfg, out, saved=None, cwd=None):
-        calls.append((cfg, Path(out), saved))
-        return detach.Detached(4242, tmp_path / "sub" / "x.h5", saved, tmp_path / "x.h5.log")
-
-    monkeypatch.setattr(detach, "start_detached", fake)
     (tmp_path / "sub").mkdir()
     app_ = create(setup_config(tmp_path, "-1:1:3"))
-    async with app_.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app_.screen, SetupScreen))
-        s = app_.screen
-        s.query_one("#out", Input).value = "sub/x.h5"
-        await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
-        cfg = s.cfg
-        await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
-        assert app_.screen.folder == tmp_path / "sub"
-        # The run's config names its output, so that the file it runs resumes the same surface.
+    pid = None
+    try:
+        async with app_.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app_.screen, SetupScreen))
+            s = app_.screen
+            s.query_one("#out", Input).value = "sub/x.h5"
+            await wait_for(pilot, lambda: not s.query_one("#run", Button).disabled)
+            cfg = s.cfg
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: isinstance(app_.screen, BrowserScreen))
+            assert app_.screen.folder == tmp_path / "sub"
+            toast = next(n.message for n in app_._notifications if "detached" in n.message)
+        m = re.fullmatch(r"Running x\.h5 detached \(pid (\d+)\); log: (.+)", toast)
+        assert m, toast
+        pid, log = int(m[1]), Path(m[2])
+        # The log's first line is the command the process runs: compute CONFIG --out FILE.
+        argv = shlex.split(log.read_text().splitlines()[0].split(" $ ", 1)[1])
+        assert argv[1:4] == ["-m", "tui_landscape", "compute"] and argv[5:] == [
+            "--out", str(tmp_path / "sub" / "x.h5")
+        ]  # fmt: skip
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] == [
+            a.encode() for a in argv
+        ]  # that process, started and in its own session (it outlives the app)
+        assert os.getsid(pid) == pid
+        # The config it runs is the setup, its output named: the file resumes the same surface.
         want = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path="sub/x.h5"))
-        assert calls == [(want, Path("sub/x.h5"), Path(str(tmp_path / "setup.toml")))]
+        assert load_config(Path(argv[4])) == want
+    finally:
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGTERM)

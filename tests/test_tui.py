@@ -88,6 +88,25 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
 
 
 @sync
+async def test_plus_and_minus_step_from_the_levels_the_map_shows(tmp_path):
+    """`+` gave 12 whatever the map showed (here the reference's 0.1 to 2.6 every 0.5: 6; a
+    map of ~20 got fewer): it stepped from a default of 10 that is never drawn."""
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+        v = app.screen.view
+        shown = v.spec().levels
+        assert shown.size == 6 and "levels 0.1..2.6" in str(v.render())
+        await pilot.press("plus")
+        assert v.levels == 8 and v.spec().levels.size == 8
+        await pilot.press("minus", "minus")
+        assert v.levels == 4 and v.spec().levels.size == 4
+        await wait_for(pilot, lambda: "levels 0.65..2.45" in str(v.render()))  # 4 in 0.05..3.05
+
+
+@sync
 async def test_a_1d_file_offers_no_row_or_column_slice(tmp_path):
     g = Grid.parse("-1:1:9", "")
     with SurfaceWriter.create(tmp_path / "one.h5", g, ["train_loss"], Provenance(), "d.h5") as w:
@@ -128,7 +147,8 @@ async def test_plot_view_state_is_reactive_one_draw_per_change(tmp_path, monkeyp
         v.refresh()
         await pilot.pause()
         assert len(specs) == n + 1  # the same state and size: the last text is reused
-        v.redraw()  # the setup screen's call still draws
+        assert not hasattr(v, "redraw")  # one path: setting state (the setup sets `surface`)
+        v.surface = read_surface(f)  # a new Surface (the setup's each snapshot): drawn
         await wait_for(pilot, lambda: len(specs) == n + 2)
         v.slice = "column"
         await wait_for(pilot, lambda: specs[-1].kind == "curve")
@@ -147,7 +167,7 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         row = [str(c) for c in table.get_row_at(0)]
         assert row[1] == "a.h5" and row[2] == "ours 2D" and row[3] == "9 x 7" and row[5] == "100%"
         await pilot.press("space", "down", "space", "c")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await compare_read(pilot)
         numbers = str(app.screen.query_one("#numbers").render())
         assert "a.h5: min 0.05" in numbers and "b.h5: min 0.05" in numbers
         await pilot.press("escape")
@@ -156,12 +176,19 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         assert not (tmp_path / "b.h5").exists() and (tmp_path / "a.h5").exists()
 
 
+async def compare_read(pilot) -> None:
+    """The compare screen shown, its files read (in its worker) and drawn."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+    await wait_for(pilot, lambda: app.screen.surfaces is not None)
+    await pilot.pause()
+
+
 async def show_compare(pilot, paths: list[Path]) -> None:
     """The compare screen of ``paths`` over the app's browser, drawn."""
     await listed(pilot)
     pilot.app.push_screen(CompareScreen(paths))
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
-    await pilot.pause()
+    await compare_read(pilot)
 
 
 @sync
@@ -421,16 +448,33 @@ async def test_the_checkpoint_picker_sorts_numbers_as_numbers(tmp_path):
         ]
 
 
-@sync
-async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
-    from tui_landscape.screens.help import HELP
+async def palette_titles(pilot) -> str:
+    """The command palette's entries on the current screen (opened, read, closed)."""
+    from textual.command import CommandList, CommandPalette
 
-    for screen in (SetupScreen, PlotScreen):
-        for b in screen.BINDINGS:
-            if b.show or b.key == "f5":  # the footer's keys, and those it leaves to the help
-                keys = b.key.replace("equals_sign", "").replace("plus", "+")
-                keys = keys.replace("escape", "esc").split(",")
-                assert any(f"`{k}`" in HELP for k in keys if k), b.key
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+    options = app.screen.query_one(CommandList)
+    await wait_for(pilot, lambda: options.option_count > 0)
+    await pilot.pause()
+    text = "\n".join(
+        str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+    )
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette))
+    return text
+
+
+@sync
+async def test_every_key_of_each_screen_is_in_the_help_and_the_palette(tmp_path, monkeypatch):
+    """A key is written once, as a binding of its screen: the help (?) and the palette (ctrl+p)
+    are made from the bindings, so each of them lists every key with what it does."""
+    from tui_landscape.app import LandscapeApp
+    from tui_landscape.commands import SCREENS, keys_of
+
+    monkeypatch.chdir(tmp_path)
+    f, g = small_file(tmp_path / "a.h5"), small_file(tmp_path / "b.h5", a=3.0)
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
         await listed(pilot)
@@ -438,7 +482,28 @@ async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
         shown = app.screen.query_one("Markdown").source
-        assert "`ctrl+e` estimate" in shown and "`ctrl+o` pick a checkpoint" in shown, shown
+        await pilot.press("escape")
+        for _, screen in (("app", LandscapeApp), *SCREENS):
+            for b in screen.BINDINGS:
+                assert b.tooltip, b  # every key says what it does
+                (key,) = keys_of([b])
+                assert all(f"`{k}`" in shown for k in key.keys), (b, shown)
+                assert f"{' / '.join(f'`{k}`' for k in key.keys)} {b.tooltip}" in shown, b
+        assert "`ctrl+e` Estimate" in shown and "`+` / `=` More contour levels" in shown
+        # The palette of each screen: its own keys and the app's.
+        opened = {
+            BrowserScreen: lambda: None,
+            PlotScreen: lambda: app.push_screen(PlotScreen(f)),
+            CompareScreen: lambda: app.push_screen(CompareScreen([f, g])),
+            SetupScreen: lambda: app.push_screen(SetupScreen(setup_config(tmp_path))),
+        }
+        for _, screen in SCREENS:
+            opened[screen]()
+            await wait_for(pilot, lambda s=screen: isinstance(app.screen, s))
+            await pilot.pause()
+            titles = await palette_titles(pilot)
+            for b in [*screen.BINDINGS, *LandscapeApp.BINDINGS]:
+                assert b.tooltip in titles, (screen, b, titles)
     app = create_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:  # its box was 90 wide: text cut off
         await listed(pilot)
@@ -447,6 +512,18 @@ async def test_help_lists_every_key_of_the_setup_and_plot_screens(tmp_path):
         await pilot.pause()
         box = app.screen.query_one("#help").region
         assert box.x >= 0 and box.right <= 80, box
+
+
+def test_a_binding_added_once_is_in_the_help_and_the_palette(monkeypatch):
+    """One new binding on a screen: the help lists it, and the palette's commands include it."""
+    from textual.binding import Binding
+
+    from tui_landscape.commands import help_markdown, keys_of
+
+    new = Binding("z", "zoom", "Zoom", tooltip="Zoom in on the cursor")
+    monkeypatch.setattr(PlotScreen, "BINDINGS", [*PlotScreen.BINDINGS, new])
+    assert "- `z` Zoom in on the cursor" in help_markdown()
+    assert keys_of(PlotScreen.BINDINGS)[-1].title == "Zoom in on the cursor"
 
 
 def test_bare_command_without_a_terminal_prints_the_help():
@@ -616,9 +693,11 @@ async def test_saving_an_unchanged_setup_gives_back_the_config_it_opened(tmp_pat
 async def test_fields_not_built_yet_keep_the_opened_values(tmp_path, monkeypatch):
     """Issue 17: only the first section is built before the first paint; until the others are,
     the setup reads their values from the opened config."""
+    from tui_landscape.panels.config_form import ConfigForm
+
     monkeypatch.chdir(tmp_path)
     opened_ = setup_config(tmp_path)
-    monkeypatch.setattr(SetupScreen, "_build", lambda self: None)  # the rest never built
+    monkeypatch.setattr(ConfigForm, "_build", lambda self: None)  # the rest never built
     app = create_app(opened_)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -797,3 +876,182 @@ def test_setup_screen_snapshot(snap_compare, tmp_path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
     app = create_app(REPO / "sample_configs" / "digits_2d.toml")
     assert snap_compare(app, terminal_size=size, run_before=setup_painted)
+
+
+def toasts(app) -> str:
+    return "\n".join(n.message for n in app._notifications)
+
+
+async def run_again_to_the_end(pilot, s: SetupScreen) -> None:
+    """Run comes back after an error, and a run started with it ends (its file resumable)."""
+    run, log = s.query_one("#run", Button), s.query_one(RichLog)
+    await wait_for(pilot, lambda: not run.disabled)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: any("Done: 9/9 points" in str(x) for x in log.lines))
+    await wait_for(pilot, lambda: not run.disabled and s.query_one("#cancel", Button).disabled)
+
+
+@pytest.mark.parametrize(
+    "where, error",
+    [
+        ("record", OSError(28, "No space left on device")),  # a full disk, mid-run
+        ("prepare", RuntimeError("CUDA error: out of memory")),  # a torch error, as it starts
+    ],
+    ids=["full-disk", "torch-error"],
+)
+@sync
+async def test_a_run_that_fails_says_why_and_gives_run_back(tmp_path, monkeypatch, where, error):
+    """Any error of the run's worker, not only the engine's own: one line in the log and a
+    toast, Cancel off and Run back (they ended the run silently, Cancel still on)."""
+    import engine.run
+    from engine.formats import SurfaceWriter
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app(setup_config(tmp_path, "-1:1:3"))
+    async with app.run_test(size=(140, 44)) as pilot:
+        s = await opened(pilot)
+        run, cancel, log = (s.query_one("#run", Button), s.query_one("#cancel", Button),
+                            s.query_one(RichLog))  # fmt: skip
+
+        def fail(*args, **kwargs):
+            raise error
+
+        with monkeypatch.context() as m:
+            if where == "record":
+                m.setattr(SurfaceWriter, "record", fail)
+            else:
+                m.setattr(engine.run, "prepare", fail)
+            await pilot.press("ctrl+r")
+            line = f"error: the run failed: {type(error).__name__}: {error}"
+            await wait_for(pilot, lambda: any(line in str(x) for x in log.lines))
+            await wait_for(pilot, lambda: line in toasts(app))
+            await wait_for(pilot, lambda: not run.disabled)
+            assert cancel.disabled and s.job is None and not s.running
+        if where == "record":  # the failed run let its file go: a new run resumes it
+            await run_again_to_the_end(pilot, s)
+    if where == "record":
+        assert read_surface(tmp_path / "setup.h5").n_done == 9
+
+
+@sync
+async def test_a_preflight_that_raises_says_why_and_gives_run_back(tmp_path, monkeypatch):
+    """The setup's check failing with an error of its own (not a setup error): said in one
+    line, and Run comes back; pressed, it checks again and runs once the check passes."""
+    import engine.build
+
+    monkeypatch.chdir(tmp_path)
+
+    def fail(cfg):
+        raise RuntimeError("the data loader crashed")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine.build, "preflight", fail)
+        app = create_app(setup_config(tmp_path, "-1:1:3"))
+        async with app.run_test(size=(140, 44)) as pilot:
+            s = await opened(pilot)  # Run enabled: the check could not say
+            line = "error: checking the setup failed: RuntimeError: the data loader crashed"
+            await wait_for(pilot, lambda: line in toasts(app))
+            assert line in str(s.query_one("#summary").render())
+            assert s.checked is None and s.checking is None
+            m.undo()
+            await run_again_to_the_end(pilot, s)
+            assert any("Checking the setup first" in str(x) for x in s.query_one(RichLog).lines)
+    assert read_surface(tmp_path / "setup.h5").n_done == 9
+
+
+@sync
+async def test_the_plot_view_fits_sharpness_once_per_surface_not_per_cursor_move(
+    tmp_path, monkeypatch
+):
+    import tui_landscape.screens.plot as plot
+
+    fits = []
+    real = plot.sharpness
+    monkeypatch.setattr(plot, "sharpness", lambda *a, **k: fits.append(1) or real(*a, **k))
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        status = app.screen.query_one("#status")
+        await wait_for(pilot, lambda: "curvature" in str(status.render()))
+        assert len(fits) == 1
+        before = str(status.render())
+        await pilot.press("left", "up", "left", "s", "s")  # moves, train_acc, train_loss again
+        await wait_for(pilot, lambda: "train_loss at (x=-0.5, y=0.3333)" in str(status.render()))
+        assert len(fits) == 1  # the curvature shown is the one fitted
+        assert before.rsplit("curvature", 1)[1] == str(status.render()).rsplit("curvature", 1)[1]
+        await pilot.press("f5")  # a new read: a new surface, fitted again
+        await wait_for(pilot, lambda: len(fits) == 2)
+
+
+@sync
+async def test_compare_reads_and_fits_once_in_a_worker_and_keys_redraw_from_that(
+    tmp_path, monkeypatch
+):
+    import threading
+
+    import tui_landscape.screens.compare as compare
+
+    calls = []  # (what, on the UI thread)
+
+    def spy(name, fn):
+        def wrapped(*a, **k):
+            calls.append((name, threading.current_thread() is threading.main_thread()))
+            return fn(*a, **k)
+
+        monkeypatch.setattr(compare, name, wrapped)
+
+    for name in ("read_surface", "sharpness", "render_compare"):
+        spy(name, getattr(compare, name))
+    paths = [small_file(tmp_path / "a.h5", a=0.5), small_file(tmp_path / "b.h5", a=4.0)]
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_compare(pilot, paths)
+        reads = [c for c in calls if c[0] != "render_compare"]
+        # Both files read, and both surfaces of each fitted, in the worker (off the UI thread).
+        assert sorted(reads) == [("read_surface", False)] * 2 + [("sharpness", False)] * 4
+        numbers = app.screen.query_one("#numbers")
+        await pilot.press("s")  # train_acc: its numbers were fitted already
+        await wait_for(pilot, lambda: "a.h5: min" in str(numbers.render()))
+        await pilot.press("s", "k", "k", "k")  # train_loss; filled, heat map, contour again
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert [c for c in calls if c[0] != "render_compare"] == reads  # nothing read again
+        draws = [c for c in calls if c[0] == "render_compare"]
+        assert all(on_ui for _, on_ui in draws)
+        # One drawing per state shown: back to a kind or a size seen before is not drawn.
+        assert len(draws) == 6, draws  # loss, acc, filled, heat map, and the 100x30 panes
+
+
+@sync
+async def test_a_worker_error_on_the_plot_and_compare_screens_is_said(tmp_path, monkeypatch):
+    """Not swallowed (the plot view's re-read caught only the engine's errors) nor an app
+    crash (the compare screen read its files as it mounted)."""
+    import tui_landscape.screens.plot as plot
+
+    f = small_file(tmp_path / "s.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+
+        def denied(path):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(plot, "read_surface", denied)
+        app.screen.read_again()
+        line = "error: reading s.h5 failed: PermissionError: [Errno 13] Permission denied"
+        await wait_for(pilot, lambda: line in toasts(app))
+        app.push_screen(CompareScreen([f, bad]))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await wait_for(pilot, lambda: app.screen.query("#numbers"))  # composed
+        numbers = app.screen.query_one("#numbers")
+        await wait_for(pilot, lambda: "reading the files failed" in str(numbers.render()))
+        assert "bad.h5" in str(numbers.render()) and "bad.h5" in toasts(app)
+        await pilot.press("s", "k", "e")  # nothing to draw: no error either
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)

@@ -37,10 +37,11 @@ class LandscapeApp(App):
     TITLE = "tui-landscape"
     COMMANDS = App.COMMANDS | {app_commands}
     BINDINGS = [
-        Binding("question_mark", "help", "Help"),
-        Binding("b", "browser", "Files"),
-        Binding("n", "setup", "New"),
-        Binding("q", "quit", "Quit"),
+        # The tooltip says what a key does: in the help (?) and the palette (ctrl+p) too.
+        Binding("question_mark", "help", "Help", tooltip="Help: every key of the app"),
+        Binding("b", "browser", "Files", tooltip="Open the file browser: the surface files"),
+        Binding("n", "setup", "New", tooltip="New surface: configure and run it (the setup)"),
+        Binding("q", "quit", "Quit", tooltip="Quit the app"),
     ]
 
     def __init__(self, target: Path | None = None) -> None:

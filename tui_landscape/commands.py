@@ -1,72 +1,125 @@
-"""The app's own commands in the command palette (ctrl+p), beside Textual's.
+"""Every key's help, and the app's commands in the command palette (ctrl+p), from the bindings.
 
-Over SSH some keys never arrive (f5 in many terminals, keys a multiplexer takes), and a
-footer cut at 80 columns hides the rest: every command here runs the action of a key binding
-(the same action string), so the palette reaches everything the keys do on that screen.
+A key is written once, as a ``Binding`` in its screen's ``BINDINGS``: its ``description`` is
+the footer's word and its ``tooltip`` the sentence that says what it does. The help screen (?)
+and the palette are generated here from those bindings, so a binding added once is in the
+footer, the help and the palette. Over SSH some keys never arrive (f5 in many terminals, keys a
+multiplexer takes), and a footer cut at 80 columns hides the rest: the palette runs the same
+action as the key, so it reaches everything the keys do on that screen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
 from tui_landscape.screens.browser import BrowserScreen, show_folder
 from tui_landscape.screens.compare import CompareScreen
 from tui_landscape.screens.plot import PlotScreen
+from tui_landscape.screens.setup import SetupScreen
 
-__all__ = ["COMMANDS", "AppCommands", "Command"]
+__all__ = ["SCREENS", "AppCommands", "Key", "help_markdown", "keys_of"]
+
+# The screens whose keys the help lists, in the order a user meets them, with their headings.
+SCREENS: tuple[tuple[str, type[Screen]], ...] = (
+    ("file browser", BrowserScreen),
+    ("plot view", PlotScreen),
+    ("compare", CompareScreen),
+    ("setup", SetupScreen),
+)
+# Keys Textual handles itself, not a binding of ours: listed in the help as the app's.
+PALETTE_KEY = ("ctrl+p", "Commands: every key's action by name (for keys a terminal drops)")
+# How a key is written in the help: its name, except where a character says it better.
+_KEY_TEXT = {"question_mark": "?", "plus": "+", "minus": "-", "equals_sign": "=",
+             "escape": "esc"}  # fmt: skip
+
+PROSE = """\
+Unfinished points are drawn as missing. A surface being computed fills in live, in the plot
+view and the browser (`running 57%`), whichever process computes it; a cancelled run is
+resumed by running it again (or `tui-landscape compute CONFIG`). `tui-landscape ps` lists the
+runs going on.
+"""
 
 
 @dataclass(frozen=True)
-class Command:
-    """A palette entry: its title, its help line, the binding's action and where it applies."""
+class Key:
+    """One action of a screen: the keys bound to it, its footer word and what it does."""
 
-    title: str
-    help: str
-    action: str  # as in the key binding: "app.setup", or the screen's own "export"
-    screens: tuple[type[Screen], ...] = ()  # () for every screen
+    keys: tuple[str, ...]  # as the help writes them: "+", "=", "ctrl+r"
+    action: str  # the binding's action: "next_kind", "levels(2)", "app.setup"
+    description: str  # the footer's word
+    title: str  # what it does, one line: the binding's tooltip (else its description)
 
 
-_MAPS = (PlotScreen, CompareScreen)
-COMMANDS = (
-    Command("Open the file browser", "The folder's surface files (b)", "app.browser"),
-    Command("Open the selected file", "Its plot view (enter)", "open", (BrowserScreen,)),
-    Command("Compare the marked files", "Side by side, one scale (c)", "compare", (BrowserScreen,)),
-    Command("Export the plot as PNG", "What is shown, beside the file (e)", "export", _MAPS),
-    Command("Switch surface", "The next surface of the file (s)", "next_surface", _MAPS),
-    Command("Switch kind", "Contour, filled or heat map (k)", "next_kind", _MAPS),
-    Command("More contour levels", "Two more levels (+)", "levels(2)", (PlotScreen,)),
-    Command("Fewer contour levels", "Two fewer levels (-)", "levels(-2)", (PlotScreen,)),
-    Command("Reload the file", "Read it again with new points (f5)", "reload", (PlotScreen,)),
-    Command("New surface", "The setup screen: configure and run (n)", "app.setup"),
-    Command("Help", "Every key of the app (?)", "app.help"),
-)
+def keys_of(bindings: Iterable[Binding | tuple[str, ...]]) -> list[Key]:
+    """The actions of ``bindings`` in their order, each with every key bound to it."""
+    out: dict[str, Key] = {}
+    for b in bindings:
+        b = b if isinstance(b, Binding) else Binding(*b)
+        keys = tuple(_KEY_TEXT.get(k.strip(), k.strip()) for k in b.key.split(","))
+        if b.action in out:  # another binding of the same action adds its keys
+            k = out[b.action]
+            out[b.action] = Key(k.keys + keys, k.action, k.description, k.title)
+        else:
+            out[b.action] = Key(keys, b.action, b.description, b.tooltip or b.description)
+    return list(out.values())
+
+
+def _app_keys() -> list[Key]:
+    from tui_landscape.app import LandscapeApp
+
+    return keys_of(LandscapeApp.BINDINGS)
+
+
+def help_markdown() -> str:
+    """The help screen's text: the app's keys, then each screen's, then how runs behave."""
+    lines = ["# tui-landscape", "", "Loss landscapes (Li et al., NeurIPS 2018) in the terminal.",
+             "", "## everywhere", ""]  # fmt: skip
+    lines += _key_lines([*_app_keys(), Key((PALETTE_KEY[0],), "", "", PALETTE_KEY[1])])
+    for heading, screen in SCREENS:
+        lines += ["", f"## {heading}", "", *_key_lines(keys_of(screen.BINDINGS))]
+    return "\n".join(lines) + "\n\n" + PROSE
+
+
+def _name(action: str) -> str:
+    """An action's name without its arguments: "levels(2)" is "levels"."""
+    return action.partition("(")[0]
+
+
+def _key_lines(keys: Sequence[Key]) -> list[str]:
+    return [f"- {' / '.join(f'`{k}`' for k in key.keys)} {key.title}" for key in keys]
 
 
 class AppCommands(Provider):
-    """The commands of ``COMMANDS`` that apply to the screen the palette was opened on."""
+    """A command for each key of the screen the palette was opened on, and of the app."""
 
-    def _commands(self) -> list[Command]:
+    def _entries(self) -> list[tuple[Key, partial, str]]:
         screen = self.screen
-        return [c for c in COMMANDS if not c.screens or isinstance(screen, c.screens)]
-
-    def _run(self, command: Command) -> partial:
-        # The screen the palette was opened on, not the palette: "export" is that screen's.
-        return partial(self.app.run_action, command.action, self.screen)
+        own = keys_of(type(screen).BINDINGS)
+        actions = {k.action for k in own}
+        # An action the screen disables here (`k` on a 1D file) is no command either.
+        found = [(k, screen) for k in own if screen.check_action(_name(k.action), ()) is not False]
+        found += [(k, self.app) for k in _app_keys() if k.action not in actions
+                  and f"app.{k.action}" not in actions]  # fmt: skip
+        # Run on the screen the palette was opened on, not the palette ("export" is its own).
+        return [(k, partial(self.app.run_action, k.action, target),
+                 f"{k.description} ({', '.join(k.keys)})") for k, target in found]  # fmt: skip
 
     async def discover(self) -> Hits:
-        for c in self._commands():
-            yield DiscoveryHit(c.title, self._run(c), help=c.help)
+        for key, run, help_ in self._entries():
+            yield DiscoveryHit(key.title, run, help=help_)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for c in self._commands():
-            if (score := matcher.match(c.title)) > 0:
-                yield Hit(score, matcher.highlight(c.title), self._run(c), help=c.help)
+        for key, run, help_ in self._entries():
+            if (score := matcher.match(key.title)) > 0:
+                yield Hit(score, matcher.highlight(key.title), run, help=help_)
         # A typed path: a folder opens in the browser, a surface file in the plot view (the
         # only way to another folder without leaving the app).
         path = Path(query.strip()).expanduser() if query.strip() else None

@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from engine.errors import LandscapeError
 from engine.formats import (
@@ -40,6 +40,7 @@ from engine.formats.constants import DIRECTIONS_SUFFIX
 from tui_landscape import runs
 from tui_landscape.report import fit
 from tui_landscape.safe import plain
+from tui_landscape.screens.workers import failed
 
 __all__ = [
     "BrowserScreen",
@@ -184,11 +185,16 @@ class BrowserScreen(Screen):
     """Every ``.h5`` surface file of a folder: Enter opens, space marks, c compares marked."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open"),
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare marked"),
-        Binding("d", "delete", "Delete"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("enter", "open", "Open", tooltip="Open the selected file in the plot view"),
+        Binding("space", "mark", "Mark", tooltip="Mark the selected file (again: unmark it)"),
+        Binding(
+            "c",
+            "compare",
+            "Compare marked",
+            tooltip="Compare the marked files side by side, on one scale",
+        ),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected file (asks first)"),
+        Binding("f5", "refresh", "Refresh", tooltip="Refresh the folder's listing"),
     ]
 
     class Listed(Message):
@@ -329,12 +335,9 @@ class BrowserScreen(Screen):
         self.query_one("#status", Static).update(plain(row.detail if row else ""))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "browser-list" and event.state == WorkerState.ERROR:
-            self.notify(
-                f"Listing {self.folder} failed: {event.worker.error}",
-                severity="error",
-                markup=False,
-            )
+        """Any worker's error, said in one line (``screens.workers.failed``)."""
+        failed(self, event, {"browser-list": f"listing {self.folder}",
+                             "browser-rows": "following the running files"})  # fmt: skip
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)

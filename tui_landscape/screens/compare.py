@@ -1,74 +1,138 @@
-"""Two or more surfaces side by side on one scale, with their sharpness numbers."""
+"""Two or more surfaces side by side on one scale, with their sharpness numbers.
+
+The files are read, and each surface they share fitted, once, in a worker (``read_files``);
+a key or a resize draws from those (the last few drawings are kept), and reads nothing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
+from textual.worker import Worker
 
 from engine.errors import LandscapeError
-from engine.formats import read_surface
+from engine.formats import Surface, read_surface
 from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
+from tui_landscape.screens.workers import failed
 
-__all__ = ["CompareScreen"]
+__all__ = ["CompareScreen", "sharpness_lines"]
+
+
+class Pane(Static):
+    """One file's plot. Its own size, not the screen's, decides the drawing: the numbers under
+    the panes take a line per file once read, and the panes shrink (drawn for the screen's
+    size, their last line, the axes' titles, was cut)."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, CompareScreen):
+            screen.redraw()
 
 
 class CompareScreen(Screen):
     """Side by side (one shared set of levels or colour range); s switches the surface."""
 
     BINDINGS = [
-        Binding("s", "next_surface", "Surface"),
-        Binding("k", "next_kind", "Kind"),
-        Binding("e", "export", "Export"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "next_surface", "Surface", tooltip="Switch surface: the files' next one"),
+        Binding("k", "next_kind", "Kind", tooltip="Switch kind: contour, filled or heat map"),
+        Binding(
+            "e", "export", "Export", tooltip="Export the plots as one PNG, beside the first file"
+        ),
+        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the file browser"),
     ]
     KINDS = APP_KINDS
+    MAX_CACHED = 8  # drawings kept: a resize back, or a kind seen before, is not drawn again
+
+    class Loaded(Message):
+        """The files read, and each surface's numbers, from the reading worker."""
+
+        def __init__(self, surfaces: list[Surface], numbers: dict[str, str]) -> None:
+            super().__init__()
+            self.surfaces, self.numbers = surfaces, numbers
 
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
         self.name_, self.kind = "train_loss", "auto"
+        self.surfaces: list[Surface] | None = None  # None until the worker has read them
+        self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
+        self._drawn: dict[tuple, list[str]] = {}  # the panes' texts by what and how big
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="panes"):
             for k in range(len(self.paths)):
-                yield Static(id=f"pane{k}", classes="pane")
+                yield Pane(id=f"pane{k}", classes="pane")
         yield Static(id="numbers")
         # Without the palette hint every key fits in 80 columns; ctrl+p still opens it.
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = "compare: " + ", ".join(p.name for p in self.paths)
-        self.surfaces = [read_surface(p) for p in self.paths]
-        self.refresh_bindings()  # `k` for 2D files only
-        self.call_after_refresh(self.redraw)
+        self.query_one("#numbers", Static).update("Reading the files...")
+        self.read_files(self.paths)
 
-    def on_resize(self) -> None:
+    @work(thread=True, exclusive=True, group="compare-read", exit_on_error=False)
+    def read_files(self, paths: list[Path]) -> None:
+        """Read the files and fit each surface they share, once, off the UI thread: keys and
+        resizes draw from what this sends (``Loaded``)."""
+        surfaces = [read_surface(p) for p in paths]
+        names = [n for n in surfaces[0].values if all(n in s.values for s in surfaces)]
+        numbers = {n: sharpness_lines(surfaces, n) for n in names}
+        self.post_message(self.Loaded(surfaces, numbers))
+
+    def on_compare_screen_loaded(self, message: Loaded) -> None:
+        self.surfaces, self.numbers = message.surfaces, message.numbers
+        self.refresh_bindings()  # `k` for 2D files only
         self.redraw()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A file that cannot be read, or any error of a worker, is said, never swallowed."""
+        msg = failed(self, event, {"compare-read": "reading the files", "export": "the export"})
+        if msg is not None and self.surfaces is None:
+            self.query_one("#numbers", Static).update(plain(msg))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Map kinds exist for 2D files only: 1D files are curves (False hides `k`)."""
         if action == "next_kind":
-            surfaces = getattr(self, "surfaces", None)
-            return bool(surfaces) and surfaces[0].y is not None
+            return bool(self.surfaces) and self.surfaces[0].y is not None
         return True
 
     def redraw(self) -> None:
-        if not hasattr(self, "surfaces"):
+        """Draw the panes and numbers from the files read (nothing is read or fitted here)."""
+        if self.surfaces is None:
             return
         panes = list(self.query(".pane"))
         w = max(panes[0].size.width, 30) if panes else 40
         h = max(panes[0].size.height, 10) if panes else 16
+        # By what is drawn: `auto` is drawn as the contour map `k` comes back to.
+        shown = map_kind(self.kind, ratio=self.name_ == "ratio")
+        state = (self.name_, shown, w, h, not self.app.no_color)
+        texts = self._drawn.get(state)
+        if texts is None:
+            texts = self._draw(w, h, panes)
+            if len(self._drawn) >= self.MAX_CACHED:
+                self._drawn.pop(next(iter(self._drawn)))  # the oldest
+            self._drawn[state] = texts
+        for pane, text in zip(panes, texts, strict=False):
+            pane.update(Text.from_ansi(text))
+        # File names and errors as written, never as markup (plain also cleans them).
+        self.query_one("#numbers", Static).update(plain(self.numbers.get(self.name_, "")))
+
+    def _draw(self, w: int, h: int, panes: list) -> list[str]:
+        assert self.surfaces is not None
         try:
             texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
                                    color=not self.app.no_color)  # fmt: skip
@@ -76,25 +140,12 @@ class CompareScreen(Screen):
             texts = [str(e)] + [""] * (len(panes) - 1)
         if len(texts) == 1:  # 1D files are overlaid on one plot
             texts = texts + [""] * (len(panes) - 1)
-        for pane, text in zip(panes, texts, strict=False):
-            pane.update(Text.from_ansi(text))
-        lines = []
-        for s in self.surfaces:
-            try:
-                sh = sharpness(s.x, s.y, surface_values(s, self.name_))
-                # The numbers as `info` and the plot view write them ("n/a", never "nan").
-                curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
-                lines.append(
-                    f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
-                    f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
-                )
-            except LandscapeError as e:
-                lines.append(f"{s.path.name}: {e}")
-        # File names and errors as written, never as markup (plain also cleans them).
-        self.query_one("#numbers", Static).update(plain("\n".join(lines)))
+        return texts
 
     def action_next_surface(self) -> None:
-        names = [n for n in self.surfaces[0].values if all(n in s.values for s in self.surfaces)]
+        names = list(self.numbers)  # the surfaces every file has
+        if not names:
+            return
         self.name_ = (
             names[(names.index(self.name_) + 1) % len(names)] if self.name_ in names else names[0]
         )
@@ -106,6 +157,9 @@ class CompareScreen(Screen):
 
     def action_export(self) -> None:
         """The files side by side on their shared scale, as one PNG beside the first."""
+        if self.surfaces is None:
+            self.notify("The files are still being read", severity="warning")
+            return
         try:
             specs = resolve_compare(self.surfaces, self.name_, self.kind)
         except LandscapeError as e:
@@ -116,3 +170,20 @@ class CompareScreen(Screen):
         write_figure(
             self, figure_path(self.paths[0].parent, "compare", stems, self.name_, what), specs
         )
+
+
+def sharpness_lines(surfaces: list[Surface], name: str) -> str:
+    """Each file's minimum and fitted curvatures for one surface, a line each, written as
+    ``info`` and the plot view write them ("n/a", never "nan")."""
+    lines = []
+    for s in surfaces:
+        try:
+            sh = sharpness(s.x, s.y, surface_values(s, name))
+            curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
+            lines.append(
+                f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
+                f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
+            )
+        except LandscapeError as e:
+            lines.append(f"{s.path.name}: {e}")
+    return "\n".join(lines)

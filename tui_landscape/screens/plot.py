@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
+from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import (
@@ -27,10 +28,17 @@ from engine.formats import (
     read_trajectory,
 )
 from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, surface_values
+from tui_landscape.plots.spec import (
+    APP_KINDS,
+    map_kind,
+    next_kind,
+    next_levels,
+    surface_values,
+)
 from tui_landscape.plots.widget import PlotView
 from tui_landscape.runs import Watch
 from tui_landscape.screens.figures import figure_path, write_figure
+from tui_landscape.screens.workers import failed
 
 __all__ = ["PlotScreen", "PlotView"]
 
@@ -43,23 +51,50 @@ class PlotScreen(Screen):
     """One file: switch surfaces and kinds, move a cursor to read values, slice, reload."""
 
     BINDINGS = [
-        Binding("s", "next_surface", "Surface"),
-        Binding("k", "next_kind", "Kind"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("plus,equals_sign", "levels(2)", "Levels", show=False),  # in help and ctrl+p
-        Binding("minus", "levels(-2)", "Fewer levels", show=False),
-        Binding("up", "move(1, 0)", "Cursor", show=False),
-        Binding("down", "move(-1, 0)", show=False),
-        Binding("left", "move(0, -1)", show=False),
-        Binding("right", "move(0, 1)", show=False),
-        Binding("r", "slice('row')", "Row", group=_SLICE),
-        Binding("c", "slice('column')", "Column", group=_SLICE),
-        Binding("e", "export", "Export"),
-        Binding("f5", "reload", "Reload", show=False),  # in help (?)
-        Binding("escape", "back", "Back"),
+        Binding("s", "next_surface", "Surface", tooltip="Switch surface: the file's next one"),
+        Binding("k", "next_kind", "Kind", tooltip="Switch kind: contour, filled or heat map"),
+        Binding("l", "toggle_log", "Log", tooltip="Log scale on or off"),
+        # Not in the footer (80 columns): in the help (?) and the palette (ctrl+p).
+        Binding(
+            "plus,equals_sign", "levels(2)", "Levels", show=False, tooltip="More contour levels"
+        ),
+        Binding("minus", "levels(-2)", "Fewer levels", show=False, tooltip="Fewer contour levels"),
+        Binding("up", "move(1, 0)", "Cursor", show=False, tooltip="Move the cursor up"),
+        Binding("down", "move(-1, 0)", "Down", show=False, tooltip="Move the cursor down"),
+        Binding("left", "move(0, -1)", "Left", show=False, tooltip="Move the cursor left"),
+        Binding("right", "move(0, 1)", "Right", show=False, tooltip="Move the cursor right"),
+        Binding(
+            "r",
+            "slice('row')",
+            "Row",
+            group=_SLICE,
+            tooltip="Row slice through the cursor, a curve (again: the map)",
+        ),
+        Binding(
+            "c",
+            "slice('column')",
+            "Column",
+            group=_SLICE,
+            tooltip="Column slice through the cursor, a curve (again: the map)",
+        ),
+        Binding("e", "export", "Export", tooltip="Export what is shown as a PNG beside the file"),
+        Binding(
+            "f5",
+            "reload",
+            "Reload",
+            show=False,
+            tooltip="Reload the file: read it again, with new points",
+        ),
+        Binding("escape", "back", "Back", tooltip="Back: from a slice to its map, else out"),
         # The app's b (the browser, where esc goes too) is left out of this footer: with it
         # the footer does not fit 80 columns.
-        Binding("b", "app.browser", "Files", show=False),
+        Binding(
+            "b",
+            "app.browser",
+            "Files",
+            show=False,
+            tooltip="Open the file browser: the surface files",
+        ),
     ]
     KINDS = APP_KINDS
 
@@ -69,6 +104,8 @@ class PlotScreen(Screen):
         self.trajectory_path = trajectory
         self.file_watch = Watch(self.path)
         self.running = False  # a run holds the file's lock
+        self._fits_of: Surface | None = None  # the surface ``_fits`` were fitted to
+        self._fits: dict[str, list] = {}  # its curvatures by surface name
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -101,6 +138,11 @@ class PlotScreen(Screen):
         except LandscapeError:
             return  # mid-rename or deleted: the next change is read again; F5 says why
         self.app.call_from_thread(self.arrived, s, lock_holder(self.path) is not None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Any worker's error (a read failing otherwise than a file mid-rename, an export),
+        said in one line, never swallowed."""
+        failed(self, event, {"plot-watch": f"reading {self.path.name}", "export": "the export"})
 
     def arrived(self, s: Surface, running: bool) -> None:
         """A re-read file: redrawn when its points changed, else only the status follows."""
@@ -161,7 +203,7 @@ class PlotScreen(Screen):
         parts = [f"{v.name_} at ({at}) = {val}", done]
         if v.name_.endswith("_loss") and np.isfinite(z).any():
             # The curvatures alone (how they were fitted is in `info`): the line fits 80 columns.
-            axes = sharpness(s.x, s.y, z).axes
+            axes = self._curvatures(s, v.name_, z)
             if axes:
                 # Fitted to the finished points: an unfinished map's curvature may change.
                 label = "curvature" if s.n_done == s.completed.size else "curvature so far"
@@ -178,6 +220,15 @@ class PlotScreen(Screen):
             else:
                 lines.append(part)
         status.update("\n".join(lines))
+
+    def _curvatures(self, s: Surface, name: str, z: np.ndarray) -> list:
+        """The fitted curvatures of a surface, fitted once per surface read and name: a cursor
+        move or a resize redraws the status line, it does not fit again."""
+        if self._fits_of is not s:  # points arrived, or another file: a new Surface
+            self._fits_of, self._fits = s, {}
+        if name not in self._fits:
+            self._fits[name] = sharpness(s.x, s.y, z).axes
+        return self._fits[name]
 
     def on_resize(self) -> None:
         self.update_status()
@@ -203,8 +254,14 @@ class PlotScreen(Screen):
         write_figure(self, out, [v.spec()])
 
     def action_levels(self, step: int) -> None:
+        """``+``/``-``: two levels more or fewer than the map shows (its default levels, the
+        reference's ~20, count too)."""
         v = self.view
-        v.levels = min(max((v.levels or 10) + step, 2), 40)
+        shown = v.shown_levels()
+        if not shown:
+            self.notify("a curve has no contour levels", timeout=1.5)
+            return
+        v.levels = next_levels(shown, step)
         self.notify(f"{v.levels} levels", timeout=1.5)
 
     def action_toggle_log(self) -> None:

@@ -7,6 +7,7 @@ a new name beside it; a path that exists takes a second Save (the button turns i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label
 
-__all__ = ["SaveChoice", "SaveConfig", "new_config_path"]
+from engine.config import Config, output_path, save_config
+
+__all__ = ["SaveChoice", "SaveConfig", "new_config_path", "save_setup"]
 
 
 def new_config_path(opened: Path | None) -> Path:
@@ -31,6 +34,17 @@ def new_config_path(opened: Path | None) -> Path:
         if not p.exists():
             return p
         n += 1
+
+
+def save_setup(cfg: Config, choice: SaveChoice, opened: Path | None) -> Path:
+    """Write ``cfg`` to ``choice.path`` so that ``compute PATH`` writes the surface the setup's
+    Run writes (returned): ``output.path`` is left out only where compute's default names that
+    file. Raises ``OSError`` or ``LandscapeError``."""
+    out = output_path(cfg, opened)
+    path = str(out) if choice.full or output_path(Config(), choice.path) != out else ""
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, path=path))
+    save_config(cfg, choice.path, full=choice.full)
+    return out
 
 
 @dataclass(frozen=True)
