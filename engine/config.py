@@ -26,6 +26,10 @@ import tomli_w
 
 from engine.errors import ConfigError
 from engine.grid import Grid
+from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
+from engine.kinds import KINDS
+from engine.losses import LOSSES, loss_refusal
+from engine.norms import NORMS
 
 __all__ = [
     "ComputeConfig",
@@ -80,14 +84,6 @@ def auto_points(spec: str) -> int | None:
     except ValueError:
         return -1
 
-
-# A value with this prefix (``model.arch``, ``data.dataset``, ``data.test_dataset``,
-# ``data.loss``) stands for an object handed over in memory through the Python API
-# (``tui_landscape.compute``): recorded so a file says what made it, never loaded from a config.
-IN_MEMORY = "python:"
-
-# The built-in losses of ``engine.losses`` (named here: the config must not import torch).
-LOSS_NAMES = ("crossentropy", "mse", "squared_error", "causal_lm")
 
 AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
 
@@ -169,8 +165,8 @@ class DataConfig(_Section):
     loss: str = field(
         default="crossentropy",
         metadata=_doc(
-            "crossentropy, mse (on softmax outputs, as the reference), squared_error, causal_lm, "
-            "or a function fn(model, batch) as 'pkg.module:fn' / 'file.py:fn'"
+            f"a built-in loss ({', '.join(LOSSES)}; mse is on softmax outputs, as the "
+            "reference) or a function fn(model, batch) as 'pkg.module:fn' / 'file.py:fn'"
         ),
     )
     collate: str = field(
@@ -217,11 +213,8 @@ class DataConfig(_Section):
                 f"Expected `data.splits` without repeats, but got {list(self.splits)}."
             )
         _seed("data.subset_seed", self.subset_seed)
-        if self.loss not in LOSS_NAMES and ":" not in self.loss:
-            raise ConfigError(
-                f"Expected `data.loss` to be one of {', '.join(LOSS_NAMES)} or 'module:fn' / "
-                f"'file.py:fn', but got {self.loss!r}."
-            )
+        if self.loss not in LOSSES and ":" not in self.loss:
+            raise ConfigError(loss_refusal(self.loss))
         if self.collate and ":" not in self.collate:
             raise ConfigError(
                 f"Expected `data.collate` as 'pkg.module:fn' or 'file.py:fn', but got "
@@ -235,7 +228,7 @@ class DataConfig(_Section):
 
 @dataclass(frozen=True)
 class DirectionsConfig(_Section):
-    kind: Literal["random", "interpolate", "file", "pca", "hessian"] = field(
+    kind: Literal[KINDS.names()] = field(  # engine/kinds.py's names, as norm's below
         default="random", metadata=_doc("where the directions come from")
     )
     type: Literal["auto", "weights", "states"] = field(
@@ -245,7 +238,9 @@ class DirectionsConfig(_Section):
             "of a BN model (with compute.bn = 'keep'), else weights"
         ),
     )
-    norm: Literal["filter", "layer", "weight", "none"] = field(
+    # The choices are the registry's, read each time the hints are resolved (a string
+    # annotation): a norm registered in engine/norms.py is accepted, and offered by the app.
+    norm: Literal[NORMS.names()] = field(
         default="filter", metadata=_doc("normalisation of random directions")
     )
     ignore: Literal["biasbn", "none"] = field(
