@@ -366,7 +366,8 @@ def test_an_accuracy_map_gets_levels_over_its_own_range(tmp_path):
     g = Grid.parse("-1:1:9", "-1:1:9")
     _, _, z = paraboloid(9, 9)  # 0.1 to 3.1
     acc = 58 - 53 * (z - 0.1) / 3  # 58% at the centre, 5% in the corners
-    with SurfaceWriter.create(tmp_path / "a.h5", g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+    names = ["train_loss", "train_acc"]
+    with SurfaceWriter.create(tmp_path / "a.h5", g, names, Provenance(), "d.h5") as w:
         for k, (v, a) in enumerate(zip(z.ravel(), acc.ravel(), strict=True)):
             w.record(k, {"train_loss": float(v), "train_acc": float(a)})
     r = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "--width", 80)

@@ -160,7 +160,7 @@ def test_the_journal_is_read_and_a_torn_line_ignored(tmp_path):
     assert s.n_done == 2 and s.completed.ravel()[[3, 5]].all()
     assert np.isnan(s.values["train_loss"].ravel()[3]) and s.failed == {7: "RuntimeError: x"}
     # The writer is 'killed' (lock released without a checkpoint); a resume folds the journal.
-    os.close(w._journal)
+    w._journal.close()
     w._lock.close()
     again = SurfaceWriter.resume(read_surface(w.path))
     assert again.completed.ravel()[[3, 5]].all() and again.failed == {7: "RuntimeError: x"}

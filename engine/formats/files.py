@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,8 +251,10 @@ def fresh_hdf5(path: Path) -> Iterator[h5py.File]:
     if path.is_symlink():
         raise refuse_link(path)
     path.unlink(missing_ok=True)
-    # The name only labels the image: with no backing store nothing is written there.
-    f = h5py.File(path, "w", driver="core", backing_store=False, locking=False)
+    # The name only labels the image (nothing is written there), and is new each time: an
+    # image left open by an interrupt (Ctrl-C inside close) would refuse its name again.
+    label = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+    f = h5py.File(label, "w", driver="core", backing_store=False, locking=False)
     try:
         yield f
         f.flush()
