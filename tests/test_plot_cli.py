@@ -290,9 +290,13 @@ def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path):
     from tui_landscape.plots.export import spec_figure
 
     for kind in ("contour", "filled", "heatmap"):
-        r = invoke("plot", f, "-s", "train_acc", "--kind", kind, "--width", 80, "--height", 16)
+        r = invoke(
+            "plot", f, "--surface", "train_acc", "--kind", kind, "--width", 80, "--height", 16
+        )
         assert "max 89 at (0, 0)" in r.stdout, (kind, r.stdout)  # every map kind names it
-        r = invoke("plot", f, "-s", "train_acc", "--kind", kind, "--export", tmp_path / "a.png")
+        r = invoke(
+            "plot", f, "--surface", "train_acc", "--kind", kind, "--export", tmp_path / "a.png"
+        )
         assert r.exit_code == 0, r.output
         fig = spec_figure(resolve(read_surface(f), "train_acc", kind, figure=True))
         stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
@@ -370,11 +374,13 @@ def test_an_accuracy_map_gets_levels_over_its_own_range(tmp_path):
     with SurfaceWriter.create(tmp_path / "a.h5", g, names, Provenance(), "d.h5") as w:
         for k, (v, a) in enumerate(zip(z.ravel(), acc.ravel(), strict=True)):
             w.record(k, {"train_loss": float(v), "train_acc": float(a)})
-    r = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "--width", 80)
+    r = invoke("plot", tmp_path / "a.h5", "--surface", "train_acc", "--width", 80)
     assert r.exit_code == 0, r.output
     lo, hi = map(float, re.search(r"levels (\S+)\.\.(\S+)", r.stdout).groups())
     assert lo < 10 and hi > 50, r.stdout  # the levels span the accuracy's range
-    heat = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "-k", "heatmap", "--width", 80)
+    heat = invoke(
+        "plot", tmp_path / "a.h5", "--surface", "train_acc", "-k", "heatmap", "--width", 80
+    )
     assert re.search(r"colour: 5 \S+ 58$", heat.stdout, re.M), heat.stdout  # not cut at 10
     loss = invoke("plot", tmp_path / "a.h5", "--width", 80)  # a loss keeps the reference's
     assert "levels 0.1..3.1" in loss.stdout, loss.stdout
