@@ -503,7 +503,7 @@ def test_a_binding_added_once_is_in_the_help_and_the_palette(monkeypatch):
 
     new = Binding("z", "zoom", "Zoom", tooltip="Zoom in on the cursor")
     monkeypatch.setattr(PlotScreen, "BINDINGS", [*PlotScreen.BINDINGS, new])
-    assert "- `z` Zoom in on the cursor" in help_markdown()
+    assert "- `z` Zoom in on the cursor" in help_markdown([])
     assert keys_of(PlotScreen.BINDINGS)[-1].title == "Zoom in on the cursor"
 
 

@@ -19,4 +19,4 @@ class HelpScreen(ModalScreen[None]):
         from tui_landscape.commands import help_markdown  # the screens' modules: with the help
 
         with VerticalScroll(id="help"):
-            yield Markdown(help_markdown())
+            yield Markdown(help_markdown(type(self.app).BINDINGS))
