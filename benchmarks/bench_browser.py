@@ -28,18 +28,17 @@ sys.path.insert(0, str(REPO))
 
 def make_surface(path: Path, points: int) -> None:
     """A finished points x points surface of ours with 4 surfaces and a stored config."""
-    from engine.formats import SURFACE_NAMES, SurfaceWriter
+    from engine.formats import SURFACE_NAMES, Provenance, SurfaceWriter
     from engine.grid import Grid
 
     g = Grid.parse(f"-1:1:{points}", f"-1:1:{points}")
     X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
     z = (X**2 + 2 * Y**2 + 0.05).ravel()
-    attrs = {
-        "config": (REPO / "sample_configs" / "digits_2d.toml").read_text(),
-        "dir_type": "weights",
-    }
+    provenance = Provenance(
+        config=(REPO / "sample_configs" / "digits_2d.toml").read_text(), dir_type="weights"
+    )
     dir_file = path.name.removesuffix(".h5") + ".directions.h5"
-    with SurfaceWriter.create(path, g, list(SURFACE_NAMES), attrs, dir_file) as w:
+    with SurfaceWriter.create(path, g, list(SURFACE_NAMES), provenance, dir_file) as w:
         for k, v in enumerate(z):
             w.record(
                 k, {"train_loss": v, "train_acc": 90 - v, "test_loss": v + 0.1, "test_acc": 89 - v}

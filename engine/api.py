@@ -242,6 +242,11 @@ def _device(model: nn.Module, device: str | torch.device | None, config: Mapping
     return "auto" if t is None else str(t.device)
 
 
+def _named_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
 def _setup(
     model: nn.Module,
     train: DataLike,
@@ -254,6 +259,13 @@ def _setup(
     """The resolved config, the splits and the loss of a call."""
     if not isinstance(model, nn.Module):
         raise LandscapeError(f"Expected `model` to be a torch nn.Module, but got {type(model)}.")
+    meta = next((n for n, t in _named_tensors(model) if t.is_meta), None)
+    if meta is not None:
+        # torch raised a bare NotImplementedError on the first copy of such a tensor.
+        raise LandscapeError(
+            f"`model` is on the meta device ({meta!r} has a shape but no values): load its "
+            "weights first, e.g. model.to_empty(device='cpu') then load_state_dict(...)"
+        )
     resolved = resolve_loss(loss, "loss")
     config = dict(config or {})
     fixed = {
@@ -319,7 +331,7 @@ def _run(
             s.y,
             dict(s.values),
             None if out is None else path,
-            str(s.attrs.get("config", config_to_toml(cfg))),
+            s.provenance.config or config_to_toml(cfg),
             explained,
             coords,
         )

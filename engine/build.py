@@ -2,7 +2,8 @@
 
 Each function takes the resolved config and checks what it builds against the model, so a
 misfit fails before any file is written. ``make_directions`` covers every
-``directions.kind``; a PCA run's result (explained variance, the projected path) is a field of
+``directions.kind`` through the kind registry (``engine.kinds``: a builder per kind is
+here, ``@kind_builder``); a PCA run's result (explained variance, the projected path) is a field of
 ``Directions``, and ``fit_grid`` fits an automatic grid around that path.
 """
 
@@ -35,6 +36,7 @@ from engine.hessian import (
     hessian_params,
 )
 from engine.imports import is_callable_spec
+from engine.kinds import build_kind, kind_builder
 from engine.models import build_model, create_model, list_models, load_checkpoint
 from engine.models.hf import is_hf_spec
 from engine.recipes import PREFIX as RECIPE_PREFIX
@@ -142,6 +144,21 @@ def make_directions(
     return Directions(ds, grid, pca)
 
 
+@dataclass(frozen=True)
+class KindContext:
+    """What a direction kind's builder gets: the run's config and model, the grid, the
+    resolved ``directions.type``, the attributes every direction file records, and the
+    splits and loss (if given) that Hessian directions are of."""
+
+    cfg: Config
+    model: nn.Module
+    grid: Grid
+    dir_type: str
+    attrs: dict[str, Any]
+    splits: dict[str, Split | Batches] | None
+    loss: Loss | None
+
+
 def _direction_set(
     cfg: Config,
     model: nn.Module,
@@ -155,39 +172,59 @@ def _direction_set(
         # Moving the running statistics is pointless when each point re-estimates them.
         moves_stats = d.kind == "interpolate" and cfg.compute.bn == "keep"
         dir_type = "states" if moves_stats and has_batchnorm(model) else "weights"
-    if d.kind == "file":
-        ds = load_directions(d.file, None if d.type == "auto" else dir_type)
-        n_weights = sum(1 for _ in model.parameters())
-        # A reference file carries no type: it is 'states' when it counts state entries.
-        if d.type == "auto" and len(ds.x) != n_weights and len(ds.x) == len(model.state_dict()):
-            ds.dir_type = "states"
-        ds.check_fits(model, d.file)
-        if grid.ndim == 2 and ds.y is None:
-            if not d.same:
-                raise LandscapeError(
-                    f"direction file {d.file} has no ydirection; a 2D grid needs one "
-                    "(or set directions.same = true)"
-                )
-            ds.y = ds.x
-        if grid.ndim == 1:
-            ds.y = None
-        return ds, None
     attrs = {"kind": d.kind, "norm": d.norm, "ignore": d.ignore, "seed": d.seed}
-    if d.kind == "pca":
-        pca = _pca(cfg, model, dir_type)
-        return pca.direction_set(), pca
-    if d.kind == "hessian":
-        return _hessian_directions(cfg, model, dir_type, attrs, splits, loss), None
-    if d.kind == "interpolate":
-        other = load_model(cfg, d.target, "directions.target")
-        x = interpolation_direction(model, other, dir_type)
-        return DirectionSet(x, None, dir_type, attrs), None
+    return build_kind(d.kind, KindContext(cfg, model, grid, dir_type, attrs, splits, loss))
+
+
+@kind_builder("file")
+def _file(ctx: KindContext) -> tuple[DirectionSet, None]:
+    d, model, grid = ctx.cfg.directions, ctx.model, ctx.grid
+    ds = load_directions(d.file, None if d.type == "auto" else ctx.dir_type)
+    n_weights = sum(1 for _ in model.parameters())
+    # A reference file carries no type: it is 'states' when it counts state entries.
+    if d.type == "auto" and len(ds.x) != n_weights and len(ds.x) == len(model.state_dict()):
+        ds.dir_type = "states"
+    ds.check_fits(model, d.file)
+    if grid.ndim == 2 and ds.y is None:
+        if not d.same:
+            raise LandscapeError(
+                f"direction file {d.file} has no ydirection; a 2D grid needs one "
+                "(or set directions.same = true)"
+            )
+        ds.y = ds.x
+    if grid.ndim == 1:
+        ds.y = None
+    return ds, None
+
+
+@kind_builder("pca")
+def _pca_kind(ctx: KindContext) -> tuple[DirectionSet, PCAResult]:
+    pca = _pca(ctx.cfg, ctx.model, ctx.dir_type)
+    return pca.direction_set(), pca
+
+
+@kind_builder("hessian")
+def _hessian_kind(ctx: KindContext) -> tuple[DirectionSet, None]:
+    ds = _hessian_directions(ctx.cfg, ctx.model, ctx.dir_type, ctx.attrs, ctx.splits, ctx.loss)
+    return ds, None
+
+
+@kind_builder("interpolate")
+def _interpolate(ctx: KindContext) -> tuple[DirectionSet, None]:
+    other = load_model(ctx.cfg, ctx.cfg.directions.target, "directions.target")
+    x = interpolation_direction(ctx.model, other, ctx.dir_type)
+    return DirectionSet(x, None, ctx.dir_type, ctx.attrs), None
+
+
+@kind_builder("random")
+def _random(ctx: KindContext) -> tuple[DirectionSet, None]:
+    d = ctx.cfg.directions
     g = torch.Generator().manual_seed(d.seed)
-    x = random_direction(model, dir_type, d.norm, d.ignore, g)
+    x = random_direction(ctx.model, ctx.dir_type, d.norm, d.ignore, g)
     y = None
-    if grid.ndim == 2:
-        y = x if d.same else random_direction(model, dir_type, d.norm, d.ignore, g)
-    return DirectionSet(x, y, dir_type, attrs), None
+    if ctx.grid.ndim == 2:
+        y = x if d.same else random_direction(ctx.model, ctx.dir_type, d.norm, d.ignore, g)
+    return DirectionSet(x, y, ctx.dir_type, ctx.attrs), None
 
 
 def _pca(cfg: Config, model: nn.Module, dir_type: str) -> PCAResult:

@@ -26,6 +26,10 @@ import tomli_w
 
 from engine.errors import ConfigError
 from engine.grid import Grid
+from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
+from engine.kinds import KINDS
+from engine.losses import LOSSES, loss_refusal
+from engine.norms import NORMS
 
 __all__ = [
     "ComputeConfig",
@@ -80,14 +84,6 @@ def auto_points(spec: str) -> int | None:
     except ValueError:
         return -1
 
-
-# A value with this prefix (``model.arch``, ``data.dataset``, ``data.test_dataset``,
-# ``data.loss``) stands for an object handed over in memory through the Python API
-# (``tui_landscape.compute``): recorded so a file says what made it, never loaded from a config.
-IN_MEMORY = "python:"
-
-# The built-in losses of ``engine.losses`` (named here: the config must not import torch).
-LOSS_NAMES = ("crossentropy", "mse", "squared_error", "causal_lm")
 
 AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
 
@@ -169,8 +165,8 @@ class DataConfig(_Section):
     loss: str = field(
         default="crossentropy",
         metadata=_doc(
-            "crossentropy, mse (on softmax outputs, as the reference), squared_error, causal_lm, "
-            "or a function fn(model, batch) as 'pkg.module:fn' / 'file.py:fn'"
+            f"a built-in loss ({', '.join(LOSSES)}; mse is on softmax outputs, as the "
+            "reference) or a function fn(model, batch) as 'pkg.module:fn' / 'file.py:fn'"
         ),
     )
     collate: str = field(
@@ -217,11 +213,8 @@ class DataConfig(_Section):
                 f"Expected `data.splits` without repeats, but got {list(self.splits)}."
             )
         _seed("data.subset_seed", self.subset_seed)
-        if self.loss not in LOSS_NAMES and ":" not in self.loss:
-            raise ConfigError(
-                f"Expected `data.loss` to be one of {', '.join(LOSS_NAMES)} or 'module:fn' / "
-                f"'file.py:fn', but got {self.loss!r}."
-            )
+        if self.loss not in LOSSES and ":" not in self.loss:
+            raise ConfigError(loss_refusal(self.loss))
         if self.collate and ":" not in self.collate:
             raise ConfigError(
                 f"Expected `data.collate` as 'pkg.module:fn' or 'file.py:fn', but got "
@@ -235,7 +228,7 @@ class DataConfig(_Section):
 
 @dataclass(frozen=True)
 class DirectionsConfig(_Section):
-    kind: Literal["random", "interpolate", "file", "pca", "hessian"] = field(
+    kind: Literal[KINDS.names()] = field(  # engine/kinds.py's names, as norm's below
         default="random", metadata=_doc("where the directions come from")
     )
     type: Literal["auto", "weights", "states"] = field(
@@ -245,7 +238,9 @@ class DirectionsConfig(_Section):
             "of a BN model (with compute.bn = 'keep'), else weights"
         ),
     )
-    norm: Literal["filter", "layer", "weight", "none"] = field(
+    # The choices are the registry's, read each time the hints are resolved (a string
+    # annotation): a norm registered in engine/norms.py is accepted, and offered by the app.
+    norm: Literal[NORMS.names()] = field(
         default="filter", metadata=_doc("normalisation of random directions")
     )
     ignore: Literal["biasbn", "none"] = field(
@@ -618,17 +613,44 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return cfg
 
 
+def key_type(dotted: str) -> Any | None:
+    """The annotated type of a dotted config key (``grid.x``), or None for an unknown key (which
+    ``config_from_dict`` then refuses with the valid names)."""
+    tp: Any = Config
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(tp):
+            return None
+        tp = typing.get_type_hints(tp).get(part)
+        if tp is None:
+            return None
+    return tp
+
+
+def parse_value(text: str, tp: Any | None = None) -> Any:
+    """A typed value as a user types it, on the command line (``--set``) or in the app: the one
+    parser of both. A key whose type is ``str`` takes the text as it is (a path named ``2024``
+    or ``true`` stays a string); any other value is read as TOML, and text that is not TOML is
+    kept as a bare word (``auto``, ``-1:1:21``) for the config's checks to judge. A quoted
+    TOML string (``'cpu'``) is its content for every key."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    except RecursionError:
+        raise ConfigError(f"The value {text[:40]!r}... is nested too deeply.") from None
+    return text if tp is str and not isinstance(value, str) else value
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"Expected `--set` as 'section.key=value', but got {item!r}.")
     key, raw = item.split("=", 1)
+    key = key.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw  # bare strings such as -1:1:21 or runs/model.pt
-    except RecursionError:
-        raise ConfigError(f"`--set {key.strip()}`: the value is nested too deeply.") from None
-    return key.strip().split("."), value
+        value = parse_value(raw, key_type(key))
+    except ConfigError:
+        raise ConfigError(f"`--set {key}`: the value is nested too deeply.") from None
+    return key.split("."), value
 
 
 def parse_toml(text: str, what: str) -> dict[str, Any]:

@@ -38,12 +38,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from engine.config import DataConfig
-from engine.errors import ConfigError, LandscapeError
+from engine.datasafe import bounded, checked_len, indexed, loader_error
+from engine.errors import ConfigError, DataSetError, LandscapeError, describe
 from engine.imports import is_callable_spec, load_callable
+from engine.losses import is_fused
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_LOSSES = ("crossentropy", "mse")  # the losses of (input, class label) splits
 
 __all__ = [
     "BUILTIN",
@@ -272,6 +273,7 @@ class Batches:
     batches: tuple[Any, ...] = ()
     loader: Callable[[], Iterable[Any]] | None = None
     device: torch.device | None = None  # where a streamed split's batches are moved to
+    key: str = "data.dataset"  # the config key (or argument) that names it, for errors
 
     def __len__(self) -> int:
         return self.n
@@ -289,15 +291,22 @@ class Batches:
     def __iter__(self) -> Iterator[Any]:
         if self.loader is None:
             return iter(self.batches)
+        return self._stream()
+
+    def _stream(self) -> Iterator[Any]:
         pin = self.device is not None and self.device.type == "cuda"
-        return (
-            b if self.device is None else to_device(b, self.device, non_blocking=pin)
-            for b in self.loader()
-        )
+        # Each pass ends at the n samples the split was made with: a loader that yields more
+        # (an endless IterableDataset or sampler) is refused, not read forever.
+        batches = bounded(self.loader(), self.n, self.key, batch_size_of)
+        try:
+            for b in batches:
+                yield b if self.device is None else to_device(b, self.device, non_blocking=pin)
+        finally:
+            batches.close()  # now, not in a finalizer, where a signal's exception is lost
 
     def head(self) -> Any:
         """The first batch (for checks)."""
-        return next(iter(self))
+        return first_batch(self, 1)
 
 
 def split_batches(split: Split | Batches, batch_size: int) -> Iterable[Any]:
@@ -306,6 +315,18 @@ def split_batches(split: Split | Batches, batch_size: int) -> Iterable[Any]:
         return split
     return ((split.x[i : i + batch_size], split.y[i : i + batch_size]) for i in
             range(0, len(split), batch_size))  # fmt: skip
+
+
+def first_batch(split: Split | Batches, batch_size: int) -> Any:
+    """The first batch of a split, its pass closed at once (a streamed loader's workers stop
+    now, not when the garbage collector finds them)."""
+    it = iter(split_batches(split, batch_size))
+    try:
+        return next(it)
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 def _nbytes(item: Any) -> int:
@@ -324,12 +345,10 @@ def _nbytes(item: Any) -> int:
 def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
     """A user (or built-in) Dataset as a split: ``(input, label)`` tensors for the classifier
     losses, else collated batches in memory, or streamed when larger than ``data.memory_mb``."""
-    try:
-        n = len(ds)  # type: ignore[arg-type]
-    except TypeError:
-        raise LandscapeError(f"`{key}` returned a Dataset without __len__.") from None
+    n = checked_len(ds, key)
     if n == 0:
         raise LandscapeError(f"`{key}` returned an empty Dataset.")
+    ds = indexed(ds, key, n)  # an item that raises names the data set and its index
     if cfg.subset:
         ds = Subset(ds, subset_indices(n, cfg.subset, cfg.subset_seed).tolist())
         n = len(ds)
@@ -338,11 +357,13 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
     if stream == "auto":
         try:
             first = ds[0]
+        except DataSetError:
+            raise
         except Exception as e:
             raise LandscapeError(f"`{key}`: reading item 0 raised {type(e).__name__}: {e}") from e
         stream = _nbytes(first) * n > cfg.memory_mb * 2**20
-    if cfg.loss in CLASSIFIER_LOSSES and collate is None and not stream:
-        return _tensorize(ds, key, cfg.loss)
+    if is_fused(cfg.loss) and collate is None and not stream:
+        return _tensorize(ds, key, cfg.loss, n)
 
     def loader() -> DataLoader:
         workers = cfg.loader_workers if stream else 0
@@ -359,31 +380,44 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
 
     if stream:
         log.info("%s: %d samples stream from a DataLoader at each point", key, n)
-        return Batches(n, loader=loader)
+        return Batches(n, loader=loader, key=key)
+    batches: list[Any] = []
     try:
-        batches = tuple(loader())
+        for batch in bounded(loader(), n, key, batch_size_of):
+            batches.append(batch)
+    except DataSetError:
+        raise
     except Exception as e:
+        first, last = len(batches) * cfg.batch_size, min((len(batches) + 1) * cfg.batch_size, n)
+        if collate is not None:  # the user's collate failed, not the items' format
+            raise LandscapeError(
+                f"`data.collate` {cfg.collate!r} failed on items {first}..{last - 1} of "
+                f"`{key}`: {describe(e)}"
+            ) from e
         raise LandscapeError(
-            f"`{key}`: collating its items failed ({type(e).__name__}: {e}); items must be "
-            "tensors, or tuples / dicts of them, of equal shapes (or set `data.collate`)"
+            f"`{key}`: collating items {first}..{last - 1} failed ({describe(e)}); items must "
+            "be tensors, or tuples / dicts of them, of equal shapes (or set `data.collate`)"
         ) from e
-    return Batches(n, batches=batches)
+    return Batches(n, batches=tuple(batches), key=key)
 
 
-def _tensorize(ds: Dataset, key: str, cfg_loss: str = "crossentropy") -> Split:
+def _tensorize(ds: Dataset, key: str, cfg_loss: str = "crossentropy", n: int = 0) -> Split:
     """Run a Dataset (of a length ``dataset_split`` checked) once and stack it; per-sample
     transforms never run again."""
     xs, ys = [], []
     try:
-        for xb, yb in DataLoader(ds, batch_size=256, shuffle=False, num_workers=0):
+        loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=0)
+        for xb, yb in bounded(loader, n or len(ds), key, batch_size_of):
             xs.append(torch.as_tensor(xb))
             ys.append(torch.as_tensor(yb))
-    except (TypeError, ValueError, RuntimeError) as e:
+        x, y = torch.cat(xs), torch.cat(ys)  # items of different shapes fail here
+    except DataSetError:
+        raise
+    except Exception as e:
         raise LandscapeError(
             f"`{key}`: items must be (input tensor, integer label) pairs for `data.loss` = "
-            f"{cfg_loss!r} ({type(e).__name__}: {e}); other items need a loss function"
+            f"{cfg_loss!r} ({describe(e)}); other items need a loss function"
         ) from e
-    x, y = torch.cat(xs), torch.cat(ys)
     if not torch.is_floating_point(x):
         x = x.float()
     if torch.is_floating_point(y) or y.ndim != 1:
@@ -512,24 +546,38 @@ def as_split(obj: Any, cfg: DataConfig, key: str) -> Split | Batches:
             "(or a Subset) instead"
         )
     budget = cfg.memory_mb * 2**20
+    try:
+        n_batches: int | None = len(obj)
+    except Exception:  # an IterableDataset or sampler without a length
+        n_batches = None
+    # Every pass is bounded by the loader's len(): an endless one is refused, not read forever;
+    # one without a length must fit in memory, where the budget bounds it.
+    passes = bounded(obj, n_batches, key, lambda b: 1, "batches") if n_batches else obj
     held: list[Any] = []
     n = size = 0
     if cfg.stream is not True:
-        for batch in obj:
-            held.append(batch)
-            n += batch_size_of(batch) or 0
-            size += _nbytes(batch)
-            if cfg.stream == "auto" and size > budget:
-                held = []  # too large to hold: streamed below
-                break
-    if held or cfg.stream is False:
+        try:
+            for batch in passes:
+                held.append(batch)
+                n += batch_size_of(batch) or 0
+                size += _nbytes(batch)
+                if size > budget and (cfg.stream == "auto" or n_batches is None):
+                    held = []  # too large to hold: streamed below
+                    break
+        except DataSetError:
+            raise
+        except Exception as e:
+            raise LandscapeError(
+                f"`{key}`: the DataLoader raised {loader_error(e)} at batch {len(held)}"
+            ) from e
+    if held or (cfg.stream is False and n_batches is not None):
         if n == 0:
             raise LandscapeError(f"`{key}` gave no samples.")
         pairs = all(
             isinstance(b, list | tuple) and len(b) == 2 and isinstance(b[0], torch.Tensor)
             for b in held
         )
-        if cfg.loss in CLASSIFIER_LOSSES and pairs:
+        if is_fused(cfg.loss) and pairs:
             x = torch.cat([torch.as_tensor(b[0]) for b in held])
             y = torch.cat([torch.as_tensor(b[1]) for b in held])
             if not torch.is_floating_point(x):
@@ -539,9 +587,20 @@ def as_split(obj: Any, cfg: DataConfig, key: str) -> Split | Batches:
                     f"`{key}`: labels must be integer class indices, got {y.dtype}."
                 )
             return Split(x, y.long())
-        return Batches(n, batches=tuple(held))
-    n = sum(batch_size_of(b) or 0 for b in obj)  # one pass to count: the loader knows no total
+        return Batches(n, batches=tuple(held), key=key)
+    if n_batches is None:
+        raise DataSetError(
+            f"`{key}` is a DataLoader without len() larger than `data.memory_mb` "
+            f"({cfg.memory_mb} MiB): it cannot be streamed, since its end cannot be checked; "
+            "give its data set a __len__, or raise data.memory_mb"
+        )
+    try:  # one pass to count: the loader knows no total
+        n = sum(batch_size_of(b) or 0 for b in bounded(obj, n_batches, key, lambda b: 1, "batches"))
+    except DataSetError:
+        raise
+    except Exception as e:
+        raise LandscapeError(f"`{key}`: the DataLoader raised {loader_error(e)}") from e
     if n == 0:
         raise LandscapeError(f"`{key}` gave no samples.")
     log.info("%s: %d samples stream from its DataLoader at each point", key, n)
-    return Batches(n, loader=lambda: obj)
+    return Batches(n, loader=lambda: obj, key=key)

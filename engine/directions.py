@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from engine.errors import LandscapeError
+from engine.norms import NORMS, normalize_direction
 
 __all__ = [
     "DirectionSet",
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 DirType = Literal["weights", "states"]
-Norm = Literal["filter", "layer", "weight", "none"]
 
 
 def targets(model: nn.Module, dir_type: DirType) -> list[tuple[str, torch.Tensor]]:
@@ -47,27 +47,16 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def normalize_direction(d: torch.Tensor, w: torch.Tensor, norm: Norm) -> None:
-    """Scale ``d`` in place against the weights ``w`` (a tensor with 2+ dims)."""
-    if norm == "filter":
-        # Each slice along dim 0 (a filter, or a row of a linear layer) gets its weights' norm.
-        dn = d.flatten(1).norm(dim=1)
-        wn = w.flatten(1).norm(dim=1)
-        d.mul_((wn / (dn + 1e-10)).view(-1, *([1] * (d.dim() - 1))))
-    elif norm == "layer":
-        d.mul_(w.norm() / (d.norm() + 1e-10))
-    elif norm == "weight":
-        d.mul_(w)
-
-
 def random_direction(
     model: nn.Module,
     dir_type: DirType,
-    norm: Norm,
+    norm: str,
     ignore: Literal["biasbn", "none"],
     generator: torch.Generator,
 ) -> list[torch.Tensor]:
-    """One Gaussian direction (float32, CPU) normalised against the model's tensors."""
+    """One Gaussian direction (float32, CPU) normalised against the model's tensors by the
+    registered norm ``norm`` (``engine.norms``)."""
+    normalize = NORMS.get(norm)  # an unknown norm raises before a tensor is drawn
     out = []
     for _, t in targets(model, dir_type):
         w = t.detach().float().cpu()
@@ -81,7 +70,7 @@ def random_direction(
             else:
                 d.copy_(w)
         else:
-            normalize_direction(d, w, norm)
+            normalize(d, w)
         out.append(d)
     return out
 

@@ -37,3 +37,9 @@ def clean_text(s: str) -> str:
     """``s`` with its control characters written out (``\\x1b``): every string read from a
     file goes through here, so no command or widget can show a raw escape sequence."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+class DataSetError(LandscapeError):
+    """A data set that is wrong in itself (an item that raises, more items than its len()
+    says): the same at every grid point, so a run stops at once instead of recording each
+    point as failed."""

@@ -13,26 +13,26 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from engine.data import Split
+from engine.data import Split, batch_size_of
+from engine.losses import BatchCheck, Loss, fused_entry, refuse_counts
 
 __all__ = [
+    "CHECK_KEYS",
     "Stats",
     "autocast",
     "evaluate",
     "loss_sums",
     "per_sample",
+    "read_sums",
     "sample_stats",
     "segment_stats",
     "stats_of",
 ]
-
-LossName = Literal["crossentropy", "mse"]
 
 
 @dataclass(frozen=True)
@@ -59,39 +59,19 @@ class Stats:
 
 
 def sample_stats(
-    logits: torch.Tensor, y: torch.Tensor, loss: LossName = "crossentropy"
+    logits: torch.Tensor, y: torch.Tensor, loss: str = "crossentropy"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample loss (float32) and correctness (bool) of one batch.
+    """Per-sample loss (float32) and correctness (bool) of one batch, by the fused math of the
+    registered loss ``loss`` (``engine.losses``; a loss without one raises).
 
     ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the results have
     shape ``(B,)`` or ``(K, B)``.
     """
+    fused = fused_entry(loss).fused
     logits = logits.float()
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
-    flat = logits.reshape(-1, c)
     yy = y.repeat(math.prod(lead)) if lead else y
-    # max() gives argmax's index (the first of ties) at a third of argmax's cost on CPU.
-    top = flat.max(-1, keepdim=True)
-    predicted = top.indices.squeeze(-1)
-    if loss == "crossentropy":
-        # Log-sum-exp of the logits shifted by their max, less the shifted true logit (exactly
-        # 0 when the prediction is right), in about a third of F.cross_entropy's time with the
-        # prediction: its log_softmax over a short class dimension is slow on CPU. The max's
-        # own term is exp(0) = 1, so the log is log1p of the other terms: log() of a sum near 1
-        # would round tiny losses to float32's spacing at 1 (6e-8), worse than torch on some CPUs.
-        z = flat - top.values
-        rest = z.exp().scatter_(-1, top.indices, 0.0).sum(-1)
-        per = rest.log1p() - z.gather(-1, yy[:, None]).squeeze(-1)
-        # argmax ranks NaN highest; a NaN or inf logit makes this sample's loss non-finite,
-        # and such a sample is never correct (one check on B values instead of B x C). The
-        # loss is >= 0 or NaN or +inf, so one comparison finds the finite ones.
-        finite = per < math.inf
-    else:
-        # The reference: nn.MSELoss() (mean over classes) on softmax vs one-hot, per sample.
-        onehot = F.one_hot(yy, c).to(flat.dtype)
-        per = (flat.softmax(-1) - onehot).pow(2).mean(-1)
-        finite = torch.isfinite(flat).all(-1)
-    correct = (predicted == yy) & finite
+    per, correct = fused(logits.reshape(-1, c), yy)
     return per.view(*lead, b), correct.view(*lead, b)
 
 
@@ -104,7 +84,7 @@ def per_sample(
     x: torch.Tensor,
     y: torch.Tensor,
     batch_size: int,
-    loss: LossName = "crossentropy",
+    loss: str = "crossentropy",
     precision: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample loss and correctness over all of ``x``, ``(N,)`` or ``(K, N)``, unsynchronised.
@@ -168,32 +148,56 @@ def segment_stats(
 
 
 def loss_sums(
-    fn: Callable[[nn.Module, Any], Any],
+    fn: Callable[[nn.Module, Any], Any] | Loss,
     model: nn.Module | Forward,
     batches: Iterable[Any],
     device_type: str,
     precision: torch.dtype | None = None,
 ) -> tuple[dict[str, torch.Tensor], int]:
     """A user loss's outputs summed over ``batches`` in float64, on the device and unsynchronised,
-    and the number of samples seen (``count``'s sum when the loss gives none)."""
+    and the number of samples seen (``count``'s sum when the loss gives none).
+
+    Every batch's output is checked (``engine.losses.BatchCheck``): keys and shapes at once,
+    the counts' values in the one read of the sums (``read_sums``), so a bad later batch fails
+    as the first would have."""
+    loss = fn if isinstance(fn, Loss) else Loss(fn, getattr(fn, "__qualname__", repr(fn)))
+    check = BatchCheck(loss.name)
     sums: dict[str, torch.Tensor] = {}
     samples = 0
     with torch.inference_mode():
         for batch in batches:
             with autocast(device_type, precision):
-                out = fn(model, batch)
+                out = loss.fn(model, batch)
+            check.batch(out, batch_size_of(batch))
             for k, v in out.items():
                 s = v.double().sum()
                 sums[k] = sums[k] + s if k in sums else s
             samples += len(out["loss"])
+    sums.update(zip(CHECK_KEYS, check.extremes(), strict=False))
     return sums, samples
+
+
+# The checks' scalars ride in the sums (names no metric can have), read with them in one sync.
+CHECK_KEYS = ("!count_low", "!count_high")
+
+
+def read_sums(sums: dict[str, torch.Tensor], name: str, keys: list[str] | None = None) -> dict:
+    """``loss_sums``' sums as floats (one transfer), after refusing bad counts; ``keys`` picks
+    the sums to read (absent ones read as 0.0), default all."""
+    keys = [k for k in sums if k not in CHECK_KEYS] if keys is None else keys
+    checks = [sums[k] for k in CHECK_KEYS if k in sums]
+    dev = sums["loss"].device
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    flat = torch.stack([sums.get(k, zero) for k in keys] + checks).tolist()
+    refuse_counts(name, flat[len(keys) :])
+    return dict(zip(keys, flat[: len(keys)], strict=True))
 
 
 def evaluate(
     model: nn.Module | Forward,
     split: Split,
     batch_size: int,
-    loss: LossName = "crossentropy",
+    loss: str = "crossentropy",
     precision: torch.dtype | None = None,
 ) -> Stats | list[Stats]:
     """Evaluate ``model`` (in eval mode, on the split's device) over all of ``split``."""

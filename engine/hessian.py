@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
@@ -38,8 +37,8 @@ from torch.func import functional_call, grad, jvp, vjp
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, describe
-from engine.evaluate import loss_sums
-from engine.losses import Loss, LossFn, resolve_loss
+from engine.evaluate import loss_sums, read_sums
+from engine.losses import Loss, LossFn, fused_entry, resolve_loss
 
 __all__ = [
     "Extremes",
@@ -76,14 +75,6 @@ def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
     ]
 
 
-def _loss_sum(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """Summed loss of one batch, as ``engine.evaluate`` defines it per sample."""
-    if loss == "crossentropy":
-        return F.cross_entropy(logits, y, reduction="sum")
-    onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
-    return (logits.softmax(-1) - onehot).pow(2).mean(-1).sum()
-
-
 class _LossSum(nn.Module):
     """A loss function's summed ``loss`` on one batch, as a module of the model's weights."""
 
@@ -95,10 +86,11 @@ class _LossSum(nn.Module):
         return self.fn(self.model, batch)["loss"].sum()
 
 
-def _count(fn: LossFn, model: nn.Module, batches) -> float:
+def _count(fn: LossFn | Loss, model: nn.Module, batches) -> float:
     """The summed ``count`` of a loss over some batches (samples, where it gives none)."""
     sums, samples = loss_sums(fn, model, batches, next(model.parameters()).device.type)
-    return float(sums["count"]) if "count" in sums else float(samples)
+    got = read_sums(sums, getattr(fn, "name", getattr(fn, "__qualname__", "")), ["count"])
+    return got["count"] if "count" in sums else float(samples)
 
 
 class MeanLossHVP:
@@ -150,9 +142,10 @@ class MeanLossHVP:
         # is called on the model inside a wrapper module, so functional_call can swap weights.
         self.fused = loss.builtin is not None and isinstance(self.split, Split)
         self._wrapped = None if self.fused else _LossSum(model, loss.fn)
+        self._fused = fused_entry(loss.builtin) if self.fused else None
         self.count = float(len(self.split)) if self.fused else count
         if self.count is None:
-            self.count = _count(loss.fn, model, split_batches(self.split, batch_size))
+            self.count = _count(loss, model, split_batches(self.split, batch_size))
         self.mode = "rev" if mode == "rev" else "fwd"
         self._auto = mode == "auto"
 
@@ -185,7 +178,7 @@ class MeanLossHVP:
                 def f(p: dict[str, torch.Tensor], x=x, y=y) -> torch.Tensor:
                     logits = functional_call(self.model, {**p, **fixed}, (x,))
                     # Each batch's sum over the whole count: the passes add up to the mean loss.
-                    return _loss_sum(logits, y, self.loss.builtin) / total
+                    return self._fused.summed(logits, y) / total
             else:
 
                 def f(p: dict[str, torch.Tensor], batch=batch) -> torch.Tensor:

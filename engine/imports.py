@@ -9,10 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.config import IN_MEMORY
 from engine.errors import ConfigError
 
-__all__ = ["is_callable_spec", "load_callable"]
+__all__ = ["IN_MEMORY", "is_callable_spec", "load_callable"]
+
+# A value with this prefix (``model.arch``, ``data.dataset``, ``data.test_dataset``,
+# ``data.loss``) stands for an object handed over in memory through the Python API
+# (``tui_landscape.compute``): recorded so a file says what made it, never loaded from a config.
+IN_MEMORY = "python:"
 
 
 def is_callable_spec(spec: str) -> bool:

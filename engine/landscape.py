@@ -18,14 +18,21 @@ from torch import nn
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
-from engine.data import Batches, Split, batch_size_of, load_splits, split_batches
+from engine.data import Batches, Split, batch_size_of, first_batch, load_splits, split_batches
 from engine.devices import PRECISION
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
-from engine.evaluate import autocast, evaluate, loss_sums, per_sample, segment_stats
+from engine.evaluate import (
+    CHECK_KEYS,
+    autocast,
+    evaluate,
+    loss_sums,
+    per_sample,
+    segment_stats,
+)
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params, hutchinson_trace
-from engine.losses import Loss, check_output, resolve_loss
+from engine.losses import Loss, StateGuard, check_output, refuse_counts, resolve_loss
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +116,8 @@ class Landscape:
         if self.bn_recalibrate:
             # Each point's statistics come from its own train-mode pass: no stacked points.
             self.points_per_batch, self._auto = 1, False
+        # A loss function that changes buffers or modes is undone after each of its passes.
+        self._guard = None if self.fused else StateGuard(self.model, self.loss.name)
         self._previous = None  # the last point's eigenvectors: the next point's warm start
         self._hessian_count: float | None = None  # the Hessian split's summed count, once
         if self.hessian is not None:
@@ -288,7 +297,7 @@ class Landscape:
 
     def _probe(self, model: nn.Module | Callable, name: str) -> tuple[object, int | None]:
         """The loss function's output on the first batch of split ``name``."""
-        batch = next(iter(split_batches(self.splits[name], self.batch_size)))
+        batch = first_batch(self.splits[name], self.batch_size)
         try:
             with torch.inference_mode():
                 return self.loss.fn(model, batch), batch_size_of(batch)
@@ -302,7 +311,11 @@ class Landscape:
         """Refuse a loss whose output on a split's first batch is not per-sample tensors."""
         seen: list[str] | None = None
         for name in self.splits:
-            out, samples = self._probe(self.model, name)
+            self._guard.before()
+            try:
+                out, samples = self._probe(self.model, name)
+            finally:
+                self._undo_loss_changes()
             metrics = check_output(self.loss, out, samples)
             if seen is not None and metrics != seen:
                 raise LandscapeError(
@@ -311,6 +324,12 @@ class Landscape:
                 )
             seen = metrics
         self.metrics = seen or []
+
+    def _undo_loss_changes(self) -> None:
+        """Put back the buffers and modes the loss changed (``StateGuard``); recalibrated BN
+        statistics it touched are re-estimated at the next point."""
+        if self._guard.after():
+            self._calibrated_at = None
 
     def _head(self, name: str) -> Split:
         s = self.splits[name]
@@ -340,25 +359,32 @@ class Landscape:
                 out[f"{name}_loss"], out[f"{name}_acc"] = st.loss + reg, st.acc
             return out
         totals, samples = {}, {}
-        for name, split in self.splits.items():
-            batches = split_batches(split, self.batch_size)
-            totals[name], samples[name] = loss_sums(
-                self.loss.fn, self.forward, batches, self.device_type, self.precision
-            )
-        keys = ["loss", "count", *self.metrics]
+        self._guard.before()
+        try:
+            for name, split in self.splits.items():
+                batches = split_batches(split, self.batch_size)
+                totals[name], samples[name] = loss_sums(
+                    self.loss, self.forward, batches, self.device_type, self.precision
+                )
+        finally:
+            self._undo_loss_changes()
+        keys = ["loss", "count", *self.metrics, *CHECK_KEYS]
         for sums in totals.values():
             missing = [k for k in ("loss", *self.metrics) if k not in sums]
             if missing:
                 raise LandscapeError(
                     f"`data.loss` {self.loss.name} gave no {missing} here, unlike at the check"
                 )
-        # One transfer for every sum of every split (one device sync per point).
+        # One transfer for every sum of every split (one device sync per point), the batch
+        # checks' count extremes with them (1.0 where a loss gives no count: passes).
         flat = torch.stack(
-            [sums.get(k, torch.zeros((), dtype=torch.float64, device=sums["loss"].device))
+            [sums.get(k, torch.full((), float(k in CHECK_KEYS), dtype=torch.float64,
+                                    device=sums["loss"].device))
              for sums in totals.values() for k in keys]
         ).tolist()  # fmt: skip
         for i, name in enumerate(totals):
             row = dict(zip(keys, flat[i * len(keys) : (i + 1) * len(keys)], strict=True))
+            refuse_counts(self.loss.name, [row[k] for k in CHECK_KEYS])
             count = row["count"] if "count" in totals[name] else float(samples[name])
             out[f"{name}_loss"] = row["loss"] / count + reg
             for m in self.metrics:

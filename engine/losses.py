@@ -12,57 +12,163 @@ Every stored surface is ``sum(value) / sum(count)`` over a whole split, summed i
 it is exact across batches, workers and ranks: a language model's loss is the token-weighted
 mean, not a mean of batch means. ``crossentropy`` and ``mse`` are such functions too; the
 evaluator runs them on a fused classifier path with the same numbers (``Loss.builtin``).
+
+The built-in losses are the registry ``LOSSES``: a new one is a function here with
+``@register_loss`` (any batch) or ``@register_fused_loss`` (classifier math on logits), and
+the config, the data loader, the evaluator, the Hessian and ``train`` all read it from there.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from engine.data import CLASSIFIER_LOSSES
 from engine.errors import ConfigError, LandscapeError
-from engine.evaluate import sample_stats
 from engine.imports import is_callable_spec, load_callable
+from engine.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
-    "BUILTIN_LOSSES",
-    "CLASSIFIER_LOSSES",
+    "LOSSES",
+    "BatchCheck",
     "Loss",
+    "LossEntry",
     "LossFn",
+    "StateGuard",
     "causal_lm",
     "check_output",
     "crossentropy",
+    "fused_entry",
+    "is_fused",
+    "loss_refusal",
     "mse",
+    "refuse_counts",
+    "register_fused_loss",
+    "register_loss",
     "resolve_loss",
     "squared_error",
 ]
 
-LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+# No torch import at module level: the config reads ``LOSSES.names()`` at import, and the
+# config loads before torch (the app draws its form first). Functions import it when called.
+
+LossFn = Callable[["nn.Module", Any], Mapping[str, "torch.Tensor"]]
+# Fused per-sample math: float32 logits (N, C) and int labels (N,) -> loss (N,), correct (N,)
+FusedFn = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
 
 # A metric becomes the dataset ``<split>_<name>``: a name that is safe there and in a TOML key.
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
-def crossentropy(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class LossEntry:
+    """A built-in loss: ``fn(model, batch)`` as any loss, and for a classifier loss on
+    ``(inputs, labels)`` its ``fused`` per-sample math on logits (the evaluator's fast path,
+    and the data loader keeps such splits as two tensors). ``fused_sum`` is that loss summed
+    differentiably (the Hessian's; default: ``fused``'s loss summed). ``trainable``: the
+    ``train`` command accepts it."""
+
+    name: str
+    fn: LossFn
+    fused: FusedFn | None = None
+    fused_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    trainable: bool = False
+
+    def summed(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The batch's summed loss, differentiable (for Hessian-vector products)."""
+        if self.fused_sum is not None:
+            return self.fused_sum(logits, y)
+        return fused_entry(self.name).fused(logits, y)[0].sum()
+
+
+LOSSES: Registry[LossEntry] = Registry("loss", "data.loss")
+
+
+def register_loss(name: str, *, trainable: bool = False) -> Callable[[LossFn], LossFn]:
+    """Register ``fn(model, batch) -> {'loss': (B,), ...}`` as the built-in loss ``name``."""
+    return LOSSES.register(name, lambda fn: LossEntry(name, fn, trainable=trainable))
+
+
+def register_fused_loss(
+    name: str,
+    *,
+    trainable: bool = False,
+    fused_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[FusedFn], LossFn]:
+    """Register a classifier loss by its per-sample math ``fused(logits, labels)`` ->
+    ``(loss (N,), correct (N,))`` on float32 logits ``(N, C)``. The decorated name becomes the
+    loss function ``fn(model, (inputs, labels))``, which gives ``loss`` and ``acc`` (percent)."""
+
+    def deco(fused: FusedFn) -> LossFn:
+        def fn(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+            per, correct = fused(model(batch[0]).float(), batch[1])
+            return {"loss": per, "acc": 100.0 * correct.double()}
+
+        fn.__name__ = fn.__qualname__ = fused.__name__
+        fn.__doc__, fn.__module__ = fused.__doc__, fused.__module__
+        LOSSES.add(name, LossEntry(name, fn, fused, fused_sum, trainable))
+        return fn
+
+    return deco
+
+
+def fused_entry(name: str) -> LossEntry:
+    """The entry of a fused loss; a name that has no fused math raises, listing those that do."""
+    entry = LOSSES.get(name)
+    if entry.fused is None:
+        fused = [n for n in LOSSES if LOSSES.get(n).fused is not None]
+        raise ConfigError(
+            f"loss {name!r} has no fused classifier path; the fused losses are {', '.join(fused)}"
+        )
+    return entry
+
+
+def is_fused(name: str) -> bool:
+    """Whether ``name`` is a built-in loss with a fused classifier path."""
+    return name in LOSSES and LOSSES.get(name).fused is not None
+
+
+@register_fused_loss(
+    "crossentropy",
+    trainable=True,
+    fused_sum=lambda logits, y: _F().cross_entropy(logits, y, reduction="sum"),
+)
+def crossentropy(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of a classifier on ``(inputs, labels)``, and accuracy in percent."""
-    x, y = batch[0], batch[1]
-    per, correct = sample_stats(model(x), y, "crossentropy")
-    return {"loss": per, "acc": 100.0 * correct.double()}
+    # max() gives argmax's index (the first of ties) at a third of argmax's cost on CPU.
+    top = logits.max(-1, keepdim=True)
+    # Log-sum-exp of the logits shifted by their max, less the shifted true logit (exactly 0
+    # when the prediction is right), in about a third of F.cross_entropy's time with the
+    # prediction: its log_softmax over a short class dimension is slow on CPU. The max's own
+    # term is exp(0) = 1, so the log is log1p of the other terms: log() of a sum near 1 would
+    # round tiny losses to float32's spacing at 1 (6e-8), worse than torch on some CPUs.
+    z = logits - top.values
+    rest = z.exp().scatter_(-1, top.indices, 0.0).sum(-1)
+    per = rest.log1p() - z.gather(-1, y[:, None]).squeeze(-1)
+    # argmax ranks NaN highest; a NaN or inf logit makes this sample's loss non-finite, and
+    # such a sample is never correct (one check on B values instead of B x C). The loss is
+    # >= 0 or NaN or +inf, so one comparison finds the finite ones.
+    correct = (top.indices.squeeze(-1) == y) & (per < math.inf)
+    return per, correct
 
 
-def mse(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+@register_fused_loss("mse", trainable=True)
+def mse(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's MSE: softmax outputs against one-hot labels, and accuracy in percent."""
-    x, y = batch[0], batch[1]
-    per, correct = sample_stats(model(x), y, "mse")
-    return {"loss": per, "acc": 100.0 * correct.double()}
+    # nn.MSELoss() (mean over classes) on softmax vs one-hot, per sample.
+    onehot = _F().one_hot(y, logits.shape[-1]).to(logits.dtype)
+    per = (logits.softmax(-1) - onehot).pow(2).mean(-1)
+    correct = (logits.max(-1).indices == y) & logits.isfinite().all(-1)
+    return per, correct
 
 
+@register_loss("squared_error")
 def squared_error(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     """Regression on ``(inputs, targets)``: squared error (mean over output features) per
     sample, and the absolute error ``abs_err`` likewise."""
@@ -72,6 +178,7 @@ def squared_error(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     return {"loss": diff.pow(2).mean(1), "abs_err": diff.abs().mean(1)}
 
 
+@register_loss("causal_lm")
 def causal_lm(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     """Next-token cross-entropy of a causal language model, weighted by tokens.
 
@@ -92,9 +199,15 @@ def causal_lm(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     if "attention_mask" in batch:
         mask = mask & batch["attention_mask"][:, 1:].bool()
     logits = logits[:, :-1].float()
-    tokens = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), labels.clamp(min=0).reshape(-1), reduction="none"
-    ).view(labels.shape)
+    tokens = (
+        _F()
+        .cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            labels.clamp(min=0).reshape(-1),
+            reduction="none",
+        )
+        .view(labels.shape)
+    )
     right = (logits.argmax(-1) == labels) & mask
     m = mask.to(tokens.dtype)
     return {
@@ -104,22 +217,20 @@ def causal_lm(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
     }
 
 
-BUILTIN_LOSSES: dict[str, LossFn] = {
-    "crossentropy": crossentropy,
-    "mse": mse,
-    "squared_error": squared_error,
-    "causal_lm": causal_lm,
-}
+def _F():  # torch.nn.functional, imported when a loss first runs
+    import torch.nn.functional as F
+
+    return F
 
 
 @dataclass(frozen=True)
 class Loss:
     """A loss function with the name errors give it (the config's spec, or a callable's
-    qualified name) and, for the classifier losses, the fused path's name."""
+    qualified name) and, for a fused built-in loss, its name (the evaluator's fast path)."""
 
     fn: LossFn
     name: str
-    builtin: str | None = None  # 'crossentropy' / 'mse': evaluated on the fused path
+    builtin: str | None = None  # a fused loss ('crossentropy', 'mse'): see ``fused_entry``
 
 
 def resolve_loss(spec: str | LossFn | Loss | None, key: str = "data.loss") -> Loss:
@@ -132,22 +243,43 @@ def resolve_loss(spec: str | LossFn | Loss | None, key: str = "data.loss") -> Lo
         name = getattr(spec, "__qualname__", None) or type(spec).__name__
         module = getattr(spec, "__module__", None)
         return Loss(spec, f"{module}:{name}" if module else name)
-    if spec in BUILTIN_LOSSES:
-        return Loss(BUILTIN_LOSSES[spec], spec, spec if spec in CLASSIFIER_LOSSES else None)
+    if spec in LOSSES:
+        entry = LOSSES.get(spec)
+        return Loss(entry.fn, spec, spec if entry.fused is not None else None)
     if is_callable_spec(spec):
         return Loss(load_callable(spec, key), spec)
-    raise ConfigError(
-        f"Unknown loss {spec!r} in `{key}`; expected one of {', '.join(BUILTIN_LOSSES)}, "
-        "or 'module:fn' / 'file.py:fn'."
+    raise ConfigError(loss_refusal(spec, key))
+
+
+def loss_refusal(spec: object, key: str = "data.loss") -> str:
+    """The one line that refuses a loss name: the built-in ones, and the callable forms."""
+    return (
+        f"Expected `{key}` to be one of {', '.join(LOSSES)} or 'module:fn' / 'file.py:fn', "
+        f"but got {spec!r}."
     )
 
 
 def check_output(loss: Loss, out: Any, samples: int | None, key: str = "data.loss") -> list[str]:
     """Refuse a loss's output on one batch in one line; the metric names it gives, in order.
 
-    ``samples`` is the batch's sample count (None where the batch does not show it).
+    ``samples`` is the batch's sample count (None where the batch does not show it). This
+    first check reads the values (one sync); ``BatchCheck`` checks every later batch.
     """
     who = f"`{key}` {loss.name}"
+    _check_layout(who, out, samples)
+    if "count" in out:
+        c = out["count"]
+        bad = ~(c.isfinite() & (c > 0))
+        if bool(bad.any()):
+            raise LandscapeError(_count_refusal(who, float(c[bad][0])))
+    return [k for k in out if k not in ("loss", "count")]
+
+
+def _check_layout(who: str, out: Any, samples: int | None) -> None:
+    """The host-side checks of one output: a dict with 'loss', good names, per-sample 1-D
+    real tensors of one length. Free: shapes and keys, no value is read."""
+    import torch
+
     if not isinstance(out, Mapping):
         raise LandscapeError(
             f"{who} returned {_what(out)}; it must return a dict of per-sample tensors "
@@ -177,15 +309,125 @@ def check_output(loss: Loss, out: Any, samples: int | None, key: str = "data.los
         if v.is_complex():
             raise LandscapeError(f"{who} returned a {v.dtype} tensor for `{k}`; expected numbers")
         n = v.shape[0]
-    if "count" in out and not bool((out["count"] > 0).all()):
-        low = float(out["count"].min())
-        raise LandscapeError(
-            f"{who} returned a `count` of {low:g} for a sample; every count must be > 0"
-        )
-    return [k for k in out if k not in ("loss", "count")]
+
+
+def _count_refusal(who: str, value: float) -> str:
+    return f"{who} returned a `count` of {value:g} for a sample; every count must be finite and > 0"
+
+
+class BatchCheck:
+    """Every batch's output of a loss checked as the first batch's is, without a sync per batch.
+
+    Keys and shapes are host-side facts, checked at once (free). The counts' values are
+    reduced on the device to their least and greatest (NaN propagates through both) and read
+    by ``refuse_counts`` once, where the caller reads its sums anyway. A later batch that differs
+    therefore fails its point with the line the first batch would have given.
+    """
+
+    def __init__(self, name: str, key: str = "data.loss") -> None:
+        self.who = f"`{key}` {name}"
+        self.keys: tuple[str, ...] | None = None
+        self.low: torch.Tensor | None = None  # least count so far (NaN if any was NaN)
+        self.high: torch.Tensor | None = None  # greatest
+
+    def batch(self, out: Any, samples: int | None) -> None:
+        """Check one batch's output (no sync)."""
+        _check_layout(self.who, out, samples)
+        keys = tuple(out)
+        if self.keys is None:
+            self.keys = keys
+        elif set(keys) != set(self.keys):
+            raise LandscapeError(
+                f"{self.who} returned the keys {list(keys)} on a later batch but "
+                f"{list(self.keys)} on the first; it must return the same keys on every batch"
+            )
+        if "count" in out:
+            c = out["count"].detach().double()
+            lo, hi = c.min(), c.max()
+            if self.low is None:
+                self.low, self.high = lo, hi
+            else:
+                self.low, self.high = self.low.minimum(lo), self.high.maximum(hi)
+
+    def extremes(self) -> list[torch.Tensor]:
+        """The device scalars ``refuse_counts`` needs, to be read with the caller's own transfer."""
+        return [] if self.low is None else [self.low, self.high]
+
+
+def refuse_counts(name: str, extremes: list[float], key: str = "data.loss") -> None:
+    """Refuse the counts a ``BatchCheck`` saw, given its ``extremes()`` read back as floats."""
+    for v in extremes:
+        if not (0 < v < math.inf):
+            raise LandscapeError(_count_refusal(f"`{key}` {name}", v))
+
+
+class StateGuard:
+    """Undo what a loss function changed in the model: buffers and modules' training flags.
+
+    A loss may call ``model.train()`` or update a buffer of its own; the surface would then
+    depend on the order of the points, and the caller's model leave changed. ``before`` notes
+    each buffer's identity and version counter and each mode (host-side, no copy, no sync);
+    ``after`` puts back only what changed (a buffer from the copy made at construction; every
+    buffer of a module whose mode flipped, since BatchNorm's kernel updates its statistics
+    without bumping the counter) and warns once, naming the function.
+    """
+
+    def __init__(self, model: nn.Module, name: str, key: str = "data.loss") -> None:
+        self.who = f"`{key}` {name}"
+        self.modules = list(model.named_modules())
+        self.modes = [m.training for _, m in self.modules]
+        # (module, its name, buffer key, tensor, copy of its values)
+        self.buffers = [
+            (m, mn, k, t, t.detach().clone())
+            for mn, m in self.modules
+            for k, t in m._buffers.items()
+            if t is not None
+        ]
+        self.versions: list[int] = []
+        self.warned = False
+
+    def before(self) -> None:
+        """Note the buffers' versions (after the point's own moves, just before the loss)."""
+        self.versions = [t._version for _, _, _, t, _ in self.buffers]
+
+    def after(self) -> bool:
+        """Put back what the loss changed since ``before``; True if anything was."""
+        import torch
+
+        changed: list[str] = []
+        flipped = set()
+        for (name, m), was in zip(self.modules, self.modes, strict=True):
+            if m.training != was:
+                m.training = was  # not .train(was): that would recurse into children
+                flipped.add(id(m))
+                changed.append(f"the mode of {name or 'the model'}")
+        with torch.no_grad():
+            for (m, mn, k, t, copy), v in zip(self.buffers, self.versions, strict=True):
+                replaced = m._buffers.get(k) is not t
+                if replaced or t._version != v or id(m) in flipped:
+                    if replaced:
+                        m._buffers[k] = t
+                    if replaced or t._version != v:
+                        changed.append(f"the buffer {mn + '.' if mn else ''}{k}")
+                    t.copy_(copy)
+        self.before()
+        if changed and not self.warned:
+            self.warned = True
+            import warnings
+
+            warnings.warn(
+                f"{self.who} changed {', '.join(changed[:3])}"
+                f"{' and more' if len(changed) > 3 else ''}; the engine puts the model back "
+                "after each point (a loss should not change the model)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return bool(changed)
 
 
 def _what(v: Any) -> str:
+    import torch
+
     if isinstance(v, torch.Tensor):
         return f"a tensor of shape {tuple(v.shape)}"
     return f"a {type(v).__name__}"

@@ -7,7 +7,8 @@ model, the data and the directions once and evaluate the chunks they are sent.
 Faults: a point whose evaluation raises is tried ``retries`` more times, then reported as
 failed with its error (a NaN or inf loss is a result, not a failure). A worker that dies
 (killed, out of memory, segfault) has its in-flight points re-queued, each such loss counting
-as a try, and is restarted, at most ``restarts`` times over the pool's life.
+as a try, and is restarted, at most ``restarts`` times over the pool's life. A
+``DataSetError`` (the data set's own fault, the same at every point) stops the run at once.
 
 Chunks are sized by guided self-scheduling: about half of a worker's fair share of what is
 left, capped at two seconds of its measured speed, so all workers finish together and a dead
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from engine.errors import LandscapeError, describe
+from engine.errors import DataSetError, LandscapeError, describe
 
 __all__ = ["Outcome", "Pool", "WorkerSpec", "evaluate_local"]
 
@@ -68,6 +69,8 @@ def _evaluate_chunk(
         try:
             yield [k for k, _, _ in group], evaluate_many([(a, b) for _, a, b in group])
             continue
+        except DataSetError:
+            raise  # the data set's fault, the same at every point: the run stops
         except Exception as e:
             if len(group) == 1:
                 yield [group[0][0]], describe(e)
@@ -75,6 +78,8 @@ def _evaluate_chunk(
         for k, a, b in group:  # a batched group failed: find the point(s) that fail alone
             try:
                 yield [k], evaluate_many([(a, b)])
+            except DataSetError:
+                raise
             except Exception as e:
                 yield [k], describe(e)
 
@@ -97,6 +102,8 @@ def evaluate_local(
             for _ in range(retries):
                 try:
                     (values,) = evaluate_many([point(k)])
+                except DataSetError:
+                    raise
                 except Exception as e:
                     error = describe(e)
                     continue
@@ -144,6 +151,8 @@ def _worker(conn: Connection, spec: WorkerSpec, parent: int | None = None) -> No
             for ks, res in _evaluate_chunk(land.evaluate_many, land.points_per_batch, points):
                 conn.send(("error", ks, res) if isinstance(res, str) else ("result", ks, res))
             conn.send(("idle", None))
+    except DataSetError as e:  # the same at every point: the parent stops the run
+        conn.send(("stop", str(e)))
     except (EOFError, OSError):  # the parent is gone (BrokenPipe, reset): end quietly
         os._exit(0)
 
@@ -261,6 +270,8 @@ class Pool:
             w.ready = True
         elif kind == "fatal":
             raise LandscapeError(f"worker {w.slot} ({w.spec.device}) could not start: {msg[1]}")
+        elif kind == "stop":
+            raise DataSetError(msg[1])
         elif kind == "idle":
             w.busy = False
             if w.sent:

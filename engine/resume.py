@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.config import Config, config_from_dict, parse_toml
 from engine.directions import DirectionSet
 from engine.errors import LandscapeError
-from engine.formats import Surface, direction_hash, load_directions, read_surface
+from engine.formats import LAYOUT_OURS, Surface, direction_hash, load_directions, read_surface
 
 __all__ = ["existing_surface", "resumed_directions"]
 
@@ -26,16 +26,16 @@ def existing_surface(out: Path, cfg: Config, overwrite: bool) -> Surface | None:
         return None  # replaced atomically once everything else has been checked
     s = read_surface(out)
     hint = "pass --overwrite to replace it, or choose another --out"
-    if s.layout != "tui-landscape":
+    if s.layout != LAYOUT_OURS:
         raise LandscapeError(f"{out} exists and is not a tui-landscape surface; {hint}")
     try:
-        stored = config_from_dict(parse_toml(str(s.attrs.get("config", "")), "config"))
+        stored = config_from_dict(parse_toml(s.provenance.config, "config"))
     except LandscapeError:
         raise LandscapeError(f"{out} exists but its stored config cannot be read; {hint}") from None
     mine, theirs = cfg.identity(), stored.identity()
     if "auto" in (mine["directions"]["type"], theirs["directions"]["type"]):
         # 'auto' resolves from the model and kind, which are compared too: compare the result.
-        mine["directions"]["type"] = theirs["directions"]["type"] = s.attrs.get("dir_type")
+        mine["directions"]["type"] = theirs["directions"]["type"] = s.provenance.dir_type or None
     if mine != theirs:
         diff = next(
             f"{sec}.{k}: {theirs[sec].get(k)!r} in the file vs {mine[sec].get(k)!r} now"
@@ -59,7 +59,7 @@ def resumed_directions(out: Path, existing: Surface, ndim: int) -> tuple[Path, D
         )
     ds = load_directions(dir_file)
     ds.y = ds.y if ndim == 2 else None
-    if direction_hash(ds.x, ds.y) != existing.attrs.get("dir_file_sha256"):
+    if direction_hash(ds.x, ds.y) != existing.provenance.dir_hash:
         raise LandscapeError(
             f"direction file {dir_file} changed since {out} was started; "
             "pass --overwrite to start again"

@@ -25,9 +25,11 @@ from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.formats import (
+    LAYOUT_OURS,
     Lock,
+    Provenance,
     Surface,
     SurfaceWriter,
     acquire_lock,
@@ -46,7 +48,12 @@ from engine.resume import existing_surface, resumed_directions
 
 log = logging.getLogger(__name__)
 
-ABORT_AFTER_FAILURES = 10  # a run whose first points all fail stops instead of trying them all
+# A run whose first ABORT_AFTER_FAILURES points all fail tries PROBE_POINTS more, spread over
+# the rest of the grid, before it gives up: a region that fails at the grid's start (a corner
+# where the loss raises) must not block the points that can succeed, while a loss that fails
+# everywhere still stops after a few points instead of trying them all.
+ABORT_AFTER_FAILURES = 10
+PROBE_POINTS = 5
 
 __all__ = ["Job", "PointResult", "Summary", "prepare", "time_point"]
 
@@ -177,40 +184,76 @@ class Job:
         ``compute.flush_seconds`` and folded into the HDF5 file every
         ``compute.checkpoint_seconds`` and at the end, also on an error or Ctrl-C.
         ``outcomes`` replaces this job's own evaluation (a distributed run's gathered results).
+
+        When the first ``ABORT_AFTER_FAILURES`` points all fail, ``PROBE_POINTS`` points spread
+        over the rest of the grid are tried next; if they fail too (and none has succeeded),
+        the run stops with one line. One success anywhere and every point is tried. Given
+        ``outcomes`` cannot be re-ordered, so such a run stops after the first failures.
         """
         c = self.cfg.compute
         last_flush = last_checkpoint = time.monotonic()
         ok = bad = 0
+        own = outcomes is None  # our own evaluation can be re-ordered to probe the grid
+        todo = self.todo() if own else []
         if outcomes is None:
-            outcomes = self._outcomes(self.todo())
+            outcomes = self._outcomes(todo)
+        seen: set[int] = set()
+        failed: set[int] = set()  # this run's failures (the file may hold older ones)
+        probes: set[int] | None = None  # chosen when the first points have all failed
         try:
-            for o in outcomes:
-                coords = self.grid.point(o.index)
-                if o.values is None:
-                    bad += 1
-                    self.writer.record_failure(o.index, o.error or "unknown error")
-                    if ok == 0 and bad >= ABORT_AFTER_FAILURES:
-                        raise LandscapeError(
-                            f"evaluating the point at {coords} failed: {o.error} "
-                            f"(and the {bad - 1} points before it; finished points are saved "
-                            f"in {self.path})"
-                        )
-                else:
-                    ok += 1
-                    self.writer.record(o.index, o.values)
-                yield PointResult(o.index, coords, o.values or {}, self.done, self.total, o.error)
-                now = time.monotonic()
-                if now - last_checkpoint >= c.checkpoint_seconds:
-                    self.writer.checkpoint()
-                    last_flush = last_checkpoint = now
-                elif now - last_flush >= c.flush_seconds:
-                    self.writer.flush()
-                    last_flush = now
+            while True:
+                after: list[int] | None = None  # the new order once probes are chosen
+                for o in outcomes:
+                    coords = self.grid.point(o.index)
+                    seen.add(o.index)
+                    if o.values is None:
+                        bad += 1
+                        failed.add(o.index)
+                        self.writer.record_failure(o.index, o.error or "unknown error")
+                        if ok == 0 and bad >= ABORT_AFTER_FAILURES:
+                            if own and probes is None:
+                                rest = [k for k in todo if k not in seen]
+                                probes = set(spread(rest, PROBE_POINTS))
+                                if rest:
+                                    after = [k for k in rest if k in probes] + [
+                                        k for k in rest if k not in probes
+                                    ]
+                            elif not own or probes <= failed:
+                                raise LandscapeError(
+                                    self._abort_message(coords, o.error, bad, len(probes or ()))
+                                )
+                    else:
+                        ok += 1
+                        self.writer.record(o.index, o.values)
+                    yield PointResult(
+                        o.index, coords, o.values or {}, self.done, self.total, o.error
+                    )
+                    now = time.monotonic()
+                    if now - last_checkpoint >= c.checkpoint_seconds:
+                        self.writer.checkpoint()
+                        last_flush = last_checkpoint = now
+                    elif now - last_flush >= c.flush_seconds:
+                        self.writer.flush()
+                        last_flush = now
+                    if after is not None:
+                        break
+                if after is None:
+                    break
+                _close(outcomes)  # stops the pool's workers; points in flight are in `after`
+                outcomes = self._outcomes(after)
         finally:
-            close = getattr(outcomes, "close", None)
-            if close is not None:
-                close()  # stops the pool's workers
+            _close(outcomes)  # stops the pool's workers
             self.close()
+
+    def _abort_message(
+        self, coords: tuple[float, float], error: str | None, bad: int, probes: int
+    ) -> str:
+        where = f", {probes} of them spread over the grid" if probes else ""
+        return (
+            f"evaluating the point at {coords} failed: {error} (and the {bad - 1} points "
+            f"tried before it{where}, with none finished; finished points are saved in "
+            f"{self.path})"
+        )
 
     def close(self) -> None:
         """Put the model back, fold what was recorded into the file, release the output."""
@@ -236,7 +279,7 @@ class Job:
         w, g = self.writer, self.grid
         return Surface(
             self.path,
-            "tui-landscape",
+            LAYOUT_OURS,
             g.x.coordinates(),
             None if g.y is None else g.y.coordinates(),
             {n: np.where(w.completed, a, np.nan) for n, a in w.arrays.items()},
@@ -274,6 +317,21 @@ class Job:
             tuple(p for p, n in zip(pts, neg, strict=True) if n),
             int((~finite.ravel()[flagged]).sum()),
         )
+
+
+def spread(indices: list[int], k: int) -> list[int]:
+    """``k`` of ``indices`` evenly spaced over the list, its middle included (all when fewer):
+    the points a run that failed at its start tries before it gives up."""
+    n = len(indices)
+    if n <= k:
+        return list(indices)
+    return sorted({indices[(2 * i + 1) * n // (2 * k)] for i in range(k)})
+
+
+def _close(outcomes: Iterator[Outcome]) -> None:
+    close = getattr(outcomes, "close", None)
+    if close is not None:
+        close()
 
 
 def prepare(
@@ -357,17 +415,17 @@ def _prepare_locked(
         if dir_file.resolve().parent == out.resolve().parent
         else str(dir_file.resolve())
     )
-    attrs = {
-        "config": config_to_toml(cfg),
-        "dir_file_sha256": direction_hash(ds.x, ds.y),
-        "dir_type": ds.dir_type,
-        "device": ", ".join(devices) if len(devices) > 1 else str(device),
-    }
+    provenance = Provenance(
+        config=config_to_toml(cfg),
+        dir_hash=direction_hash(ds.x, ds.y),
+        dir_type=ds.dir_type,
+        device=", ".join(devices) if len(devices) > 1 else str(device),
+    )
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
         extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     writer = SurfaceWriter.create(
-        out, grid, landscape.names(), attrs, stored, on_locked=save, extras=extras, lock=lock
+        out, grid, landscape.names(), provenance, stored, on_locked=save, extras=extras, lock=lock
     )
     return Job(writer, landscape, grid, cfg, dir_file, devices)
 
@@ -381,7 +439,12 @@ def time_point(cfg: Config) -> tuple[float, int]:
     device = resolve_device(cfg.compute.device)
     land = Landscape(model, load_splits(cfg.data), built.ds, cfg, device)
     land.check()
-    land.evaluate_many([(0.0, 0.0)])  # warm-up: first-call allocations, cuDNN's choices
-    t = time.perf_counter()
-    land.evaluate_many([(0.0, 0.0)])
+    try:
+        land.evaluate_many([(0.0, 0.0)])  # warm-up: first-call allocations, cuDNN's choices
+        t = time.perf_counter()
+        land.evaluate_many([(0.0, 0.0)])
+    except LandscapeError:
+        raise
+    except Exception as e:  # a point that fails in a run is recorded; here it is the answer
+        raise LandscapeError(f"timing the centre point failed: {describe(e)}") from e
     return time.perf_counter() - t, built.grid.size

@@ -41,10 +41,11 @@ from engine.config import (
     parse_toml,
 )
 from engine.data import Split, load_splits, to_device
-from engine.errors import ConfigError, LandscapeError
-from engine.evaluate import evaluate, loss_sums
-from engine.losses import LossFn
+from engine.errors import ConfigError, LandscapeError, describe
+from engine.evaluate import evaluate, loss_sums, read_sums
+from engine.losses import LOSSES, LossFn
 from engine.models import build_model
+from engine.models.checkpoint import torch_load_error
 
 __all__ = [
     "EpochResult",
@@ -251,8 +252,9 @@ def dataset_metrics(
         for a in range(0, n, batch_size)
     )
     sums, samples = loss_sums(loss_fn, model, batches, device.type)
-    count = float(sums.pop("count")) if "count" in sums else float(samples)
-    return {k: float(v) / count for k, v in sums.items()}
+    got = read_sums(sums, getattr(loss_fn, "__qualname__", "loss"))
+    count = got.pop("count") if "count" in got else float(samples)
+    return {k: v / count for k, v in got.items()}
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -317,7 +319,7 @@ def train_run(
     augment = tc.augment == "crop_flip" or (
         tc.augment == "auto" and cfg.data.dataset in ("cifar10", "cifar100")
     )
-    if cfg.data.loss not in ("crossentropy", "mse"):
+    if cfg.data.loss not in LOSSES or not LOSSES.get(cfg.data.loss).trainable:
         # Training is the paper's classifier recipe; a surface takes any loss, training not yet.
         raise ConfigError(
             f"`train` trains classifiers (with cross-entropy); `data.loss` = {cfg.data.loss!r} "
@@ -328,9 +330,12 @@ def train_run(
     if resume:
         try:
             state = torch.load(last, map_location=device, weights_only=True)
+        except Exception as e:  # torch's message is a page; a refused global is named
+            raise LandscapeError(f"cannot resume: {torch_load_error(last, None, e)}") from e
+        try:
             training.load_state_dict(state)
         except Exception as e:
-            raise LandscapeError(f"cannot resume from {last}: {type(e).__name__}: {e}") from e
+            raise LandscapeError(f"cannot resume from {last}: {describe(e)}") from e
     else:
         if overwrite and run_dir.exists():
             for old in [*run_dir.glob("model_*.pt"), last, run_dir / "metrics.csv"]:

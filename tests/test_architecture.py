@@ -74,11 +74,21 @@ def test_file_names_are_spelled_only_in_the_constants_module():
         constants.JOURNAL_SUFFIX,
         constants.LOCK_SUFFIX,
         constants.DIRECTIONS_SUFFIX,
+        constants.LOG_SUFFIX,
+        constants.CONFIG_SUFFIX,
         constants.SURFACE_FORMAT,
         constants.DIRECTIONS_FORMAT,
         constants.PROJECTION_FORMAT,
     }
-    allowed: set[tuple[str, str]] = set()
+    # ".toml" is also what the app and the CLI take a config file by, and ".log" a word.
+    allowed: set[tuple[str, str]] = {
+        (where, ".toml")
+        for where in (
+            "tui_landscape/app.py",
+            "tui_landscape/cli/tui.py",
+            "tui_landscape/screens/save.py",
+        )
+    }
     offenders = []
     for root in ("engine", "tui_landscape"):
         for path in (REPO / root).rglob("*.py"):
@@ -92,4 +102,49 @@ def test_file_names_are_spelled_only_in_the_constants_module():
                     and (where, node.value) not in allowed
                 ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert not offenders
+
+
+def _is_attrs(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "attrs"
+
+
+def test_attribute_names_and_layouts_are_spelled_only_in_engine_formats():
+    """Provenance is read through ``Surface.provenance`` and a layout compared with
+    ``LAYOUT_OURS``: an attribute read as ``s.attrs["config"]`` or a layout compared with
+    ``"tui-landscape"`` outside ``engine/formats`` would drift from the schema."""
+    from engine.formats import constants
+
+    attrs = {getattr(constants, n) for n in constants.__all__ if n.startswith("ATTR_")}
+    layouts = {constants.LAYOUT_OURS, constants.LAYOUT_REFERENCE}
+    offenders = []
+    for root in ("engine", "tui_landscape"):
+        for path in (REPO / root).rglob("*.py"):
+            if REPO / "engine" / "formats" in path.parents:
+                continue
+            where = path.relative_to(REPO)
+            for node in ast.walk(ast.parse(path.read_text())):
+                # x.attrs["name"], x.attrs.get("name"), "name" in x.attrs
+                if isinstance(node, ast.Subscript) and _is_attrs(node.value):
+                    key = node.slice
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and _is_attrs(node.func.value)
+                    and node.args
+                ):
+                    key = node.args[0]
+                elif isinstance(node, ast.Compare) and any(_is_attrs(c) for c in node.comparators):
+                    key = node.left
+                else:
+                    key = None
+                if isinstance(key, ast.Constant) and key.value in attrs:
+                    offenders.append(f"{where}:{node.lineno}: attribute {key.value!r}")
+                # s.layout == "tui-landscape", "reference" != info.layout
+                if isinstance(node, ast.Compare):
+                    sides = [node.left, *node.comparators]
+                    if any(isinstance(x, ast.Attribute) and x.attr == "layout" for x in sides):
+                        for x in sides:
+                            if isinstance(x, ast.Constant) and x.value in layouts:
+                                offenders.append(f"{where}:{node.lineno}: layout {x.value!r}")
     assert not offenders

@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import DataTable, Static
 
 import tui_landscape.screens.browser as browser
-from engine.formats import SurfaceWriter
+from engine.formats import Provenance, SurfaceWriter
 from engine.grid import Grid
 from tests.test_storage import write_reference_file
 from tests.test_tui import listed, small_file, sync, wait_for
@@ -230,7 +230,8 @@ async def test_delete_takes_a_detached_runs_log_and_config(tmp_path):
 async def test_delete_is_refused_while_a_run_writes_the_file(tmp_path):
     """Deleting a surface being computed lost every point and freed its lock (issue 17)."""
     g = Grid.parse("0:1:3")
-    w = SurfaceWriter.create(tmp_path / "r.h5", g, ["train_loss"], {}, "d.h5")  # holds the lock
+    w = SurfaceWriter.create(tmp_path / "r.h5", g, ["train_loss"], Provenance(), "d.h5")
+    # w holds the lock until it closes
     w.record(0, {"train_loss": 1.0})
     w.flush()
     app = create_app(tmp_path)

@@ -237,3 +237,21 @@ def test_debug_shows_the_exception(tmp_path):
     assert isinstance(r.exception, LandscapeError)
     with pytest.raises(LandscapeError):
         raise r.exception
+
+
+def test_each_short_flag_has_one_meaning_across_commands():
+    """`-s` was `--set` in compute and `--surface` in plot: a short flag names one long flag
+    in every command that has it."""
+    import typer.main
+
+    from tui_landscape.cli import app
+
+    meanings: dict[str, set[str]] = {}
+    root = typer.main.get_command(app)
+    for cmd in root.commands.values():  # type: ignore[attr-defined]
+        for p in cmd.params:
+            longs = [o for o in p.opts if o.startswith("--")]
+            for short in (o for o in p.opts if len(o) == 2 and o.startswith("-")):
+                meanings.setdefault(short, set()).update(longs)
+    assert meanings["-s"] == {"--set"} and meanings["-o"] == {"--out"}
+    assert all(len(longs) == 1 for longs in meanings.values()), meanings

@@ -19,7 +19,7 @@ from rich.console import Console
 import tui_landscape.cli.common as common
 import tui_landscape.report as report
 from engine.errors import LandscapeError
-from engine.formats import SurfaceWriter, journal_path, surface_info
+from engine.formats import Provenance, SurfaceWriter, journal_path, surface_info
 from engine.grid import Grid
 from engine.run import Summary
 from tests.conftest import REPO
@@ -165,7 +165,7 @@ def test_verbose_turns_on_our_debug_lines_only(logger_levels):
 def test_verbose_export_prints_no_library_debug_lines(tmp_path):
     f = tmp_path / "s.h5"
     g = Grid.parse("-1:1:5", "-1:1:4")
-    with SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(f, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k in range(20):
             w.record(k, {"train_loss": float(np.sin(k)) + 2})
     cmd = [

@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, LandscapeError
+from engine.formats import Surface, SurfaceWriter, read_surface
+from engine.grid import Grid
 from engine.sharpness import eigen_ratio
 from tui_landscape.plots import export as E
-from tui_landscape.plots.spec import SURFACE_KINDS, levels_for
+from tui_landscape.plots.spec import (
+    SURFACE_KINDS,
+    PlotSpec,
+    grid_spec,
+    levels_for,
+    resolve,
+    resolve_compare,
+)
 
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread
@@ -56,6 +65,19 @@ def _coloured(img: np.ndarray) -> float:
     return float((img.max(axis=2) - img.min(axis=2) > 0.16).mean())
 
 
+def export_map(path: Path, x, y, z, *, kind: str = "contour", size=(6, 4.5), dpi=150, **kw) -> Path:
+    """Arrays drawn as every front end draws them: resolved to a spec, then ``export_spec``."""
+    return E.export_spec(path, grid_spec(x, y, z, kind=kind, **kw), size=size, dpi=dpi)
+
+
+def surface_file(path: Path, x: str, y: str | None, z: np.ndarray) -> Surface:
+    """``z`` (NaN: a failed point) written as a surface file over grid ``x``, ``y``, and read."""
+    with SurfaceWriter.create(path, Grid.parse(x, y or ""), ["train_loss"], {}, "d.h5") as w:
+        for k, v in enumerate(np.ravel(z)):
+            w.record(k, {"train_loss": float(v)})
+    return read_surface(path)
+
+
 @pytest.fixture
 def figs(monkeypatch: pytest.MonkeyPatch) -> list:
     """The matplotlib figures each export call saves, to inspect what was drawn."""
@@ -79,7 +101,7 @@ def test_surface_every_kind_and_grid(tmp_path: Path, kind: str, grid: str, figs:
     x, y, z = GRIDS[grid]
     if kind == "ratio":
         z = z / 8
-    out = E.export_surface(tmp_path / f"{kind}.png", x, y, z, kind=kind, title=kind, **SMALL)
+    out = export_map(tmp_path / f"{kind}.png", x, y, z, kind=kind, title=kind, **SMALL)
     assert out == tmp_path / f"{kind}.png"
     img = _png(out, SMALL["size"], SMALL["dpi"])
     assert _non_white(img) > 0.05
@@ -95,14 +117,14 @@ def test_surface_every_kind_and_grid(tmp_path: Path, kind: str, grid: str, figs:
 
 def test_default_size_and_dpi(tmp_path: Path) -> None:
     x, y, z = GRIDS["nonsquare"]
-    img = _png(E.export_surface(tmp_path / "a.png", x, y, z), (6, 4.5), 150)
+    img = _png(export_map(tmp_path / "a.png", x, y, z), (6, 4.5), 150)
     assert img.shape[:2] == (675, 900)
-    _png(E.export_surface(tmp_path / "b.png", x, y, z, size=(4, 3), dpi=100), (4, 3), 100)
+    _png(export_map(tmp_path / "b.png", x, y, z, size=(4, 3), dpi=100), (4, 3), 100)
 
 
 def test_surface3d_is_not_blank(tmp_path: Path) -> None:
     x, y, z = GRIDS["nan"]
-    img = _png(E.export_surface(tmp_path / "s.png", x, y, z, kind="surface3d"), (6, 4.5), 150)
+    img = _png(export_map(tmp_path / "s.png", x, y, z, kind="surface3d"), (6, 4.5), 150)
     assert _non_white(img) > 0.05
     # The old Axes3D(fig) figure shows only its colour bar (~3.5 % coloured); ours the surface.
     assert _coloured(img) > 0.08
@@ -111,12 +133,12 @@ def test_surface3d_is_not_blank(tmp_path: Path) -> None:
 def test_log_scale(tmp_path: Path, figs: list) -> None:
     x, y, z = GRIDS["nan"]
     for kind in ("filled", "heatmap", "surface3d", "contour"):
-        E.export_surface(tmp_path / f"{kind}.png", x, y, z * 100, kind=kind, log=True, **SMALL)
+        export_map(tmp_path / f"{kind}.png", x, y, z * 100, kind=kind, log=True, **SMALL)
     from matplotlib.colors import LogNorm
 
     assert isinstance(figs[1].axes[0].collections[0].norm, LogNorm)
     with pytest.raises(ConfigError, match="positive"):
-        E.export_surface(tmp_path / "neg.png", x, y, -z, kind="filled", log=True, **SMALL)
+        export_map(tmp_path / "neg.png", x, y, -z, kind="filled", log=True, **SMALL)
 
 
 # --- NaN is missing, never zero --------------------------------------------------------------
@@ -124,7 +146,7 @@ def test_log_scale(tmp_path: Path, figs: list) -> None:
 
 def test_nan_is_masked_not_zero(tmp_path: Path, figs: list) -> None:
     x, y, z = GRIDS["nan"]
-    E.export_surface(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
+    export_map(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
     mesh = figs[-1].axes[0].collections[0]
     arr = mesh.get_array()
     assert np.ma.is_masked(arr)
@@ -133,14 +155,14 @@ def test_nan_is_masked_not_zero(tmp_path: Path, figs: list) -> None:
 
     # Missing cells are left blank (white), a colour no viridis cell has.
     full = _png(
-        E.export_surface(tmp_path / "f.png", *_grid(2, 2), kind="heatmap", **SMALL),
+        export_map(tmp_path / "f.png", *_grid(2, 2), kind="heatmap", **SMALL),
         SMALL["size"],
         SMALL["dpi"],
     )
     xg, yg, zg = _grid(2, 2)
     zg[0, 1] = np.nan
     hole = _png(
-        E.export_surface(tmp_path / "n.png", xg, yg, zg, kind="heatmap", **SMALL),
+        export_map(tmp_path / "n.png", xg, yg, zg, kind="heatmap", **SMALL),
         SMALL["size"],
         SMALL["dpi"],
     )
@@ -158,7 +180,7 @@ def test_all_nan_surface_still_draws(tmp_path: Path, figs: list) -> None:
     """Nothing finished yet: an empty frame that says so, every cell blank, no minimum."""
     x, y, z = GRIDS["square"]
     for kind in SURFACE_KINDS:
-        out = E.export_surface(
+        out = export_map(
             tmp_path / f"{kind}.png", x, y, np.full_like(z, np.nan), kind=kind, **SMALL
         )
         img = _png(out, SMALL["size"], SMALL["dpi"])
@@ -171,7 +193,7 @@ def test_all_nan_surface_still_draws(tmp_path: Path, figs: list) -> None:
         # Not one coloured pixel in the plot area (a NaN read as 0 would be painted).
         assert _coloured(_plot_area(img, ax)) == 0.0, kind
         # The same figure of finished points is coloured there: the check can fail.
-        E.export_surface(tmp_path / "full.png", x, y, z, kind=kind, **SMALL)
+        export_map(tmp_path / "full.png", x, y, z, kind=kind, **SMALL)
         full = _png(tmp_path / "full.png", SMALL["size"], SMALL["dpi"])
         assert _coloured(_plot_area(full, figs[-1].axes[0])) > 0.05, kind
 
@@ -180,7 +202,7 @@ def test_heatmap_orientation_and_extent(tmp_path: Path, figs: list) -> None:
     x = np.array([0.0, 1.0, 2.0])
     y = np.array([10.0, 20.0])
     z = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # z[i, j] at (x[j], y[i])
-    E.export_surface(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
+    export_map(tmp_path / "h.png", x, y, z, kind="heatmap", **SMALL)
     ax = figs[-1].axes[0]
     mesh = ax.collections[0]
     coords = mesh.get_coordinates()  # cell corners, (ny+1, nx+1, 2)
@@ -228,7 +250,7 @@ def test_ratio_map_fixed_scale(tmp_path: Path, figs: list) -> None:
     x, y, _ = GRIDS["nonsquare"]
     z = np.full((y.size, x.size), -0.1)  # |ratio| = 0.1 -> 0.2 of the fixed 0..0.5 scale
     img = _png(
-        E.export_surface(tmp_path / "r.png", x, y, z, kind="ratio", **SMALL),
+        export_map(tmp_path / "r.png", x, y, z, kind="ratio", **SMALL),
         SMALL["size"],
         SMALL["dpi"],
     )
@@ -265,27 +287,25 @@ def test_levels() -> None:
 
 def test_svg_pdf_and_suffixes(tmp_path: Path) -> None:
     x, y, z = GRIDS["nonsquare"]
-    svg = E.export_surface(tmp_path / "a.svg", x, y, z, kind="filled", **SMALL).read_bytes()
+    svg = export_map(tmp_path / "a.svg", x, y, z, kind="filled", **SMALL).read_bytes()
     assert svg.startswith(b"<?xml") and b"<svg" in svg[:1000]
-    pdf = E.export_surface(tmp_path / "a.pdf", x, y, z, kind="surface3d", **SMALL).read_bytes()
+    pdf = export_map(tmp_path / "a.pdf", x, y, z, kind="surface3d", **SMALL).read_bytes()
     assert pdf.startswith(b"%PDF-")
-    _png(E.export_surface(tmp_path / "UP.PNG", x, y, z, **SMALL), SMALL["size"], SMALL["dpi"])
+    _png(export_map(tmp_path / "UP.PNG", x, y, z, **SMALL), SMALL["size"], SMALL["dpi"])
     with pytest.raises(ConfigError, match=r"\.png, \.svg, \.pdf"):
-        E.export_surface(tmp_path / "a.jpg", x, y, z)
+        export_map(tmp_path / "a.jpg", x, y, z)
     with pytest.raises(ConfigError, match=r"\.png, \.svg, \.pdf"):
-        E.export_curve(tmp_path / "noext", x, {"loss": x})
+        E.export_spec(tmp_path / "noext", PlotSpec("curve", x, series={"loss": x}))
     with pytest.raises(ConfigError, match="contour, filled, heatmap, surface3d, ratio"):
-        E.export_surface(tmp_path / "a.png", x, y, z, kind="wireframe")
-    with pytest.raises(ValueError, match=r"expected \(ny, nx\)"):
-        E.export_surface(tmp_path / "a.png", x, y, z.T)
+        export_map(tmp_path / "a.png", x, y, z, kind="wireframe")
 
 
 def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     x, y, z = GRIDS["square"]
     target = tmp_path / "sub" / "fig.png"
     target.parent.mkdir()  # exports never create folders (a typo would make them silently)
-    E.export_surface(target, x, y, z, **SMALL)
-    E.export_surface(target, x, y, z, kind="heatmap", **SMALL)  # overwrites in place
+    export_map(target, x, y, z, **SMALL)
+    export_map(target, x, y, z, kind="heatmap", **SMALL)  # overwrites in place
     assert [p.name for p in target.parent.iterdir()] == ["fig.png"]
     before = target.read_bytes()
 
@@ -297,7 +317,7 @@ def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(Figure, "savefig", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        E.export_surface(target, x, y, z, **SMALL)
+        export_map(target, x, y, z, **SMALL)
     assert target.read_bytes() == before
     assert [p.name for p in target.parent.iterdir()] == ["fig.png"]
 
@@ -306,7 +326,7 @@ def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(Figure, "savefig", refused)  # the message names the user's file
     with pytest.raises(LandscapeError, match="cannot write .*fig.png: Permission denied") as e:
-        E.export_surface(target, x, y, z, **SMALL)
+        export_map(target, x, y, z, **SMALL)
     assert ".tmp" not in str(e.value)
 
 
@@ -319,10 +339,10 @@ def test_curve_with_nan(tmp_path: Path, figs: list) -> None:
     loss[[3, 5, 6]] = np.nan  # point 4 stands alone between gaps
     acc = 90 - 10 * x**2
     acc[10] = np.nan
-    out = E.export_curve(
-        tmp_path / "c.png", x, {"train": loss, "test": loss + 0.2}, {"train acc": acc}, title="1D"
+    spec = PlotSpec(
+        "curve", x, series={"train": loss, "test": loss + 0.2}, right={"train acc": acc}, title="1D"
     )
-    _png(out, (6, 4.5), 150)
+    _png(E.export_spec(tmp_path / "c.png", spec), (6, 4.5), 150)
     ax, ax2 = figs[-1].axes
     first = ax.get_lines()[0]
     assert np.isnan(first.get_ydata()[3])  # a gap, not a zero
@@ -331,30 +351,39 @@ def test_curve_with_nan(tmp_path: Path, figs: list) -> None:
     assert ax2.get_ylim() == (0, 100)
     assert ax.get_ylabel() == "loss" and ax2.get_ylabel() == "accuracy (%)"
     assert len(ax.get_legend().get_texts()) == 3
-    E.export_curve(tmp_path / "log.svg", x, {"loss": loss}, log=True, **SMALL)
+    log = PlotSpec("curve", x, series={"loss": loss}, log=True)
+    E.export_spec(tmp_path / "log.svg", log, **SMALL)
     assert figs[-1].axes[0].get_yscale() == "log" and len(figs[-1].axes) == 1
-    with pytest.raises(ValueError, match="points"):
-        E.export_curve(tmp_path / "bad.png", x, {"loss": loss[:5]})
 
 
-# --- compare ---------------------------------------------------------------------------------
+# --- compare (resolve_compare, as `compare --export`) -----------------------------------------
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> list[Surface]:
+    """Three files to compare: one square, one 3 times higher with failed points, one smaller
+    and not square."""
+    _, _, z = GRIDS["square"]
+    _, _, zn = GRIDS["nan"]
+    _, _, zs = GRIDS["nonsquare"]
+    return [
+        surface_file(tmp_path / "sgd.h5", "-1:1:9", "-0.5:1:9", z),
+        surface_file(tmp_path / "adam.h5", "-1:1:9", "-0.5:1:9", 3 * zn),
+        surface_file(tmp_path / "big.h5", "-1:1:7", "-0.5:1:4", zs),
+    ]
 
 
 @pytest.mark.parametrize("kind", ["contour", "filled", "heatmap", "surface3d"])
-def test_compare_shared_scale(tmp_path: Path, kind: str, figs: list) -> None:
-    x, y, z = GRIDS["square"]
-    xn, yn, zn = GRIDS["nan"]
-    surfaces = [("sgd", x, y, z), ("adam", xn, yn, 3 * zn), ("big", *GRIDS["nonsquare"])]
+def test_compare_shared_scale(tmp_path: Path, kind: str, figs: list, three: list) -> None:
+    _, _, z = GRIDS["square"]
     for n in (2, 3) if kind in ("contour", "surface3d") else (3,):
         size = (3.0 * n, 2.5)
-        _png(
-            E.export_compare(tmp_path / f"c{n}.png", surfaces[:n], kind=kind, size=size, dpi=60),
-            size,
-            60,
-        )
+        specs = resolve_compare(three[:n], kind=kind, figure=True)
+        _png(E.export_specs(tmp_path / f"c{n}.png", specs, size=size, dpi=60), size, 60)
         fig = figs[-1]
         panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-        assert [ax.get_title() for ax in panels] == ["sgd", "adam", "big"][:n]
+        want = [f"{f}.h5: train_loss" for f in ("sgd", "adam", "big")]
+        assert [ax.get_title() for ax in panels] == want[:n]
         norms = {(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in panels}
         assert len(norms) == 1  # one colour scale
         lo, hi = norms.pop()
@@ -367,48 +396,42 @@ def test_compare_shared_scale(tmp_path: Path, kind: str, figs: list) -> None:
         assert len(fig.axes) == n + 1  # one colour bar for all
 
 
-def test_compare_levels_and_default_size(tmp_path: Path, figs: list) -> None:
-    x, y, z = GRIDS["square"]
-    out = E.export_compare(
-        tmp_path / "c.png",
-        [("a", x, y, z), ("b", x, y, z + 1)],
-        levels=[0.5, 1, 2, 3],
-        vmin=0,
-        vmax=4,
-        dpi=40,
-    )
-    img = imread(out)
+def test_compare_levels_and_default_size(tmp_path: Path, figs: list, three: list) -> None:
+    specs = resolve_compare(three[:2], levels=[0.5, 1, 2, 3], figure=True)
+    img = imread(E.export_specs(tmp_path / "c.png", specs, dpi=40))
     w, h = figs[-1].get_size_inches()
     assert img.shape[:2] == (round(h * 40), round(w * 40)) and w > h
-    ax = figs[-1].axes[0]
-    assert list(ax.collections[0].levels) == [0.5, 1, 2, 3]
-    assert (ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) == (0, 4)
+    assert [list(ax.collections[0].levels) for ax in figs[-1].axes[:2]] == [[0.5, 1, 2, 3]] * 2
 
 
-def test_compare_curves(tmp_path: Path, figs: list) -> None:
+def test_compare_curves(tmp_path: Path, figs: list, three: list) -> None:
     x = np.linspace(-1, 1, 11)
     a = 1 + x**2
     a[2] = np.nan
-    xr, yr, zr = GRIDS["row"]
-    out = E.export_compare(
-        tmp_path / "c.png", [("a", x, None, a), ("b", x, None, 2 * a), ("row", xr, yr, zr)], **SMALL
-    )
+    ones = [
+        surface_file(tmp_path / "a.h5", "-1:1:11", None, a),
+        surface_file(tmp_path / "b.h5", "-1:1:11", None, 2 * a),
+    ]
+    out = E.export_specs(tmp_path / "c.png", resolve_compare(ones, figure=True), **SMALL)
     _png(out, SMALL["size"], SMALL["dpi"])
     (ax,) = figs[-1].axes
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "row"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a.h5", "b.h5"]
     with pytest.raises(ConfigError, match="1D"):
-        E.export_compare(tmp_path / "m.png", [("a", x, None, a), ("s", *GRIDS["square"])])
+        resolve_compare([ones[0], three[0]])
 
 
-# --- PCA path --------------------------------------------------------------------------------
+# --- PCA path (resolve with a trajectory, as `plot --path`) ----------------------------------
 
 
 def test_path_plot(tmp_path: Path, figs: list) -> None:
-    x, y, z = GRIDS["nan"]
+    from types import SimpleNamespace
+
+    _, _, z = GRIDS["nan"]
+    s = surface_file(tmp_path / "s.h5", "-1:1:9", "-0.5:1:9", z)
     t = np.linspace(0, 1, 15)
     px, py = 0.8 * np.cos(5 * t) * (1 - t), 0.5 * np.sin(5 * t) * (1 - t)
-    out = E.export_path(tmp_path / "p.png", x, y, z, px, py, explained=(0.6123, 0.2001))
-    _png(out, (6, 4.5), 150)
+    path = SimpleNamespace(x=px, y=py, explained=(0.6123, 0.2001))
+    _png(E.export_spec(tmp_path / "p.png", resolve(s, trajectory=path, figure=True)), (6, 4.5), 150)
     ax = figs[-1].axes[0]
     assert ax.get_xlabel() == "1st PC: 61.23 %" and ax.get_ylabel() == "2nd PC: 20.01 %"
     assert ax.collections  # the contours
@@ -418,13 +441,12 @@ def test_path_plot(tmp_path: Path, figs: list) -> None:
     assert lines["start"].get_marker() != lines["end"].get_marker()
     assert lines["start"].get_color() != lines["end"].get_color()
     # A one-row surface has no contours, but the path is still drawn.
-    row = E.export_path(tmp_path / "r.pdf", *GRIDS["row"], px, py, explained=(0.5, 0.1))
-    assert row.read_bytes()[:5] == b"%PDF-"
+    row = grid_spec(*GRIDS["row"], kind="contour", path=(px, py), mark_min=False)
+    assert E.export_spec(tmp_path / "r.pdf", row).read_bytes()[:5] == b"%PDF-"
     assert not figs[-1].axes[0].collections and len(figs[-1].axes[0].get_lines()) == 3
-    E.export_path(tmp_path / "u.png", x, y, z, px, py, explained=(np.nan, np.nan), **SMALL)
+    unknown = SimpleNamespace(x=px, y=py, explained=(np.nan, np.nan))
+    E.export_spec(tmp_path / "u.png", resolve(s, trajectory=unknown, figure=True), **SMALL)
     assert (figs[-1].axes[0].get_xlabel(), figs[-1].axes[0].get_ylabel()) == ("1st PC", "2nd PC")
-    with pytest.raises(ValueError, match="ratios"):
-        E.export_path(tmp_path / "p.png", x, y, z, px, py, explained=(61.2, 20.0))
 
 
 # --- matplotlib missing ----------------------------------------------------------------------
@@ -432,11 +454,12 @@ def test_path_plot(tmp_path: Path, figs: list) -> None:
 
 def _expect_missing(tmp_path: Path) -> None:
     x, y, z = GRIDS["square"]
+    two = [grid_spec(x, y, z), grid_spec(x, y, z + 1)]
     calls = [
-        lambda: E.export_surface(tmp_path / "a.png", x, y, z),
-        lambda: E.export_curve(tmp_path / "a.png", x, {"loss": x}),
-        lambda: E.export_compare(tmp_path / "a.png", [("a", x, y, z), ("b", x, y, z)]),
-        lambda: E.export_path(tmp_path / "a.png", x, y, z, x, x, explained=(0.5, 0.2)),
+        lambda: export_map(tmp_path / "a.png", x, y, z),
+        lambda: E.export_spec(tmp_path / "a.png", PlotSpec("curve", x, series={"loss": x})),
+        lambda: E.export_specs(tmp_path / "a.png", two),
+        lambda: E.export_spec(tmp_path / "a.png", grid_spec(x, y, z, path=(x, x))),
     ]
     for call in calls:
         with pytest.raises(ConfigError) as info:

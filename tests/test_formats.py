@@ -7,11 +7,12 @@ import h5py
 import numpy as np
 import pytest
 
-import engine.formats.surface as surface_mod
+import engine.formats.layout as layout_mod
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import (
     LAYOUT_OURS,
     LAYOUT_REFERENCE,
+    Provenance,
     SurfaceWriter,
     has_trajectory,
     path_datasets,
@@ -24,6 +25,7 @@ from engine.formats import (
 )
 from engine.formats import constants as C
 from engine.grid import Grid
+from tests.conftest import REPO
 from tests.test_storage import write_reference_file
 
 
@@ -40,7 +42,9 @@ def test_the_names_are_the_reference_s():
 
 def test_a_new_surface_file_holds_exactly_the_documented_names(tmp_path):
     g = Grid.parse("-1:1:4", "0:1:3")
-    with SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], {"dir_type": "states"}, "d.h5"):
+    with SurfaceWriter.create(
+        tmp_path / "s.h5", g, ["train_loss"], Provenance(dir_type="states"), "d.h5"
+    ):
         pass
     with h5py.File(tmp_path / "s.h5") as h:
         assert set(h) == {C.XCOORDS, C.YCOORDS, "train_loss", C.MASK, C.DIR_FILE}
@@ -61,13 +65,13 @@ def test_a_new_surface_file_holds_exactly_the_documented_names(tmp_path):
 def reads(monkeypatch):
     """The datasets surface_info reads whole (it must read no surface)."""
     seen: list[str] = []
-    real = surface_mod._Root.read
+    real = layout_mod.Root.read
 
     def spy(self, name):
         seen.append(name)
         return real(self, name)
 
-    monkeypatch.setattr(surface_mod._Root, "read", spy)
+    monkeypatch.setattr(layout_mod.Root, "read", spy)
     return seen
 
 
@@ -75,7 +79,7 @@ def test_surface_info_of_a_run_in_progress_agrees_with_read_surface(tmp_path, re
     g = Grid.parse("-1:1:5", "-1:1:3")
     path = tmp_path / "run.h5"
     names = ["train_loss", "train_acc", "max_eig", "min_eig"]
-    w = SurfaceWriter.create(path, g, names, {"dir_type": "weights"}, "run.directions.h5")
+    w = SurfaceWriter.create(path, g, names, Provenance(dir_type="weights"), "run.directions.h5")
     values = dict.fromkeys(names, 1.0)
     for k in range(4):
         w.record(k, values)
@@ -124,7 +128,9 @@ def test_surface_info_of_reference_files(tmp_path, reads, nx, ny):
 def test_surface_info_of_a_pca_surface_sees_its_path(tmp_path):
     g = Grid.parse("-1:1:3", "-1:1:3")
     extras = path_datasets(np.ones((4, 2)), np.zeros((4, 2)))
-    SurfaceWriter.create(tmp_path / "p.h5", g, ["train_loss"], {}, "d.h5", extras=extras).close()
+    SurfaceWriter.create(
+        tmp_path / "p.h5", g, ["train_loss"], Provenance(), "d.h5", extras=extras
+    ).close()
     assert surface_info(tmp_path / "p.h5").has_path and has_trajectory(tmp_path / "p.h5")
 
 
@@ -133,7 +139,7 @@ def test_surface_info_says_what_is_wrong_in_one_line(tmp_path):
         surface_info(tmp_path / "missing.h5")
     (tmp_path / "text.h5").write_text("hello")
     g = Grid.parse("-1:1:11", "-1:1:11")
-    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], {}, "d.h5").close()
+    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], Provenance(), "d.h5").close()
     data = (tmp_path / "full.h5").read_bytes()
     (tmp_path / "trunc.h5").write_bytes(data[: len(data) // 2])
     with h5py.File(tmp_path / "other.h5", "w") as h:
@@ -168,7 +174,7 @@ def test_sidecars_finds_the_side_files_that_exist(tmp_path):
     p = tmp_path / "s.h5"
     g = Grid.parse("0:1:3")
     assert sidecars(p) == {}
-    w = SurfaceWriter.create(p, g, ["train_loss"], {}, "s.directions.h5")
+    w = SurfaceWriter.create(p, g, ["train_loss"], Provenance(), "s.directions.h5")
     assert sidecars(p) == {
         "journal": tmp_path / ("s.h5" + C.JOURNAL_SUFFIX),
         "lock": tmp_path / ("s.h5" + C.LOCK_SUFFIX),
@@ -181,6 +187,51 @@ def test_sidecars_finds_the_side_files_that_exist(tmp_path):
     assert found["tmp"].name == "s.h5" + C.TMP_SUFFIX
     assert found["directions"] == directions_path(p) == tmp_path / ("s" + C.DIRECTIONS_SUFFIX)
     assert set(found) == {"lock", "tmp", "directions"}
+    # A run started detached from the app: its output and the config it ran, both this file's.
+    (tmp_path / "s.h5.log").write_text("computing")
+    (tmp_path / "s.h5.toml").write_text("[grid]")
+    found = sidecars(p)
+    assert found["log"] == tmp_path / ("s.h5" + C.LOG_SUFFIX)
+    assert found["config"] == tmp_path / ("s.h5" + C.CONFIG_SUFFIX)
+
+
+def test_a_delete_removes_what_the_schema_says(tmp_path):
+    """docs/surface-format.md: the file with its journal, lock, tmp, log and run config; the
+    direction file only when no other surface of the folder names it."""
+    from engine.formats import removable_sidecars
+
+    p = tmp_path / "s.h5"
+    w = SurfaceWriter.create(p, Grid.parse("0:1:3"), ["train_loss"], Provenance(), "x.h5")
+    w.record(0, {"train_loss": 1.0})
+    w.flush()  # the journal holds a point
+    for suffix in (".h5.tmp", ".h5.log", ".h5.toml", ".directions.h5"):
+        (tmp_path / f"s{suffix}").write_bytes(b"")
+    (tmp_path / "s.toml").write_text("[grid]")  # a user's own config: not a side file
+    assert set(removable_sidecars(p)) == {"journal", "lock", "tmp", "log", "config", "directions"}
+    w.close()
+    doc = (REPO / "docs" / "surface-format.md").read_text()
+    for name in ("FILE.h5.journal", "FILE.h5.lock", "FILE.h5.tmp", "FILE.h5.log", "FILE.h5.toml"):
+        assert f"`{name}`" in doc
+    assert "they are the app's, not the format's, and stay" not in doc
+
+
+def test_provenance_is_written_and_read_in_one_place(tmp_path):
+    prov = Provenance(config="[grid]\n", dir_hash="sha256:ab", dir_type="states", device="cpu")
+    p = tmp_path / "s.h5"
+    SurfaceWriter.create(p, Grid.parse("0:1:3"), ["train_loss"], prov, "d.h5").close()
+    got = read_surface(p).provenance
+    assert (got.config, got.dir_hash, got.dir_type, got.device) == (
+        prov.config, prov.dir_hash, prov.dir_type, prov.device,
+    )  # fmt: skip
+    assert got.format_version == C.SURFACE_FORMAT_VERSION and got.id and got.created
+    with h5py.File(p) as h:
+        assert h.attrs[C.ATTR_DIR_SHA256] == "sha256:ab" and h.attrs[C.ATTR_DEVICE] == "cpu"
+    with pytest.raises(TypeError, match="Provenance"):
+        SurfaceWriter.create(tmp_path / "t.h5", Grid.parse("0:1:3"), ["train_loss"], {}, "d.h5")
+    # A reference file (no attributes) and an old one read as empty provenance.
+    write_reference_file(tmp_path / "ref.h5", np.linspace(-1, 1, 3), np.linspace(0, 1, 3))
+    ref = read_surface(tmp_path / "ref.h5").provenance
+    assert ref == Provenance()
 
 
 def test_a_direction_file_goes_with_its_surface_unless_another_surface_names_it(tmp_path):
@@ -189,7 +240,7 @@ def test_a_direction_file_goes_with_its_surface_unless_another_surface_names_it(
     g = Grid.parse("0:1:3")
 
     def surface(name: str, dir_file: str) -> None:
-        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, dir_file) as w:
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], Provenance(), dir_file) as w:
             w.record(0, {"train_loss": 1.0})
 
     surface("a.h5", "a.directions.h5")
@@ -222,7 +273,7 @@ def test_projection_files_round_trip_and_take_labels_from_the_directions(tmp_pat
     # Without ratios of its own, a path on a surface takes them from the surface's directions.
     write_projection(tmp_path / "bare.h5", coords)
     g = Grid.parse("-1:1:3", "-1:1:3")
-    SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], {}, "dirs.h5").close()
+    SurfaceWriter.create(tmp_path / "s.h5", g, ["train_loss"], Provenance(), "dirs.h5").close()
     ds = DirectionSet([], [], "weights")
     save_directions(tmp_path / "dirs.h5", ds, extras={C.EXPLAINED_VARIANCE_RATIO: [0.6, 0.3]})
     assert read_trajectory(tmp_path / "bare.h5").explained is None

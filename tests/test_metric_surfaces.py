@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.formats import (
+    Provenance,
     SurfaceWriter,
     journal_path,
     read_journal,
@@ -56,7 +57,7 @@ def metric_file(path, names=("test_abs_err", "train_loss", "test_loss", "train_a
                 grid=("-1:1:9", "-1:1:7"), a: float = 1.0, skip=()):  # fmt: skip
     g = Grid.parse(*grid)
     v = values(g, a)
-    with SurfaceWriter.create(path, g, list(names), {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, list(names), Provenance(), "d.h5") as w:
         for k in range(g.size):
             if k not in skip:
                 w.record(k, {n: float(v[n].reshape(-1)[k]) for n in names})
@@ -87,7 +88,7 @@ def test_surface_names_picks_surfaces_in_one_order():
 def test_the_writer_refuses_names_that_are_not_surfaces(tmp_path, names):
     p = tmp_path / "s.h5"
     with pytest.raises(ValueError, match="Expected `names`"):
-        SurfaceWriter.create(p, Grid.parse("-1:1:5", ""), names, {}, "d.h5")
+        SurfaceWriter.create(p, Grid.parse("-1:1:5", ""), names, Provenance(), "d.h5")
     assert not p.exists()
     metric_file(p)  # the lock was given back
 
@@ -98,7 +99,7 @@ def test_extra_metrics_go_through_journal_checkpoint_and_resume(tmp_path):
     v = values(g)
     names = ["test_abs_err", "train_loss", "test_loss", "train_abs_err"]
     point = {n: float(v[n].reshape(-1)[5]) for n in names}
-    w = SurfaceWriter.create(p, g, names, {}, "d.h5")
+    w = SurfaceWriter.create(p, g, names, Provenance(), "d.h5")
     try:
         assert w.names == list(ORDERED)
         w.record(5, point)

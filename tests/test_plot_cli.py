@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.formats import SurfaceWriter, read_surface
+from engine.formats import Provenance, SurfaceWriter, read_surface
 from engine.grid import Grid
 from tui_landscape.cli import app
-from tui_landscape.plots.spec import levels_for
+from tui_landscape.plots.spec import levels_for, parse_levels, resolve, tick_format
 from tui_landscape.plots.views import render, render_compare
 
 runner = CliRunner()
@@ -55,7 +55,7 @@ def our_file(path, nx, ny, *, nan_at=(), unfinished=()):
     g = Grid.parse(f"-1:1:{nx}", f"-1:1:{ny}" if ny else "")
     _, _, z = paraboloid(nx, ny)
     names = ["train_loss", "train_acc"]
-    with SurfaceWriter.create(path, g, names, {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, names, Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             if k in unfinished:
                 continue
@@ -87,7 +87,7 @@ def test_every_kind_draws_every_file(files, kind, name):
 def test_missing_points_are_drawn_as_missing_not_zero(tmp_path):
     # Everything unfinished except two points of value 5: zero must not appear as a minimum.
     g = Grid.parse("-1:1:5", "-1:1:5")
-    with SurfaceWriter.create(tmp_path / "m.h5", g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(tmp_path / "m.h5", g, ["train_loss"], Provenance(), "d.h5") as w:
         w.record(0, {"train_loss": 5.0})
         w.record(24, {"train_loss": 6.0})
     s = read_surface(tmp_path / "m.h5")
@@ -106,6 +106,9 @@ def test_a_one_point_wide_grid_draws(tmp_path):
     for kind in ("auto", "heatmap", "filled"):
         r = invoke("plot", tmp_path / "r.h5", "--kind", kind, "--width", 60)
         assert r.exit_code == 0, r.output
+    pytest.importorskip("matplotlib")  # each file a curve; matplotlib's contour() refused it
+    r = invoke("compare", tmp_path / "r.h5", tmp_path / "r.h5", "--export", tmp_path / "c.png")
+    assert r.exit_code == 0 and (tmp_path / "c.png").stat().st_size > 0, r.output
 
 
 def test_ratio_map_uses_the_references_fixed_scale(files):
@@ -227,7 +230,7 @@ def basin_file(path):
     g = Grid.parse("-1:1:11", "-1:1:9")
     X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
     z = 1e-3 + 30 * (X**2 + Y**2) ** 2
-    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             w.record(k, {"train_loss": float(v)})
     return path
@@ -244,55 +247,39 @@ def basin_file(path):
     ],
 )
 def test_the_terminal_plot_and_the_png_of_one_file_draw_the_same_levels(
-    files, tmp_path, monkeypatch, name, kind, levels
+    files, tmp_path, name, kind, levels
 ):
-    """`plot FILE` and `plot FILE --export F.png` draw their contours at the same values."""
+    """`plot FILE` and `plot FILE --export F.png` draw their levels at the same values: the
+    terminal's title names the range it drew, the figure's contours lie at the spec's levels."""
     pytest.importorskip("matplotlib")
-    from tui_landscape.plots import export as E
-    from tui_landscape.plots import terminal as T
+    from tui_landscape.plots.export import spec_figure
 
     path = basin_file(tmp_path / "basin.h5") if name == "basin" else files[name]
-    drawn: dict[str, np.ndarray] = {}
-    iso, heat, save = T.iso_lines, T.heat_map, E._save
-
-    def iso_spy(x, y, z, lv):  # the levels handed to contourpy, one iso-line set each
-        drawn["terminal"] = np.asarray(lv, dtype=float)
-        return iso(x, y, z, lv)
-
-    def heat_spy(*args, bands=None, **kw):  # the band edges of a filled map
-        drawn["terminal"] = np.asarray(bands, dtype=float)
-        return heat(*args, bands=bands, **kw)
-
-    def save_spy(fig, *args, **kw):  # the levels matplotlib drew (contour or contourf)
-        drawn["figure"] = np.asarray(fig.axes[0].collections[0].levels, dtype=float)
-        return save(fig, *args, **kw)
-
-    monkeypatch.setattr(T, "iso_lines", iso_spy)
-    monkeypatch.setattr(T, "heat_map", heat_spy)
-    monkeypatch.setattr(E, "_save", save_spy)
     opts = ["--kind", kind] + (["--levels", levels] if levels else [])
     text = invoke("plot", path, *opts, "--width", 100, "--height", 16)
     assert text.exit_code == 0, text.output
     r = invoke("plot", path, *opts, "--export", tmp_path / "f.png", "--dpi", 30)
-    assert r.exit_code == 0, r.output
-    lv = drawn["terminal"]
+    assert r.exit_code == 0 and (tmp_path / "f.png").stat().st_size > 0, r.output
+    spec = resolve(read_surface(path), "train_loss", kind, levels=parse_levels(levels), figure=True)
+    lv = spec.levels
     assert lv.size >= 4
-    np.testing.assert_allclose(lv, drawn["figure"], rtol=1e-12)
-    if kind != "filled":  # the terminal's title names the levels it drew
-        assert f"levels {lv[0]:.3g}..{lv[-1]:.3g}" in text.stdout
+    drawn = spec_figure(spec, dpi=30).axes[0].collections[0].levels  # contour or contourf
+    np.testing.assert_allclose(drawn, lv, rtol=1e-12)
+    fmt = tick_format([lv[0], lv[-1]])
+    assert f"levels {fmt % lv[0]}..{fmt % lv[-1]}" in text.stdout  # filled bands name theirs too
 
 
 def accuracy_file(path):
     """Loss x^2 + 2 y^2 + 0.1 and accuracy 90 - 10 * loss: best at (0, 0), worst in a corner."""
     g = Grid.parse("-1:1:9", "-1:1:9")
     _, _, z = paraboloid(9, 9)
-    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             w.record(k, {"train_loss": float(v), "train_acc": 90.0 - 10 * float(v)})
     return path
 
 
-def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path, monkeypatch):
+def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path):
     f = accuracy_file(tmp_path / "acc.h5")
     r = invoke("plot", f, "--surface", "train_acc", "--width", 80)
     assert r.exit_code == 0, r.output
@@ -300,17 +287,15 @@ def test_an_accuracy_map_marks_and_reports_its_maximum(tmp_path, monkeypatch):
     r = invoke("plot", f, "--width", 80)  # a loss keeps its minimum
     assert "min 0.1 at (0, 0)" in r.stdout
     pytest.importorskip("matplotlib")
-    from tui_landscape.plots import export as ex
+    from tui_landscape.plots.export import spec_figure
 
-    figs = []
-    save = ex._save
-    monkeypatch.setattr(ex, "_save", lambda fig, *a, **kw: figs.append(fig) or save(fig, *a, **kw))
-    for kind in ("contour", "filled"):
-        r = invoke(
-            "plot", f, "--surface", "train_acc", "--kind", kind, "--export", tmp_path / "a.png"
-        )
+    for kind in ("contour", "filled", "heatmap"):
+        r = invoke("plot", f, "-s", "train_acc", "--kind", kind, "--width", 80, "--height", 16)
+        assert "max 89 at (0, 0)" in r.stdout, (kind, r.stdout)  # every map kind names it
+        r = invoke("plot", f, "-s", "train_acc", "--kind", kind, "--export", tmp_path / "a.png")
         assert r.exit_code == 0, r.output
-        stars = [ln for ln in figs[-1].axes[0].lines if ln.get_marker() == "*"]
+        fig = spec_figure(resolve(read_surface(f), "train_acc", kind, figure=True))
+        stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
         assert len(stars) == 1 and (stars[0].get_xdata()[0], stars[0].get_ydata()[0]) == (0, 0)
 
 
@@ -348,8 +333,12 @@ def test_compare_names_unfinished_files_and_fits_80_columns(tmp_path, monkeypatc
     assert re.fullmatch(r"\d\.\d+", table[2].split()[-1]), table  # the rise, whole
     assert "part.h5 (60%)" in text  # its numbers are of the finished points only
     verdict = " ".join(text[text.index("(docs/sharpness.md)") + 19 :].split())
-    assert verdict.startswith("sharpest by") or verdict.startswith("no difference"), verdict
-    assert verdict.endswith("(but not complete: part.h5 (60%))"), verdict
+    # The unfinished file's rise is of its finished points only (0.0625 against 0.075 for the
+    # same paraboloid): the verdict names it flattest, and says it is not complete.
+    assert verdict == (
+        "sharpest by mean rise within r=0.25: a_long_name_for_a_resnet56_run.h5; "
+        "flattest: part.h5 (but not complete: part.h5 (60%))"
+    ), verdict
 
 
 def test_piped_1d_plot_gives_each_series_its_own_marker(files):
@@ -369,3 +358,22 @@ def test_sharpness_of_an_unfinished_surface_says_so(tmp_path):
     full = our_file(tmp_path / "full.h5", 9, 9)
     for cmd in ("plot", "info"):
         assert "finished points only" not in invoke(cmd, full).stdout
+
+
+def test_an_accuracy_map_gets_levels_over_its_own_range(tmp_path):
+    """An accuracy from 5% to 58% was given the loss's reference levels (0.1 to 10 every 0.5):
+    the title said `levels 2.1..9.6` (5.1..9.6 here) and the 10-58% range was blank."""
+    g = Grid.parse("-1:1:9", "-1:1:9")
+    _, _, z = paraboloid(9, 9)  # 0.1 to 3.1
+    acc = 58 - 53 * (z - 0.1) / 3  # 58% at the centre, 5% in the corners
+    with SurfaceWriter.create(tmp_path / "a.h5", g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+        for k, (v, a) in enumerate(zip(z.ravel(), acc.ravel(), strict=True)):
+            w.record(k, {"train_loss": float(v), "train_acc": float(a)})
+    r = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "--width", 80)
+    assert r.exit_code == 0, r.output
+    lo, hi = map(float, re.search(r"levels (\S+)\.\.(\S+)", r.stdout).groups())
+    assert lo < 10 and hi > 50, r.stdout  # the levels span the accuracy's range
+    heat = invoke("plot", tmp_path / "a.h5", "-s", "train_acc", "-k", "heatmap", "--width", 80)
+    assert re.search(r"colour: 5 \S+ 58$", heat.stdout, re.M), heat.stdout  # not cut at 10
+    loss = invoke("plot", tmp_path / "a.h5", "--width", 80)  # a loss keeps the reference's
+    assert "levels 0.1..3.1" in loss.stdout, loss.stdout

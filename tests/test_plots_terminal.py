@@ -8,11 +8,12 @@ import numpy as np
 import plotext as plt
 import pytest
 
+from engine.errors import ConfigError
+from tui_landscape.plots.spec import grid_spec
 from tui_landscape.plots.terminal import (
     MIN_MARKER,
-    contour_levels,
-    contour_map,
     curve_plot,
+    draw,
     iso_lines,
 )
 
@@ -24,6 +25,12 @@ def grid(nx: int = 15, ny: int = 9, x0: float = 0.0, y0: float = 0.0):
     x, y = np.linspace(-1, 1, nx), np.linspace(-1, 1, ny)
     xx, yy = np.meshgrid(x, y)
     return x, y, (xx - x0) ** 2 + 2 * (yy - y0) ** 2
+
+
+def contour_map(x, y, z, *, width=80, height=24, color=True, **kw) -> str:
+    """A contour map of the arrays, as every front end draws one: a spec, then ``draw``."""
+    spec = grid_spec(x, y, z, kind=kw.pop("kind", "contour"), **kw)
+    return draw(spec, width=width, height=height, color=color)
 
 
 def canvas(out: str) -> list[str]:
@@ -123,14 +130,11 @@ def test_single_row_or_column_falls_back_to_curve(shape: tuple[int, int]) -> Non
     assert MIN_RE.search(out)
 
 
-def test_levels_int_and_sequence() -> None:
-    z = np.array([[0.0, 1.0], [2.0, np.nan]])
-    assert np.allclose(contour_levels(z, 3), [0.5, 1.0, 1.5])
-    assert len(contour_levels(z)) == 10
-    assert np.allclose(contour_levels(z, [1.5, np.nan, 0.5]), [0.5, 1.5])
-    assert contour_levels(np.full((2, 2), np.nan)).size == 0
-    x, y, zz = grid()
-    out = contour_map(x, y, zz, levels=[0.5, 1.0], color=False)
+def test_levels_count_and_sequence_come_from_the_spec() -> None:
+    x, y, z = grid()  # 0 to 3
+    assert np.allclose(grid_spec(x, y, z, levels=3).levels, [0.75, 1.5, 2.25])
+    assert np.allclose(grid_spec(x, y, z, levels=[1.5, np.nan, 0.5]).levels, [0.5, 1.5])
+    out = contour_map(x, y, z, levels=[0.5, 1.0], color=False)
     assert "levels 0.5..1" in out
 
 
@@ -226,3 +230,87 @@ def test_compare_scale_labels_of_a_narrow_range_are_distinct(
             want = scale[1]
         assert lo != hi, out
         assert (float(lo), float(hi)) == pytest.approx(want, rel=1e-4)
+
+
+# --- every map kind draws the same overlays ------------------------------------------------
+
+
+def plot_area(out: str) -> list[str]:
+    """The cells of a map: inside plotext's frame (contour), or right of a heat map's axis."""
+    if "┌" in out:
+        return canvas(out)
+    rows = out.split("\n")
+    bottom = next(i for i, r in enumerate(rows) if "└" in r)
+    return [r.split("│", 1)[1] for r in rows[:bottom] if "│" in r]
+
+
+def cells_of(rows: list[str], ch: str) -> list[tuple[float, float]]:
+    """Where ``ch`` is drawn, as (x, y) fractions of the area: 0 left/bottom, 1 right/top."""
+    h, w = len(rows) - 1, len(rows[0]) - 1
+    return [
+        (c / w, 1 - r / h) for r, row in enumerate(rows) for c, ch_ in enumerate(row) if ch_ == ch
+    ]
+
+
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.parametrize("kind", ["contour", "filled", "heatmap"])
+def test_every_map_kind_draws_the_cursor_the_best_point_and_the_path(kind, color) -> None:
+    """After `k` in the app the cursor, the minimum and a PCA path stay on the map (the heat
+    and filled maps drew none of them)."""
+    x, y, z = grid(17, 9, x0=0.5, y0=0.25)  # the minimum at (0.5, 0.25), a grid point
+    path = (np.array([-0.5, -0.25, 0.0, 0.25]), np.array([0.5, 0.25, 0.0, -0.5]))
+    spec = grid_spec(x, y, z, kind=kind, cursor=(-1.0, -1.0), path=path, title=kind)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", draw(spec, width=70, height=22, color=color))
+    assert "min 0 at (0.5, 0.25)" in out.split("\n")[0]  # the title names the best point
+    rows = plot_area(out)
+    frac = lambda px, py: pytest.approx(((px + 1) / 2, (py + 1) / 2), abs=0.07)  # noqa: E731
+    assert cells_of(rows, MIN_MARKER) == [frac(0.5, 0.25)]
+    assert cells_of(rows, "+") == [frac(-1, -1)]
+    assert cells_of(rows, "o") == [frac(-0.5, 0.5)]  # the path's start
+    assert cells_of(rows, "*") == [frac(0.25, -0.5)]  # and its end
+    dots = cells_of(rows, "•")  # the path between them
+    assert len(dots) >= 4
+    for fx, fy in dots:  # on the polyline: x falls from -0.5 to 0.25 as y falls from 0.5
+        assert -0.5 - 0.1 <= 2 * fx - 1 <= 0.25 + 0.1 and -0.5 - 0.1 <= 2 * fy - 1 <= 0.5 + 0.1
+    bare = draw(grid_spec(x, y, z, kind=kind, mark_min=False), width=70, height=22, color=False)
+    assert not {MIN_MARKER, "+", "o", "*", "•"} & set("".join(plot_area(bare)))
+
+
+@pytest.mark.parametrize("kind", ["filled", "heatmap"])
+def test_an_accuracy_heat_map_marks_its_maximum(kind) -> None:
+    x, y, z = grid(17, 9, x0=-0.5, y0=-0.25)
+    spec = grid_spec(x, y, 90 - z, kind=kind, best="max", loss=False)
+    out = draw(spec, width=70, height=22, color=False)
+    assert "max 90 at (-0.5, -0.25)" in out and "min " not in out
+    assert cells_of(plot_area(out), MIN_MARKER) == [pytest.approx((0.25, 0.375), abs=0.07)]
+
+
+# --- the kinds' registry ---------------------------------------------------------------------
+
+
+def test_every_plot_kind_has_a_terminal_and_a_figure_renderer() -> None:
+    from tui_landscape.plots import export, kinds, terminal
+
+    assert set(terminal.RENDERERS) == set(kinds.DRAWN_KINDS) == set(export.FIGURES)
+    assert set(kinds.KINDS) - set(kinds.DRAWN_KINDS) == {"auto", "ratio"}  # resolved to others
+    x, y, z = grid()
+    for kind in ("auto", *kinds.SURFACE_KINDS):  # every kind a map can be asked as is drawn
+        assert grid_spec(x, y, z, kind=kind).kind in kinds.DRAWN_KINDS
+    with pytest.raises(ConfigError, match="for --export only"):  # plotext has no 3D view
+        draw(grid_spec(x, y, z, kind="surface3d"))
+
+
+def test_an_unknown_kind_raises_naming_the_kinds() -> None:
+    from dataclasses import replace
+
+    from tui_landscape.plots import export
+
+    spec = replace(grid_spec(*grid()), kind="wireframe")
+    names = "contour, filled, heatmap, surface3d, curve, but got 'wireframe'"
+    with pytest.raises(ConfigError, match=names):
+        draw(spec)
+    pytest.importorskip("matplotlib")
+    with pytest.raises(ConfigError, match=names):  # it fell through to a 3D surface
+        export.spec_figure(spec)
+    with pytest.raises(ConfigError, match="auto, contour, filled, heatmap, surface3d, ratio"):
+        grid_spec(*grid(), kind="wireframe")

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.config import config_to_toml, load_config
-from engine.formats import SurfaceWriter, lock_holder, read_surface, surface_info
+from engine.formats import Provenance, SurfaceWriter, lock_holder, read_surface, surface_info
 from engine.grid import Grid
 from engine.run import prepare
 from tests.conftest import REPO
@@ -36,12 +36,12 @@ GRID = ("-1:1:4", "-1:1:4")  # 16 points
 WRITER = """
 import sys
 import numpy as np
-from engine.formats import SurfaceWriter
+from engine.formats import Provenance, SurfaceWriter
 from engine.grid import Grid
 g = Grid.parse(*sys.argv[2:4])
 X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
 z = (X**2 + 2 * Y**2).ravel()
-w = SurfaceWriter.create(sys.argv[1], g, ["train_loss"], {}, "d.h5")
+w = SurfaceWriter.create(sys.argv[1], g, ["train_loss"], Provenance(), "d.h5")
 k = 0
 print("ready", flush=True)
 for line in sys.stdin:
@@ -80,7 +80,7 @@ class Writer:
 
 def finished_file(path: Path, grid: tuple[str, str] = GRID) -> Path:
     g = Grid.parse(*grid)
-    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k in range(g.size):
             w.record(k, {"train_loss": float(k)})
     return path
@@ -134,7 +134,7 @@ def test_run_status_rate_is_the_journals_points_over_the_time_since_the_checkpoi
 ):
     f = tmp_path / "r.h5"
     g = Grid.parse(*GRID)
-    with SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(f, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k in range(6):
             w.record(k, {"train_loss": 1.0})
         w.flush()
@@ -284,7 +284,7 @@ def test_plot_watch_draws_as_points_arrive_and_ends_when_complete(tmp_path, monk
     monkeypatch.setattr(runs, "WATCH_SECONDS", 0.02)
     f = tmp_path / "w.h5"
     g = Grid.parse(*GRID)
-    w = SurfaceWriter.create(f, g, ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(f, g, ["train_loss"], Provenance(), "d.h5")
     frames: list[int] = []  # the done counts the watch printed
     real_show = plot_cli._show
 
@@ -321,7 +321,7 @@ def test_plot_watch_gives_up_on_an_unfinished_file_no_run_writes(tmp_path, monke
     monkeypatch.setattr(runs, "WATCH_SECONDS", 0.02)
     monkeypatch.setattr(plot_cli, "WATCH_GRACE_SECONDS", 0.2)
     g = Grid.parse(*GRID)
-    with SurfaceWriter.create(tmp_path / "u.h5", g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(tmp_path / "u.h5", g, ["train_loss"], Provenance(), "d.h5") as w:
         w.record(0, {"train_loss": 1.0})
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "u.h5"), "--watch", "--width", "60"])
     assert r.exit_code == 1 and "no run has written it" in r.output, r.output

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine.formats import SurfaceWriter
+from engine.formats import Provenance, SurfaceWriter
 from engine.grid import Grid
 from tests.conftest import REPO
 
@@ -47,7 +47,7 @@ def surface(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("startup") / "s.h5"
     g = Grid.parse("-1:1:5", "-1:1:5")
     X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
-    with SurfaceWriter.create(path, g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss"], Provenance(), "d.h5") as w:
         for k, v in enumerate((X**2 + 2 * Y**2).ravel()):
             w.record(k, {"train_loss": float(v)})
     return str(path)

@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import SURFACE_FORMAT as FORMAT
-from engine.formats import SurfaceWriter, read_surface
+from engine.formats import Provenance, SurfaceWriter, read_surface
 from engine.grid import Grid
 
 
@@ -63,7 +63,7 @@ def test_reference_1d(tmp_path):
 def test_round_trip_with_mask_and_zero_loss(tmp_path):
     g = Grid.parse("-1:1:4", "0:1:3")
     w = SurfaceWriter.create(
-        tmp_path / "s.h5", g, ["train_loss", "train_acc"], {"config": "x"}, "d.h5"
+        tmp_path / "s.h5", g, ["train_loss", "train_acc"], Provenance(config="x"), "d.h5"
     )
     for k in range(g.size - 1):
         a, b = g.point(k)
@@ -82,7 +82,7 @@ def test_round_trip_with_mask_and_zero_loss(tmp_path):
 
 def test_one_writer_and_readers_while_it_writes(tmp_path):
     g = Grid.parse("0:1:3")
-    w = SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], Provenance(), "d.h5")
     w.record(0, {"train_loss": 1.5})
     w.flush()
     s = read_surface(tmp_path / "w.h5")  # `info` while a run goes on
@@ -90,7 +90,7 @@ def test_one_writer_and_readers_while_it_writes(tmp_path):
     with pytest.raises(LandscapeError, match="being computed by another process"):
         SurfaceWriter.resume(s)
     with pytest.raises(LandscapeError, match="being computed by another process"):
-        SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], {}, "d.h5")
+        SurfaceWriter.create(tmp_path / "w.h5", g, ["train_loss"], Provenance(), "d.h5")
     w.close()
     SurfaceWriter.resume(read_surface(tmp_path / "w.h5")).close()
 
@@ -109,7 +109,9 @@ def test_check_output_refuses_what_prepare_would(tmp_path, monkeypatch):
     (tmp_path / "d.h5").mkdir()
     with pytest.raises(ConfigError, match="not a regular file"):
         check_output(tmp_path / "d.h5")
-    w = SurfaceWriter.create(tmp_path / "w.h5", Grid.parse("0:1:3"), ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(
+        tmp_path / "w.h5", Grid.parse("0:1:3"), ["train_loss"], Provenance(), "d.h5"
+    )
     with pytest.raises(LandscapeError, match=f"another process \\(pid {os.getpid()}\\)"):
         check_output(tmp_path / "w.h5")
     w.close()
@@ -121,7 +123,7 @@ def test_check_output_refuses_what_prepare_would(tmp_path, monkeypatch):
 
 def test_nan_and_inf_survive(tmp_path):
     g = Grid.parse("0:1:3")
-    w = SurfaceWriter.create(tmp_path / "n.h5", g, ["train_loss"], {}, "d.h5")
+    w = SurfaceWriter.create(tmp_path / "n.h5", g, ["train_loss"], Provenance(), "d.h5")
     w.record(0, {"train_loss": float("nan")})
     w.record(1, {"train_loss": float("inf")})
     w.close()
@@ -137,7 +139,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(LandscapeError, match="not an HDF5 file"):
         read_surface(tmp_path / "text.h5")
     g = Grid.parse("-1:1:11", "-1:1:11")
-    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], {}, "d.h5").close()
+    SurfaceWriter.create(tmp_path / "full.h5", g, ["train_loss"], Provenance(), "d.h5").close()
     data = (tmp_path / "full.h5").read_bytes()
     (tmp_path / "trunc.h5").write_bytes(data[: len(data) // 2])
     with pytest.raises(LandscapeError, match="trunc.h5"):

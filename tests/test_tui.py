@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import Button, DataTable, Input, RichLog
 
 from engine.config import load_config
-from engine.formats import SurfaceWriter, read_surface
+from engine.formats import Provenance, SurfaceWriter, read_surface
 from engine.grid import Grid
 from engine.run import prepare
 from tests.conftest import REPO
@@ -32,7 +32,7 @@ def small_file(path: Path, a: float = 1.0, unfinished=()) -> Path:
     x, y = g.x.coordinates(), g.y.coordinates()
     X, Y = np.meshgrid(x, y)
     z = a * X**2 + 2 * Y**2 + 0.05
-    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], {}, "d.h5") as w:
+    with SurfaceWriter.create(path, g, ["train_loss", "train_acc"], Provenance(), "d.h5") as w:
         for k, v in enumerate(z.ravel()):
             if k not in unfinished:
                 w.record(k, {"train_loss": float(v), "train_acc": 90.0 - float(v)})
@@ -88,9 +88,28 @@ async def test_plot_view_cursor_surfaces_kinds_and_slices(tmp_path):
 
 
 @sync
+async def test_plus_and_minus_step_from_the_levels_the_map_shows(tmp_path):
+    """`+` gave 12 whatever the map showed (here the reference's 0.1 to 2.6 every 0.5: 6; a
+    map of ~20 got fewer): it stepped from a default of 10 that is never drawn."""
+    f = small_file(tmp_path / "s.h5")
+    app = create_app(f)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: app.screen.view.surface is not None)
+        v = app.screen.view
+        shown = v.spec().levels
+        assert shown.size == 6 and "levels 0.1..2.6" in str(v.render())
+        await pilot.press("plus")
+        assert v.levels == 8 and v.spec().levels.size == 8
+        await pilot.press("minus", "minus")
+        assert v.levels == 4 and v.spec().levels.size == 4
+        await wait_for(pilot, lambda: "levels 0.65..2.45" in str(v.render()))  # 4 in 0.05..3.05
+
+
+@sync
 async def test_a_1d_file_offers_no_row_or_column_slice(tmp_path):
     g = Grid.parse("-1:1:9", "")
-    with SurfaceWriter.create(tmp_path / "one.h5", g, ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(tmp_path / "one.h5", g, ["train_loss"], Provenance(), "d.h5") as w:
         for k, v in enumerate(g.x.coordinates()):
             w.record(k, {"train_loss": float(v * v)})
     app = create_app(tmp_path / "one.h5")
@@ -181,7 +200,7 @@ async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
     for name, a in (("a.h5", 0.5), ("b.h5", 4.0)):
         g = Grid.parse("-1:1:5", "-1:1:5")  # step 0.5 > r = 0.25
         X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
-        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, "d.h5") as w:
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], Provenance(), "d.h5") as w:
             for k, v in enumerate((a * X**2 + Y**2).ravel()):
                 w.record(k, {"train_loss": float(v)})
         paths.append(tmp_path / name)
@@ -201,7 +220,7 @@ async def test_compare_of_1d_files_offers_no_kind_key(tmp_path):
     paths = []
     for name in ("a.h5", "b.h5"):
         g = Grid.parse("-1:1:9")
-        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], {}, "d.h5") as w:
+        with SurfaceWriter.create(tmp_path / name, g, ["train_loss"], Provenance(), "d.h5") as w:
             for k, v in enumerate(g.x.coordinates() ** 2):
                 w.record(k, {"train_loss": float(v)})
         paths.append(tmp_path / name)
@@ -503,7 +522,11 @@ def test_a_binding_added_once_is_in_the_help_and_the_palette(monkeypatch):
 
     new = Binding("z", "zoom", "Zoom", tooltip="Zoom in on the cursor")
     monkeypatch.setattr(PlotScreen, "BINDINGS", [*PlotScreen.BINDINGS, new])
-    assert "- `z` Zoom in on the cursor" in help_markdown([])
+    from tui_landscape.app import LandscapeApp
+
+    text = help_markdown(LandscapeApp.BINDINGS)
+    assert "- `z` Zoom in on the cursor" in text
+    assert all(f" {b.tooltip or b.description}" in text for b in LandscapeApp.BINDINGS)
     assert keys_of(PlotScreen.BINDINGS)[-1].title == "Zoom in on the cursor"
 
 

@@ -71,9 +71,9 @@ def keys_of(bindings: Iterable[Binding | tuple[str, ...]]) -> list[Key]:
     return list(out.values())
 
 
-def help_markdown(app_bindings: Iterable[Binding | tuple[str, ...]]) -> str:
-    """The help screen's text: the app's keys (``app_bindings``: the app passes its own, this
-    module imports no app), then each screen's, then how runs behave."""
+def help_markdown(app_bindings: Iterable[Binding | tuple[str, ...]] = ()) -> str:
+    """The help screen's text: the app's keys (``app_bindings``, passed in: this module is
+    imported by the app, not the other way round), then each screen's, then how runs behave."""
     lines = ["# tui-landscape", "", "Loss landscapes (Li et al., NeurIPS 2018) in the terminal.",
              "", "## everywhere", ""]  # fmt: skip
     lines += _key_lines([*keys_of(app_bindings), Key((PALETTE_KEY[0],), "", "", PALETTE_KEY[1])])
@@ -100,9 +100,8 @@ class AppCommands(Provider):
         actions = {k.action for k in own}
         # An action the screen disables here (`k` on a 1D file) is no command either.
         found = [(k, screen) for k in own if screen.check_action(_name(k.action), ()) is not False]
-        app_keys = keys_of(type(self.app).BINDINGS)
-        found += [(k, self.app) for k in app_keys
-                  if k.action not in actions and f"app.{k.action}" not in actions]  # fmt: skip
+        found += [(k, self.app) for k in keys_of(type(self.app).BINDINGS) if k.action not in actions
+                  and f"app.{k.action}" not in actions]  # fmt: skip
         # Run on the screen the palette was opened on, not the palette ("export" is its own).
         return [(k, partial(self.app.run_action, k.action, target),
                  f"{k.description} ({', '.join(k.keys)})") for k, target in found]  # fmt: skip

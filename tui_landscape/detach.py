@@ -3,9 +3,12 @@
 The child gets its own session (``start_new_session``), so neither the app's exit nor a
 dropped SSH connection (SIGHUP to the terminal's process groups) reaches it; stdin is
 /dev/null and its output goes to ``FILE.h5.log`` beside the surface. The config it runs is
-a file: the setup's own TOML when that is saved unchanged, else ``FILE.h5.toml``. The run
-is then found as any other, by its lock (``tui_landscape.runs``): in the browser, with
-``tui-landscape ps``, and by an app opened later.
+a file: the setup's own TOML when that is saved unchanged, else ``FILE.h5.toml``. The start
+takes the output's lock before it writes anything and hands that very lock to the child
+(``LOCK_FD_ENV``), so a second start on the same output is refused at once, never between the
+first's config and its child's lock. The run is then found as any other, by its lock
+(``tui_landscape.runs``): in the browser, with ``tui-landscape ps``, and by an app opened
+later.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ from pathlib import Path
 
 from engine.config import Config, config_to_toml, load_config
 from engine.errors import LandscapeError
-from engine.formats import lock_holder
-from tui_landscape.runs import log_path, run_config_path
+from engine.formats import LOCK_FD_ENV, Lock, acquire_lock, log_path, run_config_path
 
 __all__ = ["Detached", "config_file_for", "start_detached"]
 
@@ -68,10 +70,21 @@ def start_detached(
     """
     cwd = Path.cwd() if cwd is None else Path(cwd)
     out = Path(out) if Path(out).is_absolute() else cwd / out
-    if lock_holder(out) is not None:
-        raise LandscapeError(f"{out} is being computed by another process; see tui-landscape ps")
-    config = config_file_for(cfg, out, saved if saved is None or saved.is_absolute()
-                             else cwd / saved)  # fmt: skip
+    # Taken here, handed to the child: a second start is refused now, before it writes a file.
+    lock = acquire_lock(out)
+    try:
+        return _start_locked(cfg, out, saved if saved is None or saved.is_absolute()
+                             else cwd / saved, cwd, lock)  # fmt: skip
+    except BaseException:
+        lock.close(remove=True)  # nothing started: a lock file this start made goes
+        raise
+    finally:
+        lock.close()  # the child holds the same lock now, through its own descriptor
+
+
+def _start_locked(cfg: Config, out: Path, saved: Path | None, cwd: Path, lock: Lock) -> Detached:
+    """``start_detached``'s part under the output's lock, which the child inherits."""
+    config = config_file_for(cfg, out, saved)
     log = log_path(out)
     argv = [sys.executable, "-m", "tui_landscape", "compute", str(config), "--out", str(out)]
     # O_NOFOLLOW: a link planted at the log's name is refused, not written through.
@@ -84,12 +97,17 @@ def start_detached(
         f.write(f"# {started} $ {shlex.join(argv)}\n".encode())
         f.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines reach the log as they happen
+        env[LOCK_FD_ENV] = str(lock.fileno())
         env.pop("COLUMNS", None)  # the app's terminal size is not the log's
         env.pop("LINES", None)
         proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=f,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            pass_fds=(lock.fileno(),),
         )  # fmt: skip
+    # The child's pid in the lock file: ``lock_holder`` names it, not this process (the
+    # kernel lists a lock under the pid that took it).
+    lock.record(proc.pid)
     # Reaped when it ends, so a long-lived app leaves no zombie behind; a daemon thread does
     # not keep the app alive, and the child does not depend on it.
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()

@@ -58,11 +58,12 @@ def summary_lines(s: Summary, ndim: int) -> list[str]:
     """The lines that close a run: points and rate, the minimum, non-finite values and their
     likely cause (negative BN variances), where the surface is."""
     rate = fmt_rate(s.computed, s.seconds)
-    head = (
-        f"Computed {s.computed} points in {s.seconds:.1f} s" + (f" ({rate})" if rate else "")
-        if s.computed
-        else "Nothing to compute: the surface is already complete"
-    )
+    if s.computed:
+        head = f"Computed {s.computed} points in {s.seconds:.1f} s" + (f" ({rate})" if rate else "")
+    elif s.failed:  # every point tried failed: not "already complete"
+        head = f"Computed no point in {s.seconds:.1f} s ({len(s.failed)} failed)"
+    else:
+        head = "Nothing to compute: the surface is already complete"
     lines = [f"{head}; {s.done}/{s.total} done."]
     if s.min_value == s.min_value:  # not NaN: some finished point has a finite value
         lines.append(f"Minimum {s.min_name} {s.min_value:.6g} at {fmt_point(s.min_coords, ndim)}.")

@@ -5,7 +5,8 @@ test of whether a surface changed, which every watcher polls (plot view, browser
 A run holds ``FILE.h5.lock`` while it writes (``engine.formats.lock_holder`` looks, never
 takes it) and appends finished points to ``FILE.h5.journal`` every ``compute.flush_seconds``.
 A detached run (``tui_landscape.detach``) also leaves ``FILE.h5.log`` (its output) and
-``FILE.h5.toml`` (the config it runs) beside the file. No torch here: ``ps`` and ``plot
+``FILE.h5.toml`` (the config it runs) beside the file; ``engine.formats`` names every side
+file (``log_path``, ``run_config_path``, ``sidecars``). No torch here: ``ps`` and ``plot
 --watch`` answer at once.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ConfigError, LandscapeError
-from engine.formats import journal_path, lock_holder, surface_info
+from engine.formats import journal_path, lock_holder, log_path, surface_info
 from engine.formats.constants import LOCK_SUFFIX
 
 __all__ = [
@@ -26,26 +27,11 @@ __all__ = [
     "RunStatus",
     "Watch",
     "find_runs",
-    "log_path",
     "process_start",
-    "run_config_path",
     "run_status",
 ]
 
 WATCH_SECONDS = 1.0  # how often watchers look: a run flushes points every 2 s by default
-LOG_SUFFIX = ".log"
-CONFIG_SUFFIX = ".toml"
-
-
-def log_path(path: Path) -> Path:
-    """Where a detached run's output goes: ``FILE.h5`` -> ``FILE.h5.log``."""
-    return path.with_name(path.name + LOG_SUFFIX)
-
-
-def run_config_path(path: Path) -> Path:
-    """The config a detached run of ``FILE.h5`` runs, when the setup had none saved:
-    ``FILE.h5.toml`` (beside the file, never over a user's ``FILE.toml``)."""
-    return path.with_name(path.name + CONFIG_SUFFIX)
 
 
 @dataclass(frozen=True)

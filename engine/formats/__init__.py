@@ -2,12 +2,15 @@
 
 One package owns every file format, as cooler keeps its names in one constants module:
 ``constants`` (dataset and attribute names, side-file suffixes, the format version),
-``surface`` (the journalled writer, the reader, ``surface_info``, ``sidecars`` and
-``removable_sidecars``: what to delete with a surface, and ``surface_names``: which
-datasets are surfaces, in which order),
-``directions`` and ``projection``. ``docs/surface-format.md`` is the written schema.
+``provenance`` (where a surface came from, typed), ``layout`` (which datasets are surfaces,
+``surface_names``, and the checks made in order), ``reader`` (``read_surface``,
+``surface_info``), ``writer`` (the journalled ``SurfaceWriter``), ``journal``, ``lock``
+(``acquire_lock``, ``lock_holder``, ``check_output``), ``files`` (the side files' names,
+``sidecars`` and ``removable_sidecars``: what to delete with a surface), ``directions`` and
+``projection``. ``docs/surface-format.md`` is the written schema.
 """
 
+from engine.errors import clean_text
 from engine.formats.constants import (
     HESSIAN_NAMES,
     LAYOUT_OURS,
@@ -23,6 +26,17 @@ from engine.formats.directions import (
     read_explained_variance,
     save_directions,
 )
+from engine.formats.files import (
+    directions_path,
+    journal_path,
+    log_path,
+    removable_sidecars,
+    run_config_path,
+    sidecars,
+)
+from engine.formats.journal import read_journal
+from engine.formats.layout import surface_names
+from engine.formats.lock import LOCK_FD_ENV, Lock, acquire_lock, check_output, lock_holder
 from engine.formats.projection import (
     Trajectory,
     has_trajectory,
@@ -30,34 +44,21 @@ from engine.formats.projection import (
     read_trajectory,
     write_projection,
 )
-from engine.formats.surface import (
-    Lock,
-    Surface,
-    SurfaceInfo,
-    SurfaceWriter,
-    acquire_lock,
-    check_output,
-    clean_text,
-    directions_path,
-    journal_path,
-    lock_holder,
-    read_journal,
-    read_surface,
-    removable_sidecars,
-    sidecars,
-    surface_info,
-    surface_names,
-)
+from engine.formats.provenance import Provenance
+from engine.formats.reader import Surface, SurfaceInfo, read_surface, surface_info
+from engine.formats.writer import SurfaceWriter
 
 __all__ = [
     "HESSIAN_NAMES",
     "LAYOUT_OURS",
     "LAYOUT_REFERENCE",
+    "LOCK_FD_ENV",
     "SURFACE_FORMAT",
     "SURFACE_FORMAT_VERSION",
     "SURFACE_NAMES",
     "SURFACE_SPLITS",
     "Lock",
+    "Provenance",
     "Surface",
     "SurfaceInfo",
     "SurfaceWriter",
@@ -71,12 +72,14 @@ __all__ = [
     "journal_path",
     "load_directions",
     "lock_holder",
+    "log_path",
     "path_datasets",
     "read_explained_variance",
     "read_journal",
     "read_surface",
     "read_trajectory",
     "removable_sidecars",
+    "run_config_path",
     "save_directions",
     "sidecars",
     "surface_info",

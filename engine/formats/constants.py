@@ -19,6 +19,7 @@ __all__ = [
     "ATTR_TOOL_VERSION",
     "ATTR_TYPE",
     "ATTR_UPDATED",
+    "CONFIG_SUFFIX",
     "DIRECTIONS_FORMAT",
     "DIRECTIONS_SUFFIX",
     "DIR_FILE",
@@ -31,6 +32,7 @@ __all__ = [
     "LAYOUT_OURS",
     "LAYOUT_REFERENCE",
     "LOCK_SUFFIX",
+    "LOG_SUFFIX",
     "MASK",
     "METRIC_NAME",
     "PCA_NAMES",
@@ -105,8 +107,13 @@ ATTR_DIR_TYPE = "dir_type"
 ATTR_DEVICE = "device"
 ATTR_TYPE = "type"  # a direction file's ``weights`` or ``states``
 
-# Side files of a surface ``FILE.h5``: ``FILE.h5.journal`` etc., and ``FILE.directions.h5``.
+# Side files of a surface ``FILE.h5``: ``FILE.h5.journal`` etc., and ``FILE.directions.h5``
+# (``engine.formats.files`` builds the paths and lists them: ``sidecars``).
 JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 TMP_SUFFIX = ".tmp"
 DIRECTIONS_SUFFIX = ".directions.h5"
+# A run started detached from the app: its output, and the config it runs when the setup was
+# not saved (``tui_landscape.detach``). A delete takes both with the surface.
+LOG_SUFFIX = ".log"
+CONFIG_SUFFIX = ".toml"

@@ -26,7 +26,7 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
-from engine.formats.surface import fresh_hdf5, refuse_link, text_of
+from engine.formats.files import fresh_hdf5, refuse_link, text_of, writing
 
 if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
     import torch
@@ -74,21 +74,27 @@ def save_directions(
             f"{p} exists and does not hold this run's directions (another surface's, or not a "
             "direction file); pass --overwrite to replace it, or choose another --out"
         )
-    with fresh_hdf5(p) as f:
-        for axis, dirs in ((XDIRECTION, ds.x), (YDIRECTION, ds.y)):
-            if dirs is None:
-                continue
-            g = f.create_group(axis)
-            for k, d in enumerate(dirs):
-                g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
-        for name, value in (extras or {}).items():
-            if name in (XDIRECTION, YDIRECTION):
-                raise ValueError(f"Expected an extra dataset name other than {name!r}.")
-            f.create_dataset(name, data=np.asarray(value))
-        f.attrs[ATTR_FORMAT] = DIRECTIONS_FORMAT
-        f.attrs[ATTR_TYPE] = ds.dir_type
-        for k, v in ds.attrs.items():
-            f.attrs[k] = v
+    try:
+        with writing(p), fresh_hdf5(p) as f:
+            for axis, dirs in ((XDIRECTION, ds.x), (YDIRECTION, ds.y)):
+                if dirs is None:
+                    continue
+                g = f.create_group(axis)
+                for k, d in enumerate(dirs):
+                    g.create_dataset(str(k), data=d.detach().cpu().numpy().astype(np.float32))
+            for name, value in (extras or {}).items():
+                if name in (XDIRECTION, YDIRECTION):
+                    raise ValueError(f"Expected an extra dataset name other than {name!r}.")
+                f.create_dataset(name, data=np.asarray(value))
+            f.attrs[ATTR_FORMAT] = DIRECTIONS_FORMAT
+            f.attrs[ATTR_TYPE] = ds.dir_type
+            for k, v in ds.attrs.items():
+                f.attrs[k] = v
+            f.flush()
+    except BaseException:
+        if not p.is_symlink():  # half a direction file would refuse the rerun
+            p.unlink(missing_ok=True)
+        raise
 
 
 def _holds(p: Path, ds: DirectionSet) -> bool:

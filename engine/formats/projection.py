@@ -30,9 +30,10 @@ from engine.formats.constants import (
     PROJECTION_FORMAT,
 )
 from engine.formats.directions import read_explained_variance
+from engine.formats.files import fresh_hdf5, writing
 
 if TYPE_CHECKING:
-    from engine.formats.surface import Surface
+    from engine.formats.reader import Surface
 
 __all__ = [
     "Trajectory",
@@ -75,7 +76,8 @@ def write_projection(
     ``explained_variance_ratio_`` (2,) is our addition, which our plots use for axis labels.
     """
     c = _pairs(coords)
-    with h5py.File(path, "w") as f:
+    # Built in memory and written out whole: a full disk is one line, never a crash.
+    with writing(Path(path)), fresh_hdf5(Path(path)) as f:
         f.create_dataset(PROJ_X, data=c[:, 0])
         f.create_dataset(PROJ_Y, data=c[:, 1])
         if explained_variance_ratio is not None:

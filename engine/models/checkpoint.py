@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, LandscapeError, describe
+from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
 __all__ = ["is_safetensors", "load_checkpoint", "read_state_dict"]
 
@@ -89,25 +90,49 @@ def _read_sharded(index: Path, key: str) -> dict[str, torch.Tensor]:
     return sd
 
 
+# What torch's weights-only unpickler says when a pickle asks for something beyond tensors and
+# plain containers: a global of a blocked module (os, posix, subprocess, ...) or one not
+# allowed, a call of an unknown function, an object of an unknown class.
+_REFUSED = (
+    re.compile(r"GLOBAL (\S+) whose module \S+ is blocked"),
+    re.compile(r"GLOBAL (\S+) was not an allowed global"),
+    re.compile(r"call reduce for unrecognized function (.+?)(?: which belongs|$)", re.M),
+    re.compile(r"classes allowlisted via `add_safe_globals` but got (.+)$", re.M),
+)
+
+
+def refused_global(e: BaseException) -> str | None:
+    """The global a weights-only ``torch.load`` refused (``posix.system``), from its message;
+    None when the error is not such a refusal (a damaged or foreign file)."""
+    text = str(e)
+    for pattern in _REFUSED:
+        m = pattern.search(text)
+        if m:
+            return m.group(1).strip().rstrip(".")
+    return None
+
+
+def torch_load_error(p: Path, key: str | None, e: BaseException) -> LandscapeError:
+    """One line for a ``torch.load(..., weights_only=True)`` that failed: a refusal names the
+    global that would have run code; anything else says the file is not readable."""
+    where = f"`{key}`: " if key else ""
+    name = refused_global(e)
+    if name is not None:
+        return LandscapeError(
+            f"{where}checkpoint {p} was refused: its pickle names {clean_text(name)}, which "
+            "loading would import or run (only tensors and plain containers are read, with "
+            "weights_only=True)"
+        )
+    if isinstance(e, pickle.UnpicklingError):
+        return LandscapeError(f"{where}{p} is not a readable PyTorch checkpoint")
+    return LandscapeError(f"{where}{p} is not a readable PyTorch checkpoint ({describe(e)})")
+
+
 def _read_torch(p: Path, key: str) -> object:
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only refuses pickled classes ("Unsupported global: ..."); else it is not one.
-        bad = [
-            ln[ln.index("Unsupported global") :].split(" was not")[0]
-            for ln in str(e).splitlines()
-            if "Unsupported global" in ln
-        ]
-        if not bad:
-            raise LandscapeError(f"`{key}`: {p} is not a readable PyTorch checkpoint") from e
-        raise LandscapeError(
-            f"`{key}`: checkpoint {p} cannot be loaded safely with weights_only=True: {bad[0]}"
-        ) from e
     except Exception as e:
-        raise LandscapeError(
-            f"`{key}`: {p} is not a readable PyTorch checkpoint ({describe(e)})"
-        ) from e
+        raise torch_load_error(p, key, e) from e
 
 
 def read_state_dict(path: str | Path, key: str = "model.checkpoint") -> dict[str, torch.Tensor]:
@@ -154,8 +179,18 @@ def _tied_groups(sd: Mapping[str, torch.Tensor]) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
+def _kind(dtype: torch.dtype) -> str:
+    """bool, int, float or complex: within a kind a copy only rounds (float16 to float32)."""
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "float" if dtype.is_floating_point else "int"
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model.checkpoint") -> None:
-    """Load ``path`` into ``model`` strictly; a mismatch is one line naming the first keys."""
+    """Load ``path`` into ``model`` strictly; a mismatch (keys, shapes, or dtype kinds: int or
+    bool tensors for float parameters) is one line naming the first keys."""
     sd = read_state_dict(path, key)
     expected = model.state_dict()
     # Tied weights (a language model's embedding and output layer) are one tensor under several
@@ -173,6 +208,14 @@ def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model.checkp
         for k, v in expected.items()
         if k in sd and sd[k].shape != v.shape
     ]
+    # Integers or booleans copied into float parameters (or floats into counters) would be
+    # cast silently by load_state_dict: a wrong model, not an error, so refuse them as shapes.
+    miskinded = [
+        f"{k} {str(sd[k].dtype).removeprefix('torch.')} in checkpoint vs "
+        f"{str(v.dtype).removeprefix('torch.')} in model"
+        for k, v in expected.items()
+        if k in sd and _kind(sd[k].dtype) != _kind(v.dtype)
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_preview(missing)}")
@@ -180,6 +223,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model.checkp
         problems.append(f"unexpected keys: {_preview(unexpected)}")
     if misshaped:
         problems.append(f"shape mismatch: {_preview(misshaped, 2)}")
+    if miskinded:
+        problems.append(f"dtype mismatch: {_preview(miskinded, 2)}")
     if problems:
         raise LandscapeError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
     for k, v in expected.items():

@@ -7,10 +7,17 @@ eval mode, with the KV cache off. The class follows the saved config's ``archite
 an Auto class instead, and every other key of ``model.kwargs`` goes to ``from_pretrained``
 (``num_labels``, ``attn_implementation``, ...).
 ``transformers`` is the optional extra ``tui-landscape[hf]``, imported only here.
+
+No code from the folder runs: transformers is always called with ``trust_remote_code=False``
+(never ``None``, with which it asks "[y/N]" on a terminal in the middle of a run), so a
+config.json whose ``auto_map`` names the folder's own ``.py`` files is refused in one line.
+``model.kwargs.trust_remote_code = true`` lifts that for a folder you trust: its Python
+files then run with your rights, as any ``pkg.module:callable`` model does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, LandscapeError, describe
+from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
 __all__ = ["HF_PREFIX", "TASKS", "is_hf_spec", "load_hf_model"]
 
@@ -73,6 +80,23 @@ def _model_class(transformers: Any, task: str | None, architectures: list[str] |
     return transformers.AutoModel
 
 
+def _remote_code(folder: Path) -> str | None:
+    """The first class that config.json's ``auto_map`` has transformers import from the
+    folder's own Python files (``modeling_x.MyModel``), or None."""
+    try:
+        auto_map = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto_map")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None  # transformers reports an unreadable config in its own words
+    if not auto_map:
+        return None
+    refs = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    for ref in refs:
+        ref = ref[0] if isinstance(ref, list | tuple) and ref else ref
+        if isinstance(ref, str) and ref:
+            return clean_text(ref)
+    return "auto_map"
+
+
 def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """Load ``hf:PATH`` from its folder, offline, float32, eval mode; errors are one line."""
     path = arch.removeprefix(HF_PREFIX)
@@ -90,6 +114,18 @@ def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
         )
     kwargs = dict(kwargs or {})
     task = kwargs.pop("task", None)
+    trust = kwargs.pop("trust_remote_code", False)
+    if not isinstance(trust, bool):
+        raise ConfigError(
+            f"Expected `model.kwargs.trust_remote_code` to be true or false, but got {trust!r}."
+        )
+    remote = _remote_code(folder)
+    if remote and not trust:
+        raise LandscapeError(
+            f"`model.arch`: {folder} asks to run its own code ({remote}, in config.json's "
+            "auto_map); refused: set `model.kwargs.trust_remote_code` = true only for a folder "
+            "you trust"
+        )
     if task is not None and task not in TASKS:
         raise ConfigError(
             f"Expected `model.kwargs.task` to be one of {', '.join(TASKS)}, but got {task!r}."
@@ -102,7 +138,9 @@ def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
             f"`model.arch` = {arch!r} needs the transformers package: {INSTALL_HINT}"
         ) from None
     try:
-        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=trust
+        )
     except Exception as e:
         raise LandscapeError(f"`model.arch`: {folder}/config.json: {describe(e)}") from e
     architectures = getattr(config, "architectures", None)
@@ -112,7 +150,13 @@ def load_hf_model(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
     # the app's screen), once per pool worker.
     hf_logging.disable_progress_bar()
     try:
-        model = cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **kwargs)
+        model = cls.from_pretrained(
+            folder,
+            local_files_only=True,
+            trust_remote_code=trust,
+            dtype=torch.float32,
+            **kwargs,
+        )
     except TypeError as e:
         raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {describe(e)}") from None
     except Exception as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -143,9 +144,14 @@ def run_with_progress(
     )
     last_log = [start]
     last_draw = [0.0]
+    ended = [0]
 
     def on_point(r: PointResult) -> None:
-        n = job.done - (job.total - todo)
+        check_terminated()
+        # Points that ended, failed ones too: a rate and an ETA over finished points alone
+        # divided by zero when the first point failed.
+        ended[0] += 1
+        n = ended[0]
         now = time.perf_counter()
         elapsed = max(now - start, 1e-9)
         left = (todo - n) * elapsed / n
@@ -198,9 +204,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
     (the journal keeps every finished point).
     """
 
+    pid = os.getpid()
+
     def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != pid:
+            # A forked child (a DataLoader worker) has this handler until it sets its own; a
+            # kill of the process group must not end it there: its parent stops it.
+            return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated
+        _TERMINATED[0] = True
+        if not _in_finalizer(frame):
+            raise Terminated
 
     try:
         old = signal.signal(signal.SIGTERM, raise_terminated)
@@ -211,6 +225,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+# Set when SIGTERM arrives; checked after each point and after preparing, because the
+# exception raised by the handler is lost where it lands in a finalizer.
+_TERMINATED = [False]
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a ``__del__``, which would swallow an exception (and
+    print its traceback as 'Exception ignored')."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def check_terminated() -> None:
+    """Raise ``Terminated`` if SIGTERM arrived where its exception could not be raised."""
+    if _TERMINATED[0]:
+        raise Terminated
 
 
 def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
@@ -234,9 +269,11 @@ def run_job(
 
     Ctrl-C exits with 130 and SIGTERM with 143, each after saying how many points are saved.
     """
+    _TERMINATED[0] = False
     try:
         with sigterm_as_interrupt():
             job = prepare_job(path, overwrite)
+            check_terminated()
     except KeyboardInterrupt as e:
         how, code = _stopped(e)
         console.print(f"{how} before the first point; nothing was written.", highlight=False)

@@ -51,8 +51,8 @@ def compare(
     increase within a radius of the minimum (docs/sharpness.md).
     """
     from engine.formats import read_surface
-    from tui_landscape.plots.spec import require_one_ndim, resolve_compare
-    from tui_landscape.plots.terminal import draw, parse_levels
+    from tui_landscape.plots.spec import parse_levels, require_one_ndim, resolve_compare
+    from tui_landscape.plots.terminal import draw
 
     with user_errors(ctx):
         if len(files) < 2:

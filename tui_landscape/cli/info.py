@@ -23,21 +23,21 @@ def info(
     from rich import box
     from rich.table import Table
 
-    from engine.formats import read_surface
+    from engine.formats import LAYOUT_OURS, read_surface
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.safe import plain
 
     with user_errors(ctx):
         s = read_surface(file)
     if config:
-        typer.echo(s.attrs.get("config", "").rstrip() or "# no config stored (reference file)")
+        typer.echo(s.provenance.config.rstrip() or "# no config stored (reference file)")
         return
     g = s.grid
     grid = f"x {g.x.spec()}" + (f", y {g.y.spec()}" if g.y is not None else "")
     kind = f"{g.ndim}D, {' x '.join(str(n) for n in reversed(s.shape))} points"
     layout = (
-        f"tui-landscape format v{s.attrs.get('format_version')}"
-        if s.layout == "tui-landscape"
+        f"tui-landscape format v{s.provenance.format_version}"
+        if s.layout == LAYOUT_OURS
         else "reference (tomgoldstein/loss-landscape)"
     )
     center = g.center_index()
@@ -56,13 +56,14 @@ def info(
             "failed",
             plain(f"{len(s.failed)} points; first at {fmt_point(g.point(k), g.ndim)}: {error}"),
         )
+    prov = s.provenance
     for key in ("created", "updated", "tool_version", "device", "dir_type"):
-        if key in s.attrs:
-            t.add_row(key.replace("_", " "), plain(s.attrs[key]))
+        if getattr(prov, key):
+            t.add_row(key.replace("_", " "), plain(getattr(prov, key)))
     if s.dir_file:
         t.add_row("directions", plain(s.dir_file))
-    if "dir_file_sha256" in s.attrs:
-        t.add_row("directions hash", plain(s.attrs["dir_file_sha256"]))
+    if prov.dir_hash:
+        t.add_row("directions hash", plain(prov.dir_hash))
     t.add_row("center", f"{fmt_point(g.point(center), g.ndim)}, the grid point nearest 0")
     console.print(t)
     st = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)

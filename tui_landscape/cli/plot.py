@@ -29,8 +29,7 @@ CLEAR = "\x1b[H\x1b[2J"  # home, clear: each drawing replaces the last on a term
 SurfaceOpt = Annotated[
     str,
     typer.Option(
-        "--surface",
-        "-s",
+        "--surface",  # no short form: -s is --set in every command that takes a config
         help="A surface the file holds: train_loss, train_acc, test_loss, test_acc, any other "
         "<split>_<metric> (train_abs_err), max_eig, min_eig; or ratio (|min_eig / max_eig|).",
     ),
@@ -104,8 +103,7 @@ def plot(
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
-    from tui_landscape.plots.spec import check_kind
-    from tui_landscape.plots.terminal import parse_levels
+    from tui_landscape.plots.spec import check_kind, parse_levels
 
     with user_errors(ctx):
         check_kind(kind)

@@ -18,7 +18,6 @@ import dataclasses
 import itertools
 import json
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -32,7 +31,7 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Input, Label, Select
 
-from engine.config import Config, config_to_dict
+from engine.config import Config, config_to_dict, parse_value
 
 __all__ = ["ConfigForm", "SetupField", "builtin_names", "setup_fields"]
 
@@ -128,13 +127,9 @@ class SetupField:
         return value if isinstance(value, str) else _toml(value)
 
     def parse(self, text: str) -> Any:
-        """The config value of the field's text, left for the config's own checks to judge."""
-        if self.type is str:
-            return text  # a path or name, never TOML (so '0' or 'true' stay strings)
-        try:
-            return tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            return text  # bare words such as auto; a wrong type is named by the config
+        """The config value of the field's text, left for the config's own checks to judge:
+        the one parser of ``--set`` too (a string key keeps '0' or 'true' as typed)."""
+        return parse_value(text, self.type)
 
 
 def setup_fields(sections: Iterable[str], config: type = Config) -> list[SetupField]:

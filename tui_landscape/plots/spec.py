@@ -6,6 +6,8 @@ scale. The terminal renderer (``plots.terminal.draw``) and the matplotlib one
 (``plots.export.export_spec``) draw a spec and decide nothing themselves, so ``plot``,
 ``plot --export``, ``compare``, the app and the demo show the same kind, contour levels and
 colour limits for the same file (as torchmetrics writes the arithmetic once for both forms).
+The level rules (``levels_for``, ``limits_for``: a loss's, the ratio's, any other metric's),
+``--levels`` parsing, the app's level steps and the best point (``best_point``) live here only.
 
 No plotting package is imported here.
 """
@@ -22,7 +24,7 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
-from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS
+from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS, check_kind
 
 if TYPE_CHECKING:
     from engine.formats import Surface
@@ -33,13 +35,17 @@ __all__ = [
     "SURFACE_KINDS",
     "PlotSpec",
     "best_for",
+    "best_point",
     "check_kind",
     "finite_values",
     "grid_spec",
+    "is_loss",
     "levels_for",
     "limits_for",
     "map_kind",
     "next_kind",
+    "next_levels",
+    "parse_levels",
     "require_one_ndim",
     "resolve",
     "resolve_compare",
@@ -56,6 +62,7 @@ N_LEVELS = 15
 # A positive surface spanning this many times its minimum (a loss around a minimum) gets
 # log-spaced levels: linear ones would leave the whole basin inside the lowest one.
 BASIN_SPAN, BASIN_LEVELS = 100.0, 10
+LEVELS_RANGE = (2, 40)  # what the app's +/- keys step between
 RATIO_LABEL = "|min eig / max eig|"
 
 
@@ -119,19 +126,17 @@ def next_kind(kind: str, ratio: bool = False) -> str:
     )
 
 
-def check_kind(kind: str, allowed: Sequence[str] = KINDS) -> None:
-    """One message for an unknown kind, from every front end."""
-    if kind not in allowed:
-        raise ConfigError(
-            f"Expected the plot kind (`--kind`) to be one of {', '.join(allowed)}, "
-            f"but got {kind!r}."
-        )
-
-
 def best_for(name: str) -> str:
     """Which extreme of surface ``name`` is its best point: the maximum of an accuracy
     (``*_acc``), the minimum of anything else (a loss)."""
     return "max" if name.endswith("_acc") else "min"
+
+
+def is_loss(name: str) -> bool:
+    """Whether surface ``name`` takes a loss's levels (the reference's 0.1 to 10, log-spaced
+    around a deep basin, colours clipped at 10). Any other surface (an accuracy in %, an error
+    metric, an eigenvalue) gets levels and colours spanning its own range."""
+    return name.endswith("_loss")
 
 
 def surface_label(name: str) -> str:
@@ -210,15 +215,17 @@ def levels_for(
     vmax: float | None = None,
     log: bool = False,
     ratio: bool = False,
+    loss: bool = True,
 ) -> np.ndarray:
     """The contour levels of ``values`` (any shape, NaN ignored): the one rule of every plot.
 
     Given levels are used as they are (sorted; positive ones only on a log scale). A count
     gives that many levels strictly inside the range, log-spaced on a log scale. Otherwise, in
     this order: the ratio's fixed scale in steps of 0.05; 15 log-spaced levels on a log scale;
-    10 log-spaced levels strictly inside a positive range spanning over two decades (a loss
-    around its minimum); the reference's levels (0.1 to 10 every 0.5) when at least five fall
-    inside the range; else 15 levels evenly spaced over it. The range is the finite values'
+    for a loss (``loss``, see ``is_loss``) 10 log-spaced levels strictly inside a positive
+    range spanning over two decades (a loss around its minimum), or the reference's levels
+    (0.1 to 10 every 0.5) when at least five fall inside the range; else 15 levels evenly
+    spaced over the range (an accuracy, any other metric). The range is the finite values'
     (or ``vmin``/``vmax``), padded when constant.
     """
     if levels is not None and not isinstance(levels, int | np.integer):
@@ -242,6 +249,8 @@ def levels_for(
         return np.linspace(lo, hi, 11)
     if log:
         return np.geomspace(lo, hi, N_LEVELS)
+    if not loss:
+        return np.linspace(lo, hi, N_LEVELS)
     if lo > 0 and hi >= BASIN_SPAN * lo:
         return np.geomspace(lo, hi, BASIN_LEVELS + 2)[1:-1]
     ref = np.round(np.arange(REF_VMIN, REF_VMAX, REF_STEP), 10)
@@ -259,13 +268,14 @@ def limits_for(
     vmax: float | None = None,
     log: bool = False,
     ratio: bool = False,
+    loss: bool = True,
 ) -> tuple[float, float]:
     """The colour range ``(lo, hi)`` of a map drawn with ``levels``.
 
     The ratio keeps its fixed scale. Otherwise colours reach down to the lowest point (the
-    basin is what a reader looks at) and up to the data's top, but no higher than the
-    reference's vmax of 10 unless the levels go there: exploded corners are clipped as in
-    plot_2D.py. ``vmin``/``vmax`` win over both.
+    basin is what a reader looks at) and up to the data's top; for a loss (``loss``) no higher
+    than the reference's vmax of 10 unless the levels go there: exploded corners are clipped
+    as in plot_2D.py. ``vmin``/``vmax`` win over both.
     """
     if ratio:
         return (
@@ -276,7 +286,7 @@ def limits_for(
     lo, hi = float(levels[0]), float(levels[-1])
     if finite.size:
         lo = min(lo, float(finite.min()))
-        hi = max(hi, min(float(finite.max()), REF_VMAX))
+        hi = max(hi, min(float(finite.max()), REF_VMAX) if loss else float(finite.max()))
     lo = float(vmin) if vmin is not None else lo
     hi = float(vmax) if vmax is not None else hi
     if hi <= lo:  # one given level, or a constant surface
@@ -293,6 +303,55 @@ def tick_format(values: ArrayLike, digits: int = 3) -> str:
         if len({f"{v:.{n}g}" for v in t}) == t.size:
             return f"%.{n}g"
     return "%.17g"
+
+
+def parse_levels(text: str | None) -> int | np.ndarray | None:
+    """``--levels``: 'vmin:vmax:step' (the reference's form, vmax excluded as in its
+    ``arange``), or a count of evenly spaced levels; None or '' for the default."""
+    if not text:
+        return None
+    if ":" not in text:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(
+                f"Expected `--levels` to be 'vmin:vmax:step' or a count >= 1, but got {text!r}."
+            )
+        return n
+    try:
+        lo, hi, step = (float(v) for v in text.split(":"))
+    except ValueError:
+        lo = hi = step = float("nan")
+    if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
+        raise ConfigError(
+            f"Expected `--levels` to be 'vmin:vmax:step' with vmax > vmin and step > 0, "
+            f"but got {text!r}."
+        )
+    if (hi - lo) / step > 1000:
+        raise ConfigError(f"`--levels` {text!r} gives more than 1000 levels; use a larger step.")
+    return np.arange(lo, hi, step)
+
+
+def next_levels(shown: int, step: int) -> int:
+    """The count of levels after the app's ``+``/``-`` (``step``) on a map showing ``shown``
+    levels (its default ones, or a count chosen before), kept within ``LEVELS_RANGE``."""
+    lo, hi = LEVELS_RANGE
+    return min(max(shown + step, lo), hi)
+
+
+def best_point(spec: PlotSpec) -> tuple[int, int] | None:
+    """The grid cell ``(i, j)`` of a map's best point (``spec.best``: its minimum, or maximum),
+    which both renderers mark; None when the map marks none or has no finite value."""
+    if spec.z is None or not spec.mark_min:
+        return None
+    z = np.asarray(spec.z, dtype=float).reshape(-1 if spec.y is None else len(spec.y), len(spec.x))
+    if not np.isfinite(z).any():
+        return None
+    arg = np.nanargmax if spec.best == "max" else np.nanargmin
+    i, j = np.unravel_index(arg(z), z.shape)
+    return int(i), int(j)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,10 +378,12 @@ def grid_spec(
     path: tuple[np.ndarray, np.ndarray] | None = None,
     cursor: tuple[float, float] | None = None,
     scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+    loss: bool = True,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
-    shares another resolution's scale (compare). ``best``: the extreme marked, "min" or "max"."""
+    shares another resolution's scale (compare). ``best``: the extreme marked, "min" or "max".
+    ``loss``: the loss's level rule (``levels_for``); False for an accuracy or other metric."""
     check_kind(kind, ("auto", *SURFACE_KINDS))
     ratio = ratio or kind == "ratio"
     za = np.asarray(z, dtype=float)
@@ -330,8 +391,9 @@ def grid_spec(
         za = np.abs(za)
     kind = map_kind(kind, ratio)
     if scale is None:
-        lv = levels_for(za, levels, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
-        lim = limits_for(za, lv, vmin=vmin, vmax=vmax, log=log, ratio=ratio)
+        rule = {"vmin": vmin, "vmax": vmax, "log": log, "ratio": ratio, "loss": loss}
+        lv = levels_for(za, levels, **rule)
+        lim = limits_for(za, lv, **rule)
     else:
         lv, lim = scale
     return PlotSpec(
@@ -430,6 +492,7 @@ def resolve(
         path=None if trajectory is None else (trajectory.x, trajectory.y),
         cursor=cursor,
         scale=scale,
+        loss=is_loss(name),
     )
 
 
@@ -479,8 +542,9 @@ def resolve_compare(
     if kind != "curve":
         ratio = name == "ratio"
         joined = np.concatenate([np.asarray(z, dtype=float).ravel() for z in zs])
-        lv = levels_for(joined, levels, log=log, ratio=ratio)
-        scale = (lv, limits_for(joined, lv, log=log, ratio=ratio))
+        rule = {"log": log, "ratio": ratio, "loss": is_loss(name)}
+        lv = levels_for(joined, levels, **rule)
+        scale = (lv, limits_for(joined, lv, **rule))
     out = []
     for s in surfaces:
         title = f"{_label(s, surfaces)}: {name}"

@@ -1,9 +1,13 @@
 """Loss-landscape surfaces and curves rendered as text with plotext.
 
-``draw`` renders a ``PlotSpec`` (``plots.spec``: kind, levels and limits are decided there,
-never here); the primitives below it take plain arrays. Used by the CLI (printed directly) and
-the Textual app. Everything returns a plain string; NaN always means "missing point"
-(unfinished or failed evaluation) and is skipped.
+``draw`` renders a ``PlotSpec`` (``plots.spec``: kind, levels, colour limits and the best
+point are decided there, never here) with the renderer its kind registered
+(``plots.kinds``). Used by the CLI (printed directly) and the Textual app. Everything returns
+a plain string; NaN always means "missing point" (unfinished or failed evaluation) and is
+skipped.
+
+Every map kind draws the same overlays from ``_marks``: a training path (start 'o', end '*'),
+the cursor '+' and the best point 'x', in that order, so the best point is on top.
 
 plotext keeps one global figure, so these functions are not thread-safe: call them from one
 thread (the TUI's worker should serialise renders).
@@ -11,37 +15,44 @@ thread (the TUI's worker should serialise renders).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import contourpy
 import numpy as np
 import plotext as plt
 
 from engine.errors import ConfigError
-from tui_landscape.plots.spec import PlotSpec, tick_format
+from tui_landscape.plots.kinds import FIGURE_ONLY, renderer, renders
+from tui_landscape.plots.spec import PlotSpec, best_point, tick_format
 
 __all__ = [
-    "contour_levels",
-    "contour_map",
+    "MIN_MARKER",
+    "RENDERERS",
     "curve_plot",
     "draw",
-    "heat_map",
     "iso_lines",
-    "parse_levels",
-    "scale_limits",
 ]
 
-DEFAULT_LEVELS = 10
 MIN_MARKER = "x"
+CURSOR_MARKER = "+"
+PATH_MARKER = "•"  # plotext's "dot" marker
+START_MARKER, END_MARKER = "o", "*"
 # Blue -> cyan -> green -> yellow -> red: low loss reads "cold", high loss "hot", and every stop
 # stays legible on both dark and light terminal backgrounds (unlike viridis' dark purple).
 _RAMP = np.array([(70, 110, 255), (0, 200, 220), (60, 210, 80), (240, 210, 40), (240, 60, 40)])
 _SERIES_COLORS = ["blue+", "red+", "green+", "orange+", "magenta+", "cyan+"]
 # Without colour the series must still be told apart, so they differ by marker instead.
 _SERIES_MARKERS = ["braille", "dot", "+", "*", "o", "#"]
+# A heat map without colour: no shade is an overlay's character (+, *, o, x, •).
+_SHADES = ".:-=≡#%@"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+RENDERERS: dict[str, Callable[..., str]] = {}
+"""kind -> its text renderer ``(spec, width, height, color) -> str`` (``plots.kinds``)."""
 
 
 def _use_color(color: bool) -> bool:
@@ -57,8 +68,9 @@ def _ramp(n: int) -> list[tuple[int, int, int]]:
     return [tuple(round(c) for c in row) for row in rgb.tolist()]
 
 
-def _limits(v: np.ndarray) -> tuple[float, float]:
-    # plotext divides by (hi - lo), so a degenerate range (one grid point) gets padded.
+def _axis_range(v: np.ndarray) -> tuple[float, float]:
+    """The extent of a coordinate axis (not a colour scale: that is the spec's). plotext
+    divides by (hi - lo), so a degenerate range (one grid point) gets padded."""
     finite = v[np.isfinite(v)]
     if finite.size == 0:
         return -1.0, 1.0
@@ -77,7 +89,6 @@ def _start(width: int, height: int, title: str, xlabel: str) -> None:
     plt.plotsize(width, height)
     # "clear" drops plotext's white canvas so the plot sits on the terminal's own background.
     plt.theme("clear")
-    # plotext silently drops a title wider than the plot instead of cutting it, so cut it here.
     # plotext drops a title wider than the plot area (the width less the y-axis ticks).
     room = width - 8
     plt.title(title if len(title) <= room else title[: room - 1] + "…")
@@ -100,150 +111,82 @@ def _runs(x: np.ndarray, y: np.ndarray) -> list[tuple[list[float], list[float]]]
     ]
 
 
-def contour_levels(z: np.ndarray, levels: int | Sequence[float] | None = None) -> np.ndarray:
-    """Iso-levels for ``z``: an int gives that many levels evenly spaced strictly between the
-    finite min and max; a sequence is used as given. Empty for all-NaN or constant ``z``."""
-    finite = z[np.isfinite(z)]
-    if levels is None or isinstance(levels, int | np.integer):
-        n = DEFAULT_LEVELS if levels is None else int(levels)
-        if finite.size == 0 or finite.min() == finite.max() or n < 1:
-            return np.empty(0)
-        return np.linspace(finite.min(), finite.max(), n + 2)[1:-1]
-    lv = np.asarray(levels, dtype=float)
-    return np.sort(lv[np.isfinite(lv)])
-
-
-def parse_levels(spec: str | None) -> int | np.ndarray | None:
-    """``--levels``: 'vmin:vmax:step' (the reference's form, vmax excluded as in its
-    ``arange``), or a count of evenly spaced levels; None or '' for the default."""
-    if not spec:
-        return None
-    if ":" not in spec:
-        try:
-            n = int(spec)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ConfigError(
-                f"Expected `--levels` to be 'vmin:vmax:step' or a count >= 1, but got {spec!r}."
-            )
-        return n
-    try:
-        lo, hi, step = (float(v) for v in spec.split(":"))
-    except ValueError:
-        lo = hi = step = float("nan")
-    if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
-        raise ConfigError(
-            f"Expected `--levels` to be 'vmin:vmax:step' with vmax > vmin and step > 0, "
-            f"but got {spec!r}."
-        )
-    if (hi - lo) / step > 1000:
-        raise ConfigError(f"`--levels` {spec!r} gives more than 1000 levels; use a larger step.")
-    return np.arange(lo, hi, step)
-
-
-def scale_limits(arrays: Sequence[np.ndarray], log: bool = False) -> tuple[float, float] | None:
-    """One (vmin, vmax) over the finite values of all arrays (positive ones for a log scale)."""
-    vals = [a[np.isfinite(a) & ((a > 0) if log else True)] for a in map(np.asarray, arrays)]
-    vals = [v for v in vals if v.size]
-    if not vals:
-        return None
-    return float(min(v.min() for v in vals)), float(max(v.max() for v in vals))
-
-
-def _sample(x: np.ndarray, y: np.ndarray, z: np.ndarray, cols: int, rows: int) -> np.ndarray:
-    """``z`` resampled by nearest grid point to ``rows`` x ``cols`` cells, top row = max y."""
-    j = np.rint(np.linspace(0, len(x) - 1, cols)).astype(int)
-    i = np.rint(np.linspace(len(y) - 1, 0, rows)).astype(int)
-    return z[np.ix_(i, j)]
-
-
-def heat_map(
-    x: np.ndarray,
-    y: np.ndarray,
-    z: np.ndarray,
-    *,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    log: bool = False,
-    bands: Sequence[float] | None = None,
-    width: int = 80,
-    height: int = 24,
-    title: str = "",
-    xlabel: str = "x",
-    ylabel: str = "y",
-    color: bool = True,
-) -> str:
-    """Heat map of ``z`` (``(ny, nx)``) in half-block cells: two grid rows per text row.
-
-    ``bands`` (level values) turn it into a filled contour map: each cell takes the colour of
-    the band its value falls in. Missing points (NaN, inf) stay blank. Without colour the
-    cells are shade characters, one grid row per text row.
-    """
-    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
-    z = np.asarray(z, dtype=float).reshape(len(y), len(x))
-    color = _use_color(color)
-    lim = scale_limits([z], log)
-    lo, hi = lim if lim else (0.0, 1.0)
-    lo = lo if vmin is None else vmin
-    hi = hi if vmax is None else vmax
-    tf = np.log10 if log else (lambda v: v)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_lo, t_hi = tf(max(lo, 1e-300) if log else lo), tf(max(hi, 1e-300) if log else hi)
-    span = (t_hi - t_lo) or 1.0
-    margin = 9
-    cols, text_rows = max(width - margin, 4), max(height - 4, 2)
-    rows = 2 * text_rows if color else text_rows
-    grid = _sample(x, y, z, cols, rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.clip((tf(grid) - t_lo) / span, 0.0, 1.0)
-    missing = ~np.isfinite(grid) | ~np.isfinite(t) | (log & (grid <= 0))
-    n_colors = 64
-    if bands is not None and len(bands):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            edges = (tf(np.asarray(bands, dtype=float)) - t_lo) / span
-        k = np.searchsorted(edges, t, side="right")
-        t = (k / max(len(edges), 1)).clip(0, 1)
-        n_colors = len(edges) + 1
-    palette = _ramp(n_colors)
-    idx = np.rint(np.nan_to_num(t) * (n_colors - 1)).astype(int)
-    lines = [title[:width]] if title else []
-    ylab = [f"{y.max():.3g}", "", f"{y.min():.3g}"]
-    shades = ".:-=+*#%@"
-    for r in range(text_rows):
-        label = ylab[0] if r == 0 else ylab[2] if r == text_rows - 1 else ""
-        out = [f"{label:>{margin - 2}} │"]
-        for c in range(cols):
-            if not color:
-                out.append(" " if missing[r, c] else shades[int(t[r, c] * (len(shades) - 1))])
-                continue
-            top, bot = (2 * r, c), (2 * r + 1, c)
-            if missing[top] and missing[bot]:
-                out.append(" ")
-            elif missing[top]:
-                out.append(_fg(palette[idx[bot]]) + "▄\x1b[0m")
-            elif missing[bot]:
-                out.append(_fg(palette[idx[top]]) + "▀\x1b[0m")
-            else:
-                out.append(_fg(palette[idx[top]]) + _bg(palette[idx[bot]]) + "▀\x1b[0m")
-        lines.append("".join(out))
-    xl, xr = f"{x.min():.3g}", f"{x.max():.3g}"
-    lines.append(" " * (margin - 1) + "└" + "─" * cols)
-    lines.append(" " * margin + xl + xlabel.center(max(cols - len(xl) - len(xr), 0)) + xr)
-    bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
-    bar = bar + "\x1b[0m" if color else shades
-    fmt = tick_format([lo, hi], 4)  # two ends of a narrow range must still read differently
-    scale = f"{ylabel} │ colour: {fmt % lo} {bar} {fmt % hi}" + (" (log)" if log else "")
-    lines.append(scale)
-    return "\n".join(lines)
-
-
 def _fg(rgb: tuple[int, int, int]) -> str:
     return f"\x1b[38;2;{rgb[0]};{rgb[1]};{rgb[2]}m"
 
 
 def _bg(rgb: tuple[int, int, int]) -> str:
     return f"\x1b[48;2;{rgb[0]};{rgb[1]};{rgb[2]}m"
+
+
+# ---------------------------------------------------------------------------------------------
+# what every map shows besides its values: title notes and overlays, from the spec
+
+
+def _grid(spec: PlotSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    assert spec.z is not None and spec.y is not None  # a map spec
+    x, y = np.asarray(spec.x, dtype=float).ravel(), np.asarray(spec.y, dtype=float).ravel()
+    return x, y, np.asarray(spec.z, dtype=float).reshape(len(y), len(x))
+
+
+def _notes(spec: PlotSpec, z: np.ndarray, levels: np.ndarray | None) -> list[str]:
+    """The title's notes: the best point (value and place) and, where the map draws levels,
+    their range."""
+    x, y, _ = _grid(spec)
+    notes = []
+    best = best_point(spec)
+    if best is not None:
+        i, j = best
+        notes.append(f"{spec.best} {spec.z[i, j]:.4g} at ({x[j]:.3g}, {y[i]:.3g})")
+    if not np.isfinite(z).any():
+        return [*notes, "no finite values"]
+    if levels is None:
+        return notes
+    if np.nanmin(z) == np.nanmax(z):
+        return [*notes, "constant"]  # levels padded around one value cross nothing
+    if not levels.size:
+        return [*notes, "no levels"]
+    fmt = tick_format([levels[0], levels[-1]])
+    return [*notes, f"levels {fmt % levels[0]}..{fmt % levels[-1]}"]
+
+
+class _Mark(NamedTuple):
+    xs: np.ndarray
+    ys: np.ndarray
+    char: str
+    line: bool  # a polyline (the path), else points
+    color: str  # plotext's colour name; heat maps draw marks in black or white for contrast
+
+
+def _marks(spec: PlotSpec) -> list[_Mark]:
+    """The overlays of a map, bottom first: the path, its start and end, the cursor, the best
+    point. Both map renderers draw exactly these."""
+    marks = []
+    if spec.path is not None and len(spec.path[0]):
+        px, py = (np.asarray(p, dtype=float).ravel() for p in spec.path)
+        ok = np.flatnonzero(np.isfinite(px) & np.isfinite(py))
+        marks.append(_Mark(px, py, PATH_MARKER, True, "magenta+"))
+        if ok.size:
+            s, e = ok[0], ok[-1]
+            marks.append(_Mark(px[s : s + 1], py[s : s + 1], START_MARKER, False, "default"))
+            marks.append(_Mark(px[e : e + 1], py[e : e + 1], END_MARKER, False, "default"))
+    if spec.cursor is not None:
+        cx, cy = spec.cursor
+        marks.append(_Mark(np.array([cx]), np.array([cy]), CURSOR_MARKER, False, "red+"))
+    best = best_point(spec)
+    if best is not None:
+        x, y, _ = _grid(spec)
+        i, j = best
+        marks.append(_Mark(x[j : j + 1], y[i : i + 1], MIN_MARKER, False, "default"))
+    return marks
+
+
+def _extent(spec: PlotSpec) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The axes' ranges: the grid's, widened to take in a training path."""
+    x, y, _ = _grid(spec)
+    if spec.path is not None:
+        x, y = np.r_[x, spec.path[0]], np.r_[y, spec.path[1]]
+    return _axis_range(x), _axis_range(y)
 
 
 def iso_lines(
@@ -262,90 +205,168 @@ def iso_lines(
     return out
 
 
-def contour_map(
-    x: np.ndarray,
-    y: np.ndarray,
-    z: np.ndarray,
-    *,
-    levels: int | Sequence[float] | None = None,
-    width: int = 80,
-    height: int = 24,
-    title: str = "",
-    xlabel: str = "x",
-    ylabel: str = "y",
-    mark_min: bool = True,
-    best: str = "min",
-    color: bool = True,
-    path: tuple[np.ndarray, np.ndarray] | None = None,
-    cursor: tuple[float, float] | None = None,
-) -> str:
-    """Braille iso-line map of ``z`` (shape ``(ny, nx)``, ``z[i, j]`` at ``(x[j], y[i])``).
+# ---------------------------------------------------------------------------------------------
+# renderers, one per drawn kind (plots.kinds)
 
-    The title reports the minimum (value and location; the maximum when ``best`` is "max", as
-    for an accuracy) and the level range. A grid with one row
-    or column is drawn as a curve of ``z`` along the other axis instead. ``path`` (xs, ys)
-    overlays a trajectory (a training path projected on the plane), start 'o', end '*'.
-    """
-    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
-    z = np.asarray(z, dtype=float).reshape(len(y), len(x))
+
+def _nearest(cells: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each cell coordinate, the nearest grid point and whether the cell lies on the grid
+    (a cell beyond it by more than half a step, where a path widened the axes, is blank)."""
+    idx = np.abs(cells[:, None] - grid[None, :]).argmin(axis=1)
+    half = 0.5 * (grid.max() - grid.min()) / (len(grid) - 1) if len(grid) > 1 else np.inf
+    inside = (cells >= grid.min() - half * 1.0001) & (cells <= grid.max() + half * 1.0001)
+    return idx, inside
+
+
+def _line_cells(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Every cell on the straight steps between consecutive cells, so a path reads as a line."""
+    out = pts[:1]
+    for (r0, c0), (r1, c1) in itertools.pairwise(pts):
+        n = max(abs(r1 - r0), abs(c1 - c0), 1)
+        out += [
+            (r0 + round((r1 - r0) * s / n), c0 + round((c1 - c0) * s / n)) for s in range(1, n + 1)
+        ]
+    return out
+
+
+@renders(RENDERERS, "filled", "heatmap")
+def _heat(spec: PlotSpec, width: int, height: int, color: bool) -> str:
+    """A heat map (``heatmap``) or filled contour map (``filled``: each cell takes the colour
+    of the band between the spec's levels its value falls in) in half-block cells, two grid
+    rows per text row. Missing points stay blank. Without colour the cells are shade
+    characters, one grid row per text row."""
+    x, y, z = _grid(spec)
     color = _use_color(color)
-    notes = []
-    if mark_min and np.isfinite(z).any():
-        arg = np.nanargmax if best == "max" else np.nanargmin
-        i, j = np.unravel_index(arg(z), z.shape)
-        notes.append(f"{best} {z[i, j]:.4g} at ({x[j]:.3g}, {y[i]:.3g})")
-    elif not np.isfinite(z).any():
-        notes.append("no finite values")
-    full_title = " | ".join(filter(None, [title, *notes]))
+    assert spec.vmin is not None and spec.vmax is not None  # a map spec has its limits
+    lo, hi, log = float(spec.vmin), float(spec.vmax), spec.log
+    tf = np.log10 if log else (lambda v: v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_lo, t_hi = tf(max(lo, 1e-300) if log else lo), tf(max(hi, 1e-300) if log else hi)
+    span = (t_hi - t_lo) or 1.0
+    margin = 9
+    cols, text_rows = max(width - margin, 4), max(height - 4, 2)
+    rows = 2 * text_rows if color else text_rows
+    (xlo, xhi), (ylo, yhi) = _extent(spec)
+    j, jin = _nearest(np.linspace(xlo, xhi, cols), x)
+    i, iin = _nearest(np.linspace(yhi, ylo, rows), y)  # top row = max y
+    grid = np.where(iin[:, None] & jin[None, :], z[np.ix_(i, j)], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.clip((tf(grid) - t_lo) / span, 0.0, 1.0)
+    missing = ~np.isfinite(grid) | ~np.isfinite(t) | (log & (grid <= 0))
+    n_colors = 64
+    bands = spec.levels if spec.kind == "filled" else None
+    if bands is not None and len(bands):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            edges = (tf(np.asarray(bands, dtype=float)) - t_lo) / span
+        k = np.searchsorted(edges, t, side="right")
+        t = (k / max(len(edges), 1)).clip(0, 1)
+        n_colors = len(edges) + 1
+    palette = _ramp(n_colors)
+    idx = np.rint(np.nan_to_num(t) * (n_colors - 1)).astype(int)
+
+    # The overlays as (grid row, column) -> character, later marks on top of earlier ones.
+    over: dict[tuple[int, int], str] = {}
+
+    def cell(px: float, py: float) -> tuple[int, int]:
+        c = round((px - xlo) / (xhi - xlo) * (cols - 1))
+        return round((yhi - py) / (yhi - ylo) * (rows - 1)), c
+
+    for m in _marks(spec):
+        pts = [cell(a, b) for a, b in zip(m.xs, m.ys, strict=True) if np.isfinite([a, b]).all()]
+        if m.line:
+            pts = _line_cells(pts)
+        for r, c in pts:
+            if 0 <= r < rows and 0 <= c < cols:
+                over[r, c] = m.char
+
+    notes = _notes(spec, z, spec.levels if spec.kind == "filled" else None)
+    title = " | ".join(filter(None, [spec.title, *notes]))
+    lines = [title[:width]] if title else []
+    ylab = [f"{yhi:.3g}", "", f"{ylo:.3g}"]
+    for r in range(text_rows):
+        label = ylab[0] if r == 0 else ylab[2] if r == text_rows - 1 else ""
+        out = [f"{label:>{margin - 2}} │"]
+        for c in range(cols):
+            if not color:
+                mark = over.get((r, c))
+                shade = " " if missing[r, c] else _SHADES[int(t[r, c] * (len(_SHADES) - 1))]
+                out.append(mark or shade)
+                continue
+            top, bot = (2 * r, c), (2 * r + 1, c)
+            mark = over.get(top) or over.get(bot)
+            if mark:
+                # The mark's own half's colour behind it, the character black or white on it.
+                under = [h for h in ((top, bot) if top in over else (bot, top)) if not missing[h]]
+                rgb = palette[idx[under[0]]] if under else None
+                ink = "\x1b[1m"  # bold, the terminal's own colour where no cell is behind
+                if rgb is not None:
+                    light = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 140
+                    ink = "\x1b[1;38;2;0;0;0m" if light else "\x1b[1;38;2;255;255;255m"
+                out.append((_bg(rgb) if rgb else "") + ink + mark + "\x1b[0m")
+            elif missing[top] and missing[bot]:
+                out.append(" ")
+            elif missing[top]:
+                out.append(_fg(palette[idx[bot]]) + "▄\x1b[0m")
+            elif missing[bot]:
+                out.append(_fg(palette[idx[top]]) + "▀\x1b[0m")
+            else:
+                out.append(_fg(palette[idx[top]]) + _bg(palette[idx[bot]]) + "▀\x1b[0m")
+        lines.append("".join(out))
+    xl, xr = f"{xlo:.3g}", f"{xhi:.3g}"
+    lines.append(" " * (margin - 1) + "└" + "─" * cols)
+    lines.append(" " * margin + xl + spec.xlabel.center(max(cols - len(xl) - len(xr), 0)) + xr)
+    bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
+    bar = bar + "\x1b[0m" if color else _SHADES
+    fmt = tick_format([lo, hi], 4)  # two ends of a narrow range must still read differently
+    scale = f"{spec.ylabel} │ colour: {fmt % lo} {bar} {fmt % hi}" + (" (log)" if log else "")
+    lines.append(scale)
+    return "\n".join(lines)
+
+
+@renders(RENDERERS, "contour")
+def _contour(spec: PlotSpec, width: int, height: int, color: bool) -> str:
+    """Braille iso-lines at the spec's levels (``z[i, j]`` at ``(x[j], y[i])``), one colour
+    per level. A log scale is drawn as log10 of the values (plotext has no log colour scale
+    for iso-lines). A grid with one row or column is drawn as a curve along the other axis."""
+    x, y, z = _grid(spec)
+    color = _use_color(color)
+    lv, title = np.asarray(spec.levels, dtype=float), spec.title
+    if spec.log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(z > 0, np.log10(z), np.nan)
+        lv, title = np.log10(lv[lv > 0]), f"{title} (log10)"
     if min(z.shape) == 1:  # contourpy needs a 2x2 grid; show the single row/column as a curve
         along_x = len(x) > 1 or len(y) == 1
-        t, label = (x, xlabel) if along_x else (y, ylabel)
-        return curve_plot(
-            t,
-            {"z": z.ravel()},
-            width=width,
-            height=height,
-            title=full_title,
-            xlabel=label,
-            left_label="z",
-            color=color,
-        )
-
-    lv = contour_levels(z, levels)
-    if np.isfinite(z).any() and np.nanmin(z) == np.nanmax(z):
-        notes.append("constant")  # levels padded around one value cross nothing
-    elif lv.size:
-        fmt = tick_format([lv[0], lv[-1]])
-        notes.append(f"levels {fmt % lv[0]}..{fmt % lv[-1]}")
-    elif np.isfinite(z).any():
-        notes.append("no levels")
-    _start(width, height, " | ".join(filter(None, [title, *notes])), xlabel)
-    plt.ylabel(ylabel)
+        t, label = (x, spec.xlabel) if along_x else (y, spec.ylabel)
+        title = " | ".join(filter(None, [title, *_notes(spec, z, None)]))
+        return curve_plot(t, {"z": z.ravel()}, width=width, height=height, title=title,
+                          xlabel=label, left_label="z", color=color)  # fmt: skip
+    _start(width, height, " | ".join(filter(None, [title, *_notes(spec, z, lv)])), spec.xlabel)
+    plt.ylabel(spec.ylabel)
     colors = _ramp(len(lv))
     for k, (xs, ys) in enumerate(iso_lines(x, y, z, lv) if lv.size else []):
         if xs.size:  # plotext cannot take an empty series
             plt.plot(xs.tolist(), ys.tolist(), marker="braille", color=colors[k] if color else None)
-    if path is not None and len(path[0]):
-        px, py = (np.asarray(p, dtype=float).ravel() for p in path)
-        plt.plot(px.tolist(), py.tolist(), marker="dot", color="magenta+" if color else None)
-        plt.scatter([px[0]], [py[0]], marker="o", color="default" if color else None)
-        plt.scatter([px[-1]], [py[-1]], marker="*", color="default" if color else None)
-    if cursor is not None:
-        plt.scatter([cursor[0]], [cursor[1]], marker="+", color="red+" if color else None)
-    if mark_min and np.isfinite(z).any():
-        # Drawn last so the marker sits on top of any iso-line crossing the same cell.
-        # Terminal foreground in bold: visible on dark and light backgrounds alike.
-        plt.scatter(
-            [float(x[j])],
-            [float(y[i])],
-            marker=MIN_MARKER,
-            color="default" if color else None,
-            style="bold" if color else None,
-        )
-    xs, ys = (x, y) if path is None else (np.r_[x, path[0]], np.r_[y, path[1]])
-    plt.xlim(*_limits(xs))
-    plt.ylim(*_limits(ys))
+    for m in _marks(spec):
+        # The best point is drawn last, on top of any iso-line crossing its cell, in the
+        # terminal's foreground in bold: visible on dark and light backgrounds alike.
+        style = {"color": m.color if color else None}
+        if m.char == MIN_MARKER and color:
+            style["style"] = "bold"
+        if m.line:
+            plt.plot(m.xs.tolist(), m.ys.tolist(), marker="dot", **style)
+        else:
+            plt.scatter(m.xs.tolist(), m.ys.tolist(), marker=m.char, **style)
+    (xlo, xhi), (ylo, yhi) = _extent(spec)
+    plt.xlim(xlo, xhi)
+    plt.ylim(ylo, yhi)
     return _finish(color)
+
+
+@renders(RENDERERS, *FIGURE_ONLY)
+def _figure_only(spec: PlotSpec, width: int, height: int, color: bool) -> str:
+    """plotext has no 3D view: the terminal's answer for a figure-only kind is a clear no."""
+    raise ConfigError(f"a {spec.kind} plot is for --export only")
 
 
 def curve_plot(
@@ -383,39 +404,26 @@ def curve_plot(
             for r, (xs, ys) in enumerate(_runs(x, v)):
                 plt.plot(xs, ys, yside=side, label=name if r == 0 else None, **style)
             k += 1
-    plt.xlim(*_limits(x))
+    plt.xlim(*_axis_range(x))
     return _finish(color)
 
 
+@renders(RENDERERS, "curve")
+def _curve(spec: PlotSpec, width: int, height: int, color: bool) -> str:
+    """Curves: ``series`` on the left axis, ``right`` on a twin right axis; a log scale as
+    log10 of the left series."""
+    left, label = dict(spec.series), spec.left_label
+    if spec.log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            left = {f"log10 {n}": np.where(v > 0, np.log10(v), np.nan) for n, v in left.items()}
+        label = f"log10 {label}"
+    return curve_plot(
+        spec.x, left, dict(spec.right) or None, width=width, height=height, title=spec.title,
+        xlabel=spec.xlabel, left_label=label, right_label=spec.right_label, color=color,
+    )  # fmt: skip
+
+
 def draw(spec: PlotSpec, *, width: int = 80, height: int = 24, color: bool = True) -> str:
-    """``spec`` as text. A log scale is drawn as log10 of the values (plotext has no log
-    colour scale for iso-lines); the levels, limits and series are the spec's."""
-    if spec.kind == "curve":
-        left, label = dict(spec.series), spec.left_label
-        if spec.log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                left = {f"log10 {n}": np.where(v > 0, np.log10(v), np.nan) for n, v in left.items()}
-            label = f"log10 {label}"
-        return curve_plot(
-            spec.x, left, dict(spec.right) or None, width=width, height=height, title=spec.title,
-            xlabel=spec.xlabel, left_label=label, right_label=spec.right_label, color=color,
-        )  # fmt: skip
-    assert spec.z is not None and spec.y is not None
-    if spec.kind == "contour":
-        z, lv, title = spec.z, spec.levels, spec.title
-        if spec.log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.where(z > 0, np.log10(z), np.nan)
-            lv, title = np.log10(lv[lv > 0]), f"{title} (log10)"
-        return contour_map(
-            spec.x, spec.y, z, levels=lv, width=width, height=height, title=title,
-            xlabel=spec.xlabel, ylabel=spec.ylabel, mark_min=spec.mark_min, best=spec.best,
-            color=color, path=spec.path, cursor=spec.cursor,
-        )  # fmt: skip
-    if spec.kind in ("filled", "heatmap"):
-        return heat_map(
-            spec.x, spec.y, spec.z, vmin=spec.vmin, vmax=spec.vmax, log=spec.log,
-            bands=spec.levels if spec.kind == "filled" else None, width=width, height=height,
-            title=spec.title, xlabel=spec.xlabel, ylabel=spec.ylabel, color=color,
-        )  # fmt: skip
-    raise ConfigError(f"a {spec.kind} plot is for --export only")
+    """``spec`` as text, by the renderer of its kind; the levels, limits, series and overlays
+    are the spec's."""
+    return renderer(RENDERERS, spec.kind)(spec, width, height, color)

@@ -79,6 +79,20 @@ class PlotView(Widget):
             self._last = last = (data, state, Text.from_ansi(text))
         return last[2]
 
+    def shown_levels(self) -> int:
+        """How many levels the map shows now (its default ones, or a count chosen before):
+        what the ``+`` and ``-`` keys step from. 0 for a curve, or a surface not drawn."""
+        from tui_landscape.plots.spec import resolve
+
+        s = self.surface
+        if s is None:
+            return 0
+        try:
+            spec = resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale)
+        except LandscapeError:
+            return 0
+        return 0 if spec.kind == "curve" else int(spec.levels.size)
+
     def spec(self) -> PlotSpec:
         """What the view shows now: the map, or the 1D slice through the cursor."""
         from tui_landscape.plots.spec import resolve, slice_spec

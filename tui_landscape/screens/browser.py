@@ -383,11 +383,7 @@ class BrowserScreen(Screen):
             return
         # On the UI thread, not in a worker: a 'y' typed at once must meet the question. It
         # reads one name from each other surface file of the folder: milliseconds.
-        beside = removable_sidecars(p)
-        # A detached run's log and generated config belong to this surface alone.
-        for name, q in (("log", runs.log_path(p)), ("run config", runs.run_config_path(p))):
-            if q.is_file() or q.is_symlink():
-                beside[name] = q
+        beside = removable_sidecars(p)  # a detached run's log and config included
         shared = sidecars(p).get("directions")
         kept = ""
         if shared is not None and "directions" not in beside:

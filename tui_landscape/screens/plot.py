@@ -19,6 +19,7 @@ from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import (
+    LAYOUT_OURS,
     Surface,
     clean_text,
     has_trajectory,
@@ -27,7 +28,13 @@ from engine.formats import (
     read_trajectory,
 )
 from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, surface_values
+from tui_landscape.plots.spec import (
+    APP_KINDS,
+    map_kind,
+    next_kind,
+    next_levels,
+    surface_values,
+)
 from tui_landscape.plots.widget import PlotView
 from tui_landscape.runs import Watch
 from tui_landscape.screens.figures import figure_path, write_figure
@@ -166,7 +173,7 @@ class PlotScreen(Screen):
         self.running = lock_holder(self.path) is not None
         v = self.view
         traj = self.trajectory_path
-        if traj is None and s.layout == "tui-landscape" and has_trajectory(self.path):
+        if traj is None and s.layout == LAYOUT_OURS and has_trajectory(self.path):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
             v.trajectory = read_trajectory(traj, s)
@@ -247,8 +254,14 @@ class PlotScreen(Screen):
         write_figure(self, out, [v.spec()])
 
     def action_levels(self, step: int) -> None:
+        """``+``/``-``: two levels more or fewer than the map shows (its default levels, the
+        reference's ~20, count too)."""
         v = self.view
-        v.levels = min(max((v.levels or 10) + step, 2), 40)
+        shown = v.shown_levels()
+        if not shown:
+            self.notify("a curve has no contour levels", timeout=1.5)
+            return
+        v.levels = next_levels(shown, step)
         self.notify(f"{v.levels} levels", timeout=1.5)
 
     def action_toggle_log(self) -> None:
