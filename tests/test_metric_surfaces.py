@@ -251,6 +251,7 @@ async def test_the_compare_screen_switches_to_a_metric_both_files_hold(tmp_path)
         await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
         app.push_screen(CompareScreen([a, b]))
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await wait_for(pilot, lambda: app.screen.surfaces is not None)  # read in a worker
         await pilot.press("s")  # train_acc is a's only: skipped
         assert app.screen.name_ == "train_abs_err"
         await pilot.pause()
