@@ -42,15 +42,46 @@ _CACHE = (
 )
 
 
+_RUNNING: list[str] = []  # the test whose body runs now, if any
+_TRAINED_IN_TESTS: list[str] = []  # "test: recipe" for every recipe trained in a test body
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _recipe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import engine.recipes
+
     cache = _CACHE or tmp_path_factory.mktemp("recipes")
     os.environ["TUI_LANDSCAPE_CACHE"] = str(cache)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    return cache
+    train = engine.recipes.train_recipe
+
+    def noted(r, *a, **k):  # test bodies that train into the session's cache (in this process)
+        if _RUNNING and os.environ.get("TUI_LANDSCAPE_CACHE") == str(cache):
+            _TRAINED_IN_TESTS.append(f"{_RUNNING[-1]}: {r.arch} ({r.doc})")
+        return train(r, *a, **k)
+
+    engine.recipes.train_recipe = noted
+    yield cache
+    engine.recipes.train_recipe = train
 
 
-def _trained(name: str) -> Path:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    _RUNNING.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _TRAINED_IN_TESTS:  # a test's duration then depends on the order the tests run in
+        terminalreporter.section("recipes trained inside test bodies (ask for their fixture)")
+        for line in _TRAINED_IN_TESTS:
+            terminalreporter.write_line(line)
+
+
+def _trained(name: str) -> Path:  # in a fixture's set-up, not a test body
     from engine.recipes import recipe_checkpoint
 
     return recipe_checkpoint(f"recipe:{name}")

@@ -202,6 +202,9 @@ def test_non_finite_normalisation_is_refused(item):
 # --- surface files, side files and journals that someone else wrote ---------------------------
 
 DIGITS = ["model.checkpoint=recipe:digits_cnn", "data.subset=64"]
+# The tests from here on run recipe:digits_cnn: trained once per session, before any test of
+# this file (conftest), so that no test's duration depends on the order they run in.
+pytestmark = pytest.mark.usefixtures("digits_cnn_recipe")
 CONFIG_1D = REPO / "sample_configs" / "digits_1d.toml"
 
 

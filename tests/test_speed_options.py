@@ -24,7 +24,7 @@ def surface(tmp_path, name, extra):
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory):
+def plain(tmp_path_factory, digits_cnn_recipe):
     return surface(tmp_path_factory.mktemp("plain"), "plain", [])
 
 
