@@ -6,7 +6,7 @@ the same run:
     python benchmarks/bench_surface.py --case digits               # digits CNN, embedded data
     python benchmarks/bench_surface.py --case resnet20             # ResNet-20, 2,000 CIFAR-shaped
     python benchmarks/bench_surface.py --case resnet56 --device cuda   # 10,000 images, on a GPU
-    python benchmarks/bench_surface.py --case resnet20 --tiny      # seconds; run by the tests
+    python benchmarks/bench_surface.py --case resnet20 --tiny      # a smoke run for the tests
     python benchmarks/bench_surface.py --case charlm --methods ab  # a user loss on dict batches
 
 Methods: (a) ours (``engine.landscape.Landscape``: tensors moved in place, data on the device once,
@@ -49,6 +49,9 @@ CASES = {
     # causal_lm loss; its floor is the loss function itself over the same batches.
     "charlm": {"arch": "char_transformer", "n": 256, "batch": 128, "points": 9},
 }
+# --tiny: a smoke run (every method end to end in seconds, its figures meaningless): a few
+# images in two batches per split, planes of 2x2 points, two pairs of planes for (d).
+TINY_IMAGES, TINY_BATCH = 16, 8
 LOSS = {"charlm": "causal_lm"}  # cases whose loss is a function called per batch
 METHODS = {"a": "ours", "b": "floor", "c": "reference algorithm", "d": "loss-landscapes"}
 
@@ -60,28 +63,30 @@ def setup(case: str, tiny: bool):
 
     spec = CASES[case]
     model = build_model(spec["arch"], seed=0).eval()
+    bs = TINY_BATCH if tiny else spec["batch"]
     if case in LOSS:
         from engine.config import load_config
         from engine.data import load_splits
 
-        n = 16 if tiny else spec["n"]
-        bs = 8 if tiny else spec["batch"]
+        n = TINY_IMAGES if tiny else spec["n"]
         sets = [f"data.dataset={case}", f"data.subset={n}", f"data.batch_size={bs}"]
         cfg = load_config(None, [*sets, f"data.loss={LOSS[case]}"])
         return model, load_splits(cfg.data), None, None, bs
     if spec["n"] is None:
         splits = digits_splits()
+        if tiny:
+            splits = {k: Split(s.x[:TINY_IMAGES], s.y[:TINY_IMAGES]) for k, s in splits.items()}
         images = {
             k: (s.x * 0.3763 + 0.3052).mul(255).clamp(0, 255).byte() for k, s in splits.items()
         }
     else:
-        n = 64 if tiny else spec["n"]
+        n = TINY_IMAGES if tiny else spec["n"]
         g = torch.Generator().manual_seed(0)
         images = {"train": torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)}
         labels = torch.randint(0, 10, (n,), generator=g)
         splits = {"train": Split((images["train"].float() / 255 - 0.5) / 0.25, labels)}
     labels = {k: s.y for k, s in splits.items()}
-    return model, splits, images, labels, (32 if tiny else spec["batch"])
+    return model, splits, images, labels, bs
 
 
 def grid_points(k: int) -> list[tuple[float, float]]:
@@ -149,7 +154,7 @@ def method_ours_and_floor(model, splits, images, labels, bs, device, points, ove
     """(a) and (b) interleaved in one process, so that drift hits both alike."""
     from engine.evaluate import autocast
 
-    land = make_ours(model, splits, bs, device, overrides, CASE[0])
+    land = make_ours(model, splits, bs, device, overrides, RUN["case"])
     k = land.points_per_batch
     print(
         f"ours: precision {land.precision or 'fp32'}, channels_last {land.channels_last}, "
@@ -256,7 +261,7 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points, ov
     y = torch.cat([s.y for s in splits.values()]).to(device)
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
     model = model.to(device)
-    steps = max(3, int(np.sqrt(len(points))))
+    steps = max(2 if RUN["tiny"] else 3, int(np.sqrt(len(points))))
 
     @torch.no_grad()
     def plane(_=None) -> float:
@@ -280,7 +285,7 @@ def method_loss_landscapes(model, splits, images, labels, bs, device, points, ov
 
     ours_plane(None)  # warm-up
     # One plane is one timing; five planes, each paired with ours over as many points.
-    ll, ours = paired(plane, ours_plane, [None] * 5)
+    ll, ours = paired(plane, ours_plane, [None] * (2 if RUN["tiny"] else 5))
     ratios = [x / o for x, o in zip(ll, ours, strict=True)]
     return {"sec": [ll], "ratio": {"d": ratios}, "peak_mb": peak}
 
@@ -292,11 +297,11 @@ RUNNERS = {
 }
 
 
-CASE = [""]  # the case this child runs
+RUN = {"case": "", "tiny": False}  # what this child runs
 
 
 def child(args) -> None:
-    CASE[0] = args.case
+    RUN.update(case=args.case, tiny=args.tiny)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -325,7 +330,11 @@ def main() -> None:
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--methods", default="abcd", help="subset of 'abcd' to run")
-    p.add_argument("--tiny", action="store_true", help="64 images, batch 32 (for the tests)")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help=f"smoke run: {TINY_IMAGES} images a split, batch {TINY_BATCH}, 2x2 planes (tests)",
+    )
     p.add_argument(
         "--set",
         action="append",

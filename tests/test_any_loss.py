@@ -240,6 +240,7 @@ def test_memory_budget_decides_streaming(user):
     assert not load_splits(small.data)["train"].streamed  # 150 x 24 bytes fit in 1 MiB
 
 
+@pytest.mark.usefixtures("digits_cnn_recipe")
 def test_builtin_crossentropy_as_a_function_equals_the_fused_path(tmp_path):
     grid = [
         "grid.x=-1:1:3",

@@ -38,7 +38,7 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def cnn():
+def cnn(digits_cnn_recipe):
     cfg = config_from_dict({"model": {"arch": "digits_cnn", "checkpoint": "recipe:digits_cnn"}})
     return load_model(cfg)
 

@@ -50,6 +50,7 @@ def _manual(checkpoint: str, splits=("train", "test"), batch_size: int = 1024) -
     return out
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_the_summary_says_where_moved_variances_go_negative(tmp_path):
     out = tmp_path / "keep.h5"
     r = CliRunner().invoke(
@@ -69,6 +70,7 @@ def test_the_summary_says_where_moved_variances_go_negative(tmp_path):
     assert np.isfinite(s.values["train_loss"][:-2]).all()
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_negative_variance_equals_a_check_of_the_moved_model(tmp_path):
     grid = np.linspace(-3, 3, 25)
     job = prepare(load_config(None, [*INTERP, "grid.x=-3:3:25"]), tmp_path / "n.h5")
@@ -83,6 +85,7 @@ def test_negative_variance_equals_a_check_of_the_moved_model(tmp_path):
     assert got == want and any(want) and not want[len(grid) // 2]  # the centre never is
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_recalibrated_end_points_equal_a_plain_loop(tmp_path):
     s = _run([*INTERP, "compute.bn=recalibrate", "grid.x=0:1:2"], tmp_path / "r.h5")
     assert s.attrs["dir_type"] == "weights"  # 'auto' moves no statistics it re-estimates
@@ -92,6 +95,7 @@ def test_recalibrated_end_points_equal_a_plain_loop(tmp_path):
             assert s.values[name][k] == pytest.approx(value, rel=1e-6, abs=1e-6), (k, name)
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_recalibration_through_a_loss_function_and_without_the_train_split(tmp_path):
     # A loss function's forward pass updates the statistics as the model's does; a surface of
     # the test split alone still re-estimates them on the train split.
@@ -106,6 +110,7 @@ def test_recalibration_through_a_loss_function_and_without_the_train_split(tmp_p
     assert fused.values["test_loss"][1] == pytest.approx(want["test_loss"], rel=1e-6)
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_the_sample_has_no_nan_and_two_basins(tmp_path):
     cfg = load_config(SAMPLE, ["grid.x=-0.5:1.5:9"])
     assert cfg.compute.bn == "recalibrate"
@@ -143,6 +148,7 @@ def _run(sets, out):
     return read_surface(out)
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_the_app_s_run_ends_with_the_same_diagnosis(tmp_path, monkeypatch):
     """The setup's Run logs what `compute` prints at its end: the negative variances too."""
     monkeypatch.chdir(tmp_path)  # the output, interp.h5, is written in the working folder

@@ -18,6 +18,8 @@ from tui_landscape.cli import app
 
 runner = CliRunner()
 SMALL = ["--set", "grid.x=-1:1:3", "--set", "grid.y=-1:1:3"]
+# The sample configs run recipe:digits_cnn; it is trained once, before any test (conftest).
+pytestmark = pytest.mark.usefixtures("digits_cnn_recipe")
 
 
 def invoke(*args: str):

@@ -8,6 +8,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,24 +45,51 @@ def test_the_summary_of_a_slow_run_says_seconds_a_point(monkeypatch):
     assert out.getvalue().startswith("Computed 4 points in 49.2 s (12.3 s/pt); 9/9 done.")
 
 
-class SlowJob:
-    """What ``run_with_progress`` asks of a Job: idle before its first point, two points,
-    then Ctrl-C; ``screen`` is the terminal's text when the idle time starts and ends."""
+class FakeClock:
+    """``time`` for ``common``: its progress reads only ``perf_counter``, which moves only
+    when a test says so, so the rate and ETA do not depend on how busy the machine is."""
 
-    def __init__(self, out: io.StringIO) -> None:
-        self.out, self.total, self.done, self.resumed = out, 100, 0, False
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class SlowJob:
+    """What ``run_with_progress`` asks of a Job: idle before its first point, two points
+    1.25 s apart on ``clock``, then Ctrl-C; ``screen`` is the terminal's text when the idle
+    time starts and ends, ``threads`` those started while the bar is up."""
+
+    def __init__(self, out: io.StringIO, clock: FakeClock) -> None:
+        self.out, self.clock, self.total, self.done, self.resumed = out, clock, 100, 0, False
         self.path = Path("/data/a/rather/long/folder/name/for/the/surface/[b]digits_41x41.h5")
         self.screen: list[str] = []
+        self.threads: list[threading.Thread] = []
+        self._before = set(threading.enumerate())
 
     def run(self, on_point, outcomes=None):
         self.screen.append(self.out.getvalue())
-        time.sleep(0.3)  # no point finishes: nothing may be drawn
+        # No point finishes: nothing may be drawn. Only a thread could draw while this one
+        # waits (rich's auto-refresh is one), so none may have been started.
+        self.threads = [t for t in threading.enumerate() if t not in self._before]
+        self.clock.now += 2.5
         self.screen.append(self.out.getvalue())
         for _ in range(2):
-            time.sleep(1.0)  # slower than a point a second
+            self.clock.now += 1.25  # slower than a point a second
             self.done += 1
             on_point(None)
         raise KeyboardInterrupt
+
+
+@pytest.fixture
+def slow_job(monkeypatch) -> tuple[SlowJob, Console]:
+    """A SlowJob drawn by ``common``'s console on an 80-column terminal, on a fake clock."""
+    out, clock = io.StringIO(), FakeClock()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "console", console)
+    monkeypatch.setattr(common, "time", clock)
+    return SlowJob(out, clock), console
 
 
 def visible_lines(raw: str) -> list[str]:
@@ -72,36 +100,33 @@ def visible_lines(raw: str) -> list[str]:
     return [x for x in lines if x]
 
 
-def test_the_bar_is_still_while_idle_and_ctrl_c_leaves_one_bar_line(monkeypatch):
-    out = io.StringIO()
-    console = Console(file=out, width=80, force_terminal=True, color_system=None)
-    monkeypatch.setattr(common, "console", console)
-    job = SlowJob(out)
+def test_the_bar_is_still_while_idle_and_ctrl_c_leaves_one_bar_line(slow_job):
+    job, console = slow_job
     with pytest.raises(typer.Exit) as e:
         common.run_job(lambda p, o: job, job.path, False)
     assert e.value.exit_code == 130
     before, after = job.screen
     assert before == after, "the bar was redrawn while no point finished"
+    assert not job.threads, f"something could redraw the bar while idle: {job.threads}"
     assert common.WAITING in before.split("\r\x1b[2K")[-1]
-    shown = visible_lines(out.getvalue())
+    shown = visible_lines(job.out.getvalue())
     bar, message = shown[0], " ".join(" ".join(shown[1:]).split())  # the bar once, then this
     assert not any("computing" in line for line in shown[1:]), shown
-    assert "2/100" in bar and "s/pt, ETA 0:0" in bar and bar.endswith("→ [b]digits_41x41.h5")
+    # 2 points 5 s after the start: 2.5 s/pt, and 98 more at that rate take 4 min 5 s.
+    assert "2/100" in bar and "2.5 s/pt, ETA 0:04:05" in bar, bar
+    assert bar.endswith("→ [b]digits_41x41.h5")
     # Two columns free: a terminal's '^C' echo stays on the bar's line, not a new one.
     assert console.measure(bar).maximum <= 78
     assert message.startswith(f"Interrupted: 2/100 points saved in {job.path}; run the same")
 
 
-def test_a_long_output_name_is_cut_in_the_middle_not_the_counts(monkeypatch):
+def test_a_long_output_name_is_cut_in_the_middle_not_the_counts(slow_job):
     """At 80 columns a 70-character name pushed out the bar, done/total and percentage."""
-    out = io.StringIO()
-    console = Console(file=out, width=80, force_terminal=True, color_system=None)
-    monkeypatch.setattr(common, "console", console)
-    job = SlowJob(out)
+    job, console = slow_job
     job.path = Path("a_very_long_output_name_for_a_resnet_run_with_many_settings_encoded.h5")
     with pytest.raises(typer.Exit):
         common.run_job(lambda p, o: job, job.path, False)
-    bar = visible_lines(out.getvalue())[0]
+    bar = visible_lines(job.out.getvalue())[0]
     assert bar.startswith("computing") and "2/100" in bar and "2%" in bar, bar
     assert bar.endswith("→ a_very_long_…_encoded.h5"), bar
     assert console.measure(bar).maximum <= 78

@@ -15,7 +15,7 @@ import pytest
 from engine.config import DataConfig
 from engine.data import load_splits
 from engine.errors import LandscapeError
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
 from tests.test_datasets import write_cifar10
 
 
@@ -154,16 +154,36 @@ def test_app_with_a_damaged_surface_is_one_line_before_it_starts(tmp_path):
 
 
 def test_app_that_ended_on_an_unhandled_error_exits_non_zero(tmp_path, monkeypatch):
+    """The real app, run headless by ``tui``, meets an error nothing handles (planted in its
+    browser): Textual ends the app, and ``tui`` exits with its non-zero code."""
+    import threading
+
     import tui_landscape.app
+    from tui_landscape.screens.browser import BrowserScreen
 
-    class Crashed:
-        return_code = 1  # what Textual sets after it prints an unhandled exception
+    def broken(self):
+        raise RuntimeError("planted: the browser cannot list its folder")
 
-        def run(self):
-            pass
+    monkeypatch.setattr(BrowserScreen, "on_mount", broken)
+    real, apps = tui_landscape.app.create_app, []
 
-    monkeypatch.setattr(tui_landscape.app, "create_app", lambda target: Crashed())
-    assert _tui(tmp_path).exit_code == 1
+    def headless(target):  # the CLI's own app; CliRunner gives it no terminal to draw on
+        app = real(target)
+        run = app.run
+        app.run = lambda: run(headless=True)
+        apps.append(app)
+        return app
+
+    monkeypatch.setattr(tui_landscape.app, "create_app", headless)
+    # The deadline: an app that did not crash would run on; this ends it with code 0.
+    timer = threading.Timer(60, lambda: apps[0].call_from_thread(apps[0].exit))
+    timer.start()
+    try:
+        r = _tui(tmp_path)
+    finally:
+        timer.cancel()
+    assert apps[0].return_code == 1
+    assert r.exit_code == 1 and "RuntimeError: planted" in r.output, r.output
 
 
 @pytest.mark.parametrize(
@@ -202,6 +222,9 @@ def test_non_finite_normalisation_is_refused(item):
 # --- surface files, side files and journals that someone else wrote ---------------------------
 
 DIGITS = ["model.checkpoint=recipe:digits_cnn", "data.subset=64"]
+# The tests from here on run recipe:digits_cnn: trained once per session, before any test of
+# this file (conftest), so that no test's duration depends on the order they run in.
+pytestmark = pytest.mark.usefixtures("digits_cnn_recipe")
 CONFIG_1D = REPO / "sample_configs" / "digits_1d.toml"
 
 
@@ -244,25 +267,35 @@ def test_the_output_is_locked_before_it_is_read(tmp_path):
 
 
 def test_two_computes_started_together_keep_one_surface(tmp_path):
+    """Two runs of different configs started together on one output: one takes the lock,
+    the other is refused while the first is under way (its grid takes minutes), and the
+    file is the first's. The first is then stopped (SIGTERM) and keeps what it did."""
+    import signal
     import subprocess
     import sys
 
     from engine.formats import read_surface
 
     out = tmp_path / "s.h5"
-    cmds = [
-        [sys.executable, "-m", "tui_landscape", "compute", str(CONFIG_1D), "--out", str(out)]
-        + [a for o in [*DIGITS, "grid.x=-1:1:9", f"directions.seed={seed}"] for a in ("--set", o)]
-        for seed in (1, 2)
-    ]
+    args = [*map(str, _compute_args(out, "grid.x=-1:1:100001")), "--set", "directions.seed="]
+    cmds = [[sys.executable, "-m", "tui_landscape", *args[:-1], args[-1] + s] for s in "12"]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]
-    results = [(p.wait(timeout=300), p.stderr.read().decode()) for p in procs]
-    assert sorted(rc for rc, _ in results) == [0, 1], results
-    loser = next(err for rc, err in results if rc == 1)
-    assert "Traceback" not in loser
-    assert "being computed by another process" in loser or "different config" in loser
-    winner = next(seed for (rc, _), seed in zip(results, (1, 2), strict=True) if rc == 0)
-    assert f"seed = {winner}" in read_surface(out).attrs["config"]
+    try:
+        wait_until(lambda: any(p.poll() is not None for p in procs), 300, "a run refused")
+        loser = next(p for p in procs if p.poll() is not None)
+        winner = procs[1 - procs.index(loser)]
+        assert winner.poll() is None, "the winner ended: its grid was to take minutes"
+        assert loser.returncode == 1
+        err = loser.stderr.read().decode()
+        assert "Traceback" not in err and "being computed by another process" in err, err
+        winner.send_signal(signal.SIGTERM)
+        assert winner.wait(timeout=60) == 143
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    seed = (1, 2)[procs.index(winner)]
+    assert f"seed = {seed}" in read_surface(out).attrs["config"]
 
 
 @pytest.mark.parametrize("side", ["h5.tmp", "h5.journal", "h5.lock", "directions.h5"])

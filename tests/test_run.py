@@ -15,6 +15,8 @@ from engine.formats import directions_path, read_surface
 from engine.run import prepare
 
 MLP = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp"]
+# Most tests here run the two recipes; they are trained once, before any test (conftest).
+pytestmark = pytest.mark.usefixtures("digits_cnn_recipe", "digits_mlp_recipe")
 
 
 def run(sets, out, **kw):
@@ -43,6 +45,7 @@ def test_center_equals_the_models_own_loss(tmp_path):
     assert s.values["train_acc"][1, 1] > 90
 
 
+@pytest.mark.usefixtures("bn_recipes")
 def test_interpolation_end_points_equal_the_two_models(tmp_path):
     a, b = "recipe:digits_cnn_small_batch", "recipe:digits_cnn_large_batch"
     sets = [

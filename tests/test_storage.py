@@ -155,6 +155,7 @@ def test_bad_files(tmp_path):
         read_surface(tmp_path / "future.h5")
 
 
+@pytest.mark.usefixtures("digits_mlp_recipe")
 def test_a_refused_second_run_leaves_the_first_runs_directions_alone(tmp_path):
     from engine.config import load_config
     from engine.formats import directions_path
