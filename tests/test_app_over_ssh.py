@@ -185,6 +185,7 @@ async def _live_map(size, f):
         view = app.screen.query_one("#live", PlotView)
         await wait_for(pilot, lambda: view.size.width > 0)  # laid out: a size to draw to
         view.surface = read_surface(f)
+        await wait_for(pilot, lambda: app.screen.painted)  # no field left mounting at exit
         await pilot.pause()
         return view.render().plain, view.size.width
 

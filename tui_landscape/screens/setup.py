@@ -71,7 +71,7 @@ class SetupScreen(Screen):
                 tooltip="Cancel the run: finished points are kept, Run again resumes"),
         Binding("ctrl+o", "pick_checkpoint", "Checkpoint", priority=True,
                 tooltip="Pick a checkpoint file"),
-        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the file browser"),
+        Binding("escape", "back", "Back", tooltip="Back to the file browser"),
     ]  # fmt: skip
 
     def __init__(self, config: Path | None = None) -> None:
@@ -88,6 +88,7 @@ class SetupScreen(Screen):
         self.run_when_checked = False  # Run was pressed while the preflight was running
         self.detach_when_checked = False  # so was Detach
         self.painted = False  # every field is built: workers may import torch
+        self.leave_when_built = False  # esc was pressed while the fields were being built
         self.running = False  # a run was started and has not ended (set on the UI thread)
         self.job: Job | None = None  # the run's job, once prepared (set on the UI thread)
         self.cancel_requested = False
@@ -135,8 +136,19 @@ class SetupScreen(Screen):
         """Every field is built: the workers may start. They import torch, and loading its
         libraries holds the GIL for seconds (the UI thread stalls too)."""
         self.painted = True
+        if self.leave_when_built:
+            self.app.pop_screen()
+            return
         self.load_names()
         self.validate()  # now with the engine's preflight, and each error under its field
+
+    def action_back(self) -> None:
+        """Leave, once every field is built: a choice list still mounting when its screen is
+        removed fails inside Textual (`SelectOverlay` not found), so esc waits for the form."""
+        if self.painted:
+            self.app.pop_screen()
+        else:
+            self.leave_when_built = True
 
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
         self.validate()
