@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, LandscapeError
-from engine.formats import Surface, SurfaceWriter, read_surface
+from engine.formats import Provenance, Surface, SurfaceWriter, read_surface
 from engine.grid import Grid
 from engine.sharpness import eigen_ratio
 from tui_landscape.plots import export as E
@@ -72,7 +72,9 @@ def export_map(path: Path, x, y, z, *, kind: str = "contour", size=(6, 4.5), dpi
 
 def surface_file(path: Path, x: str, y: str | None, z: np.ndarray) -> Surface:
     """``z`` (NaN: a failed point) written as a surface file over grid ``x``, ``y``, and read."""
-    with SurfaceWriter.create(path, Grid.parse(x, y or ""), ["train_loss"], {}, "d.h5") as w:
+    with SurfaceWriter.create(
+        path, Grid.parse(x, y or ""), ["train_loss"], Provenance(), "d.h5"
+    ) as w:
         for k, v in enumerate(np.ravel(z)):
             w.record(k, {"train_loss": float(v)})
     return read_surface(path)

@@ -104,7 +104,7 @@ def map_lines(s: Surface, spectrum: dict[str, Any] | None) -> list[str]:
     its unconverged points, then the centre's spectrum."""
     import numpy as np
 
-    params = (spectrum or {}).get("params") or _config_params(s.attrs.get("config", ""))
+    params = (spectrum or {}).get("params") or _config_params(s.provenance.config)
     lines = [f"Hessian eigenvalues ({params_text(params)}):"]
     if "max_eig_residual" in s.values:
         done = s.completed

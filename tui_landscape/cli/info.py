@@ -86,7 +86,7 @@ def info(
         from tui_landscape.cli.hessian import map_lines
 
         with user_errors(ctx):
-            spectrum = read_spectrum(file) if s.layout == "tui-landscape" else None
+            spectrum = read_spectrum(file) if s.layout == LAYOUT_OURS else None
         for line in map_lines(s, spectrum):
             console.print(line, highlight=False, markup=False)
     loss = next((n for n in s.values if n.endswith("_loss")), None)
