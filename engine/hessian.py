@@ -260,8 +260,8 @@ class MeanLossHVP:
             raise failed[0][1]
         self.mode, self._auto = min(seconds, key=seconds.__getitem__), False
         log.info(
-            "HVP mode: %s (%s); seconds per batch %s%s",
-            self.mode, _TEXT[self.mode], {k: round(v, 4) for k, v in seconds.items()},
+            "HVP mode: %s (%s), the fastest of %s a batch%s",
+            self.mode, _TEXT[self.mode], ", ".join(f"{k} {v:.3g} s" for k, v in seconds.items()),
             "".join(f"; {m} failed: {describe(e)}" for m, e in failed),
         )  # fmt: skip
 
