@@ -5,8 +5,7 @@ Every key has a type, a default and metadata: ``doc`` (its help, shown by the ap
 Unknown keys and wrong types are refused with the key's dotted path and what was expected;
 bad values by each section's ``check``, next to its dataclass. Relative paths are taken from
 the current working directory. ``config_to_toml`` writes the resolved config back, and that
-text is stored in every output file; ``save_config`` writes a config for people (the keys that
-differ from the defaults, or edits an existing file in place, its comments kept), and
+text is stored in every output file (``engine.config_save`` writes one for people), and
 ``output_path`` is the one rule for where a config's surface goes.
 """
 
@@ -41,12 +40,10 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "TrainConfig",
-    "config_changes",
     "config_from_dict",
     "config_to_toml",
     "load_config",
     "output_path",
-    "save_config",
 ]
 
 
@@ -761,51 +758,6 @@ def output_path(cfg: Config, config_path: str | Path | None, out: str | Path | N
     if cfg.output.path:
         return Path(cfg.output.path)
     return Path(f"{Path(config_path).stem if config_path else 'surface'}.h5")
-
-
-def config_changes(cfg: Config) -> dict[str, Any]:
-    """The keys whose values differ from the defaults, as nested plain dicts (empty sections
-    dropped): what a saved config needs to say, since the rest reads back as the defaults."""
-    now, default = config_to_dict(cfg), config_to_dict(Config())
-    out: dict[str, Any] = {}
-    for sec, keys in now.items():
-        changed = {k: v for k, v in keys.items() if v != default[sec][k]}
-        if changed:
-            out[sec] = changed
-    return out
-
-
-def save_config(cfg: Config, path: str | Path, *, full: bool = False) -> None:
-    """Write ``cfg`` to ``path`` as TOML: every key if ``full``, else those that differ from
-    the defaults. An existing file is edited in place with tomlkit, so its comments, order
-    and layout stay: only keys whose values change are rewritten, and keys it lacks added."""
-    import tomlkit  # only where a config is saved: the commands never need it
-
-    p = Path(path)
-    want = config_to_dict(cfg) if full else config_changes(cfg)
-    if p.exists():
-        try:
-            doc = tomlkit.parse(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
-            raise ConfigError(f"Cannot edit {p}: {e}") from None
-    else:
-        doc = tomlkit.document()
-    had = doc.unwrap()  # plain values, to compare with ours
-    if not full:  # a key the file sets must follow the config, default or not
-        now = config_to_dict(cfg)
-        for sec, table in had.items():
-            if sec in now and isinstance(table, dict):
-                for k in table.keys() & now[sec].keys():
-                    want.setdefault(sec, {})[k] = now[sec][k]
-    for sec, keys in want.items():
-        old = had.get(sec, {})
-        for k, v in keys.items():
-            if k in old and old[k] == v:
-                continue  # unchanged (1 and 1.0 too): the line stays as the user wrote it
-            if sec not in doc:
-                doc.add(sec, tomlkit.table())
-            doc[sec][k] = v  # replacing a value keeps the comment at the end of its line
-    p.write_text(tomlkit.dumps(doc), encoding="utf-8")
 
 
 def iter_keys() -> list[tuple[str, str, Any]]:

@@ -261,7 +261,7 @@ def test_output_path_is_out_then_output_path_then_the_config_name():
 def test_save_config_writes_changes_and_edits_a_file_in_place(tmp_path: Path):
     """Only keys that differ from the defaults in a new file; an existing one keeps its
     comments and layout, with only its changed keys rewritten."""
-    from engine.config import config_changes, save_config
+    from engine.config_save import config_changes, save_config
 
     cfg = load_config(DIGITS_2D, ["grid.x=-2:2:5", "compute.device='cpu'"])
     assert "train" not in config_changes(cfg) and config_changes(cfg)["grid"]["x"] == "-2:2:5"

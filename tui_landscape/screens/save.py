@@ -2,7 +2,7 @@
 
 Ctrl+S once wrote over the config the app had opened, comments and all. Now the dialog proposes
 a new name beside it; a path that exists takes a second Save (the button turns into
-"Write over") and is then edited in place (``engine.config.save_config``), its comments kept.
+"Write over") and is then edited in place (``engine.config_save.save_config``), its comments kept.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label
 
-from engine.config import Config, output_path, save_config
+from engine.config import Config, output_path
+from engine.config_save import save_config
 
 __all__ = ["SaveChoice", "SaveConfig", "new_config_path", "save_setup"]
 
