@@ -576,7 +576,7 @@ def test_the_real_app_in_tmux_over_a_folder_of_damaged_files(tmp_path):
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
-# --- issue 23: files and locks (h-fmt) ---
+# --- issue 23: files and locks ---
 
 
 @pytest.fixture
@@ -881,7 +881,7 @@ def test_lock_holder_confirms_a_twin_inode_through_proc(tmp_path, monkeypatch):
         os.close(fd)
 
 
-# --- issue 23: user losses (h-reg) ---
+# --- issue 23: user losses ---
 # Every batch of a user loss is checked (item 4), a loss that changes the model is undone per
 # point and named (item 6), a model on the meta device is refused (item 14). The data's last
 # batch (rows 8-11) carries a marker, so a loss misbehaves there and not on the first batch.
@@ -1097,7 +1097,7 @@ def test_the_per_batch_check_adds_no_device_sync_on_cuda():
     assert read_sums(sums, "weighted")["count"] == 24.0
 
 
-# --- issue 23: inputs and signals (h-hostile) ---------------------------------------------------
+# --- issue 23: inputs and signals ---
 
 FRESH = ["model.checkpoint=", "data.subset=64"]  # the digits CNN at its initial weights
 
