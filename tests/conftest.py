@@ -111,6 +111,15 @@ def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child that a test will Ctrl-C: SIGINT back to its default. A test
+    runner started in the background (``cmd &`` in a script) ignores SIGINT, its children
+    inherit that, and Python keeps an inherited SIG_IGN: the child would never see Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_until(
     condition: Callable[[], object],
     timeout: float,

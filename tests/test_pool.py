@@ -17,7 +17,7 @@ from engine.config import load_config
 from engine.errors import LandscapeError
 from engine.formats import SurfaceWriter, journal_path, read_surface
 from engine.run import prepare
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, sigint_as_in_a_terminal, wait_until
 
 # An untrained digits CNN (no recipe to train) on a small grid and 128 samples a split:
 # seconds per surface, most of it the start-up of processes.
@@ -258,8 +258,9 @@ def pool_run_under_way(out, points: int, stdout) -> tuple[subprocess.Popen, list
     for o in [*sets, "compute.workers=2"]:
         cmd += ["--set", o]
     proc = subprocess.Popen(
-        cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
+    )  # fmt: skip
     try:
         wait_until(lambda: points_done(out) > 0, 120, "the first point saved", proc)
     except BaseException:

@@ -25,7 +25,7 @@ from engine.config import config_to_toml, load_config
 from engine.formats import Provenance, SurfaceWriter, lock_holder, read_surface, surface_info
 from engine.grid import Grid
 from engine.run import prepare
-from tests.conftest import REPO
+from tests.conftest import REPO, sigint_as_in_a_terminal
 from tests.test_tui import listed, sync, wait_for
 from tui_landscape import runs
 from tui_landscape.cli import app as cli
@@ -349,6 +349,7 @@ def test_ctrl_c_ends_plot_watch_cleanly(tmp_path):
         p = subprocess.Popen(
             [sys.executable, "-m", "tui_landscape", "plot", str(f), "--watch", "--width", "60"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=sigint_as_in_a_terminal,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         line = ""
