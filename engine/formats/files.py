@@ -159,12 +159,17 @@ def open_checked(p: Path) -> Iterator[h5py.File]:
     try:
         f = open_hdf5(p, "r")
     except OSError as e:
-        # Asked only on failure, so a good file is opened once.
-        if not is_hdf5(p):
-            raise LandscapeError(f"{p} is not an HDF5 file") from None
-        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
+        raise unopenable(p, e) from None
     with f:
         yield f
+
+
+def unopenable(p: Path, e: OSError) -> LandscapeError:
+    """Why ``p`` did not open, in one line: not HDF5 at all, or HDF5 that is truncated or
+    corrupt. Asked only on failure, so a good file is opened once."""
+    if not is_hdf5(p):
+        return LandscapeError(f"{p} is not an HDF5 file")
+    return LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}")
 
 
 def is_hdf5(p: Path) -> bool:

@@ -40,7 +40,7 @@ from engine.formats.constants import (
     XCOORDS,
     YCOORDS,
 )
-from engine.formats.files import is_hdf5, text_of
+from engine.formats.files import text_of, unopenable
 
 __all__ = ["Layout", "Root", "check", "surface_names"]
 
@@ -106,9 +106,7 @@ def open_low(p: Path) -> Iterator[h5py.h5g.GroupID]:
     try:
         fid = h5py.h5f.open(os.fsencode(p), h5py.h5f.ACC_RDONLY, _fapl())
     except OSError as e:
-        if not is_hdf5(p):
-            raise LandscapeError(f"{p} is not an HDF5 file") from None
-        raise LandscapeError(f"{p} cannot be opened as HDF5 (truncated or corrupt?): {e}") from None
+        raise unopenable(p, e) from None
     try:
         yield h5py.h5g.open(fid, b"/")
     finally:
@@ -124,13 +122,6 @@ def _fapl() -> h5py.h5p.PropFAID:
     # watch, a test) held the file open. 'default' matches whichever degree it is open with.
     fapl.set_fclose_degree(h5py.h5f.CLOSE_DEFAULT)
     return fapl
-
-
-def _is_hdf5(p: Path) -> bool:
-    try:
-        return bool(h5py.is_hdf5(p))
-    except OSError:
-        return True  # unreadable: let the open's own error speak
 
 
 def damaged(p: Path, e: BaseException) -> LandscapeError:
