@@ -51,11 +51,13 @@ __all__ = [
     "compute_surface",
     "hessian_at",
     "preserved",
+    "range_spec",
     "trajectory_surface",
 ]
 
 DataLike = Any  # a torch Dataset, a DataLoader, or a tuple of tensors
 LossLike = str | LossFn | Loss | None
+RangeLike = str | tuple[float, float, int] | Sequence[float] | None  # 'min:max:num' or a triple
 OnStart = Callable[[Job], Callable[[PointResult], None] | None]
 
 
@@ -232,6 +234,23 @@ _ARGUMENT = {
 _OWNED = ("model", "data.dataset", "data.test_dataset", "data.splits", "data.loss", "output.path")
 
 
+def range_spec(value: RangeLike, name: str) -> str:
+    """``grid.x`` / ``grid.y`` from an argument: a string as it is ('min:max:num', 'auto'),
+    ``(min, max, num)`` as 'min:max:num' (``repr`` keeps every digit), None as '' (no axis)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    expected = f"Expected `{name}` to be 'min:max:num' or (min, max, num)"
+    if not isinstance(value, Sequence) or len(value) != 3:
+        raise ConfigError(f"{expected}, but got {value!r}.")
+    lo, hi, num = value
+    numbers = all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in value)
+    if not numbers or not float(num).is_integer():
+        raise ConfigError(f"{expected} with an integer num, but got {value!r}.")
+    return f"{float(lo)!r}:{float(hi)!r}:{int(num)}"
+
+
 def _device(model: nn.Module, device: str | torch.device | None, config: Mapping | None) -> str:
     """``device``, else the config's ``compute.device``, else where the model already is."""
     if device is not None:
@@ -321,7 +340,7 @@ def _run(
             raise LandscapeError(
                 f"{len(summary.failed)} of {summary.total} points failed on every try (first "
                 f"at {job.grid.point(k)}: {error}){where}"
-            )
+            ) from job.first_error
         s = read_surface(path)
         explained = coords = None
         if cfg.directions.kind == "pca":
@@ -344,8 +363,8 @@ def compute_surface(
     *,
     test: DataLike | None = None,
     loss: LossLike = None,
-    x: str = "-1:1:51",
-    y: str | None = None,
+    x: RangeLike = "-1:1:51",
+    y: RangeLike = None,
     out: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
@@ -361,7 +380,7 @@ def compute_surface(
             "`directions.kind` = 'interpolate' builds its target model from `model.arch`; "
             "use the command line (tui-landscape compute) for it."
         )
-    fixed = {"grid.x": x, "grid.y": y or ""}
+    fixed = {"grid.x": range_spec(x, "x"), "grid.y": range_spec(y, "y")}
     cfg, splits, resolved = _setup(model, train, test, loss, config, fixed, device)
     return _run(cfg, model, splits, resolved, out, overwrite, on_start)
 
@@ -373,8 +392,8 @@ def trajectory_surface(
     *,
     test: DataLike | None = None,
     loss: LossLike = None,
-    x: str = "auto",
-    y: str = "auto",
+    x: RangeLike = "auto",
+    y: RangeLike = "auto",
     out: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
@@ -393,8 +412,8 @@ def trajectory_surface(
             )
         spec = "\n".join(str(Path(p).resolve()) for p in checkpoints)
     fixed = {
-        "grid.x": x,
-        "grid.y": y,
+        "grid.x": range_spec(x, "x"),
+        "grid.y": range_spec(y, "y"),
         "directions.kind": "pca",
         "directions.checkpoints": spec,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -322,6 +322,13 @@ class Landscape:
             with torch.inference_mode():
                 return self.loss.fn(model, batch), batch_size_of(batch)
         except Exception as e:
+            if self.loss.builtin is not None and isinstance(batch, Mapping):
+                # The fused losses index batch[0] / batch[1]: a dict gave a bare KeyError: 0.
+                raise LandscapeError(
+                    f"the {name} split gives dict batches (keys: {', '.join(map(str, batch))}), "
+                    f"but `data.loss` = '{self.loss.builtin}' takes (input, integer label) "
+                    "batches; pass a loss function fn(model, batch) -> {'loss': (B,) tensor}"
+                ) from e
             raise LandscapeError(
                 f"`data.loss` {self.loss.name} failed on the first batch of the {name} split: "
                 f"{describe(e)}"

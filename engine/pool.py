@@ -38,11 +38,15 @@ CHUNK_SECONDS = 2.0  # the most work a chunk holds, so a lost worker loses littl
 
 @dataclass(frozen=True)
 class Outcome:
-    """One point's end: its values, or the error of its last try (then ``values`` is None)."""
+    """One point's end: its values, or the error of its last try (then ``values`` is None).
+
+    ``exc`` is that error itself where the point ran in this process (None from a worker), so
+    a caller can chain it (``raise ... from exc``) and keep the user's file and line."""
 
     index: int
     values: dict[str, float] | None
     error: str | None = None
+    exc: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,8 @@ Evaluator = Callable[[list[tuple[float, float]]], list[dict[str, float]]]
 
 def _evaluate_chunk(
     evaluate_many: Evaluator, step: int, points: list[tuple[int, float, float]]
-) -> Iterator[tuple[list[int], list[dict[str, float]] | str]]:
-    """(indices, values) per group of ``step`` points; (index, error text) for one that fails."""
+) -> Iterator[tuple[list[int], list[dict[str, float]] | Exception]]:
+    """(indices, values) per group of ``step`` points; (index, the error) for one that fails."""
     for start in range(0, len(points), step):
         group = points[start : start + step]
         try:
@@ -73,7 +77,7 @@ def _evaluate_chunk(
             raise  # the data set's fault, the same at every point: the run stops
         except Exception as e:
             if len(group) == 1:
-                yield [group[0][0]], describe(e)
+                yield [group[0][0]], e
                 continue
         for k, a, b in group:  # a batched group failed: find the point(s) that fail alone
             try:
@@ -81,7 +85,7 @@ def _evaluate_chunk(
             except DataSetError:
                 raise
             except Exception as e:
-                yield [k], describe(e)
+                yield [k], e
 
 
 def evaluate_local(
@@ -95,22 +99,22 @@ def evaluate_local(
     for start in range(0, len(todo), step):
         chunk = [(k, *point(k)) for k in todo[start : start + step]]
         for ks, res in _evaluate_chunk(evaluate_many, step, chunk):
-            if not isinstance(res, str):
+            if not isinstance(res, Exception):
                 yield from (Outcome(k, v) for k, v in zip(ks, res, strict=True))
                 continue
-            k, error = ks[0], res
+            k, exc = ks[0], res
             for _ in range(retries):
                 try:
                     (values,) = evaluate_many([point(k)])
                 except DataSetError:
                     raise
                 except Exception as e:
-                    error = describe(e)
+                    exc = e
                     continue
                 yield Outcome(k, values)
                 break
             else:
-                yield Outcome(k, None, error)
+                yield Outcome(k, None, describe(exc), exc)
 
 
 PARENT_POLL_SECONDS = 0.5  # how soon a worker whose parent died notices and exits
@@ -149,7 +153,10 @@ def _worker(conn: Connection, spec: WorkerSpec, parent: int | None = None) -> No
         conn.send(("ready", None))
         while (points := conn.recv()) is not None:
             for ks, res in _evaluate_chunk(land.evaluate_many, land.points_per_batch, points):
-                conn.send(("error", ks, res) if isinstance(res, str) else ("result", ks, res))
+                if isinstance(res, Exception):
+                    conn.send(("error", ks, describe(res)))
+                else:
+                    conn.send(("result", ks, res))
             conn.send(("idle", None))
     except DataSetError as e:  # the same at every point: the parent stops the run
         conn.send(("stop", str(e)))

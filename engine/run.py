@@ -118,6 +118,9 @@ class Job:
         self.quiet_workers = False  # a TUI sets it: workers' output must not reach the screen
         # A Hessian run's spectrum at the centre, under the file's names (formats.SPECTRUM_NAMES)
         self.spectrum: dict[str, object] | None = None
+        # The first point failure of this run evaluated in this process, to chain into the
+        # caller's error (the Python API): the user's loss keeps its file and line.
+        self.first_error: BaseException | None = None
 
     @property
     def path(self) -> Path:
@@ -213,6 +216,8 @@ class Job:
                     if o.values is None:
                         bad += 1
                         failed.add(o.index)
+                        if self.first_error is None:
+                            self.first_error = o.exc
                         self.writer.record_failure(o.index, o.error or "unknown error")
                         if ok == 0 and bad >= ABORT_AFTER_FAILURES:
                             if own and probes is None:
@@ -225,7 +230,7 @@ class Job:
                             elif not own or probes <= failed:
                                 raise LandscapeError(
                                     self._abort_message(coords, o.error, bad, len(probes or ()))
-                                )
+                                ) from o.exc
                     else:
                         ok += 1
                         self.writer.record(o.index, o.values)

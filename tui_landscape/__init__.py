@@ -4,8 +4,6 @@ From Python: ``tui_landscape.compute``, ``trajectory`` and ``hessian`` (``tui_la
 loaded on first use so that importing the package (and the CLI's ``--help``) stays fast.
 """
 
-from typing import Any
-
 from engine import __version__
 
 __all__ = ["__version__", "compute", "hessian", "trajectory"]
@@ -13,7 +11,7 @@ __all__ = ["__version__", "compute", "hessian", "trajectory"]
 _API = ("compute", "hessian", "trajectory")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # not typing.Any: `tl.Any` would be exported
     if name in _API:
         from tui_landscape import api
 

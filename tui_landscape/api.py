@@ -9,7 +9,9 @@ model left as it came) are ``engine.api``'s docstring.
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +22,19 @@ if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_lands
     import torch
     from torch import nn
 
-    from engine.api import DataLike, LandscapeResult, LossLike
+    from engine.api import DataLike, LandscapeResult, LossLike, RangeLike
     from engine.run import Job, PointResult
 
 __all__ = ["compute", "hessian", "trajectory"]
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Any:
+    """torch.func's internals warn about torch.jit.script on every call, as the CLI filters;
+    only for the call, so the caller's own warning filters stay as they were."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        yield
 
 
 class _Bar:
@@ -76,8 +87,8 @@ def compute(
     *,
     test: DataLike | None = None,
     loss: LossLike = None,
-    x: str = "-1:1:51",
-    y: str | None = None,
+    x: RangeLike = "-1:1:51",
+    y: RangeLike = None,
     out: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -88,14 +99,15 @@ def compute(
 
     ``train`` / ``test``: a torch Dataset, a DataLoader or a tuple of tensors. ``loss``: a
     built-in name or ``fn(model, batch) -> {"loss": (B,), ...}``; None is cross-entropy.
-    ``x`` / ``y``: 'min:max:num' (``y`` None: 1D). ``config``: dotted keys as ``--set`` takes
-    them, e.g. ``{"directions.seed": 3}``. ``out``: an HDF5 file to write (and resume); None
-    computes in a temporary folder. ``device``: default the model's own. The model is left as
-    it came. Returns the grid and each surface by name (``surf["train_loss"]``).
+    ``x`` / ``y``: 'min:max:num' or ``(min, max, num)`` (``y`` None: 1D). ``config``: dotted
+    keys as ``--set`` takes them, e.g. ``{"directions.seed": 3}``. ``out``: an HDF5 file to
+    write (and resume); None computes in a temporary folder. ``device``: default the model's
+    own. The model is left as it came. Returns the grid and each surface by name
+    (``surf["train_loss"]``).
     """
     from engine.api import compute_surface
 
-    with _Bar(progress, "computing") as bar:
+    with _quiet_torch(), _Bar(progress, "computing") as bar:
         return compute_surface(
             model,
             train,
@@ -118,8 +130,8 @@ def trajectory(
     *,
     test: DataLike | None = None,
     loss: LossLike = None,
-    x: str = "auto",
-    y: str = "auto",
+    x: RangeLike = "auto",
+    y: RangeLike = "auto",
     out: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -135,7 +147,7 @@ def trajectory(
     """
     from engine.api import trajectory_surface
 
-    with _Bar(progress, "trajectory") as bar:
+    with _quiet_torch(), _Bar(progress, "trajectory") as bar:
         return trajectory_surface(
             model,
             checkpoints,
@@ -178,13 +190,14 @@ def hessian(
     quadrature ``slq_nodes`` and ``slq_weights`` (one row per probe)."""
     from engine.api import hessian_at
 
-    return hessian_at(
-        model,
-        data,
-        loss=loss,
-        config=config,
-        trace_samples=trace_samples,
-        top_k=top_k,
-        density_probes=density_probes,
-        device=device,
-    )
+    with _quiet_torch():
+        return hessian_at(
+            model,
+            data,
+            loss=loss,
+            config=config,
+            trace_samples=trace_samples,
+            top_k=top_k,
+            density_probes=density_probes,
+            device=device,
+        )
