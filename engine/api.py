@@ -38,8 +38,10 @@ from torch import nn
 from engine.config import IN_MEMORY, Config, config_from_dict, config_to_toml
 from engine.data import Batches, Split, as_split
 from engine.devices import resolve_device
+from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface, read_trajectory
+from engine.given import DirectionsLike, given_directions
 from engine.hessian import MeanLossHVP, hessian_params
 from engine.losses import Loss, LossFn, resolve_loss
 from engine.run import Job, PointResult, prepare
@@ -50,6 +52,7 @@ __all__ = [
     "api_config",
     "compute_surface",
     "hessian_at",
+    "interpolate_surface",
     "preserved",
     "range_spec",
     "trajectory_surface",
@@ -319,15 +322,19 @@ def _run(
     out: str | Path | None,
     overwrite: bool,
     on_start: OnStart | None,
+    directions: Callable[[Config, nn.Module], DirectionSet] | None = None,
 ) -> LandscapeResult:
     """``prepare`` and run in this process (into a temporary folder without ``out``), then
-    read the file back."""
+    read the file back. ``directions`` builds the caller's directions (``engine.given``)."""
     with preserved(model), contextlib.ExitStack() as stack:
         if out is None:
             path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "surface.h5"
         else:
             path = Path(out)
-        job = prepare(cfg, path, overwrite=overwrite, model=model, splits=splits, loss=loss)
+        ds = None if directions is None else directions(cfg, model)
+        job = prepare(
+            cfg, path, overwrite=overwrite, model=model, splits=splits, loss=loss, directions=ds
+        )
         try:
             on_point = on_start(job) if on_start is not None else None
         except BaseException:
@@ -370,19 +377,77 @@ def compute_surface(
     device: str | torch.device | None = None,
     overwrite: bool = False,
     on_start: OnStart | None = None,
+    directions: DirectionsLike = None,
 ) -> LandscapeResult:
-    """The loss surface of ``model`` around its own weights: ``tui_landscape.compute``."""
+    """The loss surface of ``model`` around its own weights: ``tui_landscape.compute``.
+    ``directions``: None for the config's (random by default); else ``engine.given``'s."""
     kind = (config or {}).get("directions.kind")
     if kind == "pca":
         raise ConfigError("`directions.kind` = 'pca': use trajectory(model, checkpoints, ...).")
     if kind == "interpolate":
         raise ConfigError(
-            "`directions.kind` = 'interpolate' builds its target model from `model.arch`; "
-            "use the command line (tui-landscape compute) for it."
+            "`directions.kind` = 'interpolate' needs the second model: use "
+            "interpolate(model_a, model_b, data) or compute(..., directions=model_b)."
         )
     fixed = {"grid.x": range_spec(x, "x"), "grid.y": range_spec(y, "y")}
+    build = None
+    if directions is not None:
+        for key in config or {}:
+            if key in ("directions.kind", "directions.file", "directions.target"):
+                raise ConfigError(f"`{key}` is decided by the function's arguments (directions).")
+        keys, build = given_directions(directions, bool(fixed["grid.y"]), _given_spec)
+        fixed.update(keys)
     cfg, splits, resolved = _setup(model, train, test, loss, config, fixed, device)
-    return _run(cfg, model, splits, resolved, out, overwrite, on_start)
+    return _run(cfg, model, splits, resolved, out, overwrite, on_start, build)
+
+
+def _given_spec(obj: Any) -> str:
+    """How the stored config records directions handed over in memory."""
+    if isinstance(obj, nn.Module):
+        return model_spec(obj)
+    return f"{IN_MEMORY}directions@{_digest(_tensors(obj))}"
+
+
+def interpolate_surface(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    train: DataLike,
+    *,
+    test: DataLike | None = None,
+    loss: LossLike = None,
+    x: RangeLike = "-0.5:1.5:41",
+    out: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
+    on_start: OnStart | None = None,
+) -> LandscapeResult:
+    """The loss along the line from ``model_a`` (0) to ``model_b`` (1),
+    f(a) = L(a_w + a (b_w - a_w)): ``tui_landscape.interpolate``. Both come back as they came."""
+    if not isinstance(model_b, nn.Module):
+        raise LandscapeError(
+            f"Expected `model_b` to be a torch nn.Module, but got {type(model_b)}."
+        )
+    if type(model_b) is not type(model_a):
+        raise LandscapeError(
+            f"`model_b` is a {type(model_b).__name__} and `model_a` a {type(model_a).__name__}: "
+            "interpolation needs two models of one architecture"
+        )
+    with preserved(model_b):
+        return compute_surface(
+            model_a,
+            train,
+            test=test,
+            loss=loss,
+            x=x,
+            y=None,
+            out=out,
+            config=config,
+            device=device,
+            overwrite=overwrite,
+            on_start=on_start,
+            directions=model_b,
+        )
 
 
 def trajectory_surface(

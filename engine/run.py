@@ -25,6 +25,7 @@ from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Batches, Split, load_splits
 from engine.devices import resolve_device, worker_devices
+from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.formats import (
     LAYOUT_OURS,
@@ -351,11 +352,13 @@ def prepare(
     model: torch.nn.Module | None = None,
     splits: dict[str, Split | Batches] | None = None,
     loss: Loss | None = None,
+    directions: DirectionSet | None = None,
 ) -> Job:
     """Check everything, then create (or reopen to resume) the surface file.
 
-    ``model``, ``splits`` and ``loss`` replace what the config names (the Python API hands
-    them over in memory); None loads each from the config. Such a job runs in this process.
+    ``model``, ``splits``, ``loss`` and ``directions`` replace what the config names (the
+    Python API hands them over in memory); None loads or builds each from the config. Such a
+    job runs in this process. Given directions are saved beside the output, as built ones.
     """
     if model is None and splits is None:
         preflight(cfg)  # the cheap checks first: a misfit fails before a model or data set loads
@@ -375,7 +378,9 @@ def prepare(
     # one decides what the file becomes and the other is refused (it checked, then wrote).
     lock = acquire_lock(out)
     try:
-        return _prepare_locked(cfg, out, overwrite, model, splits, device, devices, lock, loss)
+        return _prepare_locked(
+            cfg, out, overwrite, model, splits, device, devices, lock, loss, directions
+        )
     except BaseException:
         lock.close(remove=True)
         raise
@@ -391,6 +396,7 @@ def _prepare_locked(
     devices: list[str],
     lock: Lock,
     loss: Loss | None = None,
+    given: DirectionSet | None = None,
 ) -> Job:
     """``prepare``'s part under the output's lock: resume or create the file."""
     grid = cfg.parsed_grid
@@ -401,6 +407,8 @@ def _prepare_locked(
         ds.check_fits(model, str(dir_file))
         if auto_points(cfg.grid.x) is not None or auto_points(cfg.grid.y) is not None:
             grid = existing.grid  # the range fitted to the path when the file was made
+    elif given is not None:
+        ds = given
     else:
         built = make_directions(cfg, model, grid, splits=splits, loss=loss)
         ds, grid, pca = built.ds, built.grid, built.pca
@@ -419,7 +427,7 @@ def _prepare_locked(
         finally:
             landscape.reset()
     save = None
-    if cfg.directions.kind == "file":
+    if cfg.directions.kind == "file" and given is None:
         dir_file = Path(cfg.directions.file).resolve()
     else:
         dir_file = directions_path(out)

@@ -100,3 +100,108 @@ def test_the_package_exports_only_its_api() -> None:
     assert not hasattr(tl, "Any")
     assert "Any" not in dir(tl)
     assert {"compute", "hessian", "trajectory"} <= set(dir(tl))
+
+
+# --- interpolation and directions from Python ------------------------------------------------
+
+
+class _Net(nn.Module):
+    """A small BN net: interpolation must move its running statistics too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+
+def _trained(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    m = _Net()
+    x, y = _data(64)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    return m.eval()
+
+
+def _snapshot(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def _plain_loss(m: nn.Module, data) -> float:
+    x, y = data
+    with torch.no_grad():
+        return nn.functional.cross_entropy(m(x), y).item()
+
+
+def test_interpolate_matches_a_plain_loop_and_leaves_both_models_bit_identical() -> None:
+    a, b, data = _trained(0), _trained(1), _data(32)
+    sa, sb = _snapshot(a), _snapshot(b)
+    surf = tl.interpolate(a, b, data, x=(-0.5, 1.5, 5), progress=False)
+    for k, v in _snapshot(a).items():
+        assert torch.equal(v, sa[k]), k
+    for k, v in _snapshot(b).items():
+        assert torch.equal(v, sb[k]), k
+    assert not a.training and not b.training
+    # The reference: every float tensor of the state dict (BN statistics too) on the line.
+    for alpha, got in zip(surf.x, surf["train_loss"], strict=True):
+        m = _Net().eval()
+        m.load_state_dict(
+            {
+                k: sa[k] + float(alpha) * (sb[k] - sa[k]) if sa[k].is_floating_point() else sa[k]
+                for k in sa
+            }
+        )
+        assert got == pytest.approx(_plain_loss(m, data), rel=1e-5, abs=1e-6)
+    assert surf["train_loss"][1] == pytest.approx(_plain_loss(a, data), rel=1e-6)  # a = 0
+    assert surf["train_loss"][3] == pytest.approx(_plain_loss(b, data), rel=1e-5)  # a = 1
+    assert 'kind = "interpolate"' in surf.config and "python:" in surf.config
+
+
+def test_interpolate_refuses_two_architectures() -> None:
+    with pytest.raises(LandscapeError, match="two models of one architecture"):
+        tl.interpolate(_trained(0), nn.Linear(4, 2), _data(), progress=False)
+
+
+def test_directions_as_state_dicts_and_tensor_lists_are_used_as_given() -> None:
+    m, data = _model(), _data()
+    dx = {k: torch.ones_like(v) for k, v in m.named_parameters()}
+    dy = [torch.full_like(p, -0.5) for p in m.parameters()]
+    surf = tl.compute(m, data, x=(-1, 1, 3), y=(-1, 1, 3), directions=(dx, dy), progress=False)
+    base = _snapshot(m)
+    for i, b in enumerate(surf.y):
+        for j, a in enumerate(surf.x):
+            moved = nn.Linear(4, 2)
+            moved.load_state_dict({k: base[k] + a * 1.0 + b * -0.5 for k in base})
+            assert surf["train_loss"][i, j] == pytest.approx(_plain_loss(moved, data), rel=1e-5)
+    one = tl.compute(m, data, x=(-1, 1, 3), directions=list(dx.values()), progress=False)
+    np.testing.assert_allclose(one["train_loss"], surf["train_loss"][1], rtol=1e-6)
+
+
+def test_directions_from_a_file_resume_and_misfits() -> None:
+    m, data = _model(), _data()
+    with pytest.raises(ConfigError, match="two directions"):
+        tl.compute(m, data, x=(-1, 1, 3), y=(-1, 1, 3), directions=[torch.ones(2, 4)])
+    with pytest.raises(LandscapeError, match="does not fit the model"):
+        tl.compute(m, data, x=(-1, 1, 3), directions=[torch.ones(3, 3), torch.ones(2)])
+    with pytest.raises(ConfigError, match="state dict does not fit"):
+        tl.compute(m, data, x=(-1, 1, 3), directions={"weight": torch.ones(2, 4)})
+    with pytest.raises(ConfigError, match="decided by the function's arguments"):
+        tl.compute(m, data, directions=[torch.ones(2, 4), torch.ones(2)],
+                   config={"directions.kind": "file"})  # fmt: skip
+
+
+def test_given_directions_resume_from_the_file(tmp_path) -> None:
+    m, data = _model(), _data()
+    d = [torch.ones(2, 4), torch.zeros(2)]
+    out = tmp_path / "s.h5"
+    a = tl.compute(m, data, x=(-1, 1, 5), directions=d, out=out, progress=False)
+    b = tl.compute(m, data, x=(-1, 1, 5), directions=d, out=out, progress=False)  # resumes
+    np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
+    c = tl.compute(m, data, x=(-1, 1, 5), directions=str(tmp_path / "s.directions.h5"),
+                   progress=False)  # fmt: skip
+    np.testing.assert_allclose(c["train_loss"], a["train_loss"], rtol=1e-6)

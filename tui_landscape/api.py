@@ -23,9 +23,10 @@ if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_lands
     from torch import nn
 
     from engine.api import DataLike, LandscapeResult, LossLike, RangeLike
+    from engine.given import DirectionsLike
     from engine.run import Job, PointResult
 
-__all__ = ["compute", "hessian", "trajectory"]
+__all__ = ["compute", "hessian", "interpolate", "trajectory"]
 
 
 @contextlib.contextmanager
@@ -94,6 +95,7 @@ def compute(
     progress: bool = True,
     device: str | torch.device | None = None,
     overwrite: bool = False,
+    directions: DirectionsLike = None,
 ) -> LandscapeResult:
     """The loss surface of ``model`` around its own weights, as ``tui-landscape compute``.
 
@@ -104,6 +106,11 @@ def compute(
     write (and resume); None computes in a temporary folder. ``device``: default the model's
     own. The model is left as it came. Returns the grid and each surface by name
     (``surf["train_loss"]``).
+
+    ``directions``: None for seeded random ones (``directions.*`` in ``config``); a second
+    model (the line to it, 1D: see ``interpolate``); one direction as a state dict or a list of
+    tensors in the model's order (1D), or a pair of them ``(dx, dy)`` (2D), used as given (not
+    normalised); or a direction file's path.
     """
     from engine.api import compute_surface
 
@@ -115,6 +122,44 @@ def compute(
             loss=loss,
             x=x,
             y=y,
+            out=out,
+            config=config,
+            device=device,
+            overwrite=overwrite,
+            on_start=bar.start,
+            directions=directions,
+        )
+
+
+def interpolate(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    train: DataLike,
+    *,
+    test: DataLike | None = None,
+    loss: LossLike = None,
+    x: RangeLike = "-0.5:1.5:41",
+    out: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
+) -> LandscapeResult:
+    """The loss on the line between two models, f(a) = L(w_a + a (w_b - w_a)): ``model_a``
+    at 0, ``model_b`` at 1 (Goodfellow et al.'s plot; the paper's Fig. 1 between a small- and
+    a large-batch minimizer). With batch norm the running statistics move along too
+    (``directions.type`` 'auto' gives 'states' under ``compute.bn`` = 'keep'). Both models come
+    back as they came. The rest as ``compute``."""
+    from engine.api import interpolate_surface
+
+    with _quiet_torch(), _Bar(progress, "interpolating") as bar:
+        return interpolate_surface(
+            model_a,
+            model_b,
+            train,
+            test=test,
+            loss=loss,
+            x=x,
             out=out,
             config=config,
             device=device,
