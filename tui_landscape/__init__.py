@@ -1,7 +1,8 @@
 """tui-landscape: the command line, the terminal app and the plots, thin over ``engine``.
 
 From Python: ``tui_landscape.compute``, ``interpolate``, ``trajectory`` and ``hessian``
-(``tui_landscape.api``), loaded on first use so that importing the package (and the CLI's ``--help``) stays fast.
+(``tui_landscape.api``), loaded on first use so that importing the package (and the CLI's
+``--help``) stays fast.
 """
 
 from engine import __version__
