@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from engine.data import Batches, Split, as_split
 from engine.devices import resolve_device
 from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
-from engine.formats import read_surface, read_trajectory
+from engine.formats import Surface, read_surface, read_trajectory
 from engine.given import DirectionsLike, given_directions
 from engine.hessian import MeanLossHVP, hessian_params
 from engine.losses import Loss, LossFn, resolve_loss
@@ -78,6 +78,8 @@ class LandscapeResult:
     config: str  # the resolved config as stored in the file (TOML)
     explained_variance: tuple[float, float] | None = None
     trajectory: np.ndarray | None = None
+    # The file as read back (``engine.formats.Surface``): what a plot of the result draws.
+    source: Surface | None = field(default=None, repr=False, compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -361,6 +363,7 @@ def _run(
             s.provenance.config or config_to_toml(cfg),
             explained,
             coords,
+            s,
         )
 
 

@@ -205,3 +205,33 @@ def test_given_directions_resume_from_the_file(tmp_path) -> None:
     c = tl.compute(m, data, x=(-1, 1, 5), directions=str(tmp_path / "s.directions.h5"),
                    progress=False)  # fmt: skip
     np.testing.assert_allclose(c["train_loss"], a["train_loss"], rtol=1e-6)
+
+
+# --- a result draws itself ---------------------------------------------------------------
+
+
+def test_a_result_plots_as_the_export_does_and_shows_itself_in_jupyter(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from tui_landscape.plots.export import spec_figure
+    from tui_landscape.plots.spec import resolve
+
+    m, data = _model(), _data()
+    surf = tl.compute(m, data, x=(-1, 1, 7), y=(-1, 1, 5), out=tmp_path / "s.h5", progress=False)
+    fig = surf.plot(kind="filled")
+    ax = fig.axes[0]
+    assert ax.get_title() == "s.h5: train_loss"
+    want = spec_figure(resolve(surf.source, "train_loss", "filled", figure=True))
+    # Same levels as the export: the filled contour sets of both figures match.
+    got_levels = [c.levels for c in ax.collections if hasattr(c, "levels")]
+    want_levels = [c.levels for c in want.axes[0].collections if hasattr(c, "levels")]
+    assert got_levels and all(
+        np.allclose(a, b) for a, b in zip(got_levels, want_levels, strict=True)
+    )
+    curve = tl.compute(m, data, x=(-1, 1, 7), progress=False).plot()
+    (line, *_) = curve.axes[0].get_lines()
+    np.testing.assert_allclose(line.get_xdata(), np.linspace(-1, 1, 7))
+    page = surf._repr_html_()
+    assert "<table>" in page and "7 x 5" in page and 'src="data:image/png;base64,' in page
+    assert "grid: 7 x 5" in str(surf)
+    with pytest.raises(ConfigError, match="no surface 'nope'"):
+        surf.plot(name="nope")

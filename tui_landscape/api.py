@@ -22,9 +22,10 @@ if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_lands
     import torch
     from torch import nn
 
-    from engine.api import DataLike, LandscapeResult, LossLike, RangeLike
+    from engine.api import DataLike, LossLike, RangeLike
     from engine.given import DirectionsLike
     from engine.run import Job, PointResult
+    from tui_landscape.result import Result
 
 __all__ = ["compute", "hessian", "interpolate", "trajectory"]
 
@@ -96,7 +97,7 @@ def compute(
     device: str | torch.device | None = None,
     overwrite: bool = False,
     directions: DirectionsLike = None,
-) -> LandscapeResult:
+) -> Result:
     """The loss surface of ``model`` around its own weights, as ``tui-landscape compute``.
 
     ``train`` / ``test``: a torch Dataset, a DataLoader or a tuple of tensors. ``loss``: a
@@ -113,21 +114,24 @@ def compute(
     normalised); or a direction file's path.
     """
     from engine.api import compute_surface
+    from tui_landscape.result import as_result
 
     with _quiet_torch(), _Bar(progress, "computing") as bar:
-        return compute_surface(
-            model,
-            train,
-            test=test,
-            loss=loss,
-            x=x,
-            y=y,
-            out=out,
-            config=config,
-            device=device,
-            overwrite=overwrite,
-            on_start=bar.start,
-            directions=directions,
+        return as_result(
+            compute_surface(
+                model,
+                train,
+                test=test,
+                loss=loss,
+                x=x,
+                y=y,
+                out=out,
+                config=config,
+                device=device,
+                overwrite=overwrite,
+                on_start=bar.start,
+                directions=directions,
+            )
         )
 
 
@@ -144,27 +148,30 @@ def interpolate(
     progress: bool = True,
     device: str | torch.device | None = None,
     overwrite: bool = False,
-) -> LandscapeResult:
+) -> Result:
     """The loss on the line between two models, f(a) = L(w_a + a (w_b - w_a)): ``model_a``
     at 0, ``model_b`` at 1 (Goodfellow et al.'s plot; the paper's Fig. 1 between a small- and
     a large-batch minimizer). With batch norm the running statistics move along too
     (``directions.type`` 'auto' gives 'states' under ``compute.bn`` = 'keep'). Both models come
     back as they came. The rest as ``compute``."""
     from engine.api import interpolate_surface
+    from tui_landscape.result import as_result
 
     with _quiet_torch(), _Bar(progress, "interpolating") as bar:
-        return interpolate_surface(
-            model_a,
-            model_b,
-            train,
-            test=test,
-            loss=loss,
-            x=x,
-            out=out,
-            config=config,
-            device=device,
-            overwrite=overwrite,
-            on_start=bar.start,
+        return as_result(
+            interpolate_surface(
+                model_a,
+                model_b,
+                train,
+                test=test,
+                loss=loss,
+                x=x,
+                out=out,
+                config=config,
+                device=device,
+                overwrite=overwrite,
+                on_start=bar.start,
+            )
         )
 
 
@@ -182,7 +189,7 @@ def trajectory(
     progress: bool = True,
     device: str | torch.device | None = None,
     overwrite: bool = False,
-) -> LandscapeResult:
+) -> Result:
     """The surface on the PCA plane of a training path, as ``tui-landscape trajectory``.
 
     ``checkpoints``: a folder, a glob, or a list of files (in that order); the path ends at
@@ -191,21 +198,24 @@ def trajectory(
     (the checkpoints' (n, 2) coordinates). The rest as ``compute``.
     """
     from engine.api import trajectory_surface
+    from tui_landscape.result import as_result
 
     with _quiet_torch(), _Bar(progress, "trajectory") as bar:
-        return trajectory_surface(
-            model,
-            checkpoints,
-            train,
-            test=test,
-            loss=loss,
-            x=x,
-            y=y,
-            out=out,
-            config=config,
-            device=device,
-            overwrite=overwrite,
-            on_start=bar.start,
+        return as_result(
+            trajectory_surface(
+                model,
+                checkpoints,
+                train,
+                test=test,
+                loss=loss,
+                x=x,
+                y=y,
+                out=out,
+                config=config,
+                device=device,
+                overwrite=overwrite,
+                on_start=bar.start,
+            )
         )
 
 
