@@ -44,6 +44,7 @@ __all__ = [
     "config_to_toml",
     "load_config",
     "output_path",
+    "with_overrides",
 ]
 
 
@@ -720,6 +721,11 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"Cannot read config file {p}: {e}") from None
         data = parse_toml(text, f"Config file {p}")
+    return with_overrides(data, overrides)
+
+
+def with_overrides(data: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
+    """The config of parsed TOML ``data`` with ``section.key=value`` overrides applied."""
     for item in overrides:
         keys, value = _parse_override(item)
         node = data

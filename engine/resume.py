@@ -8,14 +8,30 @@ without ``--overwrite``. Called by ``engine.run.prepare`` with the output's lock
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from engine.config import Config, config_from_dict, parse_toml
+from engine.config import Config, config_from_dict, parse_toml, with_overrides
 from engine.directions import DirectionSet
-from engine.errors import LandscapeError
+from engine.errors import ConfigError, LandscapeError
 from engine.formats import LAYOUT_OURS, Surface, direction_hash, load_directions, read_surface
 
-__all__ = ["existing_surface", "resumed_directions"]
+__all__ = ["existing_surface", "resumed_directions", "stored_config"]
+
+
+def stored_config(path: Path, overrides: Iterable[str] = ()) -> Config:
+    """The config a surface file was started with (``compute --resume FILE``), with
+    ``section.key=value`` overrides on top; one line where the file has none to give."""
+    if not path.is_file():
+        raise ConfigError(f"--resume: no surface file at {path}")
+    s = read_surface(path)
+    if s.layout != LAYOUT_OURS or not s.provenance.config.strip():
+        raise ConfigError(
+            f"--resume: {path} stores no config (written by another tool); "
+            "run `compute CONFIG --out FILE` with its config instead"
+        )
+    return with_overrides(parse_toml(s.provenance.config, f"the config stored in {path}"),
+                          overrides)  # fmt: skip
 
 
 def existing_surface(out: Path, cfg: Config, overwrite: bool) -> Surface | None:

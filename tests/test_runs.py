@@ -8,6 +8,7 @@ Writers are real: another process holding the lock through ``SurfaceWriter`` (``
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -127,6 +128,28 @@ def test_ps_lists_a_file_being_written_and_not_one_whose_run_ended(tmp_path, mon
     assert r.exit_code == 0 and r.output.strip() == "No surface is being written here."
     r = CliRunner().invoke(cli, ["ps", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_ps_looks_in_subfolders_with_r_and_prints_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    w = Writer(tmp_path / "sub" / "deeper" / "live.h5")
+    try:
+        assert w.record(3) == 3
+        r = CliRunner().invoke(cli, ["ps"])
+        assert r.exit_code == 0 and "No surface is being written here." in r.output
+        r = CliRunner().invoke(cli, ["ps", "-r"])
+        assert r.exit_code == 0 and "live.h5" in r.output, r.output
+        r = CliRunner().invoke(cli, ["ps", "--recursive", "--json"])
+        assert r.exit_code == 0, r.output
+        (run,) = json.loads(r.output)
+        assert Path(run["path"]).resolve() == (tmp_path / "sub/deeper/live.h5").resolve()
+        assert run["pid"] == w.proc.pid and run["done"] == 3 and run["total"] == 16
+        assert run["log"] is None and run["failed"] == 0
+    finally:
+        w.close()
+    r = CliRunner().invoke(cli, ["ps", "-r", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == []
 
 
 def test_run_status_rate_is_the_journals_points_over_the_time_since_the_checkpoint(

@@ -61,12 +61,17 @@ def config_file_for(cfg: Config, out: Path, saved: Path | None = None) -> Path:
 
 
 def start_detached(
-    cfg: Config, out: str | Path, saved: Path | None = None, cwd: Path | None = None
+    cfg: Config,
+    out: str | Path,
+    saved: Path | None = None,
+    cwd: Path | None = None,
+    overwrite: bool = False,
 ) -> Detached:
     """Start ``compute`` on ``cfg`` into ``out`` in its own session and return at once.
 
     ``cwd`` (default: the current directory) is where relative paths in the config are read,
-    as for a run inside the app. Refuses a surface another run already writes.
+    as for a run inside the app. Refuses a surface another run already writes. ``overwrite``
+    passes ``--overwrite`` on (the file is replaced, not resumed).
     """
     cwd = Path.cwd() if cwd is None else Path(cwd)
     out = Path(out) if Path(out).is_absolute() else cwd / out
@@ -74,7 +79,7 @@ def start_detached(
     lock = acquire_lock(out)
     try:
         return _start_locked(cfg, out, saved if saved is None or saved.is_absolute()
-                             else cwd / saved, cwd, lock)  # fmt: skip
+                             else cwd / saved, cwd, lock, overwrite)  # fmt: skip
     except BaseException:
         lock.close(remove=True)  # nothing started: a lock file this start made goes
         raise
@@ -82,11 +87,15 @@ def start_detached(
         lock.close()  # the child holds the same lock now, through its own descriptor
 
 
-def _start_locked(cfg: Config, out: Path, saved: Path | None, cwd: Path, lock: Lock) -> Detached:
+def _start_locked(
+    cfg: Config, out: Path, saved: Path | None, cwd: Path, lock: Lock, overwrite: bool = False
+) -> Detached:
     """``start_detached``'s part under the output's lock, which the child inherits."""
     config = config_file_for(cfg, out, saved)
     log = log_path(out)
     argv = [sys.executable, "-m", "tui_landscape", "compute", str(config), "--out", str(out)]
+    if overwrite:
+        argv.append("--overwrite")
     # O_NOFOLLOW: a link planted at the log's name is refused, not written through.
     try:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)

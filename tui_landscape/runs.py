@@ -122,17 +122,20 @@ def _rate(p: Path, info, started: float | None = None) -> float | None:
     return info.journaled / (last - since) if last - since >= 1.0 else None
 
 
-def find_runs(targets: Iterable[str | Path]) -> list[RunStatus]:
-    """The runs writing surfaces in these folders (their ``*.h5.lock``) or these files.
+def find_runs(targets: Iterable[str | Path], recursive: bool = False) -> list[RunStatus]:
+    """The runs writing surfaces in these folders (their ``*.h5.lock``; with ``recursive``
+    in their subfolders too) or these files.
 
     Raises ``ConfigError`` for a target that does not exist.
     """
     found: dict[Path, RunStatus] = {}
+    pattern = f"*.h5{LOCK_SUFFIX}"
     for t in map(Path, targets):
         if not t.exists():
             raise ConfigError(f"not found: {t}")
+        locks = (t.rglob(pattern) if recursive else t.glob(pattern)) if t.is_dir() else ()
         files = [t] if t.is_file() else sorted(
-            q.with_name(q.name.removesuffix(LOCK_SUFFIX)) for q in t.glob(f"*.h5{LOCK_SUFFIX}")
+            q.with_name(q.name.removesuffix(LOCK_SUFFIX)) for q in locks
         )  # fmt: skip
         for f in files:
             if f not in found and (r := run_status(f)) is not None:

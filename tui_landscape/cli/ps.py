@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,12 +23,20 @@ def ps(
             metavar="[FOLDER|FILE.h5]...", help="Where to look (default: the current folder)."
         ),
     ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look in subfolders too.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON list on stdout, for scripts.")
+    ] = False,
 ) -> None:
     """List the surface files a run is writing now (detached, in the app, or `compute`).
 
     A file counts while a process holds its lock (FILE.h5.lock): a run that ended, or was
     killed, holds none. Shown: the writer's pid, points done of the total, points per second
     since the last checkpoint, the time left, and a detached run's log (FILE.h5.log).
+    --json prints the same as a list of objects (path, pid, done, failed, total, rate in
+    points per second, eta in seconds, log; null where unknown).
     """
     from rich.table import Table
 
@@ -35,7 +44,10 @@ def ps(
     from tui_landscape.safe import plain
 
     with user_errors(ctx):
-        found = find_runs(targets or [Path(".")])
+        found = find_runs(targets or [Path(".")], recursive=recursive)
+    if as_json:
+        typer.echo(json.dumps([_record(r) for r in found], indent=1))
+        return
     if not found:
         console.print("No surface is being written here.", highlight=False)
         return
@@ -67,3 +79,11 @@ def _left(r: RunStatus) -> str:
         return "-"
     m, s = divmod(round(eta), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def _record(r: RunStatus) -> dict[str, object]:
+    return {
+        "path": str(r.path), "pid": r.pid or None, "done": r.done, "failed": r.failed,
+        "total": r.total or None, "rate": r.rate, "eta": r.eta,
+        "log": None if r.log is None else str(r.log),
+    }  # fmt: skip
