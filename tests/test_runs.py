@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from engine.config import config_to_toml, load_config
 from engine.formats import Provenance, SurfaceWriter, lock_holder, read_surface, surface_info
 from engine.grid import Grid
 from engine.run import prepare
-from tests.conftest import REPO, sigint_as_in_a_terminal
+from tests.conftest import REPO, sigint_as_in_a_terminal, wait_until
 from tests.test_tui import listed, sync, wait_for
 from tui_landscape import runs
 from tui_landscape.cli import app as cli
@@ -309,13 +310,13 @@ def test_plot_watch_draws_as_points_arrive_and_ends_when_complete(tmp_path, monk
     g = Grid.parse(*GRID)
     w = SurfaceWriter.create(f, g, ["train_loss"], Provenance(), "d.h5")
     frames: list[int] = []  # the done counts the watch printed
-    real_show = plot_cli._show
+    real_frame = plot_cli._frame
 
-    def show(s, *a, **kw):
+    def frame(s, *a, **kw):
         frames.append(s.n_done)
-        real_show(s, *a, **kw)
+        return real_frame(s, *a, **kw)
 
-    monkeypatch.setattr(plot_cli, "_show", show)
+    monkeypatch.setattr(plot_cli, "_frame", frame)
 
     def write() -> None:
         # Each step waits for the watch to draw the last: every step must show.
@@ -348,7 +349,7 @@ def test_plot_watch_gives_up_on_an_unfinished_file_no_run_writes(tmp_path, monke
         w.record(0, {"train_loss": 1.0})
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "u.h5"), "--watch", "--width", "60"])
     assert r.exit_code == 1 and "no run has written it" in r.output, r.output
-    assert f"compute CONFIG --out {tmp_path / 'u.h5'}" in " ".join(r.output.split())
+    assert f"compute --resume {tmp_path / 'u.h5'}" in " ".join(r.output.split())
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "u.h5"), "--watch", "-e", "x.png"])
     assert r.exit_code == 2 and "--export" in r.output
     # Not there, and no run starts it: said so after the grace, not "resume it".
@@ -361,6 +362,40 @@ def test_plot_watch_gives_up_on_an_unfinished_file_no_run_writes(tmp_path, monke
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "foreign.h5"), "--watch"])
     assert r.exit_code != 0 and "not complete" not in r.output, r.output
     assert "foreign.h5" in r.output
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_plot_watch_redraws_in_place_at_80x24_and_says_when_the_writer_dies(tmp_path):
+    """In a real 80x24 terminal: every frame replaces the last (nothing scrolls into the
+    history, the status line stays on the top row), and a killed writer is said."""
+    f = tmp_path / "w.h5"
+    w = Writer(f, ("-1:1:9", "-1:1:9"))
+    session = f"tlw{int(time.time() * 1000) % 10**8}"
+    py, repo = shlex.quote(sys.executable), shlex.quote(str(REPO))
+    cmd = (f"env -u COLUMNS -u LINES PYTHONPATH={repo} {py} -m tui_landscape plot "
+           f"{shlex.quote(str(f))} --watch; sleep 30")  # fmt: skip
+
+    def pane(history: bool = False) -> list[str]:
+        args = ["tmux", "capture-pane", "-p", "-t", session, *(["-S", "-"] if history else [])]
+        return subprocess.run(args, capture_output=True, text=True).stdout.splitlines()
+
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd],
+                   check=True)  # fmt: skip
+    try:
+        for n in (5, 20, 30):
+            w.record(n)
+            done = {5: "5/81", 20: "25/81", 30: "55/81"}[n]
+            wait_until(lambda d=done: pane() and d in pane()[0], 60, f"the frame for {done}")
+            assert "running" in pane()[0]
+        # Nothing scrolled into the history: each frame replaced the last.
+        assert len([x for x in pane(history=True) if x.strip()]) <= 24
+        assert any("train_loss" in line for line in pane()[1:4])  # the plot's title in sight
+        w.proc.kill()
+        wait_until(lambda: "has stopped" in pane()[0], 30, "the status saying the run stopped")
+        assert "55/81" in pane()[0]
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        w.proc.kill()
 
 
 def test_ctrl_c_ends_plot_watch_cleanly(tmp_path):

@@ -14,6 +14,7 @@ import typer
 from engine.errors import ConfigError, LandscapeError
 from tui_landscape.cli.common import console, err_console, user_errors
 from tui_landscape.plots.kinds import KINDS
+from tui_landscape.report import fit
 
 if TYPE_CHECKING:
     from engine.formats import Surface
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 # Without a writer for this long the watch ends: a run starting (importing torch, building its
 # model and directions) takes its lock within seconds, a run that ended never does again.
 WATCH_GRACE_SECONDS = 15.0
-CLEAR = "\x1b[H\x1b[2J"  # home, clear: each drawing replaces the last on a terminal
+HOME, EOL, EOS = "\x1b[H", "\x1b[K", "\x1b[J"  # cursor home; clear to end of line, of screen
 
 SurfaceOpt = Annotated[
     str,
@@ -69,7 +70,12 @@ def plot(
     levels: LevelsOpt = None,
     log: LogOpt = False,
     width: WidthOpt = 0,
-    height: HeightOpt = 24,
+    height: Annotated[
+        int | None,
+        typer.Option(
+            "--height", min=8, help="Rows (default 24; with --watch on a terminal, the terminal's)."
+        ),
+    ] = None,
     path: Annotated[
         Path | None,
         typer.Option(
@@ -110,11 +116,15 @@ def plot(
         lv = parse_levels(levels)
         if watch:
 
-            def show(s: Surface) -> None:
+            def frame(s: Surface, cols: int, rows: int) -> tuple[str, list[str]]:
+                """The plot sized to the terminal (``cols`` x ``rows``; 0: the options')."""
                 traj = read_trajectory(path, s) if path else None
-                _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+                w = width or (min(cols, 160) if cols else terminal_width(0))
+                # The notes (sharpness, about 5 lines) share the rows with the plot.
+                h = height or (max(8, rows - 6) if rows else 24)
+                return _frame(s, surface, kind, lv, log, w, h, margin, radius, traj)
 
-            _watch(file, show)
+            _watch(file, frame)
             return
         s = read_surface(file)
         traj = read_trajectory(path, s) if path else None
@@ -122,45 +132,88 @@ def plot(
             out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+        _show(s, surface, kind, lv, log, width, height or 24, margin, radius, traj)
 
 
 def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
     """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
+    if s.y is None and kind not in ("auto", "curve", "ratio"):
+        err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
+    plot, notes = _frame(s, surface, kind, lv, log, terminal_width(width), height, margin, radius,
+                         traj)  # fmt: skip
+    typer.echo(plot)
+    for line in notes:
+        typer.echo(line)
+
+
+def _frame(
+    s: Surface, surface, kind, lv, log, width: int, height: int, margin, radius, traj=None
+) -> tuple[str, list[str]]:
+    """The drawn plot and the lines below it (a loss's sharpness numbers)."""
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.plots.spec import resolve, surface_values
     from tui_landscape.plots.terminal import draw
 
     spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
-    if s.y is None and kind not in ("auto", "curve", "ratio"):
-        err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
-    w = terminal_width(width)
-    typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
+    plot = draw(spec, width=width, height=height, color=console.is_terminal)
+    notes: list[str] = []
     if surface.endswith("_loss") and kind != "ratio":
         z = surface_values(s, surface)
         try:
             sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
         except Exception:  # no finite point yet: the plot says so already
-            return
+            return plot, notes
         if s.n_done < s.completed.size:  # the fits may change as the rest arrives
-            typer.echo(f"sharpness of the finished points only ({s.n_done}/{s.completed.size}):")
-        for line in format_sharpness(sh):
-            typer.echo(line)
+            notes.append(f"sharpness of the finished points only ({s.n_done}/{s.completed.size}):")
+        notes.extend(format_sharpness(sh))
+    return plot, notes
 
 
-def _watch(file: Path, show: Callable[[Surface], None]) -> None:
+def _watch_status(s: Surface, writing: bool, wrote: bool, width: int = 0) -> str:
+    """The watch's first line: how far the file is, and whether a run still writes it; in
+    ``width`` columns (0: as long as it is), the file's name cut in the middle."""
+    pct = 100 * s.n_done / s.completed.size
+    if writing:
+        status = "running"
+    elif wrote:
+        status = "the run writing it has stopped"
+    else:
+        status = "no run is writing it"
+    rest = f": {s.n_done}/{s.completed.size} points ({pct:.0f}%), {status}"
+    name = str(s.path) if not width else fit(str(s.path), max(8, width - len(rest)), middle=True)
+    return name + rest
+
+
+def _redraw(status: str, plot: str, notes: list[str]) -> None:
+    """One frame in place: from the top-left corner, each line cleared to its end, the rest
+    of the screen cleared, so a frame never scrolls the last one away."""
+    lines = [status, *plot.splitlines(), *notes]
+    sys.stdout.write(HOME + "".join(f"{line}{EOL}\n" for line in lines) + EOS)
+    sys.stdout.flush()
+
+
+def _watch(file: Path, draw_frame: Callable[[Surface, int, int], tuple[str, list[str]]]) -> None:
     """Draw ``file`` each time points arrive (looking about once a second, ``runs.Watch``)
-    until it is complete; Ctrl-C ends it (exit 130) with the finished points kept on disk."""
+    until it is complete; Ctrl-C ends it (exit 130) with the finished points kept on disk.
+
+    On a terminal each drawing replaces the last in place, sized to the terminal with the
+    status line on top (so it stays in sight at 24 rows); in a pipe each is printed after the
+    last, status line last. The status says when the run writing the file has stopped.
+    """
     from engine.formats import lock_holder, read_surface
     from tui_landscape import runs
 
     w, shown, last_writer = runs.Watch(file), None, time.monotonic()
+    wrote = False  # a run was seen writing the file
+    size = None
     try:
         while True:
             writing = lock_holder(file) is not None
             if writing:
-                last_writer = time.monotonic()
-            if w.changed():
+                last_writer, wrote = time.monotonic(), True
+            now_size = shutil.get_terminal_size((100, 30)) if console.is_terminal else None
+            changed = w.changed()
+            if changed or (shown is not None and (shown[2] != writing or now_size != size)):
                 try:
                     s = read_surface(file)
                 except LandscapeError:
@@ -168,16 +221,23 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
                         raise  # there, no run writing it, and not a surface: say why at once
                     s = None  # not there yet, or being replaced: look again
                 if s is not None:
-                    state = (s.n_done, len(s.failed))
-                    if state != shown:
-                        shown = state
-                        if console.is_terminal:
-                            sys.stdout.write(CLEAR)
-                        show(s)
-                        pct = 100 * s.n_done / s.completed.size
-                        status = "running" if writing else "no run is writing it"
-                        typer.echo(f"{s.path}: {s.n_done}/{s.completed.size} points "
-                                   f"({pct:.0f}%), {status}")  # fmt: skip
+                    state = (s.n_done, len(s.failed), writing)
+                    if state != shown or now_size != size:
+                        shown, size = state, now_size
+                        if now_size is not None:
+                            # One column spare: a full line would wrap on some terminals.
+                            cols, rows = now_size.columns - 1, now_size.lines
+                            status = _watch_status(s, writing, wrote, cols)
+                            plot, notes = draw_frame(s, cols, max(8, rows - 2))
+                            room = max(0, rows - 1 - len(plot.splitlines()) - 1)
+                            _redraw(status, plot, notes[:room])
+                        else:
+                            status = _watch_status(s, writing, wrote)
+                            plot, notes = draw_frame(s, 0, 0)
+                            typer.echo(plot)
+                            for line in notes:
+                                typer.echo(line)
+                            typer.echo(status)
                     if s.n_done == s.completed.size:
                         return
             if not writing and time.monotonic() - last_writer > WATCH_GRACE_SECONDS:
@@ -185,8 +245,8 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
                 if not file.exists():
                     raise ConfigError(f"{file} does not exist and no run has started it in {grace}")
                 raise LandscapeError(
-                    f"{file} is not complete and no run has written it for {grace}; resume it "
-                    f"with: tui-landscape compute CONFIG --out {file}"
+                    f"{file} is incomplete and no run has written it for {grace}; "
+                    f"continue it: tui-landscape compute --resume {file}"
                 )
             time.sleep(runs.WATCH_SECONDS)
     except KeyboardInterrupt:
