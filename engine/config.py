@@ -71,7 +71,8 @@ def _seed(key: str, value: int) -> None:
 
 
 def auto_points(spec: str) -> int | None:
-    """Points of an ``auto`` / ``auto:N`` axis (fitted to a PCA path), None for others."""
+    """Points of an ``auto`` / ``auto:N`` axis (fitted to a PCA path, else probed by
+    ``engine.autorange``), None for others."""
     if not spec.startswith("auto"):
         return None
     rest = spec[4:]
@@ -83,7 +84,7 @@ def auto_points(spec: str) -> int | None:
         return -1
 
 
-AUTO_POINTS = 21  # points per axis of a grid fitted to a PCA path, unless 'auto:N' says
+AUTO_POINTS = 21  # points per axis of an automatic range (engine/autorange.py, a PCA path)
 
 
 def _unauto(spec: str) -> str:
@@ -296,16 +297,18 @@ class DirectionsConfig(_Section):
 
 @dataclass(frozen=True)
 class GridConfig(_Section):
-    x: str = field(default="-1:1:51", metadata=_doc("'min:max:num'"))
-    y: str = field(default="", metadata=_doc("'min:max:num'; empty for a 1D surface"))
+    x: str = field(
+        default="-1:1:51",
+        metadata=_doc(
+            "'min:max:num', or 'auto' / 'auto:N' (N points, 21 by default): fitted to a PCA "
+            "path, else the range where the train loss rises to 3x its centre value + 1"
+        ),
+    )
+    y: str = field(default="", metadata=_doc("as grid.x; empty for a 1D surface"))
 
     def check(self, cfg: Config) -> None:
         for key, spec in (("grid.x", self.x), ("grid.y", self.y)):
             n = auto_points(spec)
-            if n is not None and cfg.directions.kind != "pca":
-                raise ConfigError(
-                    f"`{key}` = {spec!r}: an automatic range needs directions.kind = 'pca'."
-                )
             if n is not None and n < 2:
                 raise ConfigError(
                     f"Expected `{key}` to be 'auto' or 'auto:N' with N >= 2, but got {spec!r}."

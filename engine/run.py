@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.autorange import auto_grid, direction_ratios
 from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
 from engine.data import Batches, Split, load_splits
@@ -34,6 +35,7 @@ from engine.formats import (
     Surface,
     SurfaceWriter,
     acquire_lock,
+    centre_datasets,
     check_output,
     direction_hash,
     directions_path,
@@ -119,6 +121,8 @@ class Job:
         self.quiet_workers = False  # a TUI sets it: workers' output must not reach the screen
         # A Hessian run's spectrum at the centre, under the file's names (formats.SPECTRUM_NAMES)
         self.spectrum: dict[str, object] | None = None
+        # What preparing decided that the user should hear (an automatic range, say).
+        self.notes: tuple[str, ...] = ()
         # The first point failure of this run evaluated in this process, to chain into the
         # caller's error (the Python API): the user's loss keeps its file and line.
         self.first_error: BaseException | None = None
@@ -414,6 +418,21 @@ def _prepare_locked(
         ds, grid, pca = built.ds, built.grid, built.pca
     landscape = Landscape(model, splits, ds, cfg, device, loss=loss)
     landscape.check()
+    notes: tuple[str, ...] = ()
+    centre: dict[str, object] = {}
+    if existing is None:
+        centre = direction_ratios(model, ds)
+        if pca is None and any(auto_points(v) is not None for v in (cfg.grid.x, cfg.grid.y)):
+            loss_name = next(n for n in landscape.names() if n.endswith("_loss"))
+            try:
+                auto = auto_grid(cfg.grid, landscape.evaluate, loss_name)
+            except ValueError as e:
+                raise LandscapeError(f"grid = 'auto': {e}") from None
+            finally:
+                landscape.reset()
+            grid, notes = auto.grid, auto.notes
+            centre.update(loss_name=auto.loss_name, loss=auto.centre,
+                          auto_threshold=auto.threshold, auto_probes=auto.probes)  # fmt: skip
     if existing is not None:
         writer = SurfaceWriter.resume(existing, lock)
         job = Job(writer, landscape, grid, cfg, dir_file, devices)
@@ -452,11 +471,13 @@ def _prepare_locked(
         extras = {**path_datasets(pca.coords_cos, pca.coords_lsq), **pca.extras()}
     if spectrum is not None:
         extras.update(spectrum_datasets(spectrum))
+    extras.update(centre_datasets(centre))
     writer = SurfaceWriter.create(
         out, grid, landscape.names(), provenance, stored, on_locked=save, extras=extras, lock=lock
     )
     job = Job(writer, landscape, grid, cfg, dir_file, devices)
     job.spectrum = spectrum
+    job.notes = notes
     return job
 
 

@@ -7,11 +7,13 @@ One package owns every file format, as cooler keeps its names in one constants m
 ``surface_info``), ``writer`` (the journalled ``SurfaceWriter``), ``journal``, ``lock``
 (``acquire_lock``, ``lock_holder``, ``check_output``), ``files`` (the side files' names,
 ``sidecars`` and ``removable_sidecars``: what to delete with a surface), ``directions``,
-``projection`` and ``spectrum`` (the Hessian's spectrum at the centre).
+``projection``, ``spectrum`` (the Hessian's spectrum at the centre) and ``centre`` (the
+directions' norms, an automatic range's probe).
 ``docs/surface-format.md`` is the written schema.
 """
 
 from engine.errors import clean_text
+from engine.formats.centre import centre_datasets, read_centre
 from engine.formats.constants import (
     HESSIAN_NAMES,
     LAYOUT_OURS,
@@ -66,6 +68,7 @@ __all__ = [
     "SurfaceWriter",
     "Trajectory",
     "acquire_lock",
+    "centre_datasets",
     "check_output",
     "clean_text",
     "direction_hash",
@@ -76,6 +79,7 @@ __all__ = [
     "lock_holder",
     "log_path",
     "path_datasets",
+    "read_centre",
     "read_explained_variance",
     "read_journal",
     "read_spectrum",

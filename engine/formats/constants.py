@@ -19,6 +19,8 @@ __all__ = [
     "ATTR_TOOL_VERSION",
     "ATTR_TYPE",
     "ATTR_UPDATED",
+    "CENTRE_GROUP",
+    "CENTRE_NAMES",
     "CONFIG_SUFFIX",
     "DIRECTIONS_FORMAT",
     "DIRECTIONS_SUFFIX",
@@ -107,6 +109,21 @@ SPECTRUM_NAMES = (
     "density_sigma",
     "slq_nodes",
     "slq_weights",
+)
+# What a run records about its centre and directions (engine/formats/centre.py): each
+# direction's norm over the weights' (all moved tensors; per tensor with their names), and for
+# an automatic range the centre's loss (and which surface), the threshold and the probes
+# (rows of axis, step, loss).
+CENTRE_GROUP = "centre"
+CENTRE_NAMES = (
+    "dir_norm_ratio",
+    "tensor_names",
+    "tensor_ratio_x",
+    "tensor_ratio_y",
+    "loss_name",
+    "loss",
+    "auto_threshold",
+    "auto_probes",
 )
 DIR_FILE = "dir_file"
 MASK = "completed"

@@ -281,6 +281,8 @@ def run_job(
     if job is None:  # a rank other than 0: it evaluates, rank 0 reports
         rank.work()
         return
+    for note in job.notes:  # what preparing chose for the user (an automatic range)
+        console.print(note, highlight=False, markup=False)
     if rank is not None:
         console.print(
             f"{rank.world} ranks ({rank.device.type}); rank 0 writes {job.path}",

@@ -17,13 +17,17 @@ def info(
     config: Annotated[
         bool, typer.Option("--config", help="Print only the stored config (TOML).")
     ] = False,
+    layers: Annotated[
+        bool,
+        typer.Option("--layers", help="Each direction's norm over the weights', per tensor."),
+    ] = False,
 ) -> None:
     """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
     import numpy as np
     from rich import box
     from rich.table import Table
 
-    from engine.formats import LAYOUT_OURS, read_surface
+    from engine.formats import LAYOUT_OURS, read_centre, read_surface
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.safe import plain
 
@@ -65,7 +69,13 @@ def info(
     if prov.dir_hash:
         t.add_row("directions hash", plain(prov.dir_hash))
     t.add_row("center", f"{fmt_point(g.point(center), g.ndim)}, the grid point nearest 0")
+    with user_errors(ctx):
+        centre = read_centre(file) if s.layout == LAYOUT_OURS else None
+    for key, text in centre_rows(centre):
+        t.add_row(key, text)
     console.print(t)
+    if layers:
+        _layers(centre)
     st = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for col in ("surface", "min", "at", "max", "NaN/inf", "center"):
         st.add_column(col, justify="left" if col == "surface" else "right", no_wrap=True)
@@ -100,3 +110,47 @@ def info(
         console.print(f"sharpness of {loss} (docs/sharpness.md){partial}:", highlight=False)
         for line in format_sharpness(sh):
             console.print(f"  {line}", highlight=False)
+
+
+def centre_rows(centre: dict[str, object] | None) -> list[tuple[str, str]]:
+    """``info``'s rows for the ``centre`` group: the directions' norms relative to the weights
+    and, for an automatic range, the loss at the centre and the level that set the range."""
+    if not centre:
+        return []
+    rows = []
+    ratios = list(centre.get("dir_norm_ratio", []))  # type: ignore[call-overload]
+    if ratios:
+        text = ", ".join(f"|d{a}|/|w| {r:.4g}" for a, r in zip("xy", ratios, strict=False))
+        rows.append(("direction norms", f"{text} (over the moved tensors; --layers: per tensor)"))
+    if "loss" in centre:
+        probes = centre.get("auto_probes")
+        n = 0 if probes is None else len(probes)  # type: ignore[arg-type]
+        rows.append((
+            "auto range",
+            f"{centre.get('loss_name', 'loss')} {centre['loss']:.5g} at the centre; each axis "
+            f"to where it reaches {centre.get('auto_threshold', float('nan')):.5g} "
+            f"(3x + 1, docs/numbers.md), {n} probes",
+        ))  # fmt: skip
+    return rows
+
+
+def _layers(centre: dict[str, object] | None) -> None:
+    """Each moved tensor's direction norm over its weights' norm (x, and y for 2D)."""
+    from rich import box
+    from rich.table import Table
+
+    from tui_landscape.safe import plain
+
+    if not centre or "tensor_names" not in centre:
+        console.print("no per-tensor norms stored (a file from an older version, or another "
+                      "tool's)", highlight=False)  # fmt: skip
+        return
+    names = str(centre["tensor_names"]).split("\n")
+    t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    t.add_column("tensor", overflow="fold")
+    cols = [a for a in "xy" if f"tensor_ratio_{a}" in centre]
+    for a in cols:
+        t.add_column(f"|d{a}|/|w|", justify="right")
+    for i, name in enumerate(names):
+        t.add_row(plain(name), *(f"{centre[f'tensor_ratio_{a}'][i]:.4g}" for a in cols))
+    console.print(t)
