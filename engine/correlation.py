@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +97,11 @@ def _get(row: Mapping[str, Any], section: str, key: str) -> Any:
 
 
 def _number(v: Any) -> float:
-    """A finite float, else NaN (None, missing, text, inf)."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return math.nan
-    v = float(v)
+    """A finite float, else NaN (None, missing, text, bool, inf); numpy scalars count."""
+    if type(v) is not float:  # the common case first: a float from JSON
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            return math.nan
+        v = float(v)
     return v if math.isfinite(v) else math.nan
 
 

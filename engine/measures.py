@@ -14,8 +14,9 @@ tensors, and the model (device, mode, tensors) comes back as it came (``preserve
   normalised gradient for p = 2, its sign for p = inf), then projects back on the ball. The
   best point seen is reported: a lower bound on the true maximum, exact for a quadratic once
   the ascent has converged.
-- ``average_sharpness``: the mean rise over ``samples`` random ``u`` with ``||u||_p = rho``
-  (uniform on the sphere for p = 2, random signs times rho for p = inf), with its standard error.
+- ``average_sharpness``: the mean rise over ``samples`` random ``u`` whose entries have size
+  ``rho`` (Gaussian for p = 2, as Andriushchenko et al.; random signs times rho for p = inf),
+  with its standard error.
 - ``basin_volume``: the fraction of ``directions`` random directions, normalised as the
   surfaces' are (``engine.directions.random_direction``), along which the loss stays at most
   ``margin`` above its value at the weights for every ``t`` in ``radius * (1..points) / points``,
@@ -96,12 +97,14 @@ Tensors = list[torch.Tensor]
 
 @dataclass(frozen=True)
 class Ball:
-    """The ball ``||u||_p <= rho``: a random point on its boundary, the steepest ascent
-    direction of a gradient in its norm (unit length in that norm), and the projection."""
+    """The ball ``||u||_p <= rho``: a random point on its boundary (the ascent's start), the
+    steepest ascent direction of a gradient in its norm (unit length in that norm), the
+    projection, and the average case's random perturbation (each entry of size ``rho``)."""
 
     boundary: Callable[[Tensors, float, torch.Generator], Tensors]
     ascent: Callable[[Tensors], Tensors | None]  # None where the gradient is zero
     project: Callable[[Tensors, float], Tensors]
+    average: Callable[[Tensors, float, torch.Generator], Tensors]
 
 
 def _norm2(ts: Tensors) -> float:
@@ -112,6 +115,13 @@ def _sphere(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
     z = [torch.randn(m.shape, generator=gen, dtype=torch.float64) * m for m in masks]
     n = _norm2(z)
     return [t * (rho / n) for t in z] if n > 0 else z
+
+
+def _gauss(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
+    # Andriushchenko et al.'s average case: delta ~ N(0, rho^2 diag(s^2)), each entry of size
+    # rho (the uniform sphere of radius rho would give each entry rho / sqrt(n): n times less
+    # rise, lost in the loss's rounding on a real network).
+    return [torch.randn(m.shape, generator=gen, dtype=torch.float64) * rho * m for m in masks]
 
 
 def _unit2(g: Tensors) -> Tensors | None:
@@ -140,8 +150,8 @@ def _project_inf(u: Tensors, rho: float) -> Tensors:
 
 
 BALLS: dict[float, Ball] = {
-    2.0: Ball(_sphere, _unit2, _project2),
-    math.inf: Ball(_signs, _unit_inf, _project_inf),
+    2.0: Ball(_sphere, _unit2, _project2, _gauss),
+    math.inf: Ball(_signs, _unit_inf, _project_inf, _signs),
 }
 
 
@@ -397,8 +407,10 @@ def average_sharpness(
     batch_size: int = 256,
 ) -> Measure:
     """Average-case sharpness: the mean of ``L(w + s * u) - L(w)`` over ``samples`` random ``u``
-    with ``||u||_p = rho`` (``s = |w| + eta``), with its standard error (``params['se']``) and
-    ``low``/``high`` = mean -+ 1.96 SE."""
+    (``s = |w| + eta``) whose entries have size ``rho``: Gaussian ``N(0, rho^2)`` for p = 2
+    (Andriushchenko et al.'s definition), random signs times ``rho`` for p = inf (a vertex of
+    the cube ``||u||_inf = rho``). Both have ``E[u u^T] = rho^2 I``. With its standard error
+    (``params['se']``) and ``low``/``high`` = mean -+ 1.96 SE."""
     ball = _ball(p)
     rho = _check_number("rho", rho)
     eta = _check_number("eta", eta, strict=False)
@@ -411,7 +423,7 @@ def average_sharpness(
         gen = torch.Generator().manual_seed(seed)
         rises = []
         for _ in range(samples):
-            u = [t.to(dev) for t in ball.boundary(masks, rho, gen)]
+            u = [t.to(dev) for t in ball.average(masks, rho, gen)]
             rises.append(obj.rise(scale, u))
     mean = math.fsum(rises) / samples
     se = (

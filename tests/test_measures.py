@@ -102,11 +102,11 @@ def test_average_sharpness_closed_forms():
     got = average_sharpness(model, BATCHES, quad_loss, rho=0.1, p="inf", samples=5)
     assert got.value == pytest.approx(0.5 * 0.01 * torch.trace(m).item(), rel=1e-9)
     assert got.params["se"] == pytest.approx(0.0, abs=1e-15)
-    # p = 2, u uniform on the sphere of radius rho in R^n: E[u u^T] = rho^2 / n I, so the mean
-    # rise is 0.5 rho^2 tr(M) / n; within 4 standard errors of it.
+    # p = 2, u ~ N(0, rho^2 I): E[u u^T] = rho^2 I, so the mean rise is 0.5 rho^2 tr(M) too;
+    # within 4 standard errors of it.
     model, m = quadratic(spd(6))
     got = average_sharpness(model, BATCHES, quad_loss, rho=0.1, p=2, samples=400, seed=5)
-    exact = 0.5 * 0.01 * torch.trace(m).item() / 6
+    exact = 0.5 * 0.01 * torch.trace(m).item()
     assert abs(got.value - exact) < 4 * got.params["se"]
     assert got.low < got.value < got.high
     assert {"rho": 0.1, "p": 2.0, "samples": 400}.items() <= got.params.items()
@@ -207,6 +207,23 @@ def test_the_model_comes_back_unchanged_and_the_measures_are_reproducible():
     with torch.no_grad():
         eval_loss = nn.functional.cross_entropy(model(split.x), split.y).item()
     assert runs[0]().params["base_loss"] == pytest.approx(eval_loss, rel=1e-6)
+
+
+def test_the_fused_loss_and_the_same_loss_as_a_function_agree():
+    # crossentropy's gradient goes through its differentiable sum (its per-sample math writes
+    # in place); the same loss written as a plain function goes through autograd as it is.
+    torch.manual_seed(2)
+    model = TinyNet()
+    split = tiny_data()
+
+    def ce(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        return {"loss": nn.functional.cross_entropy(model(batch[0]), batch[1], reduction="none")}
+
+    for p in (2, math.inf):
+        fused = adaptive_sharpness(model, split, "crossentropy", p=p, steps=4, batch_size=10)
+        plain = adaptive_sharpness(model, split, ce, p=p, steps=4, batch_size=10)
+        assert fused.value > 0
+        assert fused.value == pytest.approx(plain.value, rel=1e-4)
 
 
 def test_dict_batches_a_user_loss_with_counts_and_a_batches_split():
