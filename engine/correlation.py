@@ -42,6 +42,7 @@ __all__ = [
     "granulated_tau",
     "kendall",
     "kendall_tau",
+    "pooled",
     "usable_rows",
 ]
 
@@ -113,6 +114,13 @@ def usable_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def column(rows: Iterable[Mapping[str, Any]], key: str) -> np.ndarray:
     """One value per row (``values[key]`` or ``key``), NaN where missing or not finite."""
     return np.array([_number(_get(r, "values", key)) for r in rows], dtype=np.float64)
+
+
+def pooled(rows: Iterable[Mapping[str, Any]], measure: str, target: str) -> Tau:
+    """Kendall's tau of ``measure`` against ``target`` over all usable rows (every member and
+    seed pooled)."""
+    rows = usable_rows(rows)
+    return kendall(column(rows, measure), column(rows, target))
 
 
 def _key(v: Any) -> str:

@@ -39,7 +39,7 @@ from engine.api import preserved
 from engine.data import Batches, Split, batch_size_of, split_batches, to_device
 from engine.devices import resolve_device
 from engine.directions import random_direction
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import loss_sums, read_sums
 from engine.hessian import hessian_params
 from engine.losses import (
@@ -59,6 +59,7 @@ __all__ = [
     "adaptive_sharpness",
     "average_sharpness",
     "basin_volume",
+    "table_values",
     "wilson_interval",
 ]
 
@@ -88,6 +89,20 @@ class Measure:
             "high": num(self.high),
             "params": dict(self.params),
         }
+
+
+def table_values(
+    measures: Iterable[Measure], intervals: Iterable[str] = ("basin_volume",)
+) -> dict[str, float]:
+    """A study table's ``values`` for some measures: each under its name, and for those named
+    in ``intervals`` their interval as ``<name>_low`` and ``<name>_high`` (``docs/measures.md``)."""
+    keep = set(intervals)
+    out: dict[str, float] = {}
+    for m in measures:
+        out[m.name] = m.value
+        if m.name in keep and m.low is not None and m.high is not None:
+            out[f"{m.name}_low"], out[f"{m.name}_high"] = m.low, m.high
+    return out
 
 
 # --- the balls: how a random point is drawn and how a step moves, per norm p -----------------
@@ -244,13 +259,27 @@ class _Objective:
                     for (k, w), s, v in zip(self.base.items(), scale, leaves, strict=True)
                 }
                 part, value = self._summed(moved, batch, check)
-                for g, d in zip(grads, torch.autograd.grad(part, leaves), strict=True):
-                    g += d
+                for g, d in zip(grads, self._grad(part, leaves), strict=True):
+                    if d is not None:  # None: a tensor this loss does not use
+                        g += d
                 total += value
         finally:
             self.guard.after()
         refuse_counts(self.loss.name, [float(v) for v in check.extremes()], "loss")
         return float(total) - self.base_loss, grads
+
+    def _grad(self, part: torch.Tensor, leaves: Tensors) -> tuple[torch.Tensor | None, ...]:
+        """The gradient of one batch's share in ``leaves``; a loss without one is refused."""
+        why = "its value does not depend on the weights through autograd"
+        if part.requires_grad:
+            try:
+                return torch.autograd.grad(part, leaves, allow_unused=True)
+            except RuntimeError as e:
+                why = describe(e)
+        raise LandscapeError(
+            f"`loss` {self.loss.name} has no gradient in the weights ({why}); adaptive "
+            "sharpness needs a differentiable loss"
+        )
 
     def _summed(
         self, moved: dict[str, torch.Tensor], batch: Any, check: BatchCheck

@@ -12,12 +12,13 @@ from torch import nn
 
 from engine.data import Batches, Split
 from engine.directions import random_direction
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError
 from engine.measures import (
     Measure,
     adaptive_sharpness,
     average_sharpness,
     basin_volume,
+    table_values,
     wilson_interval,
 )
 
@@ -286,3 +287,45 @@ def test_measure_to_json_writes_non_finite_numbers_as_none():
         "name": "basin_volume", "value": 0.5, "low": None, "high": 1.0,
         "params": {"directions": 2},
     }  # fmt: skip
+
+
+def test_table_values_use_the_study_table_keys():
+    ms = [
+        Measure("adaptive_sharpness", 0.2, {}),
+        Measure("average_sharpness", 0.1, {}, 0.05, 0.15),
+        Measure("basin_volume", 0.5, {}, 0.3, 0.7),
+    ]
+    assert table_values(ms) == {
+        "adaptive_sharpness": 0.2, "average_sharpness": 0.1,
+        "basin_volume": 0.5, "basin_volume_low": 0.3, "basin_volume_high": 0.7,
+    }  # fmt: skip
+
+
+class WithUnused(nn.Module):
+    """A head the loss never uses: its gradient is None, not an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = nn.Linear(3, 2)
+        self.unused = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.used(x)
+
+
+def test_unused_parameters_and_a_loss_without_gradient():
+    torch.manual_seed(3)
+    model = WithUnused()
+    g = torch.Generator().manual_seed(4)
+    data = Split(torch.randn(12, 3, generator=g), torch.randint(0, 2, (12,), generator=g))
+    got = adaptive_sharpness(model, data, "crossentropy", steps=3)
+    assert got.value > 0 and got.params["steps_taken"] == 3
+
+    def detached(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        out = model(batch[0]).detach()
+        return {"loss": nn.functional.cross_entropy(out, batch[1], reduction="none")}
+
+    with pytest.raises(LandscapeError, match="has no gradient in the weights"):
+        adaptive_sharpness(model, data, detached, steps=1)
+    # The other measures need no gradient.
+    assert math.isfinite(average_sharpness(model, data, detached, samples=2).value)
