@@ -394,6 +394,8 @@ def adaptive_sharpness(
     with preserved(model):
         dev = _setup(model, device)
         obj = _Objective(model, batches, loss, dev, batch_size, _names(model, params))
+        if not math.isfinite(obj.base_loss):
+            return _undefined("adaptive_sharpness", obj.base_loss)
         scale, masks = _scales(obj, eta)
         scale = [s.to(dev) for s in scale]
         gen = torch.Generator().manual_seed(seed)
@@ -412,6 +414,12 @@ def adaptive_sharpness(
     info = {"rho": rho, "p": float(p), "steps": steps, "steps_taken": done, "step": step,
             "eta": eta, "seed": seed, "params": params, "base_loss": obj.base_loss}  # fmt: skip
     return Measure("adaptive_sharpness", best, info)
+
+
+def _undefined(name: str, base: float) -> Measure:
+    """NaN, saying why: no rise is defined from a loss that is not finite (a diverged model)."""
+    note = f"the loss at the weights is {base}: no rise is defined from it"
+    return Measure(name, math.nan, {"base_loss": base, "note": note})
 
 
 def _max(a: float, b: float) -> float:
@@ -447,6 +455,8 @@ def average_sharpness(
     with preserved(model):
         dev = _setup(model, device)
         obj = _Objective(model, batches, loss, dev, batch_size, _names(model, params))
+        if not math.isfinite(obj.base_loss):
+            return _undefined("average_sharpness", obj.base_loss)
         scale, masks = _scales(obj, eta)
         scale = [s.to(dev) for s in scale]
         gen = torch.Generator().manual_seed(seed)
@@ -497,6 +507,8 @@ def basin_volume(
         dev = _setup(model, device)
         names = [k for k, _ in model.named_parameters()]
         obj = _Objective(model, batches, loss, dev, batch_size, names)
+        if not math.isfinite(obj.base_loss):
+            return _undefined("basin_volume", obj.base_loss)
         gen = torch.Generator().manual_seed(seed)
         inside, exits = 0, []
         for _ in range(directions):

@@ -329,3 +329,13 @@ def test_unused_parameters_and_a_loss_without_gradient():
         adaptive_sharpness(model, data, detached, steps=1)
     # The other measures need no gradient.
     assert math.isfinite(average_sharpness(model, data, detached, samples=2).value)
+
+
+def test_a_model_whose_loss_is_not_finite_gets_nan_with_a_note():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(math.nan)
+    data = Split(torch.ones(4, 3), torch.zeros(4, dtype=torch.long))
+    for fn in (adaptive_sharpness, average_sharpness, basin_volume):
+        got = fn(model, data, "crossentropy")
+        assert math.isnan(got.value) and "is nan" in got.params["note"]
