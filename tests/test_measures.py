@@ -124,11 +124,11 @@ def test_basin_volume_width_of_an_isotropic_quadratic():
         model, BATCHES, quad_loss, directions=8, radius=0.99 * width, margin=margin
     )
     outside = basin_volume(
-        model, BATCHES, quad_loss, directions=8, radius=1.01 * width, margin=margin, points=1
+        model, BATCHES, quad_loss, directions=8, radius=1.01 * width, margin=margin
     )
     assert inside.value == 1.0 and outside.value == 0.0
-    assert inside.params["exit_median"] == math.inf
-    assert outside.params["exit_median"] == pytest.approx(1.01 * width)
+    # Inside: every point of every ray; outside: the far end of each ray, then no more.
+    assert inside.params["evaluations"] == 8 * 10 and outside.params["evaluations"] == 8
     assert (inside.low, inside.high) == pytest.approx(wilson_interval(8, 8))
 
 
@@ -149,6 +149,9 @@ def test_basin_volume_counts_the_directions_that_stay_under_the_margin():
     )
     assert got.value == want / n
     assert got.params["inside"] == want
+    # A ray that leaves the basin at a midpoint but ends inside it would be caught too: here
+    # the rise is monotone, so each outside ray costs one evaluation.
+    assert got.params["evaluations"] == want * 10 + (n - want)
     assert {"directions": n, "radius": radius, "margin": margin}.items() <= got.params.items()
 
 
