@@ -77,17 +77,21 @@ class Measure:
     high: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (``measures.json``): non-finite numbers as None."""
+        """Plain JSON (``measures.json``): a non-finite value or bound as None, a non-finite
+        parameter as its text (``p = inf`` stays readable)."""
 
         def num(v: float | None) -> float | None:
             return v if v is not None and math.isfinite(v) else None
+
+        def param(v: Any) -> Any:
+            return str(v) if isinstance(v, float) and not math.isfinite(v) else v
 
         return {
             "name": self.name,
             "value": num(self.value),
             "low": num(self.low),
             "high": num(self.high),
-            "params": dict(self.params),
+            "params": {k: param(v) for k, v in self.params.items()},
         }
 
 
@@ -357,10 +361,11 @@ def _names(model: nn.Module, params: str) -> list[str]:
 
 
 def _scales(obj: _Objective, eta: float) -> tuple[Tensors, Tensors]:
-    """Per moved tensor, ``|w| + eta`` (float64) and where it is non-zero (1.0 / 0.0): an entry
-    whose scale is 0 cannot move, so it takes no share of the ball either."""
+    """Per moved tensor, ``|w| + eta`` (float64, on the model's device) and where it is non-zero
+    (1.0 / 0.0, on the CPU): an entry whose scale is 0 cannot move, so it takes no share of the
+    ball either."""
     scale = [w.detach().double().abs() + eta for w in obj.base.values()]
-    masks = [(s > 0).double() for s in scale]
+    masks = [(s > 0).double().cpu() for s in scale]  # on the CPU, with the random draws
     return scale, masks
 
 

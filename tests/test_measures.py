@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -285,11 +286,13 @@ def test_bad_arguments_are_refused_in_one_line(call, match):
 
 
 def test_measure_to_json_writes_non_finite_numbers_as_none():
-    m = Measure("basin_volume", 0.5, {"directions": 2}, low=math.nan, high=1.0)
-    assert m.to_json() == {
+    m = Measure("basin_volume", 0.5, {"directions": 2, "p": math.inf}, low=math.nan, high=1.0)
+    out = m.to_json()
+    assert out == {
         "name": "basin_volume", "value": 0.5, "low": None, "high": 1.0,
-        "params": {"directions": 2},
+        "params": {"directions": 2, "p": "inf"},
     }  # fmt: skip
+    json.dumps(out, allow_nan=False)  # strict JSON
 
 
 def test_table_values_use_the_study_table_keys():
