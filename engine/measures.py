@@ -386,16 +386,18 @@ def adaptive_sharpness(
     step: float = 1.0,
     params: str = "all",
     batch_size: int = 256,
+    restarts: int = 1,
 ) -> Measure:
     """Adaptive worst-case sharpness: ``max L(w + delta) - L(w)`` over ``||delta / s||_p <= rho``
     (``s = |w| + eta``), by ``steps`` steps of projected ascent of length ``step * rho`` from a
-    random boundary point (``seed``); the best point seen. ``params``: 'all' trainable tensors
-    or '2d' (tensors with 2+ dims)."""
+    random boundary point (``seed``); the best point seen, over ``restarts`` ascents from
+    different starts. ``params``: 'all' trainable tensors or '2d' (tensors with 2+ dims)."""
     ball = _ball(p)
     rho = _check_number("rho", rho)
     step = _check_number("step", step)
     eta = _check_number("eta", eta, strict=False)
     steps = _check_count("steps", steps, 0)
+    restarts = _check_count("restarts", restarts, 1)
     with preserved(model):
         dev = _setup(model, device)
         obj = _Objective(model, batches, loss, dev, batch_size, _names(model, params))
@@ -404,20 +406,21 @@ def adaptive_sharpness(
         scale, masks = _scales(obj, eta)
         scale = [s.to(dev) for s in scale]
         gen = torch.Generator().manual_seed(seed)
-        u = [t.to(dev) for t in ball.boundary(masks, rho, gen)]
-        best = -math.inf
-        done = 0
-        for _ in range(steps):
-            rise, g = obj.rise_and_grad(scale, u)
-            best = _max(best, rise)
-            d = ball.ascent([t.double() for t in g])
-            if d is None:
-                break  # a stationary point: no step moves it
-            u = ball.project([a + step * rho * b for a, b in zip(u, d, strict=True)], rho)
-            done += 1
-        best = _max(best, obj.rise(scale, u))
+        best, done = -math.inf, 0
+        for _ in range(restarts):
+            u = [t.to(dev) for t in ball.boundary(masks, rho, gen)]
+            for _ in range(steps):
+                rise, g = obj.rise_and_grad(scale, u)
+                best = _max(best, rise)
+                d = ball.ascent([t.double() for t in g])
+                if d is None:
+                    break  # a stationary point: no step moves it
+                u = ball.project([a + step * rho * b for a, b in zip(u, d, strict=True)], rho)
+                done += 1
+            best = _max(best, obj.rise(scale, u))
     info = {"rho": rho, "p": float(p), "steps": steps, "steps_taken": done, "step": step,
-            "eta": eta, "seed": seed, "params": params, "base_loss": obj.base_loss}  # fmt: skip
+            "restarts": restarts, "eta": eta, "seed": seed, "params": params,
+            "base_loss": obj.base_loss}  # fmt: skip
     return Measure("adaptive_sharpness", best, info)
 
 
