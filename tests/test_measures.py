@@ -366,3 +366,16 @@ def test_a_model_whose_loss_is_not_finite_gets_nan_with_a_note():
     for fn in (adaptive_sharpness, average_sharpness, basin_volume):
         got = fn(model, data, "crossentropy")
         assert math.isnan(got.value) and "is nan" in got.params["note"]
+
+
+def test_a_streamed_split_gives_the_numbers_of_the_same_split_in_memory():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(4)
+    model = TinyNet()
+    split = tiny_data(20)
+    streamed = Batches(20, loader=lambda: DataLoader(TensorDataset(split.x, split.y), batch_size=5))
+    for fn, kw in ((adaptive_sharpness, {"steps": 2}), (basin_volume, {"directions": 2})):
+        a = fn(model, split, "crossentropy", batch_size=5, **kw)
+        b = fn(model, streamed, "crossentropy", **kw)
+        assert a.value == b.value and a.params["base_loss"] == b.params["base_loss"]
