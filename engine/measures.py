@@ -12,8 +12,9 @@ tensors, and the model (device, mode, tensors) comes back as it came (``preserve
   found by ``steps`` of projected ascent on ``u`` from a random point on the ball's boundary.
   Each step has length ``step * rho`` along the steepest direction of the ball's norm (the
   normalised gradient for p = 2, its sign for p = inf), then projects back on the ball. The
-  best point seen is reported: a lower bound on the true maximum, exact for a quadratic once
-  the ascent has converged.
+  best point seen (over ``restarts`` starts) is reported: a lower bound on the true maximum,
+  exact for a quadratic and p = 2 once the ascent has converged (for p = inf it may stop at a
+  vertex that is only a local maximum).
 - ``average_sharpness``: the mean rise over ``samples`` random ``u`` whose entries have size
   ``rho`` (Gaussian for p = 2, as Andriushchenko et al.; random signs times rho for p = inf),
   with its standard error.
