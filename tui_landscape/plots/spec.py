@@ -6,7 +6,8 @@ scale. The terminal renderer (``plots.terminal.draw``) and the matplotlib one
 (``plots.export.export_spec``) draw a spec and decide nothing themselves, so ``plot``,
 ``plot --export``, ``compare``, the app and the demo show the same kind, contour levels and
 colour limits for the same file (as torchmetrics writes the arithmetic once for both forms).
-The level rules (``levels_for``, ``limits_for``: a loss's, the ratio's, any other metric's),
+The level rules (``levels_for``, ``limits_for``: a loss's, an exploding rim's, the ratio's, any
+other metric's),
 ``--levels`` parsing, the app's level steps and the best point (``best_point``) live here only.
 
 No plotting package is imported here.
@@ -40,6 +41,8 @@ __all__ = [
     "finite_values",
     "grid_spec",
     "is_loss",
+    "level_fraction",
+    "level_knots",
     "levels_for",
     "limits_for",
     "map_kind",
@@ -49,6 +52,7 @@ __all__ = [
     "require_one_ndim",
     "resolve",
     "resolve_compare",
+    "rim_rises",
     "slice_spec",
     "surface_label",
     "surface_values",
@@ -62,6 +66,13 @@ N_LEVELS = 15
 # A positive surface spanning this many times its minimum (a loss around a minimum) gets
 # log-spaced levels: linear ones would leave the whole basin inside the lowest one.
 BASIN_SPAN, BASIN_LEVELS = 100.0, 10
+# A loss map whose rim explodes (1e6..1e9 at the edges of deep nets without shortcuts): its
+# largest rise above the minimum is over RIM_SPAN times the median rise. Its levels are the
+# minimum plus geometric steps of the rise: RIM_LEVELS[0] from the rise of the minimum's nearest
+# points (the RIM_QUANTILE of the rises) to the basin's edge (the median rise, at most the
+# reference's REF_VMAX: the rim may cover most of the grid), RIM_LEVELS[1] above it to the
+# rim, so the basin keeps half the levels however far the rim goes; colours step per level.
+RIM_SPAN, RIM_QUANTILE, RIM_LEVELS = 1000.0, 0.02, (8, 6)
 LEVELS_RANGE = (2, 40)  # what the app's +/- keys step between
 RATIO_LABEL = "|min eig / max eig|"
 
@@ -95,6 +106,7 @@ class PlotSpec:
     vmax: float | None = None
     log: bool = False
     ratio: bool = False  # z is |min_eig / max_eig| on RATIO_SCALE
+    level_colors: bool = False  # colours step evenly from level to level (level_fraction)
     title: str = ""
     xlabel: str = "x"
     ylabel: str = "y"
@@ -222,8 +234,10 @@ def levels_for(
     Given levels are used as they are (sorted; positive ones only on a log scale). A count
     gives that many levels strictly inside the range, log-spaced on a log scale. Otherwise, in
     this order: the ratio's fixed scale in steps of 0.05; 15 log-spaced levels on a log scale;
-    for a loss (``loss``, see ``is_loss``) 10 log-spaced levels strictly inside a positive
-    range spanning over two decades (a loss around its minimum), or the reference's levels
+    for a loss (``loss``, see ``is_loss``) whose rim explodes (``rim_rises``) the minimum plus
+    geometric steps of the rise, half of them below the median rise (a count splits the same
+    way); 10 log-spaced levels strictly inside a positive range spanning over two decades (a
+    loss around its minimum), or the reference's levels
     (0.1 to 10 every 0.5) when at least five fall inside the range; else 15 levels evenly
     spaced over the range (an accuracy, any other metric). The range is the finite values'
     (or ``vmin``/``vmax``), padded when constant.
@@ -237,6 +251,9 @@ def levels_for(
             )
         return lv
     log = log and not ratio
+    rim = _rim(values, levels, log, ratio, loss, vmin, vmax)
+    if rim is not None:
+        return _rim_levels(*rim, n=levels)
     if ratio:
         lo = RATIO_SCALE[0] if vmin is None else float(vmin)
         hi = RATIO_SCALE[1] if vmax is None else float(vmax)
@@ -258,6 +275,70 @@ def levels_for(
     if inside.size >= MIN_REF_LEVELS:
         return inside
     return np.linspace(lo, hi, N_LEVELS)
+
+
+def rim_rises(values: ArrayLike) -> tuple[float, float, float, float] | None:
+    """``(minimum, lowest rise, basin's edge, largest rise)`` of ``values`` above their
+    minimum when they form an exploding rim (the largest rise over ``RIM_SPAN`` times the
+    median rise), else None. The edge is the median rise, at most ``REF_VMAX``."""
+    v = finite_values(values)
+    if v.size < 8:
+        return None
+    lo = float(v.min())
+    rise = v - lo
+    rise = rise[rise > 0]
+    if rise.size < 8:
+        return None
+    med, top = float(np.median(rise)), float(rise.max())
+    if top <= RIM_SPAN * med:
+        return None
+    edge = min(med, REF_VMAX)
+    return lo, min(float(np.quantile(rise, RIM_QUANTILE)), edge), edge, top
+
+
+def _rim(
+    values: ArrayLike,
+    levels: int | ArrayLike | None,
+    log: bool,
+    ratio: bool,
+    loss: bool,
+    vmin: float | None,
+    vmax: float | None,
+) -> tuple[float, float, float, float] | None:
+    """``rim_rises`` where the rim rule applies: a loss's default levels (or a count of
+    them) on a linear scale, no limits given."""
+    given = levels is not None and not isinstance(levels, int | np.integer)
+    if given or log or ratio or not loss or vmin is not None or vmax is not None:
+        return None
+    return rim_rises(values)
+
+
+def _rim_levels(lo: float, low: float, edge: float, top: float, n: int | None = None) -> np.ndarray:
+    """``n`` (default ``sum(RIM_LEVELS)``) levels: the minimum plus geometric steps of the
+    rise, a share ``RIM_LEVELS[0] / sum(RIM_LEVELS)`` of them from ``low`` up to ``edge``."""
+    n = sum(RIM_LEVELS) if n is None else max(int(n), 1)
+    below = max(1, round(n * RIM_LEVELS[0] / sum(RIM_LEVELS)))
+    basin = np.geomspace(low, edge, below) if below > 1 else np.array([edge])
+    rim = np.geomspace(edge, top, n - below + 2)[1:-1]
+    return np.unique(lo + np.concatenate([basin, rim]))
+
+
+def level_knots(levels: ArrayLike, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The colour ramp of ``PlotSpec.level_colors``: ``lo``, the levels within ``[lo, hi]`` and
+    ``hi`` (increasing), and their places on the ramp, evenly spaced from 0 to 1."""
+    knots = np.unique(np.concatenate([[lo], np.asarray(levels, dtype=float), [hi]]))
+    knots = knots[(knots >= lo) & (knots <= hi)]
+    if knots.size < 2:
+        knots = np.array([lo, hi if hi > lo else lo + 1.0])
+    return knots, np.linspace(0.0, 1.0, knots.size)
+
+
+def level_fraction(values: ArrayLike, levels: ArrayLike, lo: float, hi: float) -> np.ndarray:
+    """Where ``values`` fall on the colour ramp (0 at ``lo``, 1 at ``hi``) when colours step
+    evenly from level to level (``level_knots``), linear between levels; NaN stays NaN."""
+    v = np.asarray(values, dtype=float)
+    out = np.interp(v, *level_knots(levels, lo, hi))
+    return np.where(np.isnan(v), np.nan, out)
 
 
 def limits_for(
@@ -377,12 +458,15 @@ def grid_spec(
     best: str = "min",
     path: tuple[np.ndarray, np.ndarray] | None = None,
     cursor: tuple[float, float] | None = None,
-    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+    scale: tuple[np.ndarray, tuple[float, float]]
+    | tuple[np.ndarray, tuple[float, float], bool]
+    | None = None,
     loss: bool = True,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
-    shares another resolution's scale (compare). ``best``: the extreme marked, "min" or "max".
+    shares another resolution's scale (compare), with its ``level_colors`` as a third item
+    (default False). ``best``: the extreme marked, "min" or "max".
     ``loss``: the loss's level rule (``levels_for``); False for an accuracy or other metric."""
     check_kind(kind, ("auto", *SURFACE_KINDS))
     ratio = ratio or kind == "ratio"
@@ -394,8 +478,9 @@ def grid_spec(
         rule = {"vmin": vmin, "vmax": vmax, "log": log, "ratio": ratio, "loss": loss}
         lv = levels_for(za, levels, **rule)
         lim = limits_for(za, lv, **rule)
+        by_level = _rim(za, levels, log, ratio, loss, vmin, vmax) is not None
     else:
-        lv, lim = scale
+        lv, lim, by_level = (*scale, False)[:3]
     return PlotSpec(
         kind,
         np.asarray(x, dtype=float),
@@ -406,6 +491,7 @@ def grid_spec(
         vmax=lim[1],
         log=log and not ratio,
         ratio=ratio,
+        level_colors=bool(by_level),
         title=title,
         xlabel=xlabel,
         ylabel=ylabel,
@@ -457,7 +543,9 @@ def resolve(
     title: str | None = None,
     cursor: tuple[float, float] | None = None,
     figure: bool = False,
-    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+    scale: tuple[np.ndarray, tuple[float, float]]
+    | tuple[np.ndarray, tuple[float, float], bool]
+    | None = None,
 ) -> PlotSpec:
     """Surface ``name`` of ``s`` as ``kind``: the one place a plot's choices are made.
 
@@ -544,7 +632,8 @@ def resolve_compare(
         joined = np.concatenate([np.asarray(z, dtype=float).ravel() for z in zs])
         rule = {"log": log, "ratio": ratio, "loss": is_loss(name)}
         lv = levels_for(joined, levels, **rule)
-        scale = (lv, limits_for(joined, lv, **rule))
+        by_level = _rim(joined, levels, log, ratio, is_loss(name), None, None) is not None
+        scale = (lv, limits_for(joined, lv, **rule), by_level)
     out = []
     for s in surfaces:
         title = f"{_label(s, surfaces)}: {name}"
