@@ -161,3 +161,13 @@ def test_the_app_shows_the_basin_and_steps_its_levels(tmp_path):
 def test_any_count_gives_that_many_increasing_levels(n):
     lv = levels_for(rim_surface(), n)
     assert lv.size == n and np.all(np.diff(lv) > 0)
+
+
+def test_compare_shares_the_rule_across_files(tmp_path):
+    from engine.formats import read_surface
+    from tui_landscape.plots.spec import resolve_compare
+
+    files = [read_surface(rim_file(tmp_path / f"{n}.h5")) for n in "ab"]
+    specs = resolve_compare(files, kind="filled")
+    assert all(s.level_colors for s in specs)
+    assert np.array_equal(specs[0].levels, specs[1].levels) and in_basin(specs[0].levels) >= 4
