@@ -100,5 +100,7 @@ def test_pca_needs_checkpoints_and_a_2d_grid():
         load_config(None, ["directions.kind=pca", "grid.y=-1:1:3"])
     with pytest.raises(ConfigError, match="grid.y"):
         load_config(None, ["directions.kind=pca", "directions.checkpoints=x"])
-    with pytest.raises(ConfigError, match="automatic range"):
-        load_config(None, ["grid.x=auto"])
+    # An automatic range is for any kind now (engine/autorange.py); its N is still checked.
+    assert load_config(None, ["grid.x=auto"]).grid.x == "auto"
+    with pytest.raises(ConfigError, match="'auto' or 'auto:N' with N >= 2"):
+        load_config(None, ["grid.x=auto:1"])
