@@ -12,19 +12,33 @@ No plotting package is imported here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from engine.difference import surface_difference
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError
 from engine.formats import Surface, clean_text
 from tui_landscape.plots.kinds import check_kind
 from tui_landscape.plots.spec import PlotSpec, levels_for, resolve, surface_label
 
-__all__ = ["DIFF_LEVELS", "difference_summary", "render_difference", "resolve_difference"]
+__all__ = [
+    "DIFF_LEVELS",
+    "difference_kind",
+    "difference_summary",
+    "difference_view",
+    "render_difference",
+    "resolve_difference",
+]
 
 DIFF_LEVELS = 13  # odd, evenly spaced over -m..m: 0 is one of them (where A and B agree)
+
+
+def difference_kind(kind: str) -> str:
+    """What a difference of ``kind`` is drawn as in 2D: ``auto`` is a heat map, whose colours
+    diverge from 0 (iso-lines alone do not show the sign)."""
+    return "heatmap" if kind == "auto" else kind
 
 
 def _symmetric_levels(d: np.ndarray, levels: int | ArrayLike | None) -> tuple[np.ndarray, float]:
@@ -66,8 +80,9 @@ def resolve_difference(
         b, values={name: d}, completed=a.completed.astype(bool) & b.completed.astype(bool)
     )
     title = f"{bn} - {an}: {name}"
-    drawn = "heatmap" if kind == "auto" else kind
-    spec = resolve(diff, name, drawn, figure=figure, scale=(lv, (-m, m)), title=title)
+    spec = resolve(
+        diff, name, difference_kind(kind), figure=figure, scale=(lv, (-m, m)), title=title
+    )
     label = f"{surface_label(name)}: {bn} - {an}"
     signs = (f"{bn} lower than {an}", f"{bn} higher")
     if spec.kind == "curve":
@@ -119,3 +134,18 @@ def difference_summary(a: Surface, b: Surface, name: str = "train_loss") -> str:
         f"mean {np.nanmean(flat):+.4g} over {int(ok.sum())} points"
         + (f" ({missing} missing in either file)" if missing else "")
     )
+
+
+def difference_view(
+    surfaces: Sequence[Surface], name: str, kind: str, width: int, height: int, color: bool
+) -> tuple[str, str]:
+    """The app's difference of two files: the map's text and the numbers' line; a file pair
+    that cannot be subtracted gives its one-line reason as the map's text."""
+    a, b = surfaces
+    try:
+        return (
+            render_difference(a, b, name, kind, width=width, height=height, color=color),
+            difference_summary(a, b, name),
+        )
+    except LandscapeError as e:
+        return str(e), ""
