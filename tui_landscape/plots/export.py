@@ -276,6 +276,8 @@ def _map_panel(ax: Any, spec: PlotSpec, scale: _Scale) -> Any:
         _overlays(ax, spec, scale)
         return None
     draw = renderer(FIGURES, spec.kind)
+    if spec.signs is not None and spec.kind == "filled":
+        ax.set_facecolor("0.6")  # unfilled (missing) is grey, as the heat map's: white is 0
     if scale.empty and spec.kind != "surface3d":
         # contour() of a fully masked array warns; show the empty frame at the right extent.
         mappable = _heatmap(ax, spec, scale)
