@@ -163,3 +163,17 @@ async def test_d_on_the_compare_screen_toggles_the_difference(tmp_path):
         await pilot.press("d")
         await wait_for(pilot, lambda: any("grids differ" in n.message for n in app._notifications))
         assert app.screen.difference is False
+
+
+def test_in_colour_the_terminal_map_diverges_from_grey_and_names_blue_and_red(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    a = read_surface(write(tmp_path / "a.h5", 1.0))
+    b = read_surface(write(tmp_path / "b.h5", -1.0))  # lower at the sides, equal on x = 0
+    text = draw(resolve_difference(a, b), width=70, height=14, color=True)
+    *body, sign = text.splitlines()
+    blue, red = "\x1b[38;2;70;110;255m█", "\x1b[38;2;240;60;40m█"
+    assert sign.startswith(blue) and f"{red}\x1b[0m > 0: b.h5 higher" in sign
+    assert "38;2;150;150;160m" in "".join(body)  # 0 (x = 0) is grey, not the loss ramp's green
+    assert "38;2;60;210;80m" not in "".join(body)
