@@ -155,6 +155,7 @@ async def test_d_on_the_compare_screen_toggles_the_difference(tmp_path):
         await pilot.press("d")
         await wait_for(pilot, lambda: str(panes[0].content) == before)
         assert panes[1].display and "a.h5: min" in str(numbers.render())
+        assert a.exists() and b.exists()  # the browser's `d` (delete) is not the one pressed
         # Other grids: refused in one notification, and the side-by-side view stays.
         c = write(tmp_path / "c.h5", x="-1:1:5")
         app.pop_screen()
