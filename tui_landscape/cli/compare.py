@@ -43,6 +43,13 @@ def compare(
     dpi: DpiOpt = 150,
     margin: MarginOpt = 0.1,
     radius: RadiusOpt = 0.25,
+    diff: Annotated[
+        bool,
+        typer.Option(
+            "--diff",
+            help="Draw B - A of two files over the same grid and directions (docs/cli.md).",
+        ),
+    ] = False,
 ) -> None:
     """Draw several surfaces on one colour scale and one set of levels, and say which is sharper.
 
@@ -59,6 +66,11 @@ def compare(
             raise ConfigError("compare needs two or more surface files")
         surfaces = [read_surface(f) for f in files]
         lv = parse_levels(levels)
+        if diff:  # one map of B - A instead of the side-by-side maps and their table
+            from tui_landscape.cli.compare_diff import show_difference
+
+            show_difference(surfaces, surface, kind, lv, log, export, dpi, width, height)
+            return
         require_one_ndim(surfaces)  # before the grid note, which would contradict it
         grids_differ = _note_grids(surfaces)
         if export is not None:

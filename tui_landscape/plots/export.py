@@ -51,6 +51,7 @@ __all__ = [
 
 FORMATS = (".png", ".svg", ".pdf")
 CMAP = "viridis"
+CMAP_DIVERGING = "RdBu_r"  # a difference (PlotSpec.signs): blue below 0, white at 0, red above
 _MISSING = "matplotlib is needed for --export; install it with: pip install 'tui-landscape[export]'"
 _LINESTYLES = ("-", "--", ":", "-.")
 _EXTEND = ("neither", "min", "max", "both")  # indexed by below + 2 * above
@@ -179,6 +180,8 @@ class _Scale:
         above = bool(finite.size and self.levels.size and finite.max() > self.levels[-1])
         self.fill_extend = _EXTEND[int(below) + 2 * int(above)]
         self.cmap = mpl.colormaps[CMAP]
+        if spec.signs is not None:  # missing points grey: white is where the files agree
+            self.cmap = mpl.colormaps[CMAP_DIVERGING].with_extremes(bad="0.6")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +300,8 @@ def _map_panel(ax: Any, spec: PlotSpec, scale: _Scale) -> Any:
         _overlays(ax, spec, scale)
         return None
     draw = renderer(FIGURES, spec.kind)
+    if spec.signs is not None and spec.kind == "filled":
+        ax.set_facecolor("0.6")  # unfilled (missing) is grey, as the heat map's: white is 0
     if scale.empty and spec.kind != "surface3d":
         # contour() of a fully masked array warns; show the empty frame at the right extent.
         mappable = _heatmap(ax, spec, scale)
@@ -364,6 +369,13 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
         bar.formatter = ticker.FormatStrFormatter(tick_format(bar.get_ticks()))
 
 
+def _bar_label(spec: PlotSpec) -> str:
+    """The colour bar's label; a difference's names what each sign means."""
+    if spec.signs is None:
+        return spec.zlabel
+    return f"{spec.zlabel}\n< 0: {spec.signs[0]}; > 0: {spec.signs[1]}"
+
+
 @renders(FIGURES, "curve")
 def _curves(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
     """Curves: ``series`` (loss) on the left axis, ``right`` (accuracy) on a twin right axis,
@@ -400,6 +412,9 @@ def _curves(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
     if not finite_values([*series_l.values(), *series_r.values()]).size:
         _no_data(ax)
     _xlim(ax, spec.x)
+    if spec.signs is not None:  # a difference: where the files agree, and which side is which
+        ax.axhline(0.0, color="0.5", lw=0.8, zorder=0)
+        ax.set_ylabel(f"{spec.left_label}\n< 0: {spec.signs[0]}; > 0: {spec.signs[1]}")
     if len(handles) > 1:
         ax.legend(handles=handles, loc="best", fontsize="small")
 
@@ -423,7 +438,7 @@ def spec_figure(spec: PlotSpec, *, dpi: float = 150, size: Sequence[float] = (6,
         m = _map_panel(ax, spec, scale)
         # The reference's contour plot has labels on its lines instead of a colour bar.
         if m is not None and spec.kind != "contour" and spec.path is None:
-            _colorbar(fig, m, ax, scale, spec.zlabel, spec.kind)
+            _colorbar(fig, m, ax, scale, _bar_label(spec), spec.kind)
     if spec.title:
         ax.set_title(spec.title)
     return fig
@@ -473,7 +488,7 @@ def specs_figure(
         for ax in axes:
             ax.set_zlim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
     if mappable is not None:
-        _colorbar(fig, mappable, axes, scale, specs[0].zlabel, kind)
+        _colorbar(fig, mappable, axes, scale, _bar_label(specs[0]), kind)
     if title:
         fig.suptitle(title)
     return fig

@@ -118,6 +118,9 @@ class PlotSpec:
     best: str = "min"  # "min", or "max" for an accuracy: the point a reader looks for
     path: tuple[np.ndarray, np.ndarray] | None = None  # a training path over the map
     cursor: tuple[float, float] | None = None
+    # A difference (plots.difference): what below and above 0 mean, e.g. ("b.h5 lower",
+    # "b.h5 higher"); its colours diverge from 0 and the renderers say which sign is which.
+    signs: tuple[str, str] | None = None
 
 
 def map_kind(kind: str, ratio: bool = False) -> str:

@@ -44,6 +44,8 @@ START_MARKER, END_MARKER = "o", "*"
 # Blue -> cyan -> green -> yellow -> red: low loss reads "cold", high loss "hot", and every stop
 # stays legible on both dark and light terminal backgrounds (unlike viridis' dark purple).
 _RAMP = np.array([(70, 110, 255), (0, 200, 220), (60, 210, 80), (240, 210, 40), (240, 60, 40)])
+# A difference (``PlotSpec.signs``): blue below 0, grey at 0 (no difference), red above.
+_DIVERGING = np.array([(70, 110, 255), (150, 150, 160), (240, 60, 40)])
 _SERIES_COLORS = ["blue+", "red+", "green+", "orange+", "magenta+", "cyan+"]
 # Without colour the series must still be told apart, so they differ by marker instead.
 _SERIES_MARKERS = ["braille", "dot", "+", "*", "o", "#"]
@@ -60,11 +62,13 @@ def _use_color(color: bool) -> bool:
     return color and not os.environ.get("NO_COLOR")
 
 
-def _ramp(n: int) -> list[tuple[int, int, int]]:
-    """``n`` RGB colours evenly spaced along the blue-to-red ramp."""
-    t = np.linspace(0.0, 1.0, max(n, 1)) * (len(_RAMP) - 1)
-    i = np.minimum(t.astype(int), len(_RAMP) - 2)
-    rgb = _RAMP[i] + (_RAMP[i + 1] - _RAMP[i]) * (t - i)[:, None]
+def _ramp(n: int, diverging: bool = False) -> list[tuple[int, int, int]]:
+    """``n`` RGB colours evenly spaced along the blue-to-red ramp (``diverging``: through grey
+    at its middle, for a scale centred at 0)."""
+    stops = _DIVERGING if diverging else _RAMP
+    t = np.linspace(0.0, 1.0, max(n, 1)) * (len(stops) - 1)
+    i = np.minimum(t.astype(int), len(stops) - 2)
+    rgb = stops[i] + (stops[i + 1] - stops[i]) * (t - i)[:, None]
     return [tuple(round(c) for c in row) for row in rgb.tolist()]
 
 
@@ -267,7 +271,7 @@ def _heat(spec: PlotSpec, width: int, height: int, color: bool) -> str:
         k = np.searchsorted(edges, t, side="right")
         t = (k / max(len(edges), 1)).clip(0, 1)
         n_colors = len(edges) + 1
-    palette = _ramp(n_colors)
+    palette = _ramp(n_colors, spec.signs is not None)
     idx = np.rint(np.nan_to_num(t) * (n_colors - 1)).astype(int)
 
     # The overlays as (grid row, column) -> character, later marks on top of earlier ones.
@@ -321,7 +325,8 @@ def _heat(spec: PlotSpec, width: int, height: int, color: bool) -> str:
     xl, xr = f"{xlo:.3g}", f"{xhi:.3g}"
     lines.append(" " * (margin - 1) + "└" + "─" * cols)
     lines.append(" " * margin + xl + spec.xlabel.center(max(cols - len(xl) - len(xr), 0)) + xr)
-    bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
+    ramp = _ramp(min(cols - 30, 40) if cols > 40 else 10, spec.signs is not None)
+    bar = "".join(_fg(c) + "█" for c in ramp)
     bar = bar + "\x1b[0m" if color else _SHADES
     fmt = tick_format([lo, hi], 4)  # two ends of a narrow range must still read differently
     how = " (log)" if log else " (by level)" if spec.level_colors else ""
@@ -350,7 +355,7 @@ def _contour(spec: PlotSpec, width: int, height: int, color: bool) -> str:
                           xlabel=label, left_label="z", color=color)  # fmt: skip
     _start(width, height, " | ".join(filter(None, [title, *_notes(spec, z, lv)])), spec.xlabel)
     plt.ylabel(spec.ylabel)
-    colors = _ramp(len(lv))
+    colors = _ramp(len(lv), spec.signs is not None)
     for k, (xs, ys) in enumerate(iso_lines(x, y, z, lv) if lv.size else []):
         if xs.size:  # plotext cannot take an empty series
             plt.plot(xs.tolist(), ys.tolist(), marker="braille", color=colors[k] if color else None)
@@ -432,5 +437,27 @@ def _curve(spec: PlotSpec, width: int, height: int, color: bool) -> str:
 
 def draw(spec: PlotSpec, *, width: int = 80, height: int = 24, color: bool = True) -> str:
     """``spec`` as text, by the renderer of its kind; the levels, limits, series and overlays
-    are the spec's."""
-    return renderer(RENDERERS, spec.kind)(spec, width, height, color)
+    are the spec's. A difference (``spec.signs``) gets a last line saying which sign is which."""
+    draw_kind = renderer(RENDERERS, spec.kind)
+    if spec.signs is None:
+        return draw_kind(spec, width, height, color)
+    return draw_kind(spec, width, max(height - 1, 4), color) + "\n" + _sign_line(spec, width, color)
+
+
+def _sign_line(spec: PlotSpec, width: int, color: bool) -> str:
+    """What below and above 0 mean, in the colours (or shades) the map draws them in."""
+    assert spec.signs is not None
+    below, above = spec.signs
+    if spec.kind == "curve":
+        low, high = "< 0", "> 0"
+    elif _use_color(color):
+        blue, red = (_fg(tuple(int(v) for v in _DIVERGING[k])) for k in (0, -1))
+        low, high = f"{blue}█\x1b[0m < 0", f"{red}█\x1b[0m > 0"
+    elif spec.kind in ("heatmap", "filled"):
+        low, high = f"'{_SHADES[0]}' < 0", f"'{_SHADES[-1]}' > 0"
+    else:  # iso-lines without colour: the levels' signs are in the title's range
+        low, high = "< 0", "> 0"
+    over = len(_ANSI.sub("", f"{low}: {below}; {high}: {above}")) - width
+    if over > 0:  # shortened in the file names' text only, never inside a colour code
+        above = above[: max(len(above) - over - 1, 0)] + "…"
+    return f"{low}: {below}; {high}: {above}"

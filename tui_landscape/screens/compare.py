@@ -21,6 +21,7 @@ from textual.worker import Worker
 from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
 from engine.sharpness import format_number, sharpness
+from tui_landscape.plots.difference import difference_kind, difference_view, resolve_difference
 from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
@@ -47,6 +48,7 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("s", "next_surface", "Surface", tooltip="Switch surface: the files' next one"),
         Binding("k", "next_kind", "Kind", tooltip="Switch kind: contour, filled or heat map"),
+        Binding("d", "toggle_difference", "B-A", tooltip="Two files: show B - A, or both again"),
         Binding(
             "e", "export", "Export", tooltip="Export the plots as one PNG, beside the first file"
         ),
@@ -69,6 +71,7 @@ class CompareScreen(Screen):
         self.surfaces: list[Surface] | None = None  # None until the worker has read them
         self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
         self._drawn: dict[tuple, list[str]] = {}  # the panes' texts by what and how big
+        self.difference = False  # `d`: one map of the second file less the first
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,6 +111,8 @@ class CompareScreen(Screen):
         """Map kinds exist for 2D files only: 1D files are curves (False hides `k`)."""
         if action == "next_kind":
             return bool(self.surfaces) and self.surfaces[0].y is not None
+        if action == "toggle_difference":
+            return len(self.paths) == 2
         return True
 
     def redraw(self) -> None:
@@ -119,7 +124,9 @@ class CompareScreen(Screen):
         h = max(panes[0].size.height, 10) if panes else 16
         # By what is drawn: `auto` is drawn as the contour map `k` comes back to.
         shown = map_kind(self.kind, ratio=self.name_ == "ratio")
-        state = (self.name_, shown, w, h, not self.app.no_color)
+        if self.difference:
+            shown = difference_kind(self.kind)
+        state = (self.name_, shown, w, h, not self.app.no_color, self.difference)
         texts = self._drawn.get(state)
         if texts is None:
             texts = self._draw(w, h, panes)
@@ -129,10 +136,16 @@ class CompareScreen(Screen):
         for pane, text in zip(panes, texts, strict=False):
             pane.update(Text.from_ansi(text))
         # File names and errors as written, never as markup (plain also cleans them).
-        self.query_one("#numbers", Static).update(plain(self.numbers.get(self.name_, "")))
+        numbers = self.numbers.get(self.name_, "")
+        if self.difference:
+            numbers = texts[1]  # the difference's own line, drawn with it
+        self.query_one("#numbers", Static).update(plain(numbers))
 
     def _draw(self, w: int, h: int, panes: list) -> list[str]:
         assert self.surfaces is not None
+        if self.difference:  # one pane shows B - A; the other is hidden (its text: the numbers)
+            return list(difference_view(self.surfaces, self.name_, self.kind, w, h,
+                                        not self.app.no_color))  # fmt: skip
         try:
             texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
                                    color=not self.app.no_color)  # fmt: skip
@@ -161,15 +174,37 @@ class CompareScreen(Screen):
             self.notify("The files are still being read", severity="warning")
             return
         try:
-            specs = resolve_compare(self.surfaces, self.name_, self.kind)
+            specs = (
+                [resolve_difference(*self.surfaces, self.name_, self.kind, figure=True)]
+                if self.difference
+                else resolve_compare(self.surfaces, self.name_, self.kind)
+            )
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
         what = map_kind(self.kind, ratio=self.name_ == "ratio")
-        stems = "-".join(p.stem for p in self.paths)
+        if self.difference:
+            what = difference_kind(self.kind)
+        stems = "-".join(p.stem for p in self.paths) + ("-diff" if self.difference else "")
         write_figure(
             self, figure_path(self.paths[0].parent, "compare", stems, self.name_, what), specs
         )
+
+    def action_toggle_difference(self) -> None:
+        """Show B - A in one pane (the files must share their grid and directions), or both."""
+        if self.surfaces is None:
+            self.notify("The files are still being read", severity="warning")
+            return
+        if not self.difference:
+            try:
+                resolve_difference(*self.surfaces, self.name_, self.kind)
+            except LandscapeError as e:  # other grids or directions: said, and nothing changes
+                self.notify(str(e), severity="error", markup=False)
+                return
+        self.difference = not self.difference
+        for pane in list(self.query(".pane"))[1:]:
+            pane.display = not self.difference  # the difference takes the whole width
+        self.redraw()
 
 
 def sharpness_lines(surfaces: list[Surface], name: str) -> str:
