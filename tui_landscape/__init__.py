@@ -1,16 +1,17 @@
 """tui-landscape: the command line, the terminal app and the plots, thin over ``engine``.
 
-From Python: ``tui_landscape.compute``, ``trajectory`` and ``hessian`` (``tui_landscape.api``),
-loaded on first use so that importing the package (and the CLI's ``--help``) stays fast.
+From Python: ``tui_landscape.compute``, ``trajectory``, ``hessian`` and ``study``
+(``tui_landscape.api``), loaded on first use so that importing the package (and the CLI's
+``--help``) stays fast.
 """
 
 from typing import Any
 
 from engine import __version__
 
-__all__ = ["__version__", "compute", "hessian", "trajectory"]
+__all__ = ["__version__", "compute", "hessian", "study", "trajectory"]
 
-_API = ("compute", "hessian", "trajectory")
+_API = ("compute", "hessian", "study", "trajectory")
 
 
 def __getattr__(name: str) -> Any:

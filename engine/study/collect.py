@@ -146,8 +146,10 @@ def _sharpness_measures(model, splits, loss_name, ms, seed, device, params, note
     try:
         from engine import measures as m
     except ImportError:
-        notes.append("engine.measures is not installed: adaptive/average sharpness and basin "
-                     "volume not computed")
+        notes.append(
+            "engine.measures is not installed: adaptive/average sharpness and basin "
+            "volume not computed"
+        )
         return {}
     from engine.losses import resolve_loss
 
@@ -156,7 +158,11 @@ def _sharpness_measures(model, splits, loss_name, ms, seed, device, params, note
     out: dict[str, float] = {}
     calls = (
         ("adaptive_sharpness", m.adaptive_sharpness, {"rho": ms.rho, "p": ms.p, "steps": ms.steps}),
-        ("average_sharpness", m.average_sharpness, {"rho": ms.rho, "p": ms.p, "samples": ms.samples}),
+        (
+            "average_sharpness",
+            m.average_sharpness,
+            {"rho": ms.rho, "p": ms.p, "samples": ms.samples},
+        ),
         (
             "basin_volume",
             m.basin_volume,

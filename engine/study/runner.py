@@ -215,8 +215,10 @@ def surface_state(path: Path) -> tuple[int, int] | None:
 def task_state(task: Task) -> str:
     """'done', 'resume' (a partial file) or 'todo'."""
     if task.stage.name == "train":
-        return "done" if (task.path / "outcome.json").is_file() else (
-            "resume" if (task.path / "last.pt").is_file() else "todo"
+        return (
+            "done"
+            if (task.path / "outcome.json").is_file()
+            else ("resume" if (task.path / "last.pt").is_file() else "todo")
         )
     if not task.stage.is_surface:
         return "done" if task.path.is_file() else "todo"
@@ -284,7 +286,7 @@ def _surface(task: Task, shared: _Shared, emit: Callable[..., None]) -> None:
     emit("start", done=job.done, points=job.total)
     summary = job.run(lambda r: emit("point", done=r.done, points=r.total))
     if summary.failed:
-        k, error = min(summary.failed.items())
+        _, error = min(summary.failed.items())
         raise LandscapeError(f"{len(summary.failed)} points failed (first: {error})")
 
 
@@ -309,7 +311,9 @@ def _refresh(task: Task, study: Study, out: Path) -> Task:
         a = _context(out, task.pair[0], task.seed, task.data)
         b = _context(out, task.pair[1], task.seed, study.members[task.pair[1]])
         ctx = StageContext(task.seed, a.run_dir, a.checkpoint, b.checkpoint)
-    cfg = validate_member(task.member, _stage_data(study, task.stage, task.data, ctx), task.stage.name)
+    cfg = validate_member(
+        task.member, _stage_data(study, task.stage, task.data, ctx), task.stage.name
+    )
     return Task(task.stage, task.member, task.seed, task.folder, cfg, task.data, task.pair)
 
 
@@ -385,8 +389,13 @@ def build_table(study: Study, out: Path) -> dict[str, Any]:
             st = surface_state(f)
             done = st is not None and st[0] == st[1]
             pairs.append(
-                {"a": p.a, "b": p.b, "seed": seed, "status": "ok" if done else "pending",
-                 "file": str(f.relative_to(out)) if f.is_file() else ""}
+                {
+                    "a": p.a,
+                    "b": p.b,
+                    "seed": seed,
+                    "status": "ok" if done else "pending",
+                    "file": str(f.relative_to(out)) if f.is_file() else "",
+                }
             )
     s = study.spec
     return write_table(out, s.name, s.factors, s.target, rows, pairs=pairs)

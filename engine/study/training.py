@@ -72,6 +72,8 @@ def _fallback(cfg: Config, recipe: RecipeSpec, run_dir: Path) -> dict[str, Any]:
         "status": status,
         "note": note,
     }
-    clean = {k: (None if isinstance(x, float) and not math.isfinite(x) else x) for k, x in out.items()}
+    clean = {
+        k: (None if isinstance(x, float) and not math.isfinite(x) else x) for k, x in out.items()
+    }
     write_atomic(run_dir / "outcome.json", json.dumps(clean, indent=1) + "\n")
     return clean
