@@ -116,3 +116,21 @@ def test_models_command_lists_counts():
     assert r.exit_code == 0
     assert "resnet56" in r.stdout and "855,770" in r.stdout and "3x32x32" in r.stdout
     assert "digits_resnet20_noshort" in r.stdout
+    assert "digits_resnet56" in r.stdout and "digits_resnet110_noshort" in r.stdout
+
+
+@pytest.mark.parametrize("depth", [56, 110])
+def test_deep_digits_resnets_have_the_paper_depth_and_no_skips_without_shortcuts(depth):
+    # Depth 6n+2: the stem conv, 2 convs in each of 3 stages x n blocks, and the linear layer.
+    infos = {i.name: i for i in list_models()}
+    short, noshort = f"digits_resnet{depth}", f"digits_resnet{depth}_noshort"
+    assert infos[short].input_shape == infos[noshort].input_shape == (1, 8, 8)
+    a, b = build_model(short, seed=3).eval(), build_model(noshort, seed=3).eval()
+    convs = [m for m in a.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) + 1 == depth  # + the linear layer; 1x1 projections are not layers
+    assert not any("shortcut" in k for k in b.state_dict())
+    # The same weights (noshort's keys are a subset) give other logits: no identity adds.
+    b.load_state_dict({k: v for k, v in a.state_dict().items() if k in b.state_dict()})
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        assert not torch.allclose(a(x), b(x))

@@ -4,9 +4,9 @@ Module names, shapes and forward computation follow ``shared/reference/zoo_state
 so a checkpoint trained with the reference code loads with strict keys and gives the same
 logits. Two families: the 3-stage CIFAR ResNets (``resnet20/56/110``, wide ``wrnD_k``) and the
 4-stage ImageNet-style ones adapted to 32x32 (``resnet18/34/50/101/152``), each with a
-``_noshort`` variant that has no skip connections at all. ``digits_resnet*`` are the same
-3-stage design sized for 1x8x8 digits, for the paper's depth, width and skip comparisons
-on a CPU.
+``_noshort`` variant that has no skip connections at all. ``digits_resnet*`` (depths 8, 14, 20,
+56 and 110) are the same 3-stage design sized for 1x8x8 digits, for the paper's depth, width
+and skip comparisons on a CPU.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ for _depth, (_block, _blocks) in _IMAGENET_STYLE.items():
 
 
 _DIGITS = (1, 8, 8)
-for _depth in (8, 14, 20):
+# 56 and 110: the depths where the paper's nets without shortcuts turn chaotic (Fig. 5).
+for _depth in (8, 14, 20, 56, 110):
     for _short in (True, False):
 
         def _build_digits(width: int = 8, num_classes: int = 10, _d=_depth, _s=_short) -> nn.Module:
