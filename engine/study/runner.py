@@ -29,6 +29,7 @@ from engine.study.collect import member_measures, outcome_values, read_json
 from engine.study.spec import Study, resolved_config, spec_to_dict, validate_member
 from engine.study.stages import STAGES, Stage, StageContext, stage_names
 from engine.study.table import write_atomic, write_table
+from engine.study.training import member_outcome, train_member_outcome
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,8 @@ def _stage_data(
 
 def _context(out: Path, label: str, seed: int, data: dict[str, Any]) -> StageContext:
     run_dir = member_folder(out, label, seed) / "train"
-    outcome = read_json(run_dir / "outcome.json") or {}
+    outcome = member_outcome(run_dir) or {}
     ckpt = Path(outcome["checkpoint"]) if outcome.get("checkpoint") else _checkpoint(run_dir, data)
-    if not ckpt.is_absolute():
-        ckpt = run_dir / ckpt
     return StageContext(seed, ckpt.parent, ckpt)
 
 
@@ -218,7 +217,7 @@ def task_state(task: Task) -> str:
         return (
             "done"
             if (task.path / "outcome.json").is_file()
-            else ("resume" if (task.path / "last.pt").is_file() else "todo")
+            else ("resume" if any(task.path.glob("*/last.pt")) else "todo")
         )
     if not task.stage.is_surface:
         return "done" if task.path.is_file() else "todo"
@@ -267,11 +266,12 @@ class _Shared:
         return copy.deepcopy(self.models[mk]), self.splits[dk]
 
 
-def _train(task: Task, study: Study) -> dict[str, Any]:
+def _train(task: Task, study: Study, emit: Callable[..., None]) -> None:
     """The train stage: ``engine.minimizer.train_member`` (one rule for every member)."""
-    from engine.study.training import train_member_outcome
-
-    return train_member_outcome(task.cfg, study.spec.recipe, task.path)
+    emit("start")
+    train_member_outcome(
+        task.cfg, study.spec.recipe, task.path, lambda d, n, _: emit("point", done=d, points=n)
+    )
 
 
 def _surface(task: Task, shared: _Shared, emit: Callable[..., None]) -> None:
@@ -325,7 +325,7 @@ def _blocked(task: Task, out: Path) -> str:
         failed = read_json(folder / "failed.json")
         if failed and task.stage.name != "train":
             return f"{label}: {failed.get('stage')} failed"
-        outcome = read_json(folder / "train" / "outcome.json")
+        outcome = member_outcome(folder / "train")
         if task.stage.name != "train" and outcome is None:
             return f"{label} is not trained"
         if outcome and outcome.get("status") == "diverged":
@@ -336,7 +336,7 @@ def _blocked(task: Task, out: Path) -> str:
 def row(study: Study, out: Path, label: str, seed: int, names: list[str]) -> dict[str, Any]:
     """A member's table row, from its files alone."""
     folder = member_folder(out, label, seed)
-    outcome = read_json(folder / "train" / "outcome.json")
+    outcome = member_outcome(folder / "train")
     measures = read_json(folder / "measures.json")
     failed = read_json(folder / "failed.json")
     values = outcome_values(outcome) if outcome else {}
@@ -461,8 +461,7 @@ def _run_task(
     try:
         task = _refresh(task, study, out)
         if task.stage.name == "train":
-            emit("start")
-            _train(task, study)
+            _train(task, study, emit)
         elif task.stage.is_surface:
             _surface(task, shared, emit)
         else:
