@@ -1,5 +1,6 @@
-"""A member's measures: generalization at the minimum, sharpness read off its surface files,
-the Hessian's spectrum, and ``engine.measures`` (adaptive and average sharpness, basin volume).
+"""A member's measures: sharpness read off its surface files, the Hessian's spectrum, and
+``engine.measures`` (adaptive and average sharpness, basin volume); generalization at the
+minimum comes from the training outcome (``outcome_values``).
 
 ``member_measures`` is the ``measures`` stage; ``outcome_values`` and ``row`` build a table row
 from a member's files alone, so a rerun after a crash writes the same row as an unbroken run.
@@ -40,8 +41,8 @@ def _error(acc: float) -> float:
 
 
 def outcome_values(outcome: Mapping[str, Any]) -> dict[str, float]:
-    """Generalization numbers from a training outcome (the last epoch): what a row shows
-    until the measures stage has evaluated the minimizer itself."""
+    """Generalization numbers from a training outcome: the minimizer evaluated in eval mode on
+    every sample of each split (``engine.minimizer``)."""
     v: dict[str, float] = {}
     for split in ("train", "test"):
         loss, acc = outcome.get(f"{split}_loss"), outcome.get(f"{split}_acc")
@@ -105,21 +106,14 @@ def member_measures(
     seed: int,
     device: Any,
 ) -> dict[str, Any]:
-    """The ``measures`` stage: evaluate the minimizer, read the member's surface files, run
-    ``engine.measures``; writes ``folder/measures.json`` ({"values", "params", "notes"})."""
-    from engine.data import Split
-    from engine.evaluate import evaluate
-
+    """The ``measures`` stage: read the member's surface files and Hessian, run
+    ``engine.measures``; writes ``folder/measures.json`` ({"values", "params", "notes"}). The
+    generalization numbers are the training outcome's (eval mode, every sample of each split).
+    """
     values: dict[str, float] = {}
     params: dict[str, Any] = {}
     notes: list[str] = []
     model = model.to(device).eval()
-    for split in ("train", "test"):
-        data = splits.get(split)
-        if isinstance(data, Split):
-            st = evaluate(model, data.to(device), ms.batch_size, loss_name)
-            values[f"{split}_loss"], values[f"{split}_error"] = st.loss, _error(st.acc)
-    _gaps(values)
     for kind, names in (
         ("filter", ("surface_2d.h5", "surface_1d.h5")),
         ("raw", ("surface_2d_raw.h5", "surface_1d_raw.h5")),

@@ -22,10 +22,14 @@ from engine.study.spec import Study
 
 __all__ = ["Estimate", "estimate"]
 
-# Rough costs in units of one full evaluation (a grid point), for the stages that are not a
-# grid: the centre's spectrum (Lanczos to tolerance, Hutchinson probes, density) and the
-# measures (ascent steps with a gradient each, random samples, basin directions x radii).
-HESSIAN_CENTRE_POINTS = 60
+# Rough costs in units of one timed grid point (a pass over the data), for what is not timed:
+# a Hessian point is a Lanczos run to tolerance, about a hundred Hessian-vector products of
+# the train split (timing one would cost minutes on a deep net: the dry run must stay
+# cheap); the centre's spectrum (top-k, Hutchinson probes) about as much again. The measures
+# cost about one pass per ascent step (with its gradient, two), random sample, and basin
+# direction x radius.
+HESSIAN_POINT = 100
+HESSIAN_CENTRE = 100
 BASIN_POINTS_PER_DIRECTION = 8
 TRAIN_BATCHES_TIMED = 3
 
@@ -61,9 +65,13 @@ def _key(cfg: Config, *parts: object) -> str:
 def _point(cfg: Config, cache: dict[str, float]) -> float:
     from engine.run import time_point
 
-    k = _key(cfg, cfg.hessian.enabled)
+    k = _key(cfg)
     if k not in cache:
-        cache[k] = time_point(_fresh(cfg))[0]
+        plain = config_to_dict(_fresh(cfg))
+        plain["hessian"] = {"enabled": False}
+        if plain["grid"]["x"] == "0:0:1":  # a Hessian at the centre: time an ordinary point
+            plain["grid"].update(x="-1:1:2", y="")
+        cache[k] = time_point(config_from_dict(plain))[0]
     return cache[k]
 
 
@@ -117,13 +125,14 @@ def estimate(study: Study, out: Path) -> list[Estimate]:
             if st is not None:
                 left = st[1] - st[0]
             per = _point(cfg, cache)
-            seconds = per * left + (per * HESSIAN_CENTRE_POINTS if name == "hessian" else 0)
+            if cfg.hessian.enabled:
+                per, left = per * HESSIAN_POINT, left + HESSIAN_CENTRE / HESSIAN_POINT
+            seconds = per * left
         elif name == "train":
             seconds = _train_seconds(cfg, len(spec.recipe.lr_grid), cache)
         elif name == "measures":
             m = spec.measures
             units = 2 * m.steps + m.samples + BASIN_POINTS_PER_DIRECTION * m.directions
-            plain = config_from_dict({**config_to_dict(cfg), "hessian": {"enabled": False}})
-            seconds = units * _point(plain, cache)
+            seconds = units * _point(cfg, cache)
         rows.append(Estimate(task, state, points, 0.0 if state == "done" else seconds))
     return rows

@@ -111,6 +111,8 @@ def _stage_data(
         "output.path": "",
         "model.checkpoint": "" if stage.name == "train" else str(ctx.checkpoint),
     }
+    if stage.name != "train" and study.spec.eval_subset:
+        keys["data.subset"] = study.spec.eval_subset
     if stage.keys is not None:
         keys.update(stage.keys(study.spec, ctx))
     return resolved_config(data, keys)

@@ -132,6 +132,14 @@ class StudySpec:
     presets: str = field(
         default="../paper", metadata=_doc("folder of presets, relative to the study file")
     )
+    eval_subset: int = field(
+        default=0,
+        metadata=_doc(
+            "maps and measures on a fixed subset of N samples per split (data.subset of every "
+            "stage but train; 0: the members' own); training and the generalization numbers "
+            "use every sample"
+        ),
+    )
     base: SourceSpec = field(default_factory=SourceSpec)
     grid: GridSpec = field(default_factory=GridSpec)
     measures: MeasureSpec = field(default_factory=MeasureSpec)
@@ -199,6 +207,8 @@ def _check(spec: StudySpec) -> None:
 
     if not spec.name:
         raise ConfigError("Expected `name` to name the study.")
+    if spec.eval_subset < 0:
+        raise ConfigError(f"Expected `eval_subset` >= 0, but got {spec.eval_subset}.")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds) < 0:
         raise ConfigError(f"Expected `seeds` to be distinct integers >= 0, but got {spec.seeds}.")
     for s in spec.stages:
