@@ -165,7 +165,7 @@ def _sharpness_measures(model, splits, loss_name, ms, seed, device, params, note
     )
     for name, fn, kw in calls:
         try:
-            r = fn(model, batches, loss, seed=seed, device=str(device), **kw)
+            r = fn(model, batches, loss, seed=seed, device=device, batch_size=ms.batch_size, **kw)
         except LandscapeError as e:
             notes.append(f"{name}: {e}")
             continue
@@ -173,10 +173,8 @@ def _sharpness_measures(model, splits, loss_name, ms, seed, device, params, note
             notes.append(f"{name}: {describe(e)}")
             log.warning("measure %s failed: %s", name, describe(e))
             continue
-        out[name] = float(r.value)
-        params[name] = dict(r.params)
-        if name == "basin_volume" and r.low is not None:
-            out["basin_volume_low"], out["basin_volume_high"] = float(r.low), float(r.high)
+        out.update(m.table_values([r]))
+        params[name] = r.to_json()["params"]
     return out
 
 
