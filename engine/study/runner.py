@@ -240,6 +240,8 @@ class RunResult:
     table: dict[str, Any]
     wall_seconds: float
     task_seconds: dict[str, float]  # this run's tasks (skipped ones take no time)
+    cpu_seconds: float = 0.0  # this process's CPU time over the run, and over its tasks:
+    task_cpu_seconds: float = 0.0  # on a shared machine a fairer ratio than wall times
 
     @property
     def jobs_seconds(self) -> float:
@@ -411,12 +413,13 @@ def run_study(
     on_event: Callable[[Event], None] | None = None,
 ) -> RunResult:
     """Run (or resume) ``study`` into ``out``; returns the table and this run's timing."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = Path(out).resolve()
     tasks = plan(study, out)  # every config checked before the folder is touched
     claim_folder(study, out, overwrite)
     shared = _Shared()
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     build_table(study, out)
     for i, task in enumerate(tasks):
 
@@ -435,7 +438,9 @@ def run_study(
         if state == "done" or reason:
             emit("skip", note=reason or "done")
         else:
+            c = time.process_time()
             _run_task(task, study, out, shared, emit, seconds)
+            cpu[task.label] = time.process_time() - c
         last_of_member = i + 1 == len(tasks) or (tasks[i + 1].member, tasks[i + 1].seed) != (
             task.member,
             task.seed,
@@ -443,10 +448,16 @@ def run_study(
         if last_of_member:
             build_table(study, out)
     table = build_table(study, out)
-    wall = time.perf_counter() - t0
-    timing = {"wall_seconds": wall, "jobs_seconds": sum(seconds.values()), "tasks": seconds}
+    wall, cpu_all = time.perf_counter() - t0, time.process_time() - c0
+    timing = {
+        "wall_seconds": wall,
+        "jobs_seconds": sum(seconds.values()),
+        "cpu_seconds": cpu_all,
+        "jobs_cpu_seconds": sum(cpu.values()),
+        "tasks": seconds,
+    }
     write_atomic(out / "timing.json", json.dumps(timing, indent=1) + "\n")
-    return RunResult(out, table, wall, seconds)
+    return RunResult(out, table, wall, seconds, cpu_all, sum(cpu.values()))
 
 
 def _run_task(

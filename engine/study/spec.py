@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -260,7 +261,7 @@ def _merge(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``dotted`` in nested ``data``; a table value for a section (not a table-typed key
     such as ``model.kwargs``) is merged key by key, so ``set = {train = {lr = 0.1}}`` and
     ``set = {"train.lr" = 0.1}`` mean the same."""
-    tp = key_type(dotted) if "." in dotted else None
+    tp = _key_type(dotted) if "." in dotted else None
     is_section = dotted.count(".") == 0 or dataclasses.is_dataclass(tp)
     if isinstance(value, Mapping) and (is_section or tp is None):
         for k, v in value.items():
@@ -273,6 +274,12 @@ def _merge(data: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"Cannot set `{dotted}`: `{k}` is not a table.")
     node[keys[-1]] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_type(dotted: str) -> Any:
+    """``key_type``, remembered: it resolves type hints, and a plan merges hundreds of keys."""
+    return key_type(dotted)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:

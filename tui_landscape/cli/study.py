@@ -9,7 +9,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
-from tui_landscape.cli.common import _Progress, console, sigterm_as_interrupt, user_errors
+from tui_landscape.cli.common import (
+    _Progress,
+    _stopped,
+    console,
+    sigterm_as_interrupt,
+    user_errors,
+)
 from tui_landscape.report import fmt_eta
 
 if TYPE_CHECKING:
@@ -68,14 +74,15 @@ def study(
         try:
             with sigterm_as_interrupt(), bar.progress:
                 result = run_study(s, folder, overwrite=overwrite, on_event=bar.event)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            how, code = _stopped(e)  # Ctrl-C 130, SIGTERM 143
             console.print(
-                f"Interrupted; finished stages are saved in {folder}. Run the same command to "
-                "resume.",
+                f"{how}; finished stages and points are saved in {folder}. Run the same "
+                "command to resume.",
                 highlight=False,
                 markup=False,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
         _summary(result)
         _report(result.out)
 
@@ -134,9 +141,12 @@ def _summary(r: RunResult) -> None:
             )
     over = r.wall_seconds - r.jobs_seconds
     pct = f" ({100 * over / r.jobs_seconds:.1f} %)" if r.jobs_seconds > 0 else ""
+    cpu = r.cpu_seconds - r.task_cpu_seconds
+    cpct = f" ({100 * cpu / r.task_cpu_seconds:.1f} %)" if r.task_cpu_seconds > 0 else ""
     console.print(
         f"Wall time {fmt_eta(r.wall_seconds)}; the stages themselves {fmt_eta(r.jobs_seconds)}; "
-        f"the study's own work {over:.1f} s{pct} (timing.json)",
+        f"the study's own work {over:.1f} s{pct} of wall time, {cpu:.1f} s{cpct} of CPU time "
+        "(timing.json)",
         highlight=False,
     )
 
@@ -156,8 +166,17 @@ def _report(folder: Path) -> None:
 
 
 def _dry_run(s, folder: Path) -> None:
+    from engine.study.collect import read_json
     from engine.study.estimate import estimate
 
+    meta = read_json(folder / "study.json")
+    if meta and meta.get("study_file_digest") != s.digest:
+        console.print(
+            f"Note: {folder} holds study {meta.get('name')!r} from another study file (or "
+            "other --set values): a run would be refused without --overwrite.",
+            highlight=False,
+            markup=False,
+        )
     rows = estimate(s, folder)
     total = sum(r.seconds for r in rows)
     for r in rows:
