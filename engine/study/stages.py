@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.registry import Registry
-from engine.study.spec import StudySpec
 
 __all__ = ["STAGES", "Stage", "StageContext", "stage_names"]
 
@@ -31,6 +30,9 @@ class StageContext:
     target: Path | None = None  # a pair's second minimizer
 
 
+# A stage's keys from the study spec (an ``engine.study.spec.StudySpec``: not imported here,
+# since the spec checks its stage names against this registry) and the stage's context.
+StudySpec = Any
 Keys = Callable[[StudySpec, StageContext], dict[str, Any]]
 
 
