@@ -239,3 +239,18 @@ def test_dry_run_lists_stages_and_an_estimate(tmp_path):
     assert "bs16-s0 surface_2d" in r.output and "9 points" in r.output
     assert "estimated" in r.output
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+def test_tl_study_runs_a_study_file_and_returns_its_table(tmp_path):
+    import tomli_w
+
+    import tui_landscape as tl
+
+    f = tmp_path / "tiny.toml"
+    f.write_text(tomli_w.dumps(tiny(stages=["surface_1d"], pairs=[])))
+    table = tl.study(f, tmp_path / "out", overrides=["seeds=[3]"], progress=False)
+    assert [(r["member"], r["seed"], r["status"]) for r in table["rows"]] == [
+        ("bs16", 3, "ok"),
+        ("bs64", 3, "ok"),
+    ]
+    assert json.loads((tmp_path / "out" / "study.json").read_text())["overrides"] == ["seeds=[3]"]
