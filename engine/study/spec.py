@@ -156,7 +156,7 @@ class Study:
 
     spec: StudySpec
     path: Path | None
-    text: str  # the study file as given ("" for a spec built in Python)
+    text: str  # the study file as given (a mapping's TOML)
     overrides: tuple[str, ...]
     members: Mapping[str, dict[str, Any]]  # label -> config data
 
@@ -331,7 +331,8 @@ def load_study(
     ``base.set.KEY=VALUE`` reaches every member's config) and resolve every member."""
     overrides = tuple(overrides)
     if isinstance(source, Mapping):
-        data, text, path = copy.deepcopy(dict(source)), "", None
+        data, path = copy.deepcopy(dict(source)), None
+        text = _toml_text(data)  # the folder's identity and its study.toml, as for a file
         root = root or Path.cwd()
     else:
         path = Path(source)
@@ -352,6 +353,15 @@ def load_study(
         validate_member(m.label, d)
         members[m.label] = d
     return Study(spec, path, text, overrides, members)
+
+
+def _toml_text(data: Mapping[str, Any]) -> str:
+    import tomli_w
+
+    try:
+        return tomli_w.dumps(data)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"The study is not expressible as TOML: {e}") from None
 
 
 def _override(data: dict[str, Any], item: str) -> None:
