@@ -12,8 +12,9 @@ tensors, and the model (device, mode, tensors) comes back as it came (``preserve
   found by ``steps`` of projected ascent on ``u`` from a random point on the ball's boundary.
   Each step has length ``step * rho`` along the steepest direction of the ball's norm (the
   normalised gradient for p = 2, its sign for p = inf), then projects back on the ball. The
-  best point seen is reported: a lower bound on the true maximum, exact for a quadratic once
-  the ascent has converged.
+  best point seen (over ``restarts`` starts) is reported: a lower bound on the true maximum,
+  exact for a quadratic and p = 2 once the ascent has converged (for p = inf it may stop at a
+  vertex that is only a local maximum).
 - ``average_sharpness``: the mean rise over ``samples`` random ``u`` whose entries have size
   ``rho`` (Gaussian for p = 2, as Andriushchenko et al.; random signs times rho for p = inf),
   with its standard error.
@@ -127,7 +128,8 @@ class Ball:
 
 
 def _norm2(ts: Tensors) -> float:
-    return math.sqrt(sum(float(t.double().pow(2).sum()) for t in ts))
+    # One read of the device for all tensors (a deep net has hundreds).
+    return math.sqrt(float(torch.stack([t.double().pow(2).sum() for t in ts]).sum()))
 
 
 def _sphere(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
@@ -159,7 +161,7 @@ def _signs(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
 
 
 def _unit_inf(g: Tensors) -> Tensors | None:
-    if not any(bool(t.ne(0).any()) for t in g):
+    if not bool(torch.stack([t.ne(0).any() for t in g]).any()):
         return None
     return [t.sign() for t in g]
 
@@ -357,7 +359,11 @@ def _names(model: nn.Module, params: str) -> list[str]:
     """The tensors a sharpness measure moves: every trainable one, or those with 2+ dims."""
     if params not in ("all", "2d"):
         raise ConfigError(f"Expected `params` to be 'all' or '2d', but got {params!r}.")
-    return hessian_params(model, params)
+    names = hessian_params(model, params)
+    if not names:
+        what = "trainable tensors" if params == "all" else "trainable tensors with 2+ dims"
+        raise ConfigError(f"`params` = {params!r}: the model has no {what} to move.")
+    return names
 
 
 def _scales(obj: _Objective, eta: float) -> tuple[Tensors, Tensors]:

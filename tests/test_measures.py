@@ -294,6 +294,7 @@ def test_dict_batches_a_user_loss_with_counts_and_a_batches_split():
         (lambda m: basin_volume(m, BATCHES, quad_loss, ignore="all"), "`ignore`"),
         (lambda m: basin_volume(m, BATCHES, quad_loss, radius=math.inf), "`radius`"),
         (lambda m: adaptive_sharpness(m, BATCHES, quad_loss, params="some"), "`params`"),
+        (lambda m: m.requires_grad_(False) and average_sharpness(m, BATCHES, quad_loss), "no tra"),
         (lambda m: adaptive_sharpness(m, [], quad_loss), "at least one sample"),
         (lambda m: adaptive_sharpness(m, BATCHES, "nope"), "`loss`"),
     ],
