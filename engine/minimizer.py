@@ -195,7 +195,9 @@ def _train_candidate(
         return Candidate(lr, d.epoch, nan, nan, nan, nan, True, str(ck), note)
     loss = cfg.data.loss
     train = evaluate(training.model, training.train, 1024, loss)
-    test = evaluate(training.model, training.test, 1024, loss) if training.test else None
+    test = (
+        evaluate(training.model, training.test, 1024, loss) if training.test is not None else None
+    )
     nan = float("nan")
     diverged = not math.isfinite(train.loss)
     ck = run / f"model_{cfg.train.epochs}.pt"

@@ -115,3 +115,15 @@ def test_another_config_in_the_same_folder_is_refused(tmp_path):
 def test_bad_rules_are_refused_in_one_line(tmp_path, rule, match):
     with pytest.raises(ConfigError, match=match):
         train_member(_cfg(), rule, tmp_path, device=CPU)
+
+
+def test_a_member_without_a_test_split_has_no_test_numbers(tmp_path):
+    cfg = config_from_dict(
+        {
+            "model": {"arch": "digits_mlp", "kwargs": {"hidden": 16}},
+            "data": {"dataset": "digits", "subset": 300, "splits": ["train"]},
+            "train": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+        }
+    )
+    got = train_member(cfg, RecipeRule(converged_train_acc=0.0), tmp_path, device=CPU)
+    assert got.status == "ok" and math.isnan(got.test_loss) and math.isfinite(got.train_loss)

@@ -32,7 +32,13 @@ import numpy as np
 
 from engine.errors import ConfigError, LandscapeError
 from tui_landscape.plots.kinds import renderer, renders
-from tui_landscape.plots.spec import PlotSpec, best_point, finite_values, tick_format
+from tui_landscape.plots.spec import (
+    PlotSpec,
+    best_point,
+    finite_values,
+    level_knots,
+    tick_format,
+)
 
 __all__ = [
     "FIGURES",
@@ -132,6 +138,20 @@ def _as_curve(
     return None
 
 
+def _level_norm(mpl: Any, levels: np.ndarray, lo: float, hi: float) -> Any:
+    """A norm that puts each level an equal colour step above the one below
+    (``spec.level_knots``), linear in between; the colour bar's axis follows it."""
+    knots, frac = level_knots(levels, lo, hi)
+
+    def forward(v: Any) -> Any:
+        return np.interp(np.asarray(v, dtype=float), knots, frac)
+
+    def inverse(f: Any) -> Any:
+        return np.interp(np.asarray(f, dtype=float), frac, knots)
+
+    return mpl.colors.FuncNorm((forward, inverse), vmin=lo, vmax=hi)
+
+
 class _Scale:
     """A spec's levels and colour limits as matplotlib objects, shared by a figure's panels."""
 
@@ -143,8 +163,12 @@ class _Scale:
         self.levels = np.asarray(spec.levels, dtype=float)
         assert spec.vmin is not None and spec.vmax is not None  # a map spec always has limits
         self.lo, self.hi = float(spec.vmin), float(spec.vmax)
-        norm = mpl.colors.LogNorm if self.log else mpl.colors.Normalize
-        self.norm = norm(vmin=self.lo, vmax=self.hi)
+        self.by_level = spec.level_colors
+        if spec.level_colors:  # an exploding rim: colours step evenly from level to level
+            self.norm = _level_norm(mpl, self.levels, self.lo, self.hi)
+        else:
+            norm = mpl.colors.LogNorm if self.log else mpl.colors.Normalize
+            self.norm = norm(vmin=self.lo, vmax=self.hi)
         # The colour bar shows an arrow where data lies beyond the limits.
         below = bool(finite.size and finite.min() < self.lo)
         above = bool(finite.size and finite.max() > self.hi)
@@ -331,8 +355,10 @@ def _colorbar(fig: Any, mappable: Any, axes: Any, scale: _Scale, label: str, kin
     ticker = _mpl().ticker
     if scale.log:
         kw.update(ticks=ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    elif scale.by_level:  # evenly spaced on the bar: every other level is a tick
+        kw.update(ticks=scale.levels[::2])
     bar = fig.colorbar(mappable, **kw)
-    if scale.log or hasattr(mappable, "levels"):
+    if scale.log or scale.by_level or hasattr(mappable, "levels"):
         # Ticks at contour levels (or log ticks) get matplotlib's fixed-decimal labels
         # ("0.0000" for every level below 5e-5): enough significant digits to tell them apart.
         bar.formatter = ticker.FormatStrFormatter(tick_format(bar.get_ticks()))

@@ -6,8 +6,9 @@ scale. The terminal renderer (``plots.terminal.draw``) and the matplotlib one
 (``plots.export.export_spec``) draw a spec and decide nothing themselves, so ``plot``,
 ``plot --export``, ``compare``, the app and the demo show the same kind, contour levels and
 colour limits for the same file (as torchmetrics writes the arithmetic once for both forms).
-The level rules (``levels_for``, ``limits_for``: a loss's, the ratio's, any other metric's),
-``--levels`` parsing, the app's level steps and the best point (``best_point``) live here only.
+The level rules (``levels_for``, ``limits_for``: a loss's, an exploding rim's, the ratio's, any
+other metric's), ``--levels`` parsing and the app's level steps live in ``plots.levels`` (and
+are exported here too); the best point (``best_point``) lives here only.
 
 No plotting package is imported here.
 """
@@ -23,8 +24,22 @@ from numpy.typing import ArrayLike
 
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
-from engine.sharpness import RATIO_SCALE, eigen_ratio
+from engine.sharpness import eigen_ratio
 from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS, check_kind
+from tui_landscape.plots.levels import (
+    LEVELS_RANGE,
+    REF_VMAX,
+    finite_values,
+    level_fraction,
+    level_knots,
+    levels_for,
+    limits_for,
+    next_levels,
+    parse_levels,
+    rim_for,
+    rim_rises,
+    tick_format,
+)
 
 if TYPE_CHECKING:
     from engine.formats import Surface
@@ -32,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = [
     "APP_KINDS",
     "KINDS",
+    "LEVELS_RANGE",
+    "REF_VMAX",
     "SURFACE_KINDS",
     "PlotSpec",
     "best_for",
@@ -40,6 +57,8 @@ __all__ = [
     "finite_values",
     "grid_spec",
     "is_loss",
+    "level_fraction",
+    "level_knots",
     "levels_for",
     "limits_for",
     "map_kind",
@@ -49,20 +68,13 @@ __all__ = [
     "require_one_ndim",
     "resolve",
     "resolve_compare",
+    "rim_rises",
     "slice_spec",
     "surface_label",
     "surface_values",
     "tick_format",
 ]
 
-# plot_2D.py's defaults: contours every 0.5 from 0.1 up to (not including) 10.
-REF_VMIN, REF_VMAX, REF_STEP = 0.1, 10.0, 0.5
-MIN_REF_LEVELS = 5  # fewer reference levels than this inside the data's range: they don't fit
-N_LEVELS = 15
-# A positive surface spanning this many times its minimum (a loss around a minimum) gets
-# log-spaced levels: linear ones would leave the whole basin inside the lowest one.
-BASIN_SPAN, BASIN_LEVELS = 100.0, 10
-LEVELS_RANGE = (2, 40)  # what the app's +/- keys step between
 RATIO_LABEL = "|min eig / max eig|"
 
 
@@ -95,6 +107,7 @@ class PlotSpec:
     vmax: float | None = None
     log: bool = False
     ratio: bool = False  # z is |min_eig / max_eig| on RATIO_SCALE
+    level_colors: bool = False  # colours step evenly from level to level (level_fraction)
     title: str = ""
     xlabel: str = "x"
     ylabel: str = "y"
@@ -162,185 +175,6 @@ def surface_values(s: Surface, name: str) -> np.ndarray:
     return s.values[name]
 
 
-# ---------------------------------------------------------------------------------------------
-# levels and limits
-
-
-def finite_values(values: ArrayLike | Sequence[ArrayLike], log: bool = False) -> np.ndarray:
-    """The finite values of an array, or of several arrays of any shapes, as one flat array;
-    on a log scale the positive ones (none at all is an error)."""
-    if isinstance(values, list | tuple):
-        parts = [np.asarray(a, dtype=float).ravel() for a in values]
-        v = np.concatenate(parts) if parts else np.empty(0)
-    else:
-        v = np.asarray(values, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if log:
-        positive = v[v > 0]
-        if v.size and not positive.size:
-            raise ConfigError("a log scale needs positive values, but every value is <= 0")
-        v = positive
-    return v
-
-
-def _value_range(
-    values: np.ndarray, vmin: float | None, vmax: float | None, log: bool
-) -> tuple[float, float]:
-    lo = float(vmin) if vmin is not None else (float(values.min()) if values.size else None)
-    hi = float(vmax) if vmax is not None else (float(values.max()) if values.size else None)
-    if lo is None and hi is None:
-        lo, hi = (1.0, 10.0) if log else (0.0, 1.0)
-    elif lo is None:
-        lo = hi / 10 if log else hi - 1.0
-    elif hi is None:
-        hi = lo * 10 if log else lo + 1.0
-    if log and lo <= 0:
-        raise ConfigError(f"a log scale needs a positive vmin, got {lo:g}")
-    if hi < lo:
-        which = "" if vmin is not None and vmax is not None else " (from the data)"
-        raise ConfigError(f"vmin ({lo:g}) must not be above vmax ({hi:g}){which}")
-    if hi == lo:  # a constant surface still needs a range to draw
-        if log:
-            return lo / 2, hi * 2
-        pad = 0.5 * abs(lo) or 0.5
-        return lo - pad, hi + pad
-    return lo, hi
-
-
-def levels_for(
-    values: ArrayLike,
-    levels: int | ArrayLike | None = None,
-    *,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    log: bool = False,
-    ratio: bool = False,
-    loss: bool = True,
-) -> np.ndarray:
-    """The contour levels of ``values`` (any shape, NaN ignored): the one rule of every plot.
-
-    Given levels are used as they are (sorted; positive ones only on a log scale). A count
-    gives that many levels strictly inside the range, log-spaced on a log scale. Otherwise, in
-    this order: the ratio's fixed scale in steps of 0.05; 15 log-spaced levels on a log scale;
-    for a loss (``loss``, see ``is_loss``) 10 log-spaced levels strictly inside a positive
-    range spanning over two decades (a loss around its minimum), or the reference's levels
-    (0.1 to 10 every 0.5) when at least five fall inside the range; else 15 levels evenly
-    spaced over the range (an accuracy, any other metric). The range is the finite values'
-    (or ``vmin``/``vmax``), padded when constant.
-    """
-    if levels is not None and not isinstance(levels, int | np.integer):
-        lv = np.unique(np.asarray(levels, dtype=float).ravel())
-        lv = lv[np.isfinite(lv) & ((lv > 0) if log and not ratio else True)]
-        if lv.size == 0:
-            raise ConfigError(
-                "no usable contour levels given" + (" for a log scale" if log else "")
-            )
-        return lv
-    log = log and not ratio
-    if ratio:
-        lo = RATIO_SCALE[0] if vmin is None else float(vmin)
-        hi = RATIO_SCALE[1] if vmax is None else float(vmax)
-    else:
-        lo, hi = _value_range(finite_values(values, log), vmin, vmax, log)
-    if levels is not None:
-        n = int(levels) + 2
-        return (np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n))[1:-1]
-    if ratio:
-        return np.linspace(lo, hi, 11)
-    if log:
-        return np.geomspace(lo, hi, N_LEVELS)
-    if not loss:
-        return np.linspace(lo, hi, N_LEVELS)
-    if lo > 0 and hi >= BASIN_SPAN * lo:
-        return np.geomspace(lo, hi, BASIN_LEVELS + 2)[1:-1]
-    ref = np.round(np.arange(REF_VMIN, REF_VMAX, REF_STEP), 10)
-    inside = ref[(ref >= lo) & (ref <= hi)]
-    if inside.size >= MIN_REF_LEVELS:
-        return inside
-    return np.linspace(lo, hi, N_LEVELS)
-
-
-def limits_for(
-    values: ArrayLike,
-    levels: np.ndarray,
-    *,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    log: bool = False,
-    ratio: bool = False,
-    loss: bool = True,
-) -> tuple[float, float]:
-    """The colour range ``(lo, hi)`` of a map drawn with ``levels``.
-
-    The ratio keeps its fixed scale. Otherwise colours reach down to the lowest point (the
-    basin is what a reader looks at) and up to the data's top; for a loss (``loss``) no higher
-    than the reference's vmax of 10 unless the levels go there: exploded corners are clipped
-    as in plot_2D.py. ``vmin``/``vmax`` win over both.
-    """
-    if ratio:
-        return (
-            RATIO_SCALE[0] if vmin is None else float(vmin),
-            RATIO_SCALE[1] if vmax is None else float(vmax),
-        )
-    finite = finite_values(values, log)
-    lo, hi = float(levels[0]), float(levels[-1])
-    if finite.size:
-        lo = min(lo, float(finite.min()))
-        hi = max(hi, min(float(finite.max()), REF_VMAX) if loss else float(finite.max()))
-    lo = float(vmin) if vmin is not None else lo
-    hi = float(vmax) if vmax is not None else hi
-    if hi <= lo:  # one given level, or a constant surface
-        lo, hi = _value_range(np.array([lo]), None, None, log)
-    return lo, hi
-
-
-def tick_format(values: ArrayLike, digits: int = 3) -> str:
-    """The shortest ``%.Ng`` (N >= ``digits``) that writes every distinct value differently:
-    colour-bar labels of a narrow range (0.0010 to 0.0013, or 1.0001 to 1.0004) never repeat,
-    as fixed decimals ("0.00") or too few significant digits ("1") do."""
-    t = np.unique(finite_values(values))
-    for n in range(digits, 16):
-        if len({f"{v:.{n}g}" for v in t}) == t.size:
-            return f"%.{n}g"
-    return "%.17g"
-
-
-def parse_levels(text: str | None) -> int | np.ndarray | None:
-    """``--levels``: 'vmin:vmax:step' (the reference's form, vmax excluded as in its
-    ``arange``), or a count of evenly spaced levels; None or '' for the default."""
-    if not text:
-        return None
-    if ":" not in text:
-        try:
-            n = int(text)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ConfigError(
-                f"Expected `--levels` to be 'vmin:vmax:step' or a count >= 1, but got {text!r}."
-            )
-        return n
-    try:
-        lo, hi, step = (float(v) for v in text.split(":"))
-    except ValueError:
-        lo = hi = step = float("nan")
-    if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
-        raise ConfigError(
-            f"Expected `--levels` to be 'vmin:vmax:step' with vmax > vmin and step > 0, "
-            f"but got {text!r}."
-        )
-    if (hi - lo) / step > 1000:
-        raise ConfigError(f"`--levels` {text!r} gives more than 1000 levels; use a larger step.")
-    return np.arange(lo, hi, step)
-
-
-def next_levels(shown: int, step: int) -> int:
-    """The count of levels after the app's ``+``/``-`` (``step``) on a map showing ``shown``
-    levels (its default ones, or a count chosen before), kept within ``LEVELS_RANGE``."""
-    lo, hi = LEVELS_RANGE
-    return min(max(shown + step, lo), hi)
-
-
 def best_point(spec: PlotSpec) -> tuple[int, int] | None:
     """The grid cell ``(i, j)`` of a map's best point (``spec.best``: its minimum, or maximum),
     which both renderers mark; None when the map marks none or has no finite value."""
@@ -377,12 +211,15 @@ def grid_spec(
     best: str = "min",
     path: tuple[np.ndarray, np.ndarray] | None = None,
     cursor: tuple[float, float] | None = None,
-    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+    scale: tuple[np.ndarray, tuple[float, float]]
+    | tuple[np.ndarray, tuple[float, float], bool]
+    | None = None,
     loss: bool = True,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
-    shares another resolution's scale (compare). ``best``: the extreme marked, "min" or "max".
+    shares another resolution's scale (compare), with its ``level_colors`` as a third item
+    (default False). ``best``: the extreme marked, "min" or "max".
     ``loss``: the loss's level rule (``levels_for``); False for an accuracy or other metric."""
     check_kind(kind, ("auto", *SURFACE_KINDS))
     ratio = ratio or kind == "ratio"
@@ -394,8 +231,9 @@ def grid_spec(
         rule = {"vmin": vmin, "vmax": vmax, "log": log, "ratio": ratio, "loss": loss}
         lv = levels_for(za, levels, **rule)
         lim = limits_for(za, lv, **rule)
+        by_level = rim_for(za, levels, log, ratio, loss, vmin, vmax) is not None
     else:
-        lv, lim = scale
+        lv, lim, by_level = (*scale, False)[:3]
     return PlotSpec(
         kind,
         np.asarray(x, dtype=float),
@@ -406,6 +244,7 @@ def grid_spec(
         vmax=lim[1],
         log=log and not ratio,
         ratio=ratio,
+        level_colors=bool(by_level),
         title=title,
         xlabel=xlabel,
         ylabel=ylabel,
@@ -457,7 +296,9 @@ def resolve(
     title: str | None = None,
     cursor: tuple[float, float] | None = None,
     figure: bool = False,
-    scale: tuple[np.ndarray, tuple[float, float]] | None = None,
+    scale: tuple[np.ndarray, tuple[float, float]]
+    | tuple[np.ndarray, tuple[float, float], bool]
+    | None = None,
 ) -> PlotSpec:
     """Surface ``name`` of ``s`` as ``kind``: the one place a plot's choices are made.
 
@@ -544,7 +385,8 @@ def resolve_compare(
         joined = np.concatenate([np.asarray(z, dtype=float).ravel() for z in zs])
         rule = {"log": log, "ratio": ratio, "loss": is_loss(name)}
         lv = levels_for(joined, levels, **rule)
-        scale = (lv, limits_for(joined, lv, **rule))
+        by_level = rim_for(joined, levels, log, ratio, is_loss(name), None, None) is not None
+        scale = (lv, limits_for(joined, lv, **rule), by_level)
     out = []
     for s in surfaces:
         title = f"{_label(s, surfaces)}: {name}"

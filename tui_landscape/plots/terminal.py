@@ -27,7 +27,7 @@ import plotext as plt
 
 from engine.errors import ConfigError
 from tui_landscape.plots.kinds import FIGURE_ONLY, renderer, renders
-from tui_landscape.plots.spec import PlotSpec, best_point, tick_format
+from tui_landscape.plots.spec import PlotSpec, best_point, level_fraction, tick_format
 
 __all__ = [
     "MIN_MARKER",
@@ -250,14 +250,20 @@ def _heat(spec: PlotSpec, width: int, height: int, color: bool) -> str:
     j, jin = _nearest(np.linspace(xlo, xhi, cols), x)
     i, iin = _nearest(np.linspace(yhi, ylo, rows), y)  # top row = max y
     grid = np.where(iin[:, None] & jin[None, :], z[np.ix_(i, j)], np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.clip((tf(grid) - t_lo) / span, 0.0, 1.0)
+
+    def frac(v: np.ndarray) -> np.ndarray:
+        if spec.level_colors:  # an exploding rim: colours step evenly per level
+            return level_fraction(v, spec.levels, lo, hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (tf(v) - t_lo) / span
+
+    t = np.clip(frac(grid), 0.0, 1.0)
     missing = ~np.isfinite(grid) | ~np.isfinite(t) | (log & (grid <= 0))
     n_colors = 64
     bands = spec.levels if spec.kind == "filled" else None
     if bands is not None and len(bands):
         with np.errstate(invalid="ignore", divide="ignore"):
-            edges = (tf(np.asarray(bands, dtype=float)) - t_lo) / span
+            edges = frac(np.asarray(bands, dtype=float))
         k = np.searchsorted(edges, t, side="right")
         t = (k / max(len(edges), 1)).clip(0, 1)
         n_colors = len(edges) + 1
@@ -318,7 +324,8 @@ def _heat(spec: PlotSpec, width: int, height: int, color: bool) -> str:
     bar = "".join(_fg(c) + "█" for c in _ramp(min(cols - 30, 40) if cols > 40 else 10))
     bar = bar + "\x1b[0m" if color else _SHADES
     fmt = tick_format([lo, hi], 4)  # two ends of a narrow range must still read differently
-    scale = f"{spec.ylabel} │ colour: {fmt % lo} {bar} {fmt % hi}" + (" (log)" if log else "")
+    how = " (log)" if log else " (by level)" if spec.level_colors else ""
+    scale = f"{spec.ylabel} │ colour: {fmt % lo} {bar} {fmt % hi}{how}"
     lines.append(scale)
     return "\n".join(lines)
 
