@@ -254,3 +254,17 @@ def test_tl_study_runs_a_study_file_and_returns_its_table(tmp_path):
         ("bs64", 3, "ok"),
     ]
     assert json.loads((tmp_path / "out" / "study.json").read_text())["overrides"] == ["seeds=[3]"]
+
+
+def test_a_folder_in_use_by_another_study_process_is_refused(tmp_path):
+    from engine.formats import acquire_lock
+
+    out = tmp_path / "s"
+    out.mkdir()
+    held = acquire_lock(out / "study.json")  # as a study running there holds it
+    try:
+        with pytest.raises(LandscapeError, match="another process"):
+            run_study(load_study(tiny(stages=["surface_1d"], pairs=[])), out)
+    finally:
+        held.close(remove=True)
+    assert list(out.iterdir()) == []  # nothing was written

@@ -161,8 +161,11 @@ def claim_folder(study: Study, out: Path, overwrite: bool) -> bool:
     """Make ``out`` this study's folder; True when it resumes one. A folder of another study
     (or another study file, or with other overrides), or a non-empty folder that holds no
     study, is refused unless ``overwrite``, which removes what a study writes there."""
+    from engine.formats.files import lock_path
+
     meta = read_json(out / "study.json")
-    busy = out.is_dir() and any(out.iterdir())
+    held = lock_path(out / "study.json").name  # run_study's own lock
+    busy = out.is_dir() and any(p.name != held for p in out.iterdir())
     ours = bool(meta) and meta.get("format") == STUDY_FORMAT
     if ours and meta.get("study_file_digest") == study.digest:
         return True
@@ -416,6 +419,25 @@ def run_study(
     t0, c0 = time.perf_counter(), time.process_time()
     out = Path(out).resolve()
     tasks = plan(study, out)  # every config checked before the folder is touched
+    from engine.formats import acquire_lock
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock = acquire_lock(out / "study.json")  # one study process per folder
+    try:
+        return _run_locked(study, out, tasks, overwrite, on_event, t0, c0)
+    finally:
+        lock.close(remove=True)
+
+
+def _run_locked(
+    study: Study,
+    out: Path,
+    tasks: list[Task],
+    overwrite: bool,
+    on_event: Callable[[Event], None] | None,
+    t0: float,
+    c0: float,
+) -> RunResult:
     claim_folder(study, out, overwrite)
     shared = _Shared()
     seconds: dict[str, float] = {}
