@@ -369,8 +369,9 @@ def _override(data: dict[str, Any], item: str) -> None:
         raise ConfigError(f"Expected `--set` as 'key=value', but got {item!r}.")
     key, raw = (s.strip() for s in item.split("=", 1))
     if key.startswith("base.set."):
-        data.setdefault("base", {}).setdefault("set", {})[key[len("base.set.") :]] = parse_value(
-            raw
+        dotted = key[len("base.set.") :]  # a config key: a string key takes the text as typed
+        data.setdefault("base", {}).setdefault("set", {})[dotted] = parse_value(
+            raw, key_type(dotted)
         )
         return
     node = data
