@@ -268,3 +268,24 @@ def test_a_folder_in_use_by_another_study_process_is_refused(tmp_path):
     finally:
         held.close(remove=True)
     assert list(out.iterdir()) == []  # nothing was written
+
+
+def test_a_failing_stage_marks_its_member_failed_and_a_rerun_tries_again(tmp_path, monkeypatch):
+    import engine.study.runner as runner
+
+    real = runner._measures
+
+    def broken(task, study, shared):
+        if task.member == "bs16":
+            raise RuntimeError("disk on fire")
+        real(task, study, shared)
+
+    d = tiny(stages=["measures"], pairs=[])
+    monkeypatch.setattr(runner, "_measures", broken)
+    table = run_study(load_study(d), tmp_path / "s").table
+    first, second = table["rows"]
+    assert (first["status"], second["status"]) == ("failed", "ok")
+    assert first["note"] == "measures: RuntimeError: disk on fire"
+    monkeypatch.setattr(runner, "_measures", real)
+    table = run_study(load_study(d), tmp_path / "s").table
+    assert [r["status"] for r in table["rows"]] == ["ok", "ok"]

@@ -17,7 +17,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -513,8 +513,3 @@ def _run_task(
         return
     seconds[task.label] = time.perf_counter() - t
     emit("end", seconds=seconds[task.label])
-
-
-def iter_states(tasks: list[Task]) -> Iterator[tuple[Task, str]]:
-    for t in tasks:
-        yield t, task_state(t)

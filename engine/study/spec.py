@@ -28,7 +28,6 @@ from engine.config import (
     Config,
     _build,
     config_from_dict,
-    config_to_dict,
     key_type,
     parse_toml,
     parse_value,
@@ -389,7 +388,3 @@ def resolved_config(data: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[st
     for k, v in keys.items():
         _merge(out, k, v)
     return out
-
-
-def config_data(cfg: Config) -> dict[str, Any]:
-    return config_to_dict(cfg)
