@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # torch loads with the first call, not with `import tui_lands
     from engine.run import Job, PointResult
     from tui_landscape.result import Result
 
-__all__ = ["compute", "hessian", "interpolate", "trajectory"]
+__all__ = ["compute", "hessian", "interpolate", "study", "trajectory"]
 
 
 @contextlib.contextmanager
@@ -256,3 +256,41 @@ def hessian(
             density_probes=density_probes,
             device=device,
         )
+
+
+def study(
+    study_file: str | Path,
+    out: str | Path | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) a study file, as ``tui-landscape study``; returns its table (the
+    ``table.json`` object: ``rows`` with each member's status and measures).
+
+    ``out``: the study folder (default: the study file's name in the working directory).
+    ``overrides``: 'key=value' as ``--set`` takes them (``"seeds=[0]"``,
+    ``"base.set.train.epochs=2"``). ``docs/studies.md`` describes the file and the folder.
+    """
+    from engine.study import load_study, run_study
+
+    s = load_study(study_file, overrides)
+    folder = Path(out) if out is not None else Path(Path(study_file).stem)
+    if not progress:
+        return run_study(s, folder, overwrite=overwrite).table
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("[bold]study"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"),
+    ) as bar:
+        task = bar.add_task("study", total=None, what="")
+
+        def on_event(e: Any) -> None:
+            done = e.index + (e.kind in ("end", "skip", "fail"))
+            bar.update(task, total=e.total, completed=done, what=e.task.label)
+
+        return run_study(s, folder, overwrite=overwrite, on_event=on_event).table

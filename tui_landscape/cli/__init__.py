@@ -24,6 +24,7 @@ from tui_landscape.cli import (
     models,
     plot,
     ps,
+    study,
     train,
     trajectory,
     tui,
@@ -119,6 +120,7 @@ app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("models")(models.models)
 app.command("ps")(ps.ps)
+app.command("study")(study.study)
 
 
 def main() -> None:
