@@ -49,6 +49,7 @@ __all__ = [
     "measure_names",
     "read_correlation",
     "read_table",
+    "write_atomic",
     "write_correlation",
 ]
 
@@ -542,7 +543,8 @@ def _record(obj: Correlation | Verdict) -> dict[str, Any]:
     return rec | {"excludes_zero": obj.excludes_zero}
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` written whole to ``path`` (a temporary name beside it, then renamed)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -575,7 +577,7 @@ def write_correlation(
     }
     folder = table.folder
     pj, pc = folder / CORRELATION_JSON, folder / CORRELATION_CSV
-    _write_atomic(pj, json.dumps(doc, indent=1) + "\n")
+    write_atomic(pj, json.dumps(doc, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     factors = list(table.factors)
@@ -585,7 +587,7 @@ def write_correlation(
         g = [c.granulated.get(f, math.nan) for f in [*factors, "psi"]]
         w.writerow([c.measure, c.target, c.tau, c.low, c.high, c.excludes_zero, c.members,
                     c.seeds, *g, c.psi_low, c.psi_high, c.reason])  # fmt: skip
-    _write_atomic(pc, buf.getvalue())
+    write_atomic(pc, buf.getvalue())
     return pj, pc
 
 
