@@ -427,7 +427,9 @@ class Verdict:
 
     claim: str  # the registry's name
     text: str
-    outcome: str  # "reproduces", "does not reproduce", "not enough members/seeds", "not tested"
+    # "reproduces", "does not reproduce", "not enough members/seeds", "not tested", or "no
+    # interval" (none asked for)
+    outcome: str
     line: str  # the whole verdict in one line
     measure: str = ""
     factor: str = ""
@@ -493,7 +495,7 @@ def judge(
             what = f"tau({measure}, {table.target})"
             tau, low, high = (corr.tau, corr.low, corr.high) if corr else (math.nan,) * 3
         seeds = len({r["seed"] for r in rows})
-        outcome, tail = _outcome(tau, low, high, sign, len(rows), seeds)
+        outcome, tail = _outcome(tau, low, high, sign, len(rows), seeds, n_boot)
         expect = "> 0" if sign > 0 else "< 0"
         number = f"{what} = {_fmt(tau)}"
         if math.isfinite(low):
@@ -509,13 +511,15 @@ def judge(
 
 
 def _outcome(
-    tau: float, low: float, high: float, sign: int, members: int, seeds: int
+    tau: float, low: float, high: float, sign: int, members: int, seeds: int, n_boot: int
 ) -> tuple[str, str]:
     """The verdict and its reason, in words."""
     if not math.isfinite(tau):
         return "not enough members/seeds", f"not enough members/seeds ({members} members)"
     if tau * sign <= 0:
         return "does not reproduce", "the sign is the opposite: does not reproduce"
+    if not math.isfinite(low) and n_boot <= 0 and seeds >= 2:
+        return "no interval", "no interval was computed (0 resamples)"
     if not math.isfinite(low):
         return (
             "not enough members/seeds",

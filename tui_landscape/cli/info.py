@@ -13,12 +13,24 @@ from tui_landscape.report import fmt_point
 
 def info(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Surface file (.h5).", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(help="Surface file (.h5), or a study folder.", show_default=False)
+    ],
     config: Annotated[
         bool, typer.Option("--config", help="Print only the stored config (TOML).")
     ] = False,
 ) -> None:
-    """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
+    """Show a surface file's layout, grid, surfaces, completion, provenance and center values.
+
+    A study folder: its members with their status and measures, and each measure's tau against
+    the generalization gap (with the intervals and verdicts of correlation.json when current).
+    """
+    from tui_landscape.cli.studydir import is_study, print_study
+
+    if is_study(file) and not config:
+        with user_errors(ctx):
+            print_study(file)
+        return
     import numpy as np
     from rich import box
     from rich.table import Table
