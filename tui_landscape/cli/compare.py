@@ -117,7 +117,7 @@ def _study_members(
     labels (the members left out are named on stderr); else nothing (and the study options
     refused)."""
     from tui_landscape.cli.common import err_console
-    from tui_landscape.cli.studydir import factor_members, is_study
+    from tui_landscape.studies import factor_members, is_study
 
     if len(files) != 1 or not is_study(files[0]):
         for flag, value in (("--factor", factor), ("--member", member), ("--stage", stage)):
@@ -134,19 +134,10 @@ def _study_members(
 
 
 def _relabel(specs: list, surfaces: list[Surface], labels: dict[Path, str]) -> list:
-    """The specs titled (a map each) or their curves named (1D) by the members' labels."""
-    import dataclasses
+    """The specs with the files named by their study labels, where they have them."""
+    from tui_landscape.studies import relabel
 
-    if not labels:
-        return specs
-    names = [labels.get(s.path, s.path.name) for s in surfaces]
-    if len(specs) == 1 and specs[0].kind == "curve" and len(specs[0].series) == len(names):
-        series = dict(zip(names, specs[0].series.values(), strict=True))
-        return [dataclasses.replace(specs[0], series=series)]
-    return [
-        dataclasses.replace(sp, title=f"{n}: {sp.title.rpartition(': ')[2]}")
-        for sp, n in zip(specs, names, strict=True)
-    ]
+    return relabel(specs, [labels.get(s.path, s.path.name) for s in surfaces]) if labels else specs
 
 
 def _table(

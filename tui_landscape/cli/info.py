@@ -25,7 +25,8 @@ def info(
     A study folder: its members with their status and measures, and each measure's tau against
     the generalization gap (with the intervals and verdicts of correlation.json when current).
     """
-    from tui_landscape.cli.studydir import is_study, print_study
+    from tui_landscape.cli.studydir import print_study
+    from tui_landscape.studies import is_study
 
     if is_study(file) and not config:
         with user_errors(ctx):

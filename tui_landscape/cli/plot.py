@@ -71,7 +71,7 @@ StageOpt = Annotated[
 def study_file(ctx: typer.Context, file: Path, member: str | None, stage: str | None) -> Path:
     """``file`` itself, or where ``file`` is a study folder the file of ``member``'s
     ``stage`` (a member that is not a minimizer is drawn, with a note that says so)."""
-    from tui_landscape.cli.studydir import is_study, member_file
+    from tui_landscape.studies import is_study, member_file
 
     if not is_study(file):
         for flag, value in (("--member", member), ("--stage", stage)):

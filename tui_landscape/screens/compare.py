@@ -22,10 +22,11 @@ from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
 from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
-from tui_landscape.plots.views import render_compare
+from tui_landscape.plots.terminal import draw
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
+from tui_landscape.studies import relabel
 
 __all__ = ["CompareScreen", "sharpness_lines"]
 
@@ -62,9 +63,11 @@ class CompareScreen(Screen):
             super().__init__()
             self.surfaces, self.numbers = surfaces, numbers
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], labels: list[str] | None = None) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
+        # A study's members share file names (surface_2d.h5): they are named by their labels.
+        self.labels = list(labels) if labels else [p.name for p in self.paths]
         self.name_, self.kind = "train_loss", "auto"
         self.surfaces: list[Surface] | None = None  # None until the worker has read them
         self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
@@ -80,7 +83,7 @@ class CompareScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.title = "compare: " + ", ".join(p.name for p in self.paths)
+        self.title = "compare: " + ", ".join(self.labels)
         self.query_one("#numbers", Static).update("Reading the files...")
         self.read_files(self.paths)
 
@@ -90,7 +93,7 @@ class CompareScreen(Screen):
         resizes draw from what this sends (``Loaded``)."""
         surfaces = [read_surface(p) for p in paths]
         names = [n for n in surfaces[0].values if all(n in s.values for s in surfaces)]
-        numbers = {n: sharpness_lines(surfaces, n) for n in names}
+        numbers = {n: sharpness_lines(surfaces, n, self.labels) for n in names}
         self.post_message(self.Loaded(surfaces, numbers))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
@@ -134,13 +137,18 @@ class CompareScreen(Screen):
     def _draw(self, w: int, h: int, panes: list) -> list[str]:
         assert self.surfaces is not None
         try:
-            texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
-                                   color=not self.app.no_color)  # fmt: skip
+            specs = self._specs()
+            texts = [draw(sp, width=w, height=h, color=not self.app.no_color) for sp in specs]
         except LandscapeError as e:
             texts = [str(e)] + [""] * (len(panes) - 1)
         if len(texts) == 1:  # 1D files are overlaid on one plot
             texts = texts + [""] * (len(panes) - 1)
         return texts
+
+    def _specs(self) -> list:
+        """The specs on one scale (``resolve_compare``), the files named by their labels."""
+        assert self.surfaces is not None
+        return relabel(resolve_compare(self.surfaces, self.name_, self.kind), self.labels)
 
     def action_next_surface(self) -> None:
         names = list(self.numbers)  # the surfaces every file has
@@ -161,7 +169,7 @@ class CompareScreen(Screen):
             self.notify("The files are still being read", severity="warning")
             return
         try:
-            specs = resolve_compare(self.surfaces, self.name_, self.kind)
+            specs = self._specs()
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
@@ -172,18 +180,19 @@ class CompareScreen(Screen):
         )
 
 
-def sharpness_lines(surfaces: list[Surface], name: str) -> str:
-    """Each file's minimum and fitted curvatures for one surface, a line each, written as
-    ``info`` and the plot view write them ("n/a", never "nan")."""
+def sharpness_lines(surfaces: list[Surface], name: str, labels: list[str] | None = None) -> str:
+    """Each file's minimum and fitted curvatures for one surface, a line each (named by
+    ``labels``, else the files' names), written as ``info`` and the plot view write them
+    ("n/a", never "nan")."""
     lines = []
-    for s in surfaces:
+    for s, label in zip(surfaces, labels or [s.path.name for s in surfaces], strict=True):
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name))
             curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
             lines.append(
-                f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
+                f"{label}: min {format_number(sh.min_value)}, curvature {curv}, "
                 f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
             )
         except LandscapeError as e:
-            lines.append(f"{s.path.name}: {e}")
+            lines.append(f"{label}: {e}")
     return "\n".join(lines)
