@@ -13,7 +13,6 @@ from engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from engine.study.analysis import Row, StudyTable
-    from tui_landscape.plots.spec import PlotSpec
 
 __all__ = [
     "DEFAULT_STAGE",
@@ -21,7 +20,6 @@ __all__ = [
     "factor_members",
     "is_study",
     "member_file",
-    "relabel",
 ]
 
 DEFAULT_STAGE = "surface_2d"
@@ -105,19 +103,3 @@ def factor_members(
             "--member"
         )
     return paths, labels, left
-
-
-def relabel(specs: list[PlotSpec], names: list[str]) -> list[PlotSpec]:
-    """``resolve_compare``'s specs with the files named by ``names`` (a study's members share
-    file names): each map's title, or the curves of the one 1D plot."""
-    import dataclasses
-
-    if len(specs) == 1 and specs[0].kind == "curve" and len(specs[0].series) == len(names):
-        series = dict(zip(names, specs[0].series.values(), strict=True))
-        return [dataclasses.replace(specs[0], series=series)]
-    if len(specs) != len(names):
-        return specs
-    return [
-        dataclasses.replace(sp, title=f"{n}: {sp.title.rpartition(': ')[2]}")
-        for sp, n in zip(specs, names, strict=True)
-    ]

@@ -135,7 +135,7 @@ def _study_members(
 
 def _relabel(specs: list, surfaces: list[Surface], labels: dict[Path, str]) -> list:
     """The specs with the files named by their study labels, where they have them."""
-    from tui_landscape.studies import relabel
+    from tui_landscape.plots.views import relabel
 
     return relabel(specs, [labels.get(s.path, s.path.name) for s in surfaces]) if labels else specs
 

@@ -22,11 +22,10 @@ from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
 from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
-from tui_landscape.plots.terminal import draw
+from tui_landscape.plots.views import relabel, render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
-from tui_landscape.studies import relabel
 
 __all__ = ["CompareScreen", "sharpness_lines"]
 
@@ -68,6 +67,7 @@ class CompareScreen(Screen):
         self.paths = [Path(p) for p in paths]
         # A study's members share file names (surface_2d.h5): they are named by their labels.
         self.labels = list(labels) if labels else [p.name for p in self.paths]
+        self.named = labels is not None  # else the plots name the files as `compare` does
         self.name_, self.kind = "train_loss", "auto"
         self.surfaces: list[Surface] | None = None  # None until the worker has read them
         self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
@@ -137,18 +137,16 @@ class CompareScreen(Screen):
     def _draw(self, w: int, h: int, panes: list) -> list[str]:
         assert self.surfaces is not None
         try:
-            specs = self._specs()
-            texts = [draw(sp, width=w, height=h, color=not self.app.no_color) for sp in specs]
+            texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
+                                   color=not self.app.no_color, names=self._names())  # fmt: skip
         except LandscapeError as e:
             texts = [str(e)] + [""] * (len(panes) - 1)
         if len(texts) == 1:  # 1D files are overlaid on one plot
             texts = texts + [""] * (len(panes) - 1)
         return texts
 
-    def _specs(self) -> list:
-        """The specs on one scale (``resolve_compare``), the files named by their labels."""
-        assert self.surfaces is not None
-        return relabel(resolve_compare(self.surfaces, self.name_, self.kind), self.labels)
+    def _names(self) -> list[str] | None:
+        return self.labels if self.named else None
 
     def action_next_surface(self) -> None:
         names = list(self.numbers)  # the surfaces every file has
@@ -169,7 +167,8 @@ class CompareScreen(Screen):
             self.notify("The files are still being read", severity="warning")
             return
         try:
-            specs = self._specs()
+            specs = resolve_compare(self.surfaces, self.name_, self.kind)
+            specs = relabel(specs, self.labels) if self.named else specs
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
