@@ -158,3 +158,27 @@ def test_a_folder_without_a_table_is_a_usage_error(tmp_path: Path) -> None:
     assert not A.is_study_folder(tmp_path)
     with pytest.raises(ConfigError, match="no study table"):
         A.read_table(tmp_path)
+
+
+def test_skip_connections_claim_on_a_yes_no_factor(tmp_path: Path) -> None:
+    """A yes/no factor orders as 0/1; a measure where sharpness does not apply (null
+    ``sharper_is_larger``, as the runner writes the ratio's) keeps the claim's sign."""
+    rows = [
+        {"member": f"resnet56{'' if skip else '-noshort'}", "seed": seed,
+         "factors": {"shortcuts": skip}, "status": "ok",
+         "values": {"gap": 0.1 - 0.05 * skip + 0.001 * seed,
+                    "mean_ratio_map": (0.05 if skip else 0.4) + 0.01 * seed},
+         "files": {"checkpoint": "members/x/train/model_5.pt"}}
+        for seed in (0, 1, 2) for skip in (True, False)
+    ]  # fmt: skip
+    measures = {"mean_ratio_map": {"doc": "", "sharper_is_larger": None}}
+    doc = {"format": "tui-landscape-study-table", "version": 1, "name": "depth",
+           "factors": ["shortcuts"], "target": "gap", "measures": measures,
+           "rows": rows}  # fmt: skip
+    (tmp_path / "table.json").write_text(json.dumps(doc))
+    t = A.read_table(tmp_path)
+    assert t.measures["mean_ratio_map"].sharper_is_larger is None
+    v = {v.claim: v for v in A.judge(t, A.correlate(t, n_boot=N_BOOT), n_boot=N_BOOT)}
+    skip = v["skip-convex"]
+    assert skip.factor == "shortcuts" and skip.tau == pytest.approx(-1.0)
+    assert skip.outcome == "reproduces" and "expected < 0" in skip.line

@@ -36,7 +36,9 @@ def is_study(path: Path) -> bool:
 
 
 def _stages(table: StudyTable, row: Row | None = None) -> str:
-    names = list(row.files) if row is not None else table.stages()
+    """The stages with a surface file (not the checkpoint), of a row or of any row."""
+    rows = [row] if row is not None else table.rows
+    names = dict.fromkeys(s for r in rows for s, f in r.files.items() if f.endswith(".h5"))
     return ", ".join(names) or "none yet"
 
 

@@ -75,10 +75,11 @@ N_BOOT, LEVEL = 2000, 0.95
 
 @dataclass(frozen=True)
 class MeasureInfo:
-    """What a measure is, and which way is sharper (a basin's width or volume: smaller)."""
+    """What a measure is, and which way is sharper (a basin's width or volume: smaller; None
+    where sharpness does not apply, as for the gap or an eigenvalue ratio)."""
 
     doc: str = ""
-    sharper_is_larger: bool = True
+    sharper_is_larger: bool | None = True
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,9 @@ def read_table(path: Path) -> StudyTable:
     measures = {}
     for name, info in _dict(p, doc.get("measures", {}), "measures").items():
         info = _dict(p, info, f"measures.{name}")
+        larger = info.get("sharper_is_larger", True)
         measures[name] = MeasureInfo(
-            str(info.get("doc", "")), bool(info.get("sharper_is_larger", True))
+            str(info.get("doc", "")), None if larger is None else bool(larger)
         )
     rows_in = doc.get("rows")
     if not isinstance(rows_in, list):
@@ -476,7 +478,8 @@ def judge(
             out.append(Verdict(name, c.text, "not tested", f"{c.text}: not tested ({why})"))
             continue
         info = table.measures.get(measure, MeasureInfo())
-        sign = c.sign if info.sharper_is_larger else -c.sign
+        # A claim is written for "larger is sharper"; a basin's width turns it around.
+        sign = -c.sign if info.sharper_is_larger is False else c.sign
         if factor:
             rows = [r for r in _finite(flat, measure) if _is_finite(r.get(factor))]
             others = [f for f in table.factors if f != factor]
