@@ -34,6 +34,7 @@ from engine.study.analysis import (
     StudyTable,
     Verdict,
     analyse,
+    granulated_resamples,
     measure_names,
     write_atomic,
 )
@@ -264,7 +265,8 @@ def write_report(study_dir: Path, *, n_boot: int = N_BOOT, level: float = LEVEL)
         f"{ok} of {len(table.rows)} members reached a minimizer (status ok); only they enter "
         f"the numbers and the figures. Seeds: {', '.join(map(str, seeds))}. Target: "
         f"{table.target}. Intervals: {100 * level:g}% bootstrap over seeds ({n_boot} "
-        "resamples). Numbers: correlation.json, correlation.csv.",
+        f"resamples; {granulated_resamples(n_boot)} for the granulated taus). Numbers: "
+        "correlation.json, correlation.csv.",
         "",
     ]
     if not figures:

@@ -44,6 +44,7 @@ __all__ = [
     "Verdict",
     "analyse",
     "correlate",
+    "granulated_resamples",
     "is_study_folder",
     "judge",
     "measure_names",
@@ -67,6 +68,14 @@ STATUSES = ("ok", "not_converged", "diverged", "failed", "pending")
 GENERALIZATION = ("train_loss", "train_error", "test_loss", "test_error", "gap", "gap_loss")
 _NOT_MEASURES = (*GENERALIZATION, "basin_volume_low", "basin_volume_high", "trace_se")
 N_BOOT, LEVEL = 2000, 0.95
+# Resamples of a granulated tau's interval (psi, a factor's claim): each takes a tau per group,
+# tens per resample; 2000 of them took minutes per measure on 2 cores, 200 take seconds.
+N_BOOT_GRANULATED = 200
+
+
+def granulated_resamples(n_boot: int) -> int:
+    """The resamples of a granulated tau's interval for ``n_boot`` of a pooled tau's."""
+    return min(n_boot, N_BOOT_GRANULATED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +335,8 @@ def correlate(
 ) -> list[Correlation]:
     """Per measure (``measure_names``): Kendall's tau against ``target`` (the table's, the
     gap) over the ok rows, the granulated tau per factor and psi, each with a bootstrap
-    interval over seeds (``n_boot`` resamples; 0: none)."""
+    interval over seeds (``n_boot`` resamples for the tau, ``granulated_resamples(n_boot)``
+    for psi; 0: none)."""
     from engine.correlation import granulated_tau
 
     target = target or table.target
@@ -356,7 +366,8 @@ def correlate(
                 def psi(rs: list[dict[str, Any]], m: str = m) -> float:
                     return float(granulated_tau(rs, m, target, factors)["psi"])
 
-                psi_lo, psi_hi = _interval(rows, psi, n_boot, level, seed)
+                n_gran = granulated_resamples(n_boot)
+                psi_lo, psi_hi = _interval(rows, psi, n_gran, level, seed)
         out.append(
             Correlation(m, target, tau, low, high, len(rows), seeds, gran, psi_lo, psi_hi, reason)
         )
@@ -490,7 +501,8 @@ def judge(
 
             what = f"tau({factor}, {measure}) within groups where only {factor} varies"
             tau = stat(rows) if len(rows) >= 2 else math.nan
-            low, high = _interval(rows, stat, n_boot, level, seed) if math.isfinite(tau) else (
+            n_gran = granulated_resamples(n_boot)
+            low, high = _interval(rows, stat, n_gran, level, seed) if math.isfinite(tau) else (
                 math.nan, math.nan)  # fmt: skip
         else:
             corr = by_measure.get(measure)
@@ -578,6 +590,7 @@ def write_correlation(
         "target": table.target,
         "table_digest": table.digest,
         "n_boot": n_boot,
+        "n_boot_granulated": granulated_resamples(n_boot),
         "level": level,
         "correlations": [_record(c) for c in correlations],
         "claims": [_record(v) for v in verdicts],
