@@ -65,9 +65,9 @@ def test_plot_without_a_member_lists_members_and_stages(study: Path) -> None:
 def test_plot_draws_a_members_stage(study: Path) -> None:
     r = invoke("plot", study, "--member", "bs128-wd0-s1", "--width", "60", "--height", "12")
     assert r.exit_code == 0, r.output
-    assert "surface_2d.h5: train_loss" in r.stdout and "curvature x 3.05" in r.stdout
+    assert "bs128-wd0-s1 surface_2d: train_loss" in r.stdout and "curvature x 3.05" in r.stdout
     r = invoke("plot", study, "--member", "bs128-wd0-s1", "--stage", "surface_1d", "--width", "60")
-    assert r.exit_code == 0 and "surface_1d.h5" in r.stdout
+    assert r.exit_code == 0 and "bs128-wd0-s1 surface_1d: train_loss" in r.stdout
     r = invoke("plot", study, "--member", "bs128-wd0-s1", "--stage", "pca")
     assert r.exit_code == 2 and "has no 'pca' file; its stages: surface_1d" in r.stderr
     r = invoke("plot", study, "--member", "nobody")
@@ -107,3 +107,10 @@ def test_compare_exports_a_factor(study: Path, tmp_path: Path) -> None:
     r = invoke("compare", study, "--factor", "batch_size", "--export", out)
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tui_refuses_a_corrupt_study_folder_before_the_app_starts(tmp_path: Path) -> None:
+    (tmp_path / "table.json").write_text("{not json")
+    r = invoke("tui", tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: ") and "not JSON" in r.stderr and r.stderr.count("\n") == 1

@@ -68,23 +68,26 @@ StageOpt = Annotated[
 ]  # fmt: skip
 
 
-def study_file(ctx: typer.Context, file: Path, member: str | None, stage: str | None) -> Path:
+def study_file(
+    ctx: typer.Context, file: Path, member: str | None, stage: str | None
+) -> tuple[Path, str | None]:
     """``file`` itself, or where ``file`` is a study folder the file of ``member``'s
-    ``stage`` (a member that is not a minimizer is drawn, with a note that says so)."""
+    ``stage`` (a member that is not a minimizer is drawn, with a note that says so), and the
+    member's label to title the plot with."""
     from tui_landscape.studies import is_study, member_file
 
     if not is_study(file):
         for flag, value in (("--member", member), ("--stage", stage)):
             if value is not None:
                 raise typer.BadParameter("is for a study folder", param_hint=flag)
-        return file
+        return file, None
     with user_errors(ctx):
         path, row = member_file(file, member, stage)
     if not row.ok:
         err_console.print(
             f"note: {row.label} is {row.status}, not a minimizer", highlight=False, markup=False
         )
-    return path
+    return path, row.label
 
 
 def terminal_width(width: int) -> int:
@@ -135,7 +138,8 @@ def plot(
     a file instead; the sharpness numbers of loss surfaces are printed below the plot. A study
     folder draws the file of one member (--member) and stage (--stage).
     """
-    file = study_file(ctx, file, member, stage)
+    file, label = study_file(ctx, file, member, stage)
+    title = None if label is None else f"{label} {file.stem}: {surface}"
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
@@ -148,26 +152,28 @@ def plot(
 
             def show(s: Surface) -> None:
                 traj = read_trajectory(path, s) if path else None
-                _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+                _show(s, surface, kind, lv, log, width, height, margin, radius, traj, title)
 
             _watch(file, show)
             return
         s = read_surface(file)
         traj = read_trajectory(path, s) if path else None
         if export is not None:
-            out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
+            out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj, title)
             console.print(f"Wrote {out}", highlight=False)
             return
-        _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+        _show(s, surface, kind, lv, log, width, height, margin, radius, traj, title)
 
 
-def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
+def _show(
+    s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None, title=None
+) -> None:
     """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.plots.spec import resolve, surface_values
     from tui_landscape.plots.terminal import draw
 
-    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
+    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj, title=title)
     if s.y is None and kind not in ("auto", "curve", "ratio"):
         err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
     w = terminal_width(width)
@@ -229,7 +235,9 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
         raise typer.Exit(130) from None
 
 
-def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj) -> Path:
+def _export(
+    s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj, title=None
+) -> Path:
     """The figure for ``--export``; the format comes from the suffix."""
     from tui_landscape.plots.spec import resolve, surface_values
 
@@ -241,5 +249,5 @@ def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, tr
         return out
     from tui_landscape.plots import export as ex
 
-    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True)
+    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True, title=title)
     return ex.export_spec(out, spec, dpi=dpi)
