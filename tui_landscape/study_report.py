@@ -263,7 +263,7 @@ def write_report(study_dir: Path, *, n_boot: int = N_BOOT, level: float = LEVEL)
         f"# Study: {_cell(table.name or folder.name)}",
         "",
         f"{ok} of {len(table.rows)} members reached a minimizer (status ok); only they enter "
-        f"the numbers and the figures. Seeds: {', '.join(map(str, seeds))}. Target: "
+        f"the numbers and the figures. Seeds: {', '.join(map(str, seeds)) or 'none'}. Target: "
         f"{table.target}. Intervals: {100 * level:g}% bootstrap over seeds ({n_boot} "
         f"resamples; {granulated_resamples(n_boot)} for the granulated taus). Numbers: "
         "correlation.json, correlation.csv.",

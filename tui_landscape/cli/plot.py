@@ -68,26 +68,22 @@ StageOpt = Annotated[
 ]  # fmt: skip
 
 
-def study_file(
-    ctx: typer.Context, file: Path, member: str | None, stage: str | None
-) -> tuple[Path, str | None]:
+def study_file(ctx: typer.Context, file: Path, member: str | None, stage: str | None) -> Path:
     """``file`` itself, or where ``file`` is a study folder the file of ``member``'s
-    ``stage`` (a member that is not a minimizer is drawn, with a note that says so), and the
-    member's label to title the plot with."""
+    ``stage`` (a member that is not a minimizer is drawn, with a note that says so)."""
     from tui_landscape.studies import is_study, member_file
 
     if not is_study(file):
         for flag, value in (("--member", member), ("--stage", stage)):
             if value is not None:
                 raise typer.BadParameter("is for a study folder", param_hint=flag)
-        return file, None
+        return file
     with user_errors(ctx):
         path, row = member_file(file, member, stage)
-    if not row.ok:
-        err_console.print(
-            f"note: {row.label} is {row.status}, not a minimizer", highlight=False, markup=False
-        )
-    return path, row.label
+    # The plot's title names the file (surface_2d.h5, the same in every member): say whose.
+    what = f"{row.label}: {path}" + ("" if row.ok else f" ({row.status}, not a minimizer)")
+    err_console.print(what, highlight=False, markup=False)
+    return path
 
 
 def terminal_width(width: int) -> int:
@@ -138,8 +134,7 @@ def plot(
     a file instead; the sharpness numbers of loss surfaces are printed below the plot. A study
     folder draws the file of one member (--member) and stage (--stage).
     """
-    file, label = study_file(ctx, file, member, stage)
-    title = None if label is None else f"{label} {file.stem}: {surface}"
+    file = study_file(ctx, file, member, stage)
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
@@ -152,28 +147,26 @@ def plot(
 
             def show(s: Surface) -> None:
                 traj = read_trajectory(path, s) if path else None
-                _show(s, surface, kind, lv, log, width, height, margin, radius, traj, title)
+                _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
 
             _watch(file, show)
             return
         s = read_surface(file)
         traj = read_trajectory(path, s) if path else None
         if export is not None:
-            out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj, title)
+            out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        _show(s, surface, kind, lv, log, width, height, margin, radius, traj, title)
+        _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
 
 
-def _show(
-    s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None, title=None
-) -> None:
+def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
     """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.plots.spec import resolve, surface_values
     from tui_landscape.plots.terminal import draw
 
-    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj, title=title)
+    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
     if s.y is None and kind not in ("auto", "curve", "ratio"):
         err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
     w = terminal_width(width)
@@ -235,9 +228,7 @@ def _watch(file: Path, show: Callable[[Surface], None]) -> None:
         raise typer.Exit(130) from None
 
 
-def _export(
-    s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj, title=None
-) -> Path:
+def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj) -> Path:
     """The figure for ``--export``; the format comes from the suffix."""
     from tui_landscape.plots.spec import resolve, surface_values
 
@@ -249,5 +240,5 @@ def _export(
         return out
     from tui_landscape.plots import export as ex
 
-    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True, title=title)
+    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True)
     return ex.export_spec(out, spec, dpi=dpi)
