@@ -93,7 +93,10 @@ def terminal_width(width: int) -> int:
 def plot(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="Surface file (.h5), ours or the reference's; or a study folder.")
+        Path,
+        typer.Argument(
+            help="Surface file (.h5), ours or the reference's; or a study folder with --member."
+        ),
     ],
     surface: SurfaceOpt = "train_loss",
     kind: KindOpt = "auto",
@@ -131,8 +134,7 @@ def plot(
     """Draw a surface (contour, filled, heat map, 1D curve, eigenvalue ratio, training path).
 
     Unfinished and failed points are drawn as missing. With --export the figure is written to
-    a file instead; the sharpness numbers of loss surfaces are printed below the plot. A study
-    folder draws the file of one member (--member) and stage (--stage).
+    a file instead; the sharpness numbers of loss surfaces are printed below the plot.
     """
     file = study_file(ctx, file, member, stage)
     if watch and export is not None:
