@@ -14,24 +14,17 @@ from tui_landscape.report import fmt_point
 def info(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="Surface file (.h5), or a study folder.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Surface file (.h5); or a study folder: its members, measures and taus.",
+            show_default=False,
+        ),
     ],
     config: Annotated[
         bool, typer.Option("--config", help="Print only the stored config (TOML).")
     ] = False,
 ) -> None:
-    """Show a surface file's layout, grid, surfaces, completion, provenance and center values.
-
-    A study folder: its members with their status and measures, and each measure's tau against
-    the generalization gap (with the intervals and verdicts of correlation.json when current).
-    """
-    from tui_landscape.cli.studydir import print_study
-    from tui_landscape.studies import is_study
-
-    if is_study(file) and not config:
-        with user_errors(ctx):
-            print_study(file)
-        return
+    """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
     import numpy as np
     from rich import box
     from rich.table import Table
@@ -40,6 +33,15 @@ def info(
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.safe import plain
 
+    # A study folder: its members, their status and measures, and each measure's tau.
+    from tui_landscape.studies import is_study
+
+    if is_study(file) and not config:
+        from tui_landscape.cli.studydir import print_study
+
+        with user_errors(ctx):
+            print_study(file)
+        return
     with user_errors(ctx):
         s = read_surface(file)
     if config:

@@ -22,7 +22,7 @@ from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
 from engine.sharpness import format_number, sharpness
 from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
-from tui_landscape.plots.views import relabel, render_compare
+from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
@@ -65,9 +65,8 @@ class CompareScreen(Screen):
     def __init__(self, paths: list[Path], labels: list[str] | None = None) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
-        # A study's members share file names (surface_2d.h5): they are named by their labels.
-        self.labels = list(labels) if labels else [p.name for p in self.paths]
-        self.named = labels is not None  # else the plots name the files as `compare` does
+        # A study's members share file names (surface_2d.h5): `labels` names them instead.
+        self.labels = list(labels) if labels else None
         self.name_, self.kind = "train_loss", "auto"
         self.surfaces: list[Surface] | None = None  # None until the worker has read them
         self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
@@ -83,7 +82,7 @@ class CompareScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.title = "compare: " + ", ".join(self.labels)
+        self.title = "compare: " + ", ".join(self.labels or [p.name for p in self.paths])
         self.query_one("#numbers", Static).update("Reading the files...")
         self.read_files(self.paths)
 
@@ -93,11 +92,12 @@ class CompareScreen(Screen):
         resizes draw from what this sends (``Loaded``)."""
         surfaces = [read_surface(p) for p in paths]
         names = [n for n in surfaces[0].values if all(n in s.values for s in surfaces)]
-        numbers = {n: sharpness_lines(surfaces, n, self.labels) for n in names}
+        numbers = {n: sharpness_lines(surfaces, n) for n in names}
         self.post_message(self.Loaded(surfaces, numbers))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
-        self.surfaces, self.numbers = message.surfaces, message.numbers
+        self.surfaces = message.surfaces
+        self.numbers = {n: self._named(text) for n, text in message.numbers.items()}
         self.refresh_bindings()  # `k` for 2D files only
         self.redraw()
 
@@ -138,15 +138,23 @@ class CompareScreen(Screen):
         assert self.surfaces is not None
         try:
             texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
-                                   color=not self.app.no_color, names=self._names())  # fmt: skip
+                                   color=not self.app.no_color, names=self.labels)  # fmt: skip
         except LandscapeError as e:
             texts = [str(e)] + [""] * (len(panes) - 1)
         if len(texts) == 1:  # 1D files are overlaid on one plot
             texts = texts + [""] * (len(panes) - 1)
         return texts
 
-    def _names(self) -> list[str] | None:
-        return self.labels if self.named else None
+    def _named(self, text: str) -> str:
+        """The numbers' lines (one a file, in order, each starting with the file's name) with
+        each file named by its label."""
+        if not self.labels:
+            return text
+        lines = text.split("\n")
+        for k, (p, label) in enumerate(zip(self.paths, self.labels, strict=True)):
+            if k < len(lines) and lines[k].startswith(p.name):
+                lines[k] = label + lines[k][len(p.name) :]
+        return "\n".join(lines)
 
     def action_next_surface(self) -> None:
         names = list(self.numbers)  # the surfaces every file has
@@ -168,7 +176,10 @@ class CompareScreen(Screen):
             return
         try:
             specs = resolve_compare(self.surfaces, self.name_, self.kind)
-            specs = relabel(specs, self.labels) if self.named else specs
+            if self.labels:
+                from tui_landscape.plots.views import relabel
+
+                specs = relabel(specs, self.labels)
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
@@ -179,19 +190,18 @@ class CompareScreen(Screen):
         )
 
 
-def sharpness_lines(surfaces: list[Surface], name: str, labels: list[str] | None = None) -> str:
-    """Each file's minimum and fitted curvatures for one surface, a line each (named by
-    ``labels``, else the files' names), written as ``info`` and the plot view write them
-    ("n/a", never "nan")."""
+def sharpness_lines(surfaces: list[Surface], name: str) -> str:
+    """Each file's minimum and fitted curvatures for one surface, a line each, written as
+    ``info`` and the plot view write them ("n/a", never "nan")."""
     lines = []
-    for s, label in zip(surfaces, labels or [s.path.name for s in surfaces], strict=True):
+    for s in surfaces:
         try:
             sh = sharpness(s.x, s.y, surface_values(s, name))
             curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
             lines.append(
-                f"{label}: min {format_number(sh.min_value)}, curvature {curv}, "
+                f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
                 f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
             )
         except LandscapeError as e:
-            lines.append(f"{label}: {e}")
+            lines.append(f"{s.path.name}: {e}")
     return "\n".join(lines)
