@@ -309,13 +309,18 @@ def _is_finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _tau(x: str, y: str) -> Callable[[list[dict[str, Any]]], float]:
+Stat = Callable[[list[dict[str, Any]]], float]  # a statistic of flat rows (a tau)
+
+
+def _tau(x: str, y: str) -> Stat:
     from engine.correlation import kendall_tau
 
     return lambda rs: float(kendall_tau([r[x] for r in rs], [r[y] for r in rs]))
 
 
-def _interval(rows, stat, n_boot: int, level: float, seed: int) -> tuple[float, float]:
+def _interval(
+    rows: list[dict[str, Any]], stat: Stat, n_boot: int, level: float, seed: int
+) -> tuple[float, float]:
     """The bootstrap interval over seeds; NaN where one seed gives nothing to resample."""
     from engine.correlation import bootstrap_interval
 
@@ -397,41 +402,21 @@ class Claim:
 
 
 CLAIMS: Registry[Claim] = Registry("poster claim", "claim")
-CLAIMS.add(
-    "small-batch-flatter",
-    Claim(
-        "small batch gives flatter minima (filter-normalized)",
-        ("curvature_filter", "mean_rise_filter", "basin_width_filter"),
-        +1,
-        ("batch_size",),
-    ),
-)
-CLAIMS.add(
-    "wider-flatter",
-    Claim(
-        "wider nets are flatter",
-        ("curvature_filter", "mean_rise_filter", "basin_width_filter"),
-        -1,
-        ("width", "width_factor"),
-    ),
-)
-CLAIMS.add(
-    "skip-convex",
-    Claim(
-        "skip connections keep deep nets convex (lower mean |min/max eig| over the map)",
-        ("mean_ratio_map",),
-        -1,
-        ("shortcuts", "shortcut", "skip", "skip_connections"),
-    ),
-)
-CLAIMS.add(
-    "flatness-generalizes",
-    Claim(
-        "flatness predicts generalization (sharper minima have a larger gap)",
-        ("curvature_filter", "mean_rise_filter", "adaptive_sharpness", "lambda_max"),
-        +1,
-    ),
-)
+_SHARPNESS = ("curvature_filter", "mean_rise_filter", "basin_width_filter")
+_SKIP = ("shortcuts", "shortcut", "skip", "skip_connections")
+# fmt: off
+for _name, _claim in (
+    ("small-batch-flatter", Claim("small batch gives flatter minima (filter-normalized)",
+                                  _SHARPNESS, +1, ("batch_size",))),
+    ("wider-flatter", Claim("wider nets are flatter", _SHARPNESS, -1, ("width", "width_factor"))),
+    ("skip-convex", Claim("skip connections keep deep nets convex (lower mean |min/max eig| "
+                          "over the map)", ("mean_ratio_map",), -1, _SKIP)),
+    ("flatness-generalizes", Claim("flatness predicts generalization (sharper minima have a "
+                                   "larger gap)", (*_SHARPNESS[:2], "adaptive_sharpness",
+                                                   "lambda_max"), +1)),
+):
+    CLAIMS.add(_name, _claim)
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -493,8 +478,6 @@ def judge(
         sign = -c.sign if info.sharper_is_larger is False else c.sign
         if factor:
             rows = [r for r in _finite(flat, measure) if _is_finite(r.get(factor))]
-            others = [f for f in table.factors if f != factor]
-            rows = [r for r in rows if all(o in r for o in others)]
 
             def stat(rs: list[dict[str, Any]], f: str = factor, m: str = measure) -> float:
                 return float(granulated_tau(rs, f, m, list(table.factors))[f])

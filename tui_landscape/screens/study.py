@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from engine.errors import LandscapeError
-from engine.study.analysis import Correlation, StudyTable, correlate, read_table
+from engine.study.analysis import Correlation, Row, StudyTable, correlate, read_table
 from tui_landscape.safe import plain
 from tui_landscape.screens.workers import error_line, failed
 from tui_landscape.studies import INFO_MEASURES, factor_members
@@ -126,7 +126,7 @@ class StudyScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
-    def _current(self):
+    def _current(self) -> Row | None:
         table = self.query_one(DataTable)
         if self.table is None or not self.table.rows or table.cursor_row is None:
             return None
