@@ -71,3 +71,23 @@ def test_an_unreadable_member_file_is_said_in_the_report(tmp_path: Path) -> None
         r"\|min eig / max eig\| \(the Hessian's ratio map\): not drawn \(.*hessian", text
     )
     assert "figures/batch_size-1-surface_2d.png" in text
+
+
+def test_a_centre_only_hessian_is_no_ratio_map_and_old_figures_go(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from engine.formats import Provenance, SurfaceWriter
+    from engine.grid import Grid
+
+    d = make_study(tmp_path, seeds=(0,), members=SMALL, flagged=False)
+    for m in SMALL:  # the Hessian at the centre only: one point
+        p = d / "members" / f"{m}-s0" / "hessian.h5"
+        p.unlink()
+        with SurfaceWriter.create(p, Grid.parse("0:0:1", "0:0:1"), ["max_eig", "min_eig"],
+                                  Provenance(), "d.h5") as w:  # fmt: skip
+            w.record(0, {"max_eig": 3.0, "min_eig": 0.5})
+    (d / "figures").mkdir()
+    (d / "figures" / "weight_decay-3-surface_2d.png").write_bytes(b"old")
+    text = R.write_report(d, n_boot=0).read_text()
+    assert "batch_size-1-surface_2d.png" in text and "hessian.png" not in text
+    assert sorted(p.name for p in (d / "figures").iterdir()) == [
+        "batch_size-1-surface_1d.png", "batch_size-1-surface_2d.png"]  # fmt: skip

@@ -195,7 +195,8 @@ def _maps(
     from tui_landscape.plots import export as ex
     from tui_landscape.plots.spec import resolve_compare
 
-    read = [(r, s) for r, s in _read(table, rows, stage) if s.y is not None]
+    # A map: two or more points along each axis (a Hessian at the centre alone is no map).
+    read = [(r, s) for r, s in _read(table, rows, stage) if min(s.shape) > 1 and s.y is not None]
     if name == "ratio":
         read = [(r, s) for r, s in read if {"max_eig", "min_eig"} <= set(s.values)]
     if not read:
@@ -255,8 +256,10 @@ def write_report(study_dir: Path, *, n_boot: int = N_BOOT, level: float = LEVEL)
     folder = Path(study_dir)
     table, corr, verdicts = analyse(folder, n_boot=n_boot, level=level)
     figures = _have_matplotlib()
-    if figures:
+    if figures:  # the folder is the report's own: last time's figures go, as its groups may
         (folder / FIGURES).mkdir(exist_ok=True)
+        for old in (folder / FIGURES).glob("*.png"):
+            old.unlink()
     ok = len(table.ok_rows())
     seeds = sorted({r.seed for r in table.rows})
     lines = [
