@@ -98,6 +98,10 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
 
 
+def _tau(v: float) -> str:
+    return f"{v:+.2f}" if math.isfinite(v) else "n/a"
+
+
 def _interval(low: float, high: float) -> str:
     return f"[{low:+.2f}, {high:+.2f}]" if math.isfinite(low) and math.isfinite(high) else "n/a"
 
@@ -127,9 +131,9 @@ def _taus(table: StudyTable, corr: Sequence[Correlation]) -> list[str]:
     head = ["measure", "tau", "interval", "excludes 0", "members", "seeds",
             *(f"tau {f}" for f in table.factors), "psi", "psi interval", "note"]  # fmt: skip
     rows = [
-        [c.measure, c.tau, _interval(c.low, c.high), "yes" if c.excludes_zero else "no",
-         c.members, c.seeds, *(c.granulated.get(f, math.nan) for f in table.factors),
-         c.granulated.get("psi", math.nan), _interval(c.psi_low, c.psi_high), c.reason]
+        [c.measure, _tau(c.tau), _interval(c.low, c.high), "yes" if c.excludes_zero else "no",
+         c.members, c.seeds, *(_tau(c.granulated.get(f, math.nan)) for f in table.factors),
+         _tau(c.granulated.get("psi", math.nan)), _interval(c.psi_low, c.psi_high), c.reason]
         for c in corr
     ]  # fmt: skip
     return [
@@ -208,9 +212,26 @@ def _maps(
     return ex.export_specs(out, specs, dpi=DPI, title=title)
 
 
-def _factor(table: StudyTable, factor: str, folder: Path, figures: bool) -> list[str]:
-    """A factor's section: per group, who is in it, and its figures."""
+def _factor(
+    table: StudyTable,
+    factor: str,
+    folder: Path,
+    figures: bool,
+    corr: Sequence[Correlation],
+    verdicts: Sequence[Verdict],
+) -> list[str]:
+    """A factor's section: its claims' verdicts, each measure's granulated tau for it, then
+    per group who is in it, their measures and their figures."""
     lines = [f"## Factor: {_cell(factor)}", ""]
+    lines += [f"- **{v.outcome}**: {_cell(v.line)}" for v in verdicts if v.factor == factor]
+    taus = [(c.measure, c.granulated.get(factor, math.nan)) for c in corr]
+    if lines[-1] != "":
+        lines.append("")
+    if any(math.isfinite(t) for _, t in taus):
+        lines += [f"Granulated tau against the {table.target}, over the groups where only "
+                  f"{_cell(factor)} varies:", ""]  # fmt: skip
+        lines += _table(["measure", f"tau {factor}"], [(m, _tau(t)) for m, t in taus])
+        lines.append("")
     groups = factor_groups(table, factor)
     if not groups:
         return [*lines, f"No group of members where only {_cell(factor)} varies.", ""]
@@ -225,6 +246,12 @@ def _factor(table: StudyTable, factor: str, folder: Path, figures: bool) -> list
             out = ", ".join(f"{_cell(r.member)} ({r.status})" for r in left)
             lines.append(f"Left out (not minimizers): {out}.")
         lines.append("")
+        ok = [r for r in rows if r.ok]
+        if ok:  # the group's own numbers beside its figures
+            shown = [m for m in measure_names(table) if any(m in r.values for r in ok)]
+            body = [[r.member, r.factors.get(factor), r.values.get("gap", math.nan),
+                     *(r.values.get(m, math.nan) for m in shown)] for r in ok]  # fmt: skip
+            lines += [*_table(["member", factor, "gap", *shown], body), ""]
         if not figures:
             continue
         for stage, name, kind, what in FIGURE_KINDS:
@@ -277,7 +304,7 @@ def write_report(study_dir: Path, *, n_boot: int = N_BOOT, level: float = LEVEL)
                   "(pip install 'tui-landscape[export]').", ""]  # fmt: skip
     lines += _verdicts(verdicts) + _members(table) + _taus(table, corr)
     for factor in table.factors:
-        lines += _factor(table, factor, folder, figures)
+        lines += _factor(table, factor, folder, figures, corr, verdicts)
     path = folder / REPORT_NAME
     write_atomic(path, "\n".join(lines).rstrip() + "\n")
     return path
