@@ -74,7 +74,16 @@ def test_one_seed_gives_a_tau_without_an_interval(tmp_path: Path) -> None:
     assert c.tau == pytest.approx(1.0) and math.isnan(c.low) and c.reason == "one seed: no interval"
     v = {v.claim: v for v in A.judge(t, [c], n_boot=N_BOOT)}
     assert v["small-batch-flatter"].outcome == "not enough members/seeds"
-    assert "an interval needs 2" in v["small-batch-flatter"].line
+    assert "1 seed(s), an interval over seeds needs 3" in v["small-batch-flatter"].line
+
+
+def test_two_seeds_that_agree_are_not_enough_for_a_verdict(tmp_path: Path) -> None:
+    t = A.read_table(make_study(tmp_path, seeds=(0, 1), surfaces=False))
+    corr = A.correlate(t, n_boot=N_BOOT)
+    assert next(c for c in corr if c.measure == "curvature_filter").excludes_zero
+    v = {v.claim: v for v in A.judge(t, corr, n_boot=N_BOOT)}
+    assert v["flatness-generalizes"].outcome == "not enough members/seeds"
+    assert "2 seed(s), an interval over seeds needs 3" in v["flatness-generalizes"].line
 
 
 def test_claims_say_reproduces_does_not_and_not_tested(study: Path, tmp_path: Path) -> None:

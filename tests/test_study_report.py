@@ -19,7 +19,7 @@ SMALL = ("bs16-wd0", "bs128-wd0")  # one group where only the batch size varies:
 
 def test_report_has_its_sections_and_figures(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("matplotlib")
-    d = make_study(tmp_path, seeds=(0, 1), members=SMALL)
+    d = make_study(tmp_path, seeds=(0, 1, 2), members=SMALL)
     drawn = []
     save = E._save
     monkeypatch.setattr(E, "_save", lambda fig, *a, **k: drawn.append(fig) or save(fig, *a, **k))

@@ -68,6 +68,9 @@ STATUSES = ("ok", "not_converged", "diverged", "failed", "pending")
 GENERALIZATION = ("train_loss", "train_error", "test_loss", "test_error", "gap", "gap_loss")
 _NOT_MEASURES = (*GENERALIZATION, "basin_volume_low", "basin_volume_high", "trace_se")
 N_BOOT, LEVEL = 2000, 0.95
+# Seeds a verdict needs: a bootstrap over 2 seeds has 3 distinct resamples, no interval to
+# trust (a claim then "reproduces" on any two seeds that agree).
+MIN_SEEDS = 3
 # Resamples of a granulated tau's interval (psi, a factor's claim): each takes a tau per group,
 # tens per resample; 2000 of them took minutes per measure on 2 cores, 200 take seconds.
 N_BOOT_GRANULATED = 200
@@ -255,9 +258,10 @@ def _row(p: Path, k: int, r: Any, factors: list[str]) -> Row:
 
 
 def measure_names(table: StudyTable) -> list[str]:
-    """The sharpness measures to correlate: the declared ones, then any other the rows hold,
-    never the generalization numbers nor an interval's ends."""
-    seen = [*table.measures, *(n for r in table.rows for n in r.values)]
+    """The sharpness measures to correlate, those some row holds, in the order declared (then
+    the others): never the generalization numbers nor an interval's ends."""
+    held = {n for r in table.rows for n in r.values}
+    seen = [*(m for m in table.measures if m in held), *(n for r in table.rows for n in r.values)]
     skip = {*_NOT_MEASURES, table.target}
     return [n for n in dict.fromkeys(seen) if n not in skip]
 
@@ -514,15 +518,17 @@ def _outcome(
     """The verdict and its reason, in words."""
     if not math.isfinite(tau):
         return "not enough members/seeds", f"not enough members/seeds ({members} members)"
-    if tau * sign <= 0:
+    if tau == 0:
+        return "does not reproduce", "no correlation: does not reproduce"
+    if tau * sign < 0:
         return "does not reproduce", "the sign is the opposite: does not reproduce"
-    if not math.isfinite(low) and n_boot <= 0 and seeds >= 2:
-        return "no interval", "no interval was computed (0 resamples)"
-    if not math.isfinite(low):
+    if seeds < MIN_SEEDS:
         return (
             "not enough members/seeds",
-            f"not enough members/seeds: {seeds} seed(s), an interval needs 2",
+            f"not enough members/seeds: {seeds} seed(s), an interval over seeds needs {MIN_SEEDS}",
         )
+    if not math.isfinite(low):
+        return "no interval", f"no interval was computed ({n_boot} resamples)"
     if not _excludes_zero(low, high):
         return "does not reproduce", "the interval holds 0: does not reproduce"
     return "reproduces", "the interval excludes 0: reproduces"
