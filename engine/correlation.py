@@ -66,9 +66,9 @@ def kendall(x: ArrayLike, y: ArrayLike) -> Tau:
         )
     keep = np.isfinite(xa) & np.isfinite(ya)
     xa, ya = xa[keep], ya[keep]
+    if xa.size <= _SMALL:
+        return _tau_b(xa.tolist(), ya.tolist())
     n = int(xa.size)
-    if n < 2:
-        return Tau(math.nan, n, f"{n} pair{'' if n == 1 else 's'} of finite values (need 2)")
     for name, a in (("x", xa), ("y", ya)):
         if np.all(a == a[0]):
             return Tau(math.nan, n, f"all {n} values of {name} are equal")
@@ -79,6 +79,29 @@ def kendall(x: ArrayLike, y: ArrayLike) -> Tau:
     s = float(np.sum(dx * dy))
     denom = math.sqrt(float(np.count_nonzero(dx)) * float(np.count_nonzero(dy)))
     return Tau(min(1.0, max(-1.0, s / denom)), n)
+
+
+_SMALL = 24  # up to here plain Python beats numpy's per-call overhead (the bootstrap's groups)
+
+
+def _tau_b(x: list[float], y: list[float]) -> Tau:
+    """``kendall`` on short lists of finite floats, the same sums in plain Python."""
+    n = len(x)
+    if n < 2:
+        return Tau(math.nan, n, f"{n} pair{'' if n == 1 else 's'} of finite values (need 2)")
+    for name, a in (("x", x), ("y", y)):
+        if all(v == a[0] for v in a):
+            return Tau(math.nan, n, f"all {n} values of {name} are equal")
+    s = nx = ny = 0
+    for i in range(n):
+        xi, yi = x[i], y[i]
+        for j in range(i + 1, n):
+            dx = (xi > x[j]) - (xi < x[j])
+            dy = (yi > y[j]) - (yi < y[j])
+            s += dx * dy
+            nx += dx != 0
+            ny += dy != 0
+    return Tau(min(1.0, max(-1.0, s / math.sqrt(float(nx) * float(ny)))), n)
 
 
 def kendall_tau(x: ArrayLike, y: ArrayLike) -> float:
@@ -161,21 +184,22 @@ def granulated(
     m, t = column(rows, measure), column(rows, target)
     keep = np.isfinite(m) & np.isfinite(t)
     rows = [r for r, k in zip(rows, keep, strict=True) if k]
-    m, t = m[keep], t[keep]
+    m, t = m[keep].tolist(), t[keep].tolist()
+    # Each row's factor values and replicate as keys, once (the bootstrap calls this often).
+    keys = [{f: _key(_get(r, "factors", f)) for f in factors} for r in rows]
+    reps = [_key(r.get(groups_key)) if groups_key is not None else "" for r in rows]
     per, counts, tried, reasons = {}, {}, {}, {}
     for f in factors:
         others = [g for g in factors if g != f]
         groups: dict[tuple[str, ...], list[int]] = {}
-        for k, r in enumerate(rows):
-            key = tuple(_key(_get(r, "factors", g)) for g in others)
-            if groups_key is not None:
-                key += (_key(r.get(groups_key)),)
+        for k in range(len(rows)):
+            key = (*(keys[k][g] for g in others), reps[k])
             groups.setdefault(key, []).append(k)
         taus, why = [], []
         for idx in groups.values():
-            if len({_key(_get(rows[k], "factors", f)) for k in idx}) < 2:
+            if len({keys[k][f] for k in idx}) < 2:
                 continue  # this factor does not vary here: not a group of the factor
-            tau = kendall(m[idx], t[idx])
+            tau = _tau_b([m[k] for k in idx], [t[k] for k in idx])
             if math.isnan(tau.value):
                 why.append(tau.reason)
             else:
@@ -185,9 +209,9 @@ def granulated(
         if not tried[f]:
             why.append(f"no group of rows in which only {f!r} varies")
         reasons[f] = why
-        per[f] = float(np.mean(taus)) if taus else math.nan
+        per[f] = math.fsum(taus) / len(taus) if taus else math.nan
     finite = [v for v in per.values() if not math.isnan(v)]
-    psi = float(np.mean(finite)) if finite else math.nan
+    psi = math.fsum(finite) / len(finite) if finite else math.nan
     return Granulated(per, psi, counts, tried, reasons)
 
 

@@ -12,8 +12,9 @@ tensors, and the model (device, mode, tensors) comes back as it came (``preserve
   found by ``steps`` of projected ascent on ``u`` from a random point on the ball's boundary.
   Each step has length ``step * rho`` along the steepest direction of the ball's norm (the
   normalised gradient for p = 2, its sign for p = inf), then projects back on the ball. The
-  best point seen is reported: a lower bound on the true maximum, exact for a quadratic once
-  the ascent has converged.
+  best point seen (over ``restarts`` starts) is reported: a lower bound on the true maximum,
+  exact for a quadratic and p = 2 once the ascent has converged (for p = inf it may stop at a
+  vertex that is only a local maximum).
 - ``average_sharpness``: the mean rise over ``samples`` random ``u`` whose entries have size
   ``rho`` (Gaussian for p = 2, as Andriushchenko et al.; random signs times rho for p = inf),
   with its standard error.
@@ -77,17 +78,21 @@ class Measure:
     high: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (``measures.json``): non-finite numbers as None."""
+        """Plain JSON (``measures.json``): a non-finite value or bound as None, a non-finite
+        parameter as its text (``p = inf`` stays readable)."""
 
         def num(v: float | None) -> float | None:
             return v if v is not None and math.isfinite(v) else None
+
+        def param(v: Any) -> Any:
+            return str(v) if isinstance(v, float) and not math.isfinite(v) else v
 
         return {
             "name": self.name,
             "value": num(self.value),
             "low": num(self.low),
             "high": num(self.high),
-            "params": dict(self.params),
+            "params": {k: param(v) for k, v in self.params.items()},
         }
 
 
@@ -123,7 +128,8 @@ class Ball:
 
 
 def _norm2(ts: Tensors) -> float:
-    return math.sqrt(sum(float(t.double().pow(2).sum()) for t in ts))
+    # One read of the device for all tensors (a deep net has hundreds).
+    return math.sqrt(float(torch.stack([t.double().pow(2).sum() for t in ts]).sum()))
 
 
 def _sphere(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
@@ -155,7 +161,7 @@ def _signs(masks: Tensors, rho: float, gen: torch.Generator) -> Tensors:
 
 
 def _unit_inf(g: Tensors) -> Tensors | None:
-    if not any(bool(t.ne(0).any()) for t in g):
+    if not bool(torch.stack([t.ne(0).any() for t in g]).any()):
         return None
     return [t.sign() for t in g]
 
@@ -353,14 +359,19 @@ def _names(model: nn.Module, params: str) -> list[str]:
     """The tensors a sharpness measure moves: every trainable one, or those with 2+ dims."""
     if params not in ("all", "2d"):
         raise ConfigError(f"Expected `params` to be 'all' or '2d', but got {params!r}.")
-    return hessian_params(model, params)
+    names = hessian_params(model, params)
+    if not names:
+        what = "trainable tensors" if params == "all" else "trainable tensors with 2+ dims"
+        raise ConfigError(f"`params` = {params!r}: the model has no {what} to move.")
+    return names
 
 
 def _scales(obj: _Objective, eta: float) -> tuple[Tensors, Tensors]:
-    """Per moved tensor, ``|w| + eta`` (float64) and where it is non-zero (1.0 / 0.0): an entry
-    whose scale is 0 cannot move, so it takes no share of the ball either."""
+    """Per moved tensor, ``|w| + eta`` (float64, on the model's device) and where it is non-zero
+    (1.0 / 0.0, on the CPU): an entry whose scale is 0 cannot move, so it takes no share of the
+    ball either."""
     scale = [w.detach().double().abs() + eta for w in obj.base.values()]
-    masks = [(s > 0).double() for s in scale]
+    masks = [(s > 0).double().cpu() for s in scale]  # on the CPU, with the random draws
     return scale, masks
 
 
@@ -381,37 +392,48 @@ def adaptive_sharpness(
     step: float = 1.0,
     params: str = "all",
     batch_size: int = 256,
+    restarts: int = 1,
 ) -> Measure:
     """Adaptive worst-case sharpness: ``max L(w + delta) - L(w)`` over ``||delta / s||_p <= rho``
     (``s = |w| + eta``), by ``steps`` steps of projected ascent of length ``step * rho`` from a
-    random boundary point (``seed``); the best point seen. ``params``: 'all' trainable tensors
-    or '2d' (tensors with 2+ dims)."""
+    random boundary point (``seed``); the best point seen, over ``restarts`` ascents from
+    different starts. ``params``: 'all' trainable tensors or '2d' (tensors with 2+ dims)."""
     ball = _ball(p)
     rho = _check_number("rho", rho)
     step = _check_number("step", step)
     eta = _check_number("eta", eta, strict=False)
     steps = _check_count("steps", steps, 0)
+    restarts = _check_count("restarts", restarts, 1)
     with preserved(model):
         dev = _setup(model, device)
         obj = _Objective(model, batches, loss, dev, batch_size, _names(model, params))
+        if not math.isfinite(obj.base_loss):
+            return _undefined("adaptive_sharpness", obj.base_loss)
         scale, masks = _scales(obj, eta)
         scale = [s.to(dev) for s in scale]
         gen = torch.Generator().manual_seed(seed)
-        u = [t.to(dev) for t in ball.boundary(masks, rho, gen)]
-        best = -math.inf
-        done = 0
-        for _ in range(steps):
-            rise, g = obj.rise_and_grad(scale, u)
-            best = _max(best, rise)
-            d = ball.ascent([t.double() for t in g])
-            if d is None:
-                break  # a stationary point: no step moves it
-            u = ball.project([a + step * rho * b for a, b in zip(u, d, strict=True)], rho)
-            done += 1
-        best = _max(best, obj.rise(scale, u))
+        best, done = -math.inf, 0
+        for _ in range(restarts):
+            u = [t.to(dev) for t in ball.boundary(masks, rho, gen)]
+            for _ in range(steps):
+                rise, g = obj.rise_and_grad(scale, u)
+                best = _max(best, rise)
+                d = ball.ascent([t.double() for t in g])
+                if d is None:
+                    break  # a stationary point: no step moves it
+                u = ball.project([a + step * rho * b for a, b in zip(u, d, strict=True)], rho)
+                done += 1
+            best = _max(best, obj.rise(scale, u))
     info = {"rho": rho, "p": float(p), "steps": steps, "steps_taken": done, "step": step,
-            "eta": eta, "seed": seed, "params": params, "base_loss": obj.base_loss}  # fmt: skip
+            "restarts": restarts, "eta": eta, "seed": seed, "params": params,
+            "base_loss": obj.base_loss}  # fmt: skip
     return Measure("adaptive_sharpness", best, info)
+
+
+def _undefined(name: str, base: float) -> Measure:
+    """NaN, saying why: no rise is defined from a loss that is not finite (a diverged model)."""
+    note = f"the loss at the weights is {base}: no rise is defined from it"
+    return Measure(name, math.nan, {"base_loss": base, "note": note})
 
 
 def _max(a: float, b: float) -> float:
@@ -447,6 +469,8 @@ def average_sharpness(
     with preserved(model):
         dev = _setup(model, device)
         obj = _Objective(model, batches, loss, dev, batch_size, _names(model, params))
+        if not math.isfinite(obj.base_loss):
+            return _undefined("average_sharpness", obj.base_loss)
         scale, masks = _scales(obj, eta)
         scale = [s.to(dev) for s in scale]
         gen = torch.Generator().manual_seed(seed)
@@ -481,9 +505,8 @@ def basin_volume(
     """Monte Carlo basin volume: the fraction of ``directions`` random directions (normalised by
     ``norm``, ``ignore`` as for surfaces, drawn in turn from one generator seeded ``seed``) along
     which ``L(w + t d) - L(w) <= margin`` at every ``t = radius * j / points``, j = 1..points;
-    ``low``/``high`` its 95% Wilson interval. ``params['exit_median']`` is the median over
-    directions of the first ``t`` that rose above the margin (``inf`` for a direction that
-    never did)."""
+    ``low``/``high`` its 95% Wilson interval. The point at ``radius`` is tried first: most rays
+    that leave the basin leave it by then, and cost one evaluation (``params['evaluations']``)."""
     directions = _check_count("directions", directions, 1)
     points = _check_count("points", points, 1)
     radius = _check_number("radius", radius)
@@ -497,28 +520,29 @@ def basin_volume(
         dev = _setup(model, device)
         names = [k for k, _ in model.named_parameters()]
         obj = _Objective(model, batches, loss, dev, batch_size, names)
+        if not math.isfinite(obj.base_loss):
+            return _undefined("basin_volume", obj.base_loss)
         gen = torch.Generator().manual_seed(seed)
-        inside, exits = 0, []
+        inside = evaluations = 0
+        order = [points, *range(1, points)]  # the far end first, then outwards from w
         for _ in range(directions):
             d = random_direction(model, "weights", norm, ignore, gen)  # type: ignore[arg-type]
             d = [t.to(dev) for t in d]
-            exit_at = math.inf
-            for j in range(1, points + 1):
+            for j in order:
                 t = radius * j / points
                 moved = {
                     k: (w.double() + t * v.double()).to(w.dtype)
                     for (k, w), v in zip(obj.base.items(), d, strict=True)
                 }
-                rise = obj.value(moved) - obj.base_loss
-                if not rise <= margin:  # NaN counts as out of the basin
-                    exit_at = t
+                evaluations += 1
+                if not obj.value(moved) - obj.base_loss <= margin:  # NaN is out of the basin
                     break
-            inside += exit_at == math.inf
-            exits.append(exit_at)
+            else:
+                inside += 1
     low, high = wilson_interval(inside, directions)
     info = {"directions": directions, "radius": radius, "margin": margin, "norm": norm,
             "ignore": ignore, "points": points, "seed": seed, "inside": inside,
-            "exit_median": statistics.median(exits), "base_loss": obj.base_loss}  # fmt: skip
+            "evaluations": evaluations, "base_loss": obj.base_loss}  # fmt: skip
     return Measure("basin_volume", inside / directions, info, low, high)
 
 
