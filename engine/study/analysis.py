@@ -72,8 +72,9 @@ N_BOOT, LEVEL = 2000, 0.95
 # trust (a claim then "reproduces" on any two seeds that agree).
 MIN_SEEDS = 3
 # Resamples of a granulated tau's interval (psi, a factor's claim): each takes a tau per group,
-# tens per resample; 2000 of them took minutes per measure on 2 cores, 200 take seconds.
-N_BOOT_GRANULATED = 200
+# tens per resample: 1000 of them took 7 s for 4 measures of 12 members on 2 loaded cores,
+# so a study of 20 measures would spend minutes on them; 500 keep it within a minute.
+N_BOOT_GRANULATED = 500
 
 
 def granulated_resamples(n_boot: int) -> int:
