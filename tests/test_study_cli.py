@@ -115,3 +115,12 @@ def test_tui_refuses_a_corrupt_study_folder_before_the_app_starts(tmp_path: Path
     r = invoke("tui", tmp_path)
     assert r.exit_code == 1
     assert r.stderr.startswith("error: ") and "not JSON" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_info_config_prints_the_study_file(tmp_path: Path) -> None:
+    study = make_study(tmp_path, seeds=(0,), surfaces=False)
+    r = invoke("info", study, "--config")
+    assert r.exit_code == 2 and "holds no study.toml" in r.stderr
+    (study / "study.toml").write_text('name = "tiny"\nseeds = [0, 1]\n')
+    r = invoke("info", study, "--config")
+    assert r.exit_code == 0 and r.stdout == 'name = "tiny"\nseeds = [0, 1]\n'

@@ -36,11 +36,14 @@ def info(
     # A study folder: its members, their status and measures, and each measure's tau.
     from tui_landscape.studies import is_study
 
-    if is_study(file) and not config:
-        from tui_landscape.cli.studydir import print_study
+    if is_study(file):
+        from tui_landscape.cli.studydir import print_study, study_file_text
 
         with user_errors(ctx):
-            print_study(file)
+            if config:  # the study file as given, as --config prints a surface's config
+                typer.echo(study_file_text(file).rstrip())
+            else:
+                print_study(file)
         return
     with user_errors(ctx):
         s = read_surface(file)

@@ -9,7 +9,19 @@ from pathlib import Path
 
 from tui_landscape.studies import INFO_MEASURES
 
-__all__ = ["print_study"]
+__all__ = ["print_study", "study_file_text"]
+
+STUDY_FILE = "study.toml"  # the study file as given, kept in the folder (docs/studies.md)
+
+
+def study_file_text(folder: Path) -> str:
+    """``info DIR --config``: the study file the folder was made from."""
+    from engine.errors import ConfigError
+
+    p = folder / STUDY_FILE
+    if not p.is_file():
+        raise ConfigError(f"{folder} holds no {STUDY_FILE}: it was not written by `study`")
+    return p.read_text(encoding="utf-8")
 
 
 def print_study(folder: Path) -> None:
