@@ -475,6 +475,10 @@ async def test_every_key_of_each_screen_is_in_the_help_and_the_palette(tmp_path,
 
     monkeypatch.chdir(tmp_path)
     f, g = small_file(tmp_path / "a.h5"), small_file(tmp_path / "b.h5", a=3.0)
+    from tests.study_folder import make_study
+    from tui_landscape.screens.study import StudyScreen
+
+    study = make_study(tmp_path / "study", seeds=(0,), members=("bs16-wd0",), surfaces=False)
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
         await listed(pilot)
@@ -496,6 +500,7 @@ async def test_every_key_of_each_screen_is_in_the_help_and_the_palette(tmp_path,
             PlotScreen: lambda: app.push_screen(PlotScreen(f)),
             CompareScreen: lambda: app.push_screen(CompareScreen([f, g])),
             SetupScreen: lambda: app.push_screen(SetupScreen(setup_config(tmp_path))),
+            StudyScreen: lambda: app.push_screen(StudyScreen(study)),
         }
         for _, screen in SCREENS:
             opened[screen]()

@@ -67,6 +67,10 @@ class LandscapeApp(App):
             from tui_landscape.screens.plot import PlotScreen
 
             self.push_screen(PlotScreen(t))
+        elif _is_study(t):
+            from tui_landscape.screens.study import StudyScreen
+
+            self.push_screen(StudyScreen(t))
         else:
             from tui_landscape.screens.browser import BrowserScreen
 
@@ -104,8 +108,15 @@ class LandscapeApp(App):
         self.push_screen(SetupScreen())
 
 
+def _is_study(path: Path) -> bool:
+    from engine.study.analysis import is_study_folder
+
+    return is_study_folder(path)
+
+
 def create_app(target: str | Path | None = None) -> LandscapeApp:
-    """The app opened at ``target``: a folder, a surface file (.h5) or a config (.toml).
+    """The app opened at ``target``: a folder, a study folder, a surface file (.h5) or a config
+    (.toml).
 
     Call it before the app runs: it starts multiprocessing's resource tracker, which a worker
     pool needs and which cannot start inside a running Textual app (it passes stderr's file

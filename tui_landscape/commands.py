@@ -23,6 +23,7 @@ from tui_landscape.screens.browser import BrowserScreen, show_folder
 from tui_landscape.screens.compare import CompareScreen
 from tui_landscape.screens.plot import PlotScreen
 from tui_landscape.screens.setup import SetupScreen
+from tui_landscape.screens.study import StudyScreen
 
 __all__ = ["SCREENS", "AppCommands", "Key", "help_markdown", "keys_of"]
 
@@ -31,6 +32,7 @@ SCREENS: tuple[tuple[str, type[Screen]], ...] = (
     ("file browser", BrowserScreen),
     ("plot view", PlotScreen),
     ("compare", CompareScreen),
+    ("study", StudyScreen),
     ("setup", SetupScreen),
 )
 # Keys Textual handles itself, not a binding of ours: listed in the help as the app's.

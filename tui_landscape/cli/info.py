@@ -13,7 +13,13 @@ from tui_landscape.report import fmt_point
 
 def info(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Surface file (.h5).", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Surface file (.h5); or a study folder: its members, measures and taus.",
+            show_default=False,
+        ),
+    ],
     config: Annotated[
         bool, typer.Option("--config", help="Print only the stored config (TOML).")
     ] = False,
@@ -31,6 +37,18 @@ def info(
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.safe import plain
 
+    # A study folder: its members, their status and measures, and each measure's tau.
+    from tui_landscape.studies import is_study
+
+    if is_study(file):
+        from tui_landscape.cli.studydir import print_study, study_file_text
+
+        with user_errors(ctx):
+            if config:  # the study file as given, as --config prints a surface's config
+                typer.echo(study_file_text(file).rstrip())
+            else:
+                print_study(file)
+        return
     with user_errors(ctx):
         s = read_surface(file)
     if config:

@@ -58,13 +58,47 @@ RadiusOpt = Annotated[
 ]
 
 
+MemberOpt = Annotated[
+    str | None,
+    typer.Option("--member", help="A study folder's member, as <label>-s<seed> (its folder)."),
+]
+StageOpt = Annotated[
+    str | None,
+    typer.Option("--stage", help="A study folder's stage file: surface_2d (default), surface_1d, "
+                 "surface_2d_raw, hessian, pca..."),
+]  # fmt: skip
+
+
+def study_file(ctx: typer.Context, file: Path, member: str | None, stage: str | None) -> Path:
+    """``file`` itself, or where ``file`` is a study folder the file of ``member``'s
+    ``stage`` (a member that is not a minimizer is drawn, with a note that says so)."""
+    from tui_landscape.studies import is_study, member_file
+
+    if not is_study(file):
+        for flag, value in (("--member", member), ("--stage", stage)):
+            if value is not None:
+                raise typer.BadParameter("is for a study folder", param_hint=flag)
+        return file
+    with user_errors(ctx):
+        path, row = member_file(file, member, stage)
+    # The plot's title names the file (surface_2d.h5, the same in every member): say whose.
+    what = f"{row.label}: {path}" + ("" if row.ok else f" ({row.status}, not a minimizer)")
+    err_console.print(what, highlight=False, markup=False)
+    return path
+
+
 def terminal_width(width: int) -> int:
     return width or max(40, min(shutil.get_terminal_size((100, 30)).columns, 160))
 
 
 def plot(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Surface file (.h5), ours or the reference's.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Surface file (.h5), ours or the reference's; or a study folder with --member."
+        ),
+    ],
     surface: SurfaceOpt = "train_loss",
     kind: KindOpt = "auto",
     levels: LevelsOpt = None,
@@ -100,12 +134,15 @@ def plot(
             "it is complete, or (1) when no run has written it for a while.",
         ),
     ] = False,
+    member: MemberOpt = None,
+    stage: StageOpt = None,
 ) -> None:
     """Draw a surface (contour, filled, heat map, 1D curve, eigenvalue ratio, training path).
 
     Unfinished and failed points are drawn as missing. With --export the figure is written to
     a file instead; the sharpness numbers of loss surfaces are printed below the plot.
     """
+    file = study_file(ctx, file, member, stage)
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory

@@ -15,12 +15,15 @@ def tui(
     ctx: typer.Context,
     target: Annotated[
         Path | None,
-        typer.Argument(help="A config (.toml) to set up, a surface (.h5) to view, or a folder."),
+        typer.Argument(
+            help="A config (.toml) to set up, a surface (.h5) to view, a study folder, or a folder."
+        ),
     ] = None,
 ) -> None:
     """Open the app: browse surface files, view and compare them, set up and run new ones."""
     from engine.config import load_config
     from engine.formats import read_surface
+    from engine.study.analysis import is_study_folder, read_table
 
     with user_errors(ctx):
         if target is not None and not target.exists():
@@ -38,6 +41,8 @@ def tui(
             load_config(target, [])
         elif target is not None and target.is_file():
             read_surface(target)
+        elif target is not None and is_study_folder(target):
+            read_table(target)
         from tui_landscape.app import create_app
 
         app = create_app(target)

@@ -47,8 +47,10 @@ __all__ = [
     "FileRow",
     "ago",
     "describe_file",
+    "describe_study",
     "list_folder",
     "show_folder",
+    "study_folders",
     "surface_files",
 ]
 
@@ -60,6 +62,7 @@ WIDTHS = {"kind": 10, "grid": 9, "surfaces": 21, "done": 11, "created": 10}
 MIN_FILE = 20  # narrower than this, the surfaces column gives its room to the file name
 UNREADABLE = "unreadable"
 RUNNING = "running"  # how the done column starts while a run writes the file
+STUDY = "study"  # the kind of a study folder's row
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,45 @@ def _stamp(folder: Path) -> int | None:
         return None
 
 
+def study_folders(folder: Path) -> list[Path]:
+    """The study folders in ``folder`` (each holds a study's table), sorted."""
+    from engine.study.analysis import is_study_folder
+
+    try:
+        return sorted(p for p in folder.iterdir() if is_study_folder(p))
+    except OSError:
+        return []
+
+
+def describe_study(p: Path) -> FileRow:
+    """A study folder's row: its members, factors and how many reached a minimizer."""
+    from engine.study.analysis import TABLE_NAME, read_table
+
+    try:
+        t = read_table(p)
+    except LandscapeError as e:
+        return FileRow(p, (UNREADABLE, "", "", "", _mtime(p)), unreadable_reason(e, p))
+    ok, n = len(t.ok_rows()), len(t.rows)
+    factors = ", ".join(t.factors)
+    detail = (
+        f"{clean_text(p.name)}/: study {clean_text(t.name)}, {ok} of {n} members reached a "
+        f"minimizer; factors {clean_text(factors) or '-'}; enter lists its members"
+    )
+    return FileRow(p, (STUDY, f"{n}", factors, f"{ok}/{n} ok", _mtime(p / TABLE_NAME)), detail)
+
+
 def list_folder(folder: Path, cancelled: Callable[[], bool] = lambda: False) -> list[FileRow]:
-    """Every surface file of ``folder`` described; stops early once ``cancelled()`` is true."""
+    """Every surface file of ``folder`` described, then its study folders; stops early once
+    ``cancelled()`` is true."""
     rows = []
     for p in surface_files(folder):
         if cancelled():
             break
         rows.append(describe_file(p))
+    for p in study_folders(folder):
+        if cancelled():
+            break
+        rows.append(describe_study(p))
     return rows
 
 
@@ -311,7 +346,8 @@ class BrowserScreen(Screen):
             table.add_column(c, key=c, width=widths[c])
         now = _now()
         for r in self.listed:
-            cells = {"file": r.path.name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
+            name = r.path.name + ("/" if r.cells[0] == STUDY else "")
+            cells = {"file": name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
             cells["created"] = ago(cells["created"], now)
             # File names and what the files say are shown as written, never as markup.
             shown = [fit(clean_text(cells[c]), widths[c], middle=c == "file") for c in columns]
@@ -352,6 +388,11 @@ class BrowserScreen(Screen):
         p = self._current()
         if p is None:
             return
+        if p.is_dir():  # a study folder: its members
+            from tui_landscape.screens.study import StudyScreen
+
+            self.app.push_screen(StudyScreen(p))
+            return
         try:
             surface_info(p)  # one cheap open: the file may have changed since it was listed
         except LandscapeError as e:
@@ -366,6 +407,9 @@ class BrowserScreen(Screen):
         p = self._current()
         if p is None:
             return
+        if p.is_dir():
+            self.notify("A study folder is compared from within: enter, then c", markup=False)
+            return
         self.marked ^= {p}
         self.query_one(DataTable).update_cell(str(p), MARK, "*" if p in self.marked else " ")
 
@@ -379,7 +423,13 @@ class BrowserScreen(Screen):
 
     def action_delete(self) -> None:
         p = self._current()
-        if p is None or self._refuse_running(p):
+        if p is None:
+            return
+        if p.is_dir():  # a whole study (its runs, maps and report): not one key away
+            self.notify(f"{p.name}/ is a study folder; delete it outside the app",
+                        severity="warning", markup=False)  # fmt: skip
+            return
+        if self._refuse_running(p):
             return
         # On the UI thread, not in a worker: a 'y' typed at once must meet the question. It
         # reads one name from each other surface file of the folder: milliseconds.

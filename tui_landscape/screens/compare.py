@@ -64,9 +64,11 @@ class CompareScreen(Screen):
             super().__init__()
             self.surfaces, self.numbers = surfaces, numbers
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], labels: list[str] | None = None) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths]
+        # A study's members share file names (surface_2d.h5): `labels` names them instead.
+        self.labels = list(labels) if labels else None
         self.name_, self.kind = "train_loss", "auto"
         self.surfaces: list[Surface] | None = None  # None until the worker has read them
         self.numbers: dict[str, str] = {}  # the sharpness lines by surface name, fitted once
@@ -83,7 +85,7 @@ class CompareScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.title = "compare: " + ", ".join(p.name for p in self.paths)
+        self.title = "compare: " + ", ".join(self.labels or [p.name for p in self.paths])
         self.query_one("#numbers", Static).update("Reading the files...")
         self.read_files(self.paths)
 
@@ -97,7 +99,8 @@ class CompareScreen(Screen):
         self.post_message(self.Loaded(surfaces, numbers))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
-        self.surfaces, self.numbers = message.surfaces, message.numbers
+        self.surfaces = message.surfaces
+        self.numbers = {n: self._named(text) for n, text in message.numbers.items()}
         self.refresh_bindings()  # `k` for 2D files only
         self.redraw()
 
@@ -148,12 +151,23 @@ class CompareScreen(Screen):
                                         not self.app.no_color))  # fmt: skip
         try:
             texts = render_compare(self.surfaces, self.name_, self.kind, width=w, height=h,
-                                   color=not self.app.no_color)  # fmt: skip
+                                   color=not self.app.no_color, names=self.labels)  # fmt: skip
         except LandscapeError as e:
             texts = [str(e)] + [""] * (len(panes) - 1)
         if len(texts) == 1:  # 1D files are overlaid on one plot
             texts = texts + [""] * (len(panes) - 1)
         return texts
+
+    def _named(self, text: str) -> str:
+        """The numbers' lines (one a file, in order, each starting with the file's name) with
+        each file named by its label."""
+        if not self.labels:
+            return text
+        lines = text.split("\n")
+        for k, (p, label) in enumerate(zip(self.paths, self.labels, strict=True)):
+            if k < len(lines) and lines[k].startswith(p.name):
+                lines[k] = label + lines[k][len(p.name) :]
+        return "\n".join(lines)
 
     def action_next_surface(self) -> None:
         names = list(self.numbers)  # the surfaces every file has
@@ -174,11 +188,14 @@ class CompareScreen(Screen):
             self.notify("The files are still being read", severity="warning")
             return
         try:
-            specs = (
-                [resolve_difference(*self.surfaces, self.name_, self.kind, figure=True)]
-                if self.difference
-                else resolve_compare(self.surfaces, self.name_, self.kind)
-            )
+            if self.difference:
+                specs = [resolve_difference(*self.surfaces, self.name_, self.kind, figure=True)]
+            else:
+                specs = resolve_compare(self.surfaces, self.name_, self.kind)
+                if self.labels:
+                    from tui_landscape.plots.views import relabel
+
+                    specs = relabel(specs, self.labels)
         except LandscapeError as e:
             self.notify(str(e), severity="error", markup=False)
             return
