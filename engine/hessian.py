@@ -33,6 +33,7 @@ reverse-over-reverse, each with the default kernels and under the math SDPA kern
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -83,6 +84,9 @@ _MIN_WARM = 8
 # How a product is taken: forward-over-reverse or reverse-over-reverse, with the default
 # attention kernels or under the math SDPA kernel (whose ops all have double derivatives).
 HVP_MODES = ("fwd", "fwd-math", "rev", "rev-math")
+# Reverse-over-reverse products at one point share the gradient's graph (``reuse``): kept for
+# every batch while this estimate of its size (3x a first-order pass's saved tensors) fits.
+REUSE_BYTES = 1 << 30
 
 
 def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
@@ -135,6 +139,7 @@ class MeanLossHVP:
         mode: str = "auto",
         l2: float = 0.0,
         count: float | None = None,
+        reuse: bool = True,
     ) -> None:
         if mode != "auto" and mode not in HVP_MODES:
             raise ConfigError(
@@ -151,6 +156,12 @@ class MeanLossHVP:
         live = dict(model.named_parameters())
         self.names = hessian_params(model) if params is None else list(params)
         unknown = [k for k in self.names if k not in live]
+        if not self.names and not unknown:
+            raise ConfigError(
+                "the model has no gradient to take a Hessian of: none of its parameters "
+                f"{'requires grad' if params is None else 'was selected'} (hessian.params = "
+                "'2d' takes trainable tensors with 2+ dims, 'all' every trainable tensor)"
+            )
         if unknown or not self.names:
             raise ConfigError(
                 f"Expected `params` to name parameters of the model, but got {unknown or '[]'}; "
@@ -173,6 +184,10 @@ class MeanLossHVP:
             self.count = _count(loss, model, split_batches(self.split, batch_size))
         self.mode = "fwd" if mode == "auto" else mode
         self._auto = mode == "auto"
+        self.reuse = reuse
+        self._graphs: dict[tuple[str, int], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._at: tuple[tuple[int, int], ...] = ()  # the weights the graphs were built at
+        self._fits: bool | None = None  # whether every batch's graph fits in REUSE_BYTES
 
     def params_flat(self) -> torch.Tensor:
         """The current values of the Hessian's parameters, flattened in ``names`` order."""
@@ -216,9 +231,10 @@ class MeanLossHVP:
             raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
         tangents = self.unflatten(vt.to(self.device, self.dtype))
         primals, fs = self._batch_losses()
+        self._sync(fs)
         out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-        for f in fs:
-            hv = self._hvp(f, primals, tangents)
+        for i, f in enumerate(fs):
+            hv = self._hvp(i, f, primals, tangents)
             out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
         if self.l2:
             out += self.l2 * vt.to(out)  # the Hessian of l2/2 * ||params||^2
@@ -237,33 +253,69 @@ class MeanLossHVP:
             out += self.l2 * self.params_flat().to(out)
         return out.cpu().numpy()
 
-    def _hvp(self, f, primals, tangents) -> dict[str, torch.Tensor]:
-        """One batch's product in ``self.mode``; under ``auto`` the mode is chosen on the first
+    def _hvp(self, i: int, f, primals, tangents) -> dict[str, torch.Tensor]:
+        """Batch ``i``'s product in ``self.mode``; under ``auto`` the mode is chosen on the first
         batch: of ``HVP_MODES``, the fastest that works (an op may lack forward AD, or fused
-        attention a double derivative), each timed once after a warm-up."""
+        attention a double derivative), each timed once after a warm-up (which, reusing, builds
+        the graph: the time is then a product's at a point after its first)."""
         if self._auto:
-            self._choose(f, primals, tangents)
-        return _product(self.mode, f, primals, tangents)
+            self._choose(i, f, primals, tangents)
+        return self._product(self.mode, i, f, primals, tangents)
 
-    def _choose(self, f, primals, tangents) -> None:
+    def _choose(self, i: int, f, primals, tangents) -> None:
         failed: list[tuple[str, BaseException]] = []
         seconds: dict[str, float] = {}
         for mode in HVP_MODES:
             try:
-                _product(mode, f, primals, tangents)  # warm-up: first-call allocations
+                self._product(mode, i, f, primals, tangents)  # warm-up: allocations, the graph
                 t = time.perf_counter()
-                _product(mode, f, primals, tangents)
+                self._product(mode, i, f, primals, tangents)
                 seconds[mode] = time.perf_counter() - t
             except (RuntimeError, NotImplementedError) as e:
                 failed.append((mode, e))
         if not seconds:
-            raise failed[0][1]
+            raise _no_hessian(failed[0][1])
         self.mode, self._auto = min(seconds, key=seconds.__getitem__), False
+        self._graphs = {k: g for k, g in self._graphs.items() if k[0] == self.mode}
         log.info(
             "HVP mode: %s (%s), the fastest of %s a batch%s",
             self.mode, _TEXT[self.mode], ", ".join(f"{k} {v:.3g} s" for k, v in seconds.items()),
             "".join(f"; {m} failed: {describe(e)}" for m, e in failed),
         )  # fmt: skip
+
+    def _product(self, mode: str, i: int, f, primals, tangents) -> dict[str, torch.Tensor]:
+        if not (mode.startswith("rev") and self.reuse and self._fits):
+            return _product(mode, f, primals, tangents)
+        if (mode, i) not in self._graphs:
+            self._graphs[mode, i] = _gradient_graph(mode, f, primals)
+        leaves, grads = self._graphs[mode, i]
+        # H t = d(g . t)/dp: a backward pass through the kept graph of g, which stays for the
+        # next product (only the parts that depend on p: a linear term has no second derivative).
+        pairs = [
+            (g, tangents[k]) for g, k in zip(grads, self.names, strict=True) if g.requires_grad
+        ]
+        if not pairs:
+            return {k: torch.zeros_like(p) for k, p in primals.items()}
+        with torch.enable_grad():
+            hv = torch.autograd.grad(
+                [g for g, _ in pairs], leaves, [t for _, t in pairs],
+                retain_graph=True, allow_unused=True, materialize_grads=True,
+            )  # fmt: skip
+        return dict(zip(self.names, hv, strict=True))
+
+    def _sync(self, fs) -> None:
+        """Drop the kept graphs where the weights (or BN statistics) moved since they were
+        built: in-place moves bump the tensors' version counters. Decide once whether they fit."""
+        at = tuple((id(t), t._version) for t in itertools.chain(self.model.parameters(),
+                                                                 self.model.buffers()))  # fmt: skip
+        if at != self._at:
+            self._graphs, self._at = {}, at
+        if self._fits is None:  # once: also refuses a loss without a gradient, in one line
+            saved = _saved_bytes(fs[0], self._batch_losses()[0])
+            self._fits = self.reuse and saved * 3 * len(fs) <= REUSE_BYTES
+            if self.reuse and not self._fits:
+                log.info("HVP: the graphs of %d batches would exceed %d bytes; not kept",
+                         len(fs), REUSE_BYTES)  # fmt: skip
 
     def operator(self, shift: float = 0.0) -> LinearOperator:
         """``H - shift * I`` as a scipy operator in float64."""
@@ -285,12 +337,61 @@ _TEXT = {
 
 def _product(mode: str, f, primals, tangents) -> dict[str, torch.Tensor]:
     """``H t`` of a scalar function of a dict of tensors, in one of ``HVP_MODES``."""
-    math = sdpa_kernel(SDPBackend.MATH) if mode.endswith("-math") else contextlib.nullcontext()
-    with math:
+    with _kernel(mode):
         if mode.startswith("fwd"):
             return jvp(grad(f), (primals,), (tangents,))[1]
         _, pullback = vjp(grad(f), primals)
         return pullback(tangents)[0]
+
+
+def _kernel(mode: str):
+    return sdpa_kernel(SDPBackend.MATH) if mode.endswith("-math") else contextlib.nullcontext()
+
+
+def _gradient_graph(mode: str, f, primals) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Fresh leaves for ``primals`` and the gradient of ``f`` at them, with its graph."""
+    leaves = [p.detach().requires_grad_() for p in primals.values()]
+    with torch.enable_grad(), _kernel(mode):
+        loss = f(dict(zip(primals, leaves, strict=True)))
+        if not (loss.is_floating_point() and loss.requires_grad):
+            raise _no_hessian(None, loss)
+        grads = torch.autograd.grad(
+            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+    return leaves, list(grads)
+
+
+def _saved_bytes(f, primals) -> int:
+    """Bytes a first-order pass of ``f`` saves for its backward (a pass that keeps none);
+    refused in one line where its value has no gradient."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> None:
+        nonlocal total
+        total += t.numel() * t.element_size()
+
+    leaves = {k: p.detach().requires_grad_() for k, p in primals.items()}
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
+        loss = f(leaves)
+    if not (loss.is_floating_point() and loss.requires_grad):
+        raise _no_hessian(None, loss)
+    return total
+
+
+def _no_hessian(e: BaseException | None, loss: torch.Tensor | None = None) -> LandscapeError:
+    """One line for a loss without a second derivative: integer-valued, constant in the
+    Hessian's parameters, or through ops that no ``HVP_MODES`` can differentiate twice."""
+    if loss is not None and not loss.is_floating_point():
+        return LandscapeError(
+            f"the loss has no gradient: it is {str(loss.dtype).removeprefix('torch.')}-valued "
+            "(a count or an argmax is not differentiable); the Hessian needs a float loss"
+        )
+    if loss is not None:
+        return LandscapeError(
+            "the loss has no gradient: it does not depend on the Hessian's parameters "
+            "(see hessian.params), or the model detaches them"
+        )
+    return LandscapeError(f"no Hessian-vector product works for this model: {describe(e)}")
 
 
 @dataclass(frozen=True)
