@@ -60,6 +60,7 @@ __all__ = [
     "MAX_PRODUCTS",
     "Extremes",
     "MeanLossHVP",
+    "NonFiniteProduct",
     "accepted",
     "eigenvector_directions",
     "extreme_eigenvalues",
@@ -87,6 +88,10 @@ HVP_MODES = ("fwd", "fwd-math", "rev", "rev-math")
 # Reverse-over-reverse products at one point share the gradient's graph (``reuse``): kept for
 # every batch while this estimate of its size (3x a first-order pass's saved tensors) fits.
 REUSE_BYTES = 1 << 30
+
+
+class NonFiniteProduct(LandscapeError):
+    """A Hessian-vector product with a NaN or inf: a map records that point as failed."""
 
 
 def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
@@ -158,9 +163,9 @@ class MeanLossHVP:
         unknown = [k for k in self.names if k not in live]
         if not self.names and not unknown:
             raise ConfigError(
-                "the model has no gradient to take a Hessian of: none of its parameters "
-                f"{'requires grad' if params is None else 'was selected'} (hessian.params = "
-                "'2d' takes trainable tensors with 2+ dims, 'all' every trainable tensor)"
+                "the model has no gradient to take a Hessian of: none of its parameters both "
+                "requires grad and is selected (hessian.params = '2d' takes the tensors with 2+ "
+                "dims, 'all' every one)"
             )
         if unknown or not self.names:
             raise ConfigError(
@@ -379,17 +384,12 @@ def _saved_bytes(f, primals) -> int:
 
 
 def _no_hessian(e: BaseException | None, loss: torch.Tensor | None = None) -> LandscapeError:
-    """One line for a loss without a second derivative: integer-valued, constant in the
-    Hessian's parameters, or through ops that no ``HVP_MODES`` can differentiate twice."""
-    if loss is not None and not loss.is_floating_point():
-        return LandscapeError(
-            f"the loss has no gradient: it is {str(loss.dtype).removeprefix('torch.')}-valued "
-            "(a count or an argmax is not differentiable); the Hessian needs a float loss"
-        )
+    """One line for a loss without a second derivative: no gradient at all (``loss`` given),
+    or through ops that no ``HVP_MODES`` can differentiate twice (``e``)."""
     if loss is not None:
         return LandscapeError(
-            "the loss has no gradient: it does not depend on the Hessian's parameters "
-            "(see hessian.params), or the model detaches them"
+            "the loss has no gradient in the Hessian's parameters: it is integer-valued (a "
+            "count, an argmax), detached, or does not use them (see hessian.params)"
         )
     return LandscapeError(f"no Hessian-vector product works for this model: {describe(e)}")
 
@@ -544,7 +544,7 @@ def _lanczos(
         w = np.asarray(op(q[j]), dtype=np.float64).reshape(-1)
         products += 1
         if not np.isfinite(w).all():
-            raise LandscapeError("the Hessian-vector product is not finite here (NaN or inf)")
+            raise NonFiniteProduct("the Hessian-vector product is not finite here (NaN or inf)")
         h = q[:m] @ w
         w -= h @ q[:m]
         h2 = q[:m] @ w

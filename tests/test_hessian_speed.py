@@ -1,0 +1,122 @@
+"""Hessian maps you can afford: products that reuse a point's graph, and bad input in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import engine.hessian as hess
+from engine.config import load_config
+from engine.data import Batches, Split, digits_splits
+from engine.errors import ConfigError, LandscapeError
+from engine.formats import read_surface
+from engine.hessian import MeanLossHVP, extreme_eigenvalues
+from engine.run import prepare
+from tests.test_hessian import TinyAttention, as64, cnn, full_hessian, mlp, perturbation
+from tests.test_hessian_cli import SMALL
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    s = digits_splits()["train"]
+    return Split(s.x[:48], s.y[:48])
+
+
+@pytest.mark.parametrize("make", [mlp, cnn])
+def test_reused_graphs_give_the_full_hessian_product_and_follow_moves(split, make):
+    model, data = as64(make(), split)
+    kept = MeanLossHVP(model, data, batch_size=20, mode="rev")  # three batches
+    plain = MeanLossHVP(model, data, batch_size=20, mode="rev", reuse=False)
+    pert = perturbation(model)
+    rng = np.random.default_rng(0)
+    for a, b in [(0.0, 0.0), (0.4, -0.2)]:
+        pert.set(a, b)
+        h = full_hessian(model, data, kept.names)
+        for _ in range(2):  # the second product at a point runs on the kept graphs
+            v = rng.standard_normal(kept.n)
+            np.testing.assert_allclose(kept(v), h @ v, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(plain(v), h @ v, rtol=1e-9, atol=1e-12)
+        assert len(kept._graphs) == 3 and not plain._graphs
+    pert.reset()
+
+
+def test_graphs_over_the_budget_are_not_kept(split, monkeypatch):
+    monkeypatch.setattr(hess, "REUSE_BYTES", 0)
+    model, data = as64(mlp(), split)
+    hvp = MeanLossHVP(model, data, batch_size=20, mode="rev")
+    v = np.random.default_rng(1).standard_normal(hvp.n)
+    np.testing.assert_allclose(hvp(v), full_hessian(model, data, hvp.names) @ v, rtol=1e-9)
+    assert hvp._fits is False and not hvp._graphs
+
+
+def test_fused_attention_through_kept_graphs():
+    model = TinyAttention().eval()
+    g = torch.Generator().manual_seed(0)
+    data = Split(torch.randint(0, 7, (12, 5), generator=g), torch.randint(0, 7, (12,), generator=g))
+    names = hess.hessian_params(model, "all")
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        h = full_hessian(model, data, names)
+    hvp = MeanLossHVP(model, data, batch_size=5, params=names, mode="rev-math")
+    v = np.random.default_rng(0).standard_normal(hvp.n)
+    for _ in range(2):
+        np.testing.assert_allclose(hvp(v), h @ v, rtol=1e-4, atol=1e-6 * np.abs(h @ v).max())
+    assert hvp._graphs
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line for the run, or the point recorded as failed
+
+
+def test_a_model_without_trainable_parameters_is_one_line(split):
+    model = mlp().requires_grad_(False)
+    with pytest.raises(ConfigError, match="no gradient to take a Hessian of") as e:
+        MeanLossHVP(model, split, 16)
+    assert "\n" not in str(e.value)
+    import tui_landscape as tl
+
+    with pytest.raises(ConfigError, match="no gradient to take a Hessian of"):
+        tl.hessian(model, (split.x, split.y))
+
+
+def _counted(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+    x, y = batch
+    return {"loss": (model(x).argmax(1) != y).long()}
+
+
+def _detached(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+    x, y = batch
+    return {"loss": nn.functional.cross_entropy(model(x).detach(), y, reduction="none")}
+
+
+@pytest.mark.parametrize("fn", [_counted, _detached])
+@pytest.mark.parametrize("mode", ["auto", "rev", "fwd"])
+def test_a_loss_without_a_gradient_is_one_line(split, fn, mode):
+    hvp = MeanLossHVP(mlp(), Batches(48, ((split.x, split.y),)), 48, loss=fn, mode=mode)
+    with pytest.raises(LandscapeError, match="the loss has no gradient in") as e:
+        extreme_eigenvalues(hvp)
+    assert "\n" not in str(e.value)
+
+
+def test_a_non_finite_product_fails_that_point_only(tmp_path):
+    cfg = load_config(None, SMALL)  # x in {-1, 0, 1}
+    job = prepare(cfg, tmp_path / "nan.h5")
+    # A NaN in the x direction: the model is NaN wherever x != 0, finite on the x = 0 column.
+    job.landscape.perturbation._groups[0].dx[0] = float("nan")
+    job.run()
+    s = read_surface(tmp_path / "nan.h5")
+    assert s.completed.all()
+    bad, good = (slice(None), [0, 2]), (slice(None), 1)
+    assert np.isnan(s.values["max_eig"][bad]).all() and np.isnan(s.values["min_eig"][bad]).all()
+    assert (s.values["hessian_converged"][bad] == 0).all()
+    assert np.isfinite(s.values["max_eig"][good]).all()
+    assert (s.values["hessian_converged"][good] == 1).all()
