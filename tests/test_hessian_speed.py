@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,49 @@ def test_a_non_finite_product_fails_that_point_only(tmp_path):
     assert (s.values["hessian_converged"][bad] == 0).all()
     assert np.isfinite(s.values["max_eig"][good]).all()
     assert (s.values["hessian_converged"][good] == 1).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# a Hugging Face model with its default (fused) attention
+
+
+def _causal_lm(model: nn.Module, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    logits = model(ids).logits[:, :-1]
+    per_token = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+    )
+    return {"loss": per_token.view(len(ids), -1).mean(1)}
+
+
+def test_hf_gpt2_default_attention_has_the_eager_hessian():
+    transformers = pytest.importorskip("transformers")
+    from torch.profiler import profile
+
+    cfg = transformers.GPT2Config(
+        vocab_size=11, n_positions=8, n_embd=8, n_layer=1, n_head=2, bos_token_id=0,
+        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    # Each its own config: the model keeps it, attention implementation included.
+    fused, eager = (
+        transformers.GPT2LMHeadModel._from_config(copy.deepcopy(cfg), attn_implementation=a)
+        for a in ("sdpa", "eager")
+    )
+    fused.eval(), eager.eval()
+    eager.load_state_dict(fused.state_dict())
+    ids = torch.randint(0, 11, (12, 6), generator=torch.Generator().manual_seed(0))
+    with profile() as prof:
+        fused(ids)
+    ops = {e.name for e in prof.events()}
+    assert "aten::scaled_dot_product_attention" in ops  # the fused entry point, not eager's
+    data = Batches(12, (ids,))
+    got = {}
+    for name, model in (("fused", fused), ("eager", eager)):
+        hvp = MeanLossHVP(model, data, 6, loss=_causal_lm, params=hess.hessian_params(model, "all"))
+        v = np.random.default_rng(0).standard_normal(hvp.n)
+        got[name] = hvp(v), extreme_eigenvalues(hvp)
+    (hv, ex), (hv_eager, ex_eager) = got["fused"], got["eager"]
+    np.testing.assert_allclose(hv, hv_eager, rtol=1e-4, atol=1e-6 * np.abs(hv_eager).max())
+    assert ex.converged and ex_eager.converged
+    assert ex.lmax == pytest.approx(ex_eager.lmax, rel=1e-3)
+    assert ex.lmin == pytest.approx(ex_eager.lmin, rel=1e-2)
