@@ -28,6 +28,14 @@ and flash kernels) have a Hessian too: ``mode = 'auto'`` times forward-over-reve
 reverse-over-reverse, each with the default kernels and under the math SDPA kernel
 (``torch.nn.attention.sdpa_kernel``), on the first batch, and keeps the fastest that works
 (on a busy 2-core CPU reverse-over-reverse was the faster for digits ResNet-20).
+
+A point's products share one gradient graph (``reuse``, the default): the weights do not move
+while Lanczos runs there, so reverse-over-reverse builds the gradient with ``create_graph``
+once per batch and point, and each product is one backward pass through it (on a busy 2-core
+CPU 1.5-2.5 gradients a product instead of 2.7-4; ``benchmarks/bench_hessian.py --speed``).
+The graphs are dropped when any parameter or buffer moves (its version counter), and kept
+only while an estimate of their size over all batches fits ``REUSE_BYTES``; else each product
+rebuilds its own, as with ``reuse=False``.
 """
 
 from __future__ import annotations
