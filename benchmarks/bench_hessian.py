@@ -35,6 +35,14 @@ Measured (2026-12-06) on a shared 2-core CPU busy with other work (load 6-7), on
 rev fail (fused attention), fwd-math 5.42, rev-math 4.25, auto chose rev-math (4.50);
 digits ResNet-20 (67,848 weights, random init): fwd 5.35 (the old default), fwd-math 5.50,
 rev 2.71, rev-math 2.41, auto chose rev (2.58). Ratios, not seconds: the machine was busy.
+
+``--speed charlm,digits_resnet20,digits_resnet56`` (``run_speed``): those ratios with the
+reverse modes' products on the point's kept gradient graph too, then seconds per grid point
+before (``MeanLossHVP(reuse=False)``) and after, paired in one process, with the load average;
+``--quick`` (64 samples, one point) took 55 s on the busy 2-core CPU. Measured (2026-12-06,
+load 5.5-11.6, 256 samples): digits ResNet-20 rev 2.04 -> 1.47 gradients a product, 17.0 ->
+10.1 s a point; digits ResNet-56 (built inline) rev 2.74 -> 1.65, 46.8 -> 31.4 s; the char
+transformer (128 samples) rev-math 4.94 -> 3.61, 58.0 -> 34.3 s (docs/benchmarks.md).
 """
 
 from __future__ import annotations
