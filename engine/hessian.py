@@ -40,7 +40,6 @@ rebuilds its own, as with ``reuse=False``.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import time
@@ -53,12 +52,12 @@ from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import loss_sums, read_sums
+from engine.hvp_graph import gradient_graph, graph_product, math_kernel, no_hessian, saved_bytes
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
 
 __all__ = [
@@ -287,7 +286,7 @@ class MeanLossHVP:
             except (RuntimeError, NotImplementedError) as e:
                 failed.append((mode, e))
         if not seconds:
-            raise _no_hessian(failed[0][1])
+            raise no_hessian(failed[0][1])
         self.mode, self._auto = min(seconds, key=seconds.__getitem__), False
         self._graphs = {k: g for k, g in self._graphs.items() if k[0] == self.mode}
         log.info(
@@ -300,21 +299,9 @@ class MeanLossHVP:
         if not (mode.startswith("rev") and self.reuse and self._fits):
             return _product(mode, f, primals, tangents)
         if (mode, i) not in self._graphs:
-            self._graphs[mode, i] = _gradient_graph(mode, f, primals)
+            self._graphs[mode, i] = gradient_graph(mode, f, primals)
         leaves, grads = self._graphs[mode, i]
-        # H t = d(g . t)/dp: a backward pass through the kept graph of g, which stays for the
-        # next product (only the parts that depend on p: a linear term has no second derivative).
-        pairs = [
-            (g, tangents[k]) for g, k in zip(grads, self.names, strict=True) if g.requires_grad
-        ]
-        if not pairs:
-            return {k: torch.zeros_like(p) for k, p in primals.items()}
-        with torch.enable_grad():
-            hv = torch.autograd.grad(
-                [g for g, _ in pairs], leaves, [t for _, t in pairs],
-                retain_graph=True, allow_unused=True, materialize_grads=True,
-            )  # fmt: skip
-        return dict(zip(self.names, hv, strict=True))
+        return graph_product(leaves, grads, self.names, tangents)
 
     def _sync(self, fs) -> None:
         """Drop the kept graphs where the weights (or BN statistics) moved since they were
@@ -324,7 +311,7 @@ class MeanLossHVP:
         if at != self._at:
             self._graphs, self._at = {}, at
         if self._fits is None:  # once: also refuses a loss without a gradient, in one line
-            saved = _saved_bytes(fs[0], self._batch_losses()[0])
+            saved = saved_bytes(fs[0], self._batch_losses()[0])
             self._fits = self.reuse and saved * 3 * len(fs) <= REUSE_BYTES
             if self.reuse and not self._fits:
                 log.info("HVP: the graphs of %d batches would exceed %d bytes; not kept",
@@ -350,56 +337,11 @@ _TEXT = {
 
 def _product(mode: str, f, primals, tangents) -> dict[str, torch.Tensor]:
     """``H t`` of a scalar function of a dict of tensors, in one of ``HVP_MODES``."""
-    with _kernel(mode):
+    with math_kernel(mode):
         if mode.startswith("fwd"):
             return jvp(grad(f), (primals,), (tangents,))[1]
         _, pullback = vjp(grad(f), primals)
         return pullback(tangents)[0]
-
-
-def _kernel(mode: str):
-    return sdpa_kernel(SDPBackend.MATH) if mode.endswith("-math") else contextlib.nullcontext()
-
-
-def _gradient_graph(mode: str, f, primals) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Fresh leaves for ``primals`` and the gradient of ``f`` at them, with its graph."""
-    leaves = [p.detach().requires_grad_() for p in primals.values()]
-    with torch.enable_grad(), _kernel(mode):
-        loss = f(dict(zip(primals, leaves, strict=True)))
-        if not (loss.is_floating_point() and loss.requires_grad):
-            raise _no_hessian(None, loss)
-        grads = torch.autograd.grad(
-            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
-        )
-    return leaves, list(grads)
-
-
-def _saved_bytes(f, primals) -> int:
-    """Bytes a first-order pass of ``f`` saves for its backward (a pass that keeps none);
-    refused in one line where its value has no gradient."""
-    total = 0
-
-    def pack(t: torch.Tensor) -> None:
-        nonlocal total
-        total += t.numel() * t.element_size()
-
-    leaves = {k: p.detach().requires_grad_() for k, p in primals.items()}
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
-        loss = f(leaves)
-    if not (loss.is_floating_point() and loss.requires_grad):
-        raise _no_hessian(None, loss)
-    return total
-
-
-def _no_hessian(e: BaseException | None, loss: torch.Tensor | None = None) -> LandscapeError:
-    """One line for a loss without a second derivative: no gradient at all (``loss`` given),
-    or through ops that no ``HVP_MODES`` can differentiate twice (``e``)."""
-    if loss is not None:
-        return LandscapeError(
-            "the loss has no gradient in the Hessian's parameters: it is integer-valued (a "
-            "count, an argmax), detached, or does not use them (see hessian.params)"
-        )
-    return LandscapeError(f"no Hessian-vector product works for this model: {describe(e)}")
 
 
 @dataclass(frozen=True)
