@@ -16,7 +16,15 @@ from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface
 from engine.hessian import MeanLossHVP, extreme_eigenvalues
 from engine.run import prepare
-from tests.test_hessian import TinyAttention, as64, cnn, full_hessian, mlp, perturbation
+from tests.test_hessian import (
+    TinyAttention,
+    as64,
+    cnn,
+    full_hessian,
+    mlp,
+    perturbation,
+    trained_at_a_minimum,
+)
 from tests.test_hessian_cli import SMALL
 
 
@@ -50,6 +58,20 @@ def test_reused_graphs_give_the_full_hessian_product_and_follow_moves(split, mak
             np.testing.assert_allclose(plain(v), h @ v, rtol=1e-9, atol=1e-12)
         assert len(kept._graphs) == 3 and not plain._graphs
     pert.reset()
+
+
+def test_kept_graphs_keep_lambda_min_to_one_percent_at_a_minimum():
+    s = digits_splits()["train"]
+    data = Split(s.x[:64].double(), s.y[:64])
+    model = trained_at_a_minimum(data, 0.1)  # lambda_min near 1% of lambda_max
+    names = hess.hessian_params(model, "all")
+    ev = np.linalg.eigvalsh(full_hessian(model, data, names) + 0.1 * np.eye(310))
+    for reuse in (True, False):
+        hvp = MeanLossHVP(model, data, 32, params=names, l2=0.1, mode="rev", reuse=reuse)
+        ex = extreme_eigenvalues(hvp)
+        assert ex.converged and abs(ex.lmin - ev[0]) <= 0.01 * abs(ev[0]), (reuse, ex.lmin, ev[0])
+        assert abs(ex.lmax - ev[-1]) <= 1e-3 * ev[-1]
+        assert bool(hvp._graphs) == reuse
 
 
 def test_graphs_over_the_budget_are_not_kept(split, monkeypatch):
