@@ -49,14 +49,14 @@ def test_reused_graphs_give_the_full_hessian_product_and_follow_moves(split, mak
     plain = MeanLossHVP(model, data, batch_size=20, mode="rev", reuse=False)
     pert = perturbation(model)
     rng = np.random.default_rng(0)
-    for a, b in [(0.0, 0.0), (0.4, -0.2)]:
-        pert.set(a, b)
-        h = full_hessian(model, data, kept.names)
-        for _ in range(2):  # the second product at a point runs on the kept graphs
-            v = rng.standard_normal(kept.n)
-            np.testing.assert_allclose(kept(v), h @ v, rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(plain(v), h @ v, rtol=1e-9, atol=1e-12)
-        assert len(kept._graphs) == 3 and not plain._graphs
+    kept(rng.standard_normal(kept.n))  # graphs built at the centre, then the weights move
+    pert.set(0.4, -0.2)
+    h = full_hessian(model, data, kept.names)
+    for _ in range(2):  # the second product at the point runs on the kept graphs
+        v = rng.standard_normal(kept.n)
+        np.testing.assert_allclose(kept(v), h @ v, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(plain(v), h @ v, rtol=1e-9, atol=1e-12)
+    assert len(kept._graphs) == 3 and not plain._graphs
     pert.reset()
 
 
