@@ -32,10 +32,10 @@ reverse-over-reverse, each with the default kernels and under the math SDPA kern
 A point's products share one gradient graph (``reuse``, the default): the weights do not move
 while Lanczos runs there, so reverse-over-reverse builds the gradient with ``create_graph``
 once per batch and point, and each product is one backward pass through it (on a busy 2-core
-CPU 1.5-2.5 gradients a product instead of 2.7-4; ``benchmarks/bench_hessian.py --speed``).
-The graphs are dropped when any parameter or buffer moves (its version counter), and kept
-only while an estimate of their size over all batches fits ``REUSE_BYTES``; else each product
-rebuilds its own, as with ``reuse=False``.
+CPU 1.5-1.7 gradients a product instead of 2.0-2.7 for the digits ResNets;
+``benchmarks/bench_hessian.py --speed``). The graphs are dropped when any parameter or buffer
+moves (its version counter), and kept only while an estimate of their size over all batches
+fits ``REUSE_BYTES``; else each product rebuilds its own, as with ``reuse=False``.
 """
 
 from __future__ import annotations
