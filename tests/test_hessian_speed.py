@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface
 from engine.hessian import MeanLossHVP, extreme_eigenvalues
 from engine.run import prepare
+from tests.conftest import REPO, run_script
 from tests.test_hessian import (
     TinyAttention,
     as64,
@@ -190,3 +192,13 @@ def test_hf_gpt2_default_attention_has_the_eager_hessian():
     assert ex.converged and ex_eager.converged
     assert ex.lmax == pytest.approx(ex_eager.lmax, rel=1e-3)
     assert ex.lmin == pytest.approx(ex_eager.lmin, rel=1e-2)
+
+
+def test_benchmark_speed_prints_ratios_and_paired_points():
+    out = run_script(REPO / "benchmarks" / "bench_hessian.py", "--threads", "1", "--speed",
+                     "digits_mlp", "--quick", "--samples", "16")  # fmt: skip
+    assert re.search(r"load average [0-9.]+, [0-9.]+, [0-9.]+", out), out
+    assert re.search(r"HVP/gradient: fwd [0-9.]+, .*rev kept [0-9.]+", out), out
+    point = re.search(r"before ([0-9.]+) s \((\d+) products\), after ([0-9.]+) s \((\d+) ", out)
+    assert point and int(point[2]) > 0 and int(point[4]) > 0, out
+    assert "seconds per grid point, median of 1: before" in out, out
