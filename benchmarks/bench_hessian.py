@@ -35,6 +35,14 @@ Measured (2026-12-06) on a shared 2-core CPU busy with other work (load 6-7), on
 rev fail (fused attention), fwd-math 5.42, rev-math 4.25, auto chose rev-math (4.50);
 digits ResNet-20 (67,848 weights, random init): fwd 5.35 (the old default), fwd-math 5.50,
 rev 2.71, rev-math 2.41, auto chose rev (2.58). Ratios, not seconds: the machine was busy.
+
+``--speed charlm,digits_resnet20,digits_resnet56`` (``run_speed``): those ratios with the
+reverse modes' products on the point's kept gradient graph too, then seconds per grid point
+before (``MeanLossHVP(reuse=False)``) and after, paired in one process, with the load average;
+``--quick`` (64 samples, one point) took 55 s on the busy 2-core CPU. Measured (2026-12-06,
+load 5.5-11.6, 256 samples): digits ResNet-20 rev 2.04 -> 1.47 gradients a product, 17.0 ->
+10.1 s a point; digits ResNet-56 (built inline) rev 2.74 -> 1.65, 46.8 -> 31.4 s; the char
+transformer (128 samples) rev-math 4.94 -> 3.61, 58.0 -> 34.3 s (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -55,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import digits_splits
 from engine.directions import DirectionSet, Perturbation, random_direction
+from engine.errors import LandscapeError
 from engine.hessian import HVP_MODES, MeanLossHVP, extreme_eigenvalues, snake_order
 from engine.models import build_model, load_checkpoint
 
@@ -157,20 +167,28 @@ def rel(a: list[dict], b: list[dict]) -> dict[str, float]:
     return d
 
 
-def cost_case(name: str, samples: int):
+def cost_case(name: str, samples: int, checkpoint: bool = True):
     """(model, split, batch size, loss) of a cost case: the char transformer of the charlm
-    sample (its recipe checkpoint), or digits ResNet-20 at random init."""
+    sample (its recipe checkpoint, or random init), a digits ResNet at random init. Digits
+    ResNet-56 is not in the zoo: it is built here, the digits ResNets' builder at depth 56
+    (``CifarResNet(56, 8, in_channels=1, pool=2)``, 8x8 inputs)."""
     from engine.build import load_model
     from engine.config import load_config
     from engine.data import load_splits
+    from engine.models.resnet import CifarResNet
 
     repo = Path(__file__).resolve().parents[1]
     if name == "charlm":
-        cfg = load_config(repo / "sample_configs" / "charlm_2d.toml", [f"data.subset={samples}"])
+        sets = [f"data.subset={samples}"] + ([] if checkpoint else ['model.checkpoint=""'])
+        cfg = load_config(repo / "sample_configs" / "charlm_2d.toml", sets)
     else:
-        cfg = load_config(None, [f"model.arch={name}", "data.dataset=digits",
+        arch = "digits_resnet20" if name == "digits_resnet56" else name
+        cfg = load_config(None, [f"model.arch={arch}", "data.dataset=digits",
                                  'data.splits=["train"]', f"data.subset={samples}"])  # fmt: skip
     model = load_model(cfg).eval()
+    if name == "digits_resnet56":
+        torch.manual_seed(cfg.model.seed)
+        model = CifarResNet(56, 8, True, 10, in_channels=1, pool=2).eval()
     return model, load_splits(cfg.data, ["train"])["train"], cfg.data.batch_size, cfg.data.loss
 
 
@@ -198,6 +216,70 @@ def run_cost(args) -> None:
         print(line, flush=True)
 
 
+def run_speed(args) -> None:
+    """Per case, in one process: HVP/gradient time ratios per mode (rev modes with and without
+    the kept graph), then seconds per grid point BEFORE (``reuse=False``: every product
+    rebuilds the gradient's graph, the solver path before the change) and AFTER (the default),
+    paired point by point in alternating order, on a line of points along one random
+    filter-normalised direction, warm-started from the previous point, at ``--tol``."""
+    samples = args.samples or (64 if args.quick else 0)
+    points = args.points or (1 if args.quick else 3)
+    reps = 1 if args.quick else args.reps
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+          f"{_load()} (1, 5, 15 min) at the start", flush=True)  # fmt: skip
+    for name in args.speed.split(","):
+        model, split, batch, loss = cost_case(name, samples or 10**9, checkpoint=False)
+        before = MeanLossHVP(model, split, batch, loss, reuse=False)
+        after = MeanLossHVP(model, split, batch, loss)
+        v = np.random.default_rng(0).standard_normal(after.n)
+        before(v), after(v)  # warm-up, and auto's choice of mode
+        tg = statistics.median(_timed(after.gradient) for _ in range(reps))
+        ratios = []
+        for mode in HVP_MODES:
+            for reuse in (False, True) if mode.startswith("rev") else (False,):
+                h = MeanLossHVP(model, split, batch, loss, mode=mode, reuse=reuse)
+                label = f"{mode}{' kept' if reuse else ''}"
+                try:
+                    h(v)  # warm-up; with reuse, builds the graph: the rest are products
+                except (RuntimeError, NotImplementedError, LandscapeError):
+                    ratios.append(f"{label} fails")
+                    continue
+                th = statistics.median(_timed(lambda h=h, v=v: h(v)) for _ in range(reps))
+                ratios.append(f"{label} {th / tg:.2f}")
+        print(f"{name}: {after.n:,} Hessian weights, {len(split)} samples, batch {batch}, "
+              f"gradient {tg:.3f} s; HVP/gradient: {', '.join(ratios)}; auto chose "
+              f"{before.mode} before, {after.mode} after", flush=True)  # fmt: skip
+        g = torch.Generator().manual_seed(args.seed)
+        d = random_direction(model, "weights", "filter", "biasbn", g)
+        pert = Perturbation(model, DirectionSet(d, None, "weights"))
+        rows, prev = [], {"before": None, "after": None}
+        for k, a in enumerate(np.linspace(0.0, 0.5, points)):
+            pert.set(float(a))
+            row = {}
+            for which in ("before", "after") if k % 2 == 0 else ("after", "before"):
+                h = before if which == "before" else after
+                t = time.perf_counter()
+                ex = extreme_eigenvalues(h, args.tol, start=prev[which], seed=k)
+                row[which] = (time.perf_counter() - t, ex.products, ex.lmax, ex.lmin)
+                prev[which] = ex
+            rows.append(row)
+            (sb, pb, *_), (sa, pa, *ea) = row["before"], row["after"]
+            print(f"  point {k} (a = {a:.2f}): before {sb:.2f} s ({pb} products), after "
+                  f"{sa:.2f} s ({pa} products), after/before {sa / sb:.2f}; lambda_max "
+                  f"{ea[0]:.5g}, lambda_min {ea[1]:.5g}", flush=True)  # fmt: skip
+        pert.reset()
+        sb = statistics.median(r["before"][0] for r in rows)
+        sa = statistics.median(r["after"][0] for r in rows)
+        ratio = statistics.median(r["after"][0] / r["before"][0] for r in rows)
+        print(f"{name}: seconds per grid point, median of {points}: before {sb:.2f}, after "
+              f"{sa:.2f}; after/before {ratio:.2f} (median of the pairs); load average "
+              f"{_load()}", flush=True)  # fmt: skip
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -215,7 +297,15 @@ def main() -> None:
     p.add_argument(
         "--cost", default="", help="HVP/gradient time ratios only, e.g. charlm,digits_resnet20"
     )
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions (--cost)")
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions (--cost, --speed)")
+    p.add_argument(
+        "--speed",
+        default="",
+        help="HVP/gradient ratios and seconds per grid point before/after, paired, e.g. "
+        "charlm,digits_resnet20,digits_resnet56 (random init)",
+    )
+    p.add_argument("--points", type=int, default=0, help="grid points per case (--speed)")
+    p.add_argument("--quick", action="store_true", help="--speed in about a minute")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--methods", default="abc", help="subset of 'abc' to run")
@@ -234,6 +324,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.cost:
         run_cost(args)
+        return
+    if args.speed:
+        run_speed(args)
         return
     model, split, pert, coords, ckpt = setup(args)
     n_hess = sum(p.numel() for p in model.parameters() if p.dim() > 1)

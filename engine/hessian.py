@@ -28,11 +28,19 @@ and flash kernels) have a Hessian too: ``mode = 'auto'`` times forward-over-reve
 reverse-over-reverse, each with the default kernels and under the math SDPA kernel
 (``torch.nn.attention.sdpa_kernel``), on the first batch, and keeps the fastest that works
 (on a busy 2-core CPU reverse-over-reverse was the faster for digits ResNet-20).
+
+A point's products share one gradient graph (``reuse``, the default): the weights do not move
+while Lanczos runs there, so reverse-over-reverse builds the gradient with ``create_graph``
+once per batch and point, and each product is one backward pass through it (on a busy 2-core
+CPU 1.5-1.7 gradients a product instead of 2.0-2.7 for the digits ResNets;
+``benchmarks/bench_hessian.py --speed``). The graphs are dropped when any parameter or buffer
+moves (its version counter), and kept only while an estimate of their size over all batches
+fits ``REUSE_BYTES``; else each product rebuilds its own, as with ``reuse=False``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -44,12 +52,12 @@ from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import loss_sums, read_sums
+from engine.hvp_graph import gradient_graph, graph_product, math_kernel, no_hessian, saved_bytes
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "MAX_PRODUCTS",
     "Extremes",
     "MeanLossHVP",
+    "NonFiniteProduct",
     "accepted",
     "eigenvector_directions",
     "extreme_eigenvalues",
@@ -83,6 +92,13 @@ _MIN_WARM = 8
 # How a product is taken: forward-over-reverse or reverse-over-reverse, with the default
 # attention kernels or under the math SDPA kernel (whose ops all have double derivatives).
 HVP_MODES = ("fwd", "fwd-math", "rev", "rev-math")
+# Reverse-over-reverse products at one point share the gradient's graph (``reuse``): kept for
+# every batch while this estimate of its size (3x a first-order pass's saved tensors) fits.
+REUSE_BYTES = 1 << 30
+
+
+class NonFiniteProduct(LandscapeError):
+    """A Hessian-vector product with a NaN or inf: a map records that point as failed."""
 
 
 def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
@@ -135,6 +151,7 @@ class MeanLossHVP:
         mode: str = "auto",
         l2: float = 0.0,
         count: float | None = None,
+        reuse: bool = True,
     ) -> None:
         if mode != "auto" and mode not in HVP_MODES:
             raise ConfigError(
@@ -151,6 +168,12 @@ class MeanLossHVP:
         live = dict(model.named_parameters())
         self.names = hessian_params(model) if params is None else list(params)
         unknown = [k for k in self.names if k not in live]
+        if not self.names and not unknown:
+            raise ConfigError(
+                "the model has no gradient to take a Hessian of: none of its parameters both "
+                "requires grad and is selected (hessian.params = '2d' takes the tensors with 2+ "
+                "dims, 'all' every one)"
+            )
         if unknown or not self.names:
             raise ConfigError(
                 f"Expected `params` to name parameters of the model, but got {unknown or '[]'}; "
@@ -173,6 +196,10 @@ class MeanLossHVP:
             self.count = _count(loss, model, split_batches(self.split, batch_size))
         self.mode = "fwd" if mode == "auto" else mode
         self._auto = mode == "auto"
+        self.reuse = reuse
+        self._graphs: dict[tuple[str, int], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._at: tuple[tuple[int, int], ...] = ()  # the weights the graphs were built at
+        self._fits: bool | None = None  # whether every batch's graph fits in REUSE_BYTES
 
     def params_flat(self) -> torch.Tensor:
         """The current values of the Hessian's parameters, flattened in ``names`` order."""
@@ -216,9 +243,10 @@ class MeanLossHVP:
             raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
         tangents = self.unflatten(vt.to(self.device, self.dtype))
         primals, fs = self._batch_losses()
+        self._sync(fs)
         out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-        for f in fs:
-            hv = self._hvp(f, primals, tangents)
+        for i, f in enumerate(fs):
+            hv = self._hvp(i, f, primals, tangents)
             out += torch.cat([hv[k].reshape(-1) for k in self.names]).double()
         if self.l2:
             out += self.l2 * vt.to(out)  # the Hessian of l2/2 * ||params||^2
@@ -237,33 +265,57 @@ class MeanLossHVP:
             out += self.l2 * self.params_flat().to(out)
         return out.cpu().numpy()
 
-    def _hvp(self, f, primals, tangents) -> dict[str, torch.Tensor]:
-        """One batch's product in ``self.mode``; under ``auto`` the mode is chosen on the first
+    def _hvp(self, i: int, f, primals, tangents) -> dict[str, torch.Tensor]:
+        """Batch ``i``'s product in ``self.mode``; under ``auto`` the mode is chosen on the first
         batch: of ``HVP_MODES``, the fastest that works (an op may lack forward AD, or fused
-        attention a double derivative), each timed once after a warm-up."""
+        attention a double derivative), each timed once after a warm-up (which, reusing, builds
+        the graph: the time is then a product's at a point after its first)."""
         if self._auto:
-            self._choose(f, primals, tangents)
-        return _product(self.mode, f, primals, tangents)
+            self._choose(i, f, primals, tangents)
+        return self._product(self.mode, i, f, primals, tangents)
 
-    def _choose(self, f, primals, tangents) -> None:
+    def _choose(self, i: int, f, primals, tangents) -> None:
         failed: list[tuple[str, BaseException]] = []
         seconds: dict[str, float] = {}
         for mode in HVP_MODES:
             try:
-                _product(mode, f, primals, tangents)  # warm-up: first-call allocations
+                self._product(mode, i, f, primals, tangents)  # warm-up: allocations, the graph
                 t = time.perf_counter()
-                _product(mode, f, primals, tangents)
+                self._product(mode, i, f, primals, tangents)
                 seconds[mode] = time.perf_counter() - t
             except (RuntimeError, NotImplementedError) as e:
                 failed.append((mode, e))
         if not seconds:
-            raise failed[0][1]
+            raise no_hessian(failed[0][1])
         self.mode, self._auto = min(seconds, key=seconds.__getitem__), False
+        self._graphs = {k: g for k, g in self._graphs.items() if k[0] == self.mode}
         log.info(
             "HVP mode: %s (%s), the fastest of %s a batch%s",
             self.mode, _TEXT[self.mode], ", ".join(f"{k} {v:.3g} s" for k, v in seconds.items()),
             "".join(f"; {m} failed: {describe(e)}" for m, e in failed),
         )  # fmt: skip
+
+    def _product(self, mode: str, i: int, f, primals, tangents) -> dict[str, torch.Tensor]:
+        if not (mode.startswith("rev") and self.reuse and self._fits):
+            return _product(mode, f, primals, tangents)
+        if (mode, i) not in self._graphs:
+            self._graphs[mode, i] = gradient_graph(mode, f, primals)
+        leaves, grads = self._graphs[mode, i]
+        return graph_product(leaves, grads, self.names, tangents)
+
+    def _sync(self, fs) -> None:
+        """Drop the kept graphs where the weights (or BN statistics) moved since they were
+        built: in-place moves bump the tensors' version counters. Decide once whether they fit."""
+        at = tuple((id(t), t._version) for t in itertools.chain(self.model.parameters(),
+                                                                 self.model.buffers()))  # fmt: skip
+        if at != self._at:
+            self._graphs, self._at = {}, at
+        if self._fits is None:  # once: also refuses a loss without a gradient, in one line
+            saved = saved_bytes(fs[0], self._batch_losses()[0])
+            self._fits = self.reuse and saved * 3 * len(fs) <= REUSE_BYTES
+            if self.reuse and not self._fits:
+                log.info("HVP: the graphs of %d batches would exceed %d bytes; not kept",
+                         len(fs), REUSE_BYTES)  # fmt: skip
 
     def operator(self, shift: float = 0.0) -> LinearOperator:
         """``H - shift * I`` as a scipy operator in float64."""
@@ -285,8 +337,7 @@ _TEXT = {
 
 def _product(mode: str, f, primals, tangents) -> dict[str, torch.Tensor]:
     """``H t`` of a scalar function of a dict of tensors, in one of ``HVP_MODES``."""
-    math = sdpa_kernel(SDPBackend.MATH) if mode.endswith("-math") else contextlib.nullcontext()
-    with math:
+    with math_kernel(mode):
         if mode.startswith("fwd"):
             return jvp(grad(f), (primals,), (tangents,))[1]
         _, pullback = vjp(grad(f), primals)
@@ -443,7 +494,7 @@ def _lanczos(
         w = np.asarray(op(q[j]), dtype=np.float64).reshape(-1)
         products += 1
         if not np.isfinite(w).all():
-            raise LandscapeError("the Hessian-vector product is not finite here (NaN or inf)")
+            raise NonFiniteProduct("the Hessian-vector product is not finite here (NaN or inf)")
         h = q[:m] @ w
         w -= h @ q[:m]
         h2 = q[:m] @ w

@@ -31,7 +31,7 @@ from engine.evaluate import (
     segment_stats,
 )
 from engine.formats import HESSIAN_NAMES, load_directions
-from engine.hessian import MeanLossHVP, extreme_eigenvalues, hessian_params
+from engine.hessian import MeanLossHVP, NonFiniteProduct, extreme_eigenvalues, hessian_params
 from engine.losses import Loss, StateGuard, check_output, refuse_counts, resolve_loss
 from engine.spectrum import Spectrum, center_spectrum
 
@@ -216,9 +216,19 @@ class Landscape:
         (``HESSIAN_NAMES``), warm-started from the previous point."""
         self.move(a, b)
         h = self.hessian or HessianConfig()
-        ex = extreme_eigenvalues(
-            self.hvp(), h.tol, start=self._previous, max_products=h.max_products
-        )
+        hvp = self.hvp()
+        before = hvp.products
+        try:
+            ex = extreme_eigenvalues(hvp, h.tol, start=self._previous, max_products=h.max_products)
+        except NonFiniteProduct:
+            # The loss there is kept; the eigenvalues are NaN and marked not converged, and the
+            # next point starts afresh (these eigenvectors are no start).
+            log.info("Hessian at (%g, %g): a product is not finite; recorded as failed", a, b)
+            self._previous = None
+            nan = float("nan")
+            return {"max_eig": nan, "min_eig": nan, "max_eig_residual": nan,
+                    "min_eig_residual": nan, "hessian_converged": 0.0,
+                    "hvp_products": float(hvp.products - before)}  # fmt: skip
         self._previous = ex
         values = {
             "max_eig": ex.lmax,

@@ -19,8 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
-from engine.errors import ConfigError, LandscapeError
-from engine.hessian import DEFAULT_TOL, MAX_PRODUCTS, MeanLossHVP, extreme_eigenvalues
+from engine.errors import ConfigError
+from engine.hessian import (
+    DEFAULT_TOL,
+    MAX_PRODUCTS,
+    MeanLossHVP,
+    NonFiniteProduct,
+    extreme_eigenvalues,
+)
 
 __all__ = ["Spectrum", "center_spectrum", "hutchinson_trace", "slq_density"]
 
@@ -43,7 +49,7 @@ def hutchinson_trace(hvp: MeanLossHVP, samples: int = 100, seed: int = 0) -> tup
 
 def _finite(w: np.ndarray) -> np.ndarray:
     if not np.isfinite(w).all():
-        raise LandscapeError("the Hessian-vector product is not finite here (NaN or inf)")
+        raise NonFiniteProduct("the Hessian-vector product is not finite here (NaN or inf)")
     return w
 
 

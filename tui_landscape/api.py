@@ -266,19 +266,23 @@ def study(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) a study file, as ``tui-landscape study``; returns its table (the
-    ``table.json`` object: ``rows`` with each member's status and measures).
+    """Run (or resume) a study file, as ``tui-landscape study``, and write its report
+    (``report.md``); returns its table (the ``table.json`` object: ``rows`` with each member's
+    status and measures).
 
     ``out``: the study folder (default: the study file's name in the working directory).
     ``overrides``: 'key=value' as ``--set`` takes them (``"seeds=[0]"``,
     ``"base.set.train.epochs=2"``). ``docs/studies.md`` describes the file and the folder.
     """
     from engine.study import load_study, run_study
+    from tui_landscape.study_report import write_report
 
     s = load_study(study_file, overrides)
     folder = Path(out) if out is not None else Path(Path(study_file).stem)
     if not progress:
-        return run_study(s, folder, overwrite=overwrite).table
+        table = run_study(s, folder, overwrite=overwrite).table
+        write_report(folder)
+        return table
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
@@ -293,4 +297,6 @@ def study(
             done = e.index + (e.kind in ("end", "skip", "fail"))
             bar.update(task, total=e.total, completed=done, what=e.task.label)
 
-        return run_study(s, folder, overwrite=overwrite, on_event=on_event).table
+        table = run_study(s, folder, overwrite=overwrite, on_event=on_event).table
+    write_report(folder)
+    return table

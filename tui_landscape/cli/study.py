@@ -152,15 +152,9 @@ def _summary(r: RunResult) -> None:
 
 
 def _report(folder: Path) -> None:
-    try:
-        from tui_landscape.study_report import write_report
-    except ImportError:
-        console.print(
-            "No report: tui_landscape.study_report is not part of this version; the table is "
-            "the result.",
-            highlight=False,
-        )
-        return
+    """The study's ``report.md`` with its figures (``study_report``), and where it went."""
+    from tui_landscape.study_report import write_report
+
     path = write_report(folder)
     console.print(f"Report: {path}", highlight=False, markup=False)
 
