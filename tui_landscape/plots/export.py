@@ -288,7 +288,8 @@ def _map_panel(ax: Any, spec: PlotSpec, scale: _Scale) -> Any:
 
 def _overlays(ax: Any, spec: PlotSpec, scale: _Scale) -> None:
     """What every map shows over its values, as the terminal's: the training path (start and
-    end marked, as plot_contour_trajectory), the cursor, and the best point on top. A 3D
+    end marked, as plot_contour_trajectory), the points that did not converge ('?'), the
+    cursor, and the best point on top. A 3D
     surface has them on its floor, but its best point on the surface."""
     three_d = getattr(ax, "name", "") == "3d"
     floor = {"zs": ax.get_zlim()[0]} if three_d else {}
@@ -303,6 +304,11 @@ def _overlays(ax: Any, spec: PlotSpec, scale: _Scale) -> None:
                     label="start", zorder=5, **floor)  # fmt: skip
             ax.plot(px[e : e + 1], py[e : e + 1], "*", ms=13, color="gold", mec="black",
                     label="end", zorder=5, **floor)  # fmt: skip
+        ax.legend(loc="best", fontsize="small")
+    if spec.flagged is not None:  # a Hessian map's points that did not converge
+        fx, fy = (np.asarray(p, dtype=float).ravel() for p in spec.flagged)
+        ax.plot(fx, fy, marker="$?$", ms=9, color="tab:orange", linestyle="none",
+                label="not converged", zorder=6, **floor)  # fmt: skip
         ax.legend(loc="best", fontsize="small")
     if spec.cursor is not None:
         cx, cy = spec.cursor
@@ -378,6 +384,32 @@ def _curves(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
         ax.legend(handles=handles, loc="best", fontsize="small")
 
 
+@renders(FIGURES, "density")
+def _density(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
+    """The eigenvalue density as stored (on a log scale from the spec's ``vmin`` up), the
+    ``marks`` (top-k eigenvalues) as dashed lines, the ``notes`` as the legend."""
+    lines = _mpl().lines
+    t = np.asarray(spec.x, dtype=float)
+    rho = np.asarray(next(iter(spec.series.values())), dtype=float)
+    handles = [ax.plot(t, rho, color="tab:blue", lw=1.2, label=spec.left_label)[0]]
+    notes = list(spec.notes)
+    for k, m in enumerate(np.asarray(spec.marks, dtype=float)):
+        line = ax.axvline(m, color="tab:red", ls="--", lw=0.8)
+        if k == 0 and notes:
+            line.set_label(notes.pop(0))  # the first note names the marked eigenvalues
+            handles.append(line)
+    # The other notes (trace, params) as legend lines without a symbol.
+    handles += [lines.Line2D([], [], ls="none", label=n) for n in notes]
+    if spec.log:
+        ax.set_yscale("log")
+        if spec.vmin is not None:
+            ax.set_ylim(bottom=spec.vmin)
+    _xlim(ax, t, np.asarray(spec.marks, dtype=float))
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(spec.left_label)
+    ax.legend(handles=handles, loc="best", fontsize="x-small")
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 
@@ -386,9 +418,9 @@ def spec_figure(spec: PlotSpec, *, dpi: float = 150, size: Sequence[float] = (6,
     """One resolved ``spec`` (``plots.spec``) drawn as a matplotlib ``Figure`` (not saved).
     A map one point wide is drawn as a curve (under a training path: the path alone)."""
     fig = _figure(size, dpi)
-    if spec.kind == "curve":
+    if spec.z is None:  # a curve, or the eigenvalue density
         ax = fig.add_subplot()
-        renderer(FIGURES, "curve")(ax, spec)
+        renderer(FIGURES, spec.kind)(ax, spec)
     else:
         assert spec.z is not None
         scale = _Scale(spec, [spec.z])
@@ -427,7 +459,7 @@ def specs_figure(
     gives them one), each titled with its own title; one curve spec as ``spec_figure``."""
     if not specs:
         raise ValueError("a figure needs at least one spec")
-    if specs[0].kind == "curve":
+    if specs[0].z is None:
         if len(specs) > 1:
             raise ConfigError("curves of several 2D files go in one figure each: use `plot`")
         return spec_figure(specs[0], dpi=dpi, size=size or (6, 4.5))

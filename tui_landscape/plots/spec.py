@@ -24,7 +24,15 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
-from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS, check_kind
+from tui_landscape.plots.hessian import accuracy, is_hessian, not_converged, title_note
+from tui_landscape.plots.kinds import (
+    APP_KINDS,
+    FIGURE_ONLY,
+    KINDS,
+    SPECTRUM_KINDS,
+    SURFACE_KINDS,
+    check_kind,
+)
 
 if TYPE_CHECKING:
     from engine.formats import Surface
@@ -80,8 +88,11 @@ class PlotSpec:
 
     A map (``kind`` contour, filled, heatmap, surface3d) has ``z`` of shape ``(ny, nx)`` (or
     ``(nx,)`` with ``y`` None, drawn as a curve), ``levels`` and colour limits ``vmin``/``vmax``
-    in data units. A curve (``kind`` curve) has ``series`` on the left axis and ``right`` on a
-    twin right axis. NaN is a missing point everywhere.
+    in data units; ``flagged`` are points marked as not converged (a Hessian map's). A curve
+    (``kind`` curve) has ``series`` on the left axis and ``right`` on a twin right axis. The
+    eigenvalue density (``kind`` density, ``plots.density``) is one series over eigenvalues,
+    ``marks`` drawn as vertical lines (the top-k eigenvalues) and ``notes`` as a legend. NaN
+    is a missing point everywhere.
     """
 
     kind: str
@@ -105,6 +116,9 @@ class PlotSpec:
     best: str = "min"  # "min", or "max" for an accuracy: the point a reader looks for
     path: tuple[np.ndarray, np.ndarray] | None = None  # a training path over the map
     cursor: tuple[float, float] | None = None
+    flagged: tuple[np.ndarray, np.ndarray] | None = None  # (xs, ys) of unconverged points
+    marks: np.ndarray = field(default_factory=lambda: np.empty(0))  # x of vertical lines
+    notes: tuple[str, ...] = ()  # legend lines: beside a figure, below the terminal's plot
 
 
 def map_kind(kind: str, ratio: bool = False) -> str:
@@ -149,13 +163,15 @@ def surface_label(name: str) -> str:
 
 
 def surface_values(s: Surface, name: str) -> np.ndarray:
-    """The named surface, or ``ratio`` (|min_eig / max_eig|); one clear error if absent."""
+    """The named surface, or ``ratio`` (|min_eig / max_eig|, missing where the eigenvalues did
+    not converge: ``hessian_converged`` 0); one clear error if absent."""
     if name == "ratio":
         if "max_eig" not in s.values or "min_eig" not in s.values:
             raise ConfigError(
                 f"{s.path} has no Hessian eigenvalues (max_eig, min_eig) for a ratio map"
             )
-        return eigen_ratio(s.values["min_eig"], s.values["max_eig"])
+        r = eigen_ratio(s.values["min_eig"], s.values["max_eig"])
+        return np.where(not_converged(s), np.nan, r)
     if name not in s.values:
         have = ", ".join([*s.values, *(["ratio"] if "max_eig" in s.values else [])])
         raise ConfigError(f"{s.path} has no surface {name!r}; it has: {have}")
@@ -379,6 +395,7 @@ def grid_spec(
     cursor: tuple[float, float] | None = None,
     scale: tuple[np.ndarray, tuple[float, float]] | None = None,
     loss: bool = True,
+    flagged: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
@@ -414,7 +431,17 @@ def grid_spec(
         best=best,
         path=path,
         cursor=cursor,
+        flagged=flagged,
     )
+
+
+def _flagged(s: Surface) -> tuple[np.ndarray, np.ndarray] | None:
+    """The coordinates of a Hessian map's points that did not converge, or None."""
+    bad = not_converged(s)
+    if not bad.any() or s.y is None:
+        return None
+    i, j = np.nonzero(bad)
+    return s.x[j], s.y[i]
 
 
 def _pc_label(axis: int, t: _Path | None, fallback: str) -> str:
@@ -467,10 +494,15 @@ def resolve(
     check_kind(kind)
     if kind in FIGURE_ONLY and not figure:
         raise ConfigError(f"`--kind {kind}` is for --export only")
+    if kind in SPECTRUM_KINDS:  # the callers draw it with plots.density.density_spec
+        raise ConfigError(f"`--kind {kind}` draws the file's spectrum, not a surface")
     if kind == "ratio":
         name = "ratio"
     z = surface_values(s, name)
     label = f"{clean_text(s.path.name)}: {name}" if title is None else title
+    hessian = is_hessian(name)
+    if hessian:  # every eigenvalue says how well it is known, and over what
+        label = f"{label} | {title_note(accuracy(s))}"
     if s.y is None or kind == "curve":
         return _curve(s, name, z, label, log)
     ratio = name == "ratio"
@@ -493,6 +525,7 @@ def resolve(
         cursor=cursor,
         scale=scale,
         loss=is_loss(name),
+        flagged=_flagged(s) if hessian else None,
     )
 
 
