@@ -200,3 +200,76 @@ def test_plot_kind_density_in_the_terminal_and_without_a_spectrum(tmp_path):
     err = " ".join(r.stderr.split())
     assert "holds no eigenvalue density" in err and "hessian.density_probes" in err
     assert "Traceback" not in r.output
+
+
+def test_the_app_shows_the_accuracy_and_the_density(tmp_path):
+    """Pilot: a Hessian map's title and status say what did not converge; `k` goes on from
+    the last map kind to the density, and back."""
+    from tests.test_tui import sync, wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.plot import PlotScreen
+
+    @sync
+    async def run(path, has_density: bool) -> None:
+        app = create_app(path)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, PlotScreen) and app.screen.view.surface is not None,
+            )
+            screen, v = app.screen, app.screen.view
+            while v.name_ != "ratio":
+                await pilot.press("s")
+            assert "2/20 NOT converged (?)" in str(v.render())
+            await pilot.press("down")  # from the centre (x=0, y=1/3) to an unconverged point
+            status = str(screen.query_one("#status").render())
+            assert "ratio at (x=0, y=-0.3333) = nan (NOT converged)" in status, status
+            kinds = []
+            for _ in range(4):  # the ratio's auto is a heat map, the last map kind
+                await pilot.press("k")
+                kinds.append(v.kind)
+                if v.kind == "density":
+                    text = str(v.render())
+                    assert "eigenvalue density" in text and "trace 12.5 +- 0.25" in text
+                    assert "top 3 (lines): 3, 2.9, 0.3" in text
+            want = ["contour", "filled", "heatmap"]
+            assert kinds == (["density", *want] if has_density else [*want, "contour"])
+
+    run(hessian_file(tmp_path / "h.h5"), True)
+    run(hessian_file(tmp_path / "bare.h5", spectrum=False), False)
+
+
+def test_a_centre_only_file_offers_its_density_on_k(tmp_path):
+    """`hessian --center` writes one point: no map to switch, but `k` shows the density."""
+    from tests.test_tui import sync, wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.plot import PlotScreen
+
+    nodes, weights, t, rho, sigma = density_arrays()
+    extras = spectrum_datasets({"params": "2d", "n": 10, "tol": 1e-3, "lmax": 3.0, "lmin": -0.4,
+                                "lmax_residual": 0.0, "lmin_residual": 0.0, "converged": 1.0,
+                                "top_k": np.array([3.0]), "density_grid": t, "density": rho,
+                                "density_sigma": sigma, "slq_nodes": nodes,
+                                "slq_weights": weights})  # fmt: skip
+    path = tmp_path / "c.h5"
+    g = Grid.parse("0:0:1")
+    with SurfaceWriter.create(path, g, NAMES, Provenance(), "d.h5", extras=extras) as w:
+        w.record(0, dict.fromkeys(NAMES, 1.0))
+
+    @sync
+    async def run() -> None:
+        app = create_app(path)
+        async with app.run_test(size=(90, 30)) as pilot:
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, PlotScreen) and app.screen.view.surface is not None,
+            )
+            v = app.screen.view
+            assert app.screen.check_action("next_kind", ()) is True
+            assert app.screen.check_action("slice", ()) is False
+            await pilot.press("k")
+            assert v.kind == "density" and "eigenvalue density" in str(v.render())
+            await pilot.press("k")
+            assert v.kind == "auto"
+
+    run()
