@@ -30,9 +30,10 @@ class PlotView(Widget):
     """A surface drawn to the widget's size from its reactive state.
 
     Setting any state attribute (``surface``, ``name_``, ``kind``, ``levels``, ``log_scale``,
-    ``cursor``, ``slice``, ``trajectory``, ``spectrum``) or resizing repaints it, and ``render`` is the one
-    path that draws: repaints coalesce to at most one per frame, and a repaint whose state and
-    size did not change reuses the last text (a plot takes tens of milliseconds).
+    ``cursor``, ``slice``, ``trajectory``, ``spectrum``) or resizing repaints it, and
+    ``render`` is the one path that draws: repaints coalesce to at most one per frame, and a
+    repaint whose state and size did not change reuses the last text (a plot takes tens of
+    milliseconds).
     """
 
     DEFAULT_CSS = "PlotView { height: 1fr; }"
