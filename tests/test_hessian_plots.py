@@ -273,3 +273,14 @@ def test_a_centre_only_file_offers_its_density_on_k(tmp_path):
             assert v.kind == "auto"
 
     run()
+
+
+def test_a_file_without_residuals_says_so_and_compare_refuses_the_density(tmp_path):
+    from tests.test_plot_cli import reference_file
+
+    ref = reference_file(tmp_path / "ref.h5", 6, 5, eig=True)  # the reference's: no residuals
+    s = read_surface(ref)
+    title = resolve(s, "ratio").title
+    assert "no residuals stored" in title and "params 2d" in title
+    r = runner.invoke(app, ["compare", str(ref), str(ref), "--kind", "density"])
+    assert r.exit_code == 2 and "plot FILE --kind density" in " ".join(r.stderr.split())

@@ -162,6 +162,8 @@ def title_note(a: Accuracy) -> str:
         parts.append(f"{a.bad}/{a.points} NOT converged (?)")
     if a.has_residuals:
         parts.append(f"worst residual {a.worst:.1e} x |lambda|")
+    else:  # an older file, or the reference's: nothing says how well they are known
+        parts.append("no residuals stored")
     parts.append(f"params {a.params}")
     return " | ".join(parts)
 

@@ -495,7 +495,7 @@ def resolve(
     if kind in FIGURE_ONLY and not figure:
         raise ConfigError(f"`--kind {kind}` is for --export only")
     if kind in SPECTRUM_KINDS:  # the callers draw it with plots.density.density_spec
-        raise ConfigError(f"`--kind {kind}` draws the file's spectrum, not a surface")
+        raise ConfigError(f"`--kind {kind}` draws one file's spectrum: `plot FILE --kind {kind}`")
     if kind == "ratio":
         name = "ratio"
     z = surface_values(s, name)
