@@ -56,7 +56,7 @@ def density_spec(
     t = np.asarray(spectrum["density_grid"], dtype=float)
     rho = np.asarray(spectrum["density"], dtype=float)
     top = np.asarray(spectrum.get("top_k", np.empty(0)), dtype=float).ravel()
-    how = "stochastic Lanczos quadrature"
+    how = "SLQ"  # stochastic Lanczos quadrature: short, the terminal cuts a long title
     if "slq_nodes" in spectrum:
         probes, steps = np.shape(spectrum["slq_nodes"])
         how += f", {probes} probes x {steps} steps"
