@@ -410,6 +410,18 @@ def _density(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
     ax.legend(handles=handles, loc="best", fontsize="x-small")
 
 
+def _wrapped(title: str, width: int) -> str:
+    """A long title on several lines, broken between its ' | ' parts: matplotlib cuts a title
+    wider than its figure (a Hessian map's notes) off at both ends."""
+    lines: list[str] = []
+    for part in title.split(" | "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " | " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 
@@ -431,7 +443,7 @@ def spec_figure(spec: PlotSpec, *, dpi: float = 150, size: Sequence[float] = (6,
         if m is not None and spec.kind != "contour" and spec.path is None:
             _colorbar(fig, m, ax, scale, spec.zlabel, spec.kind)
     if spec.title:
-        ax.set_title(spec.title)
+        ax.set_title(_wrapped(spec.title, round(11 * float(size[0]))))  # ~11 characters an inch
     return fig
 
 
@@ -473,7 +485,8 @@ def specs_figure(
     mappable = None
     for ax, spec in zip(axes, specs, strict=True):
         mappable = _map_panel(ax, spec, scale)
-        ax.set_title(spec.title)
+        # The colour bar takes about 1.2 inches; a panel's title font is the same.
+        ax.set_title(_wrapped(spec.title, max(20, round(10 * (fig.get_figwidth() - 1.2) / n))))
     if kw:  # 3D: one z range too, so the heights compare
         lims = [ax.get_zlim() for ax in axes]
         for ax in axes:
