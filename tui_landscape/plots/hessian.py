@@ -35,6 +35,7 @@ __all__ = [
     "Accuracy",
     "accuracy",
     "accuracy_lines",
+    "flagged_points",
     "is_hessian",
     "not_converged",
     "params_text",
@@ -75,6 +76,16 @@ def not_converged(s: Surface) -> np.ndarray:
     if flag is None:
         return np.zeros(s.completed.shape, dtype=bool)
     return s.completed & (np.asarray(flag) == 0)
+
+
+def flagged_points(s: Surface) -> tuple[np.ndarray, np.ndarray] | None:
+    """The coordinates ``(xs, ys)`` of a 2D map's points that did not converge (marked '?' on
+    every Hessian map), or None."""
+    bad = not_converged(s)
+    if not bad.any() or s.y is None:
+        return None
+    i, j = np.nonzero(bad)
+    return s.x[j], s.y[i]
 
 
 @dataclass(frozen=True)

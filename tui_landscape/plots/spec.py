@@ -24,7 +24,13 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import RATIO_SCALE, eigen_ratio
-from tui_landscape.plots.hessian import accuracy, is_hessian, not_converged, title_note
+from tui_landscape.plots.hessian import (
+    accuracy,
+    flagged_points,
+    is_hessian,
+    not_converged,
+    title_note,
+)
 from tui_landscape.plots.kinds import (
     APP_KINDS,
     FIGURE_ONLY,
@@ -435,15 +441,6 @@ def grid_spec(
     )
 
 
-def _flagged(s: Surface) -> tuple[np.ndarray, np.ndarray] | None:
-    """The coordinates of a Hessian map's points that did not converge, or None."""
-    bad = not_converged(s)
-    if not bad.any() or s.y is None:
-        return None
-    i, j = np.nonzero(bad)
-    return s.x[j], s.y[i]
-
-
 def _pc_label(axis: int, t: _Path | None, fallback: str) -> str:
     if t is None:
         return fallback
@@ -525,7 +522,7 @@ def resolve(
         cursor=cursor,
         scale=scale,
         loss=is_loss(name),
-        flagged=_flagged(s) if hessian else None,
+        flagged=flagged_points(s) if hessian else None,
     )
 
 
