@@ -38,7 +38,7 @@ NO_DENSITY = (
 
 def has_density(spectrum: Mapping[str, Any] | None) -> bool:
     """Whether a file's spectrum (``read_spectrum``) holds the density."""
-    return bool(spectrum) and "density" in spectrum and "density_grid" in spectrum  # type: ignore[operator]
+    return spectrum is not None and "density" in spectrum and "density_grid" in spectrum
 
 
 def density_spec(

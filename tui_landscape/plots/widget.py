@@ -85,10 +85,11 @@ class PlotView(Widget):
     def shown_levels(self) -> int:
         """How many levels the map shows now (its default ones, or a count chosen before):
         what the ``+`` and ``-`` keys step from. 0 for a curve, or a surface not drawn."""
+        from tui_landscape.plots.kinds import SPECTRUM_KINDS
         from tui_landscape.plots.spec import resolve
 
         s = self.surface
-        if s is None or self.kind == "density":
+        if s is None or self.kind in SPECTRUM_KINDS:  # a density has no levels
             return 0
         try:
             spec = resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale)
