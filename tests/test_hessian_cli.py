@@ -125,6 +125,9 @@ def test_center_only_run_and_info(tmp_path):
     text = " ".join(i.stdout.split())
     assert "hessian.params = '2d'" in text and "worst residual" in text
     assert "trace" in text and "Hutchinson, 5 Rademacher probes" in text
+    d = CliRunner().invoke(app, ["plot", str(out), "--kind", "density", "--width", "80"])
+    assert d.exit_code == 0, d.output  # the density a real run stored draws
+    assert "center.h5: eigenvalue density (SLQ, 5 probes x 40 steps)" in d.stdout
     # One point is only for a Hessian run.
     plain = [o for o in sets if "hessian" not in o]
     plain = [o for k, o in enumerate(plain) if o != "--set" or plain[k + 1 : k + 2] != ["--set"]]

@@ -306,7 +306,7 @@ def test_an_unknown_kind_raises_naming_the_kinds() -> None:
     from tui_landscape.plots import export
 
     spec = replace(grid_spec(*grid()), kind="wireframe")
-    names = "contour, filled, heatmap, surface3d, curve, but got 'wireframe'"
+    names = "contour, filled, heatmap, surface3d, curve, density, but got 'wireframe'"
     with pytest.raises(ConfigError, match=names):
         draw(spec)
     pytest.importorskip("matplotlib")

@@ -137,10 +137,13 @@ def plot(
     member: MemberOpt = None,
     stage: StageOpt = None,
 ) -> None:
-    """Draw a surface (contour, filled, heat map, 1D curve, eigenvalue ratio, training path).
+    """Draw a surface (contour, filled, heat map, 1D curve, eigenvalue ratio, training path),
+    or a Hessian run's eigenvalue density at the center (--kind density).
 
-    Unfinished and failed points are drawn as missing. With --export the figure is written to
-    a file instead; the sharpness numbers of loss surfaces are printed below the plot.
+    Unfinished and failed points are drawn as missing; on a Hessian map the points whose
+    eigenvalues did not converge are marked '?' (and missing from the ratio), and the title
+    says the worst residual and hessian.params. With --export the figure is written to a file
+    instead; the sharpness numbers of loss surfaces are printed below the plot.
     """
     file = study_file(ctx, file, member, stage)
     if watch and export is not None:
@@ -174,7 +177,7 @@ def plot(
 
 def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
     """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
-    if s.y is None and kind not in ("auto", "curve", "ratio"):
+    if s.y is None and kind not in ("auto", "curve", "ratio", "density"):
         err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
     plot, notes = _frame(s, surface, kind, lv, log, terminal_width(width), height, margin, radius,
                          traj)  # fmt: skip
@@ -188,13 +191,13 @@ def _frame(
 ) -> tuple[str, list[str]]:
     """The drawn plot and the lines below it (a loss's sharpness numbers)."""
     from engine.sharpness import format_sharpness, sharpness
-    from tui_landscape.plots.spec import resolve, surface_values
+    from tui_landscape.plots.spec import surface_values
     from tui_landscape.plots.terminal import draw
 
-    spec = resolve(s, surface, kind, levels=lv, log=log, trajectory=traj)
+    spec = _spec(s, surface, kind, lv, log, traj)
     plot = draw(spec, width=width, height=height, color=console.is_terminal)
     notes: list[str] = []
-    if surface.endswith("_loss") and kind != "ratio":
+    if surface.endswith("_loss") and kind not in ("ratio", "density"):
         z = surface_values(s, surface)
         try:
             sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
@@ -290,17 +293,35 @@ def _watch(file: Path, draw_frame: Callable[[Surface, int, int], tuple[str, list
         raise typer.Exit(130) from None
 
 
+def _spec(s: Surface, name, kind, levels, log, traj, figure: bool = False):
+    """What ``plot`` draws: surface ``name`` of ``s`` as ``kind``, or the file's eigenvalue
+    density (``--kind density``, from its spectrum)."""
+    from tui_landscape.plots.kinds import SPECTRUM_KINDS
+    from tui_landscape.plots.spec import resolve
+
+    if kind in SPECTRUM_KINDS:
+        from engine.formats import LAYOUT_OURS, read_spectrum
+        from tui_landscape.plots.density import density_spec
+
+        spectrum = read_spectrum(s.path) if s.layout == LAYOUT_OURS else None
+        return density_spec(spectrum, s.path, log=log)
+    return resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=figure)
+
+
 def _export(s, name, kind, levels, log, out: Path, dpi, zmax, interp, ascii_, traj) -> Path:
     """The figure for ``--export``; the format comes from the suffix."""
-    from tui_landscape.plots.spec import resolve, surface_values
+    from tui_landscape.plots.kinds import SPECTRUM_KINDS
+    from tui_landscape.plots.spec import surface_values
 
-    z = surface_values(s, "ratio" if kind == "ratio" else name)
     if out.suffix == ".vtp":
+        if kind in SPECTRUM_KINDS:
+            raise ConfigError(f"`--kind {kind}` is a curve: export it as .png, .svg or .pdf")
+        z = surface_values(s, "ratio" if kind == "ratio" else name)
         from engine.vtp import write_vtp
 
         write_vtp(out, s.x, s.y, z, zmax=zmax, log=log, interp=interp, binary=not ascii_, name=name)
         return out
     from tui_landscape.plots import export as ex
 
-    spec = resolve(s, name, kind, levels=levels, log=log, trajectory=traj, figure=True)
+    spec = _spec(s, name, kind, levels, log, traj, figure=True)
     return ex.export_spec(out, spec, dpi=dpi)

@@ -317,7 +317,8 @@ def _map_panel(ax: Any, spec: PlotSpec, scale: _Scale) -> Any:
 
 def _overlays(ax: Any, spec: PlotSpec, scale: _Scale) -> None:
     """What every map shows over its values, as the terminal's: the training path (start and
-    end marked, as plot_contour_trajectory), the cursor, and the best point on top. A 3D
+    end marked, as plot_contour_trajectory), the points that did not converge ('?'), the
+    cursor, and the best point on top. A 3D
     surface has them on its floor, but its best point on the surface."""
     three_d = getattr(ax, "name", "") == "3d"
     floor = {"zs": ax.get_zlim()[0]} if three_d else {}
@@ -332,6 +333,11 @@ def _overlays(ax: Any, spec: PlotSpec, scale: _Scale) -> None:
                     label="start", zorder=5, **floor)  # fmt: skip
             ax.plot(px[e : e + 1], py[e : e + 1], "*", ms=13, color="gold", mec="black",
                     label="end", zorder=5, **floor)  # fmt: skip
+        ax.legend(loc="best", fontsize="small")
+    if spec.flagged is not None:  # a Hessian map's points that did not converge
+        fx, fy = (np.asarray(p, dtype=float).ravel() for p in spec.flagged)
+        ax.plot(fx, fy, marker="$?$", ms=9, color="tab:orange", linestyle="none",
+                label="not converged", zorder=6, **floor)  # fmt: skip
         ax.legend(loc="best", fontsize="small")
     if spec.cursor is not None:
         cx, cy = spec.cursor
@@ -419,6 +425,44 @@ def _curves(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
         ax.legend(handles=handles, loc="best", fontsize="small")
 
 
+@renders(FIGURES, "density")
+def _density(ax: Any, spec: PlotSpec, scale: _Scale | None = None) -> None:
+    """The eigenvalue density as stored (on a log scale from the spec's ``vmin`` up), the
+    ``marks`` (top-k eigenvalues) as dashed lines, the ``notes`` as the legend."""
+    lines = _mpl().lines
+    t = np.asarray(spec.x, dtype=float)
+    rho = np.asarray(next(iter(spec.series.values())), dtype=float)
+    handles = [ax.plot(t, rho, color="tab:blue", lw=1.2, label=spec.left_label)[0]]
+    notes = list(spec.notes)
+    for k, m in enumerate(np.asarray(spec.marks, dtype=float)):
+        line = ax.axvline(m, color="tab:red", ls="--", lw=0.8)
+        if k == 0 and notes:
+            line.set_label(notes.pop(0))  # the first note names the marked eigenvalues
+            handles.append(line)
+    # The other notes (trace, params) as legend lines without a symbol.
+    handles += [lines.Line2D([], [], ls="none", label=n) for n in notes]
+    if spec.log:
+        ax.set_yscale("log")
+        if spec.vmin is not None:
+            ax.set_ylim(bottom=spec.vmin)
+    _xlim(ax, t, np.asarray(spec.marks, dtype=float))
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(spec.left_label)
+    ax.legend(handles=handles, loc="best", fontsize="x-small")
+
+
+def _wrapped(title: str, width: int) -> str:
+    """A long title on several lines, broken between its ' | ' parts: matplotlib cuts a title
+    wider than its figure (a Hessian map's notes) off at both ends."""
+    lines: list[str] = []
+    for part in title.split(" | "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " | " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 
@@ -427,9 +471,9 @@ def spec_figure(spec: PlotSpec, *, dpi: float = 150, size: Sequence[float] = (6,
     """One resolved ``spec`` (``plots.spec``) drawn as a matplotlib ``Figure`` (not saved).
     A map one point wide is drawn as a curve (under a training path: the path alone)."""
     fig = _figure(size, dpi)
-    if spec.kind == "curve":
+    if spec.z is None:  # a curve, or the eigenvalue density
         ax = fig.add_subplot()
-        renderer(FIGURES, "curve")(ax, spec)
+        renderer(FIGURES, spec.kind)(ax, spec)
     else:
         assert spec.z is not None
         scale = _Scale(spec, [spec.z])
@@ -440,7 +484,7 @@ def spec_figure(spec: PlotSpec, *, dpi: float = 150, size: Sequence[float] = (6,
         if m is not None and spec.kind != "contour" and spec.path is None:
             _colorbar(fig, m, ax, scale, _bar_label(spec), spec.kind)
     if spec.title:
-        ax.set_title(spec.title)
+        ax.set_title(_wrapped(spec.title, round(11 * float(size[0]))))  # ~11 characters an inch
     return fig
 
 
@@ -468,7 +512,7 @@ def specs_figure(
     gives them one), each titled with its own title; one curve spec as ``spec_figure``."""
     if not specs:
         raise ValueError("a figure needs at least one spec")
-    if specs[0].kind == "curve":
+    if specs[0].z is None:
         if len(specs) > 1:
             raise ConfigError("curves of several 2D files go in one figure each: use `plot`")
         return spec_figure(specs[0], dpi=dpi, size=size or (6, 4.5))
@@ -482,7 +526,8 @@ def specs_figure(
     mappable = None
     for ax, spec in zip(axes, specs, strict=True):
         mappable = _map_panel(ax, spec, scale)
-        ax.set_title(spec.title)
+        # The colour bar takes about 1.2 inches; a panel's title font is the same.
+        ax.set_title(_wrapped(spec.title, max(20, round(10 * (fig.get_figwidth() - 1.2) / n))))
     if kw:  # 3D: one z range too, so the heights compare
         lims = [ax.get_zlim() for ax in axes]
         for ax in axes:

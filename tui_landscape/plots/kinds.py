@@ -23,6 +23,7 @@ __all__ = [
     "KINDS",
     "MAP_KINDS",
     "REGISTRY",
+    "SPECTRUM_KINDS",
     "SURFACE_KINDS",
     "PlotKind",
     "check_kind",
@@ -38,7 +39,9 @@ class PlotKind:
     ``drawn``: a spec can have this kind (False: ``spec.resolve`` turns it into a drawn kind,
     as ``auto`` and ``ratio``). ``is_map``: a map of z over (x, y), with the overlays (the best
     point, a training path, the cursor). ``terminal``: plotext can draw it (False: figures
-    only). ``app``: on the app's ``k`` key.
+    only). ``app``: on the app's ``k`` key among the maps. ``spectrum``: drawn from the
+    file's ``hessian_spectrum`` group, not from a surface (``plots.density``; the plot view's
+    ``k`` offers it where the file has one).
     """
 
     name: str
@@ -47,6 +50,7 @@ class PlotKind:
     is_map: bool = True
     terminal: bool = True
     app: bool = False
+    spectrum: bool = False
 
 
 REGISTRY: dict[str, PlotKind] = {
@@ -63,6 +67,12 @@ REGISTRY: dict[str, PlotKind] = {
         ),
         PlotKind("ratio", "|min_eig / max_eig| as a heat map on a fixed scale", drawn=False),
         PlotKind("curve", "1D (the middle row of a 2D file)", is_map=False),
+        PlotKind(
+            "density",
+            "the Hessian's eigenvalue density at the center (hessian run), top-k and trace",
+            is_map=False,
+            spectrum=True,
+        ),
     )
 }
 
@@ -77,6 +87,8 @@ SURFACE_KINDS = tuple(k for k, v in REGISTRY.items() if v.is_map and k != "auto"
 # The app's `k` key: the 2D maps (the ratio is a surface on `s`, curves are the `r`/`c` slices).
 # No "auto": it draws as one of them, so a step onto it would change nothing on screen.
 APP_KINDS = tuple(k for k, v in REGISTRY.items() if v.app)
+SPECTRUM_KINDS = tuple(k for k, v in REGISTRY.items() if v.spectrum)
+"""Drawn from the file's spectrum (``plots.density``), not from a surface."""
 
 
 def check_kind(kind: str, allowed: tuple[str, ...] = KINDS) -> None:

@@ -25,7 +25,21 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
 from engine.sharpness import eigen_ratio
-from tui_landscape.plots.kinds import APP_KINDS, FIGURE_ONLY, KINDS, SURFACE_KINDS, check_kind
+from tui_landscape.plots.hessian import (
+    accuracy,
+    flagged_points,
+    is_hessian,
+    not_converged,
+    title_note,
+)
+from tui_landscape.plots.kinds import (
+    APP_KINDS,
+    FIGURE_ONLY,
+    KINDS,
+    SPECTRUM_KINDS,
+    SURFACE_KINDS,
+    check_kind,
+)
 from tui_landscape.plots.levels import (
     LEVELS_RANGE,
     REF_VMAX,
@@ -92,8 +106,11 @@ class PlotSpec:
 
     A map (``kind`` contour, filled, heatmap, surface3d) has ``z`` of shape ``(ny, nx)`` (or
     ``(nx,)`` with ``y`` None, drawn as a curve), ``levels`` and colour limits ``vmin``/``vmax``
-    in data units. A curve (``kind`` curve) has ``series`` on the left axis and ``right`` on a
-    twin right axis. NaN is a missing point everywhere.
+    in data units; ``flagged`` are points marked as not converged (a Hessian map's). A curve
+    (``kind`` curve) has ``series`` on the left axis and ``right`` on a twin right axis. The
+    eigenvalue density (``kind`` density, ``plots.density``) is one series over eigenvalues,
+    ``marks`` drawn as vertical lines (the top-k eigenvalues) and ``notes`` as a legend. NaN
+    is a missing point everywhere.
     """
 
     kind: str
@@ -121,6 +138,9 @@ class PlotSpec:
     # A difference (plots.difference): what below and above 0 mean, e.g. ("b.h5 lower",
     # "b.h5 higher"); its colours diverge from 0 and the renderers say which sign is which.
     signs: tuple[str, str] | None = None
+    flagged: tuple[np.ndarray, np.ndarray] | None = None  # (xs, ys) of unconverged points
+    marks: np.ndarray = field(default_factory=lambda: np.empty(0))  # x of vertical lines
+    notes: tuple[str, ...] = ()  # legend lines: beside a figure, below the terminal's plot
 
 
 def map_kind(kind: str, ratio: bool = False) -> str:
@@ -165,13 +185,15 @@ def surface_label(name: str) -> str:
 
 
 def surface_values(s: Surface, name: str) -> np.ndarray:
-    """The named surface, or ``ratio`` (|min_eig / max_eig|); one clear error if absent."""
+    """The named surface, or ``ratio`` (|min_eig / max_eig|, missing where the eigenvalues did
+    not converge: ``hessian_converged`` 0); one clear error if absent."""
     if name == "ratio":
         if "max_eig" not in s.values or "min_eig" not in s.values:
             raise ConfigError(
                 f"{s.path} has no Hessian eigenvalues (max_eig, min_eig) for a ratio map"
             )
-        return eigen_ratio(s.values["min_eig"], s.values["max_eig"])
+        r = eigen_ratio(s.values["min_eig"], s.values["max_eig"])
+        return np.where(not_converged(s), np.nan, r)
     if name not in s.values:
         have = ", ".join([*s.values, *(["ratio"] if "max_eig" in s.values else [])])
         raise ConfigError(f"{s.path} has no surface {name!r}; it has: {have}")
@@ -218,6 +240,7 @@ def grid_spec(
     | tuple[np.ndarray, tuple[float, float], bool]
     | None = None,
     loss: bool = True,
+    flagged: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PlotSpec:
     """A map of ``z`` over ``(x, y)``. ``kind="ratio"`` (or ``ratio=True``) reads ``z`` as the
     eigenvalue ratio: ``|z|`` as a heat map on the fixed scale. ``scale`` (levels, limits)
@@ -256,6 +279,7 @@ def grid_spec(
         best=best,
         path=path,
         cursor=cursor,
+        flagged=flagged,
     )
 
 
@@ -311,10 +335,15 @@ def resolve(
     check_kind(kind)
     if kind in FIGURE_ONLY and not figure:
         raise ConfigError(f"`--kind {kind}` is for --export only")
+    if kind in SPECTRUM_KINDS:  # the callers draw it with plots.density.density_spec
+        raise ConfigError(f"`--kind {kind}` draws one file's spectrum: `plot FILE --kind {kind}`")
     if kind == "ratio":
         name = "ratio"
     z = surface_values(s, name)
     label = f"{clean_text(s.path.name)}: {name}" if title is None else title
+    hessian = is_hessian(name)
+    if hessian:  # every eigenvalue says how well it is known, and over what
+        label = f"{label} | {title_note(accuracy(s))}"
     if s.y is None or kind == "curve":
         return _curve(s, name, z, label, log)
     ratio = name == "ratio"
@@ -337,6 +366,7 @@ def resolve(
         cursor=cursor,
         scale=scale,
         loss=is_loss(name),
+        flagged=flagged_points(s) if hessian else None,
     )
 
 

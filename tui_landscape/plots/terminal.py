@@ -7,7 +7,8 @@ a plain string; NaN always means "missing point" (unfinished or failed evaluatio
 skipped.
 
 Every map kind draws the same overlays from ``_marks``: a training path (start 'o', end '*'),
-the cursor '+' and the best point 'x', in that order, so the best point is on top.
+the points whose eigenvalues did not converge '?', the cursor '+' and the best point 'x', in
+that order, so the best point is on top.
 
 plotext keeps one global figure, so these functions are not thread-safe: call them from one
 thread (the TUI's worker should serialise renders).
@@ -30,6 +31,7 @@ from tui_landscape.plots.kinds import FIGURE_ONLY, renderer, renders
 from tui_landscape.plots.spec import PlotSpec, best_point, level_fraction, tick_format
 
 __all__ = [
+    "FLAG_MARKER",
     "MIN_MARKER",
     "RENDERERS",
     "curve_plot",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 MIN_MARKER = "x"
+FLAG_MARKER = "?"  # a Hessian map's point whose eigenvalues did not converge
 CURSOR_MARKER = "+"
 PATH_MARKER = "•"  # plotext's "dot" marker
 START_MARKER, END_MARKER = "o", "*"
@@ -163,8 +166,8 @@ class _Mark(NamedTuple):
 
 
 def _marks(spec: PlotSpec) -> list[_Mark]:
-    """The overlays of a map, bottom first: the path, its start and end, the cursor, the best
-    point. Both map renderers draw exactly these."""
+    """The overlays of a map, bottom first: the path, its start and end, the points that did
+    not converge, the cursor, the best point. Both map renderers draw exactly these."""
     marks = []
     if spec.path is not None and len(spec.path[0]):
         px, py = (np.asarray(p, dtype=float).ravel() for p in spec.path)
@@ -174,6 +177,9 @@ def _marks(spec: PlotSpec) -> list[_Mark]:
             s, e = ok[0], ok[-1]
             marks.append(_Mark(px[s : s + 1], py[s : s + 1], START_MARKER, False, "default"))
             marks.append(_Mark(px[e : e + 1], py[e : e + 1], END_MARKER, False, "default"))
+    if spec.flagged is not None:
+        fx, fy = (np.asarray(p, dtype=float).ravel() for p in spec.flagged)
+        marks.append(_Mark(fx, fy, FLAG_MARKER, False, "orange+"))
     if spec.cursor is not None:
         cx, cy = spec.cursor
         marks.append(_Mark(np.array([cx]), np.array([cy]), CURSOR_MARKER, False, "red+"))
@@ -433,6 +439,29 @@ def _curve(spec: PlotSpec, width: int, height: int, color: bool) -> str:
         spec.x, left, dict(spec.right) or None, width=width, height=height, title=spec.title,
         xlabel=spec.xlabel, left_label=label, right_label=spec.right_label, color=color,
     )  # fmt: skip
+
+
+@renders(RENDERERS, "density")
+def _density(spec: PlotSpec, width: int, height: int, color: bool) -> str:
+    """The eigenvalue density: one braille curve (on a log scale log10 of it, from the spec's
+    ``vmin`` up), the ``marks`` (top-k eigenvalues) as vertical lines, and the ``notes`` (the
+    legend) as lines below the plot, within ``height``."""
+    color = _use_color(color)
+    notes = [n if len(n) <= width else n[: width - 1] + "…" for n in spec.notes]
+    t = np.asarray(spec.x, dtype=float)
+    rho = np.asarray(next(iter(spec.series.values())), dtype=float)
+    label = spec.left_label
+    if spec.log:
+        floor = spec.vmin if spec.vmin is not None else np.finfo(float).tiny
+        rho, label = np.log10(np.maximum(rho, floor)), f"log10 {label}"
+    _start(width, max(height - len(notes), 8), spec.title, spec.xlabel)
+    plt.ylabel(label)
+    for xs, ys in _runs(t, rho):
+        plt.plot(xs, ys, marker="braille", color="blue+" if color else None)
+    for m in np.asarray(spec.marks, dtype=float):
+        plt.vline(float(m), "red+" if color else None)
+    plt.xlim(*_axis_range(np.r_[t, spec.marks]))
+    return "\n".join([_finish(color), *notes])
 
 
 def draw(spec: PlotSpec, *, width: int = 80, height: int = 24, color: bool = True) -> str:

@@ -30,9 +30,10 @@ class PlotView(Widget):
     """A surface drawn to the widget's size from its reactive state.
 
     Setting any state attribute (``surface``, ``name_``, ``kind``, ``levels``, ``log_scale``,
-    ``cursor``, ``slice``, ``trajectory``) or resizing repaints it, and ``render`` is the one
-    path that draws: repaints coalesce to at most one per frame, and a repaint whose state and
-    size did not change reuses the last text (a plot takes tens of milliseconds).
+    ``cursor``, ``slice``, ``trajectory``, ``spectrum``) or resizing repaints it, and
+    ``render`` is the one path that draws: repaints coalesce to at most one per frame, and a
+    repaint whose state and size did not change reuses the last text (a plot takes tens of
+    milliseconds).
     """
 
     DEFAULT_CSS = "PlotView { height: 1fr; }"
@@ -40,6 +41,8 @@ class PlotView(Widget):
     # A Surface or Trajectory holds arrays, which `!=` cannot compare: always a new state.
     surface: reactive[Surface | None] = reactive(None, always_update=True)
     trajectory: reactive[Trajectory | None] = reactive(None, always_update=True)
+    # The file's hessian_spectrum (read_spectrum), drawn by kind "density"; None: it has none.
+    spectrum: reactive[dict | None] = reactive(None, always_update=True)
     name_ = reactive("train_loss")
     kind = reactive("auto")
     log_scale = reactive(False)
@@ -65,7 +68,7 @@ class PlotView(Widget):
         w, h = max(w, MIN_WIDTH), max(h, MIN_HEIGHT)
         color = not self.app.no_color
         # The arrays are compared by identity (a new Surface is a new state), the rest by value.
-        data = (s, self.trajectory)
+        data = (s, self.trajectory, self.spectrum)
         state = (self.name_, self.kind, self.log_scale, self.levels, self.cursor, self.slice,
                  w, h, color)  # fmt: skip
         last = self._last
@@ -82,10 +85,11 @@ class PlotView(Widget):
     def shown_levels(self) -> int:
         """How many levels the map shows now (its default ones, or a count chosen before):
         what the ``+`` and ``-`` keys step from. 0 for a curve, or a surface not drawn."""
+        from tui_landscape.plots.kinds import SPECTRUM_KINDS
         from tui_landscape.plots.spec import resolve
 
         s = self.surface
-        if s is None:
+        if s is None or self.kind in SPECTRUM_KINDS:  # a density has no levels
             return 0
         try:
             spec = resolve(s, self.name_, self.kind, levels=self.levels, log=self.log_scale)
@@ -94,11 +98,17 @@ class PlotView(Widget):
         return 0 if spec.kind == "curve" else int(spec.levels.size)
 
     def spec(self) -> PlotSpec:
-        """What the view shows now: the map, or the 1D slice through the cursor."""
+        """What the view shows now: the map, the 1D slice through the cursor, or the file's
+        eigenvalue density (kind ``density``)."""
+        from tui_landscape.plots.kinds import SPECTRUM_KINDS
         from tui_landscape.plots.spec import resolve, slice_spec
 
         s = self.surface
         assert s is not None
+        if self.kind in SPECTRUM_KINDS:
+            from tui_landscape.plots.density import density_spec
+
+            return density_spec(self.spectrum, s.path, log=self.log_scale)
         if self.slice and s.y is not None and self.cursor is not None:
             return slice_spec(s, self.name_, self.cursor, self.slice)
         cur = None

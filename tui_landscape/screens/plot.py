@@ -24,10 +24,14 @@ from engine.formats import (
     clean_text,
     has_trajectory,
     lock_holder,
+    read_spectrum,
     read_surface,
     read_trajectory,
 )
 from engine.sharpness import format_number, sharpness
+from tui_landscape.plots.density import has_density
+from tui_landscape.plots.hessian import is_hessian, not_converged
+from tui_landscape.plots.kinds import SPECTRUM_KINDS
 from tui_landscape.plots.spec import (
     APP_KINDS,
     map_kind,
@@ -52,7 +56,13 @@ class PlotScreen(Screen):
 
     BINDINGS = [
         Binding("s", "next_surface", "Surface", tooltip="Switch surface: the file's next one"),
-        Binding("k", "next_kind", "Kind", tooltip="Switch kind: contour, filled or heat map"),
+        Binding(
+            "k",
+            "next_kind",
+            "Kind",
+            tooltip="Switch kind: contour, filled or heat map (and the eigenvalue density, "
+            "where the file has one)",
+        ),
         Binding("l", "toggle_log", "Log", tooltip="Log scale on or off"),
         # Not in the footer (80 columns): in the help (?) and the palette (ctrl+p).
         Binding(
@@ -177,6 +187,13 @@ class PlotScreen(Screen):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
             v.trajectory = read_trajectory(traj, s)
+        try:  # a Hessian run's spectrum, for the density (`k`)
+            v.spectrum = read_spectrum(self.path) if s.layout == LAYOUT_OURS else None
+        except LandscapeError as e:
+            v.spectrum = None
+            self.notify(str(e), severity="warning", markup=False)
+        if v.kind in SPECTRUM_KINDS and not has_density(v.spectrum):
+            v.kind = "auto"
         if v.name_ not in s.values:
             v.name_ = next(iter(s.values))
         if v.cursor is None or (v.surface is not None and v.surface.shape != s.shape):
@@ -193,12 +210,10 @@ class PlotScreen(Screen):
         z = surface_values(s, v.name_)
         value = z[i, j] if z.ndim == 2 else z[j]
         at = f"x={s.x[j]:.4g}" + (f", y={s.y[i]:.4g}" if s.y is not None else "")
-        val = (
-            "unfinished"
-            if not np.isfinite(value)
-            and not (s.completed[i, j] if s.completed.ndim == 2 else s.completed[j])
-            else f"{value:.6g}"
-        )
+        cell = (i, j) if s.completed.ndim == 2 else (j,)
+        val = "unfinished" if not np.isfinite(value) and not s.completed[cell] else f"{value:.6g}"
+        if is_hessian(v.name_) and not_converged(s)[cell]:
+            val += " (NOT converged)"  # missing from the ratio, '?' on the map
         done = f"{s.n_done}/{s.completed.size} done" + (", running" if self.running else "")
         parts = [f"{v.name_} at ({at}) = {val}", done]
         if v.name_.endswith("_loss") and np.isfinite(z).any():
@@ -239,8 +254,16 @@ class PlotScreen(Screen):
         v.name_ = names[(names.index(v.name_) + 1) % len(names)] if v.name_ in names else names[0]
 
     def action_next_kind(self) -> None:
+        """The next map kind; after the last (or from a 1D curve) the eigenvalue density where
+        the file has one, then back to the first."""
         v = self.view
-        v.kind = next_kind(v.kind, ratio=v.name_ == "ratio")
+        ratio = v.name_ == "ratio"
+        flat = v.surface is None or v.surface.y is None
+        last = flat or map_kind(v.kind, ratio) == APP_KINDS[-1]
+        if v.kind not in SPECTRUM_KINDS and last and has_density(v.spectrum):
+            v.kind = SPECTRUM_KINDS[0]
+        else:
+            v.kind = "auto" if flat else next_kind(v.kind, ratio=ratio)
         v.slice = None
         self.notify(f"kind: {v.kind}", timeout=1.5)
 
@@ -249,7 +272,11 @@ class PlotScreen(Screen):
         v = self.view
         if v.surface is None:
             return
-        what = v.slice or ("curve" if v.surface.y is None else map_kind(v.kind, v.name_ == "ratio"))
+        if v.kind in SPECTRUM_KINDS:
+            what = v.kind
+        else:
+            flat = v.surface.y is None
+            what = v.slice or ("curve" if flat else map_kind(v.kind, v.name_ == "ratio"))
         out = figure_path(self.path.parent, self.path.stem, v.name_, what)
         write_figure(self, out, [v.spec()])
 
@@ -277,10 +304,14 @@ class PlotScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Row and column slices and map kinds exist on 2D maps only (False hides them from
-        the footer: a 1D file is always a curve)."""
+        the footer: a 1D file is always a curve), except that ``k`` shows the eigenvalue
+        density of any file that has one."""
         if action in ("slice", "next_kind"):
             views = self.query(PlotView)  # none yet while the screen composes
-            s = views.first().surface if views else None
+            v = views.first() if views else None
+            s = v.surface if v is not None else None
+            if action == "next_kind" and v is not None and has_density(v.spectrum):
+                return s is not None
             return s is not None and s.y is not None
         return True
 
