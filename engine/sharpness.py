@@ -22,6 +22,7 @@ __all__ = [
     "RATIO_SCALE",
     "AxisSharpness",
     "Sharpness",
+    "check_options",
     "curvature_notes",
     "eigen_ratio",
     "fit_label",
@@ -100,7 +101,7 @@ def sharpness(
     of the last two) and ``LandscapeError`` for mismatched shapes or a surface without a finite
     value.
     """
-    _check_options(margin, radius, fit, fit_radius)
+    check_options(margin, radius, fit, fit_radius)
     window = _Window(fit, FIT_RADIUS if fit_radius is None else float(fit_radius))
     xs = _coordinates(x, "x")
     zs = _array(z, "z")
@@ -306,7 +307,10 @@ def _run_end(
     return a_in + (threshold - l_in) / (l_out - l_in) * (a_out - a_in), False
 
 
-def _check_options(margin: float, radius: float, fit: int | None, fit_radius: float | None) -> None:
+def check_options(
+    margin: float, radius: float, fit: int | None = None, fit_radius: float | None = None
+) -> None:
+    """Refuse bad options (``ConfigError``) before any work: ``sharpness`` checks them too."""
     # `not x >= 0` (rather than `x < 0`) also rejects NaN.
     if not margin >= 0:
         raise ConfigError(f"Expected `margin` >= 0, but got {margin}.")

@@ -55,6 +55,16 @@ MarginOpt = Annotated[
 RadiusOpt = Annotated[
     float, typer.Option("--radius", min=0.0, help="Mean loss increase within this radius.")
 ]
+# The default is engine.sharpness.FIT_RADIUS (a test checks), spelt here: the engine imports
+# numpy, and `--help` imports no numpy.
+FitRadiusOpt = Annotated[
+    float,
+    typer.Option(
+        "--fit-radius",
+        min=0.0,
+        help="Curvature: a quadratic fitted within this distance of the minimum.",
+    ),
+]
 
 
 def terminal_width(width: int) -> int:
@@ -85,6 +95,7 @@ def plot(
     ascii_: Annotated[bool, typer.Option("--ascii", help=".vtp: ASCII instead of binary.")] = False,
     margin: MarginOpt = 0.1,
     radius: RadiusOpt = 0.25,
+    fit_radius: FitRadiusOpt = 0.35,
     watch: Annotated[
         bool,
         typer.Option(
@@ -103,16 +114,18 @@ def plot(
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
+    from engine.sharpness import check_options
     from tui_landscape.plots.spec import check_kind, parse_levels
 
     with user_errors(ctx):
         check_kind(kind)
+        check_options(margin, radius, fit_radius=fit_radius)
         lv = parse_levels(levels)
         if watch:
 
             def show(s: Surface) -> None:
                 traj = read_trajectory(path, s) if path else None
-                _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+                _show(s, surface, kind, lv, log, width, height, (margin, radius, fit_radius), traj)
 
             _watch(file, show)
             return
@@ -122,11 +135,12 @@ def plot(
             out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        _show(s, surface, kind, lv, log, width, height, margin, radius, traj)
+        _show(s, surface, kind, lv, log, width, height, (margin, radius, fit_radius), traj)
 
 
-def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
-    """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
+def _show(s: Surface, surface, kind, lv, log, width, height, options, traj=None) -> None:
+    """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it
+    (``options``: margin, radius and fit radius)."""
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.plots.spec import resolve, surface_values
     from tui_landscape.plots.terminal import draw
@@ -139,8 +153,9 @@ def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, tra
     if surface.endswith("_loss") and kind != "ratio":
         z = surface_values(s, surface)
         try:
-            sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
-        except Exception:  # no finite point yet: the plot says so already
+            margin, radius, fit_radius = options
+            sh = sharpness(s.x, s.y, z, margin=margin, radius=radius, fit_radius=fit_radius)
+        except LandscapeError:  # no finite point yet: the plot says so already
             return
         if s.n_done < s.completed.size:  # the fits may change as the rest arrives
             typer.echo(f"sharpness of the finished points only ({s.n_done}/{s.completed.size}):")

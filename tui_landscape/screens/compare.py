@@ -1,4 +1,5 @@
-"""Two or more surfaces side by side on one scale, with their sharpness numbers.
+"""Two or more surfaces side by side on one scale, with their sharpness numbers, and the same
+notes and verdict as ``tui-landscape compare`` (both from ``tui_landscape.comparison``).
 
 The files are read, and each surface they share fitted, once, in a worker (``read_files``);
 a key or a resize draws from those (the last few drawings are kept), and reads nothing.
@@ -20,14 +21,15 @@ from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
-from engine.sharpness import format_number, sharpness
-from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
+from engine.sharpness import format_number
+from tui_landscape.comparison import Comparison, compare_surfaces
+from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
 
-__all__ = ["CompareScreen", "sharpness_lines"]
+__all__ = ["CompareScreen", "comparison_lines"]
 
 
 class Pane(Static):
@@ -90,7 +92,7 @@ class CompareScreen(Screen):
         resizes draw from what this sends (``Loaded``)."""
         surfaces = [read_surface(p) for p in paths]
         names = [n for n in surfaces[0].values if all(n in s.values for s in surfaces)]
-        numbers = {n: sharpness_lines(surfaces, n) for n in names}
+        numbers = {n: comparison_lines(compare_surfaces(surfaces, n)) for n in names}
         self.post_message(self.Loaded(surfaces, numbers))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
@@ -172,18 +174,21 @@ class CompareScreen(Screen):
         )
 
 
-def sharpness_lines(surfaces: list[Surface], name: str) -> str:
-    """Each file's minimum and fitted curvatures for one surface, a line each, written as
-    ``info`` and the plot view write them ("n/a", never "nan")."""
-    lines = []
-    for s in surfaces:
-        try:
-            sh = sharpness(s.x, s.y, surface_values(s, name))
-            curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
-            lines.append(
-                f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
-                f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
-            )
-        except LandscapeError as e:
-            lines.append(f"{s.path.name}: {e}")
+def comparison_lines(c: Comparison) -> str:
+    """The notes, each file's minimum and fitted numbers, and the verdict, a line each: the
+    notes and verdict as ``compare`` prints them, numbers as ``info`` writes them ("n/a",
+    never "nan")."""
+    lines = [f"note: {w}" for w in c.warnings]
+    for f in c.files:
+        sh = f.sharpness
+        if sh is None:
+            lines.append(f"{f.label}: {f.error}")
+            continue
+        curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
+        lines.append(
+            f"{f.label}: min {format_number(sh.min_value)}, curvature {curv}, "
+            f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
+        )
+    if c.verdict:
+        lines.append(c.verdict)
     return "\n".join(lines)
