@@ -216,7 +216,7 @@ def test_a_grid_coarser_than_the_radius_has_no_mean_rise_and_compare_falls_back(
     # Nor a curvature within 0.35 (3 points): the notes say why, the verdict that it cannot.
     r = invoke("compare", a, b, "--width", 60)
     out = " ".join(r.stdout.split())
-    assert "note: a.h5: curvature x n/a: 3 finite points within 0.35 of the minimum" in out
+    assert "note: curvature n/a (a.h5 x, y; b.h5 x, y): 3 finite points within 0.35 of" in out
     assert "sharpest: not measurable" in out
     # Within 1.1 each axis has 7 points: the verdict falls back on the curvature.
     r = invoke("compare", a, b, "--width", 60, "--fit-radius", 1.1)

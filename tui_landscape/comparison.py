@@ -41,7 +41,7 @@ class Comparison:
     surface: str
     files: tuple[FileNumbers, ...]
     warnings: tuple[str, ...]  # one line each, without a "note:" in front
-    verdict: str  # "" for a surface that is not a loss: its minimum is no minimizer
+    verdict: str  # which is sharpest; "no verdict: ..." for a surface that is not a loss
 
 
 def compare_surfaces(
@@ -68,12 +68,7 @@ def compare_surfaces(
     grids, directions = grid_warning(surfaces), _directions_warning(surfaces)
     warnings = [w for w in (grids, directions) if w is not None]
     warnings.extend(_non_finite_warnings(surfaces, name))
-    warnings.extend(
-        f"{f.name}: curvature {a.axis} n/a: {why}"
-        for f in files
-        if f.sharpness is not None
-        for a, why in curvature_notes(f.sharpness)
-    )
+    warnings.extend(_curvature_warnings(files))
     partial = [file_label(s) for s in surfaces if s.n_done < s.completed.size]
     if partial:  # the minimum and the fits are of the finished points only
         warnings.append(f"not complete, numbers of the finished points only: {', '.join(partial)}")
@@ -84,11 +79,12 @@ def compare_surfaces(
         caveats.append("the directions differ")
     if partial:
         caveats.append(f"not complete: {', '.join(partial)}")
-    verdict = ""
-    if name.endswith("_loss"):  # the minimum of an accuracy is no minimizer
+    if name.endswith("_loss"):
         verdict = _sharpest(files, radius)
         if caveats:
             verdict += f" (but {'; '.join(caveats)})"
+    else:  # the lowest accuracy is no minimizer, nor is the lowest of a metric we do not know
+        verdict = f"no verdict: {name} is not a loss, so its lowest point is no minimizer"
     return Comparison(name, tuple(files), tuple(warnings), verdict)
 
 
@@ -149,6 +145,22 @@ def _config(s: Surface) -> dict:
         return tomllib.loads(s.provenance.config) if s.provenance.config else {}
     except tomllib.TOMLDecodeError:
         return {}
+
+
+def _curvature_warnings(files: Sequence[FileNumbers]) -> list[str]:
+    """A line per reason a curvature could not be fitted, naming the files and axes: a coarse
+    grid gives every file the same reason, said once."""
+    where: dict[str, dict[str, list[str]]] = {}  # reason -> file -> axes
+    for f in files:
+        if f.sharpness is not None:
+            for a, why in curvature_notes(f.sharpness):
+                where.setdefault(why, {}).setdefault(f.name, []).append(a.axis)
+    return [
+        "curvature n/a ("
+        + "; ".join(f"{name} {', '.join(axes)}" for name, axes in by_file.items())
+        + f"): {why}"
+        for why, by_file in where.items()
+    ]
 
 
 def _non_finite_warnings(surfaces: Sequence[Surface], name: str) -> list[str]:

@@ -80,9 +80,9 @@ def compare(
             for spec in specs:
                 w = terminal_width(width)
                 typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
-        if result.verdict:  # loss surfaces only
+        if surface.endswith("_loss"):  # the numbers of a loss around its minimizer
             _table(result, margin, radius, fit_radius)
-            console.print(result.verdict, highlight=False, markup=False)
+        console.print(result.verdict, highlight=False, markup=False)
 
 
 def _table(result: Comparison, margin: float, radius: float, fit_radius: float) -> None:

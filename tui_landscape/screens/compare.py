@@ -175,10 +175,10 @@ class CompareScreen(Screen):
 
 
 def comparison_lines(c: Comparison) -> str:
-    """The notes, each file's minimum and fitted numbers, and the verdict, a line each: the
-    notes and verdict as ``compare`` prints them, numbers as ``info`` writes them ("n/a",
-    never "nan")."""
-    lines = [f"note: {w}" for w in c.warnings]
+    """Each file's minimum and fitted numbers, the verdict and the notes, a line each: the
+    verdict and notes as ``compare`` prints them (the notes last, where a short panel cuts
+    them first), numbers as ``info`` writes them ("n/a", never "nan")."""
+    lines = []
     for f in c.files:
         sh = f.sharpness
         if sh is None:
@@ -191,4 +191,5 @@ def comparison_lines(c: Comparison) -> str:
         )
     if c.verdict:
         lines.append(c.verdict)
+    lines.extend(f"note: {w}" for w in c.warnings)
     return "\n".join(lines)
