@@ -204,6 +204,24 @@ def test_png_export_from_plot_and_compare(files, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_the_commands_fit_radius_is_the_engines_and_info_takes_it(files):
+    import inspect
+
+    from engine.sharpness import FIT_RADIUS
+    from tui_landscape.cli.compare import compare
+    from tui_landscape.cli.info import info
+    from tui_landscape.cli.plot import plot
+
+    for command in (plot, compare, info):  # spelt in the CLI: --help imports no numpy
+        assert inspect.signature(command).parameters["fit_radius"].default == FIT_RADIUS
+    r = invoke("info", files["wide"], "--fit-radius", 0.7, "--margin", 0.5)
+    assert r.exit_code == 0, r.output
+    assert "curvature x 2, y n/a (quadratic fit within 0.7)" in r.stdout
+    assert "basin width (loss <= min + 0.5)" in r.stdout
+    r = invoke("info", files["wide"], "--radius", 0)
+    assert r.exit_code == 2 and "Expected `radius` > 0" in r.stderr
+
+
 def test_a_grid_coarser_than_the_radius_has_no_mean_rise_and_compare_falls_back(tmp_path):
     from engine.sharpness import format_sharpness, sharpness
 
