@@ -17,10 +17,15 @@ from numpy.typing import ArrayLike
 from engine.errors import ConfigError, LandscapeError, describe
 
 __all__ = [
+    "FIT_RADIUS",
+    "MIN_FIT_POINTS",
     "RATIO_SCALE",
     "AxisSharpness",
     "Sharpness",
+    "check_options",
+    "curvature_notes",
     "eigen_ratio",
+    "fit_label",
     "format_number",
     "format_sharpness",
     "sharpness",
@@ -29,6 +34,17 @@ __all__ = [
 # The reference's fixed colour scale for |min_eig / max_eig| (plot_2d_eig_ratio): a ratio above
 # 0.5 already means strong negative curvature, and a fixed scale keeps maps comparable.
 RATIO_SCALE = (0.0, 0.5)
+
+# The curvature is fitted within this distance of the minimum, in coordinate units (the
+# directions' units), so two grids of one model measure the same thing. 0.35 is the smallest
+# radius that holds MIN_FIT_POINTS points of a 21-point grid over -1..1; the default grid
+# (-1:1:51) puts 17 there. The biweight makes its rms distance 0.13 (docs/sharpness.md).
+FIT_RADIUS = 0.35
+# Fewer finite points inside the fit radius than this and the curvature is NaN with a reason:
+# 3 points are only a finite difference at the grid's step, which is what made the numbers
+# depend on the resolution. With 7 the non-quadratic part of the fit is within 15% of its
+# fine-grid value, with 9 within 6% (docs/sharpness.md, "Sampling error").
+MIN_FIT_POINTS = 7
 
 # Points whose distance to the minimum equals `radius` up to rounding of the grid coordinates
 # (linspace gives 0.25000000000000006 for 0.25) still count as "within radius".
@@ -40,9 +56,11 @@ class AxisSharpness:
     """Sharpness along one axis, on the grid line through the minimum."""
 
     axis: str  # "x" or "y"
-    curvature: float  # 2*c2 of a least-squares quadratic over +-fit grid steps; NaN if < 3 points
+    curvature: float  # 2*c2 of a weighted quadratic fit within the fit radius; NaN: see `note`
     width: float  # length of the contiguous sub-(min + margin) run through the minimum
     open_ended: bool  # that run reaches the last finite point on at least one side
+    fit_points: int = 0  # finite points the curvature fit used (weight > 0)
+    note: str = ""  # why `curvature` is NaN ("" when it is a number)
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,8 @@ class Sharpness:
     mean_increase: (
         float  # mean of (L - min) over finite points within `radius`; NaN if only the min
     )
-    fit: int = 2  # half-width in grid steps of the curvature fit (format_sharpness reports it)
+    fit: int | None = None  # the old fit's half-width in grid steps, if asked for; else None
+    fit_radius: float = FIT_RADIUS  # the curvature fit's radius (NaN with `fit`)
 
 
 def sharpness(
@@ -67,14 +86,23 @@ def sharpness(
     *,
     margin: float = 0.1,
     radius: float = 0.25,
-    fit: int = 2,
+    fit: int | None = None,
+    fit_radius: float | None = None,
 ) -> Sharpness:
     """Minimum, per-axis curvature and basin width, and mean increase near the minimum.
 
-    ``y`` is None for a 1D surface. Raises ``ConfigError`` for a bad ``margin``, ``radius`` or
-    ``fit`` and ``LandscapeError`` for mismatched shapes or a surface without a finite value.
+    ``y`` is None for a 1D surface. The curvature is fitted to the points within
+    ``fit_radius`` (coordinate units; default ``FIT_RADIUS``) of the minimum, so grids of one
+    model at different resolutions agree to within their sampling; too few points there give
+    NaN with the reason in ``AxisSharpness.note``. ``fit=N`` asks for the older fit instead
+    (+-N grid steps, unweighted), whose number depends on the resolution.
+
+    Raises ``ConfigError`` for a bad ``margin``, ``radius``, ``fit`` or ``fit_radius`` (or both
+    of the last two) and ``LandscapeError`` for mismatched shapes or a surface without a finite
+    value.
     """
-    _check_options(margin, radius, fit)
+    check_options(margin, radius, fit, fit_radius)
+    window = _Window(fit, FIT_RADIUS if fit_radius is None else float(fit_radius))
     xs = _coordinates(x, "x")
     zs = _array(z, "z")
     if y is None:
@@ -111,7 +139,7 @@ def sharpness(
         dist = np.hypot(xs[np.newaxis, :] - xs[j], ys[:, np.newaxis] - ys[i])
 
     axes = tuple(
-        _axis(name, coords, line, idx, min_value, margin, fit)
+        _axis(name, coords, line, idx, min_value, margin, window)
         for name, coords, line, idx in lines
         if coords.size >= 2
     )
@@ -127,7 +155,8 @@ def sharpness(
         margin=float(margin),
         radius=float(radius),
         mean_increase=mean_increase,
-        fit=int(fit),
+        fit=window.steps,
+        fit_radius=math.nan if window.steps is not None else window.radius,
     )
 
 
@@ -145,13 +174,15 @@ def eigen_ratio(min_eig: ArrayLike, max_eig: ArrayLike) -> np.ndarray:
 
 
 def format_sharpness(s: Sharpness) -> list[str]:
-    """Short human-readable lines, numbers with 4 significant digits."""
+    """Short human-readable lines, numbers with 4 significant digits; a curvature that could
+    not be fitted is "n/a" with its reason on a line of its own."""
     names = ("x", "y")
     where = ", ".join(f"{n}={format_number(c)}" for n, c in zip(names, s.min_coords, strict=False))
     lines = [f"min {format_number(s.min_value)} at ({where})"]
     if s.axes:
         fits = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in s.axes)
-        lines.append(f"curvature {fits} (quadratic fit, +-{s.fit} points)")
+        lines.append(f"curvature {fits} ({fit_label(s)})")
+        lines.extend(f"  {a.axis} n/a: {why}" for a, why in curvature_notes(s))
         widths = ", ".join(
             f"{a.axis} {format_number(a.width)}{'+' if a.open_ended else ''}" for a in s.axes
         )
@@ -165,7 +196,29 @@ def format_sharpness(s: Sharpness) -> list[str]:
     return lines
 
 
+def fit_label(s: Sharpness) -> str:
+    """How the curvatures were fitted, in a few words: "quadratic fit within 0.35"."""
+    if s.fit is not None:
+        return f"quadratic fit, +-{s.fit} points"
+    return f"quadratic fit within {format_number(s.fit_radius)}"
+
+
+def curvature_notes(s: Sharpness) -> list[tuple[AxisSharpness, str]]:
+    """Each axis whose curvature is NaN, with why and what to do about it."""
+    hint = "" if s.fit is not None else ": a finer grid or a larger fit radius"
+    return [(a, a.note + hint) for a in s.axes if a.note]
+
+
 # --- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Where the curvature is fitted: within ``radius`` of the minimum (weighted), or, when
+    ``steps`` is set, within +-steps grid steps (unweighted, the older fit)."""
+
+    steps: int | None
+    radius: float
 
 
 def _axis(
@@ -175,22 +228,14 @@ def _axis(
     idx: int,
     min_value: float,
     margin: float,
-    fit: int,
+    window: _Window,
 ) -> AxisSharpness:
     """Curvature and basin width along one grid line through the minimum at ``line[idx]``."""
     finite = np.isfinite(line)
-
-    # Curvature: window by grid steps (not by count of finite points), so a gap of missing
-    # points narrows the fit instead of silently widening it.
-    lo, hi = max(0, idx - fit), min(line.size, idx + fit + 1)
-    window = np.arange(lo, hi)[finite[lo:hi]]
-    if window.size >= 3:
-        d = coords[window] - coords[idx]  # centred on the minimum: c1, c2 are local
-        design = np.stack([np.ones_like(d), d, d * d], axis=1)
-        coef = np.linalg.lstsq(design, line[window], rcond=None)[0]
-        curvature = float(2.0 * coef[2])
+    if window.steps is None:
+        curvature, used, note = _fit_radius(coords, line, idx, finite, window.radius)
     else:
-        curvature = math.nan
+        curvature, used, note = _fit_steps(coords, line, idx, finite, window.steps)
 
     # Width: walk the finite points outwards (missing points are skipped, not read as a wall).
     pos = np.flatnonzero(finite)
@@ -204,7 +249,47 @@ def _axis(
         curvature=curvature,
         width=float(abs(right - left)),
         open_ended=left_open or right_open,
+        fit_points=used,
+        note=note,
     )
+
+
+def _fit_radius(
+    coords: np.ndarray, line: np.ndarray, idx: int, finite: np.ndarray, radius: float
+) -> tuple[float, int, str]:
+    """2*c2 of a quadratic fitted by weighted least squares to the finite points within
+    ``radius`` of the minimum, with Tukey's biweight ``(1 - (d/r)^2)^2``: a point that enters
+    or leaves the window as the grid changes does so with a weight near 0, so the fit changes
+    little with the resolution (a hard window jumps by a whole point)."""
+    u = (coords - coords[idx]) / radius  # in units of the radius: a well-conditioned design
+    inside = finite & (np.abs(u) < 1.0 - _RADIUS_RTOL)  # a point at r has weight 0
+    n = int(inside.sum())
+    if n < MIN_FIT_POINTS:
+        note = (
+            f"{n} finite point{'s' if n != 1 else ''} within {radius:g} of the minimum "
+            f"(the fit needs {MIN_FIT_POINTS})"
+        )
+        return math.nan, n, note
+    d = u[inside]
+    sw = 1.0 - d * d  # sqrt of the biweight: lstsq minimises sum((sw * residual)^2)
+    design = np.stack([np.ones_like(d), d, d * d], axis=1) * sw[:, np.newaxis]
+    coef = np.linalg.lstsq(design, line[inside] * sw, rcond=None)[0]
+    return float(2.0 * coef[2] / (radius * radius)), n, ""
+
+
+def _fit_steps(
+    coords: np.ndarray, line: np.ndarray, idx: int, finite: np.ndarray, steps: int
+) -> tuple[float, int, str]:
+    """The older fit: unweighted over +-``steps`` grid steps. The window is counted in grid
+    steps (not in finite points), so missing points narrow the fit instead of widening it."""
+    lo, hi = max(0, idx - steps), min(line.size, idx + steps + 1)
+    window = np.arange(lo, hi)[finite[lo:hi]]
+    if window.size < 3:
+        return math.nan, int(window.size), f"{window.size} finite points within {steps} steps"
+    d = coords[window] - coords[idx]  # centred on the minimum: c1, c2 are local
+    design = np.stack([np.ones_like(d), d, d * d], axis=1)
+    coef = np.linalg.lstsq(design, line[window], rcond=None)[0]
+    return float(2.0 * coef[2]), int(window.size), ""
 
 
 def _run_end(
@@ -222,14 +307,24 @@ def _run_end(
     return a_in + (threshold - l_in) / (l_out - l_in) * (a_out - a_in), False
 
 
-def _check_options(margin: float, radius: float, fit: int) -> None:
+def check_options(
+    margin: float, radius: float, fit: int | None = None, fit_radius: float | None = None
+) -> None:
+    """Refuse bad options (``ConfigError``) before any work: ``sharpness`` checks them too."""
     # `not x >= 0` (rather than `x < 0`) also rejects NaN.
     if not margin >= 0:
         raise ConfigError(f"Expected `margin` >= 0, but got {margin}.")
     if not radius > 0:
         raise ConfigError(f"Expected `radius` > 0, but got {radius}.")
-    if isinstance(fit, bool) or not isinstance(fit, int | np.integer) or fit < 1:
-        raise ConfigError(f"Expected `fit` to be an integer >= 1, but got {fit!r}.")
+    if fit is not None:
+        if isinstance(fit, bool) or not isinstance(fit, int | np.integer) or fit < 1:
+            raise ConfigError(f"Expected `fit` to be an integer >= 1, but got {fit!r}.")
+        if fit_radius is not None:
+            raise ConfigError(
+                "Expected one of `fit` (grid steps, the older fit) and `fit_radius`, but got both."
+            )
+    if fit_radius is not None and not (fit_radius > 0 and math.isfinite(fit_radius)):
+        raise ConfigError(f"Expected `fit_radius` > 0, but got {fit_radius}.")
 
 
 def _array(values: ArrayLike, name: str) -> np.ndarray:

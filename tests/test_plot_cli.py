@@ -145,8 +145,16 @@ def test_unknown_surface_and_kind_are_one_line(files):
 
 
 def test_sharpness_is_printed_for_loss_surfaces(files):
+    # The paraboloid x^2 + 2 y^2 on 11 x 5 points: steps 0.2 and 0.5, too coarse for a fit
+    # within 0.35 (the fit needs 7 points), which says so instead of a number.
     r = invoke("plot", files["wide"], "--width", 60)
-    assert "curvature x 2, y 4" in r.stdout  # the paraboloid x^2 + 2 y^2, fitted exactly
+    assert "curvature x n/a, y n/a (quadratic fit within 0.35)" in r.stdout
+    assert "  x n/a: 3 finite points within 0.35 of the minimum (the fit needs 7)" in r.stdout
+    r = invoke("plot", files["wide"], "--width", 60, "--fit-radius", 0.7)
+    assert "curvature x 2, y n/a (quadratic fit within 0.7)" in r.stdout  # x fitted exactly
+    r = invoke("plot", files["wide"], "--fit-radius", 0)
+    assert r.exit_code == 2 and "Expected `fit_radius` > 0, but got 0.0." in r.stderr
+    assert r.stdout == ""  # refused before anything is drawn
 
 
 def test_compare_shares_one_scale_and_names_the_sharper(tmp_path):
@@ -196,17 +204,43 @@ def test_png_export_from_plot_and_compare(files, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_the_commands_fit_radius_is_the_engines_and_info_takes_it(files):
+    import inspect
+
+    from engine.sharpness import FIT_RADIUS
+    from tui_landscape.cli.compare import compare
+    from tui_landscape.cli.info import info
+    from tui_landscape.cli.plot import plot
+
+    for command in (plot, compare, info):  # spelt in the CLI: --help imports no numpy
+        assert inspect.signature(command).parameters["fit_radius"].default == FIT_RADIUS
+    r = invoke("info", files["wide"], "--fit-radius", 0.7, "--margin", 0.5)
+    assert r.exit_code == 0, r.output
+    assert "curvature x 2, y n/a (quadratic fit within 0.7)" in r.stdout
+    assert "basin width (loss <= min + 0.5)" in r.stdout
+    r = invoke("info", files["wide"], "--radius", 0)
+    assert r.exit_code == 2 and "Expected `radius` > 0" in r.stderr
+
+
 def test_a_grid_coarser_than_the_radius_has_no_mean_rise_and_compare_falls_back(tmp_path):
     from engine.sharpness import format_sharpness, sharpness
 
-    a = reference_file(tmp_path / "a.h5", 5, 5, a=0.5)  # step 0.5 > r = 0.25
-    b = reference_file(tmp_path / "b.h5", 5, 5, a=4.0)
+    a = reference_file(tmp_path / "a.h5", 7, 7, a=0.5)  # step 1/3 > r = 0.25
+    b = reference_file(tmp_path / "b.h5", 7, 7, a=4.0)
     s = read_surface(a)
     sh = sharpness(s.x, s.y, s.values["train_loss"])
     assert np.isnan(sh.mean_increase)
     assert "no grid point within r" in format_sharpness(sh)[-1]
+    # Nor a curvature within 0.35 (3 points): the notes say why, the verdict that it cannot.
     r = invoke("compare", a, b, "--width", 60)
-    assert "sharpest by mean curvature: b.h5; flattest: a.h5" in " ".join(r.stdout.split())
+    out = " ".join(r.stdout.split())
+    assert "note: curvature n/a (a.h5 x, y; b.h5 x, y): 3 finite points within 0.35 of" in out
+    assert "sharpest: not measurable" in out
+    # Within 1.1 each axis has 7 points: the verdict falls back on the curvature.
+    r = invoke("compare", a, b, "--width", 60, "--fit-radius", 1.1)
+    out = " ".join(r.stdout.split())
+    assert "sharpest by mean curvature: b.h5; flattest: a.h5" in out
+    assert "quadratic fit within 1.1" in out
     same = reference_file(tmp_path / "c.h5", 9, 9)
     twin = reference_file(tmp_path / "d.h5", 9, 9)
     r = invoke("compare", same, twin, "--width", 60)
@@ -310,7 +344,8 @@ def test_compare_of_different_grids_says_so_in_the_verdict(tmp_path):
     assert r.exit_code == 0, r.output
     verdict = " ".join(r.stdout[r.stdout.index("sharpest by") :].split())  # rich folds at 80
     assert verdict.startswith("sharpest by mean rise within r=0.25: sharp.h5")
-    assert "flat.h5 (but the grids differ: not measured alike; not complete:" in verdict, verdict
+    caveat = "(but the grids differ: the numbers agree only to within their sampling; not complete:"
+    assert f"flat.h5 {caveat}" in verdict, verdict
     same = invoke("compare", flat, reference_file(tmp_path / "s2.h5", 9, 9, a=4.0), "--width", 60)
     assert "sharpest by" in same.stdout and "differ" not in same.stdout
 

@@ -9,6 +9,8 @@ import pytest
 
 from engine.errors import ConfigError, LandscapeError
 from engine.sharpness import (
+    FIT_RADIUS,
+    MIN_FIT_POINTS,
     RATIO_SCALE,
     AxisSharpness,
     Sharpness,
@@ -17,9 +19,10 @@ from engine.sharpness import (
     sharpness,
 )
 
-# Multiples of 1/8 are exact in binary, so grid points land exactly on the crossings below.
-X = np.arange(-8, 9) * 0.125  # 17 points, -1 .. 1
-Y = np.arange(-4, 5) * 0.125  # 9 points, -0.5 .. 0.5 (non-square grid)
+# Multiples of 1/16 are exact in binary, so grid points land exactly on the crossings below;
+# 11 points of each axis lie within the default fit radius (0.35) of the centre.
+X = np.arange(-16, 17) * 0.0625  # 33 points, -1 .. 1
+Y = np.arange(-8, 9) * 0.0625  # 17 points, -0.5 .. 0.5 (non-square grid)
 
 
 def paraboloid(a: float, b: float, x0: float = 0.0, y0: float = 0.0, c: float = 0.0) -> np.ndarray:
@@ -104,7 +107,8 @@ def test_shifted_minimum_and_basin_cut_by_the_grid_edge():
 
 def test_flat_plateau():
     z = np.full((Y.size, X.size), 2.0)
-    s = sharpness(X, Y, z)
+    # The minimum is the corner: a radius of 0.5 puts 8 points on one side of it in the fit.
+    s = sharpness(X, Y, z, fit_radius=0.5)
     assert s.min_value == 2.0
     assert s.min_coords == (-1.0, -0.5)  # ties go to the first point
     for ax, extent in zip(s.axes, (2.0, 1.0), strict=True):
@@ -120,10 +124,10 @@ def test_nan_and_inf_are_ignored():
     z = clean.copy()
     z[0, 0] = np.nan
     z[1, 3] = -np.inf  # would be the minimum if it were read as a number
-    z[5, 7] = np.inf  # next to the minimum, off both lines through it
-    z[3, 9] = np.nan  # likewise, inside the radius
-    z[4, 9] = np.nan  # on the x line, inside the basin and the curvature window
-    z[5, 8] = np.inf  # on the y line, next to the minimum (in the basin and the fit window)
+    z[9, 15] = np.inf  # next to the minimum, off both lines through it
+    z[7, 17] = np.nan  # likewise, inside the radius
+    z[8, 17] = np.nan  # on the x line, inside the basin and the curvature window
+    z[9, 16] = np.inf  # on the y line, next to the minimum (in the basin and the fit window)
     s = sharpness(X, Y, z, margin=1.0, radius=0.3)
     ref = sharpness(X, Y, clean, margin=1.0, radius=0.3)
     assert s.min_value == 0.0
@@ -265,6 +269,107 @@ def test_format_sharpness_1d_without_open_edge_and_missing_curvature():
     assert lines[2] == "basin width (loss <= min + 0.5): x 1"
     s2 = sharpness([0.0, 1.0], None, [0.0, 1.0])
     assert format_sharpness(s2)[1].startswith("curvature x n/a")
+
+
+# --- the fit radius: one number for one model, whatever the grid's resolution ---------------
+
+# The biweight fit of a quadratic to q*d^4 over |d| < r has, on a continuous line, slope
+# (6/11) r^2 (docs/sharpness.md): the curvature of a*x^2 + q*x^4 at scale r.
+QUARTIC_SLOPE = 6 / 11
+
+
+def quadratic_plus_quartic(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """0.5 x^2 + 10 x^4 + 2 y^2 + 40 y^4 (curvatures 1 and 4 at the minimum), n x n on -1..1."""
+    g = np.linspace(-1, 1, n)
+    xx, yy = np.meshgrid(g, g)
+    return g, g, 0.5 * xx**2 + 10 * xx**4 + 2 * yy**2 + 40 * yy**4
+
+
+@pytest.mark.parametrize("n", [21, 61])
+def test_curvature_is_the_fit_at_a_fixed_radius_within_its_sampling_error(n):
+    x, y, z = quadratic_plus_quartic(n)
+    s = sharpness(x, y, z)
+    assert s.fit is None and s.fit_radius == FIT_RADIUS
+    # The documented bound: the non-quadratic part within 15% of its fine-grid value with 7
+    # points in the window (21 points: step 0.1 < r / 2.5), within 1% with 21 (61 points).
+    points, tolerance = {21: (7, 0.15), 61: (21, 0.01)}[n]
+    for ax, (kappa0, q) in zip(s.axes, [(1.0, 10.0), (4.0, 40.0)], strict=True):
+        extra = 2 * q * QUARTIC_SLOPE * FIT_RADIUS**2
+        assert ax.fit_points == points and ax.note == ""
+        assert abs(ax.curvature - (kappa0 + extra)) <= tolerance * extra
+
+
+def test_two_resolutions_agree_and_the_older_grid_step_fit_did_not():
+    coarse = sharpness(*quadratic_plus_quartic(21))
+    fine = sharpness(*quadratic_plus_quartic(61))
+    for c, f, q in zip(coarse.axes, fine.axes, (10.0, 40.0), strict=True):
+        extra = 2 * q * QUARTIC_SLOPE * FIT_RADIUS**2
+        assert abs(c.curvature - f.curvature) <= 0.16 * extra  # the two bounds above
+    # +-2 grid steps is a different scale on each grid: the numbers of the issue's complaint.
+    old_coarse = sharpness(*quadratic_plus_quartic(21), fit=2)
+    old_fine = sharpness(*quadratic_plus_quartic(61), fit=2)
+    assert old_coarse.fit_radius != old_coarse.fit_radius  # NaN: not fitted by radius
+    assert old_coarse.axes[0].curvature > 1.5 * old_fine.axes[0].curvature
+
+
+def test_a_real_tiny_model_at_two_resolutions():
+    """A small MLP trained to a low loss: its 1D surface at 21 and 61 points."""
+    torch = pytest.importorskip("torch")
+    from engine.api import compute_surface
+
+    torch.manual_seed(0)
+    inputs = torch.randn(128, 4)
+    labels = (inputs[:, 0] * inputs[:, 1] > 0).long()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    opt = torch.optim.Adam(model.parameters(), 0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+        opt.step()
+    new, old = {}, {}
+    for n in (21, 61):
+        r = compute_surface(model, (inputs, labels), x=f"-1:1:{n}")
+        new[n] = sharpness(r.x, None, r["train_loss"]).axes[0].curvature
+        old[n] = sharpness(r.x, None, r["train_loss"], fit=2).axes[0].curvature
+    # 17.12 and 17.03 (17.03 at 201 points); the +-2 step fit gives 16.3 and 6.3 (4.7).
+    assert abs(new[21] - new[61]) <= 0.02 * new[61]
+    assert old[21] > 2 * old[61]  # the grid-step fit measured a different scale per grid
+
+
+def test_too_few_points_within_the_radius_is_nan_with_the_reason():
+    x = np.linspace(-1, 1, 11)  # step 0.2: 3 points within 0.35 of the centre
+    s = sharpness(x, None, x**2)
+    (ax,) = s.axes
+    assert math.isnan(ax.curvature) and ax.fit_points == 3
+    assert ax.note == f"3 finite points within 0.35 of the minimum (the fit needs {MIN_FIT_POINTS})"
+    lines = format_sharpness(s)
+    assert lines[1] == "curvature x n/a (quadratic fit within 0.35)"
+    assert lines[2].startswith("  x n/a: 3 finite points") and "a larger fit radius" in lines[2]
+    # A larger radius reaches enough points: never a silent fall back to grid steps.
+    wide = sharpness(x, None, x**2, fit_radius=0.7)
+    assert wide.axes[0].curvature == pytest.approx(2.0) and wide.axes[0].fit_points == 7
+
+
+def test_missing_points_count_against_the_fit():
+    x = np.linspace(-1, 1, 21)  # 7 points within 0.35: exactly enough
+    z = 3 * x**2
+    z[9] = np.nan
+    (ax,) = sharpness(x, None, z).axes
+    assert math.isnan(ax.curvature) and ax.note.startswith("6 finite points")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fit_radius": 0}, "Expected `fit_radius` > 0, but got 0."),
+        ({"fit_radius": float("inf")}, "Expected `fit_radius` > 0"),
+        ({"fit": 2, "fit_radius": 0.3}, "Expected one of `fit`"),
+    ],
+)
+def test_bad_fit_radius_raises_config_error(kwargs, message):
+    with pytest.raises(ConfigError) as info:
+        sharpness(X, None, X**2, **kwargs)
+    assert str(info.value).startswith(message)
 
 
 def test_eigen_ratio_is_the_absolute_ratio_and_nan_where_undefined():

@@ -215,6 +215,50 @@ async def test_compare_screen_writes_missing_numbers_as_info_does(tmp_path):
         assert app.screen.check_action("next_kind", ()) is True  # 2D maps: `k` changes them
 
 
+def grid_file(path: Path, x: str, y: str, a: float) -> Path:
+    """a x^2 + 2 y^2 + 0.05 on the grid ``x`` by ``y``."""
+    g = Grid.parse(x, y)
+    X, Y = np.meshgrid(g.x.coordinates(), g.y.coordinates())
+    with SurfaceWriter.create(path, g, ["train_loss"], Provenance(), "d.h5") as w:
+        for k, v in enumerate((a * X**2 + 2 * Y**2 + 0.05).ravel()):
+            w.record(k, {"train_loss": float(v)})
+    return path
+
+
+@sync
+async def test_compare_screen_says_what_the_compare_command_says(tmp_path):
+    """Grids that differ: the same note and the same verdict on the screen as on the command
+    line (one function makes both, tui_landscape.comparison)."""
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app as cli
+
+    paths = [
+        grid_file(tmp_path / "a.h5", "-1:1:21", "-1:1:21", a=0.5),
+        grid_file(tmp_path / "b.h5", "-1:1:41", "-1:1:21", a=4.0),
+    ]
+    r = CliRunner().invoke(cli, ["compare", *map(str, paths), "--width", "60"])
+    assert r.exit_code == 0, r.output
+    printed = " ".join(r.stdout.split())  # rich folds long lines at 80 columns
+    note = (
+        "note: the grids differ (a.h5: x -1:1:21, y -1:1:21; b.h5: x -1:1:41, y -1:1:21); "
+        "one colour scale, own axes"
+    )
+    verdict = (
+        "sharpest by mean rise within r=0.25: b.h5; flattest: a.h5 (but the grids differ: "
+        "the numbers agree only to within their sampling)"
+    )
+    assert note in printed and verdict in printed, printed
+    app = create_app(tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_compare(pilot, paths)
+        numbers = app.screen.query_one("#numbers")
+        lines = str(numbers.render()).splitlines()
+        assert lines[0].startswith("a.h5: min 0.05, curvature x 1, y 4")  # exact: quadratics
+        assert lines[2:] == [verdict, note], lines
+        assert numbers.size.height == 5  # all shown, not cut: 4 lines, the verdict wraps once
+
+
 @sync
 async def test_compare_of_1d_files_offers_no_kind_key(tmp_path):
     paths = []
@@ -999,19 +1043,26 @@ async def test_compare_reads_and_fits_once_in_a_worker_and_keys_redraw_from_that
 ):
     import threading
 
+    import tui_landscape.comparison as comparison
     import tui_landscape.screens.compare as compare
 
     calls = []  # (what, on the UI thread)
 
-    def spy(name, fn):
+    def spy(module, name):
+        fn = getattr(module, name)
+
         def wrapped(*a, **k):
             calls.append((name, threading.current_thread() is threading.main_thread()))
             return fn(*a, **k)
 
-        monkeypatch.setattr(compare, name, wrapped)
+        monkeypatch.setattr(module, name, wrapped)
 
-    for name in ("read_surface", "sharpness", "render_compare"):
-        spy(name, getattr(compare, name))
+    for module, name in (
+        (compare, "read_surface"),
+        (comparison, "sharpness"),
+        (compare, "render_compare"),
+    ):
+        spy(module, name)
     paths = [small_file(tmp_path / "a.h5", a=0.5), small_file(tmp_path / "b.h5", a=4.0)]
     app = create_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:

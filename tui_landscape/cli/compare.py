@@ -12,6 +12,7 @@ from tui_landscape.cli.common import console, user_errors
 from tui_landscape.cli.plot import (
     DpiOpt,
     ExportOpt,
+    FitRadiusOpt,
     HeightOpt,
     KindOpt,
     LevelsOpt,
@@ -27,6 +28,7 @@ from tui_landscape.cli.plot import (
 
 if TYPE_CHECKING:
     from engine.formats import Surface
+    from tui_landscape.comparison import Comparison
 
 # numpy, h5py and plotext are imported where the command runs, not here: every command's
 # module is imported for `--help` (benchmarks/bench_startup.py).
@@ -47,6 +49,7 @@ def compare(
     dpi: DpiOpt = 150,
     margin: MarginOpt = 0.1,
     radius: RadiusOpt = 0.25,
+    fit_radius: FitRadiusOpt = 0.35,
     diff: Annotated[
         bool,
         typer.Option(
@@ -67,20 +70,26 @@ def compare(
 ) -> None:
     """Draw several surfaces on one colour scale and one set of levels, and say which is sharper.
 
-    The table gives, per file, the minimum and where it is, the curvature at the minimum along
-    each axis (quadratic fit), the basin's width (loss within min + margin) and the mean loss
-    increase within a radius of the minimum (docs/sharpness.md).
+    Notes first say what makes the files differ (grids, directions, points that are not
+    finite, files not complete). The table gives, per file, the minimum and where it is, the
+    curvature at the minimum along each axis (a quadratic fitted within --fit-radius), the
+    basin's width (loss within min + margin) and the mean loss increase within a radius of the
+    minimum (docs/sharpness.md). --diff draws B - A of two files instead; a study folder with
+    --factor compares its members where only that factor varies.
     """
     labels = _study_members(ctx, files, factor, member, stage)
     if labels:
         files = list(labels)
     from engine.formats import read_surface
+    from engine.sharpness import check_options
+    from tui_landscape.comparison import compare_surfaces
     from tui_landscape.plots.spec import parse_levels, require_one_ndim, resolve_compare
     from tui_landscape.plots.terminal import draw
 
     with user_errors(ctx):
         if len(files) < 2:
             raise ConfigError("compare needs two or more surface files")
+        check_options(margin, radius, fit_radius=fit_radius)
         surfaces = [read_surface(f) for f in files]
         lv = parse_levels(levels)
         if diff:  # one map of B - A instead of the side-by-side maps and their table
@@ -88,8 +97,13 @@ def compare(
 
             show_difference(surfaces, surface, kind, lv, log, export, dpi, width, height)
             return
-        require_one_ndim(surfaces)  # before the grid note, which would contradict it
-        grids_differ = _note_grids(surfaces)
+        require_one_ndim(surfaces)  # before the notes, which would contradict it
+        result = compare_surfaces(
+            surfaces, surface, margin=margin, radius=radius, fit_radius=fit_radius,
+            labels=labels,
+        )  # fmt: skip
+        for warning in result.warnings:
+            console.print(f"note: {warning}", highlight=False, markup=False)
         if export is not None:
             out = _export(surfaces, surface, kind, lv, log, export, dpi, labels)
             console.print(f"Wrote {out}", highlight=False)
@@ -99,23 +113,9 @@ def compare(
             for spec in specs:
                 w = terminal_width(width)
                 typer.echo(draw(spec, width=w, height=height, color=console.is_terminal))
-        if surface.endswith("_loss"):
-            _table(surfaces, surface, margin, radius, grids_differ, labels)
-
-
-def _note_grids(surfaces: list[Surface]) -> bool:
-    """Say where the files' grids (ranges or point counts) differ; True if they do."""
-    specs = {s.path.name: s.grid for s in surfaces}
-    differ = len({(g.x, g.y) for g in specs.values()}) > 1
-    if differ:
-        text = "; ".join(
-            f"{n}: x {g.x.spec()}" + (f", y {g.y.spec()}" if g.y is not None else "")
-            for n, g in specs.items()
-        )
-        console.print(
-            f"note: the grids differ ({text}); one colour scale, own axes", highlight=False
-        )
-    return differ
+        if surface.endswith("_loss"):  # the numbers of a loss around its minimizer
+            _table(result, margin, radius, fit_radius)
+        console.print(result.verdict, highlight=False, markup=False)
 
 
 def _study_members(
@@ -152,40 +152,28 @@ def _relabel(specs: list, surfaces: list[Surface], labels: dict[Path, str]) -> l
     return relabel(specs, [labels.get(s.path, s.path.name) for s in surfaces]) if labels else specs
 
 
-def _table(
-    surfaces: list[Surface],
-    name: str,
-    margin: float,
-    radius: float,
-    grids_differ: bool,
-    labels: dict[Path, str] | None = None,
-) -> None:
-    import numpy as np
+def _table(result: Comparison, margin: float, radius: float, fit_radius: float) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    from engine.errors import LandscapeError
-    from engine.sharpness import format_number, sharpness
-    from tui_landscape.plots.spec import surface_values
+    from engine.sharpness import format_number
     from tui_landscape.safe import plain
 
+    name = result.surface
     t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     # The legend below says what r is: a short header leaves the numbers room at 80 columns.
     cols = ["file", "min", "at", "curv x", "curv y", "width x", "width y", "rise"]
     for c in cols:
         if c == "file":  # long names fold (past 16 characters); numbers never do
-            longest = max(len(_name(s, labels)) for s in surfaces)
+            longest = max(len(f.label) for f in result.files)
             t.add_column(c, overflow="fold", min_width=min(longest, 16))
         else:
             t.add_column(c, justify="right", no_wrap=True)
-    rises: dict[str, float] = {}
-    curvatures: dict[str, float] = {}
-    for s in surfaces:
-        try:
-            sh = sharpness(s.x, s.y, surface_values(s, name), margin=margin, radius=radius)
-        except LandscapeError as e:
-            t.add_row(plain(_name(s, labels)), "-", "-", "-", "-", "-", "-", plain(e))
+    for f in result.files:
+        sh = f.sharpness
+        if sh is None:
+            t.add_row(plain(f.label), "-", "-", "-", "-", "-", "-", plain(f.error))
             continue
         axes = {a.axis: a for a in sh.axes}
         curv = [format_number(axes[k].curvature) if k in axes else "-" for k in "xy"]
@@ -195,56 +183,17 @@ def _table(
         ]
         at = ", ".join(f"{c:.3g}" for c in sh.min_coords)
         t.add_row(
-            plain(_name(s, labels)), format_number(sh.min_value), at, *curv, *wid,
+            plain(f.label), format_number(sh.min_value), at, *curv, *wid,
             format_number(sh.mean_increase),
         )  # fmt: skip
-        key = (labels or {}).get(s.path, s.path.name)
-        rises[key] = sh.mean_increase
-        curvatures[key] = float(np.mean([a.curvature for a in sh.axes])) if sh.axes else np.nan
     # Piped output (logs, CI) is not bound to 80 columns: every number stays on the line.
     (console if console.is_terminal else Console(width=140, emoji=False)).print(t)
     console.print(
-        f"curv: second derivative at the minimum (quadratic fit); width: the span where {name} "
-        f"<= min + {margin:g} ('+': it reaches the grid's edge); rise: mean increase of {name} "
-        f"within r={radius:g} of the minimum (docs/sharpness.md)",
+        f"curv: second derivative at the minimum (quadratic fit within {fit_radius:g}); width: "
+        f"the span where {name} <= min + {margin:g} ('+': it reaches the grid's edge); rise: "
+        f"mean increase of {name} within r={radius:g} of the minimum (docs/sharpness.md)",
         highlight=False,
-    )
-    verdict = _verdict(rises, curvatures, radius)
-    caveats = []
-    if grids_differ:
-        # The numbers depend on the grid (the points inside r, the fit's steps, the edges).
-        caveats.append("the grids differ: not measured alike")
-    partial = [_name(s, labels) for s in surfaces if s.n_done < s.completed.size]
-    if partial:  # the minimum and the fits are of the finished points only
-        caveats.append(f"not complete: {', '.join(partial)}")
-    if caveats:
-        verdict += f" (but {'; '.join(caveats)})"
-    console.print(verdict, highlight=False)
-
-
-def _name(s: Surface, labels: dict[Path, str] | None = None) -> str:
-    """A file's name (a study member's label), with how far it is where it is not complete:
-    its numbers are of the finished points only."""
-    total = s.completed.size
-    name = (labels or {}).get(s.path, s.path.name)
-    return name if s.n_done == total else f"{name} ({100 * s.n_done / total:.0f}%)"
-
-
-def _verdict(rises: dict[str, float], curvatures: dict[str, float], radius: float) -> str:
-    """Which file is sharpest: by the mean rise, else by the mean curvature; ties said so."""
-    import numpy as np
-
-    for values, what in ((rises, f"mean rise within r={radius:g}"), (curvatures, "mean curvature")):
-        finite = {k: v for k, v in values.items() if np.isfinite(v)}
-        if len(finite) < 2:
-            continue
-        order = sorted(finite, key=finite.get, reverse=True)
-        hi, lo = finite[order[0]], finite[order[-1]]
-        if np.isclose(hi, lo, rtol=1e-9, atol=0.0):
-            return f"no difference in {what}: {', '.join(order)} tie"
-        return f"sharpest by {what}: {order[0]}; flattest: {order[-1]}"
-    return (
-        "sharpest: not measurable (too few finite numbers; try a finer grid or a larger --radius)"
+        markup=False,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tui_landscape.cli.common import console, user_errors
+from tui_landscape.cli.plot import FitRadiusOpt, MarginOpt, RadiusOpt
 from tui_landscape.report import fmt_point
 
 
@@ -27,14 +28,18 @@ def info(
         bool,
         typer.Option("--layers", help="Each direction's norm over the weights', per tensor."),
     ] = False,
+    margin: MarginOpt = 0.1,
+    radius: RadiusOpt = 0.25,
+    fit_radius: FitRadiusOpt = 0.35,
 ) -> None:
-    """Show a surface file's layout, grid, surfaces, completion, provenance and center values."""
+    """Show a surface file's layout, grid, surfaces, completion, provenance and center values,
+    and the sharpness of its loss (docs/sharpness.md)."""
     import numpy as np
     from rich import box
     from rich.table import Table
 
     from engine.formats import LAYOUT_OURS, read_centre, read_surface
-    from engine.sharpness import format_sharpness, sharpness
+    from engine.sharpness import check_options, format_sharpness, sharpness
     from tui_landscape.safe import plain
 
     # A study folder: its members, their status and measures, and each measure's tau.
@@ -50,6 +55,7 @@ def info(
                 print_study(file)
         return
     with user_errors(ctx):
+        check_options(margin, radius, fit_radius=fit_radius)
         s = read_surface(file)
     if config:
         typer.echo(s.provenance.config.rstrip() or "# no config stored (reference file)")
@@ -119,7 +125,9 @@ def info(
             console.print(line, highlight=False, markup=False)
     loss = next((n for n in s.values if n.endswith("_loss")), None)
     if loss is not None and np.isfinite(s.values[loss]).any():
-        sh = sharpness(s.x, s.y, s.values[loss])
+        sh = sharpness(
+            s.x, s.y, s.values[loss], margin=margin, radius=radius, fit_radius=fit_radius
+        )
         partial = (
             f", of the finished points only ({s.n_done}/{s.completed.size})"
             if s.n_done < s.completed.size

@@ -56,6 +56,16 @@ MarginOpt = Annotated[
 RadiusOpt = Annotated[
     float, typer.Option("--radius", min=0.0, help="Mean loss increase within this radius.")
 ]
+# The default is engine.sharpness.FIT_RADIUS (a test checks), spelt here: the engine imports
+# numpy, and `--help` imports no numpy.
+FitRadiusOpt = Annotated[
+    float,
+    typer.Option(
+        "--fit-radius",
+        min=0.0,
+        help="Curvature: a quadratic fitted within this distance of the minimum.",
+    ),
+]
 
 
 MemberOpt = Annotated[
@@ -125,6 +135,7 @@ def plot(
     ascii_: Annotated[bool, typer.Option("--ascii", help=".vtp: ASCII instead of binary.")] = False,
     margin: MarginOpt = 0.1,
     radius: RadiusOpt = 0.25,
+    fit_radius: FitRadiusOpt = 0.35,
     watch: Annotated[
         bool,
         typer.Option(
@@ -149,10 +160,12 @@ def plot(
     if watch and export is not None:
         raise typer.BadParameter("draws in the terminal; leave out --export", param_hint="--watch")
     from engine.formats import read_surface, read_trajectory
+    from engine.sharpness import check_options
     from tui_landscape.plots.spec import check_kind, parse_levels
 
     with user_errors(ctx):
         check_kind(kind)
+        check_options(margin, radius, fit_radius=fit_radius)
         lv = parse_levels(levels)
         if watch:
 
@@ -162,7 +175,7 @@ def plot(
                 w = width or (min(cols, 160) if cols else terminal_width(0))
                 # The notes (sharpness, about 5 lines) share the rows with the plot.
                 h = height or (max(8, rows - 6) if rows else 24)
-                return _frame(s, surface, kind, lv, log, w, h, margin, radius, traj)
+                return _frame(s, surface, kind, lv, log, w, h, (margin, radius, fit_radius), traj)
 
             _watch(file, frame)
             return
@@ -172,24 +185,25 @@ def plot(
             out = _export(s, surface, kind, lv, log, export, dpi, zmax, interp, ascii_, traj)
             console.print(f"Wrote {out}", highlight=False)
             return
-        _show(s, surface, kind, lv, log, width, height or 24, margin, radius, traj)
+        _show(s, surface, kind, lv, log, width, height or 24, (margin, radius, fit_radius), traj)
 
 
-def _show(s: Surface, surface, kind, lv, log, width, height, margin, radius, traj=None) -> None:
-    """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it."""
+def _show(s: Surface, surface, kind, lv, log, width, height, options, traj=None) -> None:
+    """The plot of ``s`` on stdout, and the sharpness numbers of a loss below it
+    (``options``: margin, radius and fit radius)."""
     if s.y is None and kind not in ("auto", "curve", "ratio", "density"):
         err_console.print(f"note: {s.path} is a 1D surface; drawn as a curve", highlight=False)
-    plot, notes = _frame(s, surface, kind, lv, log, terminal_width(width), height, margin, radius,
-                         traj)  # fmt: skip
+    plot, notes = _frame(s, surface, kind, lv, log, terminal_width(width), height, options, traj)
     typer.echo(plot)
     for line in notes:
         typer.echo(line)
 
 
 def _frame(
-    s: Surface, surface, kind, lv, log, width: int, height: int, margin, radius, traj=None
+    s: Surface, surface, kind, lv, log, width: int, height: int, options, traj=None
 ) -> tuple[str, list[str]]:
-    """The drawn plot and the lines below it (a loss's sharpness numbers)."""
+    """The drawn plot and the lines below it (a loss's sharpness numbers; ``options``: margin,
+    radius and fit radius)."""
     from engine.sharpness import format_sharpness, sharpness
     from tui_landscape.plots.spec import surface_values
     from tui_landscape.plots.terminal import draw
@@ -200,8 +214,9 @@ def _frame(
     if surface.endswith("_loss") and kind not in ("ratio", "density"):
         z = surface_values(s, surface)
         try:
-            sh = sharpness(s.x, s.y, z, margin=margin, radius=radius)
-        except Exception:  # no finite point yet: the plot says so already
+            margin, radius, fit_radius = options
+            sh = sharpness(s.x, s.y, z, margin=margin, radius=radius, fit_radius=fit_radius)
+        except LandscapeError:  # no finite point yet: the plot says so already
             return plot, notes
         if s.n_done < s.completed.size:  # the fits may change as the rest arrives
             notes.append(f"sharpness of the finished points only ({s.n_done}/{s.completed.size}):")

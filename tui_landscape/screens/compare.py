@@ -1,4 +1,5 @@
-"""Two or more surfaces side by side on one scale, with their sharpness numbers.
+"""Two or more surfaces side by side on one scale, with their sharpness numbers, and the same
+notes and verdict as ``tui-landscape compare`` (both from ``tui_landscape.comparison``).
 
 The files are read, and each surface they share fitted, once, in a worker (``read_files``);
 a key or a resize draws from those (the last few drawings are kept), and reads nothing.
@@ -20,15 +21,16 @@ from textual.worker import Worker
 
 from engine.errors import LandscapeError
 from engine.formats import Surface, read_surface
-from engine.sharpness import format_number, sharpness
+from engine.sharpness import format_number
+from tui_landscape.comparison import Comparison, compare_surfaces
 from tui_landscape.plots.difference import difference_kind, difference_view, resolve_difference
-from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare, surface_values
+from tui_landscape.plots.spec import APP_KINDS, map_kind, next_kind, resolve_compare
 from tui_landscape.plots.views import render_compare
 from tui_landscape.safe import plain
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
 
-__all__ = ["CompareScreen", "sharpness_lines"]
+__all__ = ["CompareScreen", "comparison_lines"]
 
 
 class Pane(Static):
@@ -95,12 +97,16 @@ class CompareScreen(Screen):
         resizes draw from what this sends (``Loaded``)."""
         surfaces = [read_surface(p) for p in paths]
         names = [n for n in surfaces[0].values if all(n in s.values for s in surfaces)]
-        numbers = {n: sharpness_lines(surfaces, n) for n in names}
+        # A study's members share file names: the numbers name each by its label.
+        labels = (
+            dict(zip([s.path for s in surfaces], self.labels, strict=True)) if self.labels else None
+        )
+        numbers = {n: comparison_lines(compare_surfaces(surfaces, n, labels=labels)) for n in names}
         self.post_message(self.Loaded(surfaces, numbers))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         self.surfaces = message.surfaces
-        self.numbers = {n: self._named(text) for n, text in message.numbers.items()}
+        self.numbers = dict(message.numbers)
         self.refresh_bindings()  # `k` for 2D files only
         self.redraw()
 
@@ -158,17 +164,6 @@ class CompareScreen(Screen):
             texts = texts + [""] * (len(panes) - 1)
         return texts
 
-    def _named(self, text: str) -> str:
-        """The numbers' lines (one a file, in order, each starting with the file's name) with
-        each file named by its label."""
-        if not self.labels:
-            return text
-        lines = text.split("\n")
-        for k, (p, label) in enumerate(zip(self.paths, self.labels, strict=True)):
-            if k < len(lines) and lines[k].startswith(p.name):
-                lines[k] = label + lines[k][len(p.name) :]
-        return "\n".join(lines)
-
     def action_next_surface(self) -> None:
         names = list(self.numbers)  # the surfaces every file has
         if not names:
@@ -224,18 +219,22 @@ class CompareScreen(Screen):
         self.redraw()
 
 
-def sharpness_lines(surfaces: list[Surface], name: str) -> str:
-    """Each file's minimum and fitted curvatures for one surface, a line each, written as
-    ``info`` and the plot view write them ("n/a", never "nan")."""
+def comparison_lines(c: Comparison) -> str:
+    """Each file's minimum and fitted numbers, the verdict and the notes, a line each: the
+    verdict and notes as ``compare`` prints them (the notes last, where a short panel cuts
+    them first), numbers as ``info`` writes them ("n/a", never "nan")."""
     lines = []
-    for s in surfaces:
-        try:
-            sh = sharpness(s.x, s.y, surface_values(s, name))
-            curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
-            lines.append(
-                f"{s.path.name}: min {format_number(sh.min_value)}, curvature {curv}, "
-                f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
-            )
-        except LandscapeError as e:
-            lines.append(f"{s.path.name}: {e}")
+    for f in c.files:
+        sh = f.sharpness
+        if sh is None:
+            lines.append(f"{f.label}: {f.error}")
+            continue
+        curv = ", ".join(f"{a.axis} {format_number(a.curvature)}" for a in sh.axes)
+        lines.append(
+            f"{f.label}: min {format_number(sh.min_value)}, curvature {curv}, "
+            f"mean rise r={sh.radius:g} {format_number(sh.mean_increase)}"
+        )
+    if c.verdict:
+        lines.append(c.verdict)
+    lines.extend(f"note: {w}" for w in c.warnings)
     return "\n".join(lines)
