@@ -304,7 +304,9 @@ class GridConfig(_Section):
             "path, else the range where the train loss rises to 3x its centre value + 1"
         ),
     )
-    y: str = field(default="", metadata=_doc("as grid.x; empty for a 1D surface"))
+    y: str = field(
+        default="", metadata=_doc("'min:max:num' or 'auto' (as grid.x); empty for a 1D surface")
+    )
 
     def check(self, cfg: Config) -> None:
         for key, spec in (("grid.x", self.x), ("grid.y", self.y)):

@@ -710,7 +710,11 @@ async def test_setup_names_bad_values_under_their_field_and_explains_the_focused
         s.query_one("#grid-y", Input).focus()
         doc = s.query_one("#field-doc")
         await wait_for(
-            pilot, lambda: "grid.y: 'min:max:num'; empty for a 1D surface" in str(doc.render())
+            pilot,
+            lambda: (
+                "grid.y: 'min:max:num' or 'auto' (as grid.x); empty for a 1D surface"
+                in str(doc.render())
+            ),
         )
         # A choice list opened by the mouse: the focus lands on its list inside, and its doc
         # shows all the same (the last text field's stayed).
