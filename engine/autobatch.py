@@ -4,8 +4,9 @@ Before the grid starts, ``probe`` times candidate sizes (powers of two up to the
 length, then the length) at the centre on the real evaluation path, and takes the fastest per
 sample. It climbs from 1, so that an out-of-memory error (``torch.OutOfMemoryError``, CUDA's)
 ends the climb: the memory is freed and the sizes below, which fitted, remain. It stops once
-three sizes in a row were slower than the best, or before it would pass its budget: about 2% of
-the estimated run or 2 seconds, whichever is larger. A run of a few points does not probe.
+three sizes in a row (from 64 on) were slower than the best by 10%, or before it would pass
+its budget: about 2% of the estimated run or 2 seconds, whichever is larger; then the best
+few are timed again, in turns. A run of a few points does not probe.
 
 The choice is cached per model, input shape, device, precision and loss in the cache folder
 (``engine.recipes.cache_dir``), so the next run starts at once; a damaged or foreign entry
@@ -55,6 +56,7 @@ FEW_POINTS = 8  # a run of at most this many points does not probe
 BUDGET_SHARE, BUDGET_FLOOR_S = 0.02, 2.0  # the probe's bound: 2% of the run or 2 s
 _WORSE_IN_A_ROW = 3  # sizes slower than the best, one after another, that end the climb
 _REPS, _MAX_REPS, _MIN_TIMED_S = 3, 20, 0.02  # timings of one size: at least 3, or 20 ms
+_SLOWER, _CLIMB_TO, _ROUNDS = 1.1, 64, 2  # what counts as slower; the least size climbed to
 _CACHE_VERSION = 1
 
 
@@ -162,16 +164,19 @@ def probe(
             if not per:  # the smallest size does not fit: nothing will
                 raise
             break
-        worse = 0 if per[b] <= min(per.values()) else worse + 1
-        if worse >= _WORSE_IN_A_ROW:
+        # Slower only by a margin, and never below CLIMB_TO: under another process's load a
+        # small size's timing can read several times too slow, and stopping there is costly.
+        worse = worse + 1 if per[b] > _SLOWER * min(per.values()) else 0
+        if worse >= _WORSE_IN_A_ROW and b >= _CLIMB_TO:
             stopped = "slower"
             break
-    sizes = sorted(per, key=per.get)
-    order = list(per)
-    k = order.index(sizes[0])
-    for b in dict.fromkeys([sizes[0], *order[max(0, k - 1) : k + 2], *sizes[1:2]]):
-        if fits(b):
-            measure(b, warm=False)
+    for _ in range(_ROUNDS):  # round-robin, so that a burst of load hits different sizes
+        sizes = sorted(per, key=per.get)
+        order = list(per)
+        k = order.index(sizes[0])
+        for b in dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2]]):
+            if fits(b):
+                measure(b, warm=False)
     best = min(per, key=per.get)
     figures = tuple(per.items())
     return BatchChoice(best, "probe", figures, clock() - t0, stopped)

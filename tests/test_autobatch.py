@@ -71,7 +71,8 @@ def test_the_probe_takes_the_fastest_per_sample_and_stops_past_it():
 
     choice = probe(run, 100_000, 10_000, clock=clock)
     assert choice.size == 64 and choice.stopped == "slower"
-    assert max(b for b, _ in choice.figures) == 512  # three slower sizes, then it stopped
+    # 128 is within 10% of the best; 256, 512 and 1024 are slower by more: it stopped there.
+    assert max(b for b, _ in choice.figures) == 1024
 
 
 def _tiny_mlp() -> nn.Module:
