@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +139,13 @@ def probe(
         return clock() - t0 + guess <= budget
 
     def measure(b: int, warm: bool) -> None:
+        nonlocal t0
         start = clock()
         if warm:
             run(b)  # first-call allocations, kernels chosen for the new shape
+            if not per:  # the process's first pass (thread pools, lazy init) is the run's cost
+                t0 += clock() - start
+                start = clock()
         # The fastest of a few timings: another process's work only ever adds time.
         timed, reps = 0.0, 0
         while reps < _REPS or (timed < _MIN_TIMED_S and reps < _MAX_REPS):
@@ -213,7 +217,15 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         if hit is not None:
             return hit
         choice = probe(run, n, points if points is not None else 0)
-        store_choice(key, choice)
+        top = max(b for b, _ in choice.figures)
+        if choice.stopped == "budget" and top < min(_CLIMB_TO, n):
+            # Cut before it could see where sizes stop paying (a slow model, a loaded machine):
+            # not a tiny size on that evidence, but the fixed one; probed again next time.
+            return replace(choice, size=min(DEFAULT_BATCH, n), how="default",
+                           stopped=f"the probe's budget ended at size {top}")  # fmt: skip
+        # A climb the budget cut while sizes still got faster is kept for this run only.
+        if not (choice.stopped == "budget" and choice.size == top):
+            store_choice(key, choice)
     log.info("%s", choice.line())
     return choice
 

@@ -123,6 +123,9 @@ def run_with_progress(
     if todo == 0:
         job.close()  # folds nothing, but removes the journal and releases the lock
         return job.summary(0, 0.0)
+    choice = job.landscape.batch_choice
+    if choice.how != "given":  # what data.batch_size = 'auto' chose, and from what
+        console.print(choice.line().capitalize(), highlight=False, markup=False)
     start = time.perf_counter()
     # Only the bar gives way to a narrow terminal (the text columns do not wrap); the file's
     # name, not its path, cut in the middle past 24 characters, keeps the line short (the
