@@ -226,7 +226,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         # A climb the budget cut while sizes still got faster is kept for this run only.
         if not (choice.stopped == "budget" and choice.size == top):
             store_choice(key, choice)
-    log.info("%s", choice.line())
+    log.debug("%s", choice.line())
     return choice
 
 
