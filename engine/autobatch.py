@@ -246,11 +246,14 @@ def _runner(land: Any) -> tuple[Callable[[int], int] | None, int, list]:
         return run_fused, len(y), [*x.shape[1:], str(x.dtype)]
     name = max(land.splits, key=lambda k: len(land.splits[k]))
     split = land.splits[name]
-    if split.streamed and split.loader_at is None:
-        return None, len(split), []
+    if getattr(split, "loader", None) is not None and split.loader_at is None:
+        return None, len(split), []  # a DataLoader given as it is: its batching is its own
     head: list[Any] = []
     seen = 0
-    it = iter(split)
+    # (input, label) tensors are sliced as the loss function will get them; Batches iterate.
+    it = iter(
+        split if hasattr(split, "batches") else [(split.x[:HEAD_SAMPLES], split.y[:HEAD_SAMPLES])]
+    )
     try:
         for batch in it:  # a streamed split's first batches, held for the probe only
             head.append(batch)
