@@ -220,12 +220,12 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         top = max(b for b, _ in choice.figures)
         if choice.stopped == "budget" and top < min(_CLIMB_TO, n):
             # Cut before it could see where sizes stop paying (a slow model, a loaded machine):
-            # not a tiny size on that evidence, but the fixed one; probed again next time.
-            return replace(choice, size=min(DEFAULT_BATCH, n), how="default",
-                           stopped=f"the probe's budget ended at size {top}")  # fmt: skip
-        # A climb the budget cut while sizes still got faster is kept for this run only.
-        if not (choice.stopped == "budget" and choice.size == top):
-            store_choice(key, choice)
+            # not a tiny size on that evidence, but the fixed one.
+            choice = replace(choice, size=min(DEFAULT_BATCH, n), how="default",
+                             stopped=f"the probe's budget ended at size {top}")  # fmt: skip
+        # Kept whatever it found: the next run (a resume, the command line after the app)
+        # evaluates at the same size, so their numbers agree to the last bit.
+        store_choice(key, choice)
     log.debug("%s", choice.line())
     return choice
 
