@@ -70,7 +70,9 @@ def test_the_probe_takes_the_fastest_per_sample_and_stops_past_it():
         return b
 
     choice = probe(run, 100_000, 10_000, clock=clock)
-    assert choice.size == 64 and choice.stopped == "slower"
+    # 128 is within 5% of 64 (2% slower): of near-ties the larger, with fewer calls a pass.
+    assert choice.size == 128 and choice.stopped == "slower"
+    assert min(choice.figures, key=lambda f: f[1])[0] == 64
     # 128 is within 10% of the best; 256, 512 and 1024 are slower by more: it stopped there.
     assert max(b for b, _ in choice.figures) == 1024
 
