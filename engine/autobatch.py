@@ -34,6 +34,9 @@ from typing import Any
 
 import torch
 
+from engine.batching import rebatch
+from engine.config import DEFAULT_BATCH
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -47,11 +50,9 @@ __all__ = [
     "probe",
     "probe_budget",
     "probe_lock",
-    "rebatch",
     "store_choice",
 ]
 
-DEFAULT_BATCH = 1024  # the size "auto" means where it does not probe (a few points, recalibrate)
 FEW_POINTS = 8  # a run of at most this many points does not probe
 BUDGET_SHARE, BUDGET_FLOOR_S = 0.02, 2.0  # the probe's bound: 2% of the run or 2 s
 _WORSE_IN_A_ROW = 3  # sizes slower than the best, one after another, that end the climb
@@ -317,39 +318,6 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def rebatch(batches: tuple[Any, ...], size: int) -> tuple[Any, ...] | None:
-    """Collated batches (any nesting of tensors whose leading size is the batch's) re-sliced
-    into batches of ``size``, in order; None where the structure does not allow it (batches
-    of differing structure, per-batch values that differ, a tensor of another length)."""
-    from torch.utils._pytree import tree_flatten, tree_unflatten
-
-    flat = [tree_flatten(b) for b in batches]
-    if not flat or any(spec != flat[0][1] for _, spec in flat):
-        return None
-    lengths = []
-    for leaves, _ in flat:
-        ns = {int(v.shape[0]) for v in leaves if isinstance(v, torch.Tensor) and v.dim()}
-        if len(ns) != 1:
-            return None
-        lengths.append(ns.pop())
-    columns = []
-    for column in zip(*(leaves for leaves, _ in flat), strict=True):
-        if all(isinstance(v, torch.Tensor) and v.dim() for v in column):
-            if any(len(v) != n for v, n in zip(column, lengths, strict=True)):
-                return None
-            columns.append(torch.cat(column).split(size))
-        elif all(v is column[0] or v == column[0] for v in column):
-            columns.append(None)  # the same in every batch: kept as it is
-        else:
-            return None
-    pieces = math.ceil(sum(lengths) / size)
-    spec, first = flat[0][1], flat[0][0]
-    pairs = list(zip(first, columns, strict=True))
-    return tuple(
-        tree_unflatten([f if c is None else c[i] for f, c in pairs], spec) for i in range(pieces)
-    )
-
-
 # --- the cache ---------------------------------------------------------------------------
 
 
@@ -433,7 +401,9 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
     except ImportError:  # Windows: each worker probes
         yield False
         return
-    path = _entry_path(key).with_suffix(".lock")
+    from engine.formats.constants import LOCK_SUFFIX
+
+    path = _entry_path(key).with_suffix(LOCK_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import tomli_w
 
-from engine.autobatch import DEFAULT_BATCH
 from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
@@ -46,6 +45,9 @@ __all__ = [
     "load_config",
     "output_path",
 ]
+
+
+DEFAULT_BATCH = 1024  # the batch size "auto" means where it does not probe (engine.autobatch)
 
 
 def _doc(text: str, *, identity: bool = True) -> dict[str, Any]:

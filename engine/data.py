@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from engine.autobatch import rebatch
+from engine.batching import rebatch
 from engine.config import DataConfig
 from engine.datasafe import bounded, checked_len, indexed, loader_error
 from engine.errors import ConfigError, DataSetError, LandscapeError, describe

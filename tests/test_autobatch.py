@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from engine import autobatch
-from engine.autobatch import BatchChoice, probe, probe_budget, rebatch
+from engine.autobatch import BatchChoice, probe, probe_budget
+from engine.batching import rebatch
 from engine.config import load_config
 from engine.data import Batches, Split
 from engine.directions import DirectionSet, random_direction

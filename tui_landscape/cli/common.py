@@ -123,9 +123,6 @@ def run_with_progress(
     if todo == 0:
         job.close()  # folds nothing, but removes the journal and releases the lock
         return job.summary(0, 0.0)
-    choice = job.landscape.batch_choice
-    if choice.how != "given":  # what data.batch_size = 'auto' chose, and from what
-        console.print(choice.line().capitalize(), highlight=False, markup=False)
     start = time.perf_counter()
     # Only the bar gives way to a narrow terminal (the text columns do not wrap); the file's
     # name, not its path, cut in the middle past 24 characters, keeps the line short (the
@@ -290,6 +287,10 @@ def run_job(
             highlight=False,
             markup=False,
         )
+    # What data.batch_size = 'auto' chose (a stand-in job without an evaluator says nothing).
+    choice = getattr(getattr(job, "landscape", None), "batch_choice", None)
+    if choice is not None and choice.how != "given" and job.done < job.total:
+        console.print(choice.line().capitalize(), highlight=False, markup=False)
     try:
         with sigterm_as_interrupt():
             summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
