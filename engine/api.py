@@ -529,7 +529,7 @@ def hessian_at(
         hvp = MeanLossHVP(
             model,
             splits["train"],
-            cfg.data.batch_size,
+            cfg.data.fixed_batch,
             resolved,
             params=hessian_params(model, h.params),
             l2=cfg.data.l2,

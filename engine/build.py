@@ -268,7 +268,7 @@ def _hessian_directions(
     h = cfg.hessian
     split = (splits or load_splits(cfg.data, [h.split]))[h.split]
     hvp = MeanLossHVP(
-        model.eval(), split, cfg.data.batch_size, loss or cfg.data.loss,
+        model.eval(), split, cfg.data.fixed_batch, loss or cfg.data.loss,
         params=hessian_params(model, h.params), l2=cfg.data.l2,
     )  # fmt: skip
     ex = extreme_eigenvalues(hvp, h.tol)

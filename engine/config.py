@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 
+DEFAULT_BATCH = 1024  # the batch size "auto" means where it does not probe (engine.autobatch)
+
+
 def _doc(text: str, *, identity: bool = True) -> dict[str, Any]:
     """A key's metadata: ``doc`` is its help (README, app labels); ``identity=False`` marks a
     key that changes no computed value (how, where or how often), so a resume may differ in it.
@@ -153,11 +156,13 @@ class DataConfig(_Section):
     splits: tuple[Literal["train", "test"], ...] = field(
         default=("train", "test"), metadata=_doc("splits to evaluate at each grid point")
     )
-    batch_size: int = field(
-        default=1024,
+    batch_size: int | Literal["auto"] = field(
+        default="auto",
         metadata=_doc(
-            "evaluation batch size (does not change the numbers, but for compute.bn = "
-            "'recalibrate': part of the identity then)",
+            "evaluation batch size; auto: the fastest per sample, timed before the grid starts "
+            f"and cached ({DEFAULT_BATCH} where it is not timed). Changes no point, but for "
+            "compute.bn = 'recalibrate' (part of the identity then, and auto is "
+            f"{DEFAULT_BATCH})",
             identity=False,
         ),
     )
@@ -193,6 +198,12 @@ class DataConfig(_Section):
         default=2, metadata=_doc("DataLoader worker processes of a streamed split", identity=False)
     )
 
+    @property
+    def fixed_batch(self) -> int:
+        """The batch size where one is needed before (or without) timing: loading data,
+        recalibrating BN statistics, Hessian-vector products."""
+        return DEFAULT_BATCH if self.batch_size == "auto" else self.batch_size
+
     def check(self, cfg: Config) -> None:
         if self.subset < 0:
             raise ConfigError(f"Expected `data.subset` >= 0 (0 means all), but got {self.subset}.")
@@ -204,7 +215,8 @@ class DataConfig(_Section):
             raise ConfigError("Expected every `data.mean` and `data.std` value to be finite.")
         if any(v <= 0 for v in self.std):
             raise ConfigError("Expected every `data.std` value > 0.")
-        _at_least("data.batch_size", self.batch_size, 1)
+        if self.batch_size != "auto":
+            _at_least("data.batch_size", self.batch_size, 1)
         if not self.splits:
             raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
         if len(set(self.splits)) != len(self.splits):
@@ -565,7 +577,7 @@ class Config:
         d["data"]["splits"] = sorted(d["data"]["splits"])  # the order changes no value
         if self.compute.bn == "recalibrate":
             # Recalibrated statistics average per-batch ones: the batching changes them.
-            d["data"]["batch_size"] = self.data.batch_size
+            d["data"]["batch_size"] = self.data.fixed_batch  # 'auto' recalibrates at 1024
         return d
 
     def check(self) -> None:

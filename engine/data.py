@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from engine.batching import rebatch
 from engine.config import DataConfig
 from engine.datasafe import bounded, checked_len, indexed, loader_error
 from engine.errors import ConfigError, DataSetError, LandscapeError, describe
@@ -274,6 +275,7 @@ class Batches:
     loader: Callable[[], Iterable[Any]] | None = None
     device: torch.device | None = None  # where a streamed split's batches are moved to
     key: str = "data.dataset"  # the config key (or argument) that names it, for errors
+    loader_at: Callable[[int], Iterable[Any]] | None = None  # a streamed loader at a batch size
 
     def __len__(self) -> int:
         return self.n
@@ -303,6 +305,16 @@ class Batches:
                 yield b if self.device is None else to_device(b, self.device, non_blocking=pin)
         finally:
             batches.close()  # now, not in a finalizer, where a signal's exception is lost
+
+    def resized(self, size: int) -> Batches:
+        """The same samples in batches of ``size``: re-sliced in memory, a new loader when
+        streamed; itself where neither can be done (a structure that does not slice)."""
+        if self.loader is not None:
+            if self.loader_at is None:
+                return self
+            return replace(self, loader=lambda: self.loader_at(size))
+        batches = rebatch(self.batches, size)
+        return self if batches is None else replace(self, batches=batches)
 
     def head(self) -> Any:
         """The first batch (for checks)."""
@@ -365,11 +377,11 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
     if is_fused(cfg.loss) and collate is None and not stream:
         return _tensorize(ds, key, cfg.loss, n)
 
-    def loader() -> DataLoader:
+    def loader(size: int = cfg.fixed_batch) -> DataLoader:
         workers = cfg.loader_workers if stream else 0
         return DataLoader(
             ds,
-            batch_size=cfg.batch_size,
+            batch_size=size,
             shuffle=False,
             collate_fn=collate,
             num_workers=workers,
@@ -380,7 +392,7 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
 
     if stream:
         log.info("%s: %d samples stream from a DataLoader at each point", key, n)
-        return Batches(n, loader=loader, key=key)
+        return Batches(n, loader=loader, key=key, loader_at=loader)
     batches: list[Any] = []
     try:
         for batch in bounded(loader(), n, key, batch_size_of):
@@ -388,7 +400,8 @@ def dataset_split(ds: Dataset, cfg: DataConfig, key: str) -> Split | Batches:
     except DataSetError:
         raise
     except Exception as e:
-        first, last = len(batches) * cfg.batch_size, min((len(batches) + 1) * cfg.batch_size, n)
+        bs = cfg.fixed_batch
+        first, last = len(batches) * bs, min((len(batches) + 1) * bs, n)
         if collate is not None:  # the user's collate failed, not the items' format
             raise LandscapeError(
                 f"`data.collate` {cfg.collate!r} failed on items {first}..{last - 1} of "

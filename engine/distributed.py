@@ -102,8 +102,9 @@ class Rank:
             self.land = self.job.landscape
         else:
             self.land = landscape_from_files(
-                config_to_toml(self.cfg), msg["dir_file"], msg["dir_type"], str(self.device)
-            )
+                config_to_toml(self.cfg), msg["dir_file"], msg["dir_type"], str(self.device),
+                points=-(-len(self.todo) // self.world),  # sizes a batch-size probe
+            )  # fmt: skip
         return self.job
 
     def outcomes(self) -> Iterator[Outcome]:

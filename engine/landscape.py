@@ -11,10 +11,12 @@ import logging
 import time
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
 
+from engine.autobatch import BatchChoice, choose_batch, free_memory
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
@@ -40,8 +42,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Landscape", "landscape_from_files"]
 
 
-def landscape_from_files(config_toml: str, dir_file: str, dir_type: str, device: str) -> Landscape:
-    """Rebuild a run's evaluation from its resolved config and direction file (in a worker)."""
+def landscape_from_files(
+    config_toml: str, dir_file: str, dir_type: str, device: str, points: int | None = None
+) -> Landscape:
+    """Rebuild a run's evaluation from its resolved config and direction file (in a worker
+    that evaluates about ``points`` points)."""
     cfg = config_from_dict(tomllib.loads(config_toml))
     model = load_model(cfg)
     ds = load_directions(dir_file, dir_type)
@@ -50,7 +55,7 @@ def landscape_from_files(config_toml: str, dir_file: str, dir_type: str, device:
     elif ds.y is None:
         ds.y = ds.x  # directions.same with a file that holds one direction
     land = Landscape(model, load_splits(cfg.data), ds, cfg, torch.device(device))
-    land.check()
+    land.check(points)
     return land
 
 
@@ -96,7 +101,8 @@ class Landscape:
         # and check() turns it off again for a model that cannot run in it.
         self._layout_auto = c.channels_last == "auto"
         self._place(four_d and (c.channels_last is True or (self._layout_auto and has_conv)))
-        self.batch_size = cfg.data.batch_size
+        self.batch_size = cfg.data.fixed_batch
+        self.batch_choice = BatchChoice(self.batch_size, "given")
         self.l2 = cfg.data.l2
         self.precision = PRECISION[c.precision]
         self.device, self.device_type = device, device.type
@@ -125,6 +131,14 @@ class Landscape:
         self._hvp: MeanLossHVP | None = None
         if self.hessian is not None:
             self.points_per_batch, self._auto = 1, False  # one point at a time, warm-started
+        # data.batch_size = 'auto' times sizes in check(); not where the batch is part of the
+        # identity (recalibrated statistics), nor for Hessian-vector products, whose memory a
+        # forward pass's probe does not see: those keep the fixed size.
+        self.auto_batch = cfg.data.batch_size == "auto"
+        if self.auto_batch and (self.bn_recalibrate or self.hessian is not None):
+            self.auto_batch = False
+            why = "recalibrate" if self.bn_recalibrate else "Hessian"
+            self.batch_choice = BatchChoice(self.batch_size, "default", stopped=why)
 
     def _place(self, channels_last: bool) -> None:
         """Lay out the model and data, join the splits, and set up the perturbation."""
@@ -256,8 +270,10 @@ class Landscape:
             max_products=h.max_products,
         )
 
-    def check(self) -> None:
-        """Run the first batch of each split so a misfit fails before any file is written."""
+    def check(self, points: int | None = None) -> None:
+        """Run the first batch of each split so a misfit fails before any file is written;
+        then, for ``data.batch_size = 'auto'``, choose the batch size for a run of ``points``
+        points (``engine.autobatch``; None: unknown, the probe's smallest budget)."""
         if not self.fused:
             self._check_loss()
         elif self.channels_last and self._layout_auto:
@@ -309,6 +325,9 @@ class Landscape:
                 log.warning("torch.compile failed (%s); running eager", describe(e))
         if self.bn_recalibrate:
             self._check_recalibrate()
+        if self.auto_batch:
+            self.batch_choice = choose_batch(self, points)
+            self.use_batch_size(self.batch_choice.size)
         if self._auto:
             self.points_per_batch = self._time_points_per_batch()
 
@@ -428,8 +447,29 @@ class Landscape:
                 out[f"{name}_{m}"] = row[m] / count
         return out
 
+    def use_batch_size(self, size: int) -> None:
+        """Evaluate in batches of ``size`` from now on (a given batching re-sliced)."""
+        self.batch_size = size
+        self.splits = {
+            k: s.resized(size) if isinstance(s, Batches) else s for k, s in self.splits.items()
+        }
+
     def evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
-        """Evaluate K points; one batched pass when ``points_per_batch`` > 1."""
+        """Evaluate K points; one batched pass when ``points_per_batch`` > 1. With
+        ``data.batch_size = 'auto'``, a pass that runs out of device memory (what the probe
+        did not see: other processes, fragmentation) is tried again at half the size."""
+        while True:
+            try:
+                return self._evaluate_many(coords)
+            except torch.OutOfMemoryError:
+                if not self.auto_batch or self.batch_size == 1:
+                    raise
+                free_memory()
+                log.warning("out of memory at batch size %d: halving it", self.batch_size)
+                self.use_batch_size(self.batch_size // 2)
+                self.batch_choice = replace(self.batch_choice, size=self.batch_size)
+
+    def _evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
         if self.hessian is not None:
             return [self.evaluate(a, b) | self.eigenvalues(a, b) for a, b in coords]
         if len(coords) == 1 or self.points_per_batch == 1:

@@ -59,6 +59,7 @@ class WorkerSpec:
     device: str
     threads: int
     quiet: bool = False  # send the worker's stdout and stderr to /dev/null (under a TUI)
+    points: int | None = None  # about how many points it evaluates (sizes a batch-size probe)
 
 
 Evaluator = Callable[[list[tuple[float, float]]], list[dict[str, float]]]
@@ -145,7 +146,9 @@ def _worker(conn: Connection, spec: WorkerSpec, parent: int | None = None) -> No
     try:
         from engine.landscape import landscape_from_files
 
-        land = landscape_from_files(spec.config_toml, spec.dir_file, spec.dir_type, spec.device)
+        land = landscape_from_files(
+            spec.config_toml, spec.dir_file, spec.dir_type, spec.device, spec.points
+        )
     except Exception as e:
         conn.send(("fatal", describe(e)))
         return

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.autobatch import BatchChoice
 from engine.autorange import auto_grid, direction_ratios
 from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
@@ -183,6 +184,7 @@ class Job:
                 device=d,
                 threads=threads if d == "cpu" else 1,
                 quiet=self.quiet_workers,
+                points=-(-len(todo) // len(self.devices)),
             )
             for d in self.devices
         ]
@@ -417,7 +419,11 @@ def _prepare_locked(
         built = make_directions(cfg, model, grid, splits=splits, loss=loss)
         ds, grid, pca = built.ds, built.grid, built.pca
     landscape = Landscape(model, splits, ds, cfg, device, loss=loss)
-    landscape.check()
+    todo = grid.size if existing is None else int((~existing.completed).sum())
+    if len(devices) > 1 and landscape.auto_batch:  # this process evaluates nothing
+        landscape.auto_batch = False
+        landscape.batch_choice = BatchChoice(landscape.batch_size, "pool")
+    landscape.check(todo)
     notes: tuple[str, ...] = ()
     centre: dict[str, object] = {}
     if existing is None:
@@ -465,6 +471,7 @@ def _prepare_locked(
         dir_hash=direction_hash(ds.x, ds.y),
         dir_type=ds.dir_type,
         device=", ".join(devices) if len(devices) > 1 else str(device),
+        batch_size=landscape.batch_choice.provenance(),
     )
     extras = {}
     if pca is not None:  # the path on the plane, in the reference's names, and our exact ones
@@ -489,7 +496,7 @@ def time_point(cfg: Config) -> tuple[float, int]:
     built = make_directions(cfg, model)
     device = resolve_device(cfg.compute.device)
     land = Landscape(model, load_splits(cfg.data), built.ds, cfg, device)
-    land.check()
+    land.check(built.grid.size)
     try:
         land.evaluate_many([(0.0, 0.0)])  # warm-up: first-call allocations, cuDNN's choices
         t = time.perf_counter()

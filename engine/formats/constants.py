@@ -8,6 +8,7 @@ here only together with that page and its change log: files on users' disks keep
 from __future__ import annotations
 
 __all__ = [
+    "ATTR_BATCH_SIZE",
     "ATTR_CONFIG",
     "ATTR_CREATED",
     "ATTR_DEVICE",
@@ -156,6 +157,7 @@ ATTR_CONFIG = "config"
 ATTR_DIR_SHA256 = "dir_file_sha256"
 ATTR_DIR_TYPE = "dir_type"
 ATTR_DEVICE = "device"
+ATTR_BATCH_SIZE = "batch_size"  # the evaluation batch size, and whether "auto" chose it
 ATTR_TYPE = "type"  # a direction file's ``weights`` or ``states``
 
 # Side files of a surface ``FILE.h5``: ``FILE.h5.journal`` etc., and ``FILE.directions.h5``

@@ -1,10 +1,10 @@
 """Where a surface came from, typed: written and read here, as cooler's ``write_info``.
 
 A run hands the writer a ``Provenance`` (its resolved config, the directions' hash and type,
-the device); the writer stamps the rest (format version, tool version, times, the file's id)
-and readers get it back from ``Surface.provenance``. Nothing else spells these attribute
-names. A file that lacks one (a reference file, an old one) reads it as "" (None for the
-version).
+the device, the batch size); the writer stamps the rest (format version, tool version, times,
+the file's id) and readers get it back from ``Surface.provenance``. Nothing else spells these
+attribute names. A file that lacks one (a reference file, an old one) reads it as "" (None for
+the version).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.formats.constants import (
+    ATTR_BATCH_SIZE,
     ATTR_CONFIG,
     ATTR_CREATED,
     ATTR_DEVICE,
@@ -27,29 +28,31 @@ from engine.formats.constants import (
 
 __all__ = ["Provenance"]
 
-# Field -> root attribute. The first four are the run's to give; the writer stamps the rest.
+# Field -> root attribute. The first five are the run's to give; the writer stamps the rest.
 _ATTRS = {
     "config": ATTR_CONFIG,
     "dir_hash": ATTR_DIR_SHA256,
     "dir_type": ATTR_DIR_TYPE,
     "device": ATTR_DEVICE,
+    "batch_size": ATTR_BATCH_SIZE,
     "tool_version": ATTR_TOOL_VERSION,
     "created": ATTR_CREATED,
     "updated": ATTR_UPDATED,
     "id": ATTR_ID,
 }
-_GIVEN = ("config", "dir_hash", "dir_type", "device")
+_GIVEN = ("config", "dir_hash", "dir_type", "device", "batch_size")
 
 
 @dataclass(frozen=True)
 class Provenance:
-    """A surface file's provenance. A run gives the first four fields; the rest are the
+    """A surface file's provenance. A run gives the first five fields; the rest are the
     writer's (``SurfaceWriter.create`` ignores them) and are read back from the file."""
 
     config: str = ""  # the resolved config as TOML (``tui-landscape info FILE --config``)
     dir_hash: str = ""  # ``sha256:`` of the directions' shapes and float32 bytes
     dir_type: str = ""  # ``weights`` or ``states``
     device: str = ""  # the device(s) the run started on
+    batch_size: str = ""  # "256", or "256 (auto, probe)": what data.batch_size = "auto" chose
     tool_version: str = ""  # the tui-landscape that created the file
     created: str = ""  # ISO 8601 UTC
     updated: str = ""  # ISO 8601 UTC, the last checkpoint

@@ -289,6 +289,10 @@ def run_job(
             highlight=False,
             markup=False,
         )
+    # What data.batch_size = 'auto' chose (a stand-in job without an evaluator says nothing).
+    choice = getattr(getattr(job, "landscape", None), "batch_choice", None)
+    if choice is not None and choice.how != "given" and job.done < job.total:
+        console.print(choice.line().capitalize(), highlight=False, markup=False)
     try:
         with sigterm_as_interrupt():
             summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)

@@ -254,6 +254,11 @@ class SetupScreen(Screen):
         self.query_one("#summary", Label).update(f"{g.size} points ({g.ndim}D)")
         self.query_one("#run", Button).disabled = self.running
 
+    def _batch_status(self, cfg: Config, text: str) -> None:
+        """The run's batch size beside its points: 'auto (probing)', then what was chosen."""
+        g = cfg.parsed_grid
+        self.query_one("#summary", Label).update(f"{g.size} points ({g.ndim}D), batch {text}")
+
     def _config_error(self, msg: str) -> None:
         """Show an error under the first field it names (unfolding its section), else below the
         fields (a field not built yet: shown there once all are), and disable Run."""
@@ -400,8 +405,14 @@ class SetupScreen(Screen):
 
         post = self.app.call_from_thread
         post(self.log_line, f"Preparing {out} (model, data, directions)...")
+        if cfg.data.batch_size == "auto":
+            post(self._batch_status, cfg, "auto (probing)")
         job = prepare(cfg, out)
         job.quiet_workers = True
+        choice = job.landscape.batch_choice
+        if choice.how != "given":
+            post(self._batch_status, cfg, choice.provenance())
+            post(self.log_line, choice.line().capitalize())
         post(self._started, job, job.total - job.done)
         t0, n, computed = time.perf_counter(), 0, 0
         # Closed on any exit: the job folds what it recorded into the file and frees its lock.

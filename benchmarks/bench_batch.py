@@ -1,0 +1,193 @@
+"""Seconds per grid point at the batch size ``data.batch_size = "auto"`` chooses, against the
+best-batch floor, paired in one process as ``bench_surface.py`` pairs ours with its floor:
+
+    python benchmarks/bench_batch.py --case mlp      # digits MLP, embedded data
+    python benchmarks/bench_batch.py --case cnn      # digits CNN
+    python benchmarks/bench_batch.py --case charlm   # the byte transformer, causal_lm user loss
+    python benchmarks/bench_batch.py --case resnet56 --device cuda   # 10,000 CIFAR-shaped
+
+Ours is ``Landscape.evaluate_many`` (the work of one point of ``tui-landscape compute``: the
+model moved, every split's loss and metrics summed), once with ``data.batch_size = "auto"``
+(its probe timed as the run would, for ``--run-points`` points) and once at the old fixed
+1024. The floor is the plain forward pass (the loss function itself for charlm) over the same
+data at its best batch size: every candidate size (powers of two up to the data's length, and
+the length) timed first, the fastest per point kept. Then per point ours-auto, ours-1024,
+ours at the floor's best size (what ours costs beyond the forward pass: the loss and metrics,
+the weights moved) and the floor run back to back, alternating which goes first, and each
+ratio is the median over the points: drift of a shared machine hits all four alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_surface import grid_points, sync
+
+CASES = {
+    "mlp": {"arch": "digits_mlp", "dataset": "digits", "points": 49},
+    "cnn": {"arch": "digits_cnn", "dataset": "digits", "points": 49},
+    "charlm": {"arch": "char_transformer", "dataset": "charlm", "n": 256, "points": 9},
+    "resnet56": {"arch": "resnet56", "dataset": "fake", "n": 10000, "points": 9},
+}
+
+
+def splits_of(case: str, tiny: bool):
+    from engine.config import load_config
+    from engine.data import Split, digits_splits, load_splits
+
+    spec = CASES[case]
+    if spec["dataset"] == "digits":
+        splits = digits_splits()
+        return {k: Split(s.x[:16], s.y[:16]) for k, s in splits.items()} if tiny else splits
+    n = 16 if tiny else spec["n"]
+    if spec["dataset"] == "charlm":
+        sets = ["data.dataset=charlm", f"data.subset={n}", "data.loss=causal_lm"]
+        return load_splits(load_config(None, sets).data)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 256, (n, 3, 32, 32), generator=g).float() / 255 - 0.5) / 0.25
+    return {"train": Split(x, torch.randint(0, 10, (n,), generator=g))}
+
+
+def landscape(case: str, splits, device, batch: str, run_points: int):
+    from engine.config import load_config
+    from engine.directions import DirectionSet, random_direction
+    from engine.landscape import Landscape
+    from engine.models import build_model
+
+    model = build_model(CASES[case]["arch"], seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    dx = random_direction(model, "weights", "filter", "biasbn", g)
+    dy = random_direction(model, "weights", "filter", "biasbn", g)
+    sets = [f"data.batch_size={batch}", "data.splits=" + str(sorted(splits))]
+    sets += ["data.loss=causal_lm"] if case == "charlm" else []
+    cfg = load_config(None, sets)
+    land = Landscape(model, splits, DirectionSet(dx, dy, "weights"), cfg, device)
+    t = time.perf_counter()
+    land.check(run_points)
+    return land, time.perf_counter() - t
+
+
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+NOW = [time.perf_counter]  # --clock: cpu (this process's CPU seconds) on a loaded machine
+
+
+def floor_at(land, device):
+    """A function of (a, b, size): the plain pass over the same data at batch ``size``."""
+    from engine.autobatch import rebatch
+    from engine.evaluate import autocast
+
+    if land.fused:
+        x = land.all.x
+
+        def calls(size: int) -> None:
+            for i in range(0, len(x), size):
+                land.model(x[i : i + size])
+    else:
+        given = {k: tuple(s) for k, s in land.splits.items()}
+        sized: dict[int, list] = {}
+
+        def calls(size: int) -> None:
+            if size not in sized:
+                sized[size] = [rebatch(b, size) or b for b in given.values()]
+            for batches in sized[size]:
+                for batch in batches:
+                    land.loss.fn(land.model, batch)
+
+    @torch.inference_mode()
+    def floor(a: float, b: float, size: int) -> float:
+        land.perturbation.set(a, b)  # the same weights as ours; setting them is not timed
+        sync(device)
+        t = NOW[0]()
+        with autocast(device.type, land.precision):
+            calls(size)
+        sync(device)
+        return NOW[0]() - t
+
+    return floor
+
+
+def timed(land, device, point) -> float:
+    sync(device)
+    t = NOW[0]()
+    land.evaluate_many([point])
+    sync(device)
+    return NOW[0]() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--case", choices=sorted(CASES), default="mlp")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--points", type=int, help="grid points timed (default: 49 digits, 9 others)")
+    p.add_argument("--run-points", type=int, default=441, help="the run the probe is sized for")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--tiny", action="store_true", help="smoke run: 16 samples a split")
+    p.add_argument(
+        "--clock",
+        choices=sorted(CLOCK),
+        default="wall",
+        help="wall, or cpu: this process's CPU time (with --threads 1, on a machine shared by "
+        "other work; the probe itself always reads the wall clock)",
+    )
+    args = p.parse_args()
+    NOW[0] = CLOCK[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    points = grid_points(args.points or CASES[args.case]["points"])
+    splits = splits_of(args.case, args.tiny)
+    auto, probe_s = landscape(args.case, splits, device, "auto", args.run_points)
+    fixed, _ = landscape(args.case, splits, device, "1024", args.run_points)
+    floor = floor_at(fixed, device)
+    from engine.autobatch import candidates
+
+    n = len(auto.all) if auto.fused else max(len(s) for s in splits.values())
+    sweep = {}
+    for size in candidates(n):
+        floor(0.0, 0.0, size)  # warm-up at this shape
+        sweep[size] = min(floor(0.0, 0.0, size) for _ in range(5))
+    best = min(sweep, key=sweep.get)
+    at_best, _ = landscape(args.case, splits, device, str(best), args.run_points)
+    for land in (auto, fixed, at_best):
+        timed(land, device, points[0])  # warm-up
+    rows = {"auto": [], "1024": [], "best": [], "floor": []}
+    for i, pt in enumerate(points):
+        order = [("auto", auto), ("1024", fixed), ("best", at_best), ("floor", None)]
+        for name, land in order if i % 2 == 0 else order[::-1]:
+            rows[name].append(floor(*pt, best) if land is None else timed(land, device, pt))
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    ratio = {
+        k: statistics.median(o / f for o, f in zip(rows[k], rows["floor"], strict=True))
+        for k in ("auto", "1024", "best")
+    }
+    load = os.getloadavg()
+    print(
+        f"case {args.case} on {device}, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads, {args.clock} clock, {len(points)} points, load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(f"auto: {auto.batch_choice.line()} (check with probe {probe_s:.2f} s)")
+    print(
+        "floor sweep, ms per point: " + ", ".join(f"{b}: {t * 1e3:.2f}" for b, t in sweep.items())
+    )
+    print(f"best-batch floor at {best}: {med['floor'] * 1e3:.2f} ms per point")
+    print(f"ours, auto ({auto.batch_size}): {med['auto'] * 1e3:.2f} ms per point, "
+          f"{ratio['auto']:.2f}x the floor (median of per-point ratios)")  # fmt: skip
+    print(f"ours, fixed 1024: {med['1024'] * 1e3:.2f} ms per point, "
+          f"{ratio['1024']:.2f}x the floor")  # fmt: skip
+    print(f"ours at the floor's best size {best}: {med['best'] * 1e3:.2f} ms per point, "
+          f"{ratio['best']:.2f}x the floor (ours' own work beyond the forward pass)")  # fmt: skip
+    assert np.isfinite(med["auto"])
+
+
+if __name__ == "__main__":
+    main()

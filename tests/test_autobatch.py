@@ -1,0 +1,242 @@
+"""data.batch_size = "auto": the probe's bound, an integer honoured, the out-of-memory back-off,
+the cache, and the same surface as the chosen integer's."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine import autobatch
+from engine.autobatch import BatchChoice, probe, probe_budget
+from engine.batching import rebatch
+from engine.config import load_config
+from engine.data import Batches, Split
+from engine.directions import DirectionSet, random_direction
+from engine.formats import read_surface
+from engine.landscape import Landscape
+from engine.run import prepare
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    """A cache folder of the test's own: entries of other tests (same model shapes, other
+    limits) must not answer for it."""
+    monkeypatch.setenv("TUI_LANDSCAPE_CACHE", str(tmp_path))
+    return tmp_path
+
+
+class FakeClock:
+    """A clock that ``run`` advances by a modelled cost: the bound is checked exactly, fast."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_probe_keeps_its_bound():
+    clock = FakeClock()
+    calls: list[int] = []
+
+    def run(b: int) -> int:  # 5 ms a call plus 1 us a sample: larger is always faster
+        m = min(1_000_000, 2 * b)
+        clock.now += 0.005 + 1e-6 * m
+        calls.append(b)
+        return m
+
+    # A few dozen points: the floor of 2 s, well before the 2**19 sizes are all timed.
+    few = probe(run, 1_000_000, 40, clock=clock)
+    assert few.stopped == "budget" and few.seconds <= 2.0
+    assert few.size == max(calls) and max(calls) < 1_000_000
+    # A long run may spend 2% of its estimate: more sizes, and still within it.
+    calls.clear()
+    clock.now = 0.0
+    many = probe(run, 1_000_000, 200_000, clock=clock)
+    per_point = min(t for _, t in many.figures) * 1_000_000
+    assert many.seconds <= probe_budget(200_000, per_point) and many.seconds > 2.0
+    assert max(calls) > few.size
+    assert probe_budget(10, 0.01) == 2.0 and probe_budget(10_000, 1.0) == pytest.approx(200.0)
+
+
+def test_the_probe_takes_the_fastest_per_sample_and_stops_past_it():
+    clock = FakeClock()
+
+    def run(b: int) -> int:  # fastest per sample at 64, slower above (cache-bound)
+        clock.now += b * (1e-6 + 1e-7 * abs(np.log2(b) - 6) ** 2) + 1e-5
+        return b
+
+    choice = probe(run, 100_000, 10_000, clock=clock)
+    # 128 is within 5% of 64 (2% slower): of near-ties the larger, with fewer calls a pass.
+    assert choice.size == 128 and choice.stopped == "slower"
+    assert min(choice.figures, key=lambda f: f[1])[0] == 64
+    # 128 is within 10% of the best; 256, 512 and 1024 are slower by more: it stopped there.
+    assert max(b for b, _ in choice.figures) == 1024
+
+
+def _tiny_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+
+
+class Recorder(nn.Module):
+    """A model that records the batch sizes it sees, and runs out of memory above ``limit``
+    (the real ``torch.OutOfMemoryError``, as CUDA raises it)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        super().__init__()
+        self.net, self.limit, self.seen = _tiny_mlp(), limit, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(len(x))
+        if self.limit is not None and len(x) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+def _splits(n: int = 300) -> dict[str, Split]:
+    g = torch.Generator().manual_seed(1)
+    return {"train": Split(torch.randn(n, 1, 4, 4, generator=g), torch.arange(n) % 3)}
+
+
+def _landscape(model: nn.Module, sets: list[str], splits=None) -> Landscape:
+    g = torch.Generator().manual_seed(0)
+    dx = random_direction(model, "weights", "filter", "biasbn", g)
+    cfg = load_config(None, ["data.splits=['train']", *sets])
+    return Landscape(model, splits or _splits(), DirectionSet(dx, None, "weights"), cfg,
+                     torch.device("cpu"))  # fmt: skip
+
+
+def test_an_integer_is_honoured_exactly(fresh_cache):
+    model = Recorder()
+    land = _landscape(model, ["data.batch_size=7"])
+    land.check(1000)
+    model.seen.clear()
+    land.evaluate_many([(0.1, 0.0)])
+    assert land.batch_choice == BatchChoice(7, "given")
+    assert set(model.seen) == {7, 300 % 7}
+
+
+def test_out_of_memory_halves_and_the_run_goes_on(fresh_cache):
+    model = Recorder(limit=48)
+    land = _landscape(model, [])
+    land.check(1000)
+    choice = land.batch_choice
+    assert choice.how == "probe" and choice.stopped == "out of memory"
+    assert choice.size <= 32 and max(b for b, _ in choice.figures) == 32
+    # At a size that fails at a point (other memory in use, say), the pass is halved again.
+    land.use_batch_size(200)
+    (values,) = land.evaluate_many([(0.0, 0.0)])
+    assert land.batch_size == 25 and np.isfinite(values["train_loss"])
+    # An integer is the user's: its out-of-memory error is not hidden.
+    fixed = _landscape(Recorder(limit=48), ["data.batch_size=100"])
+    fixed.check(1000)
+    with pytest.raises(torch.OutOfMemoryError):
+        fixed.evaluate_many([(0.0, 0.0)])
+
+
+def test_a_run_of_a_few_points_does_not_probe(monkeypatch, fresh_cache):
+    monkeypatch.setattr(autobatch, "probe", lambda *a, **k: pytest.fail("probed"))
+    land = _landscape(Recorder(), [])
+    land.check(4)
+    assert land.batch_choice.how == "default" and land.batch_choice.size == 300
+
+
+def test_the_cache_is_used_and_a_damaged_entry_ignored(monkeypatch, fresh_cache):
+    tmp_path = fresh_cache
+    first = _landscape(Recorder(), [])
+    first.check(1000)
+    assert first.batch_choice.how == "probe"
+    (entry,) = (tmp_path / "batch-size").glob("*.json")
+    assert json.loads(entry.read_text())["size"] == first.batch_choice.size
+    real = autobatch.probe
+    monkeypatch.setattr(autobatch, "probe", lambda *a, **k: pytest.fail("probed again"))
+    again = _landscape(Recorder(), [])
+    again.check(1000)
+    assert again.batch_choice.how == "cache"
+    assert again.batch_choice.size == first.batch_choice.size == again.batch_size
+    # Another loss is another key: it probes.
+    monkeypatch.setattr(autobatch, "probe", real)
+    other = _landscape(Recorder(), ["data.loss=mse"])
+    other.check(1000)
+    assert other.batch_choice.how == "probe"
+    for damage in ("{not json", '{"version": 1, "size": "big"}', json.dumps({"size": 10**9})):
+        entry.write_text(damage)
+        land = _landscape(Recorder(), [])
+        land.check(1000)
+        assert land.batch_choice.how == "probe", damage
+        assert json.loads(entry.read_text())["size"] == land.batch_choice.size  # rewritten
+
+
+def test_rebatch_reslices_collated_batches_in_order():
+    batches = tuple(
+        {"ids": torch.arange(a, a + n), "pair": (torch.ones(n, 2) * a, "tag")}
+        for a, n in ((0, 4), (4, 4), (8, 3))
+    )
+    out = rebatch(batches, 5)
+    assert [b["ids"].tolist() for b in out] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10]]
+    assert out[2]["pair"][1] == "tag" and out[1]["pair"][0].shape == (5, 2)
+    assert rebatch(({"a": torch.ones(2)}, {"b": torch.ones(2)}), 1) is None
+    assert rebatch(({"a": torch.ones(2), "k": 1}, {"a": torch.ones(2), "k": 2}), 1) is None
+
+
+def test_a_user_loss_on_given_batches_uses_the_chosen_size(fresh_cache):
+    seen: list[int] = []
+
+    def loss(model, batch):
+        seen.append(len(batch["x"]))
+        logits = model(batch["x"])
+        return {"loss": nn.functional.cross_entropy(logits, batch["y"], reduction="none")}
+
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(200, 1, 4, 4, generator=g), torch.arange(200) % 3
+    given = Batches(200, batches=tuple({"x": x[i : i + 64], "y": y[i : i + 64]}
+                                       for i in range(0, 200, 64)))  # fmt: skip
+    from engine.losses import Loss
+
+    model = _tiny_mlp()
+    g = torch.Generator().manual_seed(0)
+    dx = random_direction(model, "weights", "filter", "biasbn", g)
+    cfg = load_config(None, ["data.splits=['train']"])
+    land = Landscape(model, {"train": given}, DirectionSet(dx, None, "weights"), cfg,
+                     torch.device("cpu"), loss=Loss(loss, "loss"))  # fmt: skip
+    land.check(1000)
+    b = land.batch_choice.size
+    assert land.batch_choice.how == "probe"
+    seen.clear()
+    (auto,) = land.evaluate_many([(0.2, 0.0)])
+    assert max(seen) == min(b, 200) and sum(seen) == 200
+    land.use_batch_size(64)
+    (fixed,) = land.evaluate_many([(0.2, 0.0)])
+    assert auto["train_loss"] == pytest.approx(fixed["train_loss"], rel=1e-6)
+
+
+@pytest.mark.usefixtures("digits_mlp_recipe")
+def test_auto_gives_the_surface_of_the_size_it_chose(tmp_path):
+    sets = ["model.arch=digits_mlp", "model.checkpoint=recipe:digits_mlp", "data.subset=300",
+            "grid.x=-1:1:3", "grid.y=-1:1:3"]  # fmt: skip
+    job = prepare(load_config(None, sets), tmp_path / "auto.h5")
+    chosen = job.landscape.batch_choice
+    job.run()
+    auto = read_surface(tmp_path / "auto.h5")
+    assert chosen.how in ("probe", "cache")
+    assert auto.provenance.batch_size == f"{chosen.size} (auto, {chosen.how})"
+    fixed_sets = [*sets, f"data.batch_size={chosen.size}"]
+    prepare(load_config(None, fixed_sets), tmp_path / "int.h5").run()
+    fixed = read_surface(tmp_path / "int.h5")
+    assert fixed.provenance.batch_size == str(chosen.size)
+    for name in auto.values:
+        np.testing.assert_array_equal(auto.values[name], fixed.values[name], err_msg=name)
+    # Another size moves the numbers by float32 rounding only; the identity is the same, so
+    # an integer resumes a file that 'auto' made.
+    other = [*sets, "data.batch_size=1" if chosen.size != 1 else "data.batch_size=2"]
+    prepare(load_config(None, other), tmp_path / "other.h5").run()
+    for name, v in read_surface(tmp_path / "other.h5").values.items():
+        np.testing.assert_allclose(v, auto.values[name], rtol=1e-5, err_msg=name)
+    resumed = prepare(load_config(None, fixed_sets), tmp_path / "auto.h5")
+    assert resumed.resumed and resumed.done == 9
+    resumed.close()
