@@ -40,7 +40,13 @@ class LandscapeApp(App):
         # The tooltip says what a key does: in the help (?) and the palette (ctrl+p) too.
         Binding("question_mark", "help", "Help", tooltip="Help: every key of the app"),
         Binding("b", "browser", "Files", tooltip="Open the file browser: the surface files"),
-        Binding("n", "setup", "New", tooltip="New surface: configure and run it (the setup)"),
+        Binding(
+            "n",
+            "setup",
+            "New",
+            tooltip="New surface: configure and run it (the setup); "
+            "from the shown or highlighted file's stored config",
+        ),
         Binding("q", "quit", "Quit", tooltip="Quit the app"),
     ]
 
@@ -99,9 +105,19 @@ class LandscapeApp(App):
             self.pop_screen()
 
     def action_setup(self) -> None:
-        from tui_landscape.screens.setup import SetupScreen
+        """A new setup: from the stored config of the file the screen shows or highlights
+        (the plot view, the browser), written to a new name beside it; else a blank one."""
+        from tui_landscape.screens.setup import SetupScreen, setup_from_file
 
-        self.push_screen(SetupScreen())
+        path = getattr(self.screen, "selected_surface", lambda: None)()
+        if path is None:
+            self.push_screen(SetupScreen())
+            return
+        screen = setup_from_file(path)
+        if isinstance(screen, str):  # a reference file, say: a blank setup, and why
+            self.notify(f"{screen}; a blank setup instead", severity="warning", markup=False)
+            screen = SetupScreen()
+        self.push_screen(screen)
 
 
 def create_app(target: str | Path | None = None) -> LandscapeApp:

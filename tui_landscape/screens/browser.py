@@ -339,6 +339,10 @@ class BrowserScreen(Screen):
         failed(self, event, {"browser-list": f"listing {self.folder}",
                              "browser-rows": "following the running files"})  # fmt: skip
 
+    def selected_surface(self) -> Path | None:
+        """The highlighted file: the app's n starts a new setup from its stored config."""
+        return self._current()
+
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
