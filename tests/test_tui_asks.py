@@ -78,6 +78,8 @@ async def test_q_with_run_focused_over_edits_asks_and_n_offers_a_copy(tmp_path, 
         copy = app.screen
         await wait_for(pilot, lambda: copy.cfg is not None)
         assert copy.query_one("#grid-x", Input).value == "-1:1:5"
+        await wait_for(pilot, lambda: copy.painted)
+        await app.workers.wait_for_complete()  # its model list filled before it is left
         await pilot.press("escape")  # the copy is not edited: leaves at once, back to s
         await wait_for(pilot, lambda: app.screen is s)
         assert s.query_one("#grid-x", Input).value == "-1:1:5"
