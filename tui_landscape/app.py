@@ -104,11 +104,23 @@ class LandscapeApp(App):
         if not isinstance(self.screen, BrowserScreen):
             self.pop_screen()
 
+    async def action_quit(self) -> None:
+        """Quit; a screen with work to lose (a setup's run or edits) asks first."""
+        ask = getattr(self.screen, "before_quit", None)
+        if ask is None:
+            self.exit()
+        else:
+            ask()
+
     def action_setup(self) -> None:
         """A new setup: from the stored config of the file the screen shows or highlights
         (the plot view, the browser), written to a new name beside it; else a blank one."""
         from tui_landscape.screens.setup import SetupScreen, setup_from_file
 
+        new = getattr(self.screen, "new_setup", None)  # a setup: a copy of it, where edited
+        if new is not None:
+            new()
+            return
         path = getattr(self.screen, "selected_surface", lambda: None)()
         if path is None:
             self.push_screen(SetupScreen())

@@ -216,8 +216,8 @@ class BrowserScreen(Screen):
         Binding(
             "o", "sort", "Sort", show=False, tooltip="Sort: by name, newest first, or by grid size"
         ),
-        Binding("g", "first", "First", show=False, tooltip="Go to the first file"),
-        Binding("G", "last", "Last", show=False, tooltip="Go to the last file"),
+        Binding("g", "first", "First", show=False, tooltip="Go to the first file (as home)"),
+        Binding("G", "last", "Last", show=False, tooltip="Go to the last file (as end)"),
         # Priority: the table's own home/end scroll without moving the cursor.
         Binding(
             "home", "first", "First", show=False, priority=True, tooltip="Go to the first file"

@@ -102,11 +102,6 @@ class SetupScreen(Screen):
         Binding("f1", "app.help", "Help", priority=True, tooltip="Help: every key of the app"),
         Binding("escape", "back", "Back",
                 tooltip="Back to the file browser (asks first over a run or unsaved edits)"),
-        # Over the app's n and q: a setup with edits, or a run, is not dropped without asking.
-        Binding("n", "new", "New", show=False,
-                tooltip="New surface: a blank setup or a copy of this one (asks when edited)"),
-        Binding("q", "quit", "Quit", show=False,
-                tooltip="Quit the app (asks first over a run or unsaved edits)"),
     ]  # fmt: skip
     # Below 100 columns the form narrows so the live map gets its 40 columns (app.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -198,7 +193,8 @@ class SetupScreen(Screen):
             return
         self._ask_to_leave("Leave the setup", self.app.pop_screen)
 
-    def action_quit(self) -> None:
+    def before_quit(self) -> None:
+        """The app's q: quit, asking first over a run or unsaved edits."""
         self._ask_to_leave("Quit", self.app.exit)
 
     def _ask_to_leave(self, what: str, leave: Callable[[], None]) -> None:
@@ -258,9 +254,9 @@ class SetupScreen(Screen):
         if then is not None:
             then()
 
-    def action_new(self) -> None:
-        """A new setup above this one (esc comes back here): blank, or a copy of this one
-        where it was edited (asked)."""
+    def new_setup(self) -> None:
+        """The app's n: a new setup above this one (esc comes back here): blank, or a copy
+        of this one where it was edited (asked)."""
         from tui_landscape.screens.choose import Answer, Choose
 
         if not self.edited or self.cfg is None:
