@@ -216,13 +216,20 @@ class BrowserScreen(Screen):
         Binding(
             "o", "sort", "Sort", show=False, tooltip="Sort: by name, newest first, or by grid size"
         ),
-        Binding("g", "first", "First", show=False, tooltip="Go to the first file (as home)"),
-        Binding("G", "last", "Last", show=False, tooltip="Go to the last file (as end)"),
+        Binding("g", "first", "First", show=False, tooltip="Go to the first file"),
+        Binding("G", "last", "Last", show=False, tooltip="Go to the last file"),
         # Priority: the table's own home/end scroll without moving the cursor.
         Binding(
-            "home", "first", "First", show=False, priority=True, tooltip="Go to the first file"
+            "home", "top", "Top", show=False, priority=True, tooltip="Go to the first file (as g)"
         ),
-        Binding("end", "last", "Last", show=False, priority=True, tooltip="Go to the last file"),
+        Binding(
+            "end",
+            "bottom",
+            "Bottom",
+            show=False,
+            priority=True,
+            tooltip="Go to the last file (as G)",
+        ),
     ]
     SORTS = ("name", "newest", "grid")
 
@@ -378,6 +385,12 @@ class BrowserScreen(Screen):
             if r.path in self.rows and "created" in columns:
                 age = fit(clean_text(ago(r.cells[4], now)), widths["created"])
                 table.update_cell(str(r.path), "created", plain(age))
+
+    def action_top(self) -> None:
+        self.action_first()
+
+    def action_bottom(self) -> None:
+        self.action_last()
 
     def action_first(self) -> None:
         field = self.query_one("#filter", Input)
