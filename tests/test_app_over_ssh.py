@@ -195,7 +195,9 @@ async def test_the_setup_s_live_map_never_wraps_at_80_columns(tmp_path, monkeypa
     """Drawn 40 columns wide in a narrower pane, each plot line wrapped into the next."""
     monkeypatch.chdir(tmp_path)
     f = small_file(tmp_path / "s.h5", unfinished={0, 1})
-    text, width = await _live_map((80, 24), f)
+    text, width = await _live_map((60, 24), f)  # too narrow: says so, never wraps
     assert width < 40 and text.startswith("s.h5: 61/63 points done. The map needs 40x12"), text
+    text, width = await _live_map((80, 24), f)  # the form narrows at 80: the map is drawn
+    assert "The map needs" not in text and all(len(x) <= width for x in text.splitlines())
     text, width = await _live_map((160, 50), f)  # room: the map, every line within the pane
     assert "The map needs" not in text and all(len(x) <= width for x in text.splitlines())

@@ -246,3 +246,40 @@ async def test_delete_is_refused_while_a_run_writes_the_file(tmp_path):
             assert (tmp_path / "r.h5").exists() and (tmp_path / "r.h5.lock").exists()
     finally:
         w.close()
+
+
+@sync
+async def test_sort_filter_first_last_and_ages_that_keep_updating(tmp_path, monkeypatch):
+    """Issue 26: o sorts, / filters (esc: all again), g/G and Home/End jump, ages move on."""
+    now = [NOW]
+    monkeypatch.setattr(browser, "_now", lambda: now[0])
+    _aged(small_file(tmp_path / "a_old.h5"), 3 * 3600)
+    _aged(small_file(tmp_path / "b_new.h5"), 120)
+    _aged(small_file(tmp_path / "c_mid.h5"), 600)
+    app = create_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen) and app.screen.rows)
+        s = app.screen
+        table = s.query_one(DataTable)
+        names = lambda: [p.stem for p in s.rows]  # noqa: E731
+        assert names() == ["a_old", "b_new", "c_mid"]
+        await pilot.press("G")
+        assert s._current().stem == "c_mid"
+        await pilot.press("g")
+        assert s._current().stem == "a_old"
+        await pilot.press("end")
+        assert table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("o")  # newest first
+        assert names() == ["b_new", "c_mid", "a_old"]
+        await pilot.press("slash", "m", "i")
+        await wait_for(pilot, lambda: names() == ["c_mid"])
+        assert table.row_count == 1
+        await pilot.press("escape")  # the filter cleared: every file again
+        await wait_for(pilot, lambda: len(s.rows) == 3)
+        assert not s.query_one("#filter").display
+        ages = lambda: str(table.get_cell(str(tmp_path / "b_new.h5"), "created"))  # noqa: E731
+        assert ages() == "2m ago"
+        now[0] = NOW + dt.timedelta(minutes=5)  # time passes; no file changes
+        await wait_for(pilot, lambda: ages() == "7m ago", timeout=10)

@@ -324,8 +324,9 @@ async def test_setup_validates_runs_live_and_saves_a_config_compute_runs_unchang
         run = s.query_one("#run", Button)
         await wait_for(pilot, lambda: not run.disabled)
         s.query_one("#grid-x", Input).value = "1:-1:5"  # min > max: refused where it is typed
-        await wait_for(pilot, lambda: run.disabled)
-        assert "grid.x" in str(s.query_one("#err-grid-x").render())
+        # Checked once typing pauses (Run is off meanwhile): the error comes under the field.
+        await wait_for(pilot, lambda: "grid.x" in str(s.query_one("#err-grid-x").render()))
+        assert run.disabled
         s.query_one("#grid-x", Input).value = "-1:1:4"
         await wait_for(pilot, lambda: not run.disabled)
         log = s.query_one(RichLog)
@@ -694,7 +695,8 @@ async def test_setup_names_bad_values_under_their_field_and_explains_the_focused
         await wait_for(pilot, lambda: not run.disabled)
         err = s.query_one("#err-data-subset")
         s.query_one("#data-subset", Input).value = "many"  # a wrong type, named as the CLI does
-        await wait_for(pilot, lambda: run.disabled)
+        await wait_for(pilot, lambda: "`data.subset`" in str(err.render()))  # once typing pauses
+        assert run.disabled
         assert "Expected `data.subset` to be an integer, but got 'many'." in str(err.render())
         s.query_one("#data-subset", Input).value = "0"
         await wait_for(pilot, lambda: not run.disabled and not err.display)
@@ -702,7 +704,9 @@ async def test_setup_names_bad_values_under_their_field_and_explains_the_focused
         compute = s.query_one("#sec-compute", Collapsible)
         assert compute.collapsed
         s.query_one("#compute-workers", Input).value = "0"
-        await wait_for(pilot, lambda: run.disabled)
+        await wait_for(
+            pilot, lambda: "`compute.workers`" in str(s.query_one("#err-compute-workers").render())
+        )
         assert "Expected `compute.workers` to be 1..1024 or 'auto'" in str(
             s.query_one("#err-compute-workers").render()
         )
@@ -944,6 +948,13 @@ async def run_again_to_the_end(pilot, s: SetupScreen) -> None:
     run, log = s.query_one("#run", Button), s.query_one(RichLog)
     await wait_for(pilot, lambda: not run.disabled)
     await pilot.press("ctrl+r")
+    from tui_landscape.screens.choose import Choose
+
+    # Where its file exists Run asks, and resume is offered (it holds this setup's surface).
+    done = lambda: any("Done: 9/9 points" in str(x) for x in log.lines)  # noqa: E731
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, Choose) or s.running or done())
+    if isinstance(pilot.app.screen, Choose):
+        await pilot.press("u")
     await wait_for(pilot, lambda: any("Done: 9/9 points" in str(x) for x in log.lines))
     await wait_for(pilot, lambda: not run.disabled and s.query_one("#cancel", Button).disabled)
 

@@ -40,7 +40,13 @@ class LandscapeApp(App):
         # The tooltip says what a key does: in the help (?) and the palette (ctrl+p) too.
         Binding("question_mark", "help", "Help", tooltip="Help: every key of the app"),
         Binding("b", "browser", "Files", tooltip="Open the file browser: the surface files"),
-        Binding("n", "setup", "New", tooltip="New surface: configure and run it (the setup)"),
+        Binding(
+            "n",
+            "setup",
+            "New",
+            tooltip="New surface: configure and run it (the setup); "
+            "from the shown or highlighted file's stored config",
+        ),
         Binding("q", "quit", "Quit", tooltip="Quit the app"),
     ]
 
@@ -102,10 +108,32 @@ class LandscapeApp(App):
         if not isinstance(self.screen, BrowserScreen):
             self.pop_screen()
 
-    def action_setup(self) -> None:
-        from tui_landscape.screens.setup import SetupScreen
+    async def action_quit(self) -> None:
+        """Quit; a screen with work to lose (a setup's run or edits) asks first."""
+        ask = getattr(self.screen, "before_quit", None)
+        if ask is None:
+            self.exit()
+        else:
+            ask()
 
-        self.push_screen(SetupScreen())
+    def action_setup(self) -> None:
+        """A new setup: from the stored config of the file the screen shows or highlights
+        (the plot view, the browser), written to a new name beside it; else a blank one."""
+        from tui_landscape.screens.setup import SetupScreen, setup_from_file
+
+        new = getattr(self.screen, "new_setup", None)  # a setup: a copy of it, where edited
+        if new is not None:
+            new()
+            return
+        path = getattr(self.screen, "selected_surface", lambda: None)()
+        if path is None:
+            self.push_screen(SetupScreen())
+            return
+        screen = setup_from_file(path)
+        if isinstance(screen, str):  # a reference file, say: a blank setup, and why
+            self.notify(f"{screen}; a blank setup instead", severity="warning", markup=False)
+            screen = SetupScreen()
+        self.push_screen(screen)
 
 
 def _is_study(path: Path) -> bool:

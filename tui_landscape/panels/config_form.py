@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -33,7 +34,7 @@ from textual.widgets import Button, Collapsible, Input, Label, Select
 
 from engine.config import Config, config_to_dict, parse_value
 
-__all__ = ["ConfigForm", "SetupField", "builtin_names", "setup_fields"]
+__all__ = ["ConfigForm", "FieldInput", "SetupField", "builtin_names", "setup_fields"]
 
 MAX_SUBSET_CHOICES = 4  # a list of up to 4 choices is a Select of its subsets (15 at most)
 BATCH_FIELDS = 6  # fields mounted a refresh after the first paint (about 0.1 s each batch)
@@ -153,6 +154,26 @@ def _suggester(f: SetupField) -> SuggestFromList | None:
     return SuggestFromList(choices) if choices else None
 
 
+class FieldInput(Input):
+    """An Input whose editing keys keep their place among typed characters.
+
+    Textual inserts a typed character as the key reaches the Input, but runs an editing
+    binding (backspace, delete, home ...) only once the key has bubbled back up to the app.
+    In a burst (a laggy SSH link, a fast typist) the characters overtook the queued backspaces:
+    12 backspaces then "-1:1:41" gave "-0.5:-". Here the Input's own bindings run at once.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not event.is_printable:
+            bindings = self._bindings.key_to_bindings.get(event.key, ())
+            if bindings:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(bindings[0].action)
+                return
+        await super()._on_key(event)
+
+
 class ConfigForm(Vertical):
     """The fields of ``sections`` of a config, grouped in folding sections, and the output
     file; ``values`` reads them back as nested config mappings."""
@@ -188,7 +209,7 @@ class ConfigForm(Vertical):
             yield Collapsible(*fields, title=section, collapsed=folded, id=f"sec-{section}")
         with Horizontal(classes="field-row"):
             yield Label("output file", classes="field-label")
-            yield Input(self._out, id="out", compact=True, tooltip=self._out_doc)
+            yield FieldInput(self._out, id="out", compact=True, tooltip=self._out_doc)
 
     def _fields_of(self, section: str) -> list[Widget]:
         values = getattr(self.base, section)
@@ -213,7 +234,7 @@ class ConfigForm(Vertical):
             widget: Widget = Select(choices, value=f.text(value), allow_blank=False, id=f.wid,
                                     compact=True, tooltip=tip)  # fmt: skip
         else:
-            widget = Input(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
+            widget = FieldInput(value=f.text(value), id=f.wid, compact=True, tooltip=tip,
                            suggester=_suggester(f))  # fmt: skip
         row.append(widget)
         self._widgets[f.key] = widget

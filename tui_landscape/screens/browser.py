@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label, Static
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 from textual.worker import Worker, get_current_worker
 
 from engine.errors import LandscapeError
@@ -186,6 +186,17 @@ def ago(when: str, now: dt.datetime) -> str:
     return f"{s // 86400:.0f}d ago"
 
 
+def _points(grid: str) -> int:
+    """A grid cell ("101 x 101", "51") as its number of points; 0 where it is none."""
+    try:
+        n = 1
+        for part in grid.split(" x "):
+            n *= int(part)
+        return n
+    except ValueError:
+        return 0
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -230,7 +241,32 @@ class BrowserScreen(Screen):
         ),
         Binding("d", "delete", "Delete", tooltip="Delete the selected file (asks first)"),
         Binding("f5", "refresh", "Refresh", tooltip="Refresh the folder's listing"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            show=False,
+            tooltip="Filter the files by name (esc: all again)",
+        ),
+        Binding(
+            "o", "sort", "Sort", show=False, tooltip="Sort: by name, newest first, or by grid size"
+        ),
+        Binding("g", "first", "First", show=False, tooltip="Go to the first file"),
+        Binding("G", "last", "Last", show=False, tooltip="Go to the last file"),
+        # Priority: the table's own home/end scroll without moving the cursor.
+        Binding(
+            "home", "top", "Top", show=False, priority=True, tooltip="Go to the first file (as g)"
+        ),
+        Binding(
+            "end",
+            "bottom",
+            "Bottom",
+            show=False,
+            priority=True,
+            tooltip="Go to the last file (as G)",
+        ),
     ]
+    SORTS = ("name", "newest", "grid")
 
     class Listed(Message):
         """A folder's rows, from the listing worker."""
@@ -256,15 +292,20 @@ class BrowserScreen(Screen):
         self._folder_time: int | None = None
         self._watches: dict[Path, runs.Watch] = {}  # the running files' journals
         self._asked = True
+        self.sort = "name"  # one of SORTS
+        self.filter = ""  # shown: the files whose name holds it (any case)
+        self._ages_minute = ""  # the minute the ages were drawn at: redrawn as it turns
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="files", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter: part of a file name", id="filter", compact=True)
         yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = f"tui-landscape: {self.folder.resolve().name or self.folder.resolve()}/"
+        self.query_one("#filter", Input).display = False
         self.action_refresh()
         self.set_interval(runs.WATCH_SECONDS, self.poll)
 
@@ -274,7 +315,10 @@ class BrowserScreen(Screen):
         self.list_files()
 
     def poll(self) -> None:
-        """Follow the folder: list it again when it changed, describe grown running files."""
+        """Follow the folder: list it again when it changed, describe grown running files;
+        the ages ("3m ago") are drawn again as the minute turns."""
+        if self.listed and _now().strftime("%H%M") != self._ages_minute:
+            self._redraw_ages()
         if _stamp(self.folder) != self._folder_time:
             self.action_refresh(asked=False)
             return
@@ -305,15 +349,14 @@ class BrowserScreen(Screen):
 
     def on_browser_screen_listed(self, message: Listed) -> None:
         self.listed = message.rows
-        self.rows = [r.path for r in message.rows]
-        self.marked &= set(self.rows)  # files gone since: no longer marked
+        self.marked &= {r.path for r in message.rows}  # files gone since: no longer marked
         self._fill()
         self._watches = {
             r.path: runs.Watch(r.path) for r in message.rows if r.cells[3].startswith(RUNNING)
         }
         for w in self._watches.values():
             w.changed()  # the stamp of what was just listed
-        if not self.rows and self._asked:
+        if not self.listed and self._asked:
             self.notify(f"No surface files (.h5) in {self.folder}", timeout=4, markup=False)
 
     def layout_for(self, width: int) -> tuple[tuple[str, ...], dict[str, int]]:
@@ -345,7 +388,10 @@ class BrowserScreen(Screen):
         for c in columns:
             table.add_column(c, key=c, width=widths[c])
         now = _now()
-        for r in self.listed:
+        self._ages_minute = now.strftime("%H%M")
+        shown = self.shown()
+        self.rows = [r.path for r in shown]
+        for r in shown:
             name = r.path.name + ("/" if r.cells[0] == STUDY else "")
             cells = {"file": name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
             cells["created"] = ago(cells["created"], now)
@@ -356,6 +402,73 @@ class BrowserScreen(Screen):
         if self.rows:
             table.move_cursor(row=min(row, len(self.rows) - 1))
         self.show_status()
+
+    def shown(self) -> list[FileRow]:
+        """The listed files the filter keeps, in the chosen order."""
+        rows = [r for r in self.listed if self.filter.lower() in r.path.name.lower()]
+        if self.sort == "newest":
+            rows.sort(key=lambda r: r.cells[4], reverse=True)  # ISO times sort as text
+        elif self.sort == "grid":
+            rows.sort(key=lambda r: _points(r.cells[1]), reverse=True)
+        return rows
+
+    def _redraw_ages(self) -> None:
+        now = _now()
+        self._ages_minute = now.strftime("%H%M")
+        columns, widths = self._layout or self.layout_for(self.size.width)
+        table = self.query_one(DataTable)
+        for r in self.listed:
+            if r.path in self.rows and "created" in columns:
+                age = fit(clean_text(ago(r.cells[4], now)), widths["created"])
+                table.update_cell(str(r.path), "created", plain(age))
+
+    def action_top(self) -> None:
+        self.action_first()
+
+    def action_bottom(self) -> None:
+        self.action_last()
+
+    def action_first(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.has_focus:  # home in the filter: its start
+            field.action_home()
+        else:
+            self.query_one(DataTable).move_cursor(row=0)
+
+    def action_last(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.has_focus:
+            field.action_end()
+        else:
+            self.query_one(DataTable).move_cursor(row=max(len(self.rows) - 1, 0))
+
+    def action_sort(self) -> None:
+        self.sort = self.SORTS[(self.SORTS.index(self.sort) + 1) % len(self.SORTS)]
+        self._fill()
+        self.notify(f"sorted by {self.sort}", timeout=1.5)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip()
+        self._fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter keeps the filter and goes back to the files."""
+        self.query_one(DataTable).focus()
+        event.input.display = bool(self.filter)
+
+    def on_key(self, event: events.Key) -> None:
+        """Esc in the filter clears it: every file again."""
+        field = self.query_one("#filter", Input)
+        if event.key == "escape" and field.has_focus:
+            event.stop()
+            field.value = ""
+            field.display = False
+            self.query_one(DataTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
         if self.listed and self._layout != self.layout_for(event.size.width):
@@ -374,6 +487,10 @@ class BrowserScreen(Screen):
         """Any worker's error, said in one line (``screens.workers.failed``)."""
         failed(self, event, {"browser-list": f"listing {self.folder}",
                              "browser-rows": "following the running files"})  # fmt: skip
+
+    def selected_surface(self) -> Path | None:
+        """The highlighted file: the app's n starts a new setup from its stored config."""
+        return self._current()
 
     def _current(self) -> Path | None:
         table = self.query_one(DataTable)

@@ -168,6 +168,10 @@ class PlotScreen(Screen):
             return
         v.surface = s
 
+    def selected_surface(self) -> Path:
+        """The file shown: the app's n starts a new setup from its stored config."""
+        return self.path
+
     @property
     def view(self) -> PlotView:
         return self.query_one(PlotView)
