@@ -63,6 +63,7 @@ class SlowJob:
 
     def __init__(self, out: io.StringIO, clock: FakeClock) -> None:
         self.out, self.clock, self.total, self.done, self.resumed = out, clock, 100, 0, False
+        self.notes: tuple[str, ...] = ()  # what preparing chose (an automatic range)
         self.path = Path("/data/a/rather/long/folder/name/for/the/surface/[b]digits_41x41.h5")
         self.screen: list[str] = []
         self.threads: list[threading.Thread] = []

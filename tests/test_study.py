@@ -39,7 +39,8 @@ TINY = {
             "hessian.density_probes": 0,
         }
     },
-    "grid": {"x1d": "-1:1:5", "x2d": "-1:1:3", "y2d": "-1:1:3", "pca": "auto:3"},
+    # x2d: 7 points within 0.35 of the centre, the fewest the curvature fit takes.
+    "grid": {"x1d": "-1:1:5", "x2d": "-0.3:0.3:7", "y2d": "-1:1:3", "pca": "auto:3"},
     "measures": {"directions": 4, "samples": 2, "steps": 2},
     "recipe": {"converged_train_acc": 0.1},
     "members": [
