@@ -15,7 +15,10 @@ from engine.config import GridConfig, config_to_toml, load_config
 from engine.directions import DirectionSet
 from engine.formats import read_centre, read_surface
 from engine.run import prepare
+from tests.test_tui import sync, wait_for
+from tui_landscape.app import create_app
 from tui_landscape.cli import app as cli
+from tui_landscape.screens.plot import PlotScreen
 
 
 @pytest.mark.parametrize(
@@ -108,3 +111,17 @@ def test_every_new_file_records_its_direction_norms(chdir_tmp) -> None:
     # Filter-normalised random directions: each filter as long as its weights'; the biases
     # (ignored: 'biasbn') add no length, so the whole direction is a little shorter.
     assert 0.9 < c["dir_norm_ratio"][0] <= 1.0
+
+
+@sync
+async def test_the_app_shows_the_directions_norms_and_the_centre_loss(chdir_tmp) -> None:
+    (chdir_tmp / "c.toml").write_text(config_to_toml(load_config(None, SETS)))
+    assert CliRunner().invoke(cli, ["compute", "c.toml", "-o", "a.h5"]).exit_code == 0
+    c = read_centre(chdir_tmp / "a.h5")
+    app = create_app(chdir_tmp / "a.h5")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen))
+        await wait_for(pilot, lambda: "|dx|/|w|" in app.screen.sub_title)
+        sub = app.screen.sub_title
+        assert f"|dx|/|w| {c['dir_norm_ratio'][0]:.3g}" in sub
+        assert f"train_loss {c['loss']:.4g} at the centre" in sub

@@ -58,8 +58,10 @@ async def test_the_list_arrives_from_the_worker_and_a_mark_reads_no_file(tmp_pat
         assert threading.main_thread().ident not in {t for _, t in described}  # off the UI
         assert table.row_count == 3
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(3)]
-        assert rows[1][:6] == [" ", "b.h5", "ours 2D", "9 x 7", "train_loss, train_acc", "97%"]
-        assert rows[2][2] == "unreadable"  # the reason goes to the status line
+        # At 120 columns the model, loss and direction kind come after the name (none stored).
+        assert rows[1][:9] == [" ", "b.h5", "", "", "", "ours 2D", "9 x 7",
+                               "train_loss, train_acc", "97%"]  # fmt: skip
+        assert rows[2][5] == "unreadable"  # the reason goes to the status line
 
         await pilot.press("down", "space")  # mark b.h5: one cell changes, nothing is read
         await pilot.pause()
@@ -283,3 +285,44 @@ async def test_sort_filter_first_last_and_ages_that_keep_updating(tmp_path, monk
         assert ages() == "2m ago"
         now[0] = NOW + dt.timedelta(minutes=5)  # time passes; no file changes
         await wait_for(pilot, lambda: ages() == "7m ago", timeout=10)
+
+
+@sync
+async def test_wide_terminals_show_the_model_loss_and_direction_kind(tmp_path):
+    """At 120 columns and more: what each file is of, from its stored config, with the file
+    name no wider than it needs and the surfaces never cut; narrower, as before."""
+    from engine.config import config_to_toml, load_config
+
+    g = Grid.parse("-1:1:5", "-1:1:3")
+    configs = {
+        "digits.h5": ["model.arch=digits_cnn", "directions.kind=random"],
+        "mine.h5": ["model.arch=python:mypkg.nets.TinyNet@0123456789abcdef",
+                    "data.loss=python:mypkg.losses:token_loss", "directions.kind=file",
+                    "directions.file=d.h5"],
+    }  # fmt: skip
+    for name, sets in configs.items():
+        prov = Provenance(config=config_to_toml(load_config(None, sets)))
+        names = ["train_loss", "train_acc", "test_loss", "test_acc"]
+        with SurfaceWriter.create(tmp_path / name, g, names, prov, "d.h5") as w:
+            for k in range(g.size):
+                w.record(k, dict.fromkeys(names, 1.0))
+    write_reference_file(tmp_path / "ref.h5")
+    app = create_app(tmp_path)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
+        table = app.screen.query_one(DataTable)
+        header = [str(c.label) for c in table.columns.values()]
+        assert header[1:5] == ["file", "model", "loss", "dirs"]
+        rows = {str(table.get_row_at(i)[1]): [str(c) for c in table.get_row_at(i)]
+                for i in range(3)}  # fmt: skip
+        assert rows["digits.h5"][2:5] == ["digits_cnn", "crossentropy", "random"]
+        assert rows["mine.h5"][2:5] == ["TinyNet", "token_loss", "file"]
+        assert rows["ref.h5"][2:5] == ["", "", ""]
+        widths = {str(c.label): c.width for c in table.columns.values()}
+        assert widths["file"] <= browser.FILE_MAX
+        surfaces = rows["digits.h5"][header.index("surfaces")]
+        assert surfaces == "train_loss, train_acc, test_loss, test_acc"  # not cut
+        await pilot.resize_terminal(100, 30)
+        await wait_for(pilot, lambda: "model" not in [str(c.label) for c in table.columns.values()])

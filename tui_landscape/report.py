@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "bn_negative_message",
+    "centre_summary",
     "fit",
     "fmt_eta",
     "fmt_point",
@@ -104,3 +105,17 @@ def bn_negative_message(s: Summary, ndim: int) -> str:
         f"BN running variances are negative {where} ({n} of {s.total} points; {nan}): "
         "compute.bn = 'recalibrate' re-estimates them at each point."
     )
+
+
+def centre_summary(centre: dict[str, object] | None) -> str:
+    """A file's ``centre`` group in one short line (the app's plot view): each direction's
+    norm over the weights' and, for an automatic range, the loss at the centre; "" for none."""
+    if not centre:
+        return ""
+    parts = []
+    ratios = list(centre.get("dir_norm_ratio", []))  # type: ignore[call-overload]
+    if ratios:
+        parts.append(", ".join(f"|d{a}|/|w| {r:.3g}" for a, r in zip("xy", ratios, strict=False)))
+    if "loss" in centre:
+        parts.append(f"{centre.get('loss_name', 'loss')} {centre['loss']:.4g} at the centre")
+    return "; ".join(parts)

@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.errors import clean_text
 from engine.formats.constants import (
+    ATTR_CONFIG,
     ATTR_CREATED,
     ATTR_DIR_TYPE,
     ATTR_ID,
@@ -161,6 +162,7 @@ class SurfaceInfo:
     dir_type: str  # "weights", "states", or "" where the file does not say
     has_path: bool  # holds a projected training path (a PCA surface)
     journaled: int = 0  # records applied from the journal: points since the last checkpoint
+    config: str = ""  # the stored config (TOML), "" where the file has none (reference files)
 
     @property
     def ndim(self) -> int:
@@ -195,6 +197,7 @@ def surface_info(path: str | Path) -> SurfaceInfo:
                 updated=str(root.attr(ATTR_UPDATED, "", VLEN_STR)),
                 dir_type=str(root.attr(ATTR_DIR_TYPE, "", VLEN_STR)),
                 has_path=root.has(PROJ_X) and root.has(PROJ_Y),
+                config=str(root.attr(ATTR_CONFIG, "", VLEN_STR)) if lay.ours else "",
             )
             # The id is needed only to accept a journal; most files have none.
             file_id = str(root.attr(ATTR_ID, "", VLEN_STR)) if lay.ours and journal else ""

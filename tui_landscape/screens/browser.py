@@ -60,6 +60,13 @@ COLUMNS = ("file", "kind", "grid", "surfaces", "done", "created")
 # names, "running 57%" (room for a run's state beside its completion), "2026-01-01".
 WIDTHS = {"kind": 10, "grid": 9, "surfaces": 21, "done": 11, "created": 10}
 MIN_FILE = 20  # narrower than this, the surfaces column gives its room to the file name
+# From this many terminal columns on, what a file is of: its model, loss and direction kind
+# (from the stored config), each at most this wide; the file name takes at most FILE_MAX.
+WIDE = 120
+EXTRA = ("model", "loss", "dirs")
+EXTRA_WIDTHS = {"model": 16, "loss": 12, "dirs": 11}
+FILE_MAX = 36
+SURFACES_MAX = 44
 UNREADABLE = "unreadable"
 RUNNING = "running"  # how the done column starts while a run writes the file
 STUDY = "study"  # the kind of a study folder's row
@@ -72,6 +79,8 @@ class FileRow:
     path: Path
     cells: tuple[str, str, str, str, str]  # kind, grid, surfaces, done, created (ISO time)
     detail: str = ""  # the file's name and what it holds in full, or why it cannot be read
+    # From the stored config, shown at WIDE columns and more: model, loss, direction kind.
+    extra: tuple[str, str, str] = ("", "", "")
 
 
 def surface_files(folder: Path) -> list[Path]:
@@ -112,7 +121,30 @@ def describe_file(p: Path) -> FileRow:
         f"{clean_text(p.name)}: {info.done}/{info.total} points done{failed}; {names}; "
         f"{'created' if info.created else 'modified'} {created}; {layout} layout"
     )
-    return FileRow(p, (f"{kind} {info.ndim}D", grid, names, pct, created), detail)
+    return FileRow(p, (f"{kind} {info.ndim}D", grid, names, pct, created), detail,
+                   config_cells(info.config))  # fmt: skip
+
+
+def config_cells(config: str) -> tuple[str, str, str]:
+    """The model, loss and direction kind a stored config names ("" where it says nothing:
+    a reference file, or a config that cannot be read)."""
+    import tomllib
+
+    try:
+        c = tomllib.loads(config) if config else {}
+    except tomllib.TOMLDecodeError:
+        return ("", "", "")
+
+    def get(section: str, key: str) -> str:
+        table = c.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        return value if isinstance(value, str) else ""
+
+    # A model handed over in Python is "python:<module>.<Class>@<digest>": its class says it.
+    model = get("model", "arch").removeprefix("python:").split("@")[0].rsplit(".", 1)[-1]
+    loss = get("data", "loss") or ("crossentropy" if "data" in c else "")
+    loss = loss.removeprefix("python:").rsplit(":", 1)[-1]
+    return (model, loss, get("directions", "kind"))
 
 
 def _stamp(folder: Path) -> int | None:
@@ -376,6 +408,20 @@ class BrowserScreen(Screen):
         if rest < MIN_FILE:
             columns = tuple(c for c in COLUMNS if c != "surfaces")
             rest += widths.pop("surfaces") + pad
+        elif width >= WIDE:
+            # What each file is of, after its name. The name takes what it needs (at most
+            # FILE_MAX) and the surfaces all their names (at most SURFACES_MAX), the surfaces
+            # first; what is left widens the model's column.
+            extra = dict(EXTRA_WIDTHS)
+            rest += widths["surfaces"] - sum(w + pad for w in extra.values())
+            names = max((len(r.path.name) + 1 for r in self.listed), default=0)
+            want_file = max(len("file"), min(names, FILE_MAX))
+            want_surf = max(len("surfaces"), min(longest, SURFACES_MAX))
+            surf = max(min(want_surf, rest - want_file), min(WIDTHS["surfaces"], want_surf))
+            file_w = max(min(want_file, rest - surf), len("file"))
+            extra["model"] += max(0, rest - surf - file_w)
+            widths["surfaces"] = surf
+            return ("file", *EXTRA, *COLUMNS[1:]), {"file": file_w, **extra, **widths}
         return columns, {"file": max(rest, 1), **widths}
 
     def _fill(self) -> None:
@@ -394,6 +440,7 @@ class BrowserScreen(Screen):
         for r in shown:
             name = r.path.name + ("/" if r.cells[0] == STUDY else "")
             cells = {"file": name, **dict(zip(COLUMNS[1:], r.cells, strict=True))}
+            cells.update(zip(EXTRA, r.extra, strict=True))
             cells["created"] = ago(cells["created"], now)
             # File names and what the files say are shown as written, never as markup.
             shown = [fit(clean_text(cells[c]), widths[c], middle=c == "file") for c in columns]

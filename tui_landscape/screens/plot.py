@@ -24,6 +24,7 @@ from engine.formats import (
     clean_text,
     has_trajectory,
     lock_holder,
+    read_centre,
     read_spectrum,
     read_surface,
     read_trajectory,
@@ -40,6 +41,7 @@ from tui_landscape.plots.spec import (
     surface_values,
 )
 from tui_landscape.plots.widget import PlotView
+from tui_landscape.report import centre_summary
 from tui_landscape.runs import Watch
 from tui_landscape.screens.figures import figure_path, write_figure
 from tui_landscape.screens.workers import failed
@@ -191,6 +193,11 @@ class PlotScreen(Screen):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
             v.trajectory = read_trajectory(traj, s)
+        try:  # what the run recorded of its directions (info shows more): in the header
+            centre = read_centre(self.path) if s.layout == LAYOUT_OURS else None
+        except LandscapeError:
+            centre = None
+        self.sub_title = centre_summary(centre)
         try:  # a Hessian run's spectrum, for the density (`k`)
             v.spectrum = read_spectrum(self.path) if s.layout == LAYOUT_OURS else None
         except LandscapeError as e:
