@@ -189,7 +189,7 @@ def cost_case(name: str, samples: int, checkpoint: bool = True):
     if name == "digits_resnet56":
         torch.manual_seed(cfg.model.seed)
         model = CifarResNet(56, 8, True, 10, in_channels=1, pool=2).eval()
-    return model, load_splits(cfg.data, ["train"])["train"], cfg.data.batch_size, cfg.data.loss
+    return model, load_splits(cfg.data, ["train"])["train"], cfg.data.fixed_batch, cfg.data.loss
 
 
 def run_cost(args) -> None:

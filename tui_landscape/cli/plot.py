@@ -239,10 +239,11 @@ def _watch_status(s: Surface, writing: bool, wrote: bool, width: int = 0) -> str
     return name + rest
 
 
-def _redraw(status: str, plot: str, notes: list[str]) -> None:
+def _redraw(status: str, plot: str, notes: list[str], cols: int) -> None:
     """One frame in place: from the top-left corner, each line cleared to its end, the rest
-    of the screen cleared, so a frame never scrolls the last one away."""
-    lines = [status, *plot.splitlines(), *notes]
+    of the screen cleared, so a frame never scrolls the last one away; the notes cut to
+    ``cols`` (a wrapped line would push the frame past the screen's last row)."""
+    lines = [status, *plot.splitlines(), *(fit(n, cols) for n in notes)]
     sys.stdout.write(HOME + "".join(f"{line}{EOL}\n" for line in lines) + EOS)
     sys.stdout.flush()
 
@@ -285,7 +286,7 @@ def _watch(file: Path, draw_frame: Callable[[Surface, int, int], tuple[str, list
                             status = _watch_status(s, writing, wrote, cols)
                             plot, notes = draw_frame(s, cols, max(8, rows - 2))
                             room = max(0, rows - 1 - len(plot.splitlines()) - 1)
-                            _redraw(status, plot, notes[:room])
+                            _redraw(status, plot, notes[:room], cols)
                         else:
                             status = _watch_status(s, writing, wrote)
                             plot, notes = draw_frame(s, 0, 0)

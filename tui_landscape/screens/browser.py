@@ -61,11 +61,10 @@ COLUMNS = ("file", "kind", "grid", "surfaces", "done", "created")
 WIDTHS = {"kind": 10, "grid": 9, "surfaces": 21, "done": 11, "created": 10}
 MIN_FILE = 20  # narrower than this, the surfaces column gives its room to the file name
 # From this many terminal columns on, what a file is of: its model, loss and direction kind
-# (from the stored config), each at most this wide; the file name takes at most FILE_MAX.
+# (from the stored config), each at least this wide; the surfaces' names up to SURFACES_MAX.
 WIDE = 120
 EXTRA = ("model", "loss", "dirs")
-EXTRA_WIDTHS = {"model": 16, "loss": 12, "dirs": 11}
-FILE_MAX = 36
+EXTRA_WIDTHS = {"model": 8, "loss": 12, "dirs": 8}  # the model takes what is left
 SURFACES_MAX = 44
 UNREADABLE = "unreadable"
 RUNNING = "running"  # how the done column starts while a run writes the file
@@ -409,15 +408,15 @@ class BrowserScreen(Screen):
             columns = tuple(c for c in COLUMNS if c != "surfaces")
             rest += widths.pop("surfaces") + pad
         elif width >= WIDE:
-            # What each file is of, after its name. The name takes what it needs (at most
-            # FILE_MAX) and the surfaces all their names (at most SURFACES_MAX), the surfaces
-            # first; what is left widens the model's column.
+            # What each file is of, after its name. The surfaces take all their names (up to
+            # SURFACES_MAX) while the name keeps at least MIN_FILE, then the name what it
+            # needs; what is left widens the model's column.
             extra = dict(EXTRA_WIDTHS)
             rest += widths["surfaces"] - sum(w + pad for w in extra.values())
-            names = max((len(r.path.name) + 1 for r in self.listed), default=0)
-            want_file = max(len("file"), min(names, FILE_MAX))
+            names = max((len(clean_text(r.path.name)) + 1 for r in self.listed), default=0)
+            want_file = max(len("file"), names)
             want_surf = max(len("surfaces"), min(longest, SURFACES_MAX))
-            surf = max(min(want_surf, rest - want_file), min(WIDTHS["surfaces"], want_surf))
+            surf = max(min(want_surf, rest - min(want_file, MIN_FILE)), len("surfaces"))
             file_w = max(min(want_file, rest - surf), len("file"))
             extra["model"] += max(0, rest - surf - file_w)
             widths["surfaces"] = surf
