@@ -44,6 +44,7 @@ __all__ = [
     "config_to_toml",
     "load_config",
     "output_path",
+    "read_toml_file",
     "with_overrides",
 ]
 
@@ -730,15 +731,20 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
     """Read a TOML file (or start from the defaults) and apply ``section.key=value`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"Config file not found: {p}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"Cannot read config file {p}: {e}") from None
-        data = parse_toml(text, f"Config file {p}")
+        _, data = read_toml_file(Path(path), "Config file")
     return with_overrides(data, overrides)
+
+
+def read_toml_file(path: Path, what: str) -> tuple[str, dict[str, Any]]:
+    """The text of a TOML file and its parsed tables; one line naming ``what`` (e.g. "Config
+    file") where it is missing, unreadable or not TOML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Cannot read {what.lower()} {path}: {e}") from None
+    return text, parse_toml(text, f"{what} {path}")
 
 
 def with_overrides(data: dict[str, Any], overrides: Iterable[str] = ()) -> Config:

@@ -289,7 +289,11 @@ async def test_the_browser_shows_a_running_file_and_follows_it(tmp_path, monkeyp
     async with app_.run_test(size=(120, 30)) as pilot:
         await listed(pilot)
         table = app_.screen.query_one(DataTable)
-        done = lambda i: str(table.get_row_at(i)[5]) if table.row_count > i else ""  # noqa: E731
+
+        def done(i: int) -> str:  # the "done" cell of row i (at 120 columns, the 9th)
+            labels = [str(c.label) for c in table.columns.values()]
+            return str(table.get_row_at(i)[labels.index("done")]) if table.row_count > i else ""
+
         assert table.row_count == 1 and done(0) == "100%"
         w = Writer(tmp_path / "b.h5")  # a new file: the folder changed, listed without F5
         try:

@@ -164,8 +164,14 @@ async def test_browser_lists_marks_compares_and_deletes(tmp_path):
         await listed(pilot)
         table = app.screen.query_one(DataTable)
         assert table.row_count == 2
-        row = [str(c) for c in table.get_row_at(0)]
-        assert row[1] == "a.h5" and row[2] == "ours 2D" and row[3] == "9 x 7" and row[5] == "100%"
+        cells = dict(zip([str(c.label) for c in table.columns.values()],
+                         [str(c) for c in table.get_row_at(0)], strict=True))  # fmt: skip
+        assert (cells["file"], cells["kind"], cells["grid"], cells["done"]) == (
+            "a.h5",
+            "ours 2D",
+            "9 x 7",
+            "100%",
+        )
         await pilot.press("space", "down", "space", "c")
         await compare_read(pilot)
         numbers = str(app.screen.query_one("#numbers").render())

@@ -29,8 +29,8 @@ from engine.config import (
     _build,
     config_from_dict,
     key_type,
-    parse_toml,
     parse_value,
+    read_toml_file,
 )
 from engine.errors import ConfigError
 
@@ -282,13 +282,7 @@ def _key_type(dotted: str) -> Any:
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"Cannot read {what} {path}: {e}") from None
-    return parse_toml(text, f"{what} {path}")
+    return read_toml_file(path, what)[1]
 
 
 def _source(src: SourceSpec, root: Path, presets: Path) -> dict[str, Any] | None:
@@ -335,13 +329,7 @@ def load_study(
         root = root or Path.cwd()
     else:
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"Study file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"Cannot read study file {path}: {e}") from None
-        data = parse_toml(text, f"Study file {path}")
+        text, data = read_toml_file(path, "Study file")
         root = path.parent
     for item in overrides:
         _override(data, item)
