@@ -20,8 +20,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 from engine.errors import ConfigError, LandscapeError, clean_text
 from engine.registry import Registry
+from engine.study.table import STATUSES, TABLE_FORMAT, TABLE_VERSION, write_atomic
 
 __all__ = [
     "CLAIMS",
@@ -55,14 +54,11 @@ __all__ = [
 ]
 
 TABLE_NAME = "table.json"
-TABLE_FORMAT = "tui-landscape-study-table"
-TABLE_VERSION = 1
 CORRELATION_JSON = "correlation.json"
 CORRELATION_CSV = "correlation.csv"
 CORRELATION_FORMAT = "tui-landscape-study-correlation"
 CORRELATION_VERSION = 1
 OK = "ok"
-STATUSES = ("ok", "not_converged", "diverged", "failed", "pending")
 # What generalization is measured by, and numbers that qualify another (an interval's ends, a
 # standard error): never correlated as sharpness measures themselves.
 GENERALIZATION = ("train_loss", "train_error", "test_loss", "test_error", "gap", "gap_loss")
@@ -550,17 +546,6 @@ def _record(obj: Correlation | Verdict) -> dict[str, Any]:
     """A result's fields, and whether its interval excludes zero, as JSON."""
     rec = {f.name: _json(getattr(obj, f.name)) for f in fields(obj)}
     return rec | {"excludes_zero": obj.excludes_zero}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """``text`` written whole to ``path`` (a temporary name beside it, then renamed)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_correlation(

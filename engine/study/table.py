@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,18 @@ MEASURES: dict[str, dict[str, Any]] = {
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` by a temporary file and a rename: never half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` by a temporary file and a rename: never half a file. The
+    temporary name is this writer's own, and is removed when the write fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _json_value(v: Any) -> Any:
