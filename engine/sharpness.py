@@ -28,6 +28,7 @@ __all__ = [
     "fit_label",
     "format_number",
     "format_sharpness",
+    "surface_ratio",
     "sharpness",
 ]
 
@@ -171,6 +172,45 @@ def eigen_ratio(min_eig: ArrayLike, max_eig: ArrayLike) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.abs(lo / hi)
     return np.where(np.isfinite(r), r, np.nan)
+
+
+# A point whose curvature is below this fraction of the map's median curvature is left out of
+# ``surface_ratio``: on a plateau the finite differences are rounding noise, ratio ~1 by chance.
+FLAT_POINT = 1e-3
+
+
+def surface_ratio(x: ArrayLike, y: ArrayLike, z: ArrayLike) -> np.ndarray:
+    """The surface's own non-convexity per interior grid point: from the 2x2 Hessian of
+    ``z[iy, ix]`` by central differences, ``max(0, -e_min) / max(|e_min|, |e_max|)``.
+
+    0 where the plane is locally convex, ``|e_min / e_max|`` at a saddle (the reference's
+    ratio, restricted to the plane), 1 where it is concave. A cheap stand-in for the Hessian's
+    ratio map when Hessian-vector products are out of reach (the poster's Fig. 5 reads the
+    same non-convexity off the 2D surface). NaN on the rim, at non-finite values and on flat
+    points (curvature below ``FLAT_POINT`` of the map's median).
+    """
+    xs, ys = _coordinates(x, "x"), _coordinates(y, "y")
+    z = _array(z, "z").reshape(len(ys), len(xs))
+    out = np.full(z.shape, np.nan)
+    if len(xs) < 3 or len(ys) < 3:
+        return out
+    # Three-point second differences at the interior points (the grid may be uneven).
+    c = z[1:-1, 1:-1]
+    hl, hr = np.diff(xs)[:-1], np.diff(xs)[1:]
+    kl, kr = np.diff(ys)[:-1, None], np.diff(ys)[1:, None]
+    zxx = 2 * (hl * z[1:-1, 2:] - (hl + hr) * c + hr * z[1:-1, :-2]) / (hl * hr * (hl + hr))
+    zyy = 2 * (kl * z[2:, 1:-1] - (kl + kr) * c + kr * z[:-2, 1:-1]) / (kl * kr * (kl + kr))
+    zxy = (z[2:, 2:] - z[2:, :-2] - z[:-2, 2:] + z[:-2, :-2]) / ((hl + hr) * (kl + kr))
+    mean, half = (zxx + zyy) / 2, np.sqrt(((zxx - zyy) / 2) ** 2 + zxy**2)
+    lo, hi = mean - half, mean + half
+    big = np.maximum(np.abs(lo), np.abs(hi))
+    ok = np.isfinite(big)
+    if not ok.any():
+        return out
+    ok &= big > FLAT_POINT * np.median(big[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[1:-1, 1:-1] = np.where(ok, np.maximum(0.0, -lo) / big, np.nan)
+    return out
 
 
 def format_sharpness(s: Sharpness) -> list[str]:

@@ -378,3 +378,31 @@ def test_eigen_ratio_is_the_absolute_ratio_and_nan_where_undefined():
     assert r[0] == pytest.approx([0.25, 0.25])
     assert np.isnan(r[1]).all()  # max_eig 0 or a missing eigenvalue: no ratio, never inf
     assert RATIO_SCALE == (0.0, 0.5)
+
+
+def test_surface_ratio_is_zero_on_a_bowl_the_reference_ratio_at_a_saddle_one_when_concave():
+    from engine.sharpness import surface_ratio
+
+    x = np.linspace(-1, 1, 9)
+    y = np.linspace(-0.5, 1.5, 7)  # off-centre and a different step: the formula, not luck
+    X, Y = np.meshgrid(x, y)
+    bowl = surface_ratio(x, y, X**2 + 3 * Y**2 + 0.5 * X * Y)
+    saddle = surface_ratio(x, y, X**2 - 0.25 * Y**2)  # eigenvalues 2 and -0.5
+    cap = surface_ratio(x, y, -(X**2) - Y**2)
+    inner = (slice(1, -1), slice(1, -1))
+    assert np.allclose(bowl[inner], 0.0)
+    assert np.allclose(saddle[inner], 0.25)
+    assert np.allclose(cap[inner], 1.0)
+    assert np.isnan(bowl[0]).all() and np.isnan(bowl[:, -1]).all()  # the rim has no 2nd difference
+
+
+def test_surface_ratio_leaves_out_flat_points_and_holes():
+    from engine.sharpness import surface_ratio
+
+    x = y = np.linspace(-1, 1, 11)
+    X, Y = np.meshgrid(x, y)
+    z = np.where(X < 0.3, X**2 + Y**2, 0.09 + 1e-12 * np.cos(40 * Y))  # a bowl, then a plateau
+    z[5, 2] = np.nan
+    r = surface_ratio(x, y, z)
+    assert np.isnan(r[5, 8]) and np.isnan(r[5, 2]) and np.isnan(r[4, 2])
+    assert np.nanmax(r[:, :5]) == pytest.approx(0.0, abs=1e-9)

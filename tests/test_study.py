@@ -230,6 +230,49 @@ def test_every_shipped_study_parses_and_plans(path, tmp_path):
     assert len(tasks) >= len(s.spec.members) * len(s.spec.seeds)
 
 
+@pytest.mark.parametrize(
+    ("grid", "expected"),
+    [
+        ({"hessian_map": False}, ("0:0:1", "")),
+        ({"hessian_map": True}, ("-0.3:0.3:7", "-1:1:3")),
+        ({"hessian_map": True, "hessian_grid": "-1:1:3"}, ("-1:1:3", "-1:1:3")),
+    ],
+)
+def test_the_hessian_stage_maps_the_centre_the_2d_grid_or_its_own(grid, expected, tmp_path):
+    from engine.study import plan
+
+    d = tiny()
+    d["grid"] = {**d["grid"], **grid}
+    task = next(t for t in plan(load_study(d), tmp_path) if t.stage.name == "hessian")
+    assert (task.cfg.grid.x, task.cfg.grid.y) == expected
+
+
+def test_only_the_named_seeds_get_the_hessian_map(tmp_path):
+    from engine.study import plan
+
+    d = tiny(seeds=[0, 1])
+    d["grid"] = {**d["grid"], "hessian_map": True, "hessian_grid": "-1:1:3"}
+    d["grid"]["hessian_map_seeds"] = [1]
+    grids = {
+        t.seed: t.cfg.grid.x
+        for t in plan(load_study(d), tmp_path)
+        if t.stage.name == "hessian" and t.member == "bs16"
+    }
+    assert grids == {0: "0:0:1", 1: "-1:1:3"}
+    d["grid"]["hessian_map_seeds"] = [2]
+    with pytest.raises(ConfigError, match=r"grid.hessian_map_seeds.*\[2\]"):
+        load_study(d)
+
+
+def test_a_bad_hessian_grid_is_refused_naming_the_member(tmp_path):
+    from engine.study import plan
+
+    d = tiny()
+    d["grid"] = {**d["grid"], "hessian_map": True, "hessian_grid": "-1:1"}
+    with pytest.raises(ConfigError, match="bs16.*grid"):
+        plan(load_study(d), tmp_path)
+
+
 def test_dry_run_lists_stages_and_an_estimate(tmp_path):
     f = tmp_path / "tiny.toml"
     import tomli_w

@@ -411,7 +411,8 @@ for _name, _claim in (
                                   _SHARPNESS, +1, ("batch_size",))),
     ("wider-flatter", Claim("wider nets are flatter", _SHARPNESS, -1, ("width", "width_factor"))),
     ("skip-convex", Claim("skip connections keep deep nets convex (lower mean |min/max eig| "
-                          "over the map)", ("mean_ratio_map",), -1, _SKIP)),
+                          "over the map; without a Hessian map, the 2D surface's own)",
+                          ("mean_ratio_map", "surface_ratio_filter"), -1, _SKIP)),
     ("flatness-generalizes", Claim("flatness predicts generalization (sharper minima have a "
                                    "larger gap)", (*_SHARPNESS[:2], "adaptive_sharpness",
                                                    "lambda_max"), +1)),

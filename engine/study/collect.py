@@ -61,19 +61,24 @@ def _gaps(v: dict[str, float]) -> None:
 
 def surface_measures(path: Path, ms: MeasureSpec) -> dict[str, float]:
     """Curvature, basin width and mean rise of a surface file's train loss (engine.sharpness):
-    the axes' mean curvature and width; the mean rise within ``ms.sharpness_radius``."""
+    the axes' mean curvature and width; the mean rise within ``ms.sharpness_radius``; on a 2D
+    surface, the mean of its own non-convexity (``engine.sharpness.surface_ratio``)."""
     from engine.formats import read_surface
-    from engine.sharpness import sharpness
+    from engine.sharpness import sharpness, surface_ratio
 
     s = read_surface(path)
     z = s.values["train_loss"]
     sh = sharpness(s.x, s.y, z, margin=ms.margin, radius=ms.sharpness_radius)
     curv = [a.curvature for a in sh.axes if math.isfinite(a.curvature)]
-    return {
+    out = {
         "curvature": float(np.mean(curv)) if curv else math.nan,
         "basin_width": float(np.mean([a.width for a in sh.axes])),
         "mean_rise": sh.mean_increase,
     }
+    if s.y is not None and len(s.y) >= 3:
+        r = surface_ratio(s.x, s.y, z)
+        out["surface_ratio"] = float(np.nanmean(r)) if np.isfinite(r).any() else math.nan
+    return out
 
 
 def hessian_measures(path: Path) -> dict[str, float]:

@@ -91,6 +91,14 @@ class GridSpec:
         default=False,
         metadata=_doc("Hessian over the 2D grid (true) or at the centre only (false)"),
     )
+    hessian_grid: str = field(
+        default="",
+        metadata=_doc("the Hessian map's grid.x and grid.y, when coarser than x2d (empty: x2d, y2d)"),
+    )
+    hessian_map_seeds: tuple[int, ...] = field(
+        default=(),
+        metadata=_doc("the seeds whose Hessian stage maps the grid (empty: all; others: centre)"),
+    )
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,11 @@ def _check(spec: StudySpec) -> None:
         raise ConfigError(f"Expected `eval_subset` >= 0, but got {spec.eval_subset}.")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds) < 0:
         raise ConfigError(f"Expected `seeds` to be distinct integers >= 0, but got {spec.seeds}.")
+    if stray := sorted(set(spec.grid.hessian_map_seeds) - set(spec.seeds)):
+        raise ConfigError(
+            f"Expected `grid.hessian_map_seeds` to name seeds of `seeds` {list(spec.seeds)}, "
+            f"but got {stray}."
+        )
     for s in spec.stages:
         STAGES.get(s)
     if spec.target not in MEASURES:

@@ -78,8 +78,11 @@ def _surface(norm: str, ndim: int) -> Keys:
 
 def _hessian(spec: StudySpec, ctx: StageContext) -> dict[str, Any]:
     keys = {**_random(spec, ctx, "filter", 2), "hessian.enabled": True}
-    if not spec.grid.hessian_map:
+    g = spec.grid
+    if not g.hessian_map or (g.hessian_map_seeds and ctx.seed not in g.hessian_map_seeds):
         keys.update({"grid.x": "0:0:1", "grid.y": ""})
+    elif spec.grid.hessian_grid:  # a Hessian point costs ~100 surface points: a coarser map
+        keys.update({"grid.x": spec.grid.hessian_grid, "grid.y": spec.grid.hessian_grid})
     return keys
 
 
