@@ -28,8 +28,8 @@ __all__ = [
     "fit_label",
     "format_number",
     "format_sharpness",
-    "surface_ratio",
     "sharpness",
+    "surface_ratio",
 ]
 
 # The reference's fixed colour scale for |min_eig / max_eig| (plot_2d_eig_ratio): a ratio above

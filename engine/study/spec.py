@@ -93,7 +93,7 @@ class GridSpec:
     )
     hessian_grid: str = field(
         default="",
-        metadata=_doc("the Hessian map's grid.x and grid.y, when coarser than x2d (empty: x2d, y2d)"),
+        metadata=_doc("the Hessian map's grid.x and grid.y, if coarser than x2d (empty: x2d, y2d)"),
     )
     hessian_map_seeds: tuple[int, ...] = field(
         default=(),
