@@ -22,14 +22,17 @@ from engine.study.spec import Study
 
 __all__ = ["Estimate", "estimate"]
 
-# Rough costs in units of one timed grid point (a pass over the data), for what is not timed:
-# a Hessian point is a Lanczos run to tolerance, about a hundred Hessian-vector products of
-# the train split (timing one would cost minutes on a deep net: the dry run must stay
-# cheap); the centre's spectrum (top-k, Hutchinson probes) about as much again. The measures
-# cost about one pass per ascent step (with its gradient, two), random sample, and basin
-# direction x radius.
-HESSIAN_POINT = 100
-HESSIAN_CENTRE = 100
+# Rough costs in units of one timed grid point (a pass over the data), for what is not timed
+# (timing a Hessian-vector product would cost minutes on a deep net: the dry run must stay
+# cheap). Calibrated on the digits studies (2 CPU cores, 2026-12-06): one product costs about
+# 15 points (a point is a forward pass in inference mode; a product, a forward and two
+# backward passes with the graph kept); a map point takes about 60 products to the default
+# tolerance, the centre about 90 plus its Hutchinson probes, top-k and density runs. The
+# measures cost about one pass per ascent step (with its gradient, two), random sample, and
+# basin direction x radius.
+PRODUCT = 15
+MAP_PRODUCTS = 60
+CENTRE_PRODUCTS = 90
 BASIN_POINTS_PER_DIRECTION = 8
 TRAIN_BATCHES_TIMED = 3
 
@@ -104,6 +107,14 @@ def _train_seconds(cfg: Config, lrs: int, cache: dict[str, float]) -> float:
     return cache[k] * batches * tc.epochs * max(1, lrs)
 
 
+def _centre_products(cfg: Config) -> int:
+    """Products at the centre beyond its eigenpair: Hutchinson probes, the extra top-k
+    eigenvalues, the density's Lanczos runs."""
+    h = cfg.hessian
+    extra = h.trace_samples + 15 * max(0, h.top_k - 1) + h.density_probes * h.density_steps
+    return CENTRE_PRODUCTS + extra
+
+
 def estimate(study: Study, out: Path) -> list[Estimate]:
     """Each task's state and a rough time for what is left of it."""
     from engine.study.runner import surface_state
@@ -125,9 +136,9 @@ def estimate(study: Study, out: Path) -> list[Estimate]:
             if st is not None:
                 left = st[1] - st[0]
             per = _point(cfg, cache)
-            if cfg.hessian.enabled:
-                per, left = per * HESSIAN_POINT, left + HESSIAN_CENTRE / HESSIAN_POINT
             seconds = per * left
+            if cfg.hessian.enabled:
+                seconds = per * PRODUCT * (MAP_PRODUCTS * max(left - 1, 0) + _centre_products(cfg))
         elif name == "train":
             seconds = _train_seconds(cfg, len(spec.recipe.lr_grid), cache)
         elif name == "measures":
