@@ -40,12 +40,13 @@ def test_report_has_its_sections_and_figures(tmp_path: Path, monkeypatch) -> Non
     # Every linked figure exists and is a PNG; one per kind the study made.
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", text)
     assert links == [
-        f"figures/batch_size-1-{s}.png" for s in ("surface_1d", "surface_2d", "hessian")
+        f"figures/batch_size-1-{s}.png"
+        for s in ("surface_1d", "surface_2d", "hessian", "surface_2d-convexity")
     ]
     for link in links:
         assert (d / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(drawn) == 3
-    curves, maps, ratio = drawn
+    assert len(drawn) == 4
+    curves, maps, ratio, _convexity = drawn
     assert [t.get_text() for t in curves.axes[0].get_legend().get_texts()] == list(SMALL)
     assert [ax.get_title() for ax in maps.axes if ax.get_title()] == list(SMALL)
     assert [ax.get_title() for ax in ratio.axes if ax.get_title()] == list(SMALL)
@@ -90,4 +91,5 @@ def test_a_centre_only_hessian_is_no_ratio_map_and_old_figures_go(tmp_path: Path
     text = R.write_report(d, n_boot=0).read_text()
     assert "batch_size-1-surface_2d.png" in text and "hessian.png" not in text
     assert sorted(p.name for p in (d / "figures").iterdir()) == [
-        "batch_size-1-surface_1d.png", "batch_size-1-surface_2d.png"]  # fmt: skip
+        "batch_size-1-surface_1d.png", "batch_size-1-surface_2d-convexity.png",
+        "batch_size-1-surface_2d.png"]  # fmt: skip

@@ -6,7 +6,8 @@
 flagged members (never compared as minimizers), the tau table, and per factor, for each group of
 members where only that factor varies (at the study's first seed): the members' 1D curves on
 one axis, their contour maps side by side on one scale (filter-normalized, and unnormalized
-where the study made them), and their eigenvalue-ratio maps where there are Hessian maps.
+where the study made them), their eigenvalue-ratio maps where there are Hessian maps, and the
+2D surfaces' own non-convexity (``convexity``) on the same fixed scale.
 
 Figures are drawn by ``plots.export`` from ``plots.spec`` specs: the same levels and colour
 scales as ``compare``. matplotlib is the ``export`` extra: without it the markdown is written
@@ -50,7 +51,9 @@ FIGURE_KINDS = (
     ("surface_2d", "train_loss", "contour", "contour maps, filter-normalized directions"),
     ("surface_2d_raw", "train_loss", "contour", "contour maps, unnormalized directions"),
     ("hessian", "ratio", "ratio", "|min eig / max eig| (the Hessian's ratio map)"),
-)
+    ("surface_2d", "convexity", "auto",
+     "the train loss's own non-convexity in the plane (filter-normalized; 0 where convex)"),
+)  # fmt: skip
 
 
 def factor_groups(table: StudyTable, factor: str) -> list[tuple[dict[str, Any], list[Row]]]:
@@ -255,7 +258,8 @@ def _factor(
         if not figures:
             continue
         for stage, name, kind, what in FIGURE_KINDS:
-            path = folder / FIGURES / f"{_slug(factor)}-{k}-{_slug(stage)}.png"
+            named = "" if name in ("train_loss", "ratio") else f"-{_slug(name)}"
+            path = folder / FIGURES / f"{_slug(factor)}-{k}-{_slug(stage)}{named}.png"
             try:
                 if kind == "curve":
                     made = _curves(table, rows, path, f"{factor}: {what}")

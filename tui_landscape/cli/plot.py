@@ -32,7 +32,8 @@ SurfaceOpt = Annotated[
     typer.Option(
         "--surface",  # no short form: -s is --set in every command that takes a config
         help="A surface the file holds: train_loss, train_acc, test_loss, test_acc, any other "
-        "<split>_<metric> (train_abs_err), max_eig, min_eig; or ratio (|min_eig / max_eig|).",
+        "<split>_<metric> (train_abs_err), max_eig, min_eig; ratio (|min_eig / max_eig|); or "
+        "convexity (a 2D train loss's own non-convexity, 0 where convex).",
     ),
 ]
 KindOpt = Annotated[str, typer.Option("--kind", "-k", help=f"One of {', '.join(KINDS)}.")]

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 
 from engine.errors import ConfigError
 from engine.formats import SURFACE_SPLITS, clean_text
-from engine.sharpness import eigen_ratio
+from engine.sharpness import eigen_ratio, surface_ratio
 from tui_landscape.plots.hessian import (
     accuracy,
     flagged_points,
@@ -90,6 +90,11 @@ __all__ = [
 ]
 
 RATIO_LABEL = "|min eig / max eig|"
+# Surfaces made from others, drawn on the ratio's fixed scale: the Hessian's |min/max| ratio,
+# and the 2D train loss's own non-convexity (engine.sharpness.surface_ratio) for any 2D file.
+CONVEXITY = "convexity"
+CONVEXITY_LABEL = "non-convexity of the train loss in the plane"
+RATIO_NAMES = {"ratio": RATIO_LABEL, CONVEXITY: CONVEXITY_LABEL}
 
 
 class _Path(Protocol):
@@ -178,15 +183,16 @@ def is_loss(name: str) -> bool:
 def surface_label(name: str) -> str:
     """Surface ``name`` as an axis reads it: a metric's split and name ("train abs_err" for
     ``train_abs_err``), the ratio's formula, any other name as it is."""
-    if name == "ratio":
-        return RATIO_LABEL
+    if name in RATIO_NAMES:
+        return RATIO_NAMES[name]
     split, _, metric = name.partition("_")
     return f"{split} {metric}" if split in SURFACE_SPLITS and metric else name
 
 
 def surface_values(s: Surface, name: str) -> np.ndarray:
     """The named surface, or ``ratio`` (|min_eig / max_eig|, missing where the eigenvalues did
-    not converge: ``hessian_converged`` 0); one clear error if absent."""
+    not converge: ``hessian_converged`` 0), or ``convexity`` (the 2D train loss's own
+    non-convexity, ``engine.sharpness.surface_ratio``); one clear error if absent."""
     if name == "ratio":
         if "max_eig" not in s.values or "min_eig" not in s.values:
             raise ConfigError(
@@ -194,8 +200,16 @@ def surface_values(s: Surface, name: str) -> np.ndarray:
             )
         r = eigen_ratio(s.values["min_eig"], s.values["max_eig"])
         return np.where(not_converged(s), np.nan, r)
+    if name == CONVEXITY:
+        if s.y is None or "train_loss" not in s.values:
+            raise ConfigError(f"{s.path} has no 2D train_loss for a {CONVEXITY} map")
+        return surface_ratio(s.x, s.y, s.values["train_loss"])
     if name not in s.values:
-        have = ", ".join([*s.values, *(["ratio"] if "max_eig" in s.values else [])])
+        derived = [
+            *(["ratio"] if "max_eig" in s.values else []),
+            *([CONVEXITY] if s.y is not None and "train_loss" in s.values else []),
+        ]
+        have = ", ".join([*s.values, *derived])
         raise ConfigError(f"{s.path} has no surface {name!r}; it has: {have}")
     return s.values[name]
 
@@ -346,7 +360,7 @@ def resolve(
         label = f"{label} | {title_note(accuracy(s))}"
     if s.y is None or kind == "curve":
         return _curve(s, name, z, label, log)
-    ratio = name == "ratio"
+    ratio = name in RATIO_NAMES
     return grid_spec(
         s.x,
         s.y,
@@ -414,7 +428,7 @@ def resolve_compare(
         return [PlotSpec("curve", xs, series=exact, title=name, left_label=label, log=log)]
     scale = None
     if kind != "curve":
-        ratio = name == "ratio"
+        ratio = name in RATIO_NAMES
         joined = np.concatenate([np.asarray(z, dtype=float).ravel() for z in zs])
         rule = {"log": log, "ratio": ratio, "loss": is_loss(name)}
         lv = levels_for(joined, levels, **rule)
