@@ -31,7 +31,8 @@ def print_study(folder: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.study.analysis import correlate, read_correlation, read_table
+    from engine.study.analysis import correlate, read_correlation
+    from engine.study.table import read_table
     from tui_landscape.cli.common import console
     from tui_landscape.safe import plain
 

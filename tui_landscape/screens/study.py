@@ -20,7 +20,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from engine.errors import LandscapeError
-from engine.study.analysis import Correlation, Row, StudyTable, correlate, read_table
+from engine.study.analysis import Correlation, correlate
+from engine.study.table import Row, StudyTable, read_table
 from tui_landscape.safe import plain
 from tui_landscape.screens.workers import error_line, failed
 from tui_landscape.studies import INFO_MEASURES, factor_members
