@@ -414,7 +414,8 @@ def analyse(
 
 def read_correlation(table: StudyTable) -> dict[str, Any] | None:
     """The saved ``correlation.json`` when it was computed from this very table, else None
-    (absent, unreadable, or from an older table)."""
+    (absent, unreadable, of another shape, or from an older table): ``info`` then computes
+    the taus itself, without intervals."""
     p = table.folder / CORRELATION_JSON
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -422,4 +423,30 @@ def read_correlation(table: StudyTable) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict) or doc.get("format") != CORRELATION_FORMAT:
         return None
-    return doc if doc.get("table_digest") == table.digest else None
+    if doc.get("table_digest") != table.digest or not _correlation_shape(doc):
+        return None
+    return doc
+
+
+def _correlation_shape(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` has the keys and types ``info`` reads (a hand-made file may not)."""
+
+    def num(v: Any) -> bool:
+        return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+    corr, claims = doc.get("correlations"), doc.get("claims", [])
+    level = doc.get("level")
+    if (
+        level is None
+        or not num(level)
+        or not isinstance(corr, list)
+        or not isinstance(claims, list)
+    ):
+        return False
+    ok_corr = all(
+        isinstance(c, dict) and isinstance(c.get("measure"), str)
+        and all(num(c.get(k)) for k in ("tau", "low", "high"))
+        and all(isinstance(c.get(k), int) for k in ("members", "seeds"))
+        for c in corr
+    )  # fmt: skip
+    return ok_corr and all(isinstance(c, dict) and isinstance(c.get("line"), str) for c in claims)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, LandscapeError, clean_text
+from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
 __all__ = [
     "MEASURES",
@@ -211,9 +211,17 @@ class StudyTable:
         return [r for r in self.rows if r.ok]
 
     def file(self, row: Row, stage: str) -> Path | None:
-        """The path of ``row``'s file of ``stage`` (``surface_2d``, ``hessian``...), if any."""
+        """The path of ``row``'s file of ``stage`` (``surface_2d``, ``hessian``...), if any;
+        a path that leaves the study folder (absolute, or through '..'), as only a table
+        written by hand has, is refused in one line rather than opened."""
         rel = row.files.get(stage)
-        return None if not rel else self.folder / rel
+        if not rel:
+            return None
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise _bad(
+                self.path, f"`files.{stage}` of {row.label} leaves the study folder: {rel!r}"
+            )
+        return self.folder / rel
 
     def stages(self) -> list[str]:
         """Every stage some row has a file of, in the order the rows name them."""
@@ -256,7 +264,10 @@ def read_table(path: Path) -> StudyTable:
     """``table.json`` of a study folder (or the file itself), checked in order: JSON, ours,
     the version, the keys and their types. Each refusal is one line naming the file."""
     p = _table_path(path)
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise _bad(p, describe(e)) from None
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -265,8 +276,12 @@ def read_table(path: Path) -> StudyTable:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise _bad(p, f"format {got!r}, expected {TABLE_FORMAT!r}")
     version = doc.get("version")
-    if not isinstance(version, int) or version > TABLE_VERSION:
-        raise _bad(p, f"version {version!r}; this tool reads up to {TABLE_VERSION}")
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or not 1 <= version <= TABLE_VERSION
+    ):
+        raise _bad(p, f"version {version!r}; this tool reads 1 to {TABLE_VERSION}")
     factors = _strings(p, doc.get("factors", []), "factors")
     target = doc.get("target", "gap")
     if not isinstance(target, str):
@@ -282,6 +297,13 @@ def read_table(path: Path) -> StudyTable:
     if not isinstance(rows_in, list):
         raise _bad(p, "`rows` must be a list")
     rows = tuple(_row(p, k, r, factors) for k, r in enumerate(rows_in))
+    seen: dict[str, int] = {}
+    for k, r in enumerate(rows):  # a label names a member's folder, --member and the app's row
+        if r.label in seen:
+            raise _bad(
+                p, f"`rows[{k}]` repeats member {r.member!r} seed {r.seed} (rows[{seen[r.label]}])"
+            )
+        seen[r.label] = k
     return StudyTable(
         p, str(doc.get("name", "")), tuple(factors), target, measures, rows,
         hashlib.sha256(raw).hexdigest(),
@@ -328,5 +350,15 @@ def _row(p: Path, k: int, r: Any, factors: list[str]) -> Row:
     missing = [f for f in factors if f not in facs]
     if missing:
         raise _bad(p, f"`{where}.factors` lacks {', '.join(missing)}")
-    files = {str(s): str(f) for s, f in _dict(p, r.get("files", {}), f"{where}.files").items()}
-    return Row(member, seed, dict(facs), status, str(r.get("note", "")), values, files)
+    for name, v in facs.items():  # a factor's values are compared, ordered and printed
+        if not isinstance(v, str | int | float | bool):
+            raise _bad(p, f"`{where}.factors.{name}` must be a number, a string or true/false, "
+                          f"got {v!r}")  # fmt: skip
+    files = _dict(p, r.get("files", {}), f"{where}.files")
+    for stage, f in files.items():
+        if not isinstance(f, str):
+            raise _bad(p, f"`{where}.files.{stage}` must be a path, got {f!r}")
+    note = r.get("note", "")
+    if not isinstance(note, str):
+        raise _bad(p, f"`{where}.note` must be a string, got {note!r}")
+    return Row(member, seed, dict(facs), status, note, values, dict(files))
