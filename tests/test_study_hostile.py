@@ -345,3 +345,13 @@ async def test_the_app_says_a_bad_table_and_a_file_outside_in_one_line(tmp_path)
         await pilot.pause()
         assert isinstance(app.screen, StudyScreen)  # nothing opened, the app goes on
         assert any("leaves the study folder" in str(n.message) for n in app._notifications)
+
+
+def test_info_config_of_a_study_toml_that_is_not_text_or_holds_escapes(tmp_path):
+    d = make_study(tmp_path, seeds=(0,), surfaces=False)
+    (d / "study.toml").write_bytes(b"\xff\xfe\x00")
+    r = runner.invoke(app, ["info", str(d), "--config"])
+    assert f"cannot read {d / 'study.toml'}: UnicodeDecodeError" in one_error_line(r, 1)
+    (d / "study.toml").write_text('name = "\x1b[2Jx"\n')
+    r = runner.invoke(app, ["info", str(d), "--config"])
+    assert r.exit_code == 0 and r.stdout == 'name = "\\x1b[2Jx"\n'

@@ -38,7 +38,16 @@ from engine.study.training import member_outcome, train_member_outcome
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STUDY_FORMAT", "Event", "Task", "claim_folder", "plan", "run_study", "task_state"]
+__all__ = [
+    "STUDY_FORMAT",
+    "Event",
+    "Task",
+    "claim_folder",
+    "plan",
+    "run_study",
+    "study_record",
+    "task_state",
+]
 
 STUDY_FORMAT = "tui-landscape-study"
 STUDY_VERSION = 1
@@ -180,7 +189,7 @@ def _check_arch(label: str, data: dict[str, Any]) -> None:
 # --- the folder ------------------------------------------------------------------------------
 
 
-def _study_record(out: Path) -> tuple[dict[str, Any] | None, str]:
+def study_record(out: Path) -> tuple[dict[str, Any] | None, str]:
     """``out/study.json``: (the record, "") where it is a study's, (None, why not) where the
     file is there but is not one, (None, "") where there is none."""
     p = out / "study.json"
@@ -205,7 +214,7 @@ def claim_folder(study: Study, out: Path, overwrite: bool) -> bool:
     study, is refused unless ``overwrite``, which removes what a study writes there."""
     from engine.formats.files import lock_path
 
-    meta, why = _study_record(out)
+    meta, why = study_record(out)
     held = lock_path(out / "study.json").name  # run_study's own lock
     busy = out.is_dir() and any(p.name != held for p in out.iterdir())
     ours = meta is not None

@@ -15,13 +15,17 @@ STUDY_FILE = "study.toml"  # the study file as given, kept in the folder (docs/s
 
 
 def study_file_text(folder: Path) -> str:
-    """``info DIR --config``: the study file the folder was made from."""
-    from engine.errors import ConfigError
+    """``info DIR --config``: the study file the folder was made from, its control characters
+    written out (a file written by hand may hold escape sequences)."""
+    from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
     p = folder / STUDY_FILE
     if not p.is_file():
         raise ConfigError(f"{folder} holds no {STUDY_FILE}: it was not written by `study`")
-    return p.read_text(encoding="utf-8")
+    try:
+        return clean_text(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandscapeError(f"cannot read {p}: {describe(e)}") from None
 
 
 def print_study(folder: Path) -> None:
