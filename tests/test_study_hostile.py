@@ -158,6 +158,20 @@ def test_a_study_json_that_is_no_study_record_is_refused_unless_overwrite(tmp_pa
     assert claim_folder(study, out, overwrite=False) is True
 
 
+def test_dry_run_notes_a_study_json_that_is_no_study_record(tmp_path):
+    import tomli_w
+
+    f = tmp_path / "s.toml"
+    f.write_text(tomli_w.dumps(tiny(stages=["surface_1d"], pairs=[])))
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "study.json").write_text("[1]")
+    r = runner.invoke(app, ["study", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert "study.json is not a study record (format 'list'" in out
+    assert "a run would be refused without --overwrite" in out
+
+
 def test_a_study_folder_that_is_a_file_is_one_line(tmp_path):
     import tui_landscape as tl
 
