@@ -172,18 +172,19 @@ def plan(study: Study, out: Path) -> list[Task]:
 
 def _check_arch(label: str, data: dict[str, Any]) -> None:
     """A built-in architecture's name, checked before anything runs (``config_from_dict``
-    cannot: a name may be a callable's 'module:fn'); a model is built only by a stage."""
-    arch = data.get("model", {}).get("arch", Config().model.arch)
-    if not isinstance(arch, str) or ":" in arch:  # a callable or hf:PATH: built by its stage
-        return
-    from engine.models import list_models
+    cannot: a 'module:fn' or 'hf:PATH' is only known by building it, which a stage does)."""
+    from engine.imports import is_callable_spec
 
-    names = [m.name for m in list_models()]
-    if arch not in names:
-        raise ConfigError(
-            f"member {label!r}: Unknown architecture {arch!r} in `model.arch`; expected one of "
-            f"{', '.join(names)}, or 'module:callable' / 'file.py:callable' / 'hf:PATH'."
-        )
+    arch = data.get("model", {}).get("arch", Config().model.arch)
+    if is_callable_spec(arch):
+        return
+    import engine.models  # noqa: F401  (registers the zoo)
+    from engine.models.registry import check_model_name
+
+    try:
+        check_model_name(arch)
+    except ConfigError as e:
+        raise ConfigError(f"member {label!r}: {e}") from None
 
 
 # --- the folder ------------------------------------------------------------------------------
@@ -565,8 +566,8 @@ def _run_task(
     t = time.perf_counter()
     task.folder.mkdir(parents=True, exist_ok=True)
     fail = task.folder / "failed.json" if task.pair is None else None
+    task = _refresh(task, study, out)  # validate_member's errors name the member and stage
     try:
-        task = _refresh(task, study, out)
         if task.stage.name == "train":
             _train(task, study, emit)
         elif task.stage.is_surface:
@@ -577,8 +578,6 @@ def _run_task(
     except KeyboardInterrupt:
         raise  # Ctrl-C stops the study
     except ConfigError as e:  # the user's to fix, not a result: the study stops, naming where
-        if str(e).startswith("member "):  # validate_member's own, which names it already
-            raise
         where = f"member {task.member!r}" if task.pair is None else f"pair {task.member!r}"
         raise ConfigError(f"{where} (stage {task.stage.name}, seed {task.seed}): {e}") from None
     except Exception as e:

@@ -73,8 +73,8 @@ def print_study(folder: Path) -> None:
         rows = [
             (c.measure, c.tau, None, None, c.members, c.seeds) for c in correlate(table, n_boot=0)
         ]
-        note = "no intervals: correlation.json is missing or older than the table (the "
-        note += "report writes it)"
+        note = "no intervals: correlation.json is missing, older than the table or not one "
+        note += "(the report writes it)"
     tt = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for col in ("measure", f"tau vs {table.target}", "interval", "members", "seeds"):
         tt.add_column(col, justify="left" if col == "measure" else "right", no_wrap=True)
