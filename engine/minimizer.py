@@ -140,10 +140,13 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object, None where there is none: missing, half-written by an older version, or
+    not an object (written by hand); the caller computes it again."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None  # missing or half-written by an older version: recompute
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _identity(cfg: Config) -> dict[str, Any]:
@@ -227,7 +230,10 @@ def _candidate(
                 f"{path.parent} was trained with a different config (model, data or train "
                 "keys); use another folder for this member, or remove it"
             )
-        return Candidate(**stored["candidate"]), True
+        try:
+            return Candidate(**stored["candidate"]), True
+        except (KeyError, TypeError):
+            pass  # not a candidate record (written by hand): trained again below
     cand = _train_candidate(cfg, lr, out, device, report)
     _write_json(path, {"identity": _identity(cfg), "candidate": asdict(cand)})
     return cand, False
@@ -276,13 +282,37 @@ def _outcome_json(o: TrainOutcome, out: Path, cfg: Config, rule: RecipeRule) -> 
 
 
 def read_outcome(out: str | Path) -> TrainOutcome | None:
-    """The ``TrainOutcome`` stored in ``out/outcome.json``, or None when there is none yet."""
+    """The ``TrainOutcome`` stored in ``out/outcome.json``, or None when there is none yet
+    (or it is not one, as a file written by hand: the member is trained again, its finished
+    candidates reused). One written by a newer version is refused in one line."""
     out = Path(out)
     stored = _read_json(out / OUTCOME_FILE)
     if stored is None or stored.get("format") != OUTCOME_FORMAT:
         return None
-    d = dict(stored["outcome"])
-    d["checkpoint"] = out / d["checkpoint"]
+    version = stored.get("version")
+    if isinstance(version, int) and version > OUTCOME_VERSION:
+        raise LandscapeError(
+            f"{out / OUTCOME_FILE} was written by a newer tui-landscape (version {version}); "
+            f"this one reads up to {OUTCOME_VERSION}"
+        )
+    try:
+        return _outcome(stored["outcome"], out)
+    except (KeyError, TypeError, ValueError):
+        return None  # not an outcome (written by hand): as if there were none, trained again
+
+
+def _outcome(d: Any, out: Path) -> TrainOutcome:
+    """A stored outcome, its types checked; ValueError, TypeError or KeyError where not one."""
+    d = dict(d)
+    ckpt = d["checkpoint"]
+    if not isinstance(ckpt, str) or Path(ckpt).is_absolute() or ".." in Path(ckpt).parts:
+        raise ValueError("the checkpoint must be a path inside the run folder")
+    for k in ("lr", "train_loss", "train_acc", "test_loss", "test_acc"):
+        if isinstance(d[k], bool) or not isinstance(d[k], int | float):
+            raise TypeError(f"{k} is not a number")
+    if not isinstance(d["epochs"], int) or d["status"] not in ("ok", "not_converged", "diverged"):
+        raise ValueError("epochs or status")
+    d["checkpoint"] = out / ckpt
     d["candidates"] = tuple(Candidate(**c) for c in d.get("candidates", ()))
     return TrainOutcome(**d)
 
@@ -309,7 +339,8 @@ def train_member(
     if (
         stored is not None
         and stored.get("identity") == _identity(cfg)
-        and stored.get("rule", {}).get("lr_grid") == list(lrs)
+        and isinstance(stored.get("rule"), dict)
+        and stored["rule"].get("lr_grid") == list(lrs)
         and stored["rule"].get("converged_train_acc") == rule.converged_train_acc
     ):
         found = read_outcome(out)

@@ -157,6 +157,27 @@ def test_killed_mid_way_and_resumed_gives_the_same_table(finished, tmp_path):
 HESSIAN = {"lambda_max", "lambda_min", "eig_ratio", "trace", "trace_se", "mean_ratio_map"}
 
 
+def test_broken_member_files_are_made_again_or_fail_their_member_alone(finished, tmp_path):
+    """Hand-broken ``outcome.json`` and ``measures.json`` are said and made again (the same
+    row as before; the training reuses its finished run); a surface file replaced by a file
+    that is not HDF5 fails its member alone, naming the file (tests/test_study_hostile.py
+    has the cases that need no training)."""
+    import shutil
+
+    out = tmp_path / "tiny"
+    shutil.copytree(finished, out)
+    bs16, bs64 = out / "members" / "bs16-s0", out / "members" / "bs64-s0"
+    (bs16 / "train" / "outcome.json").write_text("[]")
+    (bs16 / "measures.json").write_text('{"values": [1]}')
+    (bs64 / "surface_1d.h5").write_text("not HDF5")
+    first, second = run_study(load_study(TINY), out).table["rows"]
+    want = rows_of(finished)[0]
+    assert first["status"] == "ok" and first["files"] == want["files"]
+    assert first["values"] == pytest.approx(want["values"], rel=1e-6, abs=1e-9)
+    assert second["status"] == "failed"
+    assert second["note"] == f"surface_1d: {bs64.resolve() / 'surface_1d.h5'} is not an HDF5 file"
+
+
 def test_an_invalid_member_is_refused_naming_member_and_key(tmp_path):
     d = tiny()
     d["members"][1]["set"] = {"train.lr": -1.0}

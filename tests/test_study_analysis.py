@@ -1,5 +1,6 @@
-"""The study analysis (engine/study/analysis.py) on a constructed table: taus against scipy,
-intervals over seeds, only members that reached a minimizer, the claims' verdicts, the files."""
+"""The study analysis (engine/study/analysis.py) on a constructed table (read by
+engine/study/table.py): taus against scipy, intervals over seeds, only members that reached a
+minimizer, the claims' verdicts, the files."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from scipy import stats
 
 from engine.errors import ConfigError, LandscapeError
 from engine.study import analysis as A
+from engine.study.table import is_study_folder, read_table
 from tests.study_folder import make_study, values_of
 
 N_BOOT = 40  # enough to check the interval's plumbing; its statistics are engine.correlation's
@@ -24,7 +26,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_table_is_read_with_its_rows_and_flagged_members(study: Path) -> None:
-    t = A.read_table(study)
+    t = read_table(study)
     assert t.factors == ("batch_size", "weight_decay") and t.target == "gap"
     assert len(t.rows) == 14 and len(t.ok_rows()) == 12
     assert {r.status for r in t.rows if not r.ok} == {"diverged", "not_converged"}
@@ -36,7 +38,7 @@ def test_table_is_read_with_its_rows_and_flagged_members(study: Path) -> None:
 
 
 def test_tau_equals_scipy_over_the_ok_members_only(study: Path) -> None:
-    t = A.read_table(study)
+    t = read_table(study)
     corr = {c.measure: c for c in A.correlate(t, n_boot=0)}
     for m in ("curvature_filter", "curvature_raw", "lambda_max", "basin_width_filter"):
         x, y = values_of(study, m)
@@ -53,7 +55,7 @@ def test_tau_equals_scipy_over_the_ok_members_only(study: Path) -> None:
 def test_interval_is_the_seed_bootstrap_of_engine_correlation(study: Path) -> None:
     from engine.correlation import bootstrap_interval, kendall_tau
 
-    t = A.read_table(study)
+    t = read_table(study)
     c = next(c for c in A.correlate(t, n_boot=N_BOOT, seed=3) if c.measure == "curvature_raw")
     flat = [{"seed": r.seed, **r.values} for r in t.ok_rows()]
     want = bootstrap_interval(
@@ -69,7 +71,7 @@ def test_interval_is_the_seed_bootstrap_of_engine_correlation(study: Path) -> No
 
 
 def test_one_seed_gives_a_tau_without_an_interval(tmp_path: Path) -> None:
-    t = A.read_table(make_study(tmp_path, seeds=(0,), surfaces=False))
+    t = read_table(make_study(tmp_path, seeds=(0,), surfaces=False))
     c = next(c for c in A.correlate(t, n_boot=N_BOOT) if c.measure == "curvature_filter")
     assert c.tau == pytest.approx(1.0) and math.isnan(c.low) and c.reason == "one seed: no interval"
     v = {v.claim: v for v in A.judge(t, [c], n_boot=N_BOOT)}
@@ -78,7 +80,7 @@ def test_one_seed_gives_a_tau_without_an_interval(tmp_path: Path) -> None:
 
 
 def test_two_seeds_that_agree_are_not_enough_for_a_verdict(tmp_path: Path) -> None:
-    t = A.read_table(make_study(tmp_path, seeds=(0, 1), surfaces=False))
+    t = read_table(make_study(tmp_path, seeds=(0, 1), surfaces=False))
     corr = A.correlate(t, n_boot=N_BOOT)
     assert next(c for c in corr if c.measure == "curvature_filter").excludes_zero
     v = {v.claim: v for v in A.judge(t, corr, n_boot=N_BOOT)}
@@ -87,7 +89,7 @@ def test_two_seeds_that_agree_are_not_enough_for_a_verdict(tmp_path: Path) -> No
 
 
 def test_claims_say_reproduces_does_not_and_not_tested(study: Path, tmp_path: Path) -> None:
-    t = A.read_table(study)
+    t = read_table(study)
     corr = A.correlate(t, n_boot=N_BOOT)
     v = {v.claim: v for v in A.judge(t, corr, n_boot=N_BOOT)}
     assert set(v) == set(A.CLAIMS)
@@ -103,7 +105,7 @@ def test_claims_say_reproduces_does_not_and_not_tested(study: Path, tmp_path: Pa
     for r in doc["rows"]:
         r["values"]["curvature_filter"] = 10.0 - r["values"]["curvature_filter"]
     (tmp_path / "table.json").write_text(json.dumps(doc))
-    t2 = A.read_table(tmp_path)
+    t2 = read_table(tmp_path)
     v2 = {v.claim: v for v in A.judge(t2, A.correlate(t2, n_boot=N_BOOT), n_boot=N_BOOT)}
     assert v2["small-batch-flatter"].outcome == "does not reproduce"
     assert "opposite" in v2["small-batch-flatter"].line
@@ -115,7 +117,7 @@ def test_a_measure_where_larger_is_flatter_expects_the_other_sign(tmp_path: Path
     for r in doc["rows"]:
         r["values"].pop("curvature_filter")  # the claim falls back to the basin's width
     (tmp_path / "table.json").write_text(json.dumps(doc))
-    t = A.read_table(tmp_path)
+    t = read_table(tmp_path)
     v = {v.claim: v for v in A.judge(t, A.correlate(t, n_boot=N_BOOT), n_boot=N_BOOT)}
     small = v["small-batch-flatter"]
     assert small.measure == "basin_width_filter" and small.tau < 0
@@ -137,7 +139,7 @@ def test_correlation_files_are_written_and_read_back(tmp_path: Path) -> None:
     assert {"tau_batch_size", "tau_weight_decay", "psi"} <= set(rows[0])
     # A changed table makes the saved correlation stale.
     (d / "table.json").write_text((d / "table.json").read_text() + "\n")
-    assert A.read_correlation(A.read_table(d)) is None
+    assert A.read_correlation(read_table(d)) is None
 
 
 @pytest.mark.parametrize(
@@ -158,15 +160,15 @@ def test_correlation_files_are_written_and_read_back(tmp_path: Path) -> None:
 def test_a_foreign_or_corrupt_table_is_refused_in_one_line(tmp_path: Path, text, why) -> None:
     (tmp_path / "table.json").write_text(text)
     with pytest.raises(LandscapeError) as e:
-        A.read_table(tmp_path)
+        read_table(tmp_path)
     assert why in str(e.value) and "table.json" in str(e.value)
     assert "\n" not in str(e.value)
 
 
 def test_a_folder_without_a_table_is_a_usage_error(tmp_path: Path) -> None:
-    assert not A.is_study_folder(tmp_path)
+    assert not is_study_folder(tmp_path)
     with pytest.raises(ConfigError, match="no study table"):
-        A.read_table(tmp_path)
+        read_table(tmp_path)
 
 
 def test_skip_connections_claim_on_a_yes_no_factor(tmp_path: Path) -> None:
@@ -185,7 +187,7 @@ def test_skip_connections_claim_on_a_yes_no_factor(tmp_path: Path) -> None:
            "factors": ["shortcuts"], "target": "gap", "measures": measures,
            "rows": rows}  # fmt: skip
     (tmp_path / "table.json").write_text(json.dumps(doc))
-    t = A.read_table(tmp_path)
+    t = read_table(tmp_path)
     assert t.measures["mean_ratio_map"].sharper_is_larger is None
     v = {v.claim: v for v in A.judge(t, A.correlate(t, n_boot=N_BOOT), n_boot=N_BOOT)}
     skip = v["skip-convex"]

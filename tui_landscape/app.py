@@ -137,7 +137,7 @@ class LandscapeApp(App):
 
 
 def _is_study(path: Path) -> bool:
-    from engine.study.analysis import is_study_folder
+    from engine.study.table import is_study_folder
 
     return is_study_folder(path)
 

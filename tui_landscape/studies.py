@@ -1,7 +1,7 @@
 """A study folder as the front ends use it: a member's file of a stage, and the members where
 only one factor varies. For ``plot``/``compare``/``info`` (``cli/studydir.py``) and the app's
 study view alike. The folder's layout and table are docs/studies.md's;
-``engine.study.analysis`` reads them.
+``engine.study.table`` reads them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from engine.errors import ConfigError
 
 if TYPE_CHECKING:
-    from engine.study.analysis import Row, StudyTable
+    from engine.study.table import Row, StudyTable
 
 __all__ = [
     "DEFAULT_STAGE",
@@ -30,7 +30,7 @@ INFO_MEASURES = ("gap", "curvature_filter", "mean_rise_filter", "lambda_max", "m
 
 def is_study(path: Path) -> bool:
     """Whether ``path`` is a study folder (it holds ``table.json``)."""
-    from engine.study.analysis import is_study_folder
+    from engine.study.table import is_study_folder
 
     return is_study_folder(path)
 
@@ -45,7 +45,7 @@ def _stages(table: StudyTable, row: Row | None = None) -> str:
 def member_file(folder: Path, member: str | None, stage: str | None) -> tuple[Path, Row]:
     """The file of ``member``'s ``stage`` in a study folder; without a member, one line that
     lists the members and stages to choose from."""
-    from engine.study.analysis import read_table
+    from engine.study.table import read_table
 
     table = read_table(folder)
     if not member:
@@ -70,7 +70,7 @@ def factor_members(
     """The files of ``stage`` of the ok members where only ``factor`` varies: the group of
     ``member`` (else of the first ok member), at its seed. Returns the paths, their labels and
     the group's members left out (not minimizers, or without the file)."""
-    from engine.study.analysis import read_table
+    from engine.study.table import read_table
 
     table = read_table(folder)
     if factor not in table.factors:

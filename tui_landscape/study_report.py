@@ -1,13 +1,14 @@
 """A study's report: ``report.md`` and its PNG figures, from the study folder alone.
 
-``write_report(study_dir)`` reads the table (``engine.study.analysis``), writes
-``correlation.json``/``.csv``, and writes ``report.md`` with: the verdict on each poster claim
-(the number, its interval, whether the interval excludes zero), the members' measures, the
-flagged members (never compared as minimizers), the tau table, and per factor, for each group of
-members where only that factor varies (at the study's first seed): the members' 1D curves on
-one axis, their contour maps side by side on one scale (filter-normalized, and unnormalized
-where the study made them), their eigenvalue-ratio maps where there are Hessian maps, and the
-2D surfaces' own non-convexity (``convexity``) on the same fixed scale.
+``write_report(study_dir)`` reads the table (``engine.study.table``), analyses it
+(``engine.study.analysis``), writes ``correlation.json``/``.csv``, and writes ``report.md``
+with: the verdict on each poster claim (the number, its interval, whether the interval excludes
+zero), the members' measures, the flagged members (never compared as minimizers), the tau
+table, and per factor, for each group of members where only that factor varies (at the
+study's first seed): the members' 1D curves on one axis, their contour maps side by side on one
+scale (filter-normalized, and unnormalized where the study made them), their eigenvalue-ratio
+maps where there are Hessian maps, and the 2D surfaces' own non-convexity (``convexity``) on
+the same fixed scale.
 
 Figures are drawn by ``plots.export`` from ``plots.spec`` specs: the same levels and colour
 scales as ``compare``. matplotlib is the ``export`` extra: without it the markdown is written
@@ -31,14 +32,12 @@ from engine.study.analysis import (
     LEVEL,
     N_BOOT,
     Correlation,
-    Row,
-    StudyTable,
     Verdict,
     analyse,
     granulated_resamples,
     measure_names,
-    write_atomic,
 )
+from engine.study.table import Row, StudyTable, write_atomic
 
 __all__ = ["REPORT_NAME", "factor_groups", "write_report"]
 

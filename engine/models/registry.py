@@ -17,6 +17,7 @@ from engine.models.hf import is_hf_spec, load_hf_model
 __all__ = [
     "ModelInfo",
     "build_model",
+    "check_model_name",
     "create_model",
     "list_models",
     "parameter_count",
@@ -58,14 +59,19 @@ def list_models() -> list[ModelInfo]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model; ``None`` keyword values are dropped so defaults stay."""
+def check_model_name(name: str) -> None:
+    """Refuse a name that no built-in model has, listing the valid ones (nothing is built)."""
     if name not in _REGISTRY:
         raise ConfigError(
             f"Unknown architecture {name!r} in `model.arch`; expected one of "
             f"{', '.join(sorted(_REGISTRY))}, or 'module:callable' / 'file.py:callable' / "
             "'hf:PATH'."
         )
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model; ``None`` keyword values are dropped so defaults stay."""
+    check_model_name(name)
     return _REGISTRY[name].fn(**{k: v for k, v in kwargs.items() if v is not None})
 
 

@@ -1,7 +1,8 @@
 """A study's table read, correlated with generalization, and judged against the poster's claims.
 
-``read_table`` reads ``table.json`` (docs/studies.md: one row per member and seed, its factors,
-status and measures) and refuses a foreign or corrupt file in one line. ``correlate`` gives, per
+The table (docs/studies.md: one row per member and seed, its factors, status and measures) is
+read by ``engine.study.table.read_table``, which refuses a foreign or corrupt file in one line.
+``correlate`` gives, per
 measure, Kendall's tau against the target (the generalization gap) with a bootstrap interval
 over seeds, and the granulated tau of Jiang et al. (ICLR 2020, "Fantastic generalization
 measures") per factor with its mean psi. ``judge`` gives one verdict per poster claim (the
@@ -16,7 +17,6 @@ what the numbers mean. No torch, no h5py.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -25,40 +25,30 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, LandscapeError, clean_text
 from engine.registry import Registry
-from engine.study.table import STATUSES, TABLE_FORMAT, TABLE_VERSION, write_atomic
+from engine.study.table import MeasureInfo, Row, StudyTable, read_table, write_atomic
 
 __all__ = [
     "CLAIMS",
     "CORRELATION_CSV",
     "CORRELATION_JSON",
     "GENERALIZATION",
-    "TABLE_NAME",
     "Claim",
     "Correlation",
-    "MeasureInfo",
-    "Row",
-    "StudyTable",
     "Verdict",
     "analyse",
     "correlate",
     "granulated_resamples",
-    "is_study_folder",
     "judge",
     "measure_names",
     "read_correlation",
-    "read_table",
-    "write_atomic",
     "write_correlation",
 ]
 
-TABLE_NAME = "table.json"
 CORRELATION_JSON = "correlation.json"
 CORRELATION_CSV = "correlation.csv"
 CORRELATION_FORMAT = "tui-landscape-study-correlation"
 CORRELATION_VERSION = 1
-OK = "ok"
 # What generalization is measured by, and numbers that qualify another (an interval's ends, a
 # standard error): never correlated as sharpness measures themselves.
 GENERALIZATION = ("train_loss", "train_error", "test_loss", "test_error", "gap", "gap_loss")
@@ -76,182 +66,6 @@ N_BOOT_GRANULATED = 500
 def granulated_resamples(n_boot: int) -> int:
     """The resamples of a granulated tau's interval for ``n_boot`` of a pooled tau's."""
     return min(n_boot, N_BOOT_GRANULATED)
-
-
-# ---------------------------------------------------------------------------------------------
-# the table
-
-
-@dataclass(frozen=True)
-class MeasureInfo:
-    """What a measure is, and which way is sharper (a basin's width or volume: smaller; None
-    where sharpness does not apply, as for the gap or an eigenvalue ratio)."""
-
-    doc: str = ""
-    sharper_is_larger: bool | None = True
-
-
-@dataclass(frozen=True)
-class Row:
-    """One member trained with one seed: its factor values, status and measures."""
-
-    member: str
-    seed: int
-    factors: dict[str, Any]
-    status: str
-    note: str = ""
-    values: dict[str, float] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """The member's folder name, ``<member>-s<seed>``."""
-        return f"{self.member}-s{self.seed}"
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-
-@dataclass(frozen=True)
-class StudyTable:
-    """A study's ``table.json``, read and checked."""
-
-    path: Path
-    name: str
-    factors: tuple[str, ...]
-    target: str
-    measures: dict[str, MeasureInfo]
-    rows: tuple[Row, ...]
-    digest: str  # sha256 of the file's bytes: what correlation.json was computed from
-
-    @property
-    def folder(self) -> Path:
-        return self.path.parent
-
-    def ok_rows(self) -> list[Row]:
-        return [r for r in self.rows if r.ok]
-
-    def file(self, row: Row, stage: str) -> Path | None:
-        """The path of ``row``'s file of ``stage`` (``surface_2d``, ``hessian``...), if any."""
-        rel = row.files.get(stage)
-        return None if not rel else self.folder / rel
-
-    def stages(self) -> list[str]:
-        """Every stage some row has a file of, in the order the rows name them."""
-        return list(dict.fromkeys(s for r in self.rows for s in r.files))
-
-    def find(self, label: str) -> Row:
-        """The row named ``label`` (``<member>-s<seed>``, or a member with one seed); an unknown
-        name is one line listing the valid ones."""
-        for r in self.rows:
-            if label == r.label:
-                return r
-        same = [r for r in self.rows if r.member == label]
-        if len(same) == 1:
-            return same[0]
-        names = ", ".join(r.label for r in self.rows)
-        if same:
-            raise ConfigError(f"member {label!r} has several seeds: name one of {names}")
-        raise ConfigError(f"no member {label!r} in {self.folder}; its members: {names}")
-
-
-def is_study_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder holding a study table (a cheap look, nothing is read)."""
-    return Path(path).is_dir() and (Path(path) / TABLE_NAME).is_file()
-
-
-def _table_path(path: Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / TABLE_NAME
-    if not p.is_file():
-        raise ConfigError(f"no study table: {p} does not exist")
-    return p
-
-
-def _bad(p: Path, what: str) -> LandscapeError:
-    return LandscapeError(clean_text(f"{p} is not a readable study table: {what}"))
-
-
-def read_table(path: Path) -> StudyTable:
-    """``table.json`` of a study folder (or the file itself), checked in order: JSON, ours,
-    the version, the keys and their types. Each refusal is one line naming the file."""
-    p = _table_path(path)
-    raw = p.read_bytes()
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _bad(p, f"not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != TABLE_FORMAT:
-        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise _bad(p, f"format {got!r}, expected {TABLE_FORMAT!r}")
-    version = doc.get("version")
-    if not isinstance(version, int) or version > TABLE_VERSION:
-        raise _bad(p, f"version {version!r}; this tool reads up to {TABLE_VERSION}")
-    factors = _strings(p, doc.get("factors", []), "factors")
-    target = doc.get("target", "gap")
-    if not isinstance(target, str):
-        raise _bad(p, f"`target` must be a string, got {target!r}")
-    measures = {}
-    for name, info in _dict(p, doc.get("measures", {}), "measures").items():
-        info = _dict(p, info, f"measures.{name}")
-        larger = info.get("sharper_is_larger", True)
-        measures[name] = MeasureInfo(
-            str(info.get("doc", "")), None if larger is None else bool(larger)
-        )
-    rows_in = doc.get("rows")
-    if not isinstance(rows_in, list):
-        raise _bad(p, "`rows` must be a list")
-    rows = tuple(_row(p, k, r, factors) for k, r in enumerate(rows_in))
-    return StudyTable(
-        p, str(doc.get("name", "")), tuple(factors), target, measures, rows,
-        hashlib.sha256(raw).hexdigest(),
-    )  # fmt: skip
-
-
-def _dict(p: Path, v: Any, key: str) -> dict:
-    if not isinstance(v, dict):
-        raise _bad(p, f"`{key}` must be a table, got {type(v).__name__}")
-    return v
-
-
-def _strings(p: Path, v: Any, key: str) -> list[str]:
-    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-        raise _bad(p, f"`{key}` must be a list of names")
-    return v
-
-
-def _number(v: Any) -> float | None:
-    if v is None:
-        return math.nan  # JSON has no NaN: null is a measure that came out undefined
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    return float(v)
-
-
-def _row(p: Path, k: int, r: Any, factors: list[str]) -> Row:
-    where = f"rows[{k}]"
-    r = _dict(p, r, where)
-    member, seed, status = r.get("member"), r.get("seed"), r.get("status")
-    if not isinstance(member, str) or not member:
-        raise _bad(p, f"`{where}.member` must be a name, got {member!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _bad(p, f"`{where}.seed` must be an integer, got {seed!r}")
-    if status not in STATUSES:
-        raise _bad(p, f"`{where}.status` must be one of {', '.join(STATUSES)}, got {status!r}")
-    values = {}
-    for name, v in _dict(p, r.get("values", {}), f"{where}.values").items():
-        x = _number(v)
-        if x is None:
-            raise _bad(p, f"`{where}.values.{name}` must be a number, got {v!r}")
-        values[name] = x
-    facs = _dict(p, r.get("factors", {}), f"{where}.factors")
-    missing = [f for f in factors if f not in facs]
-    if missing:
-        raise _bad(p, f"`{where}.factors` lacks {', '.join(missing)}")
-    files = {str(s): str(f) for s, f in _dict(p, r.get("files", {}), f"{where}.files").items()}
-    return Row(member, seed, dict(facs), status, str(r.get("note", "")), values, files)
 
 
 def measure_names(table: StudyTable) -> list[str]:
@@ -601,7 +415,8 @@ def analyse(
 
 def read_correlation(table: StudyTable) -> dict[str, Any] | None:
     """The saved ``correlation.json`` when it was computed from this very table, else None
-    (absent, unreadable, or from an older table)."""
+    (absent, unreadable, of another shape, or from an older table): ``info`` then computes
+    the taus itself, without intervals."""
     p = table.folder / CORRELATION_JSON
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -609,4 +424,30 @@ def read_correlation(table: StudyTable) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict) or doc.get("format") != CORRELATION_FORMAT:
         return None
-    return doc if doc.get("table_digest") == table.digest else None
+    if doc.get("table_digest") != table.digest or not _correlation_shape(doc):
+        return None
+    return doc
+
+
+def _correlation_shape(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` has the keys and types ``info`` reads (a hand-made file may not)."""
+
+    def num(v: Any) -> bool:
+        return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+    corr, claims = doc.get("correlations"), doc.get("claims", [])
+    level = doc.get("level")
+    if (
+        level is None
+        or not num(level)
+        or not isinstance(corr, list)
+        or not isinstance(claims, list)
+    ):
+        return False
+    ok_corr = all(
+        isinstance(c, dict) and isinstance(c.get("measure"), str)
+        and all(num(c.get(k)) for k in ("tau", "low", "high"))
+        and all(isinstance(c.get(k), int) for k in ("members", "seeds"))
+        for c in corr
+    )  # fmt: skip
+    return ok_corr and all(isinstance(c, dict) and isinstance(c.get("line"), str) for c in claims)

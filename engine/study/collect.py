@@ -23,7 +23,16 @@ from engine.study.table import write_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["member_measures", "outcome_values", "read_json", "surface_measures"]
+MEASURES_FILE = "measures.json"
+
+__all__ = [
+    "MEASURES_FILE",
+    "member_measures",
+    "outcome_values",
+    "read_json",
+    "read_measures",
+    "surface_measures",
+]
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -33,6 +42,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_measures(folder: Path) -> dict[str, Any] | None:
+    """``folder/measures.json`` where it is one (``values``: a table of numbers or null), else
+    None: absent, or not a measures file (written by hand), which the stage computes again."""
+    m = read_json(folder / MEASURES_FILE)
+    values = None if m is None else m.get("values")
+    if not isinstance(values, dict):
+        return None
+    if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
+           for v in values.values()):  # fmt: skip
+        return None
+    return m
 
 
 def _error(acc: float) -> float:
@@ -136,7 +158,7 @@ def member_measures(
         values.update(hessian_measures(folder / "hessian.h5"))
     values.update(_sharpness_measures(model, splits, loss_name, ms, seed, device, params, notes))
     out = {"values": values, "params": params, "notes": notes}
-    write_atomic(folder / "measures.json", json.dumps(_finite(out), indent=1) + "\n")
+    write_atomic(folder / MEASURES_FILE, json.dumps(_finite(out), indent=1) + "\n")
     return out
 
 

@@ -25,7 +25,12 @@ from typing import Any
 
 from engine.config import Config, config_to_dict
 from engine.errors import ConfigError, LandscapeError, describe
-from engine.study.collect import member_measures, outcome_values, read_json
+from engine.study.collect import (
+    member_measures,
+    outcome_values,
+    read_json,
+    read_measures,
+)
 from engine.study.spec import Study, resolved_config, spec_to_dict, validate_member
 from engine.study.stages import STAGES, Stage, StageContext, stage_names
 from engine.study.table import write_atomic, write_table
@@ -33,7 +38,16 @@ from engine.study.training import member_outcome, train_member_outcome
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STUDY_FORMAT", "Event", "Task", "claim_folder", "plan", "run_study", "task_state"]
+__all__ = [
+    "STUDY_FORMAT",
+    "Event",
+    "Task",
+    "claim_folder",
+    "plan",
+    "run_study",
+    "study_record",
+    "task_state",
+]
 
 STUDY_FORMAT = "tui-landscape-study"
 STUDY_VERSION = 1
@@ -133,6 +147,8 @@ def plan(study: Study, out: Path) -> list[Task]:
     member_stages = [STAGES.get(n) for n in names if STAGES.get(n).scope == "member"]
     pair_stages = [STAGES.get(n) for n in names if STAGES.get(n).scope == "pair"]
     tasks = []
+    for m in study.spec.members:
+        _check_arch(m.label, study.members[m.label])
     for seed in study.spec.seeds:
         for m in study.spec.members:
             data = study.members[m.label]
@@ -154,7 +170,43 @@ def plan(study: Study, out: Path) -> list[Task]:
     return tasks
 
 
+def _check_arch(label: str, data: dict[str, Any]) -> None:
+    """A built-in architecture's name, checked before anything runs (``config_from_dict``
+    cannot: a 'module:fn' or 'hf:PATH' is only known by building it, which a stage does)."""
+    from engine.imports import is_callable_spec
+
+    arch = data.get("model", {}).get("arch", Config().model.arch)
+    if is_callable_spec(arch):
+        return
+    import engine.models  # noqa: F401  (registers the zoo)
+    from engine.models.registry import check_model_name
+
+    try:
+        check_model_name(arch)
+    except ConfigError as e:
+        raise ConfigError(f"member {label!r}: {e}") from None
+
+
 # --- the folder ------------------------------------------------------------------------------
+
+
+def study_record(out: Path) -> tuple[dict[str, Any] | None, str]:
+    """``out/study.json``: (the record, "") where it is a study's, (None, why not) where the
+    file is there but is not one, (None, "") where there is none."""
+    p = out / "study.json"
+    if not p.exists():
+        return None, ""
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return None, f"not JSON ({describe(e)})"
+    if not isinstance(meta, dict) or meta.get("format") != STUDY_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        return None, f"format {got!r}, expected {STUDY_FORMAT!r}"
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > STUDY_VERSION:
+        return None, f"version {version!r}; this tool reads up to {STUDY_VERSION}"
+    return meta, ""
 
 
 def claim_folder(study: Study, out: Path, overwrite: bool) -> bool:
@@ -163,13 +215,18 @@ def claim_folder(study: Study, out: Path, overwrite: bool) -> bool:
     study, is refused unless ``overwrite``, which removes what a study writes there."""
     from engine.formats.files import lock_path
 
-    meta = read_json(out / "study.json")
+    meta, why = study_record(out)
     held = lock_path(out / "study.json").name  # run_study's own lock
     busy = out.is_dir() and any(p.name != held for p in out.iterdir())
-    ours = bool(meta) and meta.get("format") == STUDY_FORMAT
+    ours = meta is not None
     if ours and meta.get("study_file_digest") == study.digest:
         return True
     if busy and not overwrite:
+        if why:
+            raise LandscapeError(
+                f"{out / 'study.json'} is not a study record: {why}; pass --overwrite to "
+                "replace what a study writes there, or choose another --out"
+            )
         if ours:
             raise LandscapeError(
                 f"{out} holds study {meta.get('name')!r} from another study file (or other "
@@ -219,11 +276,15 @@ def surface_state(path: Path) -> tuple[int, int] | None:
 def task_state(task: Task) -> str:
     """'done', 'resume' (a partial file) or 'todo'."""
     if task.stage.name == "train":
-        return (
-            "done"
-            if (task.path / "outcome.json").is_file()
-            else ("resume" if any(task.path.glob("*/last.pt")) else "todo")
-        )
+        if member_outcome(task.path) is not None:
+            return "done"
+        _not_ours(task.path / "outcome.json", "training outcome", "trained again")
+        return "resume" if any(task.path.glob("*/last.pt")) else "todo"
+    if task.stage.name == "measures":
+        if read_measures(task.folder) is not None:
+            return "done"
+        _not_ours(task.path, "measures file", "computed again")
+        return "todo"
     if not task.stage.is_surface:
         return "done" if task.path.is_file() else "todo"
     st = surface_state(task.path)
@@ -232,6 +293,13 @@ def task_state(task: Task) -> str:
     if st is None:
         return "todo"
     return "done" if st[0] == st[1] and not journal_path(task.path).exists() else "resume"
+
+
+def _not_ours(path: Path, what: str, then: str) -> None:
+    """Say so where a stage's file is there but is not what the stage writes (a hand-made or
+    damaged file): the stage runs again and replaces it."""
+    if path.exists():
+        log.warning("%s is not a readable %s: %s", path, what, then)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -344,7 +412,7 @@ def row(study: Study, out: Path, label: str, seed: int, names: list[str]) -> dic
     """A member's table row, from its files alone."""
     folder = member_folder(out, label, seed)
     outcome = member_outcome(folder / "train")
-    measures = read_json(folder / "measures.json")
+    measures = read_measures(folder)
     failed = read_json(folder / "failed.json")
     values = outcome_values(outcome) if outcome else {}
     if measures:
@@ -418,10 +486,15 @@ def run_study(
     """Run (or resume) ``study`` into ``out``; returns the table and this run's timing."""
     t0, c0 = time.perf_counter(), time.process_time()
     out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise LandscapeError(f"{out} is a file, not a study folder; choose another --out")
     tasks = plan(study, out)  # every config checked before the folder is touched
     from engine.formats import acquire_lock
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LandscapeError(f"cannot make the study folder {out}: {describe(e)}") from None
     lock = acquire_lock(out / "study.json")  # one study process per folder
     try:
         return _run_locked(study, out, tasks, overwrite, on_event, t0, c0)
@@ -493,8 +566,8 @@ def _run_task(
     t = time.perf_counter()
     task.folder.mkdir(parents=True, exist_ok=True)
     fail = task.folder / "failed.json" if task.pair is None else None
+    task = _refresh(task, study, out)  # validate_member's errors name the member and stage
     try:
-        task = _refresh(task, study, out)
         if task.stage.name == "train":
             _train(task, study, emit)
         elif task.stage.is_surface:
@@ -502,8 +575,11 @@ def _run_task(
         else:
             emit("start")
             _measures(task, study, shared)
-    except (KeyboardInterrupt, ConfigError):
-        raise  # Ctrl-C stops the study; a config error is the user's to fix, not a result
+    except KeyboardInterrupt:
+        raise  # Ctrl-C stops the study
+    except ConfigError as e:  # the user's to fix, not a result: the study stops, naming where
+        where = f"member {task.member!r}" if task.pair is None else f"pair {task.member!r}"
+        raise ConfigError(f"{where} (stage {task.stage.name}, seed {task.seed}): {e}") from None
     except Exception as e:
         error = str(e) if isinstance(e, LandscapeError) else describe(e)
         log.warning("%s failed: %s", task.label, error)

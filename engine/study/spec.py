@@ -49,6 +49,8 @@ __all__ = [
 
 # Labels name folders (members/<label>-s<seed>): no separators, nothing a shell must quote.
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# Control characters (engine.errors.clean_text's): never in a name that readers print.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _doc(text: str) -> dict[str, Any]:
@@ -215,13 +217,24 @@ def _check(spec: StudySpec) -> None:
 
     if not spec.name:
         raise ConfigError("Expected `name` to name the study.")
+    for key, text in (
+        ("name", spec.name),
+        *((f"factors[{n}]", f) for n, f in enumerate(spec.factors)),
+    ):
+        if not text.strip() or _CONTROL.search(text):  # printed by every reader of the folder
+            raise ConfigError(f"Expected `{key}` to be printable text, but got {text!r}.")
+    if len(set(spec.factors)) != len(spec.factors):
+        raise ConfigError(f"Expected `factors` to be distinct, but got {list(spec.factors)}.")
     if spec.eval_subset < 0:
         raise ConfigError(f"Expected `eval_subset` >= 0, but got {spec.eval_subset}.")
-    if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds) < 0:
-        raise ConfigError(f"Expected `seeds` to be distinct integers >= 0, but got {spec.seeds}.")
-    if stray := sorted(set(spec.grid.hessian_map_seeds) - set(spec.seeds)):
+    seeds = spec.seeds
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= 2**63:
         raise ConfigError(
-            f"Expected `grid.hessian_map_seeds` to name seeds of `seeds` {list(spec.seeds)}, "
+            f"Expected `seeds` to be distinct integers from 0 to 2**63 - 1, but got {list(seeds)}."
+        )
+    if stray := sorted(set(spec.grid.hessian_map_seeds) - set(seeds)):
+        raise ConfigError(
+            f"Expected `grid.hessian_map_seeds` to name seeds of `seeds` {list(seeds)}, "
             f"but got {stray}."
         )
     for s in spec.stages:
@@ -249,6 +262,12 @@ def _check(spec: StudySpec) -> None:
                 f"Member {m.label!r}: expected `factors` to give {list(spec.factors)}, but got "
                 f"{list(m.factors)}."
             )
+        for f, v in m.factors.items():  # compared, ordered, and written to the table's CSV
+            if not isinstance(v, str | int | float | bool):
+                raise ConfigError(
+                    f"Expected `members[{n}].factors.{f}` to be a number, a string or "
+                    f"true/false, but got {v!r}."
+                )
     for n, p in enumerate(spec.pairs):
         for k in ("a", "b"):
             if getattr(p, k) not in labels:
@@ -349,7 +368,10 @@ def load_study(
     spec = spec_from_dict(data)
     members = {}
     for m in spec.members:
-        d = member_data(spec, m, root)
+        try:
+            d = member_data(spec, m, root)
+        except ConfigError as e:  # a preset or config file, or a `set` key: name the member
+            raise ConfigError(f"member {m.label!r}: {e}") from None
         validate_member(m.label, d)
         members[m.label] = d
     return Study(spec, path, text, overrides, members)
@@ -368,6 +390,8 @@ def _override(data: dict[str, Any], item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"Expected `--set` as 'key=value', but got {item!r}.")
     key, raw = (s.strip() for s in item.split("=", 1))
+    if not key:
+        raise ConfigError(f"Expected `--set` as 'key=value', but got {item!r}.")
     if key.startswith("base.set."):
         dotted = key[len("base.set.") :]  # a config key: a string key takes the text as typed
         data.setdefault("base", {}).setdefault("set", {})[dotted] = parse_value(

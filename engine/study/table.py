@@ -1,4 +1,5 @@
-"""The study table: one row per member and seed, written as ``table.json`` and ``table.csv``.
+"""The study table: one row per member and seed, written as ``table.json`` and ``table.csv``,
+and read back checked.
 
 The format (``docs/studies.md``) is the seam between the runner and its readers (the report,
 ``info``, ``plot``, ``compare``, the app): ``{"format": "tui-landscape-study-table",
@@ -6,32 +7,46 @@ The format (``docs/studies.md``) is the seam between the runner and its readers 
 "rows": [{"member", "seed", "factors", "status", "note", "values", "files", "seconds"}]}``.
 A missing value is a measure not computed. Only rows with status "ok" are minimizers.
 Both files are written atomically (a temporary file, then a rename), after every member.
+``read_table`` is the one reader: it checks, in order, that the file is JSON, ours, of a
+version this tool reads, and that every key has its type, and refuses anything else in one
+line naming the file and the key. No torch, no h5py.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
 __all__ = [
     "MEASURES",
     "STATUSES",
     "TABLE_FORMAT",
+    "TABLE_NAME",
     "TABLE_VERSION",
+    "MeasureInfo",
+    "Row",
+    "StudyTable",
+    "is_study_folder",
     "read_table",
     "write_atomic",
     "write_table",
 ]
 
+TABLE_NAME = "table.json"
 TABLE_FORMAT = "tui-landscape-study-table"
 TABLE_VERSION = 1
+OK = "ok"
 STATUSES = ("ok", "not_converged", "diverged", "failed", "pending")
 
 # name -> (doc, a larger value means a sharper minimum; None where sharpness does not apply)
@@ -145,22 +160,210 @@ def write_table(
 ) -> dict[str, Any]:
     """Write ``table.json`` and ``table.csv`` in ``folder``; returns the table."""
     table = table_dict(name, factors, target, rows, pairs)
-    write_atomic(folder / "table.json", json.dumps(table, indent=1) + "\n")
+    write_atomic(folder / TABLE_NAME, json.dumps(table, indent=1) + "\n")
     write_atomic(folder / "table.csv", table_csv(table))
     return table
 
 
-def read_table(folder: Path) -> dict[str, Any]:
-    """``table.json`` of a study folder (``LandscapeError`` with one line where it is not)."""
-    from engine.errors import LandscapeError
+@dataclass(frozen=True)
+class MeasureInfo:
+    """What a measure is, and which way is sharper (a basin's width or volume: smaller; None
+    where sharpness does not apply, as for the gap or an eigenvalue ratio)."""
 
-    p = Path(folder) / "table.json"
+    doc: str = ""
+    sharper_is_larger: bool | None = True
+
+
+@dataclass(frozen=True)
+class Row:
+    """One member trained with one seed: its factor values, status and measures."""
+
+    member: str
+    seed: int
+    factors: dict[str, Any]
+    status: str
+    note: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The member's folder name, ``<member>-s<seed>``."""
+        return f"{self.member}-s{self.seed}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+@dataclass(frozen=True)
+class StudyTable:
+    """A study's ``table.json``, read and checked."""
+
+    path: Path
+    name: str
+    factors: tuple[str, ...]
+    target: str
+    measures: dict[str, MeasureInfo]
+    rows: tuple[Row, ...]
+    digest: str  # sha256 of the file's bytes: what correlation.json was computed from
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def ok_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.ok]
+
+    def file(self, row: Row, stage: str) -> Path | None:
+        """The path of ``row``'s file of ``stage`` (``surface_2d``, ``hessian``...), if any;
+        a path that leaves the study folder (absolute, or through '..'), as only a table
+        written by hand has, is refused in one line rather than opened."""
+        rel = row.files.get(stage)
+        if not rel:
+            return None
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise _bad(
+                self.path, f"`files.{stage}` of {row.label} leaves the study folder: {rel!r}"
+            )
+        return self.folder / rel
+
+    def stages(self) -> list[str]:
+        """Every stage some row has a file of, in the order the rows name them."""
+        return list(dict.fromkeys(s for r in self.rows for s in r.files))
+
+    def find(self, label: str) -> Row:
+        """The row named ``label`` (``<member>-s<seed>``, or a member with one seed); an unknown
+        name is one line listing the valid ones."""
+        for r in self.rows:
+            if label == r.label:
+                return r
+        same = [r for r in self.rows if r.member == label]
+        if len(same) == 1:
+            return same[0]
+        names = ", ".join(r.label for r in self.rows)
+        if same:
+            raise ConfigError(f"member {label!r} has several seeds: name one of {names}")
+        raise ConfigError(f"no member {label!r} in {self.folder}; its members: {names}")
+
+
+def is_study_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a study table (a cheap look, nothing is read)."""
+    return Path(path).is_dir() and (Path(path) / TABLE_NAME).is_file()
+
+
+def _table_path(path: Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / TABLE_NAME
+    if not p.is_file():
+        raise ConfigError(f"no study table: {p} does not exist")
+    return p
+
+
+def _bad(p: Path, what: str) -> LandscapeError:
+    return LandscapeError(clean_text(f"{p} is not a readable study table: {what}"))
+
+
+def read_table(path: Path) -> StudyTable:
+    """``table.json`` of a study folder (or the file itself), checked in order: JSON, ours,
+    the version, the keys and their types. Each refusal is one line naming the file."""
+    p = _table_path(path)
     try:
-        table = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise LandscapeError(f"cannot read the study table {p}: {e}") from None
-    if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
-        raise LandscapeError(f"{p} is not a tui-landscape study table")
-    if table.get("version") != TABLE_VERSION:
-        raise LandscapeError(f"{p}: table version {table.get('version')} is not supported")
-    return table
+        raw = p.read_bytes()
+    except OSError as e:
+        raise _bad(p, describe(e)) from None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _bad(p, f"not JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != TABLE_FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise _bad(p, f"format {got!r}, expected {TABLE_FORMAT!r}")
+    version = doc.get("version")
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or not 1 <= version <= TABLE_VERSION
+    ):
+        raise _bad(p, f"version {version!r}; this tool reads 1 to {TABLE_VERSION}")
+    factors = _strings(p, doc.get("factors", []), "factors")
+    target = doc.get("target", "gap")
+    if not isinstance(target, str):
+        raise _bad(p, f"`target` must be a string, got {target!r}")
+    measures = {}
+    for name, info in _dict(p, doc.get("measures", {}), "measures").items():
+        info = _dict(p, info, f"measures.{name}")
+        larger = info.get("sharper_is_larger", True)
+        measures[name] = MeasureInfo(
+            str(info.get("doc", "")), None if larger is None else bool(larger)
+        )
+    rows_in = doc.get("rows")
+    if not isinstance(rows_in, list):
+        raise _bad(p, "`rows` must be a list")
+    rows = tuple(_row(p, k, r, factors) for k, r in enumerate(rows_in))
+    seen: dict[str, int] = {}
+    for k, r in enumerate(rows):  # a label names a member's folder, --member and the app's row
+        if r.label in seen:
+            raise _bad(
+                p, f"`rows[{k}]` repeats member {r.member!r} seed {r.seed} (rows[{seen[r.label]}])"
+            )
+        seen[r.label] = k
+    return StudyTable(
+        p, str(doc.get("name", "")), tuple(factors), target, measures, rows,
+        hashlib.sha256(raw).hexdigest(),
+    )  # fmt: skip
+
+
+def _dict(p: Path, v: Any, key: str) -> dict:
+    if not isinstance(v, dict):
+        raise _bad(p, f"`{key}` must be a table, got {type(v).__name__}")
+    return v
+
+
+def _strings(p: Path, v: Any, key: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise _bad(p, f"`{key}` must be a list of names")
+    return v
+
+
+def _number(v: Any) -> float | None:
+    if v is None:
+        return math.nan  # JSON has no NaN: null is a measure that came out undefined
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v)
+
+
+def _row(p: Path, k: int, r: Any, factors: list[str]) -> Row:
+    where = f"rows[{k}]"
+    r = _dict(p, r, where)
+    member, seed, status = r.get("member"), r.get("seed"), r.get("status")
+    if not isinstance(member, str) or not member:
+        raise _bad(p, f"`{where}.member` must be a name, got {member!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _bad(p, f"`{where}.seed` must be an integer, got {seed!r}")
+    if status not in STATUSES:
+        raise _bad(p, f"`{where}.status` must be one of {', '.join(STATUSES)}, got {status!r}")
+    values = {}
+    for name, v in _dict(p, r.get("values", {}), f"{where}.values").items():
+        x = _number(v)
+        if x is None:
+            raise _bad(p, f"`{where}.values.{name}` must be a number, got {v!r}")
+        values[name] = x
+    facs = _dict(p, r.get("factors", {}), f"{where}.factors")
+    missing = [f for f in factors if f not in facs]
+    if missing:
+        raise _bad(p, f"`{where}.factors` lacks {', '.join(missing)}")
+    for name, v in facs.items():  # a factor's values are compared, ordered and printed
+        if not isinstance(v, str | int | float | bool):
+            raise _bad(p, f"`{where}.factors.{name}` must be a number, a string or true/false, "
+                          f"got {v!r}")  # fmt: skip
+    files = _dict(p, r.get("files", {}), f"{where}.files")
+    for stage, f in files.items():
+        if not isinstance(f, str):
+            raise _bad(p, f"`{where}.files.{stage}` must be a path, got {f!r}")
+    note = r.get("note", "")
+    if not isinstance(note, str):
+        raise _bad(p, f"`{where}.note` must be a string, got {note!r}")
+    return Row(member, seed, dict(facs), status, note, values, dict(files))

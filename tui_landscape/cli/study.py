@@ -160,14 +160,19 @@ def _report(folder: Path) -> None:
 
 
 def _dry_run(s, folder: Path) -> None:
-    from engine.study.collect import read_json
     from engine.study.estimate import estimate
+    from engine.study.runner import study_record
 
-    meta = read_json(folder / "study.json")
-    if meta and meta.get("study_file_digest") != s.digest:
+    meta, why = study_record(folder)
+    note = ""
+    if why:
+        note = f"{folder / 'study.json'} is not a study record ({why})"
+    elif meta and meta.get("study_file_digest") != s.digest:
+        name = meta.get("name")
+        note = f"{folder} holds study {name!r} from another study file (or other --set values)"
+    if note:
         console.print(
-            f"Note: {folder} holds study {meta.get('name')!r} from another study file (or "
-            "other --set values): a run would be refused without --overwrite.",
+            f"Note: {note}: a run would be refused without --overwrite.",
             highlight=False,
             markup=False,
         )

@@ -15,13 +15,17 @@ STUDY_FILE = "study.toml"  # the study file as given, kept in the folder (docs/s
 
 
 def study_file_text(folder: Path) -> str:
-    """``info DIR --config``: the study file the folder was made from."""
-    from engine.errors import ConfigError
+    """``info DIR --config``: the study file the folder was made from, its control characters
+    written out (a file written by hand may hold escape sequences)."""
+    from engine.errors import ConfigError, LandscapeError, clean_text, describe
 
     p = folder / STUDY_FILE
     if not p.is_file():
         raise ConfigError(f"{folder} holds no {STUDY_FILE}: it was not written by `study`")
-    return p.read_text(encoding="utf-8")
+    try:
+        return clean_text(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandscapeError(f"cannot read {p}: {describe(e)}") from None
 
 
 def print_study(folder: Path) -> None:
@@ -31,7 +35,8 @@ def print_study(folder: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.study.analysis import correlate, read_correlation, read_table
+    from engine.study.analysis import correlate, read_correlation
+    from engine.study.table import read_table
     from tui_landscape.cli.common import console
     from tui_landscape.safe import plain
 
@@ -68,8 +73,8 @@ def print_study(folder: Path) -> None:
         rows = [
             (c.measure, c.tau, None, None, c.members, c.seeds) for c in correlate(table, n_boot=0)
         ]
-        note = "no intervals: correlation.json is missing or older than the table (the "
-        note += "report writes it)"
+        note = "no intervals: correlation.json is missing, older than the table or not one "
+        note += "(the report writes it)"
     tt = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for col in ("measure", f"tau vs {table.target}", "interval", "members", "seeds"):
         tt.add_column(col, justify="left" if col == "measure" else "right", no_wrap=True)

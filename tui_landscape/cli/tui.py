@@ -23,7 +23,7 @@ def tui(
     """Open the app: browse surface files, view and compare them, set up and run new ones."""
     from engine.config import load_config
     from engine.formats import read_surface
-    from engine.study.analysis import is_study_folder, read_table
+    from engine.study.table import is_study_folder, read_table
 
     with user_errors(ctx):
         if target is not None and not target.exists():

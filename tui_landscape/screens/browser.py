@@ -156,7 +156,7 @@ def _stamp(folder: Path) -> int | None:
 
 def study_folders(folder: Path) -> list[Path]:
     """The study folders in ``folder`` (each holds a study's table), sorted."""
-    from engine.study.analysis import is_study_folder
+    from engine.study.table import is_study_folder
 
     try:
         return sorted(p for p in folder.iterdir() if is_study_folder(p))
@@ -166,7 +166,7 @@ def study_folders(folder: Path) -> list[Path]:
 
 def describe_study(p: Path) -> FileRow:
     """A study folder's row: its members, factors and how many reached a minimizer."""
-    from engine.study.analysis import TABLE_NAME, read_table
+    from engine.study.table import TABLE_NAME, read_table
 
     try:
         t = read_table(p)

@@ -20,7 +20,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from engine.errors import LandscapeError
-from engine.study.analysis import Correlation, Row, StudyTable, correlate, read_table
+from engine.study.analysis import Correlation, correlate
+from engine.study.table import Row, StudyTable, read_table
 from tui_landscape.safe import plain
 from tui_landscape.screens.workers import error_line, failed
 from tui_landscape.studies import INFO_MEASURES, factor_members
@@ -148,7 +149,13 @@ class StudyScreen(Screen):
         r = self._current()
         if r is None or self.table is None:
             return
-        path = next((p for s in OPEN_STAGES if (p := self.table.file(r, s)) and p.exists()), None)
+        try:  # a table written by hand may name a file outside the folder: refused, one line
+            path = next(
+                (p for s in OPEN_STAGES if (p := self.table.file(r, s)) and p.exists()), None
+            )
+        except LandscapeError as e:
+            self.notify(error_line(e), severity="error", markup=False)
+            return
         if path is None:
             self.notify(f"{r.label} has no surface file yet", severity="warning", markup=False)
             return
