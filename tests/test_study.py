@@ -354,3 +354,20 @@ def test_a_failing_stage_marks_its_member_failed_and_a_rerun_tries_again(tmp_pat
     monkeypatch.setattr(runner, "_measures", real)
     table = run_study(load_study(d), tmp_path / "s").table
     assert [r["status"] for r in table["rows"]] == ["ok", "ok"]
+
+
+def test_a_member_that_did_not_train_keeps_that_status_when_a_later_stage_fails(
+    tmp_path, monkeypatch
+):
+    import engine.study.runner as runner
+
+    def broken(task, study, shared):
+        raise RuntimeError("the path lies on one line")
+
+    # Two epochs stop short of 100% train accuracy: every member is not_converged.
+    d = tiny(stages=["measures"], pairs=[], recipe={"converged_train_acc": 1.0})
+    monkeypatch.setattr(runner, "_measures", broken)
+    rows = run_study(load_study(d), tmp_path / "s").table["rows"]
+    assert [r["status"] for r in rows] == ["not_converged", "not_converged"]
+    assert "measures: RuntimeError: the path lies on one line" in rows[0]["note"]
+    assert rows[0]["note"].index("train") < rows[0]["note"].index("measures:")

@@ -425,13 +425,17 @@ def row(study: Study, out: Path, label: str, seed: int, names: list[str]) -> dic
     if outcome and (ck := outcome.get("checkpoint")):
         files["checkpoint"] = str(_relative(Path(ck), out))
     status, note = "pending", ""
-    if failed:
-        status, note = "failed", f"{failed.get('stage')}: {failed.get('error')}"
-    elif outcome is not None:
-        if outcome.get("status") in ("diverged", "not_converged"):
-            status, note = outcome["status"], outcome.get("note", "")
-        elif all(n in files or n == "train" or (n == "measures" and measures) for n in names):
-            status = "ok"
+    why = f"{failed.get('stage')}: {failed.get('error')}" if failed else ""
+    if outcome is not None and outcome.get("status") in ("diverged", "not_converged"):
+        # What training says comes first: a stage that then failed on a net that never
+        # trained (a PCA of a path stuck on one line) is a consequence, not the reason.
+        status, note = outcome["status"], "; ".join(t for t in (outcome.get("note", ""), why) if t)
+    elif failed:
+        status, note = "failed", why
+    elif outcome is not None and all(
+        n in files or n == "train" or (n == "measures" and measures) for n in names
+    ):
+        status = "ok"
     return {
         "member": label,
         "seed": seed,
