@@ -193,3 +193,26 @@ def test_skip_connections_claim_on_a_yes_no_factor(tmp_path: Path) -> None:
     skip = v["skip-convex"]
     assert skip.factor == "shortcuts" and skip.tau == pytest.approx(-1.0)
     assert skip.outcome == "reproduces" and "expected < 0" in skip.line
+
+
+def test_a_claim_names_the_groups_it_was_tested_on(tmp_path: Path) -> None:
+    """Deep nets without shortcuts that never trained leave depth 20 alone: the verdict says
+    so, so that nobody reads it as a claim about depth 56."""
+    rows = [
+        {"member": f"r{depth}{'' if skip else '-noshort'}", "seed": seed,
+         "factors": {"depth": depth, "shortcuts": skip},
+         "status": "ok" if skip or depth == 20 else "not_converged",
+         "values": {"gap": 0.05, "surface_ratio_filter": 0.01 if skip else 0.2 + 0.01 * seed},
+         "files": {}}
+        for seed in (0, 1, 2) for depth in (20, 56) for skip in (True, False)
+    ]  # fmt: skip
+    measures = {"surface_ratio_filter": {"doc": "", "sharper_is_larger": None}}
+    doc = {"format": "tui-landscape-study-table", "version": 1, "name": "depth",
+           "factors": ["depth", "shortcuts"], "target": "gap", "measures": measures,
+           "rows": rows}  # fmt: skip
+    (tmp_path / "table.json").write_text(json.dumps(doc))
+    t = read_table(tmp_path)
+    skip = {v.claim: v for v in A.judge(t, A.correlate(t, n_boot=N_BOOT), n_boot=N_BOOT)}[
+        "skip-convex"
+    ]
+    assert "only shortcuts varies (depth=20)" in skip.line and skip.members == 9

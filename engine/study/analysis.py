@@ -299,6 +299,7 @@ def judge(
                 return float(granulated_tau(rs, f, m, list(table.factors))[f])
 
             what = f"tau({factor}, {measure}) within groups where only {factor} varies"
+            what += _groups_note(rows, factor, [f for f in table.factors if f != factor])
             tau = stat(rows) if len(rows) >= 2 else math.nan
             n_gran = granulated_resamples(n_boot)
             low, high = _interval(rows, stat, n_gran, level, seed) if math.isfinite(tau) else (
@@ -322,6 +323,21 @@ def judge(
             Verdict(name, c.text, outcome, line, measure, factor, tau, low, high, len(rows), seeds)
         )
     return out
+
+
+def _groups_note(rows: list[dict[str, Any]], factor: str, others: list[str]) -> str:
+    """Which groups entered, by the other factors' values (" (depth=20)"): a claim about deep
+    nets tested at depth 20 alone must say so."""
+    if not others:
+        return ""
+    groups: dict[tuple, set[str]] = {}
+    for r in rows:
+        groups.setdefault(tuple(str(r.get(o)) for o in others), set()).add(str(r.get(factor)))
+    used = sorted(k for k, values in groups.items() if len(values) > 1)
+    if not used:
+        return ""
+    return " (" + "; ".join(", ".join(f"{o}={v}" for o, v in zip(others, k, strict=True))
+                            for k in used) + ")"  # fmt: skip
 
 
 def _outcome(
