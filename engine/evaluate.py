@@ -49,7 +49,11 @@ class Stats:
 
     @property
     def acc(self) -> float:
-        """Accuracy in percent (0-100), as the reference stores it."""
+        """Accuracy in percent (0-100), as the reference stores it; NaN where the loss is NaN
+        (non-finite outputs, e.g. BN variances moved negative): an argmax of NaN logits counts
+        nothing, and a 0 % there would read as a real accuracy."""
+        if math.isnan(self.loss_sum):
+            return math.nan
         return 100.0 * self.correct / self.count
 
     def __add__(self, other: Stats) -> Stats:

@@ -68,6 +68,9 @@ def test_the_summary_says_where_moved_variances_go_negative(tmp_path):
     assert s.attrs["dir_type"] == "states"
     assert np.isnan(s.values["train_loss"][-2:]).all()
     assert np.isfinite(s.values["train_loss"][:-2]).all()
+    # No accuracy where the logits are NaN (an argmax of NaN would read as 0 %).
+    assert np.isnan(s.values["train_acc"][-2:]).all()
+    assert np.isfinite(s.values["train_acc"][:-2]).all()
 
 
 @pytest.mark.usefixtures("bn_recipes")

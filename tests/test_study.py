@@ -371,3 +371,19 @@ def test_a_member_that_did_not_train_keeps_that_status_when_a_later_stage_fails(
     assert [r["status"] for r in rows] == ["not_converged", "not_converged"]
     assert "measures: RuntimeError: the path lies on one line" in rows[0]["note"]
     assert rows[0]["note"].index("train") < rows[0]["note"].index("measures:")
+
+
+def test_a_pairs_interpolation_recalibrates_bn_past_its_ends(tmp_path):
+
+    import torch
+
+    from engine.study.stages import STAGES, StageContext
+
+    keys = STAGES.get("interpolation").keys
+    spec = load_study(tiny()).spec
+    with_bn, without = tmp_path / "bn.pt", tmp_path / "mlp.pt"
+    torch.save(torch.nn.Sequential(torch.nn.BatchNorm1d(3)).state_dict(), with_bn)
+    torch.save(torch.nn.Linear(3, 2).state_dict(), without)
+    for ck, bn in ((with_bn, "recalibrate"), (without, "keep"), (tmp_path / "none.pt", "keep")):
+        ctx = StageContext(0, tmp_path, ck, tmp_path / "b.pt")  # the line starts at ck
+        assert keys(spec, ctx)["compute.bn"] == bn

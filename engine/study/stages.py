@@ -103,7 +103,24 @@ def _interpolation(spec: StudySpec, ctx: StageContext) -> dict[str, Any]:
         "directions.kind": "interpolate",
         "directions.target": str(ctx.target),
         "grid.x": spec.grid.interpolation,
+        # Past its ends the line moves BN running variances below zero (NaN losses from
+        # alpha = 1.05 on for the digits CNNs): each point re-estimates them instead.
+        "compute.bn": "recalibrate" if _has_bn(ctx.checkpoint) else "keep",
     }
+
+
+def _has_bn(checkpoint: Path) -> bool:
+    """Whether a minimizer keeps BN running statistics (the stage's keys are refreshed once
+    it is trained; before, the answer does not matter)."""
+    from engine.errors import LandscapeError
+    from engine.models.checkpoint import read_state_dict
+
+    if not checkpoint.is_file():
+        return False
+    try:
+        return any(k.endswith("running_var") for k in read_state_dict(checkpoint))
+    except LandscapeError:
+        return False
 
 
 _add(Stage("train", "member", "train", "train to a minimizer (engine.minimizer), if not done"))
