@@ -92,6 +92,8 @@ _MIN_WARM = 8
 # How a product is taken: forward-over-reverse or reverse-over-reverse, with the default
 # attention kernels or under the math SDPA kernel (whose ops all have double derivatives).
 HVP_MODES = ("fwd", "fwd-math", "rev", "rev-math")
+# What ``auto`` tries, in order: the reverse modes, then forward-over-reverse where neither works.
+AUTO_ORDER = ("rev", "rev-math", "fwd", "fwd-math")
 # Reverse-over-reverse products at one point share the gradient's graph (``reuse``): kept for
 # every batch while this estimate of its size (3x a first-order pass's saved tensors) fits.
 REUSE_BYTES = 1 << 30
@@ -137,8 +139,9 @@ class MeanLossHVP:
     ``torch.func.functional_call`` with the chosen parameters as inputs, read at call time: the
     products follow weights moved in place (``engine.directions.Perturbation``). ``mode``: ``fwd``
     is forward-over-reverse ``jvp(grad(f))``, ``rev`` reverse-over-reverse ``vjp(grad(f))``,
-    ``-math`` either under the math SDPA kernel; ``auto`` times every one of ``HVP_MODES`` on
-    the first batch and keeps the fastest that works (no forward AD, no double backward).
+    ``-math`` either under the math SDPA kernel; ``auto`` times the reverse modes on the first
+    batch and keeps the faster that works, and tries the forward ones only where neither does
+    (fused attention without a double derivative, an op without one).
     """
 
     def __init__(
@@ -277,7 +280,12 @@ class MeanLossHVP:
     def _choose(self, i: int, f, primals, tangents) -> None:
         failed: list[tuple[str, BaseException]] = []
         seconds: dict[str, float] = {}
-        for mode in HVP_MODES:
+        for mode in AUTO_ORDER:
+            if mode.startswith("fwd") and seconds:
+                # Forward-over-reverse only where no reverse mode works: it was the slower one
+                # in every benchmark (docs/benchmarks.md), and torch 2.14's forward AD corrupted
+                # the heap on a digits ResNet-20 of width 4 (an abort no except catches).
+                break
             try:
                 self._product(mode, i, f, primals, tangents)  # warm-up: allocations, the graph
                 t = time.perf_counter()

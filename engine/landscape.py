@@ -100,7 +100,11 @@ class Landscape:
         # and mkldnn convolutions in NCHW are slow there); 'auto' turns it on for conv nets
         # and check() turns it off again for a model that cannot run in it.
         self._layout_auto = c.channels_last == "auto"
-        self._place(four_d and (c.channels_last is True or (self._layout_auto and has_conv)))
+        # Not for a Hessian: double backward through channels-last convolutions corrupted the
+        # heap (glibc abort, no exception) on torch 2.14.1's CPU for a digits ResNet-20 of
+        # width 4, and the products are the cost there, not the forward passes.
+        auto = self._layout_auto and has_conv and not (cfg.hessian and cfg.hessian.enabled)
+        self._place(four_d and (c.channels_last is True or auto))
         self.batch_size = cfg.data.fixed_batch
         self.batch_choice = BatchChoice(self.batch_size, "given")
         self.l2 = cfg.data.l2
