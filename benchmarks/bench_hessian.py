@@ -43,6 +43,9 @@ before (``MeanLossHVP(reuse=False)``) and after, paired in one process, with the
 load 5.5-11.6, 256 samples): digits ResNet-20 rev 2.04 -> 1.47 gradients a product, 17.0 ->
 10.1 s a point; digits ResNet-56 (built inline) rev 2.74 -> 1.65, 46.8 -> 31.4 s; the char
 transformer (128 samples) rev-math 4.94 -> 3.61, 58.0 -> 34.3 s (docs/benchmarks.md).
+``--before cold`` pairs the reference's solver instead; each point's line says after how many
+products each end passed and what share of the time was inside products (the profile of
+docs/benchmarks.md, "Where a grid point's time goes").
 """
 
 from __future__ import annotations
