@@ -43,6 +43,9 @@ before (``MeanLossHVP(reuse=False)``) and after, paired in one process, with the
 load 5.5-11.6, 256 samples): digits ResNet-20 rev 2.04 -> 1.47 gradients a product, 17.0 ->
 10.1 s a point; digits ResNet-56 (built inline) rev 2.74 -> 1.65, 46.8 -> 31.4 s; the char
 transformer (128 samples) rev-math 4.94 -> 3.61, 58.0 -> 34.3 s (docs/benchmarks.md).
+``--before cold`` pairs the reference's solver instead; each point's line says after how many
+products each end passed and what share of the time was inside products (the profile of
+docs/benchmarks.md, "Where a grid point's time goes").
 """
 
 from __future__ import annotations
@@ -218,24 +221,30 @@ def run_cost(args) -> None:
 
 def run_speed(args) -> None:
     """Per case, in one process: HVP/gradient time ratios per mode (rev modes with and without
-    the kept graph), then seconds per grid point BEFORE (``reuse=False``: every product
-    rebuilds the gradient's graph, the solver path before the change) and AFTER (the default),
-    paired point by point in alternating order, on a line of points along one random
-    filter-normalised direction, warm-started from the previous point, at ``--tol``."""
+    the kept graph), then seconds per grid point BEFORE and AFTER, paired point by point in
+    alternating order, on a line of points ``--step`` apart along one random filter-normalised
+    direction, each warm-started from the previous point, at ``--tol``. AFTER is the default
+    (``extreme_eigenvalues(method='warm')`` on ``MeanLossHVP()``); BEFORE is ``--before``:
+    ``rebuild`` (``MeanLossHVP(reuse=False)``: every product rebuilds the gradient's graph) or
+    ``cold`` (the reference's solver, two ARPACK runs from random starts, on the kept graph).
+    Per point: wall and process (CPU) seconds, products, the products after which lambda_max
+    and lambda_min each first passed the test (ARPACK: each run's), and the share of the wall
+    time spent inside the products (the rest is the solver's overhead)."""
     samples = args.samples or (64 if args.quick else 0)
     points = args.points or (1 if args.quick else 3)
     reps = 1 if args.quick else args.reps
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{_load()} (1, 5, 15 min) at the start", flush=True)  # fmt: skip
+          f"{_load()} (1, 5, 15 min) at the start; before = {args.before}, tol {args.tol:g}, "
+          f"points {args.step:g} apart", flush=True)  # fmt: skip
     for name in args.speed.split(","):
         model, split, batch, loss = cost_case(name, samples or 10**9, checkpoint=False)
-        before = MeanLossHVP(model, split, batch, loss, reuse=False)
+        before = MeanLossHVP(model, split, batch, loss, reuse=args.before != "rebuild")
         after = MeanLossHVP(model, split, batch, loss)
         v = np.random.default_rng(0).standard_normal(after.n)
         before(v), after(v)  # warm-up, and auto's choice of mode
         tg = statistics.median(_timed(after.gradient) for _ in range(reps))
         ratios = []
-        for mode in HVP_MODES:
+        for mode in HVP_MODES if not args.no_ratios else ():
             for reuse in (False, True) if mode.startswith("rev") else (False,):
                 h = MeanLossHVP(model, split, batch, loss, mode=mode, reuse=reuse)
                 label = f"{mode}{' kept' if reuse else ''}"
@@ -247,33 +256,52 @@ def run_speed(args) -> None:
                 th = statistics.median(_timed(lambda h=h, v=v: h(v)) for _ in range(reps))
                 ratios.append(f"{label} {th / tg:.2f}")
         print(f"{name}: {after.n:,} Hessian weights, {len(split)} samples, batch {batch}, "
-              f"gradient {tg:.3f} s; HVP/gradient: {', '.join(ratios)}; auto chose "
-              f"{before.mode} before, {after.mode} after", flush=True)  # fmt: skip
+              f"gradient {tg:.3f} s; HVP/gradient: {', '.join(ratios) or 'not measured'}; "
+              f"auto chose {before.mode} before, {after.mode} after", flush=True)  # fmt: skip
         g = torch.Generator().manual_seed(args.seed)
         d = random_direction(model, "weights", "filter", "biasbn", g)
         pert = Perturbation(model, DirectionSet(d, None, "weights"))
         rows, prev = [], {"before": None, "after": None}
-        for k, a in enumerate(np.linspace(0.0, 0.5, points)):
+        method = {"before": "cold" if args.before == "cold" else "warm", "after": "warm"}
+        for k in range(points):
+            a = k * args.step
             pert.set(float(a))
             row = {}
             for which in ("before", "after") if k % 2 == 0 else ("after", "before"):
                 h = before if which == "before" else after
-                t = time.perf_counter()
-                ex = extreme_eigenvalues(h, args.tol, start=prev[which], seed=k)
-                row[which] = (time.perf_counter() - t, ex.products, ex.lmax, ex.lmin)
+                t, c, inside = time.perf_counter(), time.process_time(), h.seconds
+                ex = extreme_eigenvalues(h, args.tol, start=prev[which], seed=k,
+                                         method=method[which])  # fmt: skip
+                wall = time.perf_counter() - t
+                row[which] = {"s": wall, "cpu": time.process_time() - c, "ex": ex,
+                              "inside": (h.seconds - inside) / wall}  # fmt: skip
                 prev[which] = ex
             rows.append(row)
-            (sb, pb, *_), (sa, pa, *ea) = row["before"], row["after"]
-            print(f"  point {k} (a = {a:.2f}): before {sb:.2f} s ({pb} products), after "
-                  f"{sa:.2f} s ({pa} products), after/before {sa / sb:.2f}; lambda_max "
-                  f"{ea[0]:.5g}, lambda_min {ea[1]:.5g}", flush=True)  # fmt: skip
+            b, f = row["before"], row["after"]
+            print(f"  point {k} (a = {a:.2f}): before {_point(b)}; after {_point(f)}; "
+                  f"after/before {f['s'] / b['s']:.2f}; lambda_max {f['ex'].lmax:.5g} "
+                  f"({b['ex'].lmax:.5g}), lambda_min {f['ex'].lmin:.5g} "
+                  f"({b['ex'].lmin:.5g})", flush=True)  # fmt: skip
         pert.reset()
-        sb = statistics.median(r["before"][0] for r in rows)
-        sa = statistics.median(r["after"][0] for r in rows)
-        ratio = statistics.median(r["after"][0] / r["before"][0] for r in rows)
-        print(f"{name}: seconds per grid point, median of {points}: before {sb:.2f}, after "
-              f"{sa:.2f}; after/before {ratio:.2f} (median of the pairs); load average "
-              f"{_load()}", flush=True)  # fmt: skip
+        # The first point starts cold on both sides; the warm points are the grid's usual case.
+        warm = rows[1:] or rows
+        med = {w: statistics.median(r[w]["s"] for r in warm) for w in ("before", "after")}
+        cpu = {w: statistics.median(r[w]["cpu"] for r in warm) for w in ("before", "after")}
+        prods = {w: statistics.median(r[w]["ex"].products for r in warm) for w in med}
+        ratio = statistics.median(r["after"]["s"] / r["before"]["s"] for r in warm)
+        print(f"{name}: seconds per grid point, median of {len(warm)} warm-started point(s): "
+              f"before {med['before']:.2f} (CPU {cpu['before']:.2f}, {prods['before']:g} "
+              f"products), after {med['after']:.2f} (CPU {cpu['after']:.2f}, "
+              f"{prods['after']:g} products); after/before {ratio:.2f} (median of the pairs); "
+              f"load average {_load()}", flush=True)  # fmt: skip
+
+
+def _point(r: dict) -> str:
+    ex = r["ex"]
+    return (
+        f"{r['s']:.2f} s (CPU {r['cpu']:.2f}), {ex.products} products (lmax passed at "
+        f"{ex.passed_max}, lmin at {ex.passed_min}), {100 * r['inside']:.0f}% in products"
+    )
 
 
 def _load() -> str:
@@ -305,6 +333,15 @@ def main() -> None:
         "charlm,digits_resnet20,digits_resnet56 (random init)",
     )
     p.add_argument("--points", type=int, default=0, help="grid points per case (--speed)")
+    p.add_argument("--step", type=float, default=0.2, help="--speed: distance between points")
+    p.add_argument(
+        "--before",
+        default="rebuild",
+        choices=["rebuild", "cold"],
+        help="--speed: the side paired with the default solver: rebuild (no kept graph) or "
+        "cold (the reference's two ARPACK runs)",
+    )
+    p.add_argument("--no-ratios", action="store_true", help="--speed: skip the HVP/gradient ratios")
     p.add_argument("--quick", action="store_true", help="--speed in about a minute")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -186,6 +186,7 @@ class MeanLossHVP:
         self.numels = [live[k].numel() for k in self.names]
         self.n = int(sum(self.numels))
         self.products = 0
+        self.seconds = 0.0  # wall seconds inside products (a solver's overhead is the rest)
         self.device, self.dtype = live[self.names[0]].device, live[self.names[0]].dtype
         self.split = split.to(self.device)
         self.batch_size, self.loss, self.l2 = batch_size, loss, l2
@@ -244,6 +245,7 @@ class MeanLossHVP:
         vt = torch.as_tensor(v).reshape(-1)
         if vt.numel() != self.n:
             raise ValueError(f"Expected a vector of length {self.n}, but got {vt.numel()}.")
+        t = time.perf_counter()
         tangents = self.unflatten(vt.to(self.device, self.dtype))
         primals, fs = self._batch_losses()
         self._sync(fs)
@@ -254,7 +256,9 @@ class MeanLossHVP:
         if self.l2:
             out += self.l2 * vt.to(out)  # the Hessian of l2/2 * ||params||^2
         self.products += 1
-        return out.cpu().numpy()
+        hv = out.cpu().numpy()
+        self.seconds += time.perf_counter() - t
+        return hv
 
     def gradient(self) -> np.ndarray:
         """The gradient of the mean loss over the Hessian's parameters (float64), by the same
@@ -359,7 +363,9 @@ class Extremes:
     ``rmax`` and ``rmin`` are the residuals ``||H v - lambda v||`` of the unit eigenvectors;
     ``converged`` says whether every eigenvalue asked for met the tolerance (``accepted``)
     within the product budget. ``top`` holds the ``top_k`` largest eigenvalues, largest first,
-    with their residuals in ``top_residuals``.
+    with their residuals in ``top_residuals``. ``passed_max`` and ``passed_min`` profile the
+    cost of each end: ``warm``, the products after which its residual first passed the test
+    (before the minimum count; 0: never); ``cold``, the products of its own ARPACK run.
     """
 
     lmax: float
@@ -372,6 +378,8 @@ class Extremes:
     converged: bool = True
     top: tuple[float, ...] = ()
     top_residuals: tuple[float, ...] = ()
+    passed_max: int = 0
+    passed_min: int = 0
 
 
 def accepted(value: float, residual: float, radius: float, tol: float, floor: float = FLOOR):
@@ -410,19 +418,19 @@ def extreme_eigenvalues(
     before = hvp.products
     rng = np.random.default_rng(seed)
     if method == "cold":
-        lmax, lmin, vmax, vmin = _reference_extremes(hvp, tol, rng)
+        lmax, lmin, vmax, vmin, runs = _reference_extremes(hvp, tol, rng)
         rmax, rmin = (
             float(np.linalg.norm(hvp(v) - lam * v)) for v, lam in ((vmax, lmax), (vmin, lmin))
         )
         return Extremes(lmax, lmin, vmax, vmin, hvp.products - before, rmax, rmin, True,
-                        (lmax,), (rmax,))  # fmt: skip
+                        (lmax,), (rmax,), *runs)  # fmt: skip
     v0 = _start_vector(hvp.n, start, rng)
     least = _MIN_COLD if start is None else _MIN_WARM
     r = _lanczos(hvp, hvp.n, v0, tol, top=top_k, max_products=max_products, min_products=least)
     return Extremes(
         r.values[-1], r.values[0], r.vmax, r.vmin, hvp.products - before,
         r.residuals[-1], r.residuals[0], r.converged,
-        tuple(r.values[::-1][:top_k]), tuple(r.residuals[::-1][:top_k]),
+        tuple(r.values[::-1][:top_k]), tuple(r.residuals[::-1][:top_k]), *r.passed,
     )  # fmt: skip
 
 
@@ -433,15 +441,16 @@ def _reference_extremes(hvp: MeanLossHVP, tol: float, rng: np.random.Generator):
     is the smallest eigenvalue (``'LA'`` there would find lmax again). ARPACK's own start is
     uniform in [-1, 1); it is drawn here from ``rng`` so that a seed repeats a run.
     """
-    n = hvp.n
+    n, first = hvp.n, hvp.products
     vals, vecs = eigsh(hvp.operator(), k=1, which="LM", tol=tol, v0=rng.uniform(-1, 1, n))
     lmax, vmax = float(vals[0]), vecs[:, 0]
-    shift = REFERENCE_SHIFT * lmax
+    shift, second = REFERENCE_SHIFT * lmax, hvp.products
     vals, vecs = eigsh(hvp.operator(shift), k=1, which="LM", tol=tol, v0=rng.uniform(-1, 1, n))
     lmin, vmin = float(vals[0]) + shift, vecs[:, 0]
+    runs = (second - first, hvp.products - second)  # each run's products
     if lmax <= 0 and lmin > 0:  # the first run found the negative end (the reference's swap)
-        lmax, lmin, vmax, vmin = lmin, lmax, vmin, vmax
-    return lmax, lmin, vmax, vmin
+        lmax, lmin, vmax, vmin, runs = lmin, lmax, vmin, vmax, runs[::-1]
+    return lmax, lmin, vmax, vmin, runs
 
 
 def _start_vector(n: int, start: Extremes | None, rng: np.random.Generator) -> np.ndarray:
@@ -466,6 +475,7 @@ class _Ritz:
     vmax: np.ndarray
     vmin: np.ndarray
     converged: bool
+    passed: tuple[int, int] = (0, 0)  # products after which the top, the bottom first passed
 
 
 def _lanczos(
@@ -496,6 +506,7 @@ def _lanczos(
     t = np.zeros((krylov, krylov))
     q[0] = v0 / np.linalg.norm(v0)
     m, products = 1, 0  # basis size; the newest vector q[m - 1] is the one expanded
+    passed = [0, 0]  # profile: the products after which the top, the bottom first passed
     tiny = np.finfo(np.float64).tiny
     while True:
         j = m - 1
@@ -515,11 +526,11 @@ def _lanczos(
         radius = max(abs(theta[0]), abs(theta[-1]), tiny)
         res = np.abs(beta * s[-1])
         wanted = [0, *range(max(1, m - top), m)] if m > 1 else [0]
-        done = (
-            products >= min_products
-            and m >= min(top + 1, n)
-            and all(accepted(theta[i], res[i], radius, tol, floor) for i in wanted)
-        )
+        ok = [accepted(theta[i], res[i], radius, tol, floor) for i in wanted]
+        for end, i in enumerate((m - 1, 0)):
+            if not passed[end] and accepted(theta[i], res[i], radius, tol, floor):
+                passed[end] = products
+        done = products >= min_products and m >= min(top + 1, n) and all(ok)
         # beta ~ 0: the basis spans an invariant subspace, its Ritz pairs are exact.
         exact = beta <= 1e-12 * radius or m == n
         if done or exact or products >= max_products:
@@ -533,6 +544,7 @@ def _lanczos(
                 vmax,
                 vmin,
                 bool(done or exact),
+                (passed[0], passed[1]),
             )
         if m < krylov:
             q[m] = w / beta

@@ -254,9 +254,16 @@ def test_extremes_match_eigvalsh_at_several_points(split, make):
             assert close(ex.lmin, ev[0], radius), (method, a, b, ex.lmin, ev[0])
             assert ex.products > 0
             assert np.linalg.norm(ex.vmax) == pytest.approx(1.0)
+            # The profile of each end: where its residual first passed, or each ARPACK run's
+            # products (plus the two residual products).
             if method == "warm":
+                assert 0 < ex.passed_max <= ex.products and 0 < ex.passed_min <= ex.products
                 prev = ex
+            else:
+                assert ex.passed_max > 0 and ex.passed_min > 0
+                assert ex.passed_max + ex.passed_min + 2 == ex.products
         assert ev[0] < 0 < ev[-1]  # both ends are tested, not one end twice
+    assert hvp.seconds > 0  # the time inside products, the solver's overhead being the rest
 
 
 def test_warm_starts_need_fewer_products_on_a_snake_grid(split):

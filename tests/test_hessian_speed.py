@@ -199,6 +199,28 @@ def test_benchmark_speed_prints_ratios_and_paired_points():
                      "digits_mlp", "--quick", "--samples", "16")  # fmt: skip
     assert re.search(r"load average [0-9.]+, [0-9.]+, [0-9.]+", out), out
     assert re.search(r"HVP/gradient: fwd [0-9.]+, .*rev kept [0-9.]+", out), out
-    point = re.search(r"before ([0-9.]+) s \((\d+) products\), after ([0-9.]+) s \((\d+) ", out)
-    assert point and int(point[2]) > 0 and int(point[4]) > 0, out
-    assert "seconds per grid point, median of 1: before" in out, out
+    side = r"([0-9.]+) s \(CPU [0-9.]+\), (\d+) products \(lmax passed at (\d+), lmin at (\d+)\)"
+    point = re.search(rf"before {side}, \d+% in products; after {side}", out)
+    assert point and int(point[2]) > 0 and int(point[6]) > 0, out
+    # Each end passed within the point's products (it converged: never 0 here).
+    assert 0 < int(point[7]) <= int(point[6]) and 0 < int(point[8]) <= int(point[6]), out
+    assert "seconds per grid point, median of 1 warm-started point(s): before" in out, out
+
+
+def test_benchmark_speed_pairs_the_reference_solver():
+    """``--before cold``: the reference's two ARPACK runs beside the default, same eigenvalues;
+    each run's products add up to the point's, less the two residual products."""
+    out = run_script(REPO / "benchmarks" / "bench_hessian.py", "--threads", "1", "--speed",
+                     "digits_mlp", "--samples", "16", "--points", "2", "--before", "cold",
+                     "--no-ratios", "--reps", "1")  # fmt: skip
+    assert "before = cold" in out and "HVP/gradient: not measured" in out, out
+    pts = re.findall(r"before [0-9.]+ s \(CPU [0-9.]+\), (\d+) products \(lmax passed at (\d+), "
+                     r"lmin at (\d+)\)", out)  # fmt: skip
+    assert len(pts) == 2, out
+    assert all(int(n) == int(a) + int(b) + 2 for n, a, b in pts), out
+    vals = re.findall(r"lambda_max ([-0-9.e]+) \(([-0-9.e]+)\), lambda_min ([-0-9.e]+) "
+                      r"\(([-0-9.e]+)\)", out)  # fmt: skip
+    for a, b, c, d in vals:  # 5 significant digits printed; tol 1e-3 on each
+        assert abs(float(a) - float(b)) <= 2e-3 * abs(float(b)), out
+        assert abs(float(c) - float(d)) <= 2e-2 * max(abs(float(d)), abs(float(b))), out
+    assert "median of 1 warm-started point(s)" in out, out
