@@ -115,6 +115,7 @@ class Landscape:
         # K points a pass: on a GPU stacked under vmap; on CPU (where vmap over convolutions
         # was slower than a loop) one forward pass after another, their statistics together.
         self._auto = c.points_per_batch == "auto"
+        self._vmap = device.type != "cpu"
         self._classes = 1  # outputs per sample (set by check): K points hold K*N*classes logits
         if not self.fused:
             self.points_per_batch, self._auto = 1, False  # a loss function runs the model itself
@@ -479,7 +480,7 @@ class Landscape:
             return [self.evaluate(a, b) | self.eigenvalues(a, b) for a, b in coords]
         if len(coords) == 1 or self.points_per_batch == 1:
             return [self.evaluate(a, b) for a, b in coords]
-        if self.device_type == "cpu":
+        if not self._vmap:
             return self._in_turn(coords)
         from torch.func import functional_call, vmap
 

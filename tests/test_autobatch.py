@@ -78,6 +78,37 @@ def test_the_probe_takes_the_fastest_per_sample_and_stops_past_it():
     assert max(b for b, _ in choice.figures) == 1024
 
 
+def test_whole_passes_decide_among_the_finalists():
+    """Two batches a size can mislead (a pass's calls, its partial last batch): the climb's
+    best few are timed again on whole passes, and those decide."""
+    clock, n, wholes = FakeClock(), 1000, []
+
+    def per(b: int, best: int) -> float:  # seconds per sample, least at size 2**best
+        return 1e-6 * (1 + 0.2 * abs(np.log2(b) - best))
+
+    def run(b: int) -> int:  # a few batches: 128 looks best
+        m = min(n, 2 * b)
+        clock.now += m * per(b, 7)
+        return m
+
+    def whole(b: int) -> int:  # a point's pass: larger is better, up to 512
+        clock.now += n * per(b, 9)
+        wholes.append(b)
+        return n
+
+    assert probe(run, n, 10_000, clock=clock).size == 128
+    clock.now = 0.0
+    choice = probe(run, n, 10_000, clock=clock, whole=whole)
+    # The finalists: the best three of the climb and the best's neighbours, each 3 times.
+    assert sorted(wholes) == [64] * 3 + [128] * 3 + [256] * 3
+    assert choice.size == 256 and dict(choice.passes)[256] == pytest.approx(per(256, 9))
+    assert choice.line().endswith("; whole passes 128: 1.4, 256: 1.2, 64: 1.6)")
+    # Whole passes keep the bound: none is started that the budget cannot take.
+    clock.now, wholes[:] = 0.0, []
+    tight = probe(run, n, 10_000, clock=clock, whole=whole, budget_s=clock.now + 0.004)
+    assert tight.seconds <= 0.004 and tight.passes == () and not wholes
+
+
 def _tiny_mlp() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
