@@ -59,7 +59,8 @@ _WORSE_IN_A_ROW = 3  # sizes slower than the best, one after another, that end t
 _REPS, _MAX_REPS, _MIN_TIMED_S = 3, 20, 0.02  # timings of one size: at least 3, or 20 ms
 _SLOWER, _CLIMB_TO, _ROUNDS = 1.1, 64, 2  # what counts as slower; the least size climbed to
 _TIE = 1.05  # sizes this close to the fastest count as fast: the largest of them is taken
-_PASS_ROUNDS = 3  # whole passes timed per finalist size (the first also warms its last batch)
+_PASS_ROUNDS = 5  # whole passes timed per finalist size (the first also warms its last batch)
+_NEAR, _MAX_FINALISTS = 2.0, 6  # whole passes also for sizes within 2x of the fastest, 6 at most
 _CACHE_VERSION = 2  # 2: chosen on whole passes
 
 
@@ -187,15 +188,18 @@ def probe(
             stopped = "slower"
             break
 
-    def finalists() -> list[int]:
+    def finalists(within: float = 0.0) -> list[int]:
+        """The best three and the best's neighbours; and every size within ``within`` times
+        the fastest, fastest first (a few batches misjudged the digits CNN's 1024 by 1.7x)."""
         sizes = sorted(per, key=per.get)
         order = list(per)
         k = order.index(sizes[0])
-        return list(dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2]]))
+        near = [b for b in sizes if per[b] <= within * per[sizes[0]]][:_MAX_FINALISTS]
+        return list(dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2], *near]))
 
     passes: dict[int, float] = {}  # size -> fastest seconds per sample of a whole pass
     if whole is not None:
-        sizes = finalists()
+        sizes = finalists(_NEAR)
         for _ in range(_PASS_ROUNDS):  # in turns, so that a burst of load hits different sizes
             for b in sizes:
                 if not fits(b, passes.get(b, per[b]) * n * 1.2):
