@@ -8,7 +8,6 @@ run's resolved config and direction file. The run (``engine.run``) decides which
 from __future__ import annotations
 
 import logging
-import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -16,7 +15,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engine.autobatch import BatchChoice, choose_batch, free_memory
+from engine.autobatch import BatchChoice, choose_batch, choose_points_per_batch, free_memory
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
@@ -335,7 +334,7 @@ class Landscape:
             self.batch_choice = choose_batch(self, points)
             self.use_batch_size(self.batch_choice.size)
         if self._auto:
-            self.points_per_batch = self._choose_points_per_batch(points)
+            self.points_per_batch = choose_points_per_batch(self, points)
 
     def _check_recalibrate(self) -> None:
         """Refuse ``compute.bn = 'recalibrate'`` on a model without BN statistics, and try it on
@@ -537,82 +536,6 @@ class Landscape:
                 if n in names:
                     sq += v.double().pow(2).sum()
         return [0.5 * self.l2 * float(v) for v in sq.tolist()]
-
-    def _choose_points_per_batch(self, points: int | None) -> int:
-        """``compute.points_per_batch = 'auto'``: 1 for a run of a few points; on a GPU the
-        fastest K of a trial (``_time_points_per_batch``); on CPU, K points in turn share
-        their statistics' fixed cost (some 25 small ops, 0.1 to 0.3 ms a point on a 2-core
-        VM), which matters for cheap points only: as many as keep a group under
-        ``CPU_GROUP_S``, 8 at most (the digits MLP: 1.45x the floor for K = 1, 1.23x for
-        K = 8; the digits CNN, 15 ms a point, the same for K = 1 and 4)."""
-        from engine.autobatch import FEW_POINTS
-
-        if points is not None and points <= FEW_POINTS:
-            return 1  # as the batch size: a run of a few points is not worth a trial
-        if self._vmap:
-            return self._time_points_per_batch(points)
-        one = torch.get_num_threads() == 1
-        clock = time.process_time if one else time.perf_counter  # as autobatch's probe
-        self.points_per_batch = 1
-        per = float("inf")
-        try:
-            self.evaluate_many([(0.0, 0.0)])  # warm-up
-            for _ in range(2):
-                t = clock()
-                self.evaluate_many([(0.0, 0.0)])
-                per = min(per, clock() - t)
-        except RuntimeError as e:  # out of memory at a given size: the run reports its own
-            log.info("points_per_batch: the centre failed (%s); 1", describe(e))
-            return 1
-        held = max(1, len(self.all) * self._classes)
-        k = 1
-        while k < 8 and 2 * k * per <= CPU_GROUP_S and 2 * k * held <= MAX_LOGITS:
-            k *= 2
-        log.info("points_per_batch: %d (%.4f s a point)", k, per)
-        return k
-
-    def _time_points_per_batch(
-        self, points: int | None, candidates: tuple[int, ...] = (1, 2, 4, 8, 16)
-    ) -> int:
-        """The K with the least time per point on a quick trial at the centre: each K timed a
-        few times (the fastest kept: another process's load only adds), within the batch-size
-        probe's bound, and no K whose group takes longer than ``GROUP_S`` (its points' results
-        arrive together) or holds more than ``MAX_LOGITS`` logits."""
-        from engine.autobatch import probe_budget
-
-        clock = time.perf_counter
-        held = max(1, len(self.all) * self._classes)
-        best, best_t, t0, budget = 1, float("inf"), clock(), None
-        for k in candidates:
-            if k * held > MAX_LOGITS and k > 1:
-                break
-            self.points_per_batch = k
-            try:
-                self.evaluate_many([(0.0, 0.0)] * k)  # warm-up
-                per = float("inf")
-                for _ in range(_K_REPS):
-                    t = clock()
-                    self.evaluate_many([(0.0, 0.0)] * k)
-                    per = min(per, (clock() - t) / k)
-            except RuntimeError as e:  # out of memory, an op without a batching rule
-                log.info("points_per_batch=%d not usable: %s", k, e)
-                break
-            if per < best_t:
-                best, best_t = k, per
-            # The batch-size probe's bound, less what that probe took in this run.
-            budget = budget or probe_budget(points or 0, per) - self.batch_choice.seconds
-            nxt = 2 * k * best_t  # the next K's group
-            if nxt > GROUP_S or clock() - t0 + (_K_REPS + 1) * nxt > budget:
-                break
-        self.points_per_batch = best
-        log.info("points_per_batch: chose %d (%.4f s per point)", best, best_t)
-        return best
-
-
-GROUP_S = 0.25  # the longest a group of K points may take ('auto'): results stay frequent
-CPU_GROUP_S = 0.02  # on CPU, K points share ~0.1-0.3 ms of statistics: worth it below this
-MAX_LOGITS = 1 << 22  # the most logits K points hold at once ('auto'): 16 MB of float32
-_K_REPS = 3
 
 
 def _bn_buffers(m: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine import landscape as landscape_module
+from engine import autobatch
+from engine.autobatch import choose_points_per_batch
 from engine.config import load_config
 from engine.data import Split
 from engine.directions import DirectionSet, random_direction
@@ -60,16 +61,16 @@ def test_auto_k_keeps_its_bounds(monkeypatch):
     land = _landscape(["compute.points_per_batch=auto"])
     assert land.points_per_batch == 8  # cheap points on CPU: 8 share their statistics
     # No K whose logits pass the bound: 150 samples x 3 classes = 450 a point.
-    monkeypatch.setattr(landscape_module, "MAX_LOGITS", 900)
+    monkeypatch.setattr(autobatch, "MAX_LOGITS", 900)
     assert _landscape(["compute.points_per_batch=auto"]).points_per_batch == 2
     # No group longer than CPU_GROUP_S: here every point is longer.
-    monkeypatch.setattr(landscape_module, "CPU_GROUP_S", 0.0)
+    monkeypatch.setattr(autobatch, "CPU_GROUP_S", 0.0)
     assert _landscape(["compute.points_per_batch=auto"]).points_per_batch == 1
 
 
 def test_a_run_of_a_few_points_does_not_time_k(monkeypatch):
     land = _landscape(["compute.points_per_batch=auto"])
     monkeypatch.setattr(Landscape, "evaluate_many", lambda *a: pytest.fail("timed"))
-    assert land._choose_points_per_batch(4) == 1
+    assert choose_points_per_batch(land, 4) == 1
     land._vmap = True
-    assert land._choose_points_per_batch(8) == 1
+    assert choose_points_per_batch(land, 8) == 1
