@@ -6,7 +6,11 @@ sample. It climbs from 1, so that an out-of-memory error (``torch.OutOfMemoryErr
 ends the climb: the memory is freed and the sizes below, which fitted, remain. It stops once
 three sizes in a row (from 64 on) were slower than the best by 10%, or before it would pass
 its budget: about 2% of the estimated run or 2 seconds, whichever is larger; then the best
-few are timed again, in turns. A run of a few points does not probe.
+few (and any size within 2x of the fastest) are timed again on whole passes, in turns, and
+the fastest whole pass decides. A run of a few points does not probe.
+
+``choose_points_per_batch`` is ``compute.points_per_batch = "auto"``: how many grid points
+are evaluated together (on CUDA under vmap, elsewhere in turn with their statistics at once).
 
 The choice is cached per model, input shape, device, precision and loss in the cache folder
 (``engine.recipes.cache_dir``), so the next run starts at once; a damaged or foreign entry
@@ -47,6 +51,7 @@ __all__ = [
     "cached_choice",
     "candidates",
     "choose_batch",
+    "choose_points_per_batch",
     "probe",
     "probe_budget",
     "probe_lock",
@@ -59,7 +64,9 @@ _WORSE_IN_A_ROW = 3  # sizes slower than the best, one after another, that end t
 _REPS, _MAX_REPS, _MIN_TIMED_S = 3, 20, 0.02  # timings of one size: at least 3, or 20 ms
 _SLOWER, _CLIMB_TO, _ROUNDS = 1.1, 64, 2  # what counts as slower; the least size climbed to
 _TIE = 1.05  # sizes this close to the fastest count as fast: the largest of them is taken
-_CACHE_VERSION = 1
+_PASS_ROUNDS = 5  # whole passes timed per finalist size (the first also warms its last batch)
+_NEAR, _MAX_FINALISTS = 2.0, 6  # whole passes also for sizes within 2x of the fastest, 6 at most
+_CACHE_VERSION = 2  # 2: chosen on whole passes
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class BatchChoice:
     figures: tuple[tuple[int, float], ...] = ()
     seconds: float = 0.0  # the probe's own time
     stopped: str = ""  # why the climb ended: "slower", "budget", "out of memory", "all sizes"
+    passes: tuple[tuple[int, float], ...] = ()  # (size, seconds per sample) of whole passes
 
     def line(self) -> str:
         """One line for people: the size and what the probe saw."""
@@ -84,9 +92,11 @@ class BatchChoice:
         if self.how == "pool":
             return "batch size auto (each worker probes, or reads the cache)"
         us = ", ".join(f"{b}: {t * 1e6:.3g}" for b, t in self.figures)
+        whole = ", ".join(f"{b}: {t * 1e6:.3g}" for b, t in self.passes)
         return (
             f"batch size {self.size} (auto: fastest per sample of {len(self.figures)} sizes "
-            f"in {self.seconds:.2f} s, {self.stopped}; us/sample {us})"
+            f"in {self.seconds:.2f} s, {self.stopped}; us/sample {us}"
+            + (f"; whole passes {whole})" if whole else ")")
         )
 
     def provenance(self) -> str:
@@ -116,28 +126,34 @@ def probe(
     *,
     budget_s: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    whole: Callable[[int], int] | None = None,
 ) -> BatchChoice:
     """Time ``run(b)`` (one pass of the real evaluation at batch size ``b`` over a few batches,
     synchronised; it returns the samples it saw) for the candidate sizes of ``n`` samples a
     point, and choose the fastest per sample. ``points`` sizes the budget (``probe_budget``)
     unless ``budget_s`` is given.
 
-    The climb is followed, budget allowing, by a second round over the best size, its
-    neighbours and the runner-up: one timing taken while another process ran must not
-    decide."""
+    The climb is followed, budget allowing, by rounds over the best size, its neighbours and
+    the runner-up: one timing taken while another process ran must not decide. With
+    ``whole(b)`` (a point's whole pass at size ``b``), those rounds time whole passes, and
+    the fastest whole pass decides: a pass's calls and its partial last batch, which a few
+    batches do not show (the digits CNN: 256 and 512 timed alike on two batches, a point
+    was 1.16x slower at 256)."""
     t0 = clock()
     per: dict[int, float] = {}  # size -> fastest seconds per sample seen
     cost: dict[int, float] = {}  # size -> seconds its last measurement took
     stopped, worse = "all sizes", 0
 
-    def fits(b: int) -> bool:
-        """Whether measuring ``b`` (its cost guessed from the last size's) keeps the bound."""
+    def fits(b: int, guess: float | None = None) -> bool:
+        """Whether measuring ``b`` (its cost ``guess``, else guessed from the last size's)
+        keeps the bound."""
         if not per:
             return True
         best_t = min(per.values())
         budget = budget_s if budget_s is not None else probe_budget(points, best_t * n)
         last = next(reversed(cost))
-        guess = cost.get(b, cost[last] * min(n, 2 * b) / min(n, 2 * last))
+        if guess is None:
+            guess = cost.get(b, cost[last] * min(n, 2 * b) / min(n, 2 * last))
         return clock() - t0 + guess <= budget
 
     def measure(b: int, warm: bool) -> None:
@@ -176,20 +192,45 @@ def probe(
         if worse >= _WORSE_IN_A_ROW and b >= _CLIMB_TO:
             stopped = "slower"
             break
-    for _ in range(_ROUNDS):  # round-robin, so that a burst of load hits different sizes
+
+    def finalists(within: float = 0.0) -> list[int]:
+        """The best three and the best's neighbours; and every size within ``within`` times
+        the fastest, fastest first (a few batches misjudged the digits CNN's 1024 by 1.7x)."""
         sizes = sorted(per, key=per.get)
         order = list(per)
         k = order.index(sizes[0])
-        for b in dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2]]):
-            if fits(b):
-                measure(b, warm=False)
-    # Of sizes within 5% of the fastest, the largest: a pass makes fewer calls at it, which
-    # the probe's few batches do not see (the digits CNN: 128 and 512 timed alike, a pass
-    # at 512 was faster).
-    fastest = min(per.values())
-    best = max(b for b, t in per.items() if t <= _TIE * fastest)
+        near = [b for b in sizes if per[b] <= within * per[sizes[0]]][:_MAX_FINALISTS]
+        return list(dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2], *near]))
+
+    passes: dict[int, float] = {}  # size -> fastest seconds per sample of a whole pass
+    if whole is not None:
+        sizes = finalists(_NEAR)
+        for _ in range(_PASS_ROUNDS):  # in turns, so that a burst of load hits different sizes
+            for b in sizes:
+                if not fits(b, passes.get(b, per[b]) * n * 1.2):
+                    continue
+                t = clock()
+                try:
+                    seen = whole(b)
+                except torch.OutOfMemoryError:  # a pass's own shapes (its last batch)
+                    free_memory()
+                    sizes.remove(b)
+                    passes.pop(b, None)
+                    continue
+                passes[b] = min(passes.get(b, math.inf), (clock() - t) / max(1, seen))
+    if passes:
+        best = min(passes, key=passes.get)
+    else:
+        for _ in range(_ROUNDS):
+            for b in finalists():
+                if fits(b):
+                    measure(b, warm=False)
+        # Of sizes within 5% of the fastest, the largest: a pass makes fewer calls at it,
+        # which the probe's few batches do not see.
+        fastest = min(per.values())
+        best = max(b for b, t in per.items() if t <= _TIE * fastest)
     figures = tuple(per.items())
-    return BatchChoice(best, "probe", figures, clock() - t0, stopped)
+    return BatchChoice(best, "probe", figures, clock() - t0, stopped, tuple(passes.items()))
 
 
 HEAD_SAMPLES = 4096  # the most samples of a given batching (streamed ones too) probed
@@ -199,7 +240,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
     """For ``engine.landscape.Landscape`` ``land`` (checked, at the centre): the cached size
     for its model, data, device, precision and loss, else the probe's (then cached); the
     fixed size, unprobed, for a run of at most ``FEW_POINTS`` points."""
-    run, n, shape = _runner(land)
+    run, whole, n, shape = _runner(land)
     if run is None:  # a batching that cannot be re-sliced: sizes would all time the same
         return BatchChoice(land.batch_size, "default", stopped="batches that do not re-slice")
     key = cache_key(
@@ -226,7 +267,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         # inflate (on a shared 2-core machine wall-clock timings of a size varied 3x).
         one = land.device.type == "cpu" and torch.get_num_threads() == 1
         clock = time.process_time if one else time.perf_counter
-        choice = probe(run, n, points if points is not None else 0, clock=clock)
+        choice = probe(run, n, points if points is not None else 0, clock=clock, whole=whole)
         top = max(b for b, _ in choice.figures)
         if choice.stopped == "budget" and top < min(_CLIMB_TO, n):
             # Cut before it could see where sizes stop paying (a slow model, a loaded machine):
@@ -240,10 +281,14 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
     return choice
 
 
-def _runner(land: Any) -> tuple[Callable[[int], int] | None, int, list]:
-    """``probe``'s ``run`` on ``land``'s real evaluation path, the samples of one pass over
-    its largest split (all splits, joined, when fused), and the input's shape for the key."""
-    from engine.evaluate import loss_sums, per_sample, read_sums, stats_of
+Runner = Callable[[int], int]
+
+
+def _runner(land: Any) -> tuple[Runner | None, Runner | None, int, list]:
+    """``probe``'s ``run`` and ``whole`` on ``land``'s real evaluation path, the samples of
+    one pass over its largest split (all splits, joined, when fused; of a given batching,
+    its first ``HEAD_SAMPLES``), and the input's shape for the key."""
+    from engine.evaluate import loss_sums, per_sample, read_sums, segment_stats, stats_of
 
     if land.fused:
         x, y = land.all.x, land.all.y
@@ -259,11 +304,16 @@ def _runner(land: Any) -> tuple[Callable[[int], int] | None, int, list]:
             stats_of(*per_sample(land.forward, xs, ys, b, land.loss.builtin, land.precision))
             return m
 
-        return run_fused, len(y), [*x.shape[1:], str(x.dtype)]
+        def whole_fused(b: int) -> int:  # a point's pass, as Landscape._pass makes it
+            per = per_sample(land.forward, x, y, b, land.loss.builtin, land.precision)
+            segment_stats(*per, land.counts)
+            return len(y)
+
+        return run_fused, whole_fused, len(y), [*x.shape[1:], str(x.dtype)]
     name = max(land.splits, key=lambda k: len(land.splits[k]))
     split = land.splits[name]
     if getattr(split, "loader", None) is not None and split.loader_at is None:
-        return None, len(split), []  # a DataLoader given as it is: its batching is its own
+        return None, None, len(split), []  # a DataLoader given as it is: its own batching
     head: list[Any] = []
     seen = 0
     # (input, label) tensors are sliced as the loss function will get them; Batches iterate.
@@ -280,13 +330,13 @@ def _runner(land: Any) -> tuple[Callable[[int], int] | None, int, list]:
         getattr(it, "close", lambda: None)()
     sized: dict[int, tuple[Any, ...]] = {}
 
-    def run_loss(b: int) -> int:
+    def loss_pass(b: int, batches: int | None) -> int:
         if b not in sized:
-            sized[b] = (rebatch(tuple(head), b) or tuple(head))[:2]
+            sized[b] = rebatch(tuple(head), b) or tuple(head)
         land._guard.before()
         try:
             sums, samples = loss_sums(
-                land.loss, land.forward, sized[b], land.device_type, land.precision
+                land.loss, land.forward, sized[b][:batches], land.device_type, land.precision
             )
             read_sums(sums, land.loss.name)
         finally:
@@ -294,9 +344,9 @@ def _runner(land: Any) -> tuple[Callable[[int], int] | None, int, list]:
         return samples
 
     if not head or rebatch(tuple(head[:2]), 1) is None:
-        return None, len(split), []
+        return None, None, len(split), []
     shape = [[*t.shape[1:], str(t.dtype)] for t in _tensors(head[0])]
-    return run_loss, min(len(split), seen), shape
+    return lambda b: loss_pass(b, 2), lambda b: loss_pass(b, None), min(len(split), seen), shape
 
 
 def _tensors(batch: Any) -> list[torch.Tensor]:
@@ -316,6 +366,84 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# --- grid points per batch ------------------------------------------------------------
+
+
+def choose_points_per_batch(land: Any, points: int | None) -> int:
+    """``compute.points_per_batch = 'auto'`` for ``engine.landscape.Landscape`` ``land``
+    (checked): 1 for a run of a few points; on CUDA the fastest K of a trial
+    (``_time_points_per_batch``); elsewhere K points in turn share their statistics' fixed
+    cost (some 25 small ops, 0.1 to 0.3 ms a point on a 2-core VM), which matters for cheap
+    points only: as many as keep a group under ``CPU_GROUP_S``, 8 at most (the digits MLP:
+    1.45x the floor for K = 1, 1.23x for K = 8; the digits CNN, 15 ms a point, the same for
+    K = 1 and 4)."""
+    if points is not None and points <= FEW_POINTS:
+        return 1  # as the batch size: a run of a few points is not worth a trial
+    if land._vmap:
+        return _time_points_per_batch(land, points)
+    one = torch.get_num_threads() == 1
+    clock = time.process_time if one else time.perf_counter  # as the batch-size probe
+    land.points_per_batch = 1
+    per = math.inf
+    try:
+        land.evaluate_many([(0.0, 0.0)])  # warm-up
+        for _ in range(2):
+            t = clock()
+            land.evaluate_many([(0.0, 0.0)])
+            per = min(per, clock() - t)
+    except RuntimeError as e:  # out of memory at a given size: the run reports its own
+        log.info("points_per_batch: the centre failed (%s); 1", e)
+        return 1
+    held = max(1, len(land.all) * land._classes)
+    k = 1
+    while k < 8 and 2 * k * per <= CPU_GROUP_S and 2 * k * held <= MAX_LOGITS:
+        k *= 2
+    log.info("points_per_batch: %d (%.4f s a point)", k, per)
+    return k
+
+
+def _time_points_per_batch(
+    land: Any, points: int | None, candidates: tuple[int, ...] = (1, 2, 4, 8, 16)
+) -> int:
+    """The K with the least time per point on a quick trial at the centre: each K timed a
+    few times (the fastest kept: another process's load only adds), within the batch-size
+    probe's bound, and no K whose group takes longer than ``GROUP_S`` (its points' results
+    arrive together) or holds more than ``MAX_LOGITS`` logits."""
+    clock = time.perf_counter
+    held = max(1, len(land.all) * land._classes)
+    best, best_t, t0, budget = 1, math.inf, clock(), None
+    for k in candidates:
+        if k * held > MAX_LOGITS and k > 1:
+            break
+        land.points_per_batch = k
+        try:
+            land.evaluate_many([(0.0, 0.0)] * k)  # warm-up
+            per = math.inf
+            for _ in range(_K_REPS):
+                t = clock()
+                land.evaluate_many([(0.0, 0.0)] * k)
+                per = min(per, (clock() - t) / k)
+        except RuntimeError as e:  # out of memory, an op without a batching rule
+            log.info("points_per_batch=%d not usable: %s", k, e)
+            break
+        if per < best_t:
+            best, best_t = k, per
+        # The batch-size probe's bound, less what that probe took in this run.
+        budget = budget or probe_budget(points or 0, per) - land.batch_choice.seconds
+        nxt = 2 * k * best_t  # the next K's group
+        if nxt > GROUP_S or clock() - t0 + (_K_REPS + 1) * nxt > budget:
+            break
+    land.points_per_batch = best
+    log.info("points_per_batch: chose %d (%.4f s per point)", best, best_t)
+    return best
+
+
+GROUP_S = 0.25  # the longest a group of K points may take ('auto'): results stay frequent
+CPU_GROUP_S = 0.02  # on CPU, K points share ~0.1-0.3 ms of statistics: worth it below this
+MAX_LOGITS = 1 << 22  # the most logits K points hold at once ('auto'): 16 MB of float32
+_K_REPS = 3
 
 
 # --- the cache ---------------------------------------------------------------------------

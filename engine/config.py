@@ -367,7 +367,8 @@ class ComputeConfig(_Section):
     points_per_batch: int | Literal["auto"] = field(
         default="auto",
         metadata=_doc(
-            "grid points per forward pass (torch.func.vmap); auto: timed on GPU, 1 on CPU",
+            "grid points evaluated together: on GPU one forward pass (torch.func.vmap), on "
+            "CPU passes in turn with their loss and metrics at once; auto: timed",
             identity=False,
         ),
     )

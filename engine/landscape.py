@@ -8,7 +8,6 @@ run's resolved config and direction file. The run (``engine.run``) decides which
 from __future__ import annotations
 
 import logging
-import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -16,7 +15,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engine.autobatch import BatchChoice, choose_batch, free_memory
+from engine.autobatch import BatchChoice, choose_batch, choose_points_per_batch, free_memory
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
@@ -30,6 +29,7 @@ from engine.evaluate import (
     evaluate,
     loss_sums,
     per_sample,
+    sample_stats,
     segment_stats,
 )
 from engine.formats import HESSIAN_NAMES, load_directions
@@ -63,8 +63,10 @@ class Landscape:
     """A model on its device, its data there once, and the directions that move it.
 
     ``evaluate(a, b)`` moves the model's tensors in place and runs one pass over each split;
-    ``evaluate_many`` evaluates K points in one pass with ``torch.func.functional_call`` under
-    ``vmap`` (K stacked copies of the moved tensors), which fills a GPU better for small models.
+    ``evaluate_many`` evaluates K points together: on a GPU in one pass with
+    ``torch.func.functional_call`` under ``vmap`` (K stacked copies of the moved tensors),
+    which fills it better for small models; on CPU one forward pass after another, their
+    losses and metrics computed at once (``_in_turn``).
     With ``compute.bn = 'recalibrate'`` each point first re-estimates the BN statistics from
     the train split (``engine.bn.recalibrate``), one point at a time.
     """
@@ -113,8 +115,11 @@ class Landscape:
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         self.compile = c.compile
         self.points_per_batch = 1 if c.points_per_batch == "auto" else int(c.points_per_batch)
-        # vmap over convolutions was slower than a loop on CPU; 'auto' times it on a GPU only.
-        self._auto = c.points_per_batch == "auto" and device.type == "cuda"
+        # K points a pass: on CUDA stacked under vmap; elsewhere (on CPU vmap over convolutions
+        # was slower than a loop) one forward pass after another, their statistics together.
+        self._auto = c.points_per_batch == "auto"
+        self._vmap = device.type == "cuda"  # where vmap was measured to win
+        self._classes = 1  # outputs per sample (set by check): K points hold K*N*classes logits
         if not self.fused:
             self.points_per_batch, self._auto = 1, False  # a loss function runs the model itself
         self.hessian = cfg.hessian if cfg.hessian.enabled else None
@@ -297,7 +302,7 @@ class Landscape:
                         f"the model gives outputs of shape {shape} for a batch of {len(head)} "
                         f"samples of the {name} split; expected ({len(head)}, classes)"
                     )
-                classes = shape[1]
+                classes = self._classes = shape[1]
                 low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
                 if top >= classes:
                     raise LandscapeError(
@@ -333,7 +338,7 @@ class Landscape:
             self.batch_choice = choose_batch(self, points)
             self.use_batch_size(self.batch_choice.size)
         if self._auto:
-            self.points_per_batch = self._time_points_per_batch()
+            self.points_per_batch = choose_points_per_batch(self, points)
 
     def _check_recalibrate(self) -> None:
         """Refuse ``compute.bn = 'recalibrate'`` on a model without BN statistics, and try it on
@@ -459,7 +464,7 @@ class Landscape:
         }
 
     def evaluate_many(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
-        """Evaluate K points; one batched pass when ``points_per_batch`` > 1. With
+        """Evaluate K points; together when ``points_per_batch`` > 1. With
         ``data.batch_size = 'auto'``, a pass that runs out of device memory (what the probe
         did not see: other processes, fragmentation) is tried again at half the size."""
         while True:
@@ -478,6 +483,8 @@ class Landscape:
             return [self.evaluate(a, b) | self.eigenvalues(a, b) for a, b in coords]
         if len(coords) == 1 or self.points_per_batch == 1:
             return [self.evaluate(a, b) for a, b in coords]
+        if not self._vmap:
+            return self._in_turn(coords)
         from torch.func import functional_call, vmap
 
         self.perturbation.reset()
@@ -498,6 +505,27 @@ class Landscape:
                 d[f"{name}_loss"], d[f"{name}_acc"] = st.loss + r, st.acc
         return out
 
+    def _in_turn(self, coords: list[tuple[float, float]]) -> list[dict[str, float]]:
+        """K points' forward passes one after another, then their losses and metrics in one
+        go: on CPU a point's statistics are some 25 small ops whose fixed cost (a tenth of
+        the digits MLP's forward pass) K points share. The same numbers as one at a time."""
+        x, size, reg, logits = self.all.x, self.batch_size, [], []
+        for a, b in coords:
+            self.move(a, b)  # outside inference mode: moved inside, the CNN's passes were slower
+            reg.append(self._l2_term())
+            with torch.inference_mode():
+                for start in range(0, len(x), size):
+                    with autocast(self.device_type, self.precision):
+                        logits.append(self.forward(x[start : start + size]).float())
+        with torch.inference_mode():
+            stacked = torch.cat(logits).view(len(coords), len(x), -1)
+            per, ok = sample_stats(stacked, self.all.y, self.loss.builtin)
+        out: list[dict[str, float]] = [{} for _ in coords]
+        for name, stats in zip(self.splits, segment_stats(per, ok, self.counts), strict=True):
+            for d, st, r in zip(out, stats, reg, strict=True):
+                d[f"{name}_loss"], d[f"{name}_acc"] = st.loss + r, st.acc
+        return out
+
     def _l2_terms(self, moved: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], k: int):
         """``_l2_term`` at K points from their stacked tensors."""
         if not self.l2:
@@ -512,24 +540,6 @@ class Landscape:
                 if n in names:
                     sq += v.double().pow(2).sum()
         return [0.5 * self.l2 * float(v) for v in sq.tolist()]
-
-    def _time_points_per_batch(self, candidates: tuple[int, ...] = (1, 2, 4, 8, 16)) -> int:
-        """The K with the least time per point on a quick trial at the center."""
-        best, best_t = 1, float("inf")
-        for k in candidates:
-            self.points_per_batch = k
-            try:
-                self.evaluate_many([(0.0, 0.0)] * k)  # warm-up
-                t = time.perf_counter()
-                self.evaluate_many([(0.0, 0.0)] * k)
-                per = (time.perf_counter() - t) / k
-            except RuntimeError as e:  # out of memory, an op without a batching rule
-                log.info("points_per_batch=%d not usable: %s", k, e)
-                break
-            if per < best_t:
-                best, best_t = k, per
-        log.info("points_per_batch: chose %d (%.4f s per point)", best, best_t)
-        return best
 
 
 def _bn_buffers(m: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:

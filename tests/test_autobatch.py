@@ -78,6 +78,39 @@ def test_the_probe_takes_the_fastest_per_sample_and_stops_past_it():
     assert max(b for b, _ in choice.figures) == 1024
 
 
+def test_whole_passes_decide_among_the_finalists():
+    """Two batches a size can mislead (a pass's calls, its partial last batch): the climb's
+    best few, and any size within 2x of its fastest, are timed again on whole passes, and
+    those decide."""
+    clock, n, wholes = FakeClock(), 1000, []
+    # us per sample on two batches (1000: misjudged 1.7x) and on a whole pass
+    climb = {1: 9, 2: 8, 4: 7, 8: 6, 16: 5, 32: 4, 64: 1.1, 128: 1.0, 256: 1.2, 512: 2.5,
+             1000: 1.7}  # fmt: skip
+    passes = {64: 1.3, 128: 1.2, 256: 1.1, 1000: 0.9}
+
+    def run(b: int) -> int:
+        m = min(n, 2 * b)
+        clock.now += m * climb[b] * 1e-6
+        return m
+
+    def whole(b: int) -> int:
+        clock.now += n * passes[b] * 1e-6
+        wholes.append(b)
+        return n
+
+    assert probe(run, n, 10_000, clock=clock).size == 128
+    clock.now = 0.0
+    choice = probe(run, n, 10_000, clock=clock, whole=whole)
+    # The best three and the best's neighbours (64, 128, 256), and 1000 (within 2x), 5 times.
+    assert sorted(wholes) == [64] * 5 + [128] * 5 + [256] * 5 + [1000] * 5
+    assert choice.size == 1000 and dict(choice.passes)[1000] == pytest.approx(0.9e-6)
+    assert choice.line().endswith("; whole passes 128: 1.2, 64: 1.3, 256: 1.1, 1000: 0.9)")
+    # Whole passes keep the bound: none is started that the budget cannot take.
+    clock.now, wholes[:] = 0.0, []
+    tight = probe(run, n, 10_000, clock=clock, whole=whole, budget_s=0.004)
+    assert tight.seconds <= 0.004 and tight.passes == () and not wholes
+
+
 def _tiny_mlp() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
