@@ -10,7 +10,7 @@ from engine.formats import Provenance, SurfaceWriter, read_surface
 from engine.grid import Grid
 from engine.sharpness import RATIO_SCALE
 from tui_landscape.cli import app
-from tui_landscape.plots.spec import resolve, surface_values
+from tui_landscape.plots.spec import CONVEXITY_LABEL, resolve, surface_values
 
 runner = CliRunner()
 
@@ -33,6 +33,7 @@ def test_convexity_is_the_surfaces_own_ratio_drawn_on_the_ratio_scale(tmp_path):
     assert np.allclose(z[1:-1, 1:-1], 0.25) and np.isnan(z[0]).all()
     spec = resolve(s, "convexity", "auto")
     assert spec.ratio and (spec.vmin, spec.vmax) == RATIO_SCALE  # the reference's fixed scale
+    assert spec.zlabel == CONVEXITY_LABEL  # not the Hessian's |min eig / max eig|
     r = runner.invoke(app, ["plot", str(tmp_path / "s.h5"), "--surface", "convexity"])
     assert r.exit_code == 0, r.output
     assert "convexity" in r.output

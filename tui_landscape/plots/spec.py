@@ -374,7 +374,7 @@ def resolve(
         title=label,
         xlabel=_pc_label(0, trajectory, "x"),
         ylabel=_pc_label(1, trajectory, "y"),
-        zlabel=None if ratio or name.endswith("_loss") else surface_label(name),
+        zlabel=None if name == "ratio" or name.endswith("_loss") else surface_label(name),
         best=best_for(name),
         path=None if trajectory is None else (trajectory.x, trajectory.y),
         cursor=cursor,
