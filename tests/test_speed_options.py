@@ -117,9 +117,19 @@ def test_benchmark_runs(case, methods):
             assert re.search(rf"^{RATIOS[m]} +[0-9.]+x", out, re.M), out
 
 
-def test_auto_layout_is_off_for_a_hessian_on_and_for_a_surface(tmp_path, digits_cnn_recipe):
+def test_auto_layout_is_off_for_a_hessian_on_and_for_a_surface(digits_cnn_recipe):
     """Double backward through channels-last convolutions aborted the process (heap
     corruption in torch 2.14.1's CPU kernels): 'auto' keeps the default layout for a Hessian."""
-    plain = prepare(load_config(None, BASE), tmp_path / "a.h5")
-    hess = prepare(load_config(None, [*BASE, "hessian.enabled=true"]), tmp_path / "b.h5")
-    assert plain.landscape.channels_last and not hess.landscape.channels_last
+    from engine.build import load_model, make_directions
+    from engine.data import load_splits
+    from engine.devices import resolve_device
+    from engine.landscape import Landscape
+
+    def layout(extra: list[str]) -> bool:
+        cfg = load_config(None, [*BASE, *extra])
+        model = load_model(cfg)
+        ds = make_directions(cfg, model).ds
+        land = Landscape(model, load_splits(cfg.data), ds, cfg, resolve_device("cpu"))
+        return land.channels_last
+
+    assert layout([]) and not layout(["hessian.enabled=true"])
