@@ -527,8 +527,8 @@ def _lanczos(
         res = np.abs(beta * s[-1])
         wanted = [0, *range(max(1, m - top), m)] if m > 1 else [0]
         ok = [accepted(theta[i], res[i], radius, tol, floor) for i in wanted]
-        for end, i in enumerate((m - 1, 0)):
-            if not passed[end] and accepted(theta[i], res[i], radius, tol, floor):
+        for end, good in enumerate((ok[-1], ok[0])):  # wanted runs from 0 (bottom) to m-1 (top)
+            if good and not passed[end]:
                 passed[end] = products
         done = products >= min_products and m >= min(top + 1, n) and all(ok)
         # beta ~ 0: the basis spans an invariant subspace, its Ritz pairs are exact.

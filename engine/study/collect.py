@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import LandscapeError, describe
 from engine.study.spec import MeasureSpec
-from engine.study.table import write_atomic
+from engine.study.table import stored_number, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ def read_measures(folder: Path) -> dict[str, Any] | None:
     values = None if m is None else m.get("values")
     if not isinstance(values, dict):
         return None
-    if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
-           for v in values.values()):  # fmt: skip
+    if any(stored_number(v) is None for v in values.values()):
         return None
     return m
 

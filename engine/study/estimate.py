@@ -33,6 +33,7 @@ __all__ = ["Estimate", "estimate"]
 PRODUCT = 15
 MAP_PRODUCTS = 60
 CENTRE_PRODUCTS = 90
+TOP_K_PRODUCTS = 15  # each eigenvalue of the top k beyond the first
 BASIN_POINTS_PER_DIRECTION = 8
 TRAIN_BATCHES_TIMED = 3
 
@@ -111,7 +112,8 @@ def _centre_products(cfg: Config) -> int:
     """Products at the centre beyond its eigenpair: Hutchinson probes, the extra top-k
     eigenvalues, the density's Lanczos runs."""
     h = cfg.hessian
-    extra = h.trace_samples + 15 * max(0, h.top_k - 1) + h.density_probes * h.density_steps
+    extra = h.trace_samples + TOP_K_PRODUCTS * max(0, h.top_k - 1)
+    extra += h.density_probes * h.density_steps
     return CENTRE_PRODUCTS + extra
 
 

@@ -81,8 +81,8 @@ def _hessian(spec: StudySpec, ctx: StageContext) -> dict[str, Any]:
     g = spec.grid
     if not g.hessian_map or (g.hessian_map_seeds and ctx.seed not in g.hessian_map_seeds):
         keys.update({"grid.x": "0:0:1", "grid.y": ""})
-    elif spec.grid.hessian_grid:  # a Hessian point costs ~100 surface points: a coarser map
-        keys.update({"grid.x": spec.grid.hessian_grid, "grid.y": spec.grid.hessian_grid})
+    elif g.hessian_grid:  # a Hessian point costs ~100 surface points: a coarser map
+        keys.update({"grid.x": g.hessian_grid, "grid.y": g.hessian_grid})
     return keys
 
 

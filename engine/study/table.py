@@ -39,6 +39,7 @@ __all__ = [
     "StudyTable",
     "is_study_folder",
     "read_table",
+    "stored_number",
     "write_atomic",
     "write_table",
 ]
@@ -327,7 +328,9 @@ def _strings(p: Path, v: Any, key: str) -> list[str]:
     return v
 
 
-def _number(v: Any) -> float | None:
+def stored_number(v: Any) -> float | None:
+    """A measure's value as JSON stores it: a number, or null for one that came out undefined
+    (NaN); None where it is neither (written by hand)."""
     if v is None:
         return math.nan  # JSON has no NaN: null is a measure that came out undefined
     if isinstance(v, bool) or not isinstance(v, int | float):
@@ -347,7 +350,7 @@ def _row(p: Path, k: int, r: Any, factors: list[str]) -> Row:
         raise _bad(p, f"`{where}.status` must be one of {', '.join(STATUSES)}, got {status!r}")
     values = {}
     for name, v in _dict(p, r.get("values", {}), f"{where}.values").items():
-        x = _number(v)
+        x = stored_number(v)
         if x is None:
             raise _bad(p, f"`{where}.values.{name}` must be a number, got {v!r}")
         values[name] = x
