@@ -111,6 +111,12 @@ def test_ps_lists_a_file_being_written_and_not_one_whose_run_ended(tmp_path, mon
     w = Writer(tmp_path / "live.h5")
     try:
         assert w.record(5) == 5
+        # The points came within the file's first second (``updated`` keeps whole seconds, so
+        # a second boundary in between would otherwise read as a second of work): no rate yet.
+        import datetime as dt
+
+        t = dt.datetime.fromisoformat(surface_info(tmp_path / "live.h5").updated).timestamp()
+        os.utime(tmp_path / "live.h5.journal", (t, t))
         (tmp_path / "live.h5.log").write_text("computing...\n")
         (tmp_path / "junk.h5.journal").write_bytes(b"\x00{not json\n")  # no lock: not a run
         r = CliRunner().invoke(cli, ["ps"])
