@@ -13,8 +13,10 @@ model moved, every split's loss and metrics summed), once with ``data.batch_size
 data at its best batch size: every candidate size (powers of two up to the data's length, and
 the length) timed first, the fastest per point kept. Then per point ours-auto, ours-1024,
 ours at the floor's best size (what ours costs beyond the forward pass: the loss and metrics,
-the weights moved) and the floor run back to back, alternating which goes first, and each
-ratio is the median over the pairs: drift of a shared machine hits all four alike. Ours
+the weights moved), the floor, and for a classifier a plain evaluation loop at the floor's
+size (the forward pass, ``F.cross_entropy`` and an argmax per batch, read once a point: the
+loss and accuracy math that the floor leaves out) run back to back, alternating which goes
+first, and each ratio is the median over the pairs: drift of a shared machine hits all alike. Ours
 evaluates its points as the command line does, ``compute.points_per_batch`` (K) at a time,
 so a pair is a group of points (the largest K of the three), each side's seconds per point
 over that group.
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_surface import grid_points, sync
@@ -110,13 +113,28 @@ def floor_at(land, device):
                 for batch in batches:
                     land.loss.fn(land.model, batch)
 
+    if land.fused:
+        y = land.all.y
+
+        def loop(size: int) -> None:
+            # What a user's plain evaluation loop does beyond the forward pass: the loss and
+            # the accuracy of every batch, summed on the device and read once.
+            loss = correct = 0
+            for i in range(0, len(x), size):
+                out = land.model(x[i : i + size])
+                loss = loss + F.cross_entropy(out, y[i : i + size], reduction="sum")
+                correct = correct + (out.argmax(1) == y[i : i + size]).sum()
+            float(loss), int(correct)
+    else:
+        loop = calls  # a user loss's floor is the loss function itself already
+
     @torch.inference_mode()
-    def floor(a: float, b: float, size: int) -> float:
+    def floor(a: float, b: float, size: int, plain: bool = False) -> float:
         land.perturbation.set(a, b)  # the same weights as ours; setting them is not timed
         sync(device)
         t = NOW[0]()
         with autocast(device.type, land.precision):
-            calls(size)
+            (loop if plain else calls)(size)
         sync(device)
         return NOW[0]() - t
 
@@ -173,20 +191,23 @@ def main() -> None:
     for land in (auto, fixed, at_best):
         timed(land, device, groups[0])  # warm-up
 
-    def floor_per_point(group) -> float:
-        return sum(floor(*pt, best) for pt in group) / len(group)
+    def floor_per_point(group, plain: bool = False) -> float:
+        return sum(floor(*pt, best, plain) for pt in group) / len(group)
 
-    rows = {"auto": [], "1024": [], "best": [], "floor": []}
+    rows = {"auto": [], "1024": [], "best": [], "floor": [], "loop": []}
     for i, group in enumerate(groups):
-        order = [("auto", auto), ("1024", fixed), ("best", at_best), ("floor", None)]
+        order = [("auto", auto), ("1024", fixed), ("best", at_best), ("floor", None),
+                 ("loop", None)]  # fmt: skip
         for name, land in order if i % 2 == 0 else order[::-1]:
             rows[name].append(
-                floor_per_point(group) if land is None else timed(land, device, group)
+                floor_per_point(group, name == "loop")
+                if land is None
+                else timed(land, device, group)
             )
     med = {k: statistics.median(v) for k, v in rows.items()}
     ratio = {
         k: statistics.median(o / f for o, f in zip(rows[k], rows["floor"], strict=True))
-        for k in ("auto", "1024", "best")
+        for k in ("auto", "1024", "best", "loop")
     }
     load = os.getloadavg()
     print(
@@ -208,6 +229,13 @@ def main() -> None:
           f"{ratio['1024']:.2f}x the floor")  # fmt: skip
     print(f"ours at the floor's best size {best}: {med['best'] * 1e3:.2f} ms per point, "
           f"{ratio['best']:.2f}x the floor (ours' own work beyond the forward pass)")  # fmt: skip
+    if fixed.fused:
+        vs_loop = statistics.median(
+            a / lp for a, lp in zip(rows["auto"], rows["loop"], strict=True)
+        )
+        print(f"a plain loop at {best} (forward, cross-entropy and argmax per batch): "
+              f"{med['loop'] * 1e3:.2f} ms per point, {ratio['loop']:.2f}x the floor; "
+              f"ours, auto: {vs_loop:.2f}x the plain loop")  # fmt: skip
     assert np.isfinite(med["auto"])
 
 

@@ -375,10 +375,11 @@ def choose_points_per_batch(land: Any, points: int | None) -> int:
     """``compute.points_per_batch = 'auto'`` for ``engine.landscape.Landscape`` ``land``
     (checked): 1 for a run of a few points; on CUDA the fastest K of a trial
     (``_time_points_per_batch``); elsewhere K points in turn share their statistics' fixed
-    cost (some 25 small ops, 0.1 to 0.3 ms a point on a 2-core VM), which matters for cheap
-    points only: as many as keep a group under ``CPU_GROUP_S``, 8 at most (the digits MLP:
-    1.45x the floor for K = 1, 1.23x for K = 8; the digits CNN, 15 ms a point, the same for
-    K = 1 and 4)."""
+    cost (some 15 small ops, 0.1 to 0.3 ms a point on a 2-core VM), which matters for cheap
+    points only: as many as keep a group under ``CPU_GROUP_S``, 8 at most (the digits MLP on
+    one thread, in one trial: 1.33x a plain forward pass for K = 4, 1.30x for 8, 1.39x for 16,
+    1.48x for 32, as its logits outgrow the caches; the digits CNN, 15 ms a point, the same
+    for K = 1 and 4)."""
     if points is not None and points <= FEW_POINTS:
         return 1  # as the batch size: a run of a few points is not worth a trial
     if land._vmap:

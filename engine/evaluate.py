@@ -71,9 +71,16 @@ def sample_stats(
     ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the results have
     shape ``(B,)`` or ``(K, B)``.
     """
-    fused = fused_entry(loss).fused
+    entry = fused_entry(loss)
     logits = logits.float()
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
+    if lead and entry.class_major is not None:
+        # K points' logits class-major, in a copy the math may overwrite: the transpose of
+        # (K, B, C) to (K, C, B) is a fast copy, of (K * B, C) to (C, K * B) a slow one.
+        zt = logits.reshape(-1, b, c).transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        per, correct = entry.class_major(zt, y)
+        return per.view(*lead, b), correct.view(*lead, b)
+    fused = entry.fused
     yy = y.repeat(math.prod(lead)) if lead else y
     per, correct = fused(logits.reshape(-1, c), yy)
     return per.view(*lead, b), correct.view(*lead, b)

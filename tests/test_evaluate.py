@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,3 +109,61 @@ def test_small_losses_are_as_precise_as_torch_cross_entropy():
     assert (per.double() - exact).abs().max() <= 1e-9
     assert per.double().mean().item() == pytest.approx(exact.mean().item(), rel=1e-4)
     assert correct.all()
+
+
+@pytest.mark.parametrize("b, c", [(300, 10), (1, 10), (50, 1), (40, 2), (70, 1000)])
+def test_k_points_at_once_give_each_points_own_numbers_bit_for_bit(b, c):
+    """K points' logits at once give each point the numbers of its logits alone, to the bit
+    (a pool, ranks or another K must not change a surface): ties (the first maximal class),
+    NaN, infinities, rows all -inf or all equal, tiny losses. The logits are left as given."""
+    from engine.evaluate import sample_stats
+
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, b, c, generator=g) * 4
+    y = torch.randint(0, c, (b,), generator=g)
+    if b >= 40:
+        logits[0, :10] = 0.5  # all equal
+        logits[1, 0:10, 0] = float("nan")
+        logits[1, 10:15, -1] = float("inf")
+        logits[1, 15:20] = float("-inf")
+        logits[2, 20:30, 0] = float("-inf")
+        logits[2, 30:40, : min(c, 3)] = 7.0  # ties at the top of the first few classes
+        logits[3, torch.arange(b), y] += 40.0  # confident and right: losses near 1e-17
+    given = logits.clone()
+    per, correct = sample_stats(logits, y)
+    torch.testing.assert_close(logits, given, rtol=0, atol=0, equal_nan=True)
+    for k in range(4):
+        for lo, hi in ((0, b), (0, b // 2), (b // 2, b)):  # alone, and in other batches
+            one, ok = sample_stats(logits[k, lo:hi], y[lo:hi])
+            torch.testing.assert_close(per[k, lo:hi], one, rtol=0, atol=0, equal_nan=True)
+            assert torch.equal(correct[k, lo:hi], ok)
+    # Against float64 torch on the finite rows, and argmax; tiny losses kept to 1e-16.
+    for k in range(4):
+        fin = logits[k].isfinite().all(-1)
+        exact = F.cross_entropy(logits[k][fin].double(), y[fin], reduction="none")
+        assert (per[k][fin].double() - exact).abs().max() <= 1e-6 * max(1.0, exact.max())
+        assert torch.equal(correct[k][fin], logits[k][fin].argmax(-1) == y[fin])
+    if b >= 40:
+        exact = F.cross_entropy(logits[3].double(), y, reduction="none")
+        assert (per[3].double() - exact).abs().max() <= 1e-12
+        # A NaN logit: NaN. A max at +inf: +inf, or NaN where the true class is at +inf
+        # (inf - inf). All -inf: NaN. None of them correct.
+        assert per[1, 0:10].isnan().all() and per[1, 15:20].isnan().all()
+        at_inf = y[10:15] == c - 1
+        assert per[1, 10:15][~at_inf].eq(math.inf).all() and per[1, 10:15][at_inf].isnan().all()
+        assert not correct[1, :20].any()
+        assert correct[0, :10].equal(y[:10] == 0)  # all equal: the first class is predicted
+
+
+def test_k_points_take_half_precision_logits():
+    from engine.evaluate import sample_stats
+
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(2, 64, 10, generator=g) * 3).to(torch.bfloat16)
+    y = torch.randint(0, 10, (64,), generator=g)
+    per, correct = sample_stats(logits, y)
+    assert per.dtype == torch.float32
+    for k in range(2):
+        one, ok = sample_stats(logits[k], y)
+        torch.testing.assert_close(per[k], one, rtol=1e-6, atol=1e-6)
+        assert torch.equal(correct[k], ok)
