@@ -145,6 +145,7 @@ def run_with_progress(
     last_log = [start]
     last_draw = [0.0]
     ended = [0]
+    terminal, done0 = console.is_terminal, job.done
 
     def on_point(r: PointResult) -> None:
         check_terminated()
@@ -153,14 +154,19 @@ def run_with_progress(
         ended[0] += 1
         n = ended[0]
         now = time.perf_counter()
+        draw = now - last_draw[0] >= 0.1 or n == todo
+        log_line = not terminal and (now - last_log[0] >= 10 or n == todo)
+        if not (draw or log_line):
+            return  # most points of a fast run: nothing to show yet (a small model's point
+            # is a millisecond, and formatting a bar for it took a few percent of that)
         elapsed = max(now - start, 1e-9)
         left = (todo - n) * elapsed / n
         rate = fmt_rate(n, elapsed)
-        progress.update(task, advance=1, rate=f"{rate}, ETA {fmt_eta(left)}")
-        if now - last_draw[0] >= 0.1 or n == todo:
+        progress.update(task, completed=done0 + n, rate=f"{rate}, ETA {fmt_eta(left)}")
+        if draw:
             progress.refresh()
             last_draw[0] = now
-        if not console.is_terminal and (now - last_log[0] >= 10 or n == todo):
+        if log_line:
             # Scheduler logs get a line every 10 s instead of a redrawn bar.
             print(
                 f"{label}: {job.done}/{job.total} points, {rate}, ETA {left:.0f} s",
