@@ -19,12 +19,15 @@ loss and accuracy math that the floor leaves out) run back to back, alternating 
 first, and each ratio is the median over the pairs: drift of a shared machine hits all alike. Ours
 evaluates its points as the command line does, ``compute.points_per_batch`` (K) at a time,
 so a pair is a group of points (the largest K of the three), each side's seconds per point
-over that group.
+over that group. ``--cli`` adds the command line's own marginal cost per point
+(``cli_per_point``: the whole run, the file's journal and the progress bar included) against
+the floor's sweep at its best size.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -85,6 +88,40 @@ def landscape(case: str, splits, device, batch: str, run_points: int):
     t = time.perf_counter()
     land.check(run_points)
     return land, time.perf_counter() - t
+
+
+def cli_per_point(case: str, device, grids: tuple[int, int] = (6, 16), reps: int = 3) -> float:
+    """The command line's marginal seconds per point: ``engine.run.prepare(...)`` then
+    ``run_with_progress`` (what ``tui-landscape compute`` runs, in this process, its output
+    swallowed) on grids of ``grids[0]**2`` and ``grids[1]**2`` points, in turns, the fastest
+    of each kept; the difference of the two over the difference in points, so the start (the
+    model, data, directions, checks) cancels. A first run fills the batch-size cache."""
+    import contextlib
+    import io
+    import tempfile
+
+    from engine.config import load_config
+    from engine.run import prepare
+    from tui_landscape.cli.common import run_with_progress
+
+    spec = CASES[case]
+    sets = [f"model.arch={spec['arch']}", "model.checkpoint=", f"compute.device={device}"]
+    sets += ["directions.kind=random", "directions.norm=filter", "directions.ignore=biasbn"]
+    if spec["dataset"] == "charlm":
+        sets += ["data.dataset=charlm", f"data.subset={spec['n']}", "data.loss=causal_lm"]
+    else:
+        sets += [f"data.dataset={spec['dataset']}"]
+    best = {g: math.inf for g in grids}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        for r in range(reps + 1):
+            for g in grids if r % 2 else grids[::-1]:
+                cfg = load_config(None, [*sets, f"grid.x=-1:1:{g}", f"grid.y=-1:1:{g}"])
+                t = NOW[0]()
+                run_with_progress(prepare(cfg, Path(tmp) / f"g{g}-{r}.h5"))
+                if r:  # the first round fills the cache
+                    best[g] = min(best[g], NOW[0]() - t)
+    (a, b) = grids
+    return (best[b] - best[a]) / (b * b - a * a)
 
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -161,6 +198,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--tiny", action="store_true", help="smoke run: 16 samples a split")
     p.add_argument(
+        "--cli",
+        action="store_true",
+        help="also the command line's marginal cost per point (prepare and run on two grids)",
+    )
+    p.add_argument(
         "--clock",
         choices=sorted(CLOCK),
         default="wall",
@@ -236,6 +278,11 @@ def main() -> None:
         print(f"a plain loop at {best} (forward, cross-entropy and argmax per batch): "
               f"{med['loop'] * 1e3:.2f} ms per point, {ratio['loop']:.2f}x the floor; "
               f"ours, auto: {vs_loop:.2f}x the plain loop")  # fmt: skip
+    if args.cli and not args.tiny:
+        cli = cli_per_point(args.case, args.device)
+        print(f"the command line, marginal over grids of 36 and 256 points (fastest of 3): "
+              f"{cli * 1e3:.2f} ms per point, {cli / sweep[best]:.2f}x the floor's sweep at "
+              f"{best} ({sweep[best] * 1e3:.2f} ms, fastest of 5)")  # fmt: skip
     assert np.isfinite(med["auto"])
 
 
