@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--no-old", action="store_true", help="skip timing read_surface per file")
     args = p.parse_args()
     from engine.formats import read_surface
-    from tui_landscape.screens.browser import list_folder, surface_files
+    from tui_landscape.screens.listing import list_folder, surface_files
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -3,13 +3,14 @@
 ``MeanLossHVP`` multiplies a vector by the Hessian of the *mean* loss over a split (the
 reference code sums per-batch Hessians, so its eigenvalues grow with the number of batches);
 ``extreme_eigenvalues`` finds lambda_max and lambda_min (and the top k) from those products.
-Method ``warm`` is a thick-restart Lanczos in float64 that takes both ends from one Krylov
-space, tests convergence after every product, and starts from the neighbouring grid point's
-eigenvectors; ``snake_order`` visits a grid so that each point's neighbour comes just before
-it. Method ``cold`` is the reference's: ARPACK ``eigsh(k=1)`` for the dominant eigenvalue from
-a random start, then again on ``H - 0.51 * lmax * I`` for the other end. The Hessian is taken
-over tensors with 2+ dims by default (``hessian.params = '2d'``, as the reference: biases and
-norm layers' weights are left out); ``'all'`` takes every trainable tensor.
+Method ``warm`` is a thick-restart Lanczos in float64 (``engine.lanczos``) that takes both
+ends from one Krylov space, tests convergence after every product, and starts from the
+neighbouring grid point's eigenvectors; ``snake_order`` visits a grid so that each point's
+neighbour comes just before it. Method ``cold`` is the reference's: ARPACK ``eigsh(k=1)`` for
+the dominant eigenvalue from a random start, then again on ``H - 0.51 * lmax * I`` for the
+other end. The Hessian is taken over tensors with 2+ dims by default (``hessian.params =
+'2d'``, as the reference: biases and norm layers' weights are left out); ``'all'`` takes
+every trainable tensor.
 
 Tolerance (``hessian.tol``): each eigenvalue is accepted on its own, when the residual of its
 unit eigenvector ``||H v - lambda v||`` is at most ``tol * max(|lambda|, FLOOR * radius)``,
@@ -43,21 +44,20 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
 
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
-from engine.errors import ConfigError, LandscapeError, describe
+from engine.errors import ConfigError, describe
 from engine.evaluate import loss_sums, read_sums
 from engine.hvp_graph import gradient_graph, graph_product, math_kernel, no_hessian, saved_bytes
+from engine.lanczos import FLOOR, NonFiniteProduct, accepted, lanczos  # the first 3: ours too
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
 
 __all__ = [
@@ -78,11 +78,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TOL = 1e-3  # each eigenvalue to 0.1% of itself (``accepted``)
-FLOOR = 1e-2  # near zero, the tolerance is relative to FLOOR * max(|lmax|, |lmin|) instead
 MAX_PRODUCTS = 1000  # per point, then the point is marked not converged
 REFERENCE_SHIFT = 0.51  # the reference's shift for the smallest eigenvalue: H - 0.51 * lmax * I
-_KRYLOV = 40  # Lanczos basis size before a thick restart (float64, 40 x n numbers)
-_KEEP = 4  # Ritz vectors kept at each end on a restart
 _START_NOISE = 0.5  # weight of a random unit vector mixed into a warm start (see _start_vector)
 # Fewest products before convergence is accepted. From a random start, as many as ARPACK's
 # default basis (ncv = 20) builds before its first test: an eigenvalue close to the extreme one
@@ -97,10 +94,6 @@ AUTO_ORDER = ("rev", "rev-math", "fwd", "fwd-math")
 # Reverse-over-reverse products at one point share the gradient's graph (``reuse``): kept for
 # every batch while this estimate of its size (3x a first-order pass's saved tensors) fits.
 REUSE_BYTES = 1 << 30
-
-
-class NonFiniteProduct(LandscapeError):
-    """A Hessian-vector product with a NaN or inf: a map records that point as failed."""
 
 
 def hessian_params(model: nn.Module, which: str = "2d") -> list[str]:
@@ -382,16 +375,6 @@ class Extremes:
     passed_min: int = 0
 
 
-def accepted(value: float, residual: float, radius: float, tol: float, floor: float = FLOOR):
-    """The convergence test of one eigenvalue: ``residual <= tol * max(|value|, floor * radius)``.
-
-    ``radius`` is max(|lambda_max|, |lambda_min|), lambda_max near a minimum. For a symmetric
-    matrix the residual bounds the distance to an eigenvalue, so an accepted eigenvalue is
-    within ``tol`` of itself, or within ``tol * floor * radius`` where it is near zero.
-    """
-    return residual <= tol * max(abs(value), floor * radius)
-
-
 def extreme_eigenvalues(
     hvp: MeanLossHVP,
     tol: float = DEFAULT_TOL,
@@ -426,7 +409,7 @@ def extreme_eigenvalues(
                         (lmax,), (rmax,), *runs)  # fmt: skip
     v0 = _start_vector(hvp.n, start, rng)
     least = _MIN_COLD if start is None else _MIN_WARM
-    r = _lanczos(hvp, hvp.n, v0, tol, top=top_k, max_products=max_products, min_products=least)
+    r = lanczos(hvp, hvp.n, v0, tol, top=top_k, max_products=max_products, min_products=least)
     return Extremes(
         r.values[-1], r.values[0], r.vmax, r.vmin, hvp.products - before,
         r.residuals[-1], r.residuals[0], r.converged,
@@ -466,97 +449,6 @@ def _start_vector(n: int, start: Extremes | None, rng: np.random.Generator) -> n
     if start is None or start.vmax.shape != (n,):
         return r
     return start.vmax + start.vmin + _START_NOISE * r
-
-
-@dataclass(frozen=True)
-class _Ritz:
-    values: list[float]  # ascending: the bottom one, then the top ``k`` (ascending too)
-    residuals: list[float]
-    vmax: np.ndarray
-    vmin: np.ndarray
-    converged: bool
-    passed: tuple[int, int] = (0, 0)  # products after which the top, the bottom first passed
-
-
-def _lanczos(
-    op: Callable[[np.ndarray], np.ndarray],
-    n: int,
-    v0: np.ndarray,
-    tol: float,
-    top: int = 1,
-    floor: float = FLOOR,
-    krylov: int = _KRYLOV,
-    keep: int = _KEEP,
-    max_products: int = MAX_PRODUCTS,
-    min_products: int = 1,
-) -> _Ritz:
-    """Thick-restart Lanczos in float64 for the smallest and the ``top`` largest eigenpairs.
-
-    Full reorthogonalisation (twice, DGKS) keeps the basis orthonormal, so the projected
-    matrix ``T = Q^T H Q`` is built from the Gram-Schmidt coefficients and the residual of a
-    Ritz pair ``(theta, Q s)`` is ``|beta * s[-1]|`` (``H Q = Q T + beta q e^T``). The test
-    (``accepted``, each eigenvalue against itself) runs after every product. On a full basis
-    the Ritz vectors at each end (``keep``, and ``top + 2`` at the top) and the newest Lanczos
-    vector become the new basis (Wu and Simon's thick restart; the Lanczos relation holds).
-    """
-    top = max(1, min(top, n))
-    keep_top, keep_bot = max(keep, top + 2), keep
-    krylov = min(max(krylov, keep_top + keep_bot + 8), n)
-    q = np.zeros((krylov, n))
-    t = np.zeros((krylov, krylov))
-    q[0] = v0 / np.linalg.norm(v0)
-    m, products = 1, 0  # basis size; the newest vector q[m - 1] is the one expanded
-    passed = [0, 0]  # profile: the products after which the top, the bottom first passed
-    tiny = np.finfo(np.float64).tiny
-    while True:
-        j = m - 1
-        w = np.asarray(op(q[j]), dtype=np.float64).reshape(-1)
-        products += 1
-        if not np.isfinite(w).all():
-            raise NonFiniteProduct("the Hessian-vector product is not finite here (NaN or inf)")
-        h = q[:m] @ w
-        w -= h @ q[:m]
-        h2 = q[:m] @ w
-        w -= h2 @ q[:m]
-        h += h2
-        t[:m, j] = h
-        t[j, :m] = h
-        beta = float(np.linalg.norm(w))
-        theta, s = eigh(t[:m, :m])
-        radius = max(abs(theta[0]), abs(theta[-1]), tiny)
-        res = np.abs(beta * s[-1])
-        wanted = [0, *range(max(1, m - top), m)] if m > 1 else [0]
-        ok = [accepted(theta[i], res[i], radius, tol, floor) for i in wanted]
-        for end, good in enumerate((ok[-1], ok[0])):  # wanted runs from 0 (bottom) to m-1 (top)
-            if good and not passed[end]:
-                passed[end] = products
-        done = products >= min_products and m >= min(top + 1, n) and all(ok)
-        # beta ~ 0: the basis spans an invariant subspace, its Ritz pairs are exact.
-        exact = beta <= 1e-12 * radius or m == n
-        if done or exact or products >= max_products:
-            if not (done or exact):
-                log.info("Lanczos stopped after %d products with residuals %s", products, res)
-            ritz = s[:, [-1, 0]].T @ q[:m]
-            vmax, vmin = (v / np.linalg.norm(v) for v in ritz)
-            return _Ritz(
-                [float(theta[i]) for i in wanted],
-                [float(res[i]) for i in wanted],
-                vmax,
-                vmin,
-                bool(done or exact),
-                (passed[0], passed[1]),
-            )
-        if m < krylov:
-            q[m] = w / beta
-            m += 1
-            continue
-        idx = [*range(keep_bot), *range(m - keep_top, m)]
-        r = len(idx)
-        q[:r] = s[:, idx].T @ q[:m]
-        t[:] = 0.0
-        t[range(r), range(r)] = theta[idx]
-        q[r] = w / beta
-        m = r + 1
 
 
 def snake_order(nx: int, ny: int) -> list[int]:

@@ -14,12 +14,15 @@ import pytest
 from textual.widgets import DataTable, Static
 
 import tui_landscape.screens.browser as browser
+import tui_landscape.screens.listing as listing
 from engine.formats import Provenance, SurfaceWriter
 from engine.grid import Grid
 from tests.test_storage import write_reference_file
 from tests.test_tui import listed, small_file, sync, wait_for
 from tui_landscape.app import create_app
-from tui_landscape.screens.browser import BrowserScreen, ago, fit, list_folder
+from tui_landscape.report import fit
+from tui_landscape.screens.browser import BrowserScreen
+from tui_landscape.screens.listing import ago, list_folder
 from tui_landscape.screens.plot import PlotScreen
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)  # the browser's clock in these tests
@@ -32,12 +35,14 @@ async def test_the_list_arrives_from_the_worker_and_a_mark_reads_no_file(tmp_pat
     (tmp_path / "bad.h5").write_text("not HDF5")
     (tmp_path / "a.directions.h5").write_text("")  # a run's directions: not listed
     described: list[tuple[str, int]] = []  # (file, thread) of every file read
-    real = browser.describe_file
+    real = listing.describe_file
 
     def spy(p):
         described.append((p.name, threading.get_ident()))
         return real(p)
 
+    # The listing's and the browser's own (running rows described again): every read seen.
+    monkeypatch.setattr(listing, "describe_file", spy)
     monkeypatch.setattr(browser, "describe_file", spy)
     messages = []
     app = create_app(tmp_path)

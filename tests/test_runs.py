@@ -540,7 +540,7 @@ def test_a_detached_run_outlives_the_app_and_its_terminal_in_tmux(tmp_path):
 
 def test_a_surface_file_beside_the_run_files_is_all_the_browser_lists(tmp_path):
     """The log and config a detached run leaves are not surfaces."""
-    from tui_landscape.screens.browser import surface_files
+    from tui_landscape.screens.listing import surface_files
 
     finished_file(tmp_path / "s.h5")
     (tmp_path / "s.h5.log").write_text("log")
