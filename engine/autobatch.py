@@ -30,6 +30,8 @@ import json
 import logging
 import math
 import os
+import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -480,22 +482,58 @@ def _entry_path(key: dict[str, Any]) -> Path:
     return cache_dir() / "batch-size" / f"{digest}.json"
 
 
+_MAX_ENTRY_BYTES = 1 << 16  # an entry is about 1 kB; a larger file is not one of ours
+_reported: set[str] = set()  # entries already reported as ignored (each once a process)
+
+
+def _read_entry(path: Path) -> Any:
+    """The JSON of the regular file at ``path`` (at most ``_MAX_ENTRY_BYTES``). Opened without
+    blocking: a FIFO in its place hung a plain read, and a link to ``/dev/zero`` filled memory."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = b""
+        while len(data) <= _MAX_ENTRY_BYTES and (part := os.read(fd, 1 << 14)):
+            data += part
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_ENTRY_BYTES:
+        raise ValueError(f"larger than {_MAX_ENTRY_BYTES} bytes")
+    return json.loads(data)
+
+
+def _figures(raw: Any) -> tuple[tuple[int, float], ...]:
+    """An entry's ``figures`` as (size, seconds per sample) pairs; anything else raises."""
+    pair = lambda f: isinstance(f, list) and len(f) == 2 and type(f[0]) is int  # noqa: E731
+    if not isinstance(raw, list) or not all(pair(f) and type(f[1]) in (int, float) for f in raw):
+        raise ValueError("its figures are not (size, seconds) pairs")
+    return tuple((b, float(t)) for b, t in raw)
+
+
 def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
     """The cached size for ``key``, or None when there is none, or it is damaged or not
-    this key's (a hash collision, another version), or does not fit ``n`` samples."""
+    this key's (a hash collision, another version), or does not fit ``n`` samples. An ignored
+    entry is reported once, at info level; the next probe replaces it."""
     path = _entry_path(key)
     try:
-        entry = json.loads(path.read_text())
-        size = entry["size"]
-        ok = entry.get("version") == _CACHE_VERSION and entry.get("key") == key
-        if not ok or type(size) is not int or not 1 <= size <= max(1, n):
-            raise ValueError(f"not an entry for this key: {str(entry)[:80]}")
+        entry = _read_entry(path)
+        if not isinstance(entry, dict):
+            raise ValueError(f"not a JSON object but {type(entry).__name__}")
+        if entry.get("version") != _CACHE_VERSION or entry.get("key") != key:
+            raise ValueError("another version's or another key's")
+        size = entry.get("size")
+        if type(size) is not int or not 1 <= size <= max(1, n):
+            raise ValueError(f"its size {str(size)[:20]} is not an integer in 1..{max(1, n)}")
+        figures = _figures(entry.get("figures", []))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        log.info("ignoring the batch-size cache entry %s: %s", path, e)
+    # RecursionError: JSON nested thousands deep
+    except (OSError, ValueError, RecursionError) as e:
+        if f"{path}: {e}" not in _reported:
+            _reported.add(f"{path}: {e}")
+            log.info("ignoring the batch-size cache entry %s: %s", path, e)
         return None
-    figures = tuple((int(b), float(t)) for b, t in entry.get("figures", ()))
     return BatchChoice(size, "cache", figures)
 
 
@@ -509,13 +547,17 @@ def store_choice(key: dict[str, Any], choice: BatchChoice) -> None:
         "figures": [list(f) for f in choice.figures],
         "stopped": choice.stopped,
     }
+    # A temporary file of this process and thread: two threads of one process (two runs in
+    # the app) wrote into one, and one of them replaced the entry with the other's half.
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(entry, indent=1))
         os.replace(tmp, path)
     except OSError as e:
         log.info("could not write the batch-size cache %s: %s", path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # not left behind where the entry could not replace (a folder there)
 
 
 LOCK_WAIT_S = 120.0  # the longest a worker waits for another's probe before probing itself
@@ -550,6 +592,10 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
                     yield False
                     return
                 time.sleep(0.05)  # polling the lock of another process's probe
+            except OSError as e:  # a file system without locks (NFS without its lock daemon)
+                log.info("no lock on the batch-size cache %s (%s): probing unlocked", path, e)
+                yield False
+                return
         try:
             yield True
         finally:
