@@ -475,15 +475,28 @@ def cache_key(**parts: Any) -> dict[str, Any]:
     return json.loads(json.dumps({**parts, "torch": torch.__version__}, sort_keys=True))
 
 
-def _entry_path(key: dict[str, Any]) -> Path:
+def _entry_path(key: dict[str, Any]) -> Path | None:
+    """The entry's file; None where there is no cache folder (no home: each run probes)."""
+    from engine.errors import ConfigError
     from engine.recipes import cache_dir  # the cache folder's one rule; heavy imports there
 
+    try:
+        folder = cache_dir()
+    except ConfigError as e:  # a traceback in every run with 'auto', before
+        _report_once(f"batch sizes are not cached: {e}")
+        return None
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir() / "batch-size" / f"{digest}.json"
+    return folder / "batch-size" / f"{digest}.json"
 
 
 _MAX_ENTRY_BYTES = 1 << 16  # an entry is about 1 kB; a larger file is not one of ours
-_reported: set[str] = set()  # entries already reported as ignored (each once a process)
+_reported: set[str] = set()  # what was reported (each once a process: workers ask twice)
+
+
+def _report_once(message: str) -> None:
+    if message not in _reported:
+        _reported.add(message)
+        log.info("%s", message)
 
 
 def _read_entry(path: Path) -> Any:
@@ -493,9 +506,7 @@ def _read_entry(path: Path) -> Any:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
-        data = b""
-        while len(data) <= _MAX_ENTRY_BYTES and (part := os.read(fd, 1 << 14)):
-            data += part
+        data = os.read(fd, _MAX_ENTRY_BYTES + 1)  # a regular file's read is whole
     finally:
         os.close(fd)
     if len(data) > _MAX_ENTRY_BYTES:
@@ -516,6 +527,8 @@ def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
     this key's (a hash collision, another version), or does not fit ``n`` samples. An ignored
     entry is reported once, at info level; the next probe replaces it."""
     path = _entry_path(key)
+    if path is None:
+        return None
     try:
         entry = _read_entry(path)
         if not isinstance(entry, dict):
@@ -528,11 +541,8 @@ def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
         figures = _figures(entry.get("figures", []))
     except FileNotFoundError:
         return None
-    # RecursionError: JSON nested thousands deep
-    except (OSError, ValueError, RecursionError) as e:
-        if f"{path}: {e}" not in _reported:
-            _reported.add(f"{path}: {e}")
-            log.info("ignoring the batch-size cache entry %s: %s", path, e)
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested deep
+        _report_once(f"ignoring the batch-size cache entry {path}: {e}")
         return None
     return BatchChoice(size, "cache", figures)
 
@@ -540,6 +550,8 @@ def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
 def store_choice(key: dict[str, Any], choice: BatchChoice) -> None:
     """Write ``choice`` for ``key`` (atomically; a cache that cannot be written is skipped)."""
     path = _entry_path(key)
+    if path is None:
+        return
     entry = {
         "version": _CACHE_VERSION,
         "key": key,
@@ -574,7 +586,11 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
         return
     from engine.formats.constants import LOCK_SUFFIX
 
-    path = _entry_path(key).with_suffix(LOCK_SUFFIX)
+    entry = _entry_path(key)
+    if entry is None:
+        yield False
+        return
+    path = entry.with_suffix(LOCK_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
