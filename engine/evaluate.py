@@ -71,8 +71,9 @@ def sample_stats(
     """Per-sample loss (float32) and correctness (bool) of one batch, by the fused math of the
     registered loss ``loss`` (``engine.losses``; a loss without one raises).
 
-    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the results have
-    shape ``(B,)`` or ``(K, B)``.
+    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once (any float dtype,
+    computed in float32); ``y`` integer labels of any width, in ``0..C-1`` (unchecked here:
+    ``check_labels``); the results have shape ``(B,)`` or ``(K, B)``.
     """
     entry = fused_entry(loss)
     logits, y = logits.float(), class_indices(y)
