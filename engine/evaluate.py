@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.data import Split, batch_size_of
-from engine.errors import LandscapeError
+from engine.errors import LandscapeError, describe
 from engine.losses import BatchCheck, Loss, class_indices, fused_entry, refuse_counts
 
 __all__ = [
@@ -111,13 +111,19 @@ def check_labels(y: torch.Tensor, classes: int, name: str) -> None:
 
 def check_model_labels(model: nn.Module, split: Split, name: str) -> None:
     """``check_labels`` for the classes ``model`` gives on the split's first two samples (in
-    eval mode, then its modes put back: a train-mode BatchNorm would move its statistics).
-    An output that is not ``(B, classes)`` is left for the loss to refuse."""
+    eval mode, then its modes put back: a train-mode BatchNorm would move its statistics);
+    a model that cannot take the split's inputs is refused in one line too. An output that
+    is not ``(B, classes)`` is left for the loss to refuse."""
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
             shape = model(split.x[:2]).shape
+    except Exception as e:  # train's first batch raised it as a traceback
+        raise LandscapeError(
+            f"the model cannot evaluate the {name} split (inputs of shape "
+            f"{tuple(split.x.shape[1:])}): {describe(e)}"
+        ) from e
     finally:
         for m, was in modes:
             m.training = was

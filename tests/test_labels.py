@@ -47,6 +47,10 @@ def small():
     return _data(dtype=torch.uint8)
 
 
+def wrong_shape():
+    return TensorDataset(torch.randn(48, 1, 9, 9), torch.arange(48) % 10)
+
+
 def collate(items):
     return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
 """
@@ -92,6 +96,14 @@ def test_labels_out_of_range_are_one_line_in_train_before_any_file(user_config):
     """An IndexError traceback at the first batch, after the run folder was written."""
     r = CliRunner().invoke(app, ["train", str(user_config), "--out", "run"])
     assert "train split has labels up to 10" in _one_line(r)
+    assert not (user_config.parent / "run").exists()
+
+
+def test_a_model_that_cannot_take_the_inputs_is_one_line_in_train(user_config):
+    """The first training batch raised the model's own error as a traceback."""
+    args = ["train", str(user_config), "--out", "run", "--set", "data.dataset=udata.py:wrong_shape"]
+    line = _one_line(CliRunner().invoke(app, args))
+    assert "the model cannot evaluate the train split (inputs of shape (1, 9, 9))" in line
     assert not (user_config.parent / "run").exists()
 
 
