@@ -42,6 +42,7 @@ import torch
 
 from engine.batching import rebatch
 from engine.config import DEFAULT_BATCH
+from engine.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def probe(
     per: dict[int, float] = {}  # size -> fastest seconds per sample seen
     cost: dict[int, float] = {}  # size -> seconds its last measurement took
     stopped, worse = "all sizes", 0
+    failed: dict[int, Exception] = {}  # sizes whose pass raised (not for memory): excluded
 
     def fits(b: int, guess: float | None = None) -> bool:
         """Whether measuring ``b`` (its cost ``guess``, else guessed from the last size's)
@@ -188,6 +190,9 @@ def probe(
             if not per:  # the smallest size does not fit: nothing will
                 raise
             break
+        except Exception as e:  # a size the model cannot take (a squeeze at batch 1): not one
+            failed.setdefault(b, e)
+            continue
         # Slower only by a margin, and never below CLIMB_TO: under another process's load a
         # small size's timing can read several times too slow, and stopping there is costly.
         worse = worse + 1 if per[b] > _SLOWER * min(per.values()) else 0
@@ -205,10 +210,10 @@ def probe(
         return list(dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2], *near]))
 
     passes: dict[int, float] = {}  # size -> fastest seconds per sample of a whole pass
-    if whole is not None:
+    if whole is not None and per:
         sizes = finalists(_NEAR)
         for _ in range(_PASS_ROUNDS):  # in turns, so that a burst of load hits different sizes
-            for b in sizes:
+            for b in list(sizes):
                 if not fits(b, passes.get(b, per[b]) * n * 1.2):
                     continue
                 t = clock()
@@ -219,7 +224,18 @@ def probe(
                     sizes.remove(b)
                     passes.pop(b, None)
                     continue
+                except Exception as e:  # its partial last batch (of 1, say) raised
+                    sizes.remove(b)
+                    passes.pop(b, None)
+                    per.pop(b, None)
+                    failed.setdefault(b, e)
+                    continue
                 passes[b] = min(passes.get(b, math.inf), (clock() - t) / max(1, seen))
+    for b, e in failed.items():
+        log.info("batch size %d not usable: %s", b, describe(e))
+    if not per:  # the run's own points will say why, in their one line
+        why = f"every size failed, {describe(next(iter(failed.values())))}"
+        return BatchChoice(min(DEFAULT_BATCH, n), "default", stopped=why)
     if passes:
         best = min(passes, key=passes.get)
     else:
@@ -270,7 +286,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         one = land.device.type == "cpu" and torch.get_num_threads() == 1
         clock = time.process_time if one else time.perf_counter
         choice = probe(run, n, points if points is not None else 0, clock=clock, whole=whole)
-        top = max(b for b, _ in choice.figures)
+        top = max((b for b, _ in choice.figures), default=0)
         if choice.stopped == "budget" and top < min(_CLIMB_TO, n):
             # Cut before it could see where sizes stop paying (a slow model, a loaded machine):
             # not a tiny size on that evidence, but the fixed one.

@@ -465,3 +465,36 @@ def test_a_bad_batch_size_is_one_line_naming_the_key_and_auto(tmp_path, key, val
         (line,) = r.output.strip().splitlines()
         assert f"Expected `{key}`" in line and "'auto'" in line, line
         assert not (tmp_path / "c.h5").exists()
+
+
+class Squeezed(nn.Module):
+    """A model whose outputs lose their batch dimension at a batch of 1 (``.squeeze()``), as
+    many hand-written models do: the probe's size 1 and every size that leaves a last batch
+    of 1 raised, and the probe's traceback ended the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _tiny_mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).unsqueeze(1).squeeze()
+
+
+def test_sizes_the_model_cannot_take_are_skipped_by_the_probe(fresh_cache, caplog):
+    caplog.set_level("INFO", logger="engine.autobatch")
+    land = _landscape(Squeezed(), [], _splits(97))  # 97 = 3 * 32 + 1: 2..32 end in a batch of 1
+    land.check(1000)
+    choice = land.batch_choice
+    assert choice.how == "probe" and 97 % choice.size != 1, choice
+    assert "batch size 1 not usable: IndexError" in caplog.text
+    (auto,) = land.evaluate_many([(0.1, 0.0)])
+    fixed = _landscape(Squeezed(), [f"data.batch_size={choice.size}"], _splits(97))
+    fixed.check(1000)
+    assert fixed.evaluate_many([(0.1, 0.0)]) == [auto]
+    # A model that fails at every size the probe tries: the fixed size, and its points say why.
+    land = _landscape(Squeezed(), [], _splits(97))
+    land.check(4)  # (no probe for a few points; below, a probe whose every size fails)
+    run, whole, n, _ = autobatch._runner(land)
+    broken = probe(lambda b: run(1), n, 1000, whole=lambda b: whole(1))
+    assert broken.how == "default" and broken.size == 97
+    assert broken.stopped.startswith("every size failed, IndexError")
