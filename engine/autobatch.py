@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import stat
-import threading
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -575,17 +575,21 @@ def store_choice(key: dict[str, Any], choice: BatchChoice) -> None:
         "figures": [list(f) for f in choice.figures],
         "stopped": choice.stopped,
     }
-    # A temporary file of this process and thread: two threads of one process (two runs in
-    # the app) wrote into one, and one of them replaced the entry with the other's half.
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    # A temporary file of its own (O_EXCL): one named by the process id was shared by two
+    # threads (two runs in the app), or by two containers' processes of one id on one cache
+    # volume, and one of them failed or replaced the entry with a mix of both.
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(entry, indent=1))
+        fd, tmp = tempfile.mkstemp(".tmp", path.stem + ".", path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(entry, indent=1))
+        os.chmod(tmp, 0o644)  # as the lock file: mkstemp's 0600 hid it from a shared cache
         os.replace(tmp, path)
     except OSError as e:
         log.info("could not write the batch-size cache %s: %s", path, e)
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # not left behind where the entry could not replace (a folder there)
+        with contextlib.suppress(OSError, TypeError):
+            os.unlink(tmp)  # not left behind where the entry could not replace (a folder there)
 
 
 LOCK_WAIT_S = 120.0  # the longest a worker waits for another's probe before probing itself
