@@ -613,7 +613,8 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
     path = entry.with_suffix(LOCK_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Not through a link: one planted in a shared cache made this create its target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError:
         yield False
         return

@@ -499,3 +499,16 @@ def test_sizes_the_model_cannot_take_are_skipped_by_the_probe(fresh_cache, caplo
     broken = probe(lambda b: run(1), n, 1000, whole=lambda b: whole(1))
     assert broken.how == "default" and broken.size == 97
     assert broken.stopped.startswith("every size failed, IndexError")
+
+
+def test_a_link_planted_as_the_lock_creates_nothing(fresh_cache):
+    """O_CREAT through a dangling link made the file it names (anywhere the user may write)."""
+    key = autobatch.cache_key(**_KEY)
+    lock = autobatch._entry_path(key).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    target = fresh_cache / "elsewhere" / "created"
+    target.parent.mkdir()
+    lock.symlink_to(target)
+    with autobatch.probe_lock(key) as held:
+        assert held is False
+    assert not target.exists()
