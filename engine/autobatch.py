@@ -30,6 +30,8 @@ import json
 import logging
 import math
 import os
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -40,6 +42,7 @@ import torch
 
 from engine.batching import rebatch
 from engine.config import DEFAULT_BATCH
+from engine.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,7 @@ def probe(
     per: dict[int, float] = {}  # size -> fastest seconds per sample seen
     cost: dict[int, float] = {}  # size -> seconds its last measurement took
     stopped, worse = "all sizes", 0
+    failed: dict[int, Exception] = {}  # sizes whose pass raised (not for memory): excluded
 
     def fits(b: int, guess: float | None = None) -> bool:
         """Whether measuring ``b`` (its cost ``guess``, else guessed from the last size's)
@@ -186,6 +190,9 @@ def probe(
             if not per:  # the smallest size does not fit: nothing will
                 raise
             break
+        except Exception as e:  # a size the model cannot take (a squeeze at batch 1): not one
+            failed.setdefault(b, e)
+            continue
         # Slower only by a margin, and never below CLIMB_TO: under another process's load a
         # small size's timing can read several times too slow, and stopping there is costly.
         worse = worse + 1 if per[b] > _SLOWER * min(per.values()) else 0
@@ -203,10 +210,10 @@ def probe(
         return list(dict.fromkeys([*sizes[:3], *order[max(0, k - 1) : k + 2], *near]))
 
     passes: dict[int, float] = {}  # size -> fastest seconds per sample of a whole pass
-    if whole is not None:
+    if whole is not None and per:
         sizes = finalists(_NEAR)
         for _ in range(_PASS_ROUNDS):  # in turns, so that a burst of load hits different sizes
-            for b in sizes:
+            for b in list(sizes):
                 if not fits(b, passes.get(b, per[b]) * n * 1.2):
                     continue
                 t = clock()
@@ -217,7 +224,18 @@ def probe(
                     sizes.remove(b)
                     passes.pop(b, None)
                     continue
+                except Exception as e:  # its partial last batch (of 1, say) raised
+                    sizes.remove(b)
+                    passes.pop(b, None)
+                    per.pop(b, None)
+                    failed.setdefault(b, e)
+                    continue
                 passes[b] = min(passes.get(b, math.inf), (clock() - t) / max(1, seen))
+    for b, e in failed.items():
+        log.info("batch size %d not usable: %s", b, describe(e))
+    if not per:  # the run's own points will say why, in their one line
+        why = f"every size failed, {describe(next(iter(failed.values())))}"
+        return BatchChoice(min(DEFAULT_BATCH, n), "default", stopped=why)
     if passes:
         best = min(passes, key=passes.get)
     else:
@@ -268,7 +286,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         one = land.device.type == "cpu" and torch.get_num_threads() == 1
         clock = time.process_time if one else time.perf_counter
         choice = probe(run, n, points if points is not None else 0, clock=clock, whole=whole)
-        top = max(b for b, _ in choice.figures)
+        top = max((b for b, _ in choice.figures), default=0)
         if choice.stopped == "budget" and top < min(_CLIMB_TO, n):
             # Cut before it could see where sizes stop paying (a slow model, a loaded machine):
             # not a tiny size on that evidence, but the fixed one.
@@ -473,35 +491,83 @@ def cache_key(**parts: Any) -> dict[str, Any]:
     return json.loads(json.dumps({**parts, "torch": torch.__version__}, sort_keys=True))
 
 
-def _entry_path(key: dict[str, Any]) -> Path:
+def _entry_path(key: dict[str, Any]) -> Path | None:
+    """The entry's file; None where there is no cache folder (no home: each run probes)."""
+    from engine.errors import ConfigError
     from engine.recipes import cache_dir  # the cache folder's one rule; heavy imports there
 
+    try:
+        folder = cache_dir()
+    except ConfigError as e:  # a traceback in every run with 'auto', before
+        _report_once(f"batch sizes are not cached: {e}")
+        return None
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir() / "batch-size" / f"{digest}.json"
+    return folder / "batch-size" / f"{digest}.json"
+
+
+_MAX_ENTRY_BYTES = 1 << 16  # an entry is about 1 kB; a larger file is not one of ours
+_reported: set[str] = set()  # what was reported (each once a process: workers ask twice)
+
+
+def _report_once(message: str) -> None:
+    if message not in _reported:
+        _reported.add(message)
+        log.info("%s", message)
+
+
+def _read_entry(path: Path) -> Any:
+    """The JSON of the regular file at ``path`` (at most ``_MAX_ENTRY_BYTES``). Opened without
+    blocking: a FIFO in its place hung a plain read, and a link to ``/dev/zero`` filled memory."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, _MAX_ENTRY_BYTES + 1)  # a regular file's read is whole
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_ENTRY_BYTES:
+        raise ValueError(f"larger than {_MAX_ENTRY_BYTES} bytes")
+    return json.loads(data)
+
+
+def _figures(raw: Any) -> tuple[tuple[int, float], ...]:
+    """An entry's ``figures`` as (size, seconds per sample) pairs; anything else raises."""
+    pair = lambda f: isinstance(f, list) and len(f) == 2 and type(f[0]) is int  # noqa: E731
+    if not isinstance(raw, list) or not all(pair(f) and type(f[1]) in (int, float) for f in raw):
+        raise ValueError("its figures are not (size, seconds) pairs")
+    return tuple((b, float(t)) for b, t in raw)
 
 
 def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
     """The cached size for ``key``, or None when there is none, or it is damaged or not
-    this key's (a hash collision, another version), or does not fit ``n`` samples."""
+    this key's (a hash collision, another version), or does not fit ``n`` samples. An ignored
+    entry is reported once, at info level; the next probe replaces it."""
     path = _entry_path(key)
+    if path is None:
+        return None
     try:
-        entry = json.loads(path.read_text())
-        size = entry["size"]
-        ok = entry.get("version") == _CACHE_VERSION and entry.get("key") == key
-        if not ok or type(size) is not int or not 1 <= size <= max(1, n):
-            raise ValueError(f"not an entry for this key: {str(entry)[:80]}")
+        entry = _read_entry(path)
+        if not isinstance(entry, dict):
+            raise ValueError(f"not a JSON object but {type(entry).__name__}")
+        if entry.get("version") != _CACHE_VERSION or entry.get("key") != key:
+            raise ValueError("another version's or another key's")
+        size = entry.get("size")
+        if type(size) is not int or not 1 <= size <= max(1, n):
+            raise ValueError(f"its size {str(size)[:20]} is not an integer in 1..{max(1, n)}")
+        figures = _figures(entry.get("figures", []))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        log.info("ignoring the batch-size cache entry %s: %s", path, e)
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested deep
+        _report_once(f"ignoring the batch-size cache entry {path}: {e}")
         return None
-    figures = tuple((int(b), float(t)) for b, t in entry.get("figures", ()))
     return BatchChoice(size, "cache", figures)
 
 
 def store_choice(key: dict[str, Any], choice: BatchChoice) -> None:
     """Write ``choice`` for ``key`` (atomically; a cache that cannot be written is skipped)."""
     path = _entry_path(key)
+    if path is None:
+        return
     entry = {
         "version": _CACHE_VERSION,
         "key": key,
@@ -509,13 +575,21 @@ def store_choice(key: dict[str, Any], choice: BatchChoice) -> None:
         "figures": [list(f) for f in choice.figures],
         "stopped": choice.stopped,
     }
+    # A temporary file of its own (O_EXCL): one named by the process id was shared by two
+    # threads (two runs in the app), or by two containers' processes of one id on one cache
+    # volume, and one of them failed or replaced the entry with a mix of both.
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entry, indent=1))
+        fd, tmp = tempfile.mkstemp(".tmp", path.stem + ".", path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(entry, indent=1))
+        os.chmod(tmp, 0o644)  # as the lock file: mkstemp's 0600 hid it from a shared cache
         os.replace(tmp, path)
     except OSError as e:
         log.info("could not write the batch-size cache %s: %s", path, e)
+        with contextlib.suppress(OSError, TypeError):
+            os.unlink(tmp)  # not left behind where the entry could not replace (a folder there)
 
 
 LOCK_WAIT_S = 120.0  # the longest a worker waits for another's probe before probing itself
@@ -532,10 +606,15 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
         return
     from engine.formats.constants import LOCK_SUFFIX
 
-    path = _entry_path(key).with_suffix(LOCK_SUFFIX)
+    entry = _entry_path(key)
+    if entry is None:
+        yield False
+        return
+    path = entry.with_suffix(LOCK_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Not through a link: one planted in a shared cache made this create its target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError:
         yield False
         return
@@ -550,6 +629,10 @@ def probe_lock(key: dict[str, Any], wait_s: float = LOCK_WAIT_S) -> Iterator[boo
                     yield False
                     return
                 time.sleep(0.05)  # polling the lock of another process's probe
+            except OSError as e:  # a file system without locks (NFS without its lock daemon)
+                log.info("no lock on the batch-size cache %s (%s): probing unlocked", path, e)
+                yield False
+                return
         try:
             yield True
         finally:

@@ -216,8 +216,8 @@ class DataConfig(_Section):
             raise ConfigError("Expected every `data.mean` and `data.std` value to be finite.")
         if any(v <= 0 for v in self.std):
             raise ConfigError("Expected every `data.std` value > 0.")
-        if self.batch_size != "auto":
-            _at_least("data.batch_size", self.batch_size, 1)
+        if (b := self.batch_size) != "auto" and not 1 <= b < 2**63:  # 2**63: a DataLoader raised
+            raise ConfigError(f"Expected `data.batch_size` in 1..2**63-1 or 'auto', but got {b}.")
         if not self.splits:
             raise ConfigError("Expected `data.splits` to name at least one of 'train', 'test'.")
         if len(set(self.splits)) != len(self.splits):

@@ -19,12 +19,15 @@ import torch
 from torch import nn
 
 from engine.data import Split, batch_size_of
-from engine.losses import BatchCheck, Loss, fused_entry, refuse_counts
+from engine.errors import LandscapeError, describe
+from engine.losses import BatchCheck, Loss, class_indices, fused_entry, refuse_counts
 
 __all__ = [
     "CHECK_KEYS",
     "Stats",
     "autocast",
+    "check_labels",
+    "check_model_labels",
     "evaluate",
     "loss_sums",
     "per_sample",
@@ -68,22 +71,64 @@ def sample_stats(
     """Per-sample loss (float32) and correctness (bool) of one batch, by the fused math of the
     registered loss ``loss`` (``engine.losses``; a loss without one raises).
 
-    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once; the results have
-    shape ``(B,)`` or ``(K, B)``.
+    ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once (any float dtype,
+    computed in float32); ``y`` integer labels of any width, in ``0..C-1`` (unchecked here:
+    ``check_labels``); the results have shape ``(B,)`` or ``(K, B)``.
     """
     entry = fused_entry(loss)
-    logits = logits.float()
+    logits, y = logits.float(), class_indices(y)
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
     if lead and entry.class_major is not None:
         # K points' logits class-major, in a copy the math may overwrite: the transpose of
         # (K, B, C) to (K, C, B) is a fast copy, of (K * B, C) to (C, K * B) a slow one.
-        zt = logits.reshape(-1, b, c).transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        # (K, not -1: a batch of no samples has no -1 to infer.)
+        k = math.prod(lead)
+        zt = logits.reshape(k, b, c).transpose(1, 2).clone(memory_format=torch.contiguous_format)
         per, correct = entry.class_major(zt, y)
         return per.view(*lead, b), correct.view(*lead, b)
     fused = entry.fused
     yy = y.repeat(math.prod(lead)) if lead else y
     per, correct = fused(logits.reshape(-1, c), yy)
     return per.view(*lead, b), correct.view(*lead, b)
+
+
+def check_labels(y: torch.Tensor, classes: int, name: str) -> None:
+    """Refuse labels of the ``name`` split outside ``0..classes - 1`` in one line, before a
+    loss reads them: torch's own refusal is an IndexError on a CPU, and on a GPU a device-side
+    assert that ends the process's use of the device."""
+    low, top = (int(y.min()), int(y.max())) if len(y) else (0, -1)
+    if top >= classes:
+        raise LandscapeError(
+            f"the model gives {classes} outputs per sample, but the {name} split has labels "
+            f"up to {top}: the model does not fit the data's classes"
+        )
+    if low < 0:
+        raise LandscapeError(
+            f"the {name} split has a negative label ({low}); labels must be class indices "
+            f"0..{classes - 1}"
+        )
+
+
+def check_model_labels(model: nn.Module, split: Split, name: str) -> None:
+    """``check_labels`` for the classes ``model`` gives on the split's first two samples (in
+    eval mode, then its modes put back: a train-mode BatchNorm would move its statistics);
+    a model that cannot take the split's inputs is refused in one line too. An output that
+    is not ``(B, classes)`` is left for the loss to refuse."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            shape = model(split.x[:2]).shape
+    except Exception as e:  # train's first batch raised it as a traceback
+        raise LandscapeError(
+            f"the model cannot evaluate the {name} split (inputs of shape "
+            f"{tuple(split.x.shape[1:])}): {describe(e)}"
+        ) from e
+    finally:
+        for m, was in modes:
+            m.training = was
+    if len(shape) == 2:
+        check_labels(split.y, shape[1], name)
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -55,7 +55,7 @@ from torch.func import functional_call, grad, jvp, vjp
 from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, describe
-from engine.evaluate import loss_sums, read_sums
+from engine.evaluate import check_model_labels, loss_sums, read_sums
 from engine.hvp_graph import gradient_graph, graph_product, math_kernel, no_hessian, saved_bytes
 from engine.lanczos import FLOOR, NonFiniteProduct, accepted, lanczos  # the first 3: ours too
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
@@ -188,6 +188,8 @@ class MeanLossHVP:
         self.fused = loss.builtin is not None and isinstance(self.split, Split)
         self._wrapped = None if self.fused else _LossSum(model, loss.fn)
         self._fused = fused_entry(loss.builtin) if self.fused else None
+        if self.fused:  # Hessian directions and hessian_at reach here unchecked
+            check_model_labels(model, self.split, "Hessian's")
         self.count = float(len(self.split)) if self.fused else count
         if self.count is None:
             self.count = _count(loss, model, split_batches(self.split, batch_size))

@@ -26,6 +26,7 @@ from engine.errors import LandscapeError, describe
 from engine.evaluate import (
     CHECK_KEYS,
     autocast,
+    check_labels,
     evaluate,
     loss_sums,
     per_sample,
@@ -302,18 +303,8 @@ class Landscape:
                         f"the model gives outputs of shape {shape} for a batch of {len(head)} "
                         f"samples of the {name} split; expected ({len(head)}, classes)"
                     )
-                classes = self._classes = shape[1]
-                low, top = (int(split.y.min()), int(split.y.max())) if len(split) else (0, -1)
-                if top >= classes:
-                    raise LandscapeError(
-                        f"the model gives {classes} outputs per sample, but the {name} split "
-                        f"has labels up to {top}: the model does not fit the data's classes"
-                    )
-                if low < 0:
-                    raise LandscapeError(
-                        f"the {name} split has a negative label ({low}); labels must be class "
-                        f"indices 0..{classes - 1}"
-                    )
+                self._classes = shape[1]
+                check_labels(split.y, shape[1], name)
                 evaluate(self.model, head, 2, self.loss.builtin)
             except LandscapeError:
                 raise

@@ -43,6 +43,7 @@ __all__ = [
     "StateGuard",
     "causal_lm",
     "check_output",
+    "class_indices",
     "crossentropy",
     "fused_entry",
     "is_fused",
@@ -114,7 +115,7 @@ def register_fused_loss(
 
     def deco(fused: FusedFn) -> LossFn:
         def fn(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-            per, correct = fused(model(batch[0]).float(), batch[1])
+            per, correct = fused(model(batch[0]).float(), class_indices(batch[1]))
             return {"loss": per, "acc": 100.0 * correct.double()}
 
         fn.__name__ = fn.__qualname__ = fused.__name__
@@ -123,6 +124,17 @@ def register_fused_loss(
         return fn
 
     return deco
+
+
+def class_indices(y: torch.Tensor) -> torch.Tensor:
+    """Integer labels as int64, the only index type ``gather`` and ``one_hot`` take (uint8
+    labels from a collate function were refused there); other labels as they are, for the
+    math to refuse, never truncated."""
+    import torch
+
+    if y.dtype == torch.int64 or y.is_floating_point() or y.is_complex():
+        return y  # int64 first: a dtype test is cheaper than .long()'s call (per batch)
+    return y.long()
 
 
 def fused_entry(name: str) -> LossEntry:

@@ -103,10 +103,15 @@ RECIPES: dict[str, Recipe] = {
 
 
 def cache_dir() -> Path:
+    """$TUI_LANDSCAPE_CACHE, else tui-landscape in $XDG_CACHE_HOME or ~/.cache; a
+    ``ConfigError`` where there is no home (a container's user without one)."""
     env = os.environ.get("TUI_LANDSCAPE_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError as e:  # Path.home(): "Could not determine home directory."
+        raise ConfigError(f"No cache folder: {e} Set TUI_LANDSCAPE_CACHE to one.") from None
     return Path(base) / "tui-landscape"
 
 

@@ -42,7 +42,7 @@ from engine.config import (
 )
 from engine.data import Split, load_splits, to_device
 from engine.errors import ConfigError, LandscapeError, describe
-from engine.evaluate import evaluate, loss_sums, read_sums
+from engine.evaluate import check_model_labels, evaluate, loss_sums, read_sums
 from engine.losses import LOSSES, LossFn
 from engine.models import build_model
 from engine.models.checkpoint import torch_load_error
@@ -130,6 +130,9 @@ class Training:
         self.model = model.to(device)
         self.train = splits["train"].to(device)
         self.test = splits["test"].to(device) if "test" in splits else None
+        for name, split in (("train", self.train), ("test", self.test)):
+            if split is not None:
+                check_model_labels(self.model, split, name)
         self.tc, self.device, self.augment = tc, device, augment
         self.opt = _optimizer(self.model, tc)
         self.done = 0  # epochs finished

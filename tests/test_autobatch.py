@@ -273,3 +273,242 @@ def test_auto_gives_the_surface_of_the_size_it_chose(tmp_path):
     resumed = prepare(load_config(None, fixed_sets), tmp_path / "auto.h5")
     assert resumed.resumed and resumed.done == 9
     resumed.close()
+
+
+# --- hostile caches and values -------------------------------------------------------------
+
+_KEY = {"model": "m", "samples": 100}
+
+
+def _entry(**changes) -> str:
+    """A cache entry for ``_KEY`` as the cache writes it, with ``changes``."""
+    good = {"version": autobatch._CACHE_VERSION, "key": autobatch.cache_key(**_KEY), "size": 16,
+            "figures": [[1, 1e-4], [16, 2e-5]], "stopped": "slower"}  # fmt: skip
+    return json.dumps({**good, **changes})
+
+
+_DAMAGED = {  # id: (the file's text, what the report says)
+    "figures_int": (_entry(figures=5), "figures are not (size, seconds) pairs"),  # TypeError
+    "figures_short": (_entry(figures=[[1]]), "figures are not"),
+    "figures_str": (_entry(figures=[["ab", 1.0]]), "figures are not"),
+    "figures_nan": (_entry(figures=[[float("nan"), 1.0]]), "figures are not"),  # ValueError
+    "nested_deep": ("[" * 50_000, "recursion"),  # was a RecursionError
+    "too_large": ("{" * 70_000, "larger than"),
+    "list": ("[16]", "not a JSON object but list"),
+    "null": ("null", "not a JSON object"),
+    "truncated": (_entry()[:40], "line 1"),
+    "size_0": (_entry(size=0), "its size 0 is not an integer in 1..100"),
+    "size_negative": (_entry(size=-8), "its size -8"),
+    "size_above_split": (_entry(size=101), "its size 101"),
+    "size_huge": (_entry(size=10**30), "is not an integer in 1..100"),
+    "size_float": (_entry(size=16.0), "its size 16.0"),
+    "size_bool": (_entry(size=True), "its size True"),
+    "size_nan": (_entry(size=float("nan")), "its size nan"),
+    "other_torch": (_entry(key={**autobatch.cache_key(**_KEY), "torch": "1.0"}), "another key's"),
+    "other_version": (_entry(version=1), "another version's"),
+}
+
+
+@pytest.mark.parametrize("damage", list(_DAMAGED))
+def test_a_damaged_cache_entry_is_ignored_and_reported_once(fresh_cache, caplog, damage):
+    text, why = _DAMAGED[damage]
+    path = autobatch._entry_path(autobatch.cache_key(**_KEY))
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    autobatch._reported.clear()
+    with caplog.at_level("INFO", logger="engine.autobatch"):
+        for _ in range(2):  # choose_batch asks twice (before and under the lock)
+            assert autobatch.cached_choice(autobatch.cache_key(**_KEY), 100) is None
+    (record,) = caplog.records
+    assert record.levelname == "INFO" and why in record.getMessage() and str(path) in record.message
+    path.write_text(_entry())  # the same place with a good entry: read
+    assert autobatch.cached_choice(autobatch.cache_key(**_KEY), 100) == BatchChoice(
+        16, "cache", ((1, 1e-4), (16, 2e-5))
+    )
+
+
+def _within(seconds: float, fn, *args):
+    """``fn(*args)``, failing the test if it has not returned in ``seconds`` (a read that hangs
+    must not hang the suite)."""
+    import threading
+
+    box = {}
+    t = threading.Thread(target=lambda: box.update(value=fn(*args)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn.__name__} did not return within {seconds} s"
+    return box["value"]
+
+
+@pytest.mark.parametrize("planted", ["fifo", "dev_zero", "folder", "dangling_link"])
+def test_a_fifo_device_or_folder_in_the_entrys_place_is_ignored_at_once(fresh_cache, planted):
+    """A FIFO hung the read for good; a link to /dev/zero read until memory ran out."""
+    import os
+
+    key = autobatch.cache_key(**_KEY)
+    path = autobatch._entry_path(key)
+    path.parent.mkdir(parents=True)
+    {
+        "fifo": lambda: os.mkfifo(path),
+        "dev_zero": lambda: path.symlink_to("/dev/zero"),
+        "folder": lambda: path.mkdir(),
+        "dangling_link": lambda: path.symlink_to(fresh_cache / "nowhere"),
+    }[planted]()
+    assert _within(10, autobatch.cached_choice, key, 100) is None
+    # The probe's result replaces it where it can (not a folder), and leaves no temporary file.
+    autobatch.store_choice(key, BatchChoice(8, "probe", ((8, 1e-5),)))
+    left = sorted(p.name for p in path.parent.iterdir())
+    assert left == [path.name]
+    if planted != "folder":
+        assert _within(10, autobatch.cached_choice, key, 100).size == 8
+
+
+def test_a_cache_folder_that_is_a_file_skips_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUI_LANDSCAPE_CACHE", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("not a folder")
+    key = autobatch.cache_key(**_KEY)
+    with autobatch.probe_lock(key) as held:
+        assert held is False
+    autobatch.store_choice(key, BatchChoice(8, "probe"))
+    assert autobatch.cached_choice(key, 100) is None
+    land = _landscape(Recorder(), [])  # and a run probes and goes on
+    land.check(1000)
+    assert land.batch_choice.how == "probe"
+
+
+def test_threads_writing_one_entry_at_once_leave_a_whole_entry(fresh_cache, caplog):
+    """Two runs in one process (the app) wrote one temporary file, named by the process id:
+    one of them failed, or replaced the entry with a mix of both. Each write has its own."""
+    import threading
+
+    caplog.set_level("INFO", logger="engine.autobatch")
+
+    key = autobatch.cache_key(**_KEY)
+    start = threading.Barrier(4)
+
+    def write(size: int) -> None:
+        start.wait(timeout=10)
+        for _ in range(50):
+            autobatch.store_choice(key, BatchChoice(size, "probe", ((size, 1e-6),) * size))
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in (1, 2, 4, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert autobatch.cached_choice(key, 100).size in (1, 2, 4, 8)
+    (entry,) = (fresh_cache / "batch-size").iterdir()
+    assert entry.suffix == ".json" and entry.stat().st_mode & 0o777 == 0o644  # others read it
+    assert not [r.message for r in caplog.records if "could not write" in r.message]
+
+
+def test_a_file_system_without_locks_probes_unlocked(fresh_cache, monkeypatch):
+    """flock's ENOLCK (NFS without its lock daemon) was a traceback; 'held by another' is the
+    only error to wait on."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with autobatch.probe_lock(autobatch.cache_key(**_KEY)) as held:
+        assert held is False
+    land = _landscape(Recorder(), [])
+    land.check(1000)
+    assert land.batch_choice.how == "probe"
+
+
+def test_no_home_directory_runs_auto_uncached_and_a_recipe_is_one_line(monkeypatch, tmp_path):
+    """A container's user without a home: Path.home() raised RuntimeError, a traceback in
+    every run with data.batch_size = 'auto'."""
+    from pathlib import Path
+
+    from engine.errors import ConfigError
+    from engine.recipes import cache_dir
+
+    def no_home(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+    monkeypatch.delenv("TUI_LANDSCAPE_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    with pytest.raises(ConfigError, match="^No cache folder: .* Set TUI_LANDSCAPE_CACHE"):
+        cache_dir()
+    land = _landscape(Recorder(), [])
+    land.check(1000)
+    assert land.batch_choice.how == "probe"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a home is not needed with these
+    assert cache_dir() == tmp_path / "tui-landscape"
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "-4", "2.5", "64.0", "'AUTO'", "'auto '", "' auto'", "true"]
+)
+@pytest.mark.parametrize("key", ["data.batch_size", "compute.points_per_batch"])
+def test_a_bad_batch_size_is_one_line_naming_the_key_and_auto(tmp_path, key, value):
+    """In a TOML file, and on the command line quoted or as the bare word a user types."""
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    config = tmp_path / "c.toml"
+    section, name = key.split(".")
+    config.write_text(f"[{section}]\n{name} = {value}\n")
+    runs = [[str(config)], [str(config), "--set", f"{key}={value}"]]
+    runs.append([str(config), "--set", f"{key}={value.strip(chr(39))}"])
+    for args in runs:
+        if "--set" in args:
+            config.write_text("")
+        r = CliRunner().invoke(app, ["compute", *args])
+        assert r.exit_code == 2, r.output
+        (line,) = r.output.strip().splitlines()
+        assert f"Expected `{key}`" in line and "'auto'" in line, line
+        assert not (tmp_path / "c.h5").exists()
+
+
+class Squeezed(nn.Module):
+    """A model whose outputs lose their batch dimension at a batch of 1 (``.squeeze()``), as
+    many hand-written models do: the probe's size 1 and every size that leaves a last batch
+    of 1 raised, and the probe's traceback ended the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _tiny_mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).unsqueeze(1).squeeze()
+
+
+def test_sizes_the_model_cannot_take_are_skipped_by_the_probe(fresh_cache, caplog):
+    caplog.set_level("INFO", logger="engine.autobatch")
+    land = _landscape(Squeezed(), [], _splits(97))  # 97 = 3 * 32 + 1: 2..32 end in a batch of 1
+    land.check(1000)
+    choice = land.batch_choice
+    assert choice.how == "probe" and 97 % choice.size != 1, choice
+    assert "batch size 1 not usable: IndexError" in caplog.text
+    (auto,) = land.evaluate_many([(0.1, 0.0)])
+    fixed = _landscape(Squeezed(), [f"data.batch_size={choice.size}"], _splits(97))
+    fixed.check(1000)
+    assert fixed.evaluate_many([(0.1, 0.0)]) == [auto]
+    # A model that fails at every size the probe tries: the fixed size, and its points say why.
+    land = _landscape(Squeezed(), [], _splits(97))
+    land.check(4)  # (no probe for a few points; below, a probe whose every size fails)
+    run, whole, n, _ = autobatch._runner(land)
+    broken = probe(lambda b: run(1), n, 1000, whole=lambda b: whole(1))
+    assert broken.how == "default" and broken.size == 97
+    assert broken.stopped.startswith("every size failed, IndexError")
+
+
+def test_a_link_planted_as_the_lock_creates_nothing(fresh_cache):
+    """O_CREAT through a dangling link made the file it names (anywhere the user may write)."""
+    key = autobatch.cache_key(**_KEY)
+    lock = autobatch._entry_path(key).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    target = fresh_cache / "elsewhere" / "created"
+    target.parent.mkdir()
+    lock.symlink_to(target)
+    with autobatch.probe_lock(key) as held:
+        assert held is False
+    assert not target.exists()

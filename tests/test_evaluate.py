@@ -167,3 +167,34 @@ def test_k_points_take_half_precision_logits():
         one, ok = sample_stats(logits[k], y)
         torch.testing.assert_close(per[k], one, rtol=1e-6, atol=1e-6)
         assert torch.equal(correct[k], ok)
+
+
+def test_any_float_dtype_and_layout_give_the_float32_numbers_to_the_bit():
+    """float64, float16 and bfloat16 logits are taken in float32; slices with a step and
+    transposed views are the contiguous copy's numbers; K = 1 and several lead dims are each
+    point's own; C = 1 is a loss of 0, always right. Against torch and argmax as well."""
+    from engine.evaluate import sample_stats
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 40, 10, generator=g) * 3
+    y = torch.randint(0, 10, (40,), generator=g)
+    want, ok = sample_stats(logits[0, 0], y)
+    torch.testing.assert_close(want, F.cross_entropy(logits[0, 0], y, reduction="none"))
+    assert torch.equal(ok, logits[0, 0].argmax(-1) == y)
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):
+        z = logits[0, 0].to(dtype)
+        assert all(map(torch.equal, sample_stats(z, y), sample_stats(z.float(), y)))
+    wide = torch.randn(80, 10, generator=g)
+    wide[::2] = logits[0, 0]
+    cols = torch.randn(40, 20, generator=g)
+    cols[:, 1::2] = logits[0, 0]
+    for view in (wide[::2], logits[0, 0].t().contiguous().t(), cols[:, 1::2]):
+        assert not view.is_contiguous()
+        got, got_ok = sample_stats(view, y)
+        assert torch.equal(got, want) and torch.equal(got_ok, ok)
+    per, correct = sample_stats(logits, y)  # (2, 3) points at once, and K = 1
+    assert per.shape == (2, 3, 40) and torch.equal(per[0, 0], want)
+    assert torch.equal(sample_stats(logits[:1, 0], y)[0][0], want)
+    one = torch.randn(5, 40, 1, generator=g)
+    per, correct = sample_stats(one, torch.zeros(40, dtype=torch.long))
+    assert per.eq(0).all() and correct.all()
