@@ -15,7 +15,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engine.autobatch import BatchChoice, choose_batch, choose_points_per_batch, free_memory
+from engine.autobatch import BatchChoice, choose_batch, free_memory
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
@@ -36,6 +36,7 @@ from engine.evaluate import (
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, NonFiniteProduct, extreme_eigenvalues, hessian_params
 from engine.losses import Loss, StateGuard, check_output, refuse_counts, resolve_loss
+from engine.points_per_batch import choose_points_per_batch
 from engine.spectrum import Spectrum, center_spectrum
 
 log = logging.getLogger(__name__)

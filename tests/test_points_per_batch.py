@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from engine import autobatch
-from engine.autobatch import choose_points_per_batch
+from engine import points_per_batch as ppb
 from engine.config import load_config
 from engine.data import Split
 from engine.directions import DirectionSet, random_direction
 from engine.landscape import Landscape
+from engine.points_per_batch import choose_points_per_batch
 
 POINTS = [(-0.5, 0.25), (0.0, 0.0), (0.3, -1.0), (1.0, 0.5), (2.0, 2.0)]
 
@@ -61,10 +61,10 @@ def test_auto_k_keeps_its_bounds(monkeypatch):
     land = _landscape(["compute.points_per_batch=auto"])
     assert land.points_per_batch == 8  # cheap points on CPU: 8 share their statistics
     # No K whose logits pass the bound: 150 samples x 3 classes = 450 a point.
-    monkeypatch.setattr(autobatch, "MAX_LOGITS", 900)
+    monkeypatch.setattr(ppb, "MAX_LOGITS", 900)
     assert _landscape(["compute.points_per_batch=auto"]).points_per_batch == 2
     # No group longer than CPU_GROUP_S: here every point is longer.
-    monkeypatch.setattr(autobatch, "CPU_GROUP_S", 0.0)
+    monkeypatch.setattr(ppb, "CPU_GROUP_S", 0.0)
     assert _landscape(["compute.points_per_batch=auto"]).points_per_batch == 1
 
 
