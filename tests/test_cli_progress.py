@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -210,3 +211,27 @@ def test_verbose_export_prints_no_library_debug_lines(tmp_path):
     # h5py's "Creating converter from 3 to 5", matplotlib's font search and config lines.
     for noise in ("Creating converter", "findfont", "CACHEDIR", "matplotlib data path"):
         assert noise not in r.stderr, r.stderr
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+def test_a_ctrl_c_lost_in_a_weakref_callback_still_stops_the_run():
+    """Python raises Ctrl-C's KeyboardInterrupt wherever the main thread is; in a weakref
+    callback it is printed as 'Exception ignored' and lost (a pool run once went on to the
+    end and exited 0). The handler's flag raises it at the next check."""
+    import weakref
+
+    class Thing:
+        pass
+
+    reached = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), common.signals_as_interrupts():
+        t = Thing()
+        ref = weakref.ref(t, lambda _: os.kill(os.getpid(), signal.SIGINT))
+        del t  # the callback runs here, and its KeyboardInterrupt is swallowed
+        reached.append(ref)
+        common.check_terminated()
+    assert reached, "the interrupt was raised at once: nothing to check here"
+    assert signal.getsignal(signal.SIGINT) is before
+    with common.signals_as_interrupts():  # the next block starts afresh
+        common.check_terminated()

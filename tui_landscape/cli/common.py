@@ -202,15 +202,21 @@ EXIT_TERMINATED = 128 + int(signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into ``Terminated`` while the block runs, then restore the old handler.
+def signals_as_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``Terminated`` and SIGINT (Ctrl-C)
+    ``KeyboardInterrupt``, and each also sets a flag that ``check_terminated`` reads; then the
+    old handlers come back.
 
-    Only around a computation: elsewhere the default (end at once, silently) is right. The
-    handler fires once; a second SIGTERM during the clean-up ends the process as before
-    (the journal keeps every finished point).
+    Only around a computation: elsewhere the defaults are right. Python's own SIGINT handler
+    raises wherever the main thread is, and a KeyboardInterrupt raised in a finalizer or a
+    weakref callback is printed as 'Exception ignored' and lost: a pool run went on to the
+    end and exited 0 after Ctrl-C. The flag brings it back at the next point. Each handler
+    fires once: a second SIGTERM during the clean-up ends the process as before, a second
+    Ctrl-C interrupts it (the journal keeps every finished point).
     """
 
     pid = os.getpid()
+    _TERMINATED[0] = _INTERRUPTED[0] = False  # a signal of an earlier block was handled there
 
     def raise_terminated(signum: int, frame: FrameType | None) -> None:
         if os.getpid() != pid:
@@ -222,25 +228,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
         if not _in_finalizer(frame):
             raise Terminated
 
+    def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != pid:
+            return  # as above: the parent stops its forked children
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _INTERRUPTED[0] = True
+        if not _in_finalizer(frame):
+            raise KeyboardInterrupt
+
     try:
         old = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: signals are not ours to handle
         yield
         return
+    old_int = signal.signal(signal.SIGINT, raise_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
-# Set when SIGTERM arrives; checked after each point and after preparing, because the
-# exception raised by the handler is lost where it lands in a finalizer.
+# Set when SIGTERM or SIGINT arrives; checked after each point and after preparing, because
+# the exception raised by the handler is lost where it lands in a finalizer.
 _TERMINATED = [False]
+_INTERRUPTED = [False]
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
     """Whether ``frame`` runs inside a ``__del__``, which would swallow an exception (and
-    print its traceback as 'Exception ignored')."""
+    print its traceback as 'Exception ignored'). A weakref callback swallows it too, but
+    shows no mark in its frames: the flags catch that case at the next check."""
     while frame is not None:
         if frame.f_code.co_name == "__del__":
             return True
@@ -249,9 +267,12 @@ def _in_finalizer(frame: FrameType | None) -> bool:
 
 
 def check_terminated() -> None:
-    """Raise ``Terminated`` if SIGTERM arrived where its exception could not be raised."""
+    """Raise ``Terminated`` or ``KeyboardInterrupt`` if SIGTERM or SIGINT arrived where its
+    exception could not be raised (or was swallowed)."""
     if _TERMINATED[0]:
         raise Terminated
+    if _INTERRUPTED[0]:
+        raise KeyboardInterrupt
 
 
 def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
@@ -275,9 +296,8 @@ def run_job(
 
     Ctrl-C exits with 130 and SIGTERM with 143, each after saying how many points are saved.
     """
-    _TERMINATED[0] = False
     try:
-        with sigterm_as_interrupt():
+        with signals_as_interrupts():
             job = prepare_job(path, overwrite)
             check_terminated()
     except KeyboardInterrupt as e:
@@ -300,7 +320,7 @@ def run_job(
     if choice is not None and choice.how != "given" and job.done < job.total:
         console.print(choice.line().capitalize(), highlight=False, markup=False)
     try:
-        with sigterm_as_interrupt():
+        with signals_as_interrupts():
             summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
     except KeyboardInterrupt as e:
         # The bar is already stopped (once, by leaving its `with`): one line follows it.

@@ -12,8 +12,9 @@ from rich.table import Column
 from tui_landscape.cli.common import (
     _Progress,
     _stopped,
+    check_terminated,
     console,
-    sigterm_as_interrupt,
+    signals_as_interrupts,
     user_errors,
 )
 from tui_landscape.report import fmt_eta
@@ -72,7 +73,7 @@ def study(
         )
         bar = _Bar()
         try:
-            with sigterm_as_interrupt(), bar.progress:
+            with signals_as_interrupts(), bar.progress:
                 result = run_study(s, folder, overwrite=overwrite, on_event=bar.event)
         except KeyboardInterrupt as e:
             how, code = _stopped(e)  # Ctrl-C 130, SIGTERM 143
@@ -106,6 +107,7 @@ class _Bar:
         self.points = self.progress.add_task("points", total=None, what="", visible=False)
 
     def event(self, e: Event) -> None:
+        check_terminated()  # a Ctrl-C or SIGTERM whose exception a finalizer swallowed
         p = self.progress
         p.update(self.stages, total=e.total, completed=e.index, what=e.task.label)
         if e.kind == "start" and e.points:
