@@ -241,7 +241,11 @@ def signals_as_interrupts() -> Iterator[None]:
     except ValueError:  # not the main thread: signals are not ours to handle
         yield
         return
-    old_int = signal.signal(signal.SIGINT, raise_interrupt)
+    # Only where Ctrl-C would raise anyway: a process started with SIGINT ignored (a script's
+    # background job) keeps ignoring it.
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, raise_interrupt)
     try:
         yield
     finally:
