@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ import torch
 from engine.batching import rebatch
 from engine.config import DEFAULT_BATCH
 from engine.errors import describe
+from engine.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -435,21 +435,6 @@ def _report_once(message: str) -> None:
         log.info("%s", message)
 
 
-def _read_entry(path: Path) -> Any:
-    """The JSON of the regular file at ``path`` (at most ``_MAX_ENTRY_BYTES``). Opened without
-    blocking: a FIFO in its place hung a plain read, and a link to ``/dev/zero`` filled memory."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = os.read(fd, _MAX_ENTRY_BYTES + 1)  # a regular file's read is whole
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_ENTRY_BYTES:
-        raise ValueError(f"larger than {_MAX_ENTRY_BYTES} bytes")
-    return json.loads(data)
-
-
 def _figures(raw: Any) -> tuple[tuple[int, float], ...]:
     """An entry's ``figures`` as (size, seconds per sample) pairs; anything else raises."""
     pair = lambda f: isinstance(f, list) and len(f) == 2 and type(f[0]) is int  # noqa: E731
@@ -466,7 +451,7 @@ def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
     if path is None:
         return None
     try:
-        entry = _read_entry(path)
+        entry = read_json(path, _MAX_ENTRY_BYTES)
         if not isinstance(entry, dict):
             raise ValueError(f"not a JSON object but {type(entry).__name__}")
         if entry.get("version") != _CACHE_VERSION or entry.get("key") != key:
@@ -477,7 +462,7 @@ def cached_choice(key: dict[str, Any], n: int) -> BatchChoice | None:
         figures = _figures(entry.get("figures", []))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested deep
+    except (OSError, ValueError) as e:  # read_json names each fault as one of these
         _report_once(f"ignoring the batch-size cache entry {path}: {e}")
         return None
     return BatchChoice(size, "cache", figures)

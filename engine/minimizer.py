@@ -47,6 +47,7 @@ from engine.config import Config, config_to_dict
 from engine.devices import resolve_device
 from engine.errors import ConfigError, LandscapeError
 from engine.evaluate import evaluate
+from engine.jsonfile import read_json_object
 from engine.train import EpochResult, train_run
 
 __all__ = [
@@ -139,16 +140,6 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object, None where there is none: missing, half-written by an older version, or
-    not an object (written by hand); the caller computes it again."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _identity(cfg: Config) -> dict[str, Any]:
     """What decides a candidate's training (model, data, train but the lr and the folder)."""
     d = config_to_dict(cfg)
@@ -223,7 +214,7 @@ def _candidate(
     """The finished candidate for ``lr``, reused when its ``candidate.json`` matches ``cfg``;
     the flag says whether it was reused."""
     path = out / _lr_name(lr) / CANDIDATE_FILE
-    stored = _read_json(path)
+    stored = read_json_object(path)
     if stored is not None:
         if stored.get("identity") != _identity(cfg):
             raise LandscapeError(
@@ -286,7 +277,7 @@ def read_outcome(out: str | Path) -> TrainOutcome | None:
     (or it is not one, as a file written by hand: the member is trained again, its finished
     candidates reused). One written by a newer version is refused in one line."""
     out = Path(out)
-    stored = _read_json(out / OUTCOME_FILE)
+    stored = read_json_object(out / OUTCOME_FILE)
     if stored is None or stored.get("format") != OUTCOME_FORMAT:
         return None
     version = stored.get("version")
@@ -335,7 +326,7 @@ def train_member(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lrs = rule.lrs(cfg)
-    stored = _read_json(out / OUTCOME_FILE)
+    stored = read_json_object(out / OUTCOME_FILE)
     if (
         stored is not None
         and stored.get("identity") == _identity(cfg)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import LandscapeError, describe
+from engine.jsonfile import read_json_object
 from engine.study.spec import MeasureSpec
 from engine.study.table import stored_number, write_atomic
 
@@ -29,25 +30,15 @@ __all__ = [
     "MEASURES_FILE",
     "member_measures",
     "outcome_values",
-    "read_json",
     "read_measures",
     "surface_measures",
 ]
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's object, None where there is none (or half of one: a crash mid-write)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def read_measures(folder: Path) -> dict[str, Any] | None:
     """``folder/measures.json`` where it is one (``values``: a table of numbers or null), else
     None: absent, or not a measures file (written by hand), which the stage computes again."""
-    m = read_json(folder / MEASURES_FILE)
+    m = read_json_object(folder / MEASURES_FILE)
     values = None if m is None else m.get("values")
     if not isinstance(values, dict):
         return None

@@ -25,10 +25,10 @@ from typing import Any
 
 from engine.config import Config, config_to_dict
 from engine.errors import ConfigError, LandscapeError, describe
+from engine.jsonfile import read_json_object
 from engine.study.collect import (
     member_measures,
     outcome_values,
-    read_json,
     read_measures,
 )
 from engine.study.spec import Study, resolved_config, spec_to_dict, validate_member
@@ -397,7 +397,7 @@ def _blocked(task: Task, out: Path) -> str:
     labels = task.pair or (task.member,)
     for label in labels:
         folder = member_folder(out, label, task.seed)
-        failed = read_json(folder / "failed.json")
+        failed = read_json_object(folder / "failed.json")
         if failed and task.stage.name != "train":
             return f"{label}: {failed.get('stage')} failed"
         outcome = member_outcome(folder / "train")
@@ -413,7 +413,7 @@ def row(study: Study, out: Path, label: str, seed: int, names: list[str]) -> dic
     folder = member_folder(out, label, seed)
     outcome = member_outcome(folder / "train")
     measures = read_measures(folder)
-    failed = read_json(folder / "failed.json")
+    failed = read_json_object(folder / "failed.json")
     values = outcome_values(outcome) if outcome else {}
     if measures:
         values.update({k: v for k, v in measures.get("values", {}).items() if v is not None})
