@@ -20,7 +20,14 @@ from torch import nn
 
 from engine.data import Split, batch_size_of
 from engine.errors import LandscapeError, describe
-from engine.losses import BatchCheck, Loss, class_indices, fused_entry, refuse_counts
+from engine.losses import (
+    BatchCheck,
+    Loss,
+    class_indices,
+    fused_entry,
+    refuse_counts,
+    to_class_major,
+)
 
 __all__ = [
     "CHECK_KEYS",
@@ -79,11 +86,8 @@ def sample_stats(
     logits, y = logits.float(), class_indices(y)
     lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
     if lead and entry.class_major is not None:
-        # K points' logits class-major, in a copy the math may overwrite: the transpose of
-        # (K, B, C) to (K, C, B) is a fast copy, of (K * B, C) to (C, K * B) a slow one.
         # (K, not -1: a batch of no samples has no -1 to infer.)
-        k = math.prod(lead)
-        zt = logits.reshape(k, b, c).transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        zt = to_class_major(logits.reshape(math.prod(lead), b, c))
         per, correct = entry.class_major(zt, y)
         return per.view(*lead, b), correct.view(*lead, b)
     fused = entry.fused

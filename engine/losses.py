@@ -54,6 +54,7 @@ __all__ = [
     "register_loss",
     "resolve_loss",
     "squared_error",
+    "to_class_major",
 ]
 
 # No torch import at module level: the config reads ``LOSSES.names()`` at import, and the
@@ -171,6 +172,15 @@ def _class_sum(e: torch.Tensor) -> torch.Tensor:
     return acc[:, 0]
 
 
+def to_class_major(logits: torch.Tensor) -> torch.Tensor:
+    """K points' logits ``(K, B, C)`` as a class-major copy ``(K, C, B)`` that a
+    ``ClassMajorFn`` may overwrite: the transpose of (K, B, C) is a fast copy, that of
+    (K * B, C) to (C, K * B) a slow one."""
+    import torch
+
+    return logits.transpose(-1, -2).clone(memory_format=torch.contiguous_format)
+
+
 def _crossentropy_class_major(
     zt: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,11 +226,8 @@ def _crossentropy_class_major(
 )
 def crossentropy(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of a classifier on ``(inputs, labels)``, and accuracy in percent."""
-    import torch
-
     n, c = logits.shape
-    zt = logits.reshape(1, n, c).transpose(1, 2).clone(memory_format=torch.contiguous_format)
-    per, correct = _crossentropy_class_major(zt, y)
+    per, correct = _crossentropy_class_major(to_class_major(logits.reshape(1, n, c)), y)
     return per.view(n), correct.view(n)
 
 
