@@ -23,6 +23,7 @@ from engine.errors import LandscapeError, describe
 from engine.losses import (
     BatchCheck,
     Loss,
+    check_labels,
     class_indices,
     fused_entry,
     refuse_counts,
@@ -33,7 +34,6 @@ __all__ = [
     "CHECK_KEYS",
     "Stats",
     "autocast",
-    "check_labels",
     "check_model_labels",
     "evaluate",
     "loss_sums",
@@ -80,7 +80,7 @@ def sample_stats(
 
     ``logits`` is ``(B, C)`` or ``(K, B, C)`` for K grid points at once (any float dtype,
     computed in float32); ``y`` integer labels of any width, in ``0..C-1`` (unchecked here:
-    ``check_labels``); the results have shape ``(B,)`` or ``(K, B)``.
+    ``engine.losses.check_labels``); the results have shape ``(B,)`` or ``(K, B)``.
     """
     entry = fused_entry(loss)
     logits, y = logits.float(), class_indices(y)
@@ -94,23 +94,6 @@ def sample_stats(
     yy = y.repeat(math.prod(lead)) if lead else y
     per, correct = fused(logits.reshape(-1, c), yy)
     return per.view(*lead, b), correct.view(*lead, b)
-
-
-def check_labels(y: torch.Tensor, classes: int, name: str) -> None:
-    """Refuse labels of the ``name`` split outside ``0..classes - 1`` in one line, before a
-    loss reads them: torch's own refusal is an IndexError on a CPU, and on a GPU a device-side
-    assert that ends the process's use of the device."""
-    low, top = (int(y.min()), int(y.max())) if len(y) else (0, -1)
-    if top >= classes:
-        raise LandscapeError(
-            f"the model gives {classes} outputs per sample, but the {name} split has labels "
-            f"up to {top}: the model does not fit the data's classes"
-        )
-    if low < 0:
-        raise LandscapeError(
-            f"the {name} split has a negative label ({low}); labels must be class indices "
-            f"0..{classes - 1}"
-        )
 
 
 def check_model_labels(model: nn.Module, split: Split, name: str) -> None:
@@ -132,7 +115,7 @@ def check_model_labels(model: nn.Module, split: Split, name: str) -> None:
         for m, was in modes:
             m.training = was
     if len(shape) == 2:
-        check_labels(split.y, shape[1], name)
+        check_labels(split.y, shape[1], f"the {name} split")
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -26,7 +26,6 @@ from engine.errors import LandscapeError, describe
 from engine.evaluate import (
     CHECK_KEYS,
     autocast,
-    check_labels,
     evaluate,
     loss_sums,
     per_sample,
@@ -35,7 +34,14 @@ from engine.evaluate import (
 )
 from engine.formats import HESSIAN_NAMES, load_directions
 from engine.hessian import MeanLossHVP, NonFiniteProduct, extreme_eigenvalues, hessian_params
-from engine.losses import Loss, StateGuard, check_output, refuse_counts, resolve_loss
+from engine.losses import (
+    Loss,
+    StateGuard,
+    check_labels,
+    check_output,
+    refuse_counts,
+    resolve_loss,
+)
 from engine.points_per_batch import choose_points_per_batch
 from engine.spectrum import Spectrum, center_spectrum
 
@@ -305,7 +311,7 @@ class Landscape:
                         f"samples of the {name} split; expected ({len(head)}, classes)"
                     )
                 self._classes = shape[1]
-                check_labels(split.y, shape[1], name)
+                check_labels(split.y, shape[1], f"the {name} split")
                 evaluate(self.model, head, 2, self.loss.builtin)
             except LandscapeError:
                 raise

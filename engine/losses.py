@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConfigError, LandscapeError
+from engine.errors import ConfigError, DataSetError, LandscapeError
 from engine.imports import is_callable_spec, load_callable
 from engine.registry import Registry
 
@@ -42,6 +42,7 @@ __all__ = [
     "LossFn",
     "StateGuard",
     "causal_lm",
+    "check_labels",
     "check_output",
     "class_indices",
     "crossentropy",
@@ -116,7 +117,11 @@ def register_fused_loss(
 
     def deco(fused: FusedFn) -> LossFn:
         def fn(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-            per, correct = fused(model(batch[0]).float(), class_indices(batch[1]))
+            logits, y = model(batch[0]).float(), class_indices(batch[1])
+            # Every batch: a streamed or collated split is checked here, not as a whole. A
+            # read per batch (a sync on a GPU), but a bad label would end the GPU's use.
+            check_labels(y, logits.shape[-1], "a batch of the data")
+            per, correct = fused(logits, y)
             return {"loss": per, "acc": 100.0 * correct.double()}
 
         fn.__name__ = fn.__qualname__ = fused.__name__
@@ -136,6 +141,27 @@ def class_indices(y: torch.Tensor) -> torch.Tensor:
     if y.dtype == torch.int64 or y.is_floating_point() or y.is_complex():
         return y  # int64 first: a dtype test is cheaper than .long()'s call (per batch)
     return y.long()
+
+
+def check_labels(y: torch.Tensor, classes: int, where: str) -> None:
+    """Refuse integer labels outside ``0..classes - 1`` in one line, before a loss reads them
+    (``where`` names them: "the train split", "a batch"): torch's own refusal is an
+    IndexError on a CPU, and on a GPU a device-side assert that ends the process's use of the
+    device. A ``DataSetError``: wrong at every grid point alike, so a run stops at once."""
+    if not len(y) or y.is_floating_point() or y.is_complex():
+        return  # float labels are left for the math to refuse
+    import torch
+
+    low, top = torch.stack(torch.aminmax(y)).tolist()  # one kernel, one read
+    if top >= classes:
+        raise DataSetError(
+            f"the model gives {classes} outputs per sample, but {where} has labels up to "
+            f"{top}: the model does not fit the data's classes"
+        )
+    if low < 0:
+        raise DataSetError(
+            f"{where} has a negative label ({low}); labels must be class indices 0..{classes - 1}"
+        )
 
 
 def fused_entry(name: str) -> LossEntry:

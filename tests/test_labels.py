@@ -43,6 +43,14 @@ def good():
     return _data()
 
 
+def late_above():
+    return _data(10, at=40)
+
+
+def late_negative():
+    return _data(-3, at=40)
+
+
 def small():
     return _data(dtype=torch.uint8)
 
@@ -156,3 +164,32 @@ def test_a_batch_of_no_samples_gives_empty_results_for_k_points():
     assert per.shape == ok.shape == (4, 0)
     per, ok = sample_stats(torch.zeros(2, 3, 0, 10), torch.zeros(0, dtype=torch.long))
     assert per.shape == (2, 3, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"), [("above", "has labels up to 10"), ("negative", "has a negative label (-3)")]
+)
+def test_a_label_out_of_range_in_a_later_batch_of_a_collated_split_stops_the_run(
+    user_config, name, said
+):
+    """Only the first batch of a collated (or streamed) split is checked before the run: the
+    label at sample 40 (the third batch of 16) failed every point with torch's IndexError (on
+    a GPU, a device-side assert). Now every batch is checked, and the run stops in one line."""
+    sets = [f"data.dataset=udata.py:late_{name}", "data.collate=udata.py:collate", "data.batch_size=16"]
+    args = ["compute", str(user_config), "--out", "s.h5"]
+    line = _one_line(CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)]))
+    assert f"a batch of the data {said}" in line
+
+
+@pytest.mark.parametrize("loss", ["crossentropy", "mse"])
+def test_the_loss_function_of_a_fused_loss_checks_each_batchs_labels(loss):
+    from engine.errors import DataSetError
+
+    fn = LOSSES.get(loss).fn
+    logits = torch.randn(6, 4)
+    for bad in (4, -1):
+        y = torch.arange(6) % 4
+        y[5] = bad
+        with pytest.raises(DataSetError) as e:
+            fn(torch.nn.Identity(), (logits, y))
+        assert "\n" not in str(e.value) and "a batch of the data" in str(e.value)
