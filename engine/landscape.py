@@ -20,7 +20,7 @@ from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
 from engine.data import Batches, Split, batch_size_of, first_batch, load_splits, split_batches
-from engine.devices import PRECISION
+from engine.devices import PRECISION, keep_freed_cpu_memory
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
 from engine.evaluate import (
@@ -89,6 +89,8 @@ class Landscape:
         loss: Loss | None = None,
     ) -> None:
         c = cfg.compute
+        if device.type == "cpu":
+            keep_freed_cpu_memory()  # large activations reused, not faulted in each pass
         self.model = model.to(device).eval()
         self.ds = ds
         self.splits = {k: s.to(device) for k, s in splits.items()}

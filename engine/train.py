@@ -41,6 +41,7 @@ from engine.config import (
     parse_toml,
 )
 from engine.data import Split, load_splits, to_device
+from engine.devices import keep_freed_cpu_memory
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import check_model_labels, evaluate, loss_sums, read_sums
 from engine.losses import LOSSES, LossFn
@@ -127,6 +128,8 @@ class Training:
     ) -> None:
         if tc.optimizer == "sgd" and tc.nesterov and tc.momentum <= 0:
             raise ConfigError("`train.nesterov = true` needs `train.momentum` > 0.")
+        if device.type == "cpu":
+            keep_freed_cpu_memory()  # large activations reused, not faulted in each step
         self.model = model.to(device)
         self.train = splits["train"].to(device)
         self.test = splits["test"].to(device) if "test" in splits else None
