@@ -52,7 +52,8 @@ CASES = {
 
 def splits_of(case: str, tiny: bool):
     from engine.config import load_config
-    from engine.data import Split, digits_splits, load_splits
+    from engine.data import digits_splits, load_splits
+    from engine.splits import Split
 
     spec = CASES[case]
     if spec["dataset"] == "digits":

@@ -58,8 +58,9 @@ METHODS = {"a": "ours", "b": "floor", "c": "reference algorithm", "d": "loss-lan
 
 def setup(case: str, tiny: bool):
     """Model, splits (normalised float tensors) and the same data as uint8 images."""
-    from engine.data import Split, digits_splits
+    from engine.data import digits_splits
     from engine.models import build_model
+    from engine.splits import Split
 
     spec = CASES[case]
     model = build_model(spec["arch"], seed=0).eval()

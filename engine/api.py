@@ -36,7 +36,6 @@ import torch
 from torch import nn
 
 from engine.config import IN_MEMORY, Config, config_from_dict, config_to_toml
-from engine.data import Batches, Split, as_split
 from engine.devices import resolve_device
 from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
@@ -46,6 +45,7 @@ from engine.hessian import MeanLossHVP, hessian_params
 from engine.losses import Loss, LossFn, resolve_loss
 from engine.run import Job, PointResult, prepare
 from engine.spectrum import center_spectrum
+from engine.splits import Batches, Split, as_split
 
 __all__ = [
     "LandscapeResult",

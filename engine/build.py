@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.config import IN_MEMORY, Config, GridConfig, auto_points
-from engine.data import Batches, Split, check_dataset, load_splits
+from engine.data import check_dataset, load_splits
 from engine.directions import (
     DirectionSet,
     has_batchnorm,
@@ -41,6 +41,7 @@ from engine.models import build_model, create_model, list_models, load_checkpoin
 from engine.models.hf import is_hf_spec
 from engine.recipes import PREFIX as RECIPE_PREFIX
 from engine.recipes import RECIPES, recipe_checkpoint
+from engine.splits import Batches, Split
 
 if TYPE_CHECKING:
     from engine.losses import Loss

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.data import Split, batch_size_of
 from engine.errors import LandscapeError, describe
 from engine.losses import (
     BatchCheck,
@@ -29,6 +28,7 @@ from engine.losses import (
     refuse_counts,
     to_class_major,
 )
+from engine.splits import Split, batch_size_of
 
 __all__ = [
     "CHECK_KEYS",

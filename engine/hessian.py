@@ -52,13 +52,13 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
 
-from engine.data import Batches, Split, split_batches
 from engine.directions import targets
 from engine.errors import ConfigError, describe
 from engine.evaluate import check_model_labels, loss_sums, read_sums
 from engine.hvp_graph import gradient_graph, graph_product, math_kernel, no_hessian, saved_bytes
 from engine.lanczos import FLOOR, NonFiniteProduct, accepted, lanczos  # the first 3: ours too
 from engine.losses import Loss, LossFn, fused_entry, resolve_loss
+from engine.splits import Batches, Split, split_batches
 
 __all__ = [
     "DEFAULT_TOL",

@@ -19,7 +19,7 @@ from engine.autobatch import BatchChoice, choose_batch, free_memory
 from engine.bn import batchnorms, negative_variance, recalibrate, variance_names
 from engine.build import load_model
 from engine.config import Config, HessianConfig, config_from_dict
-from engine.data import Batches, Split, batch_size_of, first_batch, load_splits, split_batches
+from engine.data import load_splits
 from engine.devices import PRECISION, keep_freed_cpu_memory
 from engine.directions import DirectionSet, Perturbation
 from engine.errors import LandscapeError, describe
@@ -44,6 +44,7 @@ from engine.losses import (
 )
 from engine.points_per_batch import choose_points_per_batch
 from engine.spectrum import Spectrum, center_spectrum
+from engine.splits import Batches, Split, batch_size_of, first_batch, split_batches
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from torch import nn
 from torch.func import functional_call
 
 from engine.api import preserved
-from engine.data import Batches, Split, batch_size_of, split_batches, to_device
 from engine.devices import resolve_device
 from engine.directions import random_direction
 from engine.errors import ConfigError, LandscapeError, describe
@@ -53,6 +52,7 @@ from engine.losses import (
     resolve_loss,
 )
 from engine.norms import NORMS
+from engine.splits import Batches, Split, batch_size_of, split_batches, to_device
 
 __all__ = [
     "BALLS",

@@ -25,7 +25,7 @@ from engine.autobatch import BatchChoice
 from engine.autorange import auto_grid, direction_ratios
 from engine.build import load_model, make_directions, preflight
 from engine.config import Config, auto_points, config_to_toml
-from engine.data import Batches, Split, load_splits
+from engine.data import load_splits
 from engine.devices import resolve_device, worker_devices
 from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError, describe
@@ -51,6 +51,7 @@ from engine.landscape import Landscape
 from engine.losses import Loss
 from engine.pool import Outcome, Pool, WorkerSpec, evaluate_local
 from engine.resume import existing_surface, resumed_directions
+from engine.splits import Batches, Split
 
 log = logging.getLogger(__name__)
 

@@ -40,13 +40,14 @@ from engine.config import (
     config_to_toml,
     parse_toml,
 )
-from engine.data import Split, load_splits, to_device
+from engine.data import load_splits
 from engine.devices import keep_freed_cpu_memory
 from engine.errors import ConfigError, LandscapeError, describe
 from engine.evaluate import check_model_labels, evaluate, loss_sums, read_sums
 from engine.losses import LOSSES, LossFn
 from engine.models import build_model
 from engine.models.checkpoint import torch_load_error
+from engine.splits import Split, to_device
 
 __all__ = [
     "EpochResult",

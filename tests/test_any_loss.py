@@ -16,11 +16,12 @@ import torch
 from typer.testing import CliRunner
 
 from engine.config import load_config
-from engine.data import Batches, load_splits
+from engine.data import load_splits
 from engine.formats import directions_path, load_directions, read_surface
 from engine.hessian import MeanLossHVP, extreme_eigenvalues
 from engine.imports import load_callable
 from engine.run import prepare
+from engine.splits import Batches
 from tui_landscape.cli import app
 
 USER = textwrap.dedent(

@@ -14,11 +14,11 @@ from engine import autobatch
 from engine.autobatch import BatchChoice, probe, probe_budget
 from engine.batching import rebatch
 from engine.config import load_config
-from engine.data import Batches, Split
 from engine.directions import DirectionSet, random_direction
 from engine.formats import read_surface
 from engine.landscape import Landscape
 from engine.run import prepare
+from engine.splits import Batches, Split
 
 
 @pytest.fixture

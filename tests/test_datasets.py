@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from engine.config import DataConfig
-from engine.data import NORMALIZATION, load_splits, subset_indices
+from engine.data import NORMALIZATION, load_splits
 from engine.errors import ConfigError
+from engine.splits import subset_indices
 
 
 def write_cifar10(root, n_per_batch=6, seed=0):

@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.data import Split, digits_splits
+from engine.data import digits_splits
 from engine.evaluate import Stats, evaluate
 from engine.models import build_model
+from engine.splits import Split
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call, hessian
 
 import engine.hessian as hess
-from engine.data import Split, digits_splits
+from engine.data import digits_splits
 from engine.directions import DirectionSet, Perturbation, random_direction, targets
 from engine.errors import ConfigError, LandscapeError
 from engine.hessian import (
@@ -26,6 +26,7 @@ from engine.hessian import (
     snake_order,
 )
 from engine.spectrum import center_spectrum, hutchinson_trace
+from engine.splits import Split
 from tests.conftest import REPO, run_script
 
 TOL = 1e-3

@@ -12,11 +12,12 @@ from torch import nn
 
 import engine.hessian as hess
 from engine.config import load_config
-from engine.data import Batches, Split, digits_splits
+from engine.data import digits_splits
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import read_surface
 from engine.hessian import MeanLossHVP, extreme_eigenvalues
 from engine.run import prepare
+from engine.splits import Batches, Split
 from tests.conftest import REPO, run_script
 from tests.test_hessian import (
     TinyAttention,

@@ -175,7 +175,8 @@ def test_a_label_out_of_range_in_a_later_batch_of_a_collated_split_stops_the_run
     """Only the first batch of a collated (or streamed) split is checked before the run: the
     label at sample 40 (the third batch of 16) failed every point with torch's IndexError (on
     a GPU, a device-side assert). Now every batch is checked, and the run stops in one line."""
-    sets = [f"data.dataset=udata.py:late_{name}", "data.collate=udata.py:collate", "data.batch_size=16"]
+    sets = [f"data.dataset=udata.py:late_{name}", "data.collate=udata.py:collate"]
+    sets.append("data.batch_size=16")
     args = ["compute", str(user_config), "--out", "s.h5"]
     line = _one_line(CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)]))
     assert f"a batch of the data {said}" in line

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data import Batches, Split
 from engine.directions import random_direction
 from engine.errors import ConfigError, LandscapeError
 from engine.measures import (
@@ -22,6 +21,7 @@ from engine.measures import (
     table_values,
     wilson_interval,
 )
+from engine.splits import Batches, Split
 
 
 class Quadratic(nn.Module):

@@ -9,10 +9,10 @@ from torch import nn
 
 from engine import points_per_batch as ppb
 from engine.config import load_config
-from engine.data import Split
 from engine.directions import DirectionSet, random_direction
 from engine.landscape import Landscape
 from engine.points_per_batch import choose_points_per_batch
+from engine.splits import Split
 
 POINTS = [(-0.5, 0.25), (0.0, 0.0), (0.3, -1.0), (1.0, 0.5), (2.0, 2.0)]
 

@@ -108,7 +108,7 @@ def test_a_new_fused_loss_is_computed_by_its_own_math_everywhere(hinge):
     assert loss.builtin == "hinge_test"
     with torch.no_grad():
         assert torch.allclose(loss.fn(model, (x, y))["loss"], want, atol=1e-5)
-    from engine.data import Split
+    from engine.splits import Split
 
     hvp = MeanLossHVP(model, Split(x, y), 4, loss)
     with torch.no_grad():

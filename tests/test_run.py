@@ -215,10 +215,11 @@ def test_resume_needs_its_direction_file(tmp_path):
 
 @pytest.mark.parametrize(("labels", "message"), [(10, "labels up to 10"), (-1, "negative label")])
 def test_labels_outside_the_model_outputs_are_refused_in_one_line(labels, message):
-    from engine.data import Split, digits_splits
+    from engine.data import digits_splits
     from engine.directions import DirectionSet, random_direction
     from engine.landscape import Landscape
     from engine.models import build_model
+    from engine.splits import Split
 
     m = build_model("digits_mlp", seed=0)
     s = digits_splits()["test"]
