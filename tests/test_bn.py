@@ -110,7 +110,8 @@ def test_recalibration_through_a_loss_function_and_without_the_train_split(tmp_p
     # so the statistics differ in float rounding.
     np.testing.assert_allclose(user.values["test_loss"], fused.values["test_loss"], rtol=1e-5)
     want = _manual(LARGE, splits=("test",))
-    assert fused.values["test_loss"][1] == pytest.approx(want["test_loss"], rel=1e-6)
+    # rel 1e-5 too: the plain loop runs the default layout (2e-6 apart at one thread).
+    assert fused.values["test_loss"][1] == pytest.approx(want["test_loss"], rel=1e-5)
 
 
 @pytest.mark.usefixtures("bn_recipes")
