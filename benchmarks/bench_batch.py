@@ -63,9 +63,17 @@ def splits_of(case: str, tiny: bool):
     if spec["dataset"] == "charlm":
         sets = ["data.dataset=charlm", f"data.subset={n}", "data.loss=causal_lm"]
         return load_splits(load_config(None, sets).data)
+    return {"train": Split(*fake_cifar(n).tensors)}
+
+
+def fake_cifar(n: int = CASES["resnet56"]["n"]):
+    """``n`` CIFAR-shaped images, normalised, and labels (also the command line's data set,
+    ``data.dataset = "benchmarks/bench_batch.py:fake_cifar"``)."""
+    from torch.utils.data import TensorDataset
+
     g = torch.Generator().manual_seed(0)
     x = (torch.randint(0, 256, (n, 3, 32, 32), generator=g).float() / 255 - 0.5) / 0.25
-    return {"train": Split(x, torch.randint(0, 10, (n,), generator=g))}
+    return TensorDataset(x, torch.randint(0, 10, (n,), generator=g))
 
 
 def landscape(case: str, splits, device, batch: str, run_points: int):
@@ -110,6 +118,8 @@ def cli_per_point(case: str, device, grids: tuple[int, int] = (6, 16), reps: int
     sets += ["directions.kind=random", "directions.norm=filter", "directions.ignore=biasbn"]
     if spec["dataset"] == "charlm":
         sets += ["data.dataset=charlm", f"data.subset={spec['n']}", "data.loss=causal_lm"]
+    elif spec["dataset"] == "fake":
+        sets += [f"data.dataset={Path(__file__).resolve()}:fake_cifar", "data.splits=['train']"]
     else:
         sets += [f"data.dataset={spec['dataset']}"]
     best = {g: math.inf for g in grids}
