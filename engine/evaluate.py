@@ -34,6 +34,7 @@ __all__ = [
     "CHECK_KEYS",
     "Stats",
     "autocast",
+    "cannot_evaluate",
     "check_model_labels",
     "evaluate",
     "loss_sums",
@@ -107,15 +108,20 @@ def check_model_labels(model: nn.Module, split: Split, name: str) -> None:
         with torch.no_grad():
             shape = model(split.x[:2]).shape
     except Exception as e:  # train's first batch raised it as a traceback
-        raise LandscapeError(
-            f"the model cannot evaluate the {name} split (inputs of shape "
-            f"{tuple(split.x.shape[1:])}): {describe(e)}"
-        ) from e
+        raise cannot_evaluate(name, split, e) from e
     finally:
         for m, was in modes:
             m.training = was
     if len(shape) == 2:
         check_labels(split.y, shape[1], f"the {name} split")
+
+
+def cannot_evaluate(name: str, split: Split, e: BaseException) -> LandscapeError:
+    """The one line for a model that fails on the ``name`` split's inputs."""
+    return LandscapeError(
+        f"the model cannot evaluate the {name} split (inputs of shape "
+        f"{tuple(split.x.shape[1:])}): {describe(e)}"
+    )
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

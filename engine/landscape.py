@@ -26,6 +26,7 @@ from engine.errors import LandscapeError, describe
 from engine.evaluate import (
     CHECK_KEYS,
     autocast,
+    cannot_evaluate,
     evaluate,
     loss_sums,
     per_sample,
@@ -319,10 +320,7 @@ class Landscape:
             except LandscapeError:
                 raise
             except Exception as e:
-                raise LandscapeError(
-                    f"the model cannot evaluate the {name} split (inputs of shape "
-                    f"{tuple(split.x.shape[1:])}): {describe(e)}"
-                ) from e
+                raise cannot_evaluate(name, split, e) from e
         if self.compile:
             try:
                 compiled = torch.compile(self.model)
