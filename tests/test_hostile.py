@@ -288,6 +288,9 @@ def test_two_computes_started_together_keep_one_surface(tmp_path):
         assert loser.returncode == 1
         err = loser.stderr.read().decode()
         assert "Traceback" not in err and "being computed by another process" in err, err
+        # The lock is taken before the batch-size probe: stopped before its first point, the
+        # winner rightly writes nothing, so wait for its file (a race on a loaded machine).
+        wait_until(lambda: out.exists() or winner.poll() is not None, 300, "the first points")
         winner.send_signal(signal.SIGTERM)
         assert winner.wait(timeout=60) == 143
     finally:
