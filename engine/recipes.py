@@ -2,7 +2,8 @@
 
 ``model.checkpoint = "recipe:digits_cnn"`` makes the demo and the sample configs work on a
 fresh install with no files to fetch: the first use trains the model on the CPU
-(deterministic for a given torch build) and caches the checkpoint in
+(deterministic for a given torch build, CPU and thread count: one intra-op thread gives other
+weights than two or more, and 2 to 8 threads agreed on a 2-core VM) and caches the checkpoint in
 ``$TUI_LANDSCAPE_CACHE`` (default ``~/.cache/tui-landscape``) in the reference's
 ``{'state_dict', 'acc', 'epoch'}`` layout. Digits classifiers train with
 ``engine.train.Training`` (seconds); the other cases with ``engine.train.fit`` on the

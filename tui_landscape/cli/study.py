@@ -84,8 +84,10 @@ def study(
                 markup=False,
             )
             raise typer.Exit(code) from None
-        _summary(result)
-        _report(result.out)
+        # Paths as the user gave them (run_study resolves its folder): `--out studies/w`
+        # prints studies/w/report.md, as the README and docs/cli.md show.
+        _summary(result, folder)
+        _report(result.out, folder)
 
 
 class _Bar:
@@ -127,13 +129,17 @@ class _Bar:
                 )
 
 
-def _summary(r: RunResult) -> None:
+def _summary(r: RunResult, folder: Path) -> None:
     rows = r.table["rows"]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     status = ", ".join(f"{n} {k}" for k, n in counts.items())
-    console.print(f"Table: {r.out / 'table.csv'} ({len(rows)} rows: {status})", highlight=False)
+    console.print(
+        f"Table: {folder / 'table.csv'} ({len(rows)} rows: {status})",
+        highlight=False,
+        markup=False,
+    )
     for row in rows:
         if row["status"] not in ("ok", "pending"):
             console.print(
@@ -153,12 +159,13 @@ def _summary(r: RunResult) -> None:
     )
 
 
-def _report(folder: Path) -> None:
-    """The study's ``report.md`` with its figures (``study_report``), and where it went."""
+def _report(out: Path, folder: Path) -> None:
+    """The study's ``report.md`` with its figures (``study_report``) in ``out`` (resolved),
+    and where it went, said under ``folder`` (as given)."""
     from tui_landscape.study_report import write_report
 
-    path = write_report(folder)
-    console.print(f"Report: {path}", highlight=False, markup=False)
+    path = write_report(out)
+    console.print(f"Report: {folder / path.relative_to(out)}", highlight=False, markup=False)
 
 
 def _dry_run(s, folder: Path) -> None:
