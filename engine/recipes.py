@@ -2,8 +2,9 @@
 
 ``model.checkpoint = "recipe:digits_cnn"`` makes the demo and the sample configs work on a
 fresh install with no files to fetch: the first use trains the model on the CPU
-(deterministic for a given torch build and CPU: always with ``RECIPE_THREADS`` threads) and
-caches the checkpoint in
+(deterministic for a given torch build, CPU and intra-op thread count: on a 2-core VM the
+digits CNN trained one model with 1 thread and another with 2 to 8, the MLP one with 2 and
+another with 1, 3 or 4; the cache key holds no thread count) and caches the checkpoint in
 ``$TUI_LANDSCAPE_CACHE`` (default ``~/.cache/tui-landscape``) in the reference's
 ``{'state_dict', 'acc', 'epoch'}`` layout. Digits classifiers train with
 ``engine.train.Training`` (seconds); the other cases with ``engine.train.fit`` on the
@@ -34,15 +35,7 @@ from engine.tabular import diabetes_datasets
 from engine.textdata import charlm_datasets
 from engine.train import Training, dataset_metrics, fit, save_checkpoint
 
-__all__ = [
-    "RECIPES",
-    "RECIPE_DATA",
-    "RECIPE_THREADS",
-    "Recipe",
-    "cache_dir",
-    "recipe_checkpoint",
-    "train_recipe",
-]
+__all__ = ["RECIPES", "RECIPE_DATA", "Recipe", "cache_dir", "recipe_checkpoint", "train_recipe"]
 
 PREFIX = "recipe:"
 log = logging.getLogger(__name__)
@@ -155,26 +148,8 @@ def recipe_checkpoint(spec: str) -> Path:
     return path
 
 
-# The trained weights depend on the intra-op thread count (float sums in another order,
-# amplified by the epochs; on a 2-core VM the digits CNN trained one way with 1 thread and
-# another with 2 to 8, the MLP one way with 2 and another with 1, 3 or 4): a fixed count makes
-# the cached model, and so the demo's and the docs' numbers, the same under OMP_NUM_THREADS=1
-# and on a many-core server. 2 keeps the models a default 2-core machine trained before.
-RECIPE_THREADS = 2
-
-
 def train_recipe(r: Recipe) -> tuple[torch.nn.Module, float]:
-    """The trained model (eval mode) and its test accuracy (NaN for a loss without one), trained
-    with ``RECIPE_THREADS`` intra-op threads whatever the process uses (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(RECIPE_THREADS)
-    try:
-        return _train(r)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(r: Recipe) -> tuple[torch.nn.Module, float]:
+    """The trained model (eval mode) and its test accuracy (NaN for a loss without one)."""
     model = build_model(r.arch, r.kwargs, seed=r.train.seed)
     if r.data == "digits":
         training = Training(model, digits_splits(), r.train, torch.device("cpu"), augment=False)

@@ -149,26 +149,6 @@ def test_a_recipe_trains_deterministically(small_recipes):
     assert all(torch.equal(p, q) for p, q in pairs)
 
 
-def test_a_recipe_trains_the_same_weights_whatever_the_thread_count(small_recipes):
-    """Each thread count sums in its own order (the MLP trained one way with 2 threads and
-    another with 1 or 3; the demo's CNN another way with 1, so its numbers differed under
-    OMP_NUM_THREADS=1): a recipe trains at RECIPE_THREADS, and the process's count is
-    restored."""
-    r = recipes.Recipe("digits_mlp", recipes._sgd(32, 1), "one epoch: enough to differ")
-    before = torch.get_num_threads()
-    weights = []
-    try:
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
-            model, _ = recipes.train_recipe(r)
-            assert torch.get_num_threads() == n
-            weights.append(model.state_dict())
-    finally:
-        torch.set_num_threads(before)
-    a = weights[0]
-    assert all(torch.equal(a[k], b[k]) for b in weights[1:] for k in a)
-
-
 def test_the_digits_recipes_keep_their_cache_names():
     """The fields added for these cases (data, loss) enter the key only when set."""
     r = recipes.RECIPES["digits_cnn"]
