@@ -54,8 +54,9 @@ def study(
     """Every stage of every member and seed: train (when the checkpoint is missing), 1D and 2D
     surfaces on filter-normalized and unnormalized directions, the Hessian, the measures, the
     PCA path; then the interpolation of each pair. The same command again skips finished
-    stages and resumes the rest. Writes table.json and table.csv (docs/studies.md), then the
-    report where it is installed. Exit codes as `compute`: 130 interrupted, 143 SIGTERM.
+    stages and resumes the rest. Writes table.json and table.csv (docs/studies.md), then
+    report.md (its figures where matplotlib, the export extra, is installed). Exit codes as
+    `compute`: 130 interrupted, 143 SIGTERM.
     """
     from engine.study import load_study, run_study  # torch: only where a command computes
 
