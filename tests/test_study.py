@@ -306,6 +306,19 @@ def test_dry_run_lists_stages_and_an_estimate(tmp_path):
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
+def test_the_command_names_its_files_under_the_folder_as_given(tmp_path, monkeypatch):
+    import tomli_w
+
+    monkeypatch.chdir(tmp_path)
+    Path("tiny.toml").write_text(tomli_w.dumps(tiny(stages=["surface_1d"], pairs=[])))
+    r = CliRunner().invoke(app, ["study", "tiny.toml", "--out", "studies/t"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any(s.startswith(f"Table: {Path('studies/t/table.csv')} (2 rows") for s in lines)
+    assert f"Report: {Path('studies/t/report.md')}" in lines  # as README shows, not resolved
+    assert (tmp_path / "studies" / "t" / "report.md").is_file()
+
+
 def test_tl_study_runs_a_study_file_and_returns_its_table(tmp_path):
     import tomli_w
 

@@ -24,15 +24,17 @@ __all__ = ["Estimate", "estimate"]
 
 # Rough costs in units of one timed grid point (a pass over the data), for what is not timed
 # (timing a Hessian-vector product would cost minutes on a deep net: the dry run must stay
-# cheap). Calibrated on the digits studies (2 CPU cores, 2026-12-06): one product costs about
-# 15 points (a point is a forward pass in inference mode; a product, a forward and two
-# backward passes with the graph kept); a map point takes about 60 products to the default
-# tolerance, the centre about 90 plus its Hutchinson probes, top-k and density runs. The
-# measures cost about one pass per ascent step (with its gradient, two), random sample, and
-# basin direction x radius.
-PRODUCT = 15
+# cheap). Calibrated on the digits studies (2 CPU cores, 2026-12-06): one product costs 5 to
+# 10 points (a point is a forward pass in inference mode; a product, a forward and two
+# backward passes with the graph kept; the width study's centres, after the HVP mode probe:
+# 5 for ResNet-20 at width 4, 10 at width 32); a map point takes about 60 products to the
+# default tolerance, the centre 22 to 45 (there) plus its Hutchinson probes, top-k and
+# density runs. With 15 and 90 the dry run said 1 to 3.4 hours for the width study's 25
+# minutes. The measures cost about one pass per ascent step (with its gradient, two), random
+# sample, and basin direction x radius.
+PRODUCT = 8
 MAP_PRODUCTS = 60
-CENTRE_PRODUCTS = 90
+CENTRE_PRODUCTS = 40
 TOP_K_PRODUCTS = 15  # each eigenvalue of the top k beyond the first
 BASIN_POINTS_PER_DIRECTION = 8
 TRAIN_BATCHES_TIMED = 3

@@ -54,8 +54,9 @@ def study(
     """Every stage of every member and seed: train (when the checkpoint is missing), 1D and 2D
     surfaces on filter-normalized and unnormalized directions, the Hessian, the measures, the
     PCA path; then the interpolation of each pair. The same command again skips finished
-    stages and resumes the rest. Writes table.json and table.csv (docs/studies.md), then the
-    report where it is installed. Exit codes as `compute`: 130 interrupted, 143 SIGTERM.
+    stages and resumes the rest. Writes table.json and table.csv (docs/studies.md), then
+    report.md (its figures where matplotlib, the export extra, is installed). Exit codes as
+    `compute`: 130 interrupted, 143 SIGTERM.
     """
     from engine.study import load_study, run_study  # torch: only where a command computes
 
@@ -84,8 +85,10 @@ def study(
                 markup=False,
             )
             raise typer.Exit(code) from None
-        _summary(result)
-        _report(result.out)
+        # Paths as the user gave them (run_study resolves its folder): `--out studies/w`
+        # prints studies/w/report.md, as the README and docs/cli.md show.
+        _summary(result, folder)
+        _report(result.out, folder)
 
 
 class _Bar:
@@ -127,13 +130,17 @@ class _Bar:
                 )
 
 
-def _summary(r: RunResult) -> None:
+def _summary(r: RunResult, folder: Path) -> None:
     rows = r.table["rows"]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     status = ", ".join(f"{n} {k}" for k, n in counts.items())
-    console.print(f"Table: {r.out / 'table.csv'} ({len(rows)} rows: {status})", highlight=False)
+    console.print(
+        f"Table: {folder / 'table.csv'} ({len(rows)} rows: {status})",
+        highlight=False,
+        markup=False,
+    )
     for row in rows:
         if row["status"] not in ("ok", "pending"):
             console.print(
@@ -153,12 +160,13 @@ def _summary(r: RunResult) -> None:
     )
 
 
-def _report(folder: Path) -> None:
-    """The study's ``report.md`` with its figures (``study_report``), and where it went."""
+def _report(out: Path, folder: Path) -> None:
+    """The study's ``report.md`` with its figures (``study_report``) in ``out`` (resolved),
+    and where it went, said under ``folder`` (as given)."""
     from tui_landscape.study_report import write_report
 
-    path = write_report(folder)
-    console.print(f"Report: {path}", highlight=False, markup=False)
+    path = write_report(out)
+    console.print(f"Report: {folder / path.relative_to(out)}", highlight=False, markup=False)
 
 
 def _dry_run(s, folder: Path) -> None:

@@ -20,7 +20,10 @@ def train(
     config: ConfigArg,
     set_: SetOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder (default train.out).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run folder (default: the key train.out, else runs/<config name>)."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in the folder from its last epoch.")
