@@ -268,7 +268,7 @@ def main() -> None:
         f"threads, {args.clock} clock, {len(points)} points in {len(groups)} pairs, load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print(f"auto: {auto.batch_choice.line()} (check with probe {probe_s:.2f} s)")
+    print(f"auto: {auto.batch_choice.detail()} (check with probe {probe_s:.2f} s)")
     kk = {name: land.points_per_batch for name, land in (("auto", auto), ("1024", fixed),
                                                           ("best", at_best))}  # fmt: skip
     print("points per batch (K, 'auto'): " + ", ".join(f"{k}: {v}" for k, v in kk.items()))

@@ -93,11 +93,23 @@ class BatchChoice:
             return f"batch size {self.size} (auto, not probed: {self.stopped})"
         if self.how == "pool":
             return "batch size auto (each worker probes, or reads the cache)"
+        # The three fastest of what decided (whole passes where they ran), fastest first:
+        # every size's figures made a line that wrapped four times (``detail``, with -v).
+        top = sorted(self.passes or self.figures, key=lambda f: f[1])[:3]
+        us = ", ".join(f"{b}: {t * 1e6:.3g}" for b, t in top)
+        why = f", stopped: {self.stopped}" if self.stopped in ("budget", "out of memory") else ""
+        return (
+            f"batch size {self.size} (auto, {len(self.figures)} sizes probed in "
+            f"{self.seconds:.2f} s{why}; us/sample {us})"
+        )
+
+    def detail(self) -> str:
+        """Every figure of the probe: each size's few batches, then the whole passes."""
         us = ", ".join(f"{b}: {t * 1e6:.3g}" for b, t in self.figures)
         whole = ", ".join(f"{b}: {t * 1e6:.3g}" for b, t in self.passes)
         return (
-            f"batch size {self.size} (auto: fastest per sample of {len(self.figures)} sizes "
-            f"in {self.seconds:.2f} s, {self.stopped}; us/sample {us}"
+            f"batch size {self.size} ({self.how}: fastest per sample of {len(self.figures)} "
+            f"sizes in {self.seconds:.2f} s, {self.stopped}; us/sample {us}"
             + (f"; whole passes {whole})" if whole else ")")
         )
 
@@ -294,7 +306,7 @@ def choose_batch(land: Any, points: int | None) -> BatchChoice:
         # Kept whatever it found: the next run (a resume, the command line after the app)
         # evaluates at the same size, so their numbers agree to the last bit.
         store_choice(key, choice)
-    log.debug("%s", choice.line())
+    log.debug("%s", choice.detail() if choice.figures else choice.line())
     return choice
 
 

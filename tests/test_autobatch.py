@@ -104,7 +104,9 @@ def test_whole_passes_decide_among_the_finalists():
     # The best three and the best's neighbours (64, 128, 256), and 1000 (within 2x), 5 times.
     assert sorted(wholes) == [64] * 5 + [128] * 5 + [256] * 5 + [1000] * 5
     assert choice.size == 1000 and dict(choice.passes)[1000] == pytest.approx(0.9e-6)
-    assert choice.line().endswith("; whole passes 128: 1.2, 64: 1.3, 256: 1.1, 1000: 0.9)")
+    assert choice.detail().endswith("; whole passes 128: 1.2, 64: 1.3, 256: 1.1, 1000: 0.9)")
+    # The line people read: the three fastest whole passes, fastest first.
+    assert choice.line().endswith("; us/sample 1000: 0.9, 256: 1.1, 128: 1.2)")
     # Whole passes keep the bound: none is started that the budget cannot take.
     clock.now, wholes[:] = 0.0, []
     tight = probe(run, n, 10_000, clock=clock, whole=whole, budget_s=0.004)
@@ -512,3 +514,27 @@ def test_a_link_planted_as_the_lock_creates_nothing(fresh_cache):
     with autobatch.probe_lock(key) as held:
         assert held is False
     assert not target.exists()
+
+
+def test_the_command_line_says_the_probed_size_in_one_line(fresh_cache, tmp_path):
+    """Every size's figures made a line that wrapped four times (hard-wrapped at 80 columns
+    in a scheduler's log). Now the three fastest, on one line whatever the width."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from tui_landscape.cli import app
+
+    sets = ["model.arch=digits_mlp", "model.checkpoint=", "data.subset=300",
+            "grid.x=-1:1:3", "grid.y=-1:1:3"]  # fmt: skip
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    args = ["compute", str(config), "--out", str(tmp_path / "s.h5")]
+    args += [a for s in sets for a in ("--set", s)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("Batch size")]
+    assert re.fullmatch(
+        r"Batch size \d+ \(auto, \d+ sizes probed in [\d.]+ s; us/sample( \d+: [\d.e+]+,?){1,3}\)",
+        line,
+    ), line

@@ -322,7 +322,8 @@ def run_job(
     # What data.batch_size = 'auto' chose (a stand-in job without an evaluator says nothing).
     choice = getattr(getattr(job, "landscape", None), "batch_choice", None)
     if choice is not None and choice.how != "given" and job.done < job.total:
-        console.print(choice.line().capitalize(), highlight=False, markup=False)
+        # One line in a log file too (a scheduler's), where the console would wrap at 80.
+        console.print(choice.line().capitalize(), highlight=False, markup=False, soft_wrap=True)
     try:
         with signals_as_interrupts():
             summary = run_with_progress(job, outcomes=rank.outcomes() if rank else None)
