@@ -76,19 +76,21 @@ def rank_device(cfg: Config, local_rank: int) -> torch.device:
 
 
 # glibc's malloc gives each block above its mmap threshold (128 KiB at first, moving up to
-# the largest block freed) its own mapping and unmaps it when freed: an evaluation's large
-# activations were then new pages, faulted in and zeroed on every pass. On the digits CNN at
-# batch 1024, 3,100 page faults a pass; a point cost up to 1.6x its steady time, and the
-# batch-size probe, which times sizes in turns, misjudged the sizes by as much.
-_MMAP_THRESHOLD = 32 << 20  # glibc's largest on 64-bit: blocks up to this stay in the heap
-_TRIM_THRESHOLD = 1 << 30  # and up to this much freed memory at its top is kept for reuse
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+# the largest block freed, 32 MiB at most) its own mapping and unmaps it when freed, and
+# returns the freed top of its heap to the system: an evaluation's large activations were
+# then new pages, faulted in and zeroed on every pass. The digits CNN at batch 1024: 4,900
+# page faults a pass, and the batch-size probe, which times sizes in turns, misjudged the
+# sizes by it; ResNet-20 on CIFAR-shaped images at 1024 (activations over 32 MiB): 520,000
+# faults a pass, which took 2.6 s instead of 1.3.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt's parameter numbers (malloc.h)
+_TRIM_THRESHOLD = 1 << 30  # freed memory kept at the heap's top for reuse
 _TUNED: list[bool] = []  # once per process
 
 
 def keep_freed_cpu_memory() -> bool:
-    """Make glibc's malloc keep freed blocks of up to 32 MiB for reuse (up to 1 GiB at the
-    heap's top) instead of returning them to the system, for the rest of this process.
+    """Make glibc's malloc keep freed memory for reuse, for the rest of this process: every
+    block from its heap (no block of its own mapping, which is unmapped when freed; glibc
+    still maps one where the heap cannot grow) and up to 1 GiB freed at the heap's top kept.
 
     Called where a process starts computing on the CPU. Nothing where the allocator is not
     glibc's (macOS, musl), nor where the user tuned it (a ``MALLOC_*_`` or ``GLIBC_TUNABLES``
@@ -104,7 +106,7 @@ def keep_freed_cpu_memory() -> bool:
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not user:
         try:
             mallopt = ctypes.CDLL(None).mallopt
-            tuned = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
+            tuned = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
                 mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
             )
         except (OSError, AttributeError):  # no such symbol: not glibc after all

@@ -153,8 +153,8 @@ libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
 
 def one_pass():  # a forward pass's life: large activations, several alive at once, all freed
-    # 24 MiB each: whatever glibc's thresholds moved to (32 MiB at most, its trim threshold
-    # twice that), 192 MiB freed at the heap's top is more than it keeps
+    # 24 MiB each: whatever glibc's defaults moved to (an mmap threshold of 32 MiB at most,
+    # a trim threshold twice that), 192 MiB freed at the heap's top is more than they keep
     live = [torch.empty(6 << 20).fill_(1.0) for _ in range(8)]
     del live
 
