@@ -85,3 +85,118 @@ def test_the_app_lists_a_surface_of_odd_dtypes_as_unreadable(tmp_path):
     p = _reference(tmp_path / "s.h5", train_loss=np.ones(5, complex))
     with pytest.raises(LandscapeError, match="not a dataset of real numbers"):
         surface_info(p)
+
+
+def _projection(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for name, value in datasets.items():
+            f[name] = value
+    return path
+
+
+@pytest.mark.parametrize(
+    "datasets",
+    [
+        {"proj_xcoord": np.zeros(3), "proj_ycoord": np.zeros(5)},
+        {"proj_xcoord": np.ones(3, complex), "proj_ycoord": np.zeros(3)},
+        {"proj_xcoord": np.array([b"a"] * 3), "proj_ycoord": np.zeros(3)},
+    ],
+    ids=["lengths-differ", "complex", "text"],
+)
+def test_a_projection_file_that_holds_no_path_is_one_line(tmp_path, datasets):
+    """These were tracebacks (numpy's broadcast or conversion error) or a silent cast."""
+    from tests.test_tui import small_file
+
+    s = small_file(tmp_path / "s.h5")
+    r = _cli("plot", s, "--path", _projection(tmp_path / "p.h5", **datasets), "--width", 60)
+    assert r.exit_code == 1
+    assert "is not a readable projection file: its proj_xcoord and proj_ycoord" in _one_line(r)
+
+
+@pytest.mark.parametrize("ratio", [np.zeros(1), np.array([b"a", b"b"])], ids=["one", "text"])
+def test_a_malformed_explained_variance_only_drops_the_percentages(tmp_path, ratio):
+    """The path is still drawn; the axes say "PC" without a share (an IndexError before)."""
+    from engine.formats import read_trajectory
+    from tests.test_tui import small_file
+
+    s = small_file(tmp_path / "s.h5")
+    p = _projection(
+        tmp_path / "p.h5",
+        proj_xcoord=np.zeros(3),
+        proj_ycoord=np.zeros(3),
+        explained_variance_ratio_=ratio,
+    )
+    assert read_trajectory(p).explained is None
+    assert _cli("plot", s, "--path", p, "--width", 60).exit_code == 0
+
+
+def test_a_direction_file_named_as_a_fifo_does_not_block_plot_path(tmp_path):
+    """A surface whose ``dir_file`` names a FIFO: looking up the path's explained variance
+    there blocked in HDF5's open until a writer came (``plot --path`` hung). A subprocess,
+    because the blocked open holds the GIL: no thread of the test could time it out."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_tui import small_file
+
+    s = small_file(tmp_path / "s.h5")
+    with h5py.File(s, "r+") as f:
+        del f["dir_file"]
+        f["dir_file"] = "pipe"
+    os.mkfifo(tmp_path / "pipe")
+    p = _projection(tmp_path / "p.h5", proj_xcoord=np.zeros(3), proj_ycoord=np.zeros(3))
+    cmd = [sys.executable, "-m", "tui_landscape", "plot", s, "--path", p, "--width", "60"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("plot --path blocked on the FIFO its surface's dir_file names")
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_app_shows_a_pca_surface_whose_path_is_malformed_and_says_why(tmp_path):
+    """A surface of ours holding a path that is not numbers: the app crashed on opening it."""
+    import asyncio
+
+    from tests.test_tui import small_file, wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.plot import PlotScreen
+
+    s = small_file(tmp_path / "s.h5")
+    with h5py.File(s, "r+") as f:
+        f["proj_xcoord"] = np.array([b"a"] * 3)
+        f["proj_ycoord"] = np.zeros(3)
+
+    async def drive():
+        app = create_app(s)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen), timeout=30)
+            await wait_for(pilot, lambda: app.screen.view.surface is not None, timeout=30)
+            said = [n.message for n in app._notifications]
+            return app.screen.view.trajectory, said
+
+    trajectory, said = asyncio.run(drive())
+    assert trajectory is None
+    assert any("is not a readable projection file" in m for m in said)
+
+
+def test_deleting_a_surface_beside_a_fifo_named_h5_does_not_block(tmp_path):
+    """The browser's delete asks every other ``*.h5`` of the folder whether it names the
+    direction file; HDF5's open of a FIFO there blocked until a writer came."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_tui import small_file
+
+    s = small_file(tmp_path / "s.h5")
+    (tmp_path / "s.directions.h5").write_bytes(b"")
+    os.mkfifo(tmp_path / "other.h5")
+    code = "import sys; from engine.formats import removable_sidecars as r; print(*r(sys.argv[1]))"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code, s], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("removable_sidecars blocked on a FIFO named other.h5")
+    assert r.returncode == 0 and "directions" in r.stdout, r.stderr

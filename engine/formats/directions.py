@@ -26,14 +26,20 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
-from engine.formats.files import fresh_hdf5, refuse_link, text_of, writing
+from engine.formats.files import fresh_hdf5, open_checked, refuse_link, text_of, writing
 
 if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
     import torch
 
     from engine.directions import DirectionSet, DirType
 
-__all__ = ["direction_hash", "load_directions", "read_explained_variance", "save_directions"]
+__all__ = [
+    "direction_hash",
+    "load_directions",
+    "ratio_pair",
+    "read_explained_variance",
+    "save_directions",
+]
 
 
 def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) -> str:
@@ -143,10 +149,18 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
 def read_explained_variance(path: str | Path) -> tuple[float, float] | None:
     """A PCA direction file's ``explained_variance_ratio_``, or None (absent or unreadable)."""
     try:
-        with h5py.File(path, "r", locking=False) as f:
+        with open_checked(Path(path)) as f:
             if EXPLAINED_VARIANCE_RATIO not in f:
                 return None
-            ev = f[EXPLAINED_VARIANCE_RATIO][()]
-    except OSError:
+            return ratio_pair(f[EXPLAINED_VARIANCE_RATIO][()])
+    except (LandscapeError, OSError, KeyError, ValueError, TypeError):
         return None
-    return float(ev[0]), float(ev[1])
+
+
+def ratio_pair(value: object) -> tuple[float, float] | None:
+    """An ``explained_variance_ratio_`` as read: two finite real numbers, else None."""
+    a = np.asarray(value)
+    if a.dtype.kind not in tuple("iuf") or a.size != 2 or not np.isfinite(a).all():
+        return None
+    first, second = a.astype(np.float64).reshape(-1)
+    return float(first), float(second)

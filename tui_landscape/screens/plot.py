@@ -192,7 +192,11 @@ class PlotScreen(Screen):
         if traj is None and s.layout == LAYOUT_OURS and has_trajectory(self.path):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
-            v.trajectory = read_trajectory(traj, s)
+            try:
+                v.trajectory = read_trajectory(traj, s)
+            except LandscapeError as e:  # the surface is still worth showing
+                v.trajectory = None
+                self.notify(str(e), severity="warning", markup=False)
         try:  # what the run recorded of its directions (info shows more): in the header
             centre = read_centre(self.path) if s.layout == LAYOUT_OURS else None
         except LandscapeError:
