@@ -200,3 +200,55 @@ def test_deleting_a_surface_beside_a_fifo_named_h5_does_not_block(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("removable_sidecars blocked on a FIFO named other.h5")
     assert r.returncode == 0 and "directions" in r.stdout, r.stderr
+
+
+def _run_within(args, seconds=60):
+    """``tui-landscape args`` in a subprocess, failing the test where it does not end."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "tui_landscape", *map(str, args)]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(cmd[3:])} did not end in {seconds} s")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_config_that_is_a_fifo_or_a_device_is_one_line_not_a_hang(tmp_path, kind):
+    """``compute CONFIG`` read the config with a plain read: a FIFO blocked for ever, a link
+    to /dev/zero filled memory."""
+    import os
+
+    config = tmp_path / "c.toml"
+    if kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.symlink_to("/dev/zero")
+    for args in (["compute", config, "--out", tmp_path / "s.h5"], ["trajectory", config]):
+        r = _run_within(args)
+        assert r.returncode == 2 and "not a regular file" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path):
+    """Some Windows editors start UTF-8 files with a byte order mark: tomllib refused it as
+    'Invalid statement (at line 1, column 1)'."""
+    from engine.config import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_bytes('\ufeff[grid]\nx = "-1:1:3"\n'.encode())
+    assert load_config(config).grid.x == "-1:1:3"
+
+
+def test_a_fifo_planted_as_a_surface_s_journal_does_not_block_reading_it(tmp_path):
+    """``journal_bytes`` checked for a regular file after a plain open, which on a FIFO waits
+    for a writer: ``info`` (and the browser's listing) hung."""
+    import os
+
+    from tests.test_tui import small_file
+
+    s = small_file(tmp_path / "s.h5")
+    os.mkfifo(tmp_path / "s.h5.journal")
+    r = _run_within(["info", s])
+    assert r.returncode == 0 and "63/63" in r.stdout, r.stderr
