@@ -252,3 +252,38 @@ def test_a_fifo_planted_as_a_surface_s_journal_does_not_block_reading_it(tmp_pat
     os.mkfifo(tmp_path / "s.h5.journal")
     r = _run_within(["info", s])
     assert r.returncode == 0 and "63/63" in r.stdout, r.stderr
+
+
+_USER_CODE = """
+import sys
+
+def raises():
+    raise RuntimeError("first line\\nsecond line")
+
+def exits():
+    sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("arch", "said"),
+    [
+        ("m.py:raises", "raised RuntimeError: first line second line"),
+        ("m.py:exits", "the user's code called sys.exit(0)"),
+        ("script.py:f", "the user's code called sys.exit(0)"),
+    ],
+    ids=["multi-line-message", "exit-in-the-callable", "exit-on-import"],
+)
+def test_user_code_that_exits_or_raises_on_many_lines_is_one_line_and_not_success(
+    tmp_path, monkeypatch, arch, said
+):
+    """A model module that calls sys.exit(0) (a script run on import, its entry point not
+    guarded) ended the command with exit 0, nothing printed and nothing written; a message
+    of several lines was printed over several."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(_USER_CODE)
+    (tmp_path / "script.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "c.toml").write_text(f'[model]\narch = "{arch}"\n[data]\nsubset = 16\n')
+    r = _cli("compute", "c.toml", "--out", "s.h5")
+    assert r.exit_code == 1
+    assert said in _one_line(r)
