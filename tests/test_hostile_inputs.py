@@ -262,6 +262,15 @@ def raises():
 
 def exits():
     sys.exit(0)
+
+def no_parameters():
+    import torch
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(len(x), 10)
+
+    return Constant()
 """
 
 
@@ -271,15 +280,17 @@ def exits():
         ("m.py:raises", "raised RuntimeError: first line second line"),
         ("m.py:exits", "the user's code called sys.exit(0)"),
         ("script.py:f", "the user's code called sys.exit(0)"),
+        ("m.py:no_parameters", "has no parameters: a landscape moves a model's weights"),
     ],
-    ids=["multi-line-message", "exit-in-the-callable", "exit-on-import"],
+    ids=["multi-line-message", "exit-in-the-callable", "exit-on-import", "no-parameters"],
 )
 def test_user_code_that_exits_or_raises_on_many_lines_is_one_line_and_not_success(
     tmp_path, monkeypatch, arch, said
 ):
     """A model module that calls sys.exit(0) (a script run on import, its entry point not
     guarded) ended the command with exit 0, nothing printed and nothing written; a message
-    of several lines was printed over several."""
+    of several lines was printed over several; a model without parameters was a traceback
+    (StopIteration) in choosing the batch size."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(_USER_CODE)
     (tmp_path / "script.py").write_text("import sys\nsys.exit(0)\n")

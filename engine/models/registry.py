@@ -99,6 +99,10 @@ def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 
         raise LandscapeError(
             f"`model.arch` {arch!r} returned {type(model).__name__}, expected a torch nn.Module."
         )
+    if next(model.parameters(), None) is None:  # nothing to move (and no dtype to evaluate in)
+        raise LandscapeError(
+            f"`model.arch` {arch!r} has no parameters: a landscape moves a model's weights"
+        )
     return model
 
 
