@@ -298,3 +298,20 @@ def test_user_code_that_exits_or_raises_on_many_lines_is_one_line_and_not_succes
     r = _cli("compute", "c.toml", "--out", "s.h5")
     assert r.exit_code == 1
     assert said in _one_line(r)
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse"])
+def test_a_checkpoint_of_meta_or_sparse_tensors_is_one_line(tmp_path, kind):
+    """torch.save keeps meta and sparse tensors; load_state_dict then raised its own
+    RuntimeError of many lines (a traceback)."""
+    import torch
+
+    from engine.errors import LandscapeError
+    from engine.models.checkpoint import load_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    sd = model.state_dict()
+    sd["weight"] = sd["weight"].to("meta") if kind == "meta" else sd["weight"].to_sparse()
+    torch.save(sd, tmp_path / "c.pt")
+    with pytest.raises(LandscapeError, match=f"tensors without dense values: weight \\({kind}"):
+        load_checkpoint(model, tmp_path / "c.pt")
