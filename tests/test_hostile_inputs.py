@@ -315,3 +315,62 @@ def test_a_checkpoint_of_meta_or_sparse_tensors_is_one_line(tmp_path, kind):
     torch.save(sd, tmp_path / "c.pt")
     with pytest.raises(LandscapeError, match=f"tensors without dense values: weight \\({kind}"):
         load_checkpoint(model, tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize(
+    "datasets",
+    [
+        {"train_loss": np.array([1e308, -1e308, 1.0, 2.0, 3.0])},
+        {"xcoordinates": np.array([0.0, 1e-320, 2e-320]), "train_loss": np.zeros(3)},
+    ],
+    ids=["values-of-1e308", "coordinates-of-1e-320"],
+)
+def test_a_surface_plotext_cannot_scale_is_one_line(tmp_path, datasets):
+    """plotext's axis arithmetic raised (ValueError: cannot convert float NaN to integer,
+    OverflowError): a traceback in ``plot``, and the app crashed on opening the file."""
+    p = _reference(tmp_path / "s.h5", **datasets)
+    r = _cli("plot", p, "--width", 60)
+    assert r.exit_code == 1
+    assert "this plot cannot be drawn in the terminal" in _one_line(r)
+
+
+def _open_in_app(path, *keys):
+    """The app opened at ``path`` with ``keys`` pressed: its screen, the surface shown and the
+    view's text."""
+    import asyncio
+
+    from tests.test_tui import wait_for
+    from tui_landscape.app import create_app
+    from tui_landscape.screens.plot import PlotScreen
+
+    async def drive():
+        app = create_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen), timeout=30)
+            await wait_for(pilot, lambda: app.screen.view.surface is not None, timeout=30)
+            for key in keys:
+                await pilot.press(key)
+            await pilot.pause()
+            view = app.screen.view
+            return app.screen, view.name_, str(view.render())
+
+    return asyncio.run(drive())
+
+
+def test_the_app_says_why_a_surface_cannot_be_drawn_and_stays_up(tmp_path):
+    from tui_landscape.screens.plot import PlotScreen
+
+    p = _reference(tmp_path / "s.h5", train_loss=np.array([1e308, -1e308, 1.0, 2.0, 3.0]))
+    screen, _, text = _open_in_app(p)
+    assert isinstance(screen, PlotScreen)
+    assert "this plot cannot be drawn in the terminal" in text
+
+
+def test_the_app_offers_the_ratio_only_where_both_eigenvalues_are(tmp_path):
+    """A file with max_eig but no min_eig: the surface key ('s') offered the ratio, and
+    drawing it raised out of the app (a crash)."""
+    from tui_landscape.screens.plot import PlotScreen
+
+    p = _reference(tmp_path / "s.h5", max_eig=np.ones(5))
+    screen, name, _ = _open_in_app(p, "s", "s", "s")
+    assert isinstance(screen, PlotScreen) and name == "max_eig"

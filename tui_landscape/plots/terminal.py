@@ -26,7 +26,7 @@ import contourpy
 import numpy as np
 import plotext as plt
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError, describe
 from tui_landscape.plots.kinds import FIGURE_ONLY, renderer, renders
 from tui_landscape.plots.spec import PlotSpec, best_point, level_fraction, tick_format
 
@@ -103,7 +103,15 @@ def _start(width: int, height: int, title: str, xlabel: str) -> None:
 
 
 def _finish(color: bool) -> str:
-    out = plt.build()
+    try:
+        out = plt.build()
+    except (ArithmeticError, ValueError) as e:
+        # plotext's axis arithmetic fails where a range's width overflows (values of 1e308)
+        # or its tick rounding does (coordinates of 1e-320): a file others wrote, not a bug.
+        raise LandscapeError(
+            f"this plot cannot be drawn in the terminal: its values or coordinates span a "
+            f"range that plotext cannot scale ({describe(e)})"
+        ) from None
     # Even the "clear" theme emits a reset code per line; strip all codes for plain text.
     out = out if color else _ANSI.sub("", out)
     return out.removesuffix("\n")  # one line per row, no trailing blank line
