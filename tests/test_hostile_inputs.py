@@ -374,3 +374,23 @@ def test_the_app_offers_the_ratio_only_where_both_eigenvalues_are(tmp_path):
     p = _reference(tmp_path / "s.h5", max_eig=np.ones(5))
     screen, name, _ = _open_in_app(p, "s", "s", "s")
     assert isinstance(screen, PlotScreen) and name == "max_eig"
+
+
+def test_a_contour_of_a_huge_noisy_grid_is_drawn_at_the_plot_s_resolution(tmp_path):
+    """1000 x 1000 points of noise: contourpy and plotext drew every iso-line segment of the
+    full grid (minutes, the app frozen meanwhile); now the grid is thinned to the braille dots
+    the plot has, its ends kept."""
+    from tui_landscape.plots.terminal import _thinned
+
+    x = np.linspace(-1, 1, 1000)
+    tx, ty, tz = _thinned(x, x, np.zeros((1000, 1000)), 80, 24)
+    assert (tx.size, ty.size, tz.shape) == (320, 192, (192, 320))
+    assert tx[0] == ty[0] == -1 and tx[-1] == ty[-1] == 1
+    from engine.formats import read_surface
+    from tui_landscape.plots.views import render
+
+    rng = np.random.default_rng(0)
+    z = rng.random((1000, 1000), dtype=np.float32)
+    p = _reference(tmp_path / "s.h5", xcoordinates=x, ycoordinates=x, train_loss=z)
+    text = render(read_surface(p), kind="contour", width=80, height=24, color=False)
+    assert len(text.splitlines()) == 24 and "⣿" in text

@@ -223,6 +223,21 @@ def iso_lines(
     return out
 
 
+def _thinned(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid kept to twice the braille dots of a ``width`` x ``height`` plot (2 x 4 a cell):
+    finer iso-lines cannot be drawn, and on 2000 x 2000 points of noise contourpy and plotext
+    took minutes (the app froze)."""
+    ix, iy = _spread(len(x), 4 * width), _spread(len(y), 8 * height)
+    return x[ix], y[iy], z[np.ix_(iy, ix)]
+
+
+def _spread(n: int, most: int) -> np.ndarray:
+    """At most ``most`` indices of ``range(n)``, evenly spread, the first and last kept."""
+    return np.arange(n) if n <= most else np.unique(np.linspace(0, n - 1, most).round()).astype(int)
+
+
 # ---------------------------------------------------------------------------------------------
 # renderers, one per drawn kind (plots.kinds)
 
@@ -370,7 +385,9 @@ def _contour(spec: PlotSpec, width: int, height: int, color: bool) -> str:
     _start(width, height, " | ".join(filter(None, [title, *_notes(spec, z, lv)])), spec.xlabel)
     plt.ylabel(spec.ylabel)
     colors = _ramp(len(lv), spec.signs is not None)
-    for k, (xs, ys) in enumerate(iso_lines(x, y, z, lv) if lv.size else []):
+    for k, (xs, ys) in enumerate(
+        iso_lines(*_thinned(x, y, z, width, height), lv) if lv.size else []
+    ):
         if xs.size:  # plotext cannot take an empty series
             plt.plot(xs.tolist(), ys.tolist(), marker="braille", color=colors[k] if color else None)
     for m in _marks(spec):
