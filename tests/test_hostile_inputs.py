@@ -394,3 +394,42 @@ def test_a_contour_of_a_huge_noisy_grid_is_drawn_at_the_plot_s_resolution(tmp_pa
     p = _reference(tmp_path / "s.h5", xcoordinates=x, ycoordinates=x, train_loss=z)
     text = render(read_surface(p), kind="contour", width=80, height=24, color=False)
     assert len(text.splitlines()) == 24 and "⣿" in text
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("text", "xdirection/0 is not a dataset of real numbers"),
+        ("group", "xdirection/0 is not a dataset of real numbers"),
+        ("not-a-group", "xdirection must hold datasets '0'..'N-1'"),
+        ("type-array", None),  # read as the default type, as an unknown one is
+    ],
+)
+def test_a_direction_file_others_wrote_is_one_line_or_read(tmp_path, edit, said):
+    """``directions.kind = "file"`` with a file of datasets that are text or groups, an
+    ``xdirection`` that is a dataset, a ``type`` that is an array: each was a traceback."""
+    import torch
+
+    from engine.directions import DirectionSet
+    from engine.errors import LandscapeError
+    from engine.formats import load_directions, save_directions
+
+    p = tmp_path / "d.h5"
+    save_directions(p, DirectionSet([torch.zeros(2, 3), torch.zeros(3)], None, "weights", {}))
+    with h5py.File(p, "r+") as f:
+        if edit == "type-array":
+            f.attrs["type"] = np.zeros(3)
+        elif edit == "not-a-group":
+            del f["xdirection"]
+            f["xdirection"] = np.zeros(3)
+        else:
+            del f["xdirection/0"]
+            if edit == "text":
+                f["xdirection/0"] = np.array([b"a"])
+            else:
+                f.create_group("xdirection/0")
+    if said is None:
+        assert load_directions(p).dir_type == "weights"
+    else:
+        with pytest.raises(LandscapeError, match=said):
+            load_directions(p)

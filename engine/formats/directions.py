@@ -129,12 +129,14 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
                 if axis not in f:
                     return None
                 g = f[axis]
-                n = len(g)
-                if sorted(g.keys()) != sorted(str(k) for k in range(n)):
-                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'{n - 1}'")
-                return [
-                    torch.from_numpy(np.asarray(g[str(k)][()], dtype=np.float32)) for k in range(n)
-                ]
+                n = len(g) if isinstance(g, h5py.Group) else 0
+                if not n or sorted(g.keys()) != sorted(str(k) for k in range(n)):
+                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'N-1', one a tensor")
+                ds = [g.get(str(k)) for k in range(n)]
+                for k, d in enumerate(ds):  # a group, text or complex numbers: a traceback
+                    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in tuple("iuf"):
+                        raise LandscapeError(f"{p}: {axis}/{k} is not a dataset of real numbers")
+                return [torch.from_numpy(np.asarray(d[()], dtype=np.float32)) for d in ds]
 
             x, y = read(XDIRECTION), read(YDIRECTION)
             attrs = {k: text_of(v) for k, v in f.attrs.items() if k not in (ATTR_FORMAT, ATTR_TYPE)}
@@ -142,7 +144,8 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
     except OSError as e:
         raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
     assert x is not None  # checked above
-    t = dir_type or (str(stored) if stored in ("weights", "states") else "weights")
+    known = isinstance(stored, str) and stored in ("weights", "states")  # not an array
+    t = dir_type or (stored if known else "weights")
     return DirectionSet(x, y, t, attrs)  # type: ignore[arg-type]
 
 
