@@ -263,6 +263,9 @@ def raises():
 def exits():
     sys.exit(0)
 
+def buggy(width=3):
+    return len(width)  # the user's own TypeError
+
 def no_parameters():
     import torch
 
@@ -281,8 +284,15 @@ def no_parameters():
         ("m.py:exits", "the user's code called sys.exit(0)"),
         ("script.py:f", "the user's code called sys.exit(0)"),
         ("m.py:no_parameters", "has no parameters: a landscape moves a model's weights"),
+        ("m.py:buggy", "'m.py:buggy' raised TypeError: object of type 'int' has no len()"),
     ],
-    ids=["multi-line-message", "exit-in-the-callable", "exit-on-import", "no-parameters"],
+    ids=[
+        "multi-line-message",
+        "exit-in-the-callable",
+        "exit-on-import",
+        "no-parameters",
+        "own-type-error",
+    ],
 )
 def test_user_code_that_exits_or_raises_on_many_lines_is_one_line_and_not_success(
     tmp_path, monkeypatch, arch, said
@@ -290,7 +300,8 @@ def test_user_code_that_exits_or_raises_on_many_lines_is_one_line_and_not_succes
     """A model module that calls sys.exit(0) (a script run on import, its entry point not
     guarded) ended the command with exit 0, nothing printed and nothing written; a message
     of several lines was printed over several; a model without parameters was a traceback
-    (StopIteration) in choosing the batch size."""
+    (StopIteration) in choosing the batch size; a TypeError of the callable's own was blamed
+    on `model.kwargs`."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(_USER_CODE)
     (tmp_path / "script.py").write_text("import sys\nsys.exit(0)\n")
