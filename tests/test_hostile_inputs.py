@@ -444,3 +444,28 @@ def test_a_direction_file_others_wrote_is_one_line_or_read(tmp_path, edit, said)
     else:
         with pytest.raises(LandscapeError, match=said):
             load_directions(p)
+
+
+def test_saving_a_config_over_a_fifo_is_one_line_not_a_hang(tmp_path):
+    """The app's save edits an existing config in place: a FIFO at that name blocked the read
+    (and would have blocked the write), freezing the app."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "c.toml")
+    code = (
+        "import sys\nfrom engine.config import load_config\nfrom engine.config_save import "
+        "save_config\nfrom engine.errors import ConfigError\ntry:\n"
+        "    save_config(load_config(None), sys.argv[1])\nexcept ConfigError as e:\n    print(e)"
+    )
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code, tmp_path / "c.toml"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("save_config blocked on a FIFO")
+    assert "Cannot edit" in r.stdout and "not a regular file" in r.stdout, r.stderr
