@@ -469,3 +469,27 @@ def test_saving_a_config_over_a_fifo_is_one_line_not_a_hang(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("save_config blocked on a FIFO")
     assert "Cannot edit" in r.stdout and "not a regular file" in r.stdout, r.stderr
+
+
+def test_resuming_a_training_whose_config_is_a_fifo_is_one_line_not_a_hang(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+    os.mkfifo(run / "config.toml")
+    code = (
+        "import sys, torch\nfrom engine.config import load_config\nfrom engine.errors import "
+        "LandscapeError\nfrom engine.train import train_run\ntry:\n    train_run(load_config("
+        "None, ['data.subset=16']), __import__('pathlib').Path(sys.argv[1]), "
+        "torch.device('cpu'), resume=True)\nexcept LandscapeError as e:\n    print(e)"
+    )
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code, run], capture_output=True, text=True, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("train --resume blocked on a FIFO planted as the run's config.toml")
+    assert "cannot resume from" in r.stdout and "not a regular file" in r.stdout, r.stderr
