@@ -26,6 +26,7 @@ import tomli_w
 from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
+from engine.jsonfile import read_regular
 from engine.kinds import KINDS
 from engine.losses import LOSSES, loss_refusal
 from engine.norms import NORMS
@@ -736,14 +737,19 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
     return with_overrides(data, overrides)
 
 
+TOML_MAX_BYTES = 16 << 20  # a config or a study file is a few kB: a larger one is not one
+
+
 def read_toml_file(path: Path, what: str) -> tuple[str, dict[str, Any]]:
     """The text of a TOML file and its parsed tables; one line naming ``what`` (e.g. "Config
     file") where it is missing, unreadable or not TOML."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # A FIFO or a link to /dev/zero in its place blocked or read without end. utf-8-sig:
+        # the byte order mark some Windows editors write was a TOML error at line 1.
+        text = read_regular(path, TOML_MAX_BYTES).decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
         raise ConfigError(f"Cannot read {what.lower()} {path}: {e}") from None
     return text, parse_toml(text, f"{what} {path}")
 

@@ -38,7 +38,7 @@ from engine.config import (
     config_from_dict,
     config_to_dict,
     config_to_toml,
-    parse_toml,
+    read_toml_file,
 )
 from engine.data import load_splits
 from engine.devices import keep_freed_cpu_memory
@@ -314,9 +314,9 @@ def train_run(
         raise LandscapeError(f"nothing to resume: {last} does not exist")
     if resume:
         try:
-            text = (run_dir / "config.toml").read_text()
-            stored = config_from_dict(parse_toml(text, str(run_dir / "config.toml")))
-        except (OSError, UnicodeDecodeError, LandscapeError) as e:
+            # A regular file only: a FIFO planted there blocked the resume for good.
+            stored = config_from_dict(read_toml_file(run_dir / "config.toml", "Run config")[1])
+        except LandscapeError as e:
             raise LandscapeError(f"cannot resume from {run_dir}: {e}") from None
         if _training_identity(stored) != _training_identity(cfg):
             raise LandscapeError(

@@ -26,14 +26,20 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
-from engine.formats.files import fresh_hdf5, refuse_link, text_of, writing
+from engine.formats.files import fresh_hdf5, open_checked, refuse_link, text_of, writing
 
 if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
     import torch
 
     from engine.directions import DirectionSet, DirType
 
-__all__ = ["direction_hash", "load_directions", "read_explained_variance", "save_directions"]
+__all__ = [
+    "direction_hash",
+    "load_directions",
+    "ratio_pair",
+    "read_explained_variance",
+    "save_directions",
+]
 
 
 def direction_hash(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor] | None) -> str:
@@ -123,12 +129,14 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
                 if axis not in f:
                     return None
                 g = f[axis]
-                n = len(g)
-                if sorted(g.keys()) != sorted(str(k) for k in range(n)):
-                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'{n - 1}'")
-                return [
-                    torch.from_numpy(np.asarray(g[str(k)][()], dtype=np.float32)) for k in range(n)
-                ]
+                n = len(g) if isinstance(g, h5py.Group) else 0
+                if not n or sorted(g.keys()) != sorted(str(k) for k in range(n)):
+                    raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'N-1', one a tensor")
+                ds = [g.get(str(k)) for k in range(n)]
+                for k, d in enumerate(ds):  # a group, text or complex numbers: a traceback
+                    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in tuple("iuf"):
+                        raise LandscapeError(f"{p}: {axis}/{k} is not a dataset of real numbers")
+                return [torch.from_numpy(np.asarray(d[()], dtype=np.float32)) for d in ds]
 
             x, y = read(XDIRECTION), read(YDIRECTION)
             attrs = {k: text_of(v) for k, v in f.attrs.items() if k not in (ATTR_FORMAT, ATTR_TYPE)}
@@ -136,17 +144,26 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
     except OSError as e:
         raise LandscapeError(f"{p} is not a readable HDF5 file ({e})") from None
     assert x is not None  # checked above
-    t = dir_type or (str(stored) if stored in ("weights", "states") else "weights")
+    known = isinstance(stored, str) and stored in ("weights", "states")  # not an array
+    t = dir_type or (stored if known else "weights")
     return DirectionSet(x, y, t, attrs)  # type: ignore[arg-type]
 
 
 def read_explained_variance(path: str | Path) -> tuple[float, float] | None:
     """A PCA direction file's ``explained_variance_ratio_``, or None (absent or unreadable)."""
     try:
-        with h5py.File(path, "r", locking=False) as f:
+        with open_checked(Path(path)) as f:
             if EXPLAINED_VARIANCE_RATIO not in f:
                 return None
-            ev = f[EXPLAINED_VARIANCE_RATIO][()]
-    except OSError:
+            return ratio_pair(f[EXPLAINED_VARIANCE_RATIO][()])
+    except (LandscapeError, OSError, KeyError, ValueError, TypeError):
         return None
-    return float(ev[0]), float(ev[1])
+
+
+def ratio_pair(value: object) -> tuple[float, float] | None:
+    """An ``explained_variance_ratio_`` as read: two finite real numbers, else None."""
+    a = np.asarray(value)
+    if a.dtype.kind not in tuple("iuf") or a.size != 2 or not np.isfinite(a).all():
+        return None
+    first, second = a.astype(np.float64).reshape(-1)
+    return float(first), float(second)

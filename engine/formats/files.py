@@ -156,6 +156,8 @@ def open_hdf5(path: Path, mode: str) -> h5py.File:
 @contextmanager
 def open_checked(p: Path) -> Iterator[h5py.File]:
     """Open ``p`` read-only, or say in one line that it is not HDF5 or cannot be opened."""
+    if not p.is_file():  # HDF5's open of a FIFO blocks until a writer comes: never ask it
+        raise LandscapeError(f"{p} is not a file")
     try:
         f = open_hdf5(p, "r")
     except OSError as e:

@@ -27,6 +27,7 @@ from engine.formats.constants import (
     ATTR_CONFIG,
     ATTR_FORMAT,
     ATTR_FORMAT_VERSION,
+    DIR_FILE,
     FAILED_ERROR,
     FAILED_INDEX,
     HESSIAN_NAMES,
@@ -147,7 +148,16 @@ class Root:
         return name in self.names
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(h5py.h5d.open(self._g, name.encode()).shape)
+        shape = h5py.h5d.open(self._g, name.encode()).shape
+        return (0,) if shape is None else tuple(shape)  # None: a dataset with no dataspace
+
+    def kind(self, name: str) -> str:
+        """The numpy kind of dataset ``name`` (``f``, ``i``, ``S``, ``c``, ``V``, ``O``...);
+        "" where ``name`` is no dataset (a group, a link to nothing)."""
+        try:
+            return h5py.h5d.open(self._g, name.encode()).dtype.kind
+        except KeyError:
+            return ""
 
     def size(self, name: str) -> int:
         return math.prod(self.shape(name))
@@ -224,14 +234,22 @@ def check(p: Path, root: Root) -> Layout:
                 f"{p} holds no surface (expected one of {', '.join(SURFACE_NAMES)}, "
                 "or another train_ or test_ metric)"
             )
+        coords = (XCOORDS, YCOORDS) if len(shape) == 2 else (XCOORDS,)
+        mask = (MASK,) if ours and root.has(MASK) else ()
+        for n in (*coords, *names, *mask):
+            # Complex values would lose their imaginary part, records or text would not convert.
+            if root.kind(n) not in tuple("iuf"):
+                raise unreadable(p, f"its {n} is not a dataset of real numbers")
         for n in names:
             if root.size(n) != math.prod(shape):
                 raise LandscapeError(
                     f"{p}: '{n}' has shape {root.shape(n)}, the grid needs {shape}"
                 )
-        for name in (XCOORDS, YCOORDS) if len(shape) == 2 else (XCOORDS,):
+        for name in coords:
             c = root.read(name).astype(np.float64, copy=False).reshape(-1)
-            if c.size == 0 or not (np.isfinite(c).all() and (np.diff(c) > 0).all()):
+            with np.errstate(over="ignore", invalid="ignore"):  # past float64's range: inf
+                span = c[-1] - c[0] if c.size else np.nan
+            if not (np.isfinite(c).all() and np.isfinite(span) and (np.diff(c) > 0).all()):
                 raise unreadable(p, f"its {name} are not finite and strictly increasing")
         k = np.zeros(0, dtype=np.int64)
         if ours and root.has(FAILED_INDEX):
@@ -241,6 +259,8 @@ def check(p: Path, root: Root) -> Layout:
                 raise unreadable(p, f"its {FAILED_INDEX} are not point indices of its grid")
             if not root.has(FAILED_ERROR) or root.size(FAILED_ERROR) != k.size:
                 raise unreadable(p, f"its {FAILED_INDEX} and {FAILED_ERROR} do not pair up")
+        if root.has(DIR_FILE) and (root.kind(DIR_FILE) not in tuple("SOU") or root.shape(DIR_FILE)):
+            raise unreadable(p, f"its {DIR_FILE} is not text")
         config = root.attr(ATTR_CONFIG, "", VLEN_STR)
         if not isinstance(config, str):
             raise unreadable(p, f"its {ATTR_CONFIG} attribute is not text")

@@ -29,8 +29,9 @@ from engine.formats.constants import (
     PROJ_Y_LSQ,
     PROJECTION_FORMAT,
 )
-from engine.formats.directions import read_explained_variance
-from engine.formats.files import fresh_hdf5, writing
+from engine.formats.directions import ratio_pair, read_explained_variance
+from engine.formats.files import fresh_hdf5, open_checked, writing
+from engine.formats.layout import damaged
 
 if TYPE_CHECKING:
     from engine.formats.reader import Surface
@@ -101,21 +102,32 @@ def read_trajectory(path: str | Path, surface: Surface | None = None) -> Traject
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"trajectory file not found: {p}")
-    try:
-        with h5py.File(p, "r", locking=False) as f:
-            if PROJ_X not in f or PROJ_Y not in f:
-                raise LandscapeError(f"{p} is not a projection file (no {PROJ_X}/{PROJ_Y})")
-            x = np.asarray(f[PROJ_X][()], dtype=float).ravel()
-            y = np.asarray(f[PROJ_Y][()], dtype=float).ravel()
+    with open_checked(p) as f:
+        if PROJ_X not in f or PROJ_Y not in f:
+            raise LandscapeError(f"{p} is not a projection file (no {PROJ_X}/{PROJ_Y})")
+        try:
+            x, y = (_coordinates(f[name]) for name in (PROJ_X, PROJ_Y))
             ev = f[EXPLAINED_VARIANCE_RATIO][()] if EXPLAINED_VARIANCE_RATIO in f else None
-    except OSError as e:
-        raise LandscapeError(f"{p} cannot be opened as HDF5: {e}") from None
-    explained = None if ev is None else (float(ev[0]), float(ev[1]))
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise damaged(p, e) from None
+    if x is None or y is None or x.size != y.size:
+        raise LandscapeError(
+            f"{p} is not a readable projection file: its {PROJ_X} and {PROJ_Y} are not real "
+            "numbers of one length"
+        )
+    explained = ratio_pair(ev)  # malformed: the labels say "PC" with no percentage
     if explained is None and surface is not None and surface.dir_file:
         d = Path(surface.dir_file)
         # Without it the labels say "PC" with no percentage.
         explained = read_explained_variance(d if d.is_absolute() else surface.path.parent / d)
     return Trajectory(x, y, explained)
+
+
+def _coordinates(d: object) -> np.ndarray | None:
+    """A path's coordinates as float64, or None where ``d`` is no dataset of real numbers."""
+    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in tuple("iuf"):
+        return None
+    return np.asarray(d[()], dtype=np.float64).reshape(-1)
 
 
 def has_trajectory(path: str | Path) -> bool:

@@ -216,7 +216,15 @@ def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model.checkp
         for k, v in expected.items()
         if k in sd and _kind(sd[k].dtype) != _kind(v.dtype)
     ]
+    # Sparse or meta tensors hold no dense values to copy: load_state_dict raised in torch.
+    hollow = [
+        f"{k} ({'meta' if v.is_meta else str(v.layout).removeprefix('torch.')})"
+        for k, v in sd.items()
+        if k in expected and (v.is_meta or v.layout != torch.strided)
+    ]
     problems = []
+    if hollow:
+        problems.append(f"tensors without dense values: {_preview(hollow)}")
     if missing:
         problems.append(f"missing keys: {_preview(missing)}")
     if unexpected:

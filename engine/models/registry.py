@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,19 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return _REGISTRY[name].fn(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def _check_kwargs(fn: Callable[..., Any], kwargs: Mapping[str, Any], arch: str) -> None:
+    """Refuse ``model.kwargs`` that ``fn``'s signature does not take, before the call: a
+    TypeError raised inside the user's callable (its own bug) was blamed on the kwargs."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (a C function): the call says
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {e}") from None
+
+
 def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> nn.Module:
     """Build ``arch`` (built-in, user callable or ``hf:PATH``); initial weights from ``seed``."""
     kwargs = dict(kwargs or {})
@@ -84,10 +98,9 @@ def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 
             model = load_hf_model(arch, kwargs)
         elif is_callable_spec(arch):
             fn = load_callable(arch, "model.arch")
+            _check_kwargs(fn, kwargs, arch)
             try:
                 model = fn(**kwargs)
-            except TypeError as e:
-                raise ConfigError(f"`model.kwargs` do not fit {arch!r}: {e}") from None
             except Exception as e:
                 raise LandscapeError(f"`model.arch` {arch!r} raised {type(e).__name__}: {e}") from e
         else:
@@ -98,6 +111,10 @@ def build_model(arch: str, kwargs: Mapping[str, Any] | None = None, seed: int = 
     if not isinstance(model, nn.Module):
         raise LandscapeError(
             f"`model.arch` {arch!r} returned {type(model).__name__}, expected a torch nn.Module."
+        )
+    if next(model.parameters(), None) is None:  # nothing to move (and no dtype to evaluate in)
+        raise LandscapeError(
+            f"`model.arch` {arch!r} has no parameters: a landscape moves a model's weights"
         )
     return model
 

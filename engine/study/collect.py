@@ -107,7 +107,7 @@ def hessian_measures(path: Path) -> dict[str, float]:
     if "trace" in sp:
         v["trace"], v["trace_se"] = float(sp["trace"]), float(sp["trace_se"])
     s = read_surface(path)
-    if s.completed.size > 1 and "max_eig" in s.values:
+    if s.completed.size > 1 and "max_eig" in s.values and "min_eig" in s.values:
         r = eigen_ratio(s.values["min_eig"], s.values["max_eig"])
         if np.isfinite(r).any():
             v["mean_ratio_map"] = float(np.nanmean(r))

@@ -75,10 +75,25 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
         if state(ctx).debug:
             raise
         code = e.exit_code if isinstance(e, LandscapeError) else 1
-        # A message can quote a file's name or contents: no markup, no control characters.
-        message = escape(clean_text(str(e)))
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        _error_line(str(e))
         raise typer.Exit(code) from None
+    except SystemExit as e:
+        # Our commands end through typer.Exit: this one came from the user's code (a model,
+        # data set or loss module calling sys.exit or exit()), and exit 0 would claim success.
+        if state(ctx).debug:
+            raise
+        _error_line(
+            f"the user's code called sys.exit({e.code!r}) (a model, data set or loss; a "
+            "script's entry point run on import?); the command stopped"
+        )
+        raise typer.Exit(1) from None
+
+
+def _error_line(text: str) -> None:
+    """``error: text`` on stderr as one line: a message can quote a file's name or contents,
+    so no markup and no control characters, and a foreign exception's lines are joined."""
+    message = escape(" ".join(line.strip() for line in clean_text(text).splitlines()))
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 WAITING = "waiting for the first point"

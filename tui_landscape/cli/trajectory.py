@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -29,17 +28,14 @@ def trajectory(
     The same as `compute` with `directions.kind = "pca"`; afterwards it prints the explained
     variance and draws the path over the contours.
     """
-    from engine.config import load_config, output_path
+    from engine.config import load_config, output_path, read_toml_file
     from engine.formats import read_surface, read_trajectory
     from engine.run import prepare  # torch: only where a command computes
     from tui_landscape.plots.views import render
 
     with user_errors(ctx):
         sets = [*(set_ or [])]
-        try:
-            given = "grid" in tomllib.loads(config.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            given = False  # load_config below reports the problem
+        given = "grid" in read_toml_file(config, "Config file")[1]
         if not given and not any(o.startswith("grid.") for o in sets):
             sets += ["grid.x=auto", "grid.y=auto"]  # no grid given: fit it to the path
         cfg = load_config(config, [*sets, "directions.kind=pca"])

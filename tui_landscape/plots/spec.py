@@ -189,6 +189,15 @@ def surface_label(name: str) -> str:
     return f"{split} {metric}" if split in SURFACE_SPLITS and metric else name
 
 
+def derived_surfaces(s: Surface) -> list[str]:
+    """The surfaces drawn from a file's own: ``ratio`` where it holds both eigenvalues (a file
+    with one of them offered it, and drawing it failed), ``convexity`` for a 2D train loss."""
+    return [
+        *(["ratio"] if "max_eig" in s.values and "min_eig" in s.values else []),
+        *([CONVEXITY] if s.y is not None and "train_loss" in s.values else []),
+    ]
+
+
 def surface_values(s: Surface, name: str) -> np.ndarray:
     """The named surface, or ``ratio`` (|min_eig / max_eig|, missing where the eigenvalues did
     not converge: ``hessian_converged`` 0), or ``convexity`` (the 2D train loss's own
@@ -205,11 +214,7 @@ def surface_values(s: Surface, name: str) -> np.ndarray:
             raise ConfigError(f"{s.path} has no 2D train_loss for a {CONVEXITY} map")
         return surface_ratio(s.x, s.y, s.values["train_loss"])
     if name not in s.values:
-        derived = [
-            *(["ratio"] if "max_eig" in s.values else []),
-            *([CONVEXITY] if s.y is not None and "train_loss" in s.values else []),
-        ]
-        have = ", ".join([*s.values, *derived])
+        have = ", ".join([*s.values, *derived_surfaces(s)])
         raise ConfigError(f"{s.path} has no surface {name!r}; it has: {have}")
     return s.values[name]
 

@@ -26,7 +26,7 @@ import contourpy
 import numpy as np
 import plotext as plt
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LandscapeError, describe
 from tui_landscape.plots.kinds import FIGURE_ONLY, renderer, renders
 from tui_landscape.plots.spec import PlotSpec, best_point, level_fraction, tick_format
 
@@ -103,7 +103,15 @@ def _start(width: int, height: int, title: str, xlabel: str) -> None:
 
 
 def _finish(color: bool) -> str:
-    out = plt.build()
+    try:
+        out = plt.build()
+    except (ArithmeticError, ValueError) as e:
+        # plotext's axis arithmetic fails where a range's width overflows (values of 1e308)
+        # or its tick rounding does (coordinates of 1e-320): a file others wrote, not a bug.
+        raise LandscapeError(
+            f"this plot cannot be drawn in the terminal: its values or coordinates span a "
+            f"range that plotext cannot scale ({describe(e)})"
+        ) from None
     # Even the "clear" theme emits a reset code per line; strip all codes for plain text.
     out = out if color else _ANSI.sub("", out)
     return out.removesuffix("\n")  # one line per row, no trailing blank line
@@ -213,6 +221,21 @@ def iso_lines(
         pts = np.concatenate(pieces) if pieces else np.empty((0, 2))
         out.append((pts[:, 0], pts[:, 1]))
     return out
+
+
+def _thinned(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid kept to twice the braille dots of a ``width`` x ``height`` plot (2 x 4 a cell):
+    finer iso-lines cannot be drawn, and on 2000 x 2000 points of noise contourpy and plotext
+    took minutes (the app froze)."""
+    ix, iy = _spread(len(x), 4 * width), _spread(len(y), 8 * height)
+    return x[ix], y[iy], z[np.ix_(iy, ix)]
+
+
+def _spread(n: int, most: int) -> np.ndarray:
+    """At most ``most`` indices of ``range(n)``, evenly spread, the first and last kept."""
+    return np.arange(n) if n <= most else np.unique(np.linspace(0, n - 1, most).round()).astype(int)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +385,9 @@ def _contour(spec: PlotSpec, width: int, height: int, color: bool) -> str:
     _start(width, height, " | ".join(filter(None, [title, *_notes(spec, z, lv)])), spec.xlabel)
     plt.ylabel(spec.ylabel)
     colors = _ramp(len(lv), spec.signs is not None)
-    for k, (xs, ys) in enumerate(iso_lines(x, y, z, lv) if lv.size else []):
+    for k, (xs, ys) in enumerate(
+        iso_lines(*_thinned(x, y, z, width, height), lv) if lv.size else []
+    ):
         if xs.size:  # plotext cannot take an empty series
             plt.plot(xs.tolist(), ys.tolist(), marker="braille", color=colors[k] if color else None)
     for m in _marks(spec):

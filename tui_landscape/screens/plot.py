@@ -35,6 +35,7 @@ from tui_landscape.plots.hessian import is_hessian, not_converged
 from tui_landscape.plots.kinds import SPECTRUM_KINDS
 from tui_landscape.plots.spec import (
     APP_KINDS,
+    derived_surfaces,
     map_kind,
     next_kind,
     next_levels,
@@ -192,7 +193,11 @@ class PlotScreen(Screen):
         if traj is None and s.layout == LAYOUT_OURS and has_trajectory(self.path):
             traj = self.path  # a PCA surface holds its projected path (proj_xcoord, ...)
         if traj is not None:
-            v.trajectory = read_trajectory(traj, s)
+            try:
+                v.trajectory = read_trajectory(traj, s)
+            except LandscapeError as e:  # the surface is still worth showing
+                v.trajectory = None
+                self.notify(str(e), severity="warning", markup=False)
         try:  # what the run recorded of its directions (info shows more): in the header
             centre = read_centre(self.path) if s.layout == LAYOUT_OURS else None
         except LandscapeError:
@@ -261,7 +266,8 @@ class PlotScreen(Screen):
 
     def action_next_surface(self) -> None:
         v = self.view
-        names = list(v.surface.values) + (["ratio"] if "max_eig" in v.surface.values else [])
+        ratio = [n for n in derived_surfaces(v.surface) if n == "ratio"]  # not convexity
+        names = [*v.surface.values, *ratio]
         v.name_ = names[(names.index(v.name_) + 1) % len(names)] if v.name_ in names else names[0]
 
     def action_next_kind(self) -> None:
