@@ -301,7 +301,9 @@ class Landscape:
             try:
                 evaluate(self.model, self._head(next(iter(self.splits))), 2, self.loss.builtin)
             except Exception as e:  # e.g. a .view() that needs NCHW strides
-                log.info("channels-last layout failed (%s); using the default", describe(e))
+                # Debug: where the default layout fails too (float64 inputs, the wrong
+                # shape), the check below says why in the run's one line.
+                log.debug("channels-last layout failed (%s); using the default", describe(e))
                 self._place(False)
         for name, split in self.splits.items() if self.fused else ():
             head = self._head(name)

@@ -493,3 +493,33 @@ def test_resuming_a_training_whose_config_is_a_fifo_is_one_line_not_a_hang(tmp_p
     except subprocess.TimeoutExpired:
         pytest.fail("train --resume blocked on a FIFO planted as the run's config.toml")
     assert "cannot resume from" in r.stdout and "not a regular file" in r.stdout, r.stderr
+
+
+def test_a_data_set_the_model_cannot_take_is_one_line_not_two(tmp_path, monkeypatch):
+    """float64 images: the channels-last trial failed first and said so in a line of its own
+    before the one line of the refusal."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d64.py").write_text(
+        "import torch\nfrom torch.utils.data import TensorDataset\n\n"
+        "def data():\n"
+        "    return TensorDataset(torch.randn(32, 1, 8, 8, dtype=torch.float64),"
+        " torch.arange(32) % 10)\n"
+    )
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[model]\narch = "digits_cnn"\ncheckpoint = ""\n[data]\ndataset = "d64.py:data"\n'
+        'splits = ["train"]\n[grid]\nx = "-1:1:3"\n'
+    )
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    # A process of its own: the log line went to the real stderr, which CliRunner misses.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "tui_landscape", "compute", str(config), "--out", "s.h5"]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    assert len(lines) == 1 and "the model cannot evaluate the train split" in lines[0], lines
