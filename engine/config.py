@@ -26,10 +26,10 @@ import tomli_w
 from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.imports import IN_MEMORY as IN_MEMORY  # re-exported: callers read it here
-from engine.jsonfile import read_regular
 from engine.kinds import KINDS
 from engine.losses import LOSSES, loss_refusal
 from engine.norms import NORMS
+from engine.tomlfile import read_toml_file
 
 __all__ = [
     "ComputeConfig",
@@ -45,7 +45,6 @@ __all__ = [
     "config_to_toml",
     "load_config",
     "output_path",
-    "read_toml_file",
     "with_overrides",
 ]
 
@@ -718,40 +717,12 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def parse_toml(text: str, what: str) -> dict[str, Any]:
-    """``tomllib.loads`` with one clear error, also for nesting too deep to parse (tomllib
-    recurses: a file nested thousands deep raised RecursionError)."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{what} is not valid TOML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{what} is not valid TOML: nested too deeply") from None
-
-
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
     """Read a TOML file (or start from the defaults) and apply ``section.key=value`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         _, data = read_toml_file(Path(path), "Config file")
     return with_overrides(data, overrides)
-
-
-TOML_MAX_BYTES = 16 << 20  # a config or a study file is a few kB: a larger one is not one
-
-
-def read_toml_file(path: Path, what: str) -> tuple[str, dict[str, Any]]:
-    """The text of a TOML file and its parsed tables; one line naming ``what`` (e.g. "Config
-    file") where it is missing, unreadable or not TOML."""
-    try:
-        # A FIFO or a link to /dev/zero in its place blocked or read without end. utf-8-sig:
-        # the byte order mark some Windows editors write was a TOML error at line 1.
-        text = read_regular(path, TOML_MAX_BYTES).decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {path}") from None
-    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
-        raise ConfigError(f"Cannot read {what.lower()} {path}: {e}") from None
-    return text, parse_toml(text, f"{what} {path}")
 
 
 def with_overrides(data: dict[str, Any], overrides: Iterable[str] = ()) -> Config:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.config import TOML_MAX_BYTES, Config, config_to_dict
+from engine.config import Config, config_to_dict
 from engine.errors import ConfigError
-from engine.jsonfile import read_regular
+from engine.tomlfile import read_toml_text
 
 __all__ = ["config_changes", "save_config"]
 
@@ -39,7 +39,7 @@ def save_config(cfg: Config, path: str | Path, *, full: bool = False) -> None:
     want = config_to_dict(cfg) if full else config_changes(cfg)
     if p.exists():
         try:  # a FIFO there blocked the read (and then the write): refused as not a file
-            doc = tomlkit.parse(read_regular(p, TOML_MAX_BYTES).decode("utf-8-sig"))
+            doc = tomlkit.parse(read_toml_text(p))
         except (OSError, ValueError, tomlkit.exceptions.TOMLKitError) as e:
             raise ConfigError(f"Cannot edit {p}: {e}") from None
     else:

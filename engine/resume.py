@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.config import Config, config_from_dict, parse_toml, with_overrides
+from engine.config import Config, config_from_dict, with_overrides
 from engine.directions import DirectionSet
 from engine.errors import ConfigError, LandscapeError
 from engine.formats import LAYOUT_OURS, Surface, direction_hash, load_directions, read_surface
+from engine.tomlfile import parse_toml
 
 __all__ = ["existing_surface", "resumed_directions", "stored_config"]
 

@@ -30,9 +30,9 @@ from engine.config import (
     config_from_dict,
     key_type,
     parse_value,
-    read_toml_file,
 )
 from engine.errors import ConfigError
+from engine.tomlfile import read_toml_file
 
 __all__ = [
     "GridSpec",

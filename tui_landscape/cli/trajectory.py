@@ -28,9 +28,10 @@ def trajectory(
     The same as `compute` with `directions.kind = "pca"`; afterwards it prints the explained
     variance and draws the path over the contours.
     """
-    from engine.config import load_config, output_path, read_toml_file
+    from engine.config import load_config, output_path
     from engine.formats import read_surface, read_trajectory
     from engine.run import prepare  # torch: only where a command computes
+    from engine.tomlfile import read_toml_file
     from tui_landscape.plots.views import render
 
     with user_errors(ctx):
