@@ -10,13 +10,15 @@ that careful read alone, for the user's own files too (a config).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["MAX_BYTES", "read_json", "read_json_object", "read_regular"]
+__all__ = ["MAX_BYTES", "open_regular", "read_json", "read_json_object", "read_regular"]
 
 MAX_BYTES = 1 << 20  # our side files are a few kB; a larger file is not one of ours
 
@@ -32,21 +34,24 @@ def read_json(path: Path, max_bytes: int = MAX_BYTES) -> Any:
         raise ValueError(f"JSON nested too deep ({e})") from None
 
 
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """``path`` opened to read, None where it is not a regular file (a FIFO, a device, a
+    folder); ``OSError`` where it cannot be opened. Opened without blocking: a plain open of a
+    FIFO planted there waits for a writer that never comes."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    with os.fdopen(os.open(path, flags), "rb") as f:
+        yield f if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
+
+
 def read_regular(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of the regular file at ``path`` (a config, a side file); ``OSError`` where it
     cannot be opened, ``ValueError`` where it is not a regular file (a FIFO, a device) or is
     larger than ``max_bytes``."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with open_regular(path) as f:
+        if f is None:
             raise ValueError("not a regular file")
-        chunks, left = [], max_bytes + 1
-        while left > 0 and (chunk := os.read(fd, left)):  # a read may return less
-            chunks.append(chunk)
-            left -= len(chunk)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
+        data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes")
     return data

@@ -12,13 +12,12 @@ import contextlib
 import json
 import logging
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from engine.formats.constants import ATTR_ID
 from engine.formats.files import open_side, write_error
+from engine.jsonfile import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class Journal:
 def journal_id(path: Path) -> str | None:
     """The id in a journal's header line, or None (no journal, or an unreadable one)."""
     try:
-        with _open_regular(path) as f:
+        with open_regular(path) as f:
             line = f.readline() if f is not None else b""
         return json.loads(line).get(ATTR_ID) if line.endswith(b"\n") else None
     except (OSError, ValueError, AttributeError):
@@ -79,21 +78,13 @@ def read_journal(
 
 def journal_bytes(path: Path) -> bytes:
     try:
-        with _open_regular(path) as f:
+        with open_regular(path) as f:
             return f.read() if f is not None else b""
     except (FileNotFoundError, IsADirectoryError):
         return b""
     except OSError as e:
         log.warning("%s cannot be read (%s); its points are not applied", path, e)
         return b""
-
-
-@contextlib.contextmanager
-def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
-    """``path`` opened to read, None where it is not a regular file. Opened without blocking:
-    a plain open of a FIFO planted there waits for a writer that never comes."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
-        yield f if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
 
 
 def journal_records(
