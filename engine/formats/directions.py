@@ -26,7 +26,15 @@ from engine.formats.constants import (
     XDIRECTION,
     YDIRECTION,
 )
-from engine.formats.files import fresh_hdf5, open_checked, refuse_link, text_of, writing
+from engine.formats.files import (
+    REAL_KINDS,
+    fresh_hdf5,
+    open_checked,
+    real_dataset,
+    refuse_link,
+    text_of,
+    writing,
+)
 
 if TYPE_CHECKING:  # torch loads where directions are read: `info` and `plot` never need it
     import torch
@@ -134,7 +142,7 @@ def load_directions(path: str | Path, dir_type: DirType | None = None) -> Direct
                     raise LandscapeError(f"{p}: {axis} must hold datasets '0'..'N-1', one a tensor")
                 ds = [g.get(str(k)) for k in range(n)]
                 for k, d in enumerate(ds):  # a group, text or complex numbers: a traceback
-                    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in tuple("iuf"):
+                    if not real_dataset(d):
                         raise LandscapeError(f"{p}: {axis}/{k} is not a dataset of real numbers")
                 return [torch.from_numpy(np.asarray(d[()], dtype=np.float32)) for d in ds]
 
@@ -163,7 +171,7 @@ def read_explained_variance(path: str | Path) -> tuple[float, float] | None:
 def ratio_pair(value: object) -> tuple[float, float] | None:
     """An ``explained_variance_ratio_`` as read: two finite real numbers, else None."""
     a = np.asarray(value)
-    if a.dtype.kind not in tuple("iuf") or a.size != 2 or not np.isfinite(a).all():
+    if a.dtype.kind not in REAL_KINDS or a.size != 2 or not np.isfinite(a).all():
         return None
     first, second = a.astype(np.float64).reshape(-1)
     return float(first), float(second)

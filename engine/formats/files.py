@@ -41,6 +41,7 @@ __all__ = [
     "lock_path",
     "log_path",
     "open_side",
+    "real_dataset",
     "refuse_link",
     "removable_sidecars",
     "run_config_path",
@@ -50,6 +51,15 @@ __all__ = [
     "write_error",
     "writing",
 ]
+
+
+REAL_KINDS = ("i", "u", "f")  # numpy kinds of real numbers (a tuple: "" is in every string)
+
+
+def real_dataset(d: object) -> bool:
+    """Whether ``d`` (an item read from an HDF5 group) is a dataset of real numbers: not a
+    group, text, records or complex numbers (whose imaginary part a cast would drop)."""
+    return isinstance(d, h5py.Dataset) and d.dtype.kind in REAL_KINDS
 
 
 def journal_path(path: Path) -> Path:

@@ -41,7 +41,7 @@ from engine.formats.constants import (
     XCOORDS,
     YCOORDS,
 )
-from engine.formats.files import text_of, unopenable
+from engine.formats.files import REAL_KINDS, text_of, unopenable
 
 __all__ = ["Layout", "Root", "check", "surface_names"]
 
@@ -169,7 +169,7 @@ class Root:
         if self._g.links.get_info(b).type != h5py.h5l.TYPE_HARD:
             return False
         try:
-            return h5py.h5d.open(self._g, b).dtype.kind in "iuf"
+            return h5py.h5d.open(self._g, b).dtype.kind in REAL_KINDS
         except KeyError:  # a group, or a datatype stored under the name
             return False
 
@@ -238,7 +238,7 @@ def check(p: Path, root: Root) -> Layout:
         mask = (MASK,) if ours and root.has(MASK) else ()
         for n in (*coords, *names, *mask):
             # Complex values would lose their imaginary part, records or text would not convert.
-            if root.kind(n) not in tuple("iuf"):
+            if root.kind(n) not in REAL_KINDS:
                 raise unreadable(p, f"its {n} is not a dataset of real numbers")
         for n in names:
             if root.size(n) != math.prod(shape):

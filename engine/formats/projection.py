@@ -30,7 +30,7 @@ from engine.formats.constants import (
     PROJECTION_FORMAT,
 )
 from engine.formats.directions import ratio_pair, read_explained_variance
-from engine.formats.files import fresh_hdf5, open_checked, writing
+from engine.formats.files import fresh_hdf5, open_checked, real_dataset, writing
 from engine.formats.layout import damaged
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def read_trajectory(path: str | Path, surface: Surface | None = None) -> Traject
 
 def _coordinates(d: object) -> np.ndarray | None:
     """A path's coordinates as float64, or None where ``d`` is no dataset of real numbers."""
-    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in tuple("iuf"):
+    if not real_dataset(d):
         return None
     return np.asarray(d[()], dtype=np.float64).reshape(-1)
 
